@@ -1,0 +1,384 @@
+/* soma.h — the one public header of libsoma, an engine for networks of neurons.
+ *
+ * Usage sketch (train the network of an experiment file):
+ *
+ *   soma_net *net; soma_data_opts dopt; soma_train_opts topt;
+ *   char err[512];
+ *   if (soma_experiment_load(path, &net, &dopt, &topt, err, sizeof err)) { puts(err); }
+ *   soma_dataset train, test;
+ *   soma_data_load(&dopt, &train, &test, err, sizeof err);
+ *   soma_trainer *tr;
+ *   soma_train_create(&tr, net, &topt, &dopt);
+ *   for (int e = 0; e < topt.epochs; e++) soma_train_epoch(tr, &train, e, NULL, NULL, &res);
+ *   soma_train_evaluate(tr, &test, NULL, &acc);
+ *   soma_model_save("model.soma", net, &dopt, &topt, err, sizeof err);
+ *   soma_train_free(tr); soma_net_free(net);
+ *
+ * Conventions: functions return an int status (0 = ok, negative = error,
+ * see soma_strerror). Objects keep their last detailed message
+ * (soma_net_errmsg, soma_train_errmsg); functions without an object take a
+ * caller-owned error buffer. The library never prints and never exits.
+ * Structs here may grow at their end; fields are never reordered.
+ */
+#ifndef SOMA_H
+#define SOMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SOMA_VERSION_STRING "0.1.0"
+
+/* ---------------------------------------------------------------- status */
+#define SOMA_STATUS_LIST(X)                                                   \
+    X(OK, 0, "ok")                                                            \
+    X(NOMEM, -1, "out of memory")                                             \
+    X(INVALID, -2, "invalid argument")                                        \
+    X(IO, -3, "input/output error")                                           \
+    X(FORMAT, -4, "malformed file")                                           \
+    X(VERSION, -5, "unsupported file format version")                         \
+    X(CHECKSUM, -6, "checksum mismatch (file corrupted)")                     \
+    X(NOTFOUND, -7, "not found")                                              \
+    X(NONFINITE, -8, "non-finite value (NaN or inf)")                         \
+    X(CANCELLED, -9, "cancelled")                                             \
+    X(UNSUPPORTED, -10, "unsupported configuration")
+
+typedef enum soma_status {
+#define SOMA_X_ENUM(name, code, msg) SOMA_STATUS_##name = code,
+    SOMA_STATUS_LIST(SOMA_X_ENUM)
+#undef SOMA_X_ENUM
+} soma_status;
+
+/* Human-readable text of a status code ("unknown status" if unknown). */
+const char *soma_strerror(int status);
+/* Symbolic name of a status code, e.g. "SOMA_STATUS_IO". */
+const char *soma_status_name(int status);
+
+/* ------------------------------------------------------------------- rng */
+/* Counter-based random numbers (Philox-4x32-10). A stream is fully described
+ * by a 64-bit key and a 64-bit counter, so any value can be computed in any
+ * order, on any thread: results never depend on the thread count. */
+typedef struct soma_rng {
+    uint64_t key;     /* seed mixed with a stream id */
+    uint64_t counter; /* advanced by one per 4 outputs */
+    uint32_t buf[4];  /* outputs of the last block */
+    int avail;        /* unread outputs left in buf */
+} soma_rng;
+
+/* Initialise a stream from a seed and a stream id (any two 64-bit values). */
+void soma_rng_init(soma_rng *rng, uint64_t seed, uint64_t stream);
+uint32_t soma_rng_u32(soma_rng *rng);
+/* Uniform float in [0, 1). */
+float soma_rng_uniform(soma_rng *rng);
+/* One Philox block for (key, counter): four independent 32-bit words. */
+void soma_philox(uint64_t key, uint64_t counter, uint32_t out[4]);
+/* Uniform in [0,1) from a 32-bit word (24 high bits used). */
+static inline float soma_u32_to_unit(uint32_t x) { return (float)(x >> 8) * (1.0f / 16777216.0f); }
+
+/* ---------------------------------------------------------------- models */
+/* How a parameter of a population may be learned. */
+typedef enum soma_learn {
+    SOMA_LEARN_NONE = 0,   /* fixed */
+    SOMA_LEARN_LAYER = 1,  /* one learnable value shared by the population */
+    SOMA_LEARN_NEURON = 2  /* one learnable value per neuron */
+} soma_learn;
+
+/* Descriptor of one neuron-model parameter. */
+typedef struct soma_param_desc {
+    const char *name;           /* e.g. "beta" */
+    float def;                  /* default value */
+    float lo, hi;               /* valid closed range */
+    const char *unit;           /* "" for dimensionless */
+    int learnable;              /* 1 if it may be made learnable */
+    const char *const *choices; /* NULL, or NULL-terminated names for an enum-valued parameter (value = index) */
+    const char *help;           /* one line */
+} soma_param_desc;
+
+typedef struct soma_model soma_model; /* opaque; see src/models/model.h */
+
+/* Find a neuron model by name ("input", "lif", "synaptic", ...); NULL if unknown. */
+const soma_model *soma_model_find(const char *name);
+/* Number of registered models and the i-th one's name (for error messages). */
+size_t soma_model_count(void);
+const char *soma_model_name_at(size_t i);
+const char *soma_model_name(const soma_model *m);
+/* The model's parameter descriptors (borrowed, static). */
+const soma_param_desc *soma_model_params(const soma_model *m, size_t *count);
+
+/* Surrogate gradient functions, by name: fast_sigmoid, atan, sigmoid,
+ * triangular, straight_through. */
+typedef enum soma_surrogate {
+    SOMA_SURROGATE_FAST_SIGMOID = 0, /* 1/(k|x|+1)^2, param k (default 25) */
+    SOMA_SURROGATE_ATAN = 1,         /* (a/2)/(1+(pi a x/2)^2), param a (default 2) */
+    SOMA_SURROGATE_SIGMOID = 2,      /* k e^{-kx}/(1+e^{-kx})^2, param k (default 25) */
+    SOMA_SURROGATE_TRIANGULAR = 3,   /* max(0, 1-|x|/w)/w, param w (default 1) */
+    SOMA_SURROGATE_STRAIGHT_THROUGH = 4 /* 1, no param */
+} soma_surrogate;
+/* Index of a surrogate by name, or -1. Names are listed by soma_surrogate_name(i) for i < 5. */
+int soma_surrogate_find(const char *name);
+const char *soma_surrogate_name(int which);
+float soma_surrogate_default_param(int which);
+/* dS/dU at x = U - threshold. */
+float soma_surrogate_eval(int which, float param, float x);
+
+/* ------------------------------------------------------------------- net */
+typedef struct soma_net soma_net; /* opaque */
+
+/* A named float tensor owned by a net (borrowed; valid until the net changes shape). */
+typedef struct soma_tensor {
+    const char *name; /* "<from>-><to>.weight", "<from>-><to>.bias", "<pop>.<param>" */
+    float *data;      /* rows*cols floats, row-major */
+    size_t rows, cols;
+    float *grad;      /* set only by soma_train_tensor: gradient of the last backward */
+} soma_tensor;
+
+/* Description of one population (borrowed strings). */
+typedef struct soma_pop_info {
+    const char *name;
+    const char *model;
+    size_t size;
+    int recurrent;  /* 1 if it has a dense recurrent projection onto itself */
+} soma_pop_info;
+
+int soma_net_create(soma_net **net);
+void soma_net_free(soma_net *net);
+/* Last detailed error message on this net ("" if none). */
+const char *soma_net_errmsg(const soma_net *net);
+
+/* Add a population of `size` neurons of model `model`; parameters start at
+ * their defaults. *index (may be NULL) receives its index. */
+int soma_net_add_pop(soma_net *net, const char *name, const char *model, size_t size, size_t *index);
+/* Set a parameter of a population by name (validated against the range). */
+int soma_net_set_param(soma_net *net, size_t pop, const char *param, float value);
+int soma_net_get_param(const soma_net *net, size_t pop, const char *param, float *value);
+/* Make a parameter learnable (per layer or per neuron). */
+int soma_net_set_learn(soma_net *net, size_t pop, const char *param, soma_learn how);
+soma_learn soma_net_get_learn(const soma_net *net, size_t pop, const char *param);
+/* Give a population a dense recurrent projection onto itself (weights N x N). */
+int soma_net_set_recurrent(soma_net *net, size_t pop, int on);
+/* A dense affine projection from -> to (weight to.size x from.size, optional bias). */
+int soma_net_connect_dense(soma_net *net, size_t from, size_t to, int bias);
+/* Find a population by name; SOMA_STATUS_NOTFOUND if absent. */
+int soma_net_find_pop(const soma_net *net, const char *name, size_t *index);
+
+size_t soma_net_pop_count(const soma_net *net);
+int soma_net_pop_info(const soma_net *net, size_t pop, soma_pop_info *info);
+/* Dense projections: count and (from, to, has_bias) of the i-th. */
+size_t soma_net_proj_count(const soma_net *net);
+int soma_net_proj_info(const soma_net *net, size_t i, size_t *from, size_t *to, int *bias);
+
+/* Allocate (first call) and initialise all weights: uniform(-1/sqrt(fan_in),
+ * 1/sqrt(fan_in)) for weights and biases, as torch.nn.Linear does; learnable
+ * population parameters get their set value. Seeded and thread-independent. */
+int soma_net_init_weights(soma_net *net, uint64_t seed);
+/* Parameter tensors (weights, biases, learnable population parameters), in a
+ * fixed order. Allocates them if needed. */
+size_t soma_net_tensor_count(soma_net *net);
+int soma_net_tensor(soma_net *net, size_t i, soma_tensor *out);
+int soma_net_tensor_find(soma_net *net, const char *name, soma_tensor *out);
+/* Total number of learnable scalars. */
+size_t soma_net_param_count(soma_net *net);
+
+/* ------------------------------------------------------------------ data */
+typedef enum soma_encoding {
+    SOMA_ENCODING_DIRECT = 0,  /* x fed as input current every step */
+    SOMA_ENCODING_RATE = 1,    /* Bernoulli spikes, p = clamp(gain*x, 0, 1) per step */
+    SOMA_ENCODING_LATENCY = 2, /* one spike per input, earlier for larger x */
+    SOMA_ENCODING_DELTA = 3    /* spike where the input changes by >= threshold */
+} soma_encoding;
+int soma_encoding_find(const char *name); /* -1 if unknown */
+const char *soma_encoding_name(int enc);
+
+typedef enum soma_readout {
+    SOMA_READOUT_COUNT = 0,   /* argmax of output spike counts (ties -> lowest index) */
+    SOMA_READOUT_MEMBRANE = 1 /* argmax of mean output membrane over time */
+} soma_readout;
+int soma_readout_find(const char *name);
+const char *soma_readout_name(int r);
+
+/* Data and encoding options of an experiment. */
+typedef struct soma_data_opts {
+    char dataset[32];   /* "fashion-mnist" or "mnist" (MNIST-format directory) */
+    char dir[1024];     /* directory of {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; "" = default */
+    int encoding;       /* soma_encoding */
+    int steps;          /* time steps T per sample */
+    float gain;         /* rate encoding: p = clamp(gain*x,0,1); direct: I = gain*x */
+    float threshold;    /* latency: x below it never fires; delta: change needed for a spike */
+    float tau;          /* latency: time constant, in steps (log code); 0 = linear code */
+    int delta_off;      /* delta: also emit -1 for decreases */
+    int readout;        /* soma_readout used for accuracy */
+    size_t limit_train; /* 0 = all; else use only the first N training samples */
+    size_t limit_test;  /* 0 = all */
+} soma_data_opts;
+void soma_data_opts_default(soma_data_opts *o);
+
+/* A labelled data set of uint8 samples with values scaled by 1/255. */
+typedef struct soma_dataset {
+    size_t n;        /* number of samples */
+    size_t dim;      /* values per sample (rows*cols) */
+    size_t rows, cols;
+    size_t classes;  /* 1 + max label */
+    uint8_t *x;      /* n*dim bytes */
+    uint8_t *y;      /* n labels */
+} soma_dataset;
+
+/* Read an IDX image file and an IDX label file (gzip or plain, detected). */
+int soma_data_load_idx(soma_dataset *ds, const char *images, const char *labels, char *err, size_t errlen);
+/* Load the train and test split named by opts (default directory for
+ * fashion-mnist: /usr/share/datasets/fashion-mnist). */
+int soma_data_load(const soma_data_opts *opts, soma_dataset *train, soma_dataset *test, char *err, size_t errlen);
+void soma_data_free(soma_dataset *ds);
+/* Default directory of a data set name, or NULL. */
+const char *soma_data_default_dir(const char *dataset);
+
+/* Encode samples idx[0..B) of ds into out. Direct encoding writes [B][dim]
+ * (the same input every step, *time_constant = 1); the others write
+ * [T][B][dim] (*time_constant = 0). The randomness of rate encoding is keyed
+ * by (seed, epoch, sample index), so it does not depend on batching or threads. */
+int soma_encode(const soma_data_opts *opts, const soma_dataset *ds, const size_t *idx, size_t B,
+                uint64_t seed, uint64_t epoch, float *out, int *time_constant);
+/* Floats soma_encode writes for a batch of B. */
+size_t soma_encode_size(const soma_data_opts *opts, const soma_dataset *ds, size_t B);
+/* Seeded Fisher-Yates permutation of 0..n-1 for an epoch. */
+void soma_shuffle(size_t *perm, size_t n, uint64_t seed, uint64_t epoch);
+
+/* --------------------------------------------------------------- trainer */
+typedef enum soma_loss {
+    SOMA_LOSS_CE_RATE = 0,   /* mean over steps of CE(softmax(S_out[t]), y) */
+    SOMA_LOSS_CE_COUNT = 1,  /* CE(softmax(sum_t S_out[t]), y) */
+    SOMA_LOSS_MSE_COUNT = 2, /* MSE(sum_t S_out[t], target counts) */
+    SOMA_LOSS_CE_MEM = 3     /* mean over steps of CE(softmax(U_out[t]), y) */
+} soma_loss;
+int soma_loss_find(const char *name);
+const char *soma_loss_name(int l);
+
+typedef enum soma_optimizer { SOMA_OPT_SGD = 0, SOMA_OPT_ADAM = 1, SOMA_OPT_ADAMW = 2 } soma_optimizer;
+int soma_optimizer_find(const char *name);
+const char *soma_optimizer_name(int o);
+
+typedef enum soma_schedule { SOMA_SCHED_CONSTANT = 0, SOMA_SCHED_STEP = 1, SOMA_SCHED_COSINE = 2 } soma_schedule;
+int soma_schedule_find(const char *name);
+const char *soma_schedule_name(int s);
+
+typedef struct soma_train_opts {
+    int epochs;            /* passes over the training set */
+    size_t batch;          /* samples per step */
+    int loss;              /* soma_loss */
+    int optimizer;         /* soma_optimizer */
+    float lr;              /* learning rate */
+    float momentum;        /* SGD momentum */
+    float beta1, beta2;    /* Adam moments */
+    float eps;             /* Adam epsilon */
+    float weight_decay;    /* Adam: L2 added to grad; AdamW: decoupled; SGD: L2 */
+    float clip_norm;       /* clip global gradient L2 norm to this; 0 = off */
+    int schedule;          /* soma_schedule */
+    int step_size;         /* step schedule: epochs between decays */
+    float gamma;           /* step schedule: decay factor */
+    float lr_min;          /* cosine schedule: final learning rate */
+    float rate_penalty;    /* lambda * mean hidden spike rate added to the loss; 0 = off */
+    int surrogate;         /* soma_surrogate */
+    float surrogate_param; /* its parameter; <= 0 means the surrogate's default */
+    float correct_rate;    /* mse_count: target firing fraction of the correct class */
+    float incorrect_rate;  /* mse_count: target firing fraction of the other classes */
+    int threads;           /* worker threads; 0 = all cores */
+    uint64_t seed;         /* weights, shuffling, encodings */
+    long max_batches;      /* stop each epoch after this many batches; 0 = all */
+} soma_train_opts;
+void soma_train_opts_default(soma_train_opts *o);
+
+typedef struct soma_trainer soma_trainer; /* opaque */
+
+/* Progress report handed to a callback after each batch. Return nonzero
+ * from the callback to stop the epoch (SOMA_STATUS_CANCELLED). */
+typedef struct soma_progress {
+    int epoch;             /* 0-based */
+    long batch;            /* batches done this epoch */
+    long batches;          /* batches this epoch */
+    double loss;           /* running mean loss this epoch */
+    double accuracy;       /* running training accuracy this epoch (0-1) */
+    double samples_per_second;
+    double elapsed_seconds;
+} soma_progress;
+typedef int (*soma_progress_fn)(void *user, const soma_progress *p);
+
+typedef struct soma_epoch_result {
+    double loss;               /* mean training loss */
+    double accuracy;           /* training accuracy (0-1) */
+    double seconds;            /* wall time of the epoch */
+    double samples_per_second; /* training throughput */
+    long batches;              /* batches done */
+    double spike_rate;         /* mean hidden spike probability per neuron and step */
+    long bad_batch;            /* on SOMA_STATUS_NONFINITE: the 0-based batch whose loss was not finite */
+} soma_epoch_result;
+
+/* Create a trainer for a chain-shaped net (input -> ... -> output, each
+ * population fed by one dense projection from the previous one, optionally
+ * recurrent). Allocates and, if not yet done, initialises the weights. */
+int soma_train_create(soma_trainer **tr, soma_net *net, const soma_train_opts *opts,
+                      const soma_data_opts *data);
+void soma_train_free(soma_trainer *tr);
+const char *soma_train_errmsg(const soma_trainer *tr);
+
+/* Forward and backward on one encoded batch (layout as soma_encode writes),
+ * gradients left in the trainer (see soma_train_tensor); no update.
+ * *loss gets the mean loss, *correct (may be NULL) the number of correct predictions. */
+int soma_train_grad(soma_trainer *tr, const float *x, int time_constant, const uint8_t *y, size_t B,
+                    double *loss, size_t *correct);
+/* One optimizer step with the gradients of the last soma_train_grad.
+ * Returns SOMA_STATUS_NONFINITE (weights untouched) if a gradient is not finite. */
+int soma_train_apply(soma_trainer *tr);
+/* One epoch over ds in a seeded shuffled order. On a non-finite loss it
+ * stops before touching the weights and returns SOMA_STATUS_NONFINITE with
+ * res->bad_batch set. */
+int soma_train_epoch(soma_trainer *tr, const soma_dataset *ds, int epoch, soma_progress_fn cb, void *user,
+                     soma_epoch_result *res);
+/* Accuracy over a data set (forward only). limit 0 = all samples. */
+int soma_train_evaluate(soma_trainer *tr, const soma_dataset *ds, size_t limit, double *accuracy,
+                        double *samples_per_second);
+/* Forward only on an encoded batch; writes the predicted class of each sample. */
+int soma_train_predict(soma_trainer *tr, const float *x, int time_constant, size_t B, uint8_t *pred);
+/* Forward on an encoded batch, copying population `pop`'s spikes into
+ * spikes[T][B][N] (uint8 0/1) for rasters. */
+int soma_train_record(soma_trainer *tr, const float *x, int time_constant, size_t B, size_t pop,
+                      uint8_t *spikes);
+/* The i-th parameter tensor with its gradient (from the last soma_train_grad). */
+int soma_train_tensor(soma_trainer *tr, size_t i, soma_tensor *out);
+/* Learning rate the schedule gives for (epoch, batch of nbatches). */
+float soma_train_lr(const soma_train_opts *o, int epoch, long batch, long nbatches);
+/* Options the trainer runs with (threads resolved). */
+const soma_train_opts *soma_train_options(const soma_trainer *tr);
+
+/* ------------------------------------------------------------------- io */
+#define SOMA_MODEL_MAGIC "SOMAMDL\0"
+#define SOMA_MODEL_VERSION 1u
+
+/* Write net + options to path atomically (temp file, fsync, rename): on
+ * failure an existing file at path is left untouched. */
+int soma_model_save(const char *path, soma_net *net, const soma_data_opts *data, const soma_train_opts *train,
+                    char *err, size_t errlen);
+/* Read a model file. Truncated, corrupted or wrong-version files give
+ * SOMA_STATUS_FORMAT / CHECKSUM / VERSION with a message. data and train may be NULL. */
+int soma_model_load(const char *path, soma_net **net, soma_data_opts *data, soma_train_opts *train,
+                    char *err, size_t errlen);
+
+/* Experiment files (YAML): network, data and train sections. Errors are
+ * "file:line: what was wrong; expected ...". */
+int soma_experiment_load(const char *path, soma_net **net, soma_data_opts *data, soma_train_opts *train,
+                         char *err, size_t errlen);
+
+/* ----------------------------------------------------------------- plots */
+/* Loss and accuracy per epoch (two panels) as a PNG. Arrays have n entries;
+ * test_acc may be NULL. */
+int soma_plot_curves(const char *path, const double *loss, const double *train_acc, const double *test_acc,
+                     size_t n, char *err, size_t errlen);
+/* Spike raster: spikes[T][B][N] (0/1), one panel per sample (at most 4). */
+int soma_plot_raster(const char *path, const uint8_t *spikes, size_t T, size_t B, size_t N,
+                     const char *title, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SOMA_H */

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the Debian packages soma needs to build, test and run its demo.
+# Usage: scripts/deps.sh [--bench]   (--bench adds python3-torch for benchmarks)
+set -eu
+pkgs="build-essential cmake pkg-config libyaml-dev zlib1g-dev libopenblas-dev libcairo2-dev dataset-fashion-mnist"
+if [ "${1:-}" = "--bench" ]; then pkgs="$pkgs python3-torch python3-numpy"; fi
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "soma needs these Debian packages:$missing" >&2
+  echo "run as root:  apt-get update && apt-get install -y$missing" >&2
+  exit 1
+fi
+echo "installing:$missing"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null

@@ -1,0 +1,88 @@
+/* lif.c — leaky integrate-and-fire neuron in discrete time ("Leaky" in snnTorch).
+ *
+ *   reset by subtraction (default):  U[t] = beta*U[t-1] + I[t] - R[t]*theta
+ *   reset to zero:                   U[t] = beta*(1 - R[t])*U[t-1] + I[t]
+ *   spike:                           S[t] = H(U[t] - theta)
+ *   reset signal:                    R[t] = H(U[t-1] - theta), detached from the graph
+ *
+ * beta in [0,1] is the membrane decay per step, theta the threshold. Both may
+ * be learned (per layer or per neuron). Backward uses a surrogate dS/dU at
+ * U - theta; the reset signal R carries no gradient (the convention of
+ * snnTorch and most BPTT SNN work), but theta does get the gradient of the
+ * term R*theta. Source: Eshraghian et al., "Training spiking neural networks
+ * using lessons from deep learning", Proc. IEEE 2023.
+ */
+#include "models/model.h"
+
+enum { P_BETA, P_THETA, P_RESET };
+static const char *const reset_names[] = {"subtract", "zero", NULL};
+static const soma_param_desc params[] = {
+    {"beta", 0.95f, 0.0f, 1.0f, "", 1, NULL, "membrane decay per step"},
+    {"threshold", 1.0f, 1e-6f, 1e6f, "", 1, NULL, "firing threshold"},
+    {"reset", 0.0f, 0.0f, 1.0f, "", 0, reset_names, "reset mechanism: subtract or zero"},
+};
+static const char *const state_names[] = {"v"};
+
+static void lif_forward(const soma_model_args *a, const float *const *prev, float *const *cur, float *s,
+                        const float *in, size_t B, size_t N) {
+    const float *restrict beta = a->prm[P_BETA], *restrict th = a->prm[P_THETA];
+    for (size_t b = 0; b < B; b++) {
+        const float *restrict up = prev[0] + b * N, *restrict x = in + b * N;
+        float *restrict u = cur[0] + b * N, *restrict sp = s + b * N;
+        if (a->reset == 0) {
+            for (size_t j = 0; j < N; j++) {
+                float r = up[j] > th[j] ? th[j] : 0.0f;
+                float v = beta[j] * up[j] + x[j] - r;
+                u[j] = v;
+                sp[j] = v > th[j] ? 1.0f : 0.0f;
+            }
+        } else {
+            for (size_t j = 0; j < N; j++) {
+                float keep = up[j] > th[j] ? 0.0f : beta[j];
+                float v = keep * up[j] + x[j];
+                u[j] = v;
+                sp[j] = v > th[j] ? 1.0f : 0.0f;
+            }
+        }
+    }
+}
+
+static void lif_backward(const soma_model_args *a, const float *const *prev, const float *const *cur,
+                         float *const *dstate, const float *ds, const float *dv, float *din,
+                         float *const *dprm, size_t B, size_t N) {
+    const float *restrict beta = a->prm[P_BETA], *restrict th = a->prm[P_THETA];
+    float *restrict x = a->scratch, *restrict sg = a->scratch + N;
+    float *restrict dbeta = dprm[P_BETA], *restrict dth = dprm[P_THETA];
+    for (size_t b = 0; b < B; b++) {
+        const float *restrict up = prev[0] + b * N, *restrict u = cur[0] + b * N;
+        const float *restrict gs = ds + b * N, *restrict gv = dv ? dv + b * N : NULL;
+        float *restrict g = dstate[0] + b * N, *restrict gi = din + b * N;
+        for (size_t j = 0; j < N; j++) x[j] = u[j] - th[j];
+        soma__surrogate_row(a->surrogate, a->surrogate_param, x, sg, N);
+        for (size_t j = 0; j < N; j++) {
+            float d = g[j] + gs[j] * sg[j] + (gv ? gv[j] : 0.0f);
+            float r = up[j] > th[j] ? 1.0f : 0.0f;
+            gi[j] = d;
+            if (a->reset == 0) {
+                if (dbeta) dbeta[j] += d * up[j];
+                if (dth) dth[j] -= gs[j] * sg[j] + d * r;
+                g[j] = beta[j] * d;
+            } else {
+                if (dbeta) dbeta[j] += d * (1.0f - r) * up[j];
+                if (dth) dth[j] -= gs[j] * sg[j];
+                g[j] = beta[j] * (1.0f - r) * d;
+            }
+        }
+    }
+}
+
+const soma_model soma__model_lif = {
+    .name = "lif",
+    .params = params,
+    .n_params = sizeof params / sizeof params[0],
+    .n_state = 1,
+    .state_names = state_names,
+    .spiking = 1,
+    .forward = lif_forward,
+    .backward = lif_backward,
+};

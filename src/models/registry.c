@@ -1,0 +1,30 @@
+/* registry.c — the list of neuron models, looked up by name. Adding a model
+ * is one file in src/models/ and one line here. */
+#include <string.h>
+#include "models/model.h"
+
+static const soma_model *const models[] = {
+    &soma__model_input,
+    &soma__model_lif,
+    &soma__model_synaptic,
+};
+#define N_MODELS (sizeof models / sizeof models[0])
+
+const soma_model *soma_model_find(const char *name) {
+    if (!name) return NULL;
+    for (size_t i = 0; i < N_MODELS; i++)
+        if (strcmp(models[i]->name, name) == 0) return models[i];
+    return NULL;
+}
+size_t soma_model_count(void) { return N_MODELS; }
+const char *soma_model_name_at(size_t i) { return i < N_MODELS ? models[i]->name : NULL; }
+const char *soma_model_name(const soma_model *m) { return m ? m->name : NULL; }
+const soma_param_desc *soma_model_params(const soma_model *m, size_t *count) {
+    if (count) *count = m ? m->n_params : 0;
+    return m ? m->params : NULL;
+}
+int soma__model_param_index(const soma_model *m, const char *name) {
+    for (size_t i = 0; i < m->n_params; i++)
+        if (strcmp(m->params[i].name, name) == 0) return (int)i;
+    return -1;
+}

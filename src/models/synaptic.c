@@ -1,0 +1,77 @@
+/* synaptic.c — current-based (CuBa) LIF: a synaptic current that decays with
+ * alpha feeds a leaky membrane ("Synaptic" in snnTorch).
+ *
+ *   syn[t] = alpha*syn[t-1] + I[t]
+ *   reset by subtraction (default):  U[t] = beta*U[t-1] + syn[t] - R[t]*theta
+ *   reset to zero:                   U[t] = beta*(1 - R[t])*U[t-1] + syn[t]
+ *   S[t] = H(U[t] - theta),  R[t] = H(U[t-1] - theta) (detached)
+ *
+ * Reset to zero clears only the membrane, not the synaptic current, as in
+ * snnTorch. alpha, beta and theta may be learned. State 0 is U, state 1 syn.
+ */
+#include "models/model.h"
+
+enum { P_ALPHA, P_BETA, P_THETA, P_RESET };
+static const char *const reset_names[] = {"subtract", "zero", NULL};
+static const soma_param_desc params[] = {
+    {"alpha", 0.9f, 0.0f, 1.0f, "", 1, NULL, "synaptic current decay per step"},
+    {"beta", 0.95f, 0.0f, 1.0f, "", 1, NULL, "membrane decay per step"},
+    {"threshold", 1.0f, 1e-6f, 1e6f, "", 1, NULL, "firing threshold"},
+    {"reset", 0.0f, 0.0f, 1.0f, "", 0, reset_names, "reset mechanism: subtract or zero"},
+};
+static const char *const state_names[] = {"v", "syn"};
+
+static void syn_forward(const soma_model_args *a, const float *const *prev, float *const *cur, float *s,
+                        const float *in, size_t B, size_t N) {
+    const float *restrict alpha = a->prm[P_ALPHA], *restrict beta = a->prm[P_BETA], *restrict th = a->prm[P_THETA];
+    for (size_t b = 0; b < B; b++) {
+        const float *restrict up = prev[0] + b * N, *restrict ip = prev[1] + b * N, *restrict x = in + b * N;
+        float *restrict u = cur[0] + b * N, *restrict i = cur[1] + b * N, *restrict sp = s + b * N;
+        for (size_t j = 0; j < N; j++) {
+            float c = alpha[j] * ip[j] + x[j];
+            float fired = up[j] > th[j] ? 1.0f : 0.0f;
+            float v = a->reset == 0 ? beta[j] * up[j] + c - fired * th[j] : beta[j] * (1.0f - fired) * up[j] + c;
+            i[j] = c;
+            u[j] = v;
+            sp[j] = v > th[j] ? 1.0f : 0.0f;
+        }
+    }
+}
+
+static void syn_backward(const soma_model_args *a, const float *const *prev, const float *const *cur,
+                         float *const *dstate, const float *ds, const float *dv, float *din,
+                         float *const *dprm, size_t B, size_t N) {
+    const float *restrict alpha = a->prm[P_ALPHA], *restrict beta = a->prm[P_BETA], *restrict th = a->prm[P_THETA];
+    float *restrict x = a->scratch, *restrict sg = a->scratch + N;
+    float *restrict dalpha = dprm[P_ALPHA], *restrict dbeta = dprm[P_BETA], *restrict dth = dprm[P_THETA];
+    for (size_t b = 0; b < B; b++) {
+        const float *restrict up = prev[0] + b * N, *restrict ip = prev[1] + b * N, *restrict u = cur[0] + b * N;
+        const float *restrict gs = ds + b * N, *restrict gv = dv ? dv + b * N : NULL;
+        float *restrict gu = dstate[0] + b * N, *restrict gc = dstate[1] + b * N, *restrict gi = din + b * N;
+        for (size_t j = 0; j < N; j++) x[j] = u[j] - th[j];
+        soma__surrogate_row(a->surrogate, a->surrogate_param, x, sg, N);
+        for (size_t j = 0; j < N; j++) {
+            float du = gu[j] + gs[j] * sg[j] + (gv ? gv[j] : 0.0f);
+            float dc = gc[j] + du;
+            float r = up[j] > th[j] ? 1.0f : 0.0f;
+            float keep = a->reset == 0 ? 1.0f : 1.0f - r;
+            gi[j] = dc;
+            if (dalpha) dalpha[j] += dc * ip[j];
+            if (dbeta) dbeta[j] += du * keep * up[j];
+            if (dth) dth[j] -= gs[j] * sg[j] + (a->reset == 0 ? du * r : 0.0f);
+            gu[j] = beta[j] * keep * du;
+            gc[j] = alpha[j] * dc;
+        }
+    }
+}
+
+const soma_model soma__model_synaptic = {
+    .name = "synaptic",
+    .params = params,
+    .n_params = sizeof params / sizeof params[0],
+    .n_state = 2,
+    .state_names = state_names,
+    .spiking = 1,
+    .forward = syn_forward,
+    .backward = syn_backward,
+};

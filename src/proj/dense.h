@@ -1,0 +1,30 @@
+/* dense.h — kernels of a dense affine projection out = x W^T + b, forward
+ * and backward side by side, in two forms: BLAS for dense inputs and
+ * spike-driven gather/scatter for binary inputs given as index lists.
+ * Shapes: x [R][Nin], W [Nout][Nin], W^T [Nin][Nout], out [R][Nout]. */
+#ifndef SOMA_DENSE_H
+#define SOMA_DENSE_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Indices of the nonzero entries of a 0/1 row s[N] into idx; returns their count. */
+size_t soma__spike_index(const float *s, size_t N, uint32_t *idx);
+
+/* out[r][:] = (acc ? out : bias|0) + x[r] W^T   (BLAS, single-threaded call) */
+void soma__dense_forward_blas(float *out, const float *x, const float *w, const float *bias, size_t R, size_t Nin,
+                              size_t Nout, int acc);
+/* out[r][:] = (acc ? out : bias|0) + sum_{j in idx[r]} wT[j][:]   (spike-driven gather) */
+void soma__dense_forward_spikes(float *out, const uint32_t *idx, const uint32_t *cnt, size_t stride, const float *wT,
+                                const float *bias, size_t R, size_t Nout, int acc);
+/* dwT[j][:] += sum over rows r with spike j of din[r][:]   (spike-driven scatter) */
+void soma__dense_dweight_spikes(float *dwT, const uint32_t *idx, const uint32_t *cnt, size_t stride, const float *din,
+                                size_t R, size_t Nout);
+/* dwT[Nin][Nout] += x^T din   (BLAS) */
+void soma__dense_dweightT_blas(float *dwT, const float *x, const float *din, size_t R, size_t Nin, size_t Nout);
+/* dx[R][Nin] = (acc ? dx : 0) + din W   (BLAS) */
+void soma__dense_dinput_blas(float *dx, const float *din, const float *w, size_t R, size_t Nin, size_t Nout, int acc);
+/* db[:] += sum_r din[r][:] */
+void soma__dense_dbias(float *db, const float *din, size_t R, size_t Nout);
+/* Out-of-place transpose: dst[c][r] = src[r][c] for src [rows][cols]. */
+void soma__transpose(float *dst, const float *src, size_t rows, size_t cols);
+#endif

@@ -1,0 +1,48 @@
+/* names.c — name tables of the trainer's enums (losses, optimizers,
+ * schedules) and the default training options. */
+#include <string.h>
+#include "soma.h"
+
+static int find(const char *const *names, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (name && strcmp(names[i], name) == 0) return i;
+    return -1;
+}
+
+static const char *const losses[] = {"ce_rate", "ce_count", "mse_count", "ce_mem"};
+static const char *const optimizers[] = {"sgd", "adam", "adamw"};
+static const char *const schedules[] = {"constant", "step", "cosine"};
+
+int soma_loss_find(const char *name) { return find(losses, 4, name); }
+const char *soma_loss_name(int l) { return l >= 0 && l < 4 ? losses[l] : NULL; }
+int soma_optimizer_find(const char *name) { return find(optimizers, 3, name); }
+const char *soma_optimizer_name(int o) { return o >= 0 && o < 3 ? optimizers[o] : NULL; }
+int soma_schedule_find(const char *name) { return find(schedules, 3, name); }
+const char *soma_schedule_name(int s) { return s >= 0 && s < 3 ? schedules[s] : NULL; }
+
+void soma_train_opts_default(soma_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->epochs = 1;
+    o->batch = 128;
+    o->loss = SOMA_LOSS_CE_RATE;
+    o->optimizer = SOMA_OPT_ADAM;
+    o->lr = 5e-4f;
+    o->momentum = 0.9f;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.999f;
+    o->eps = 1e-8f;
+    o->weight_decay = 0.0f;
+    o->clip_norm = 0.0f;
+    o->schedule = SOMA_SCHED_CONSTANT;
+    o->step_size = 1;
+    o->gamma = 0.5f;
+    o->lr_min = 0.0f;
+    o->rate_penalty = 0.0f;
+    o->surrogate = SOMA_SURROGATE_FAST_SIGMOID;
+    o->surrogate_param = 25.0f;
+    o->correct_rate = 0.8f;
+    o->incorrect_rate = 0.2f;
+    o->threads = 0;
+    o->seed = 1;
+    o->max_batches = 0;
+}

@@ -1,0 +1,28 @@
+/* train.h — internal pieces of the BPTT trainer: losses and optimizers. */
+#ifndef SOMA_TRAIN_H
+#define SOMA_TRAIN_H
+#include <stddef.h>
+#include <stdint.h>
+#include "soma.h"
+
+/* Loss of Bc samples from the output layer over T steps, and its gradients.
+ * s: spikes, s + t*Bc*C; u: membrane of step t at u + t*ustride (rows of C).
+ * scale = 1/B (the full batch). Writes ds[T][Bc][C] (and dv[T][Bc][C] for
+ * membrane losses; *dv_used tells). Returns the summed (not averaged) loss of
+ * the Bc samples, i.e. already multiplied by scale*B... see trainer. */
+double soma__loss(const soma_train_opts *o, const float *s, const float *u, size_t ustride, size_t T, size_t Bc,
+                  size_t C, const uint8_t *y, float scale, float *ds, float *dv, int *dv_used);
+/* Predicted classes of Bc samples by readout (ties -> lowest index). */
+void soma__readout(int readout, const float *s, const float *u, size_t ustride, size_t T, size_t Bc, size_t C,
+                   uint8_t *pred);
+
+/* Optimizer state mirroring the flat parameter buffer. */
+typedef struct soma__optim {
+    float *m, *v; /* moments (Adam) or momentum buffer (SGD: m) */
+    long step;
+} soma__optim;
+int soma__optim_init(soma__optim *st, size_t n);
+void soma__optim_free(soma__optim *st);
+/* One step on p[n] with gradient g[n] at learning rate lr. */
+void soma__optim_step(soma__optim *st, const soma_train_opts *o, float lr, float *p, const float *g, size_t n);
+#endif

@@ -1,0 +1,762 @@
+/* trainer.c — backpropagation through time for chain-shaped spiking
+ * networks: input -> L1 -> ... -> Lout, each layer a population fed by one
+ * dense projection from the layer below, optionally with a dense recurrent
+ * projection onto itself.
+ *
+ * How a batch runs (the layout is chosen for speed on a CPU):
+ *  1. The input projection, whose input is dense data, is one batch-wide
+ *     GEMM. With direct encoding the input is the same at every step, so it
+ *     is computed once, not T times, and its weight gradient is one GEMM
+ *     against the gradient summed over time.
+ *  2. The batch is cut into fixed chunks of CHUNK samples. A chunk runs all
+ *     layers forward over T steps, the loss, and all layers backward, with
+ *     its buffers (state tape, spikes) small enough to stay in cache. Chunks
+ *     run in parallel; each has its own gradient accumulators, summed in
+ *     chunk order afterwards, so results do not depend on the thread count.
+ *  3. Projections whose input is spikes use a gather of W^T rows per spike
+ *     (forward) and a scatter (weight gradient) when spikes are sparse, and
+ *     BLAS when they are not (GATHER_MAX_DENSITY).
+ * The state tape keeps every step's neuron state; the surrogate derivative
+ * is recomputed from it in backward rather than stored.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <cblas.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef SOMA_HAVE_OPENMP
+#include <omp.h>
+#endif
+#include "net/net.h"
+#include "proj/dense.h"
+#include "train/train.h"
+
+#define CHUNK 8
+/* Above this spike density a GEMM beats the spike-driven gather/scatter
+ * (measured with bench/bench_kernels on AVX2/AVX-512 machines). */
+#define GATHER_MAX_DENSITY 0.15
+
+typedef struct layer {
+    soma__pop *pop;
+    const soma_model *m;
+    size_t N, Nin, ns;
+    soma__proj *proj;          /* incoming feed-forward projection */
+    int first;                 /* fed by the data */
+    int reset;
+    float *prm[SOMA_MAX_PARAMS]; /* per-neuron parameter values [N] */
+    float *wT;                 /* [Nin][N] transposed feed-forward weights (not first) */
+    float *recT;               /* [N][N] transposed recurrent weights */
+    /* Gradient tensors inside tr->grad (mirror of net->params). */
+    float *gw, *gb, *grec, *gprm[SOMA_MAX_PARAMS];
+    /* Offsets of this layer's parts in a chunk's accumulator block. */
+    size_t aw, ab, arec, aprm[SOMA_MAX_PARAMS];
+} layer;
+
+typedef struct work {
+    float *in[16], *tape[16], *s[16], *ds[16], *din[16];
+    uint32_t *idx[16], *cnt[16];
+    size_t nspk[16];
+    float *dv, *dstate, *scratch;
+    uint8_t *pred;
+} work;
+
+struct soma_trainer {
+    soma_net *net;
+    soma_train_opts opt;
+    soma_data_opts data;
+    size_t L;                /* spiking layers */
+    layer lay[16];
+    size_t T, Bmax, D, nchunks_max, Nmax, nsmax;
+    int threads;
+    float *grad;             /* mirrors net->params */
+    size_t nparams;
+    float *I1, *dI1;         /* batch-wide input currents and their gradients */
+    float *acc;              /* nchunks_max accumulator blocks */
+    size_t acc_size;
+    double *closs;           /* per-chunk loss */
+    size_t *ccorrect;        /* per-chunk correct predictions */
+    double *cspk;            /* per-chunk hidden spikes */
+    work *work;              /* one per thread */
+    soma__optim optim;
+    long lr_epoch, lr_batch, lr_nbatches;
+    double last_rate;
+    char errmsg[512];
+};
+
+static int fail(soma_trainer *tr, int st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tr->errmsg, sizeof tr->errmsg, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+const char *soma_train_errmsg(const soma_trainer *tr) { return tr ? tr->errmsg : ""; }
+const soma_train_opts *soma_train_options(const soma_trainer *tr) { return &tr->opt; }
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int thread_id(void) {
+#ifdef SOMA_HAVE_OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Find the chain input -> ... -> out, fill tr->lay. */
+static int build_chain(soma_trainer *tr) {
+    soma_net *net = tr->net;
+    size_t in = (size_t)-1;
+    for (size_t i = 0; i < net->npops; i++)
+        if (!net->pops[i].model->spiking) {
+            if (in != (size_t)-1)
+                return fail(tr, SOMA_STATUS_UNSUPPORTED, "the trainer takes one input population; found '%s' and '%s'",
+                            net->pops[in].name, net->pops[i].name);
+            in = i;
+        }
+    if (in == (size_t)-1) return fail(tr, SOMA_STATUS_INVALID, "the network has no input population (model: input)");
+    size_t cur = in, L = 0;
+    for (;;) {
+        size_t nxt = (size_t)-1, pj = 0, nout = 0;
+        for (size_t k = 0; k < net->nproj; k++)
+            if (net->projs[k].from == cur) nxt = net->projs[k].to, pj = k, nout++;
+        if (nout == 0) break;
+        if (nout > 1)
+            return fail(tr, SOMA_STATUS_UNSUPPORTED, "population '%s' projects to %zu populations; the trainer takes a chain",
+                        net->pops[cur].name, nout);
+        size_t nin = 0;
+        for (size_t k = 0; k < net->nproj; k++) nin += net->projs[k].to == nxt;
+        if (nin > 1)
+            return fail(tr, SOMA_STATUS_UNSUPPORTED, "population '%s' receives %zu projections; the trainer takes a chain",
+                        net->pops[nxt].name, nin);
+        if (L == 16) return fail(tr, SOMA_STATUS_UNSUPPORTED, "more than 16 layers");
+        layer *ly = &tr->lay[L];
+        ly->pop = &net->pops[nxt];
+        ly->m = ly->pop->model;
+        ly->N = ly->pop->size;
+        ly->Nin = net->pops[cur].size;
+        ly->ns = ly->m->n_state;
+        ly->proj = &net->projs[pj];
+        ly->first = L == 0;
+        int kr = soma__model_param_index(ly->m, "reset");
+        ly->reset = kr >= 0 ? (int)ly->pop->prm[kr] : 0;
+        L++;
+        cur = nxt;
+        if (L > net->npops) return fail(tr, SOMA_STATUS_INVALID, "the projections form a cycle");
+    }
+    if (L == 0) return fail(tr, SOMA_STATUS_INVALID, "no projection leaves the input population '%s'", net->pops[in].name);
+    if (L + 1 != net->npops) return fail(tr, SOMA_STATUS_UNSUPPORTED, "some populations are not on the chain from '%s'", net->pops[in].name);
+    tr->L = L;
+    tr->D = net->pops[in].size;
+    return SOMA_STATUS_OK;
+}
+
+static float *grad_of(soma_trainer *tr, const float *param) {
+    return param ? tr->grad + (param - tr->net->params) : NULL;
+}
+
+void soma_train_free(soma_trainer *tr) {
+    if (!tr) return;
+    for (size_t l = 0; l < tr->L; l++) {
+        layer *ly = &tr->lay[l];
+        for (int k = 0; k < SOMA_MAX_PARAMS; k++) free(ly->prm[k]);
+        free(ly->wT);
+        free(ly->recT);
+    }
+    if (tr->work)
+        for (int t = 0; t < tr->threads; t++) {
+            work *w = &tr->work[t];
+            for (size_t l = 0; l < tr->L; l++) {
+                free(w->in[l]); free(w->tape[l]); free(w->s[l]); free(w->ds[l]); free(w->din[l]);
+                free(w->idx[l]); free(w->cnt[l]);
+            }
+            free(w->dv); free(w->dstate); free(w->scratch); free(w->pred);
+        }
+    free(tr->work);
+    free(tr->grad);
+    free(tr->I1);
+    free(tr->dI1);
+    free(tr->acc);
+    free(tr->closs);
+    free(tr->ccorrect);
+    free(tr->cspk);
+    soma__optim_free(&tr->optim);
+    free(tr);
+}
+
+/* Copy parameter values and transposed weights from the net into the
+ * layers' working arrays (after creation and after every optimizer step). */
+static void sync_params(soma_trainer *tr) {
+    for (size_t l = 0; l < tr->L; l++) {
+        layer *ly = &tr->lay[l];
+        for (size_t k = 0; k < ly->m->n_params; k++) {
+            float *dst = ly->prm[k];
+            const soma__pop *p = ly->pop;
+            if (p->learn[k] == SOMA_LEARN_NEURON) memcpy(dst, p->prm_data[k], ly->N * sizeof *dst);
+            else {
+                float v = p->learn[k] == SOMA_LEARN_LAYER ? p->prm_data[k][0] : p->prm[k];
+                for (size_t j = 0; j < ly->N; j++) dst[j] = v;
+            }
+        }
+        if (ly->wT) soma__transpose(ly->wT, ly->proj->w, ly->N, ly->Nin);
+        if (ly->recT) soma__transpose(ly->recT, ly->pop->rec_w, ly->N, ly->N);
+    }
+}
+
+int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *opts, const soma_data_opts *data) {
+    if (!out || !net || !opts || !data) return SOMA_STATUS_INVALID;
+    *out = NULL;
+    soma_trainer *tr = calloc(1, sizeof *tr);
+    if (!tr) return SOMA_STATUS_NOMEM;
+    tr->net = net;
+    tr->opt = *opts;
+    tr->data = *data;
+    int st;
+    if (opts->batch == 0 || data->steps <= 0) {
+        st = fail(tr, SOMA_STATUS_INVALID, "batch and steps must be positive");
+        goto error;
+    }
+    if (opts->surrogate < 0 || opts->surrogate > 4 || opts->loss < 0 || opts->loss > 3 || opts->optimizer < 0 ||
+        opts->optimizer > 2) {
+        st = fail(tr, SOMA_STATUS_INVALID, "unknown surrogate, loss or optimizer");
+        goto error;
+    }
+    if (tr->opt.surrogate_param <= 0.0f) tr->opt.surrogate_param = soma_surrogate_default_param(opts->surrogate);
+    if ((st = build_chain(tr))) goto error;
+    if ((st = soma__net_alloc(net))) {
+        fail(tr, st, "%s", net->errmsg);
+        goto error;
+    }
+    if (!net->initialised && (st = soma_net_init_weights(net, opts->seed))) goto error;
+    tr->T = (size_t)data->steps;
+    tr->Bmax = opts->batch;
+#ifdef SOMA_HAVE_OPENMP
+    tr->threads = opts->threads > 0 ? opts->threads : omp_get_num_procs();
+#else
+    tr->threads = 1;
+#endif
+    tr->opt.threads = tr->threads;
+    /* BLAS runs single-threaded inside our own threads. */
+    openblas_set_num_threads(1);
+    tr->nparams = net->nparams;
+    tr->grad = soma__alloc(tr->nparams * sizeof(float));
+    if (!tr->grad || (st = soma__optim_init(&tr->optim, tr->nparams))) goto nomem;
+
+    size_t acc = 0;
+    for (size_t l = 0; l < tr->L; l++) {
+        layer *ly = &tr->lay[l];
+        size_t N = ly->N;
+        if (N > tr->Nmax) tr->Nmax = N;
+        if (ly->ns > tr->nsmax) tr->nsmax = ly->ns;
+        for (size_t k = 0; k < ly->m->n_params; k++)
+            if (!(ly->prm[k] = soma__alloc(N * sizeof(float)))) goto nomem;
+        ly->gw = grad_of(tr, ly->proj->w);
+        ly->gb = grad_of(tr, ly->proj->b);
+        ly->grec = grad_of(tr, ly->pop->rec_w);
+        if (!ly->first) {
+            if (!(ly->wT = soma__alloc(ly->Nin * N * sizeof(float)))) goto nomem;
+            ly->aw = acc, acc += (ly->Nin * N + 15) / 16 * 16;
+            ly->ab = acc, acc += (N + 15) / 16 * 16;
+        }
+        if (ly->pop->recurrent) {
+            if (!(ly->recT = soma__alloc(N * N * sizeof(float)))) goto nomem;
+            ly->arec = acc, acc += (N * N + 15) / 16 * 16;
+        }
+        for (size_t k = 0; k < ly->m->n_params; k++) {
+            ly->gprm[k] = grad_of(tr, ly->pop->prm_data[k]);
+            ly->aprm[k] = acc, acc += (N + 15) / 16 * 16;
+        }
+    }
+    if (tr->lay[tr->L - 1].N > 1024) {
+        st = fail(tr, SOMA_STATUS_UNSUPPORTED, "the output layer has %zu neurons; at most 1024 classes", tr->lay[tr->L - 1].N);
+        goto error;
+    }
+    tr->acc_size = acc;
+    tr->nchunks_max = (tr->Bmax + CHUNK - 1) / CHUNK;
+    size_t T = tr->T, B = tr->Bmax, N1 = tr->lay[0].N;
+    size_t i1 = T * B * N1; /* worst case: time-varying input */
+    tr->I1 = soma__alloc(i1 * sizeof(float));
+    tr->dI1 = soma__alloc(i1 * sizeof(float));
+    tr->acc = soma__alloc((acc ? acc : 1) * tr->nchunks_max * sizeof(float));
+    tr->closs = calloc(tr->nchunks_max, sizeof *tr->closs);
+    tr->ccorrect = calloc(tr->nchunks_max, sizeof *tr->ccorrect);
+    tr->cspk = calloc(tr->nchunks_max, sizeof *tr->cspk);
+    tr->work = calloc((size_t)tr->threads, sizeof *tr->work);
+    if (!tr->I1 || !tr->dI1 || !tr->acc || !tr->closs || !tr->ccorrect || !tr->cspk || !tr->work) goto nomem;
+    for (int t = 0; t < tr->threads; t++) {
+        work *w = &tr->work[t];
+        for (size_t l = 0; l < tr->L; l++) {
+            size_t RB = CHUNK * tr->lay[l].N;
+            w->in[l] = soma__alloc(T * RB * sizeof(float));
+            w->tape[l] = soma__alloc((T + 1) * tr->lay[l].ns * RB * sizeof(float));
+            w->s[l] = soma__alloc(T * RB * sizeof(float));
+            w->ds[l] = soma__alloc(T * RB * sizeof(float));
+            w->din[l] = soma__alloc(T * RB * sizeof(float));
+            w->idx[l] = soma__alloc(T * RB * sizeof(uint32_t));
+            w->cnt[l] = soma__alloc(T * CHUNK * sizeof(uint32_t));
+            if (!w->in[l] || !w->tape[l] || !w->s[l] || !w->ds[l] || !w->din[l] || !w->idx[l] || !w->cnt[l]) goto nomem;
+        }
+        w->dv = soma__alloc(T * CHUNK * tr->lay[tr->L - 1].N * sizeof(float));
+        w->dstate = soma__alloc(tr->nsmax * CHUNK * tr->Nmax * sizeof(float));
+        w->scratch = soma__alloc(2 * tr->Nmax * sizeof(float));
+        w->pred = calloc(CHUNK, 1);
+        if (!w->dv || !w->dstate || !w->scratch || !w->pred) goto nomem;
+    }
+    sync_params(tr);
+    *out = tr;
+    return SOMA_STATUS_OK;
+nomem:
+    st = SOMA_STATUS_NOMEM;
+    snprintf(tr->errmsg, sizeof tr->errmsg, "out of memory creating the trainer");
+error:
+    /* The caller reads the message through a NULL trainer? No: keep it in the net. */
+    snprintf(net->errmsg, sizeof net->errmsg, "%s", tr->errmsg);
+    soma_train_free(tr);
+    return st;
+}
+
+/* Batch-wide input projection: I1 = X W1^T + b1 over R rows, rows split across threads. */
+static void input_forward(soma_trainer *tr, const float *x, size_t R) {
+    layer *ly = &tr->lay[0];
+    size_t D = tr->D, N = ly->N;
+    int nt = tr->threads;
+    size_t blk = (R + (size_t)nt - 1) / (size_t)nt;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int t = 0; t < nt; t++) {
+        size_t r0 = (size_t)t * blk, r1 = r0 + blk > R ? R : r0 + blk;
+        if (r0 < r1) soma__dense_forward_blas(tr->I1 + r0 * N, x + r0 * D, ly->proj->w, ly->proj->b, r1 - r0, D, N, 0);
+    }
+}
+
+/* Batch-wide input weight gradient: dW1 = dI1^T X, db1 = column sums of dI1, over R rows; output rows split. */
+static void input_backward(soma_trainer *tr, const float *x, size_t R) {
+    layer *ly = &tr->lay[0];
+    size_t D = tr->D, N = ly->N;
+    int nt = tr->threads;
+    size_t blk = ((N + (size_t)nt - 1) / (size_t)nt + 15) / 16 * 16;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int t = 0; t < nt; t++) {
+        size_t o0 = (size_t)t * blk, o1 = o0 + blk > N ? N : o0 + blk;
+        if (o0 >= o1) continue;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(o1 - o0), (int)D, (int)R, 1.0f, tr->dI1 + o0, (int)N,
+                    x, (int)D, 0.0f, ly->gw + o0 * D, (int)D);
+        if (ly->gb) {
+            for (size_t o = o0; o < o1; o++) ly->gb[o] = 0.0f;
+            for (size_t r = 0; r < R; r++)
+                for (size_t o = o0; o < o1; o++) ly->gb[o] += tr->dI1[r * N + o];
+        }
+    }
+}
+
+static void model_args(const soma_trainer *tr, const layer *ly, work *w, soma_model_args *a) {
+    memset(a, 0, sizeof *a);
+    for (size_t k = 0; k < ly->m->n_params; k++) a->prm[k] = ly->prm[k];
+    a->reset = ly->reset;
+    a->surrogate = tr->opt.surrogate;
+    a->surrogate_param = tr->opt.surrogate_param;
+    a->scratch = w->scratch;
+}
+
+/* Forward of one chunk (rows b0..b0+Bc of the batch of B) through all layers. */
+static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_t B, int tc) {
+    size_t T = tr->T;
+    for (size_t l = 0; l < tr->L; l++) {
+        layer *ly = &tr->lay[l];
+        size_t N = ly->N, RB = Bc * N, ns = ly->ns;
+        soma_model_args a;
+        model_args(tr, ly, w, &a);
+        if (!ly->first) {
+            size_t R = T * Bc, Nin = ly->Nin;
+            double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
+            if (density <= GATHER_MAX_DENSITY)
+                soma__dense_forward_spikes(w->in[l], w->idx[l - 1], w->cnt[l - 1], Nin, ly->wT, ly->proj->b, R, N, 0);
+            else
+                soma__dense_forward_blas(w->in[l], w->s[l - 1], ly->proj->w, ly->proj->b, R, Nin, N, 0);
+        }
+        memset(w->tape[l], 0, ns * RB * sizeof(float)); /* state at t = -1 */
+        size_t nspk = 0;
+        for (size_t t = 0; t < T; t++) {
+            float *in_t;
+            if (ly->first) {
+                float *base = tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N;
+                if (ly->recT) {
+                    in_t = w->in[l] + t * RB;
+                    memcpy(in_t, base, RB * sizeof(float));
+                } else in_t = base;
+            } else in_t = w->in[l] + t * RB;
+            if (ly->recT && t > 0)
+                soma__dense_forward_spikes(in_t, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, ly->recT, NULL,
+                                           Bc, N, 1);
+            const float *prev[SOMA_MAX_STATE];
+            float *cur[SOMA_MAX_STATE];
+            for (size_t k = 0; k < ns; k++) {
+                prev[k] = w->tape[l] + (t * ns + k) * RB;
+                cur[k] = w->tape[l] + ((t + 1) * ns + k) * RB;
+            }
+            float *s = w->s[l] + t * RB;
+            ly->m->forward(&a, prev, cur, s, in_t, Bc, N);
+            for (size_t b = 0; b < Bc; b++) {
+                size_t c = soma__spike_index(s + b * N, N, w->idx[l] + t * RB + b * N);
+                w->cnt[l][t * Bc + b] = (uint32_t)c;
+                nspk += c;
+            }
+        }
+        w->nspk[l] = nspk;
+    }
+}
+
+/* Output-layer views: spikes [T][Bc][C] and membrane (state 0) rows of each step. */
+static void output_views(soma_trainer *tr, work *w, size_t Bc, const float **s, const float **u, size_t *ustride) {
+    layer *lo = &tr->lay[tr->L - 1];
+    size_t RB = Bc * lo->N;
+    *s = w->s[tr->L - 1];
+    *u = w->tape[tr->L - 1] + lo->ns * RB; /* step 0 lives at tape index 1 */
+    *ustride = lo->ns * RB;
+}
+
+/* Backward of one chunk; ds of the output layer (and w->dv) already hold the loss gradient. */
+static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, size_t Bc, size_t B, int tc, int dv_used,
+                           float rate_grad) {
+    size_t T = tr->T;
+    for (size_t l = tr->L; l-- > 0;) {
+        layer *ly = &tr->lay[l];
+        size_t N = ly->N, RB = Bc * N, ns = ly->ns;
+        soma_model_args a;
+        model_args(tr, ly, w, &a);
+        float *dprm[SOMA_MAX_PARAMS] = {0};
+        for (size_t k = 0; k < ly->m->n_params; k++)
+            if (ly->gprm[k]) dprm[k] = acc + ly->aprm[k];
+        float *dstate[SOMA_MAX_STATE];
+        memset(w->dstate, 0, ns * RB * sizeof(float));
+        for (size_t k = 0; k < ns; k++) dstate[k] = w->dstate + k * RB;
+        for (size_t t = T; t-- > 0;) {
+            const float *prev[SOMA_MAX_STATE], *cur[SOMA_MAX_STATE];
+            for (size_t k = 0; k < ns; k++) {
+                prev[k] = w->tape[l] + (t * ns + k) * RB;
+                cur[k] = w->tape[l] + ((t + 1) * ns + k) * RB;
+            }
+            float *din = (ly->first && !tc) ? tr->dI1 + (t * B + b0) * N : w->din[l] + t * RB;
+            const float *dv = (l == tr->L - 1 && dv_used) ? w->dv + t * RB : NULL;
+            ly->m->backward(&a, prev, cur, dstate, w->ds[l] + t * RB, dv, din, dprm, Bc, N);
+            if (ly->recT && t > 0) {
+                soma__dense_dinput_blas(w->ds[l] + (t - 1) * RB, din, ly->pop->rec_w, Bc, N, N, 1);
+                soma__dense_dweight_spikes(acc + ly->arec, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, din,
+                                           Bc, N);
+            }
+            if (ly->first && tc) {
+                float *restrict d = tr->dI1 + b0 * N;
+                if (t == T - 1) memcpy(d, din, RB * sizeof(float));
+                else
+                    for (size_t i = 0; i < RB; i++) d[i] += din[i];
+            }
+        }
+        if (ly->first) continue;
+        size_t R = T * Bc, Nin = ly->Nin;
+        double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
+        if (density <= GATHER_MAX_DENSITY)
+            soma__dense_dweight_spikes(acc + ly->aw, w->idx[l - 1], w->cnt[l - 1], Nin, w->din[l], R, N);
+        else
+            soma__dense_dweightT_blas(acc + ly->aw, w->s[l - 1], w->din[l], R, Nin, N);
+        if (ly->gb) soma__dense_dbias(acc + ly->ab, w->din[l], R, N);
+        soma__dense_dinput_blas(w->ds[l - 1], w->din[l], ly->proj->w, R, Nin, N, 0);
+        if (rate_grad != 0.0f) {
+            float *d = w->ds[l - 1];
+            for (size_t i = 0; i < R * Nin; i++) d[i] += rate_grad;
+        }
+    }
+}
+
+static size_t hidden_neurons(const soma_trainer *tr) {
+    size_t n = 0;
+    for (size_t l = 0; l + 1 < tr->L; l++) n += tr->lay[l].N;
+    return n;
+}
+
+static double hidden_spikes(const soma_trainer *tr, const work *w) {
+    double n = 0;
+    for (size_t l = 0; l + 1 < tr->L; l++) n += (double)w->nspk[l];
+    return n;
+}
+
+static int check_batch(soma_trainer *tr, const float *x, size_t B) {
+    if (!x || B == 0 || B > tr->Bmax)
+        return fail(tr, SOMA_STATUS_INVALID, "batch of %zu samples; expected 1 to %zu", B, tr->Bmax);
+    return SOMA_STATUS_OK;
+}
+
+int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, size_t B, double *loss,
+                    size_t *correct) {
+    int st = check_batch(tr, x, B);
+    if (st) return st;
+    layer *lo = &tr->lay[tr->L - 1];
+    for (size_t b = 0; b < B; b++)
+        if (y[b] >= lo->N)
+            return fail(tr, SOMA_STATUS_INVALID, "label %u of sample %zu is not below the %zu output neurons", y[b], b, lo->N);
+    size_t T = tr->T, nch = (B + CHUNK - 1) / CHUNK;
+    input_forward(tr, x, tc ? B : T * B);
+    memset(tr->acc, 0, tr->acc_size * nch * sizeof(float));
+    float scale = 1.0f / (float)B;
+    size_t hid = hidden_neurons(tr);
+    float rate_grad = hid && tr->opt.rate_penalty != 0.0f ? tr->opt.rate_penalty / (float)((double)T * B * hid) : 0.0f;
+#pragma omp parallel for num_threads(tr->threads) schedule(dynamic, 1)
+    for (size_t c = 0; c < nch; c++) {
+        work *w = &tr->work[thread_id()];
+        size_t b0 = c * CHUNK, Bc = b0 + CHUNK > B ? B - b0 : CHUNK;
+        chunk_forward(tr, w, b0, Bc, B, tc);
+        const float *s, *u;
+        size_t us;
+        output_views(tr, w, Bc, &s, &u, &us);
+        int dv_used = 0;
+        tr->closs[c] = soma__loss(&tr->opt, s, u, us, T, Bc, lo->N, y + b0, scale, w->ds[tr->L - 1], w->dv, &dv_used);
+        soma__readout(tr->data.readout, s, u, us, T, Bc, lo->N, w->pred);
+        size_t ok = 0;
+        for (size_t b = 0; b < Bc; b++) ok += w->pred[b] == y[b0 + b];
+        tr->ccorrect[c] = ok;
+        tr->cspk[c] = hidden_spikes(tr, w);
+        chunk_backward(tr, w, tr->acc + c * tr->acc_size, b0, Bc, B, tc, dv_used, rate_grad);
+    }
+    double total = 0.0, spk = 0.0;
+    size_t ok = 0;
+    for (size_t c = 0; c < nch; c++) total += tr->closs[c], ok += tr->ccorrect[c], spk += tr->cspk[c];
+    double rate = hid ? spk / ((double)T * B * hid) : 0.0;
+    tr->last_rate = rate;
+    total = total / (double)B + tr->opt.rate_penalty * rate;
+    if (loss) *loss = total;
+    if (correct) *correct = ok;
+    if (!isfinite(total)) return fail(tr, SOMA_STATUS_NONFINITE, "loss is %g", total);
+
+    /* Gradients: batch-wide input projection, then chunk accumulators in chunk order. */
+    input_backward(tr, x, tc ? B : T * B);
+    for (size_t l = 0; l < tr->L; l++) {
+        layer *ly = &tr->lay[l];
+        size_t N = ly->N;
+        if (!ly->first) {
+            size_t Nin = ly->Nin;
+            float *sum = tr->acc; /* reduce into chunk 0's block, then transpose out */
+            for (size_t c = 1; c < nch; c++) {
+                const float *a = tr->acc + c * tr->acc_size;
+                for (size_t i = 0; i < Nin * N; i++) sum[ly->aw + i] += a[ly->aw + i];
+                for (size_t i = 0; i < N; i++) sum[ly->ab + i] += a[ly->ab + i];
+            }
+            soma__transpose(ly->gw, sum + ly->aw, Nin, N);
+            if (ly->gb) memcpy(ly->gb, sum + ly->ab, N * sizeof(float));
+        }
+        if (ly->recT) {
+            float *sum = tr->acc;
+            for (size_t c = 1; c < nch; c++)
+                for (size_t i = 0; i < N * N; i++) sum[ly->arec + i] += tr->acc[c * tr->acc_size + ly->arec + i];
+            soma__transpose(ly->grec, sum + ly->arec, N, N);
+        }
+        for (size_t k = 0; k < ly->m->n_params; k++) {
+            if (!ly->gprm[k]) continue;
+            float *sum = tr->acc;
+            for (size_t c = 1; c < nch; c++)
+                for (size_t i = 0; i < N; i++) sum[ly->aprm[k] + i] += tr->acc[c * tr->acc_size + ly->aprm[k] + i];
+            if (ly->pop->learn[k] == SOMA_LEARN_NEURON) memcpy(ly->gprm[k], sum + ly->aprm[k], N * sizeof(float));
+            else {
+                double g = 0.0;
+                for (size_t i = 0; i < N; i++) g += sum[ly->aprm[k] + i];
+                ly->gprm[k][0] = (float)g;
+            }
+        }
+    }
+    return SOMA_STATUS_OK;
+}
+
+float soma_train_lr(const soma_train_opts *o, int epoch, long batch, long nbatches) {
+    switch (o->schedule) {
+    case SOMA_SCHED_STEP: {
+        int k = o->step_size > 0 ? epoch / o->step_size : 0;
+        return o->lr * powf(o->gamma, (float)k);
+    }
+    case SOMA_SCHED_COSINE: {
+        double total = (double)o->epochs * (double)(nbatches > 0 ? nbatches : 1);
+        double pos = (double)epoch * (double)(nbatches > 0 ? nbatches : 1) + (double)batch;
+        if (pos > total) pos = total;
+        return o->lr_min + 0.5f * (o->lr - o->lr_min) * (float)(1.0 + cos(3.14159265358979 * pos / total));
+    }
+    default:
+        return o->lr;
+    }
+}
+
+int soma_train_apply(soma_trainer *tr) {
+    soma_net *net = tr->net;
+    size_t n = tr->nparams;
+    double sq = 0.0;
+    for (size_t i = 0; i < n; i++) sq += (double)tr->grad[i] * tr->grad[i];
+    if (!isfinite(sq)) return fail(tr, SOMA_STATUS_NONFINITE, "gradient is not finite");
+    if (tr->opt.clip_norm > 0.0f) {
+        double norm = sqrt(sq);
+        if (norm > tr->opt.clip_norm) {
+            float k = (float)(tr->opt.clip_norm / (norm + 1e-6));
+            for (size_t i = 0; i < n; i++) tr->grad[i] *= k;
+        }
+    }
+    float lr = soma_train_lr(&tr->opt, (int)tr->lr_epoch, tr->lr_batch, tr->lr_nbatches);
+    soma__optim_step(&tr->optim, &tr->opt, lr, net->params, tr->grad, n);
+    /* Learnable neuron parameters stay inside their valid range (projected step). */
+    for (size_t l = 0; l < tr->L; l++) {
+        soma__pop *p = tr->lay[l].pop;
+        for (size_t k = 0; k < p->model->n_params; k++) {
+            if (!p->prm_data[k]) continue;
+            size_t cnt = p->learn[k] == SOMA_LEARN_NEURON ? p->size : 1;
+            float lo = p->model->params[k].lo, hi = p->model->params[k].hi;
+            for (size_t j = 0; j < cnt; j++) {
+                float v = p->prm_data[k][j];
+                p->prm_data[k][j] = v < lo ? lo : v > hi ? hi : v;
+            }
+        }
+    }
+    sync_params(tr);
+    return SOMA_STATUS_OK;
+}
+
+int soma_train_epoch(soma_trainer *tr, const soma_dataset *ds, int epoch, soma_progress_fn cb, void *user,
+                     soma_epoch_result *res) {
+    memset(res, 0, sizeof *res);
+    res->bad_batch = -1;
+    if (!ds || ds->n == 0) return fail(tr, SOMA_STATUS_INVALID, "empty training set");
+    if (ds->dim != tr->D)
+        return fail(tr, SOMA_STATUS_INVALID, "samples have %zu values but the input population has %zu", ds->dim, tr->D);
+    size_t B = tr->Bmax, n = ds->n;
+    long nb = (long)((n + B - 1) / B);
+    if (tr->opt.max_batches > 0 && nb > tr->opt.max_batches) nb = tr->opt.max_batches;
+    size_t *perm = malloc(n * sizeof *perm);
+    float *x = soma__alloc(soma_encode_size(&tr->data, ds, B) * sizeof(float));
+    uint8_t *y = malloc(B);
+    if (!perm || !x || !y) {
+        free(perm), free(x), free(y);
+        return fail(tr, SOMA_STATUS_NOMEM, "out of memory");
+    }
+    soma_shuffle(perm, n, tr->opt.seed, (uint64_t)epoch);
+    double t0 = now(), lsum = 0.0, rsum = 0.0;
+    size_t ok = 0, seen = 0;
+    int st = SOMA_STATUS_OK;
+    tr->lr_epoch = epoch;
+    tr->lr_nbatches = nb;
+    for (long bi = 0; bi < nb; bi++) {
+        size_t b0 = (size_t)bi * B, Bb = b0 + B > n ? n - b0 : B;
+        int tc;
+        soma_encode(&tr->data, ds, perm + b0, Bb, tr->opt.seed, (uint64_t)epoch, x, &tc);
+        for (size_t b = 0; b < Bb; b++) y[b] = ds->y[perm[b0 + b]];
+        double loss;
+        size_t c;
+        tr->lr_batch = bi;
+        st = soma_train_grad(tr, x, tc, y, Bb, &loss, &c);
+        if (st == SOMA_STATUS_OK) st = soma_train_apply(tr);
+        if (st) {
+            if (st == SOMA_STATUS_NONFINITE) res->bad_batch = bi;
+            break;
+        }
+        lsum += loss * (double)Bb;
+        rsum += tr->last_rate * (double)Bb;
+        ok += c;
+        seen += Bb;
+        res->batches = bi + 1;
+        if (cb) {
+            soma_progress p = {epoch, bi + 1, nb, lsum / (double)seen, (double)ok / (double)seen,
+                               (double)seen / (now() - t0), now() - t0};
+            if (cb(user, &p)) {
+                st = fail(tr, SOMA_STATUS_CANCELLED, "cancelled at epoch %d, batch %ld", epoch + 1, bi + 1);
+                break;
+            }
+        }
+    }
+    res->seconds = now() - t0;
+    res->loss = seen ? lsum / (double)seen : NAN;
+    res->accuracy = seen ? (double)ok / (double)seen : 0.0;
+    res->samples_per_second = res->seconds > 0 ? (double)seen / res->seconds : 0.0;
+    res->spike_rate = seen ? rsum / (double)seen : 0.0;
+    free(perm), free(x), free(y);
+    return st;
+}
+
+/* Forward of a batch, then either predictions or recorded spikes. */
+static int forward_batch(soma_trainer *tr, const float *x, int tc, size_t B, uint8_t *pred, size_t pop, uint8_t *spikes) {
+    int st = check_batch(tr, x, B);
+    if (st) return st;
+    size_t T = tr->T, nch = (B + CHUNK - 1) / CHUNK;
+    size_t rec_l = (size_t)-1;
+    if (spikes) {
+        for (size_t l = 0; l < tr->L; l++)
+            if (tr->lay[l].pop == &tr->net->pops[pop]) rec_l = l;
+        if (rec_l == (size_t)-1) return fail(tr, SOMA_STATUS_INVALID, "population %zu has no spikes to record", pop);
+    }
+    input_forward(tr, x, tc ? B : T * B);
+    layer *lo = &tr->lay[tr->L - 1];
+#pragma omp parallel for num_threads(tr->threads) schedule(dynamic, 1)
+    for (size_t c = 0; c < nch; c++) {
+        work *w = &tr->work[thread_id()];
+        size_t b0 = c * CHUNK, Bc = b0 + CHUNK > B ? B - b0 : CHUNK;
+        chunk_forward(tr, w, b0, Bc, B, tc);
+        if (pred) {
+            const float *s, *u;
+            size_t us;
+            output_views(tr, w, Bc, &s, &u, &us);
+            soma__readout(tr->data.readout, s, u, us, T, Bc, lo->N, pred + b0);
+        }
+        if (spikes) {
+            size_t N = tr->lay[rec_l].N;
+            for (size_t t = 0; t < T; t++)
+                for (size_t i = 0; i < Bc * N; i++)
+                    spikes[(t * B + b0) * N + i] = w->s[rec_l][t * Bc * N + i] != 0.0f;
+        }
+    }
+    return SOMA_STATUS_OK;
+}
+
+int soma_train_predict(soma_trainer *tr, const float *x, int tc, size_t B, uint8_t *pred) {
+    return forward_batch(tr, x, tc, B, pred, 0, NULL);
+}
+
+int soma_train_record(soma_trainer *tr, const float *x, int tc, size_t B, size_t pop, uint8_t *spikes) {
+    return forward_batch(tr, x, tc, B, NULL, pop, spikes);
+}
+
+int soma_train_evaluate(soma_trainer *tr, const soma_dataset *ds, size_t limit, double *accuracy,
+                        double *samples_per_second) {
+    if (!ds || ds->n == 0) return fail(tr, SOMA_STATUS_INVALID, "empty data set");
+    if (ds->dim != tr->D)
+        return fail(tr, SOMA_STATUS_INVALID, "samples have %zu values but the input population has %zu", ds->dim, tr->D);
+    size_t n = limit && limit < ds->n ? limit : ds->n, B = tr->Bmax;
+    float *x = soma__alloc(soma_encode_size(&tr->data, ds, B) * sizeof(float));
+    size_t *idx = malloc(B * sizeof *idx);
+    uint8_t *pred = malloc(B);
+    if (!x || !idx || !pred) {
+        free(x), free(idx), free(pred);
+        return fail(tr, SOMA_STATUS_NOMEM, "out of memory");
+    }
+    double t0 = now();
+    size_t ok = 0;
+    int st = SOMA_STATUS_OK;
+    for (size_t b0 = 0; b0 < n && !st; b0 += B) {
+        size_t Bb = b0 + B > n ? n - b0 : B;
+        for (size_t b = 0; b < Bb; b++) idx[b] = b0 + b;
+        int tc;
+        /* Evaluation draws its encoding randomness from a stream apart from training epochs. */
+        soma_encode(&tr->data, ds, idx, Bb, tr->opt.seed, 0xE7A1u, x, &tc);
+        st = soma_train_predict(tr, x, tc, Bb, pred);
+        for (size_t b = 0; b < Bb && !st; b++) ok += pred[b] == ds->y[b0 + b];
+    }
+    double dt = now() - t0;
+    if (accuracy) *accuracy = (double)ok / (double)n;
+    if (samples_per_second) *samples_per_second = dt > 0 ? (double)n / dt : 0.0;
+    free(x), free(idx), free(pred);
+    return st;
+}
+
+int soma_train_tensor(soma_trainer *tr, size_t i, soma_tensor *out) {
+    int st = soma_net_tensor(tr->net, i, out);
+    if (st) return st;
+    out->grad = tr->grad + tr->net->tensors[i].offset;
+    return SOMA_STATUS_OK;
+}
