@@ -166,6 +166,7 @@ static int decimal_chars(const char *s) {
 }
 
 static int get_string(ctx *c, const yaml_node_t *n, const char *what, const char **out) {
+    *out = "";
     if (!is_scalar(n) || is_null(n))
         return fail(c, node_line(n), SOMA_STATUS_INVALID, "%s is %s; expected a name or string", what,
                     node_kind(n));
@@ -368,7 +369,7 @@ static int parse_pop(ctx *c, const yaml_node_t *key, const yaml_node_t *spec) {
     if (rc) return rc;
 
     /* model and size first: every other key depends on the model. */
-    yaml_node_t *mk = NULL, *mn = map_get(c, spec, "model", &mk);
+    yaml_node_t *mn = map_get(c, spec, "model", NULL);
     yaml_node_t *sn = map_get(c, spec, "size", NULL);
     namelist models;
     models.len = 0;
@@ -474,7 +475,7 @@ static int parse_proj(ctx *c, const yaml_node_t *n, size_t index) {
     int rc = want_mapping(c, n, what);
     if (rc) return rc;
     yaml_node_t *from = NULL, *to = NULL;
-    int bias = 0;
+    int bias = 1;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node_at(c, p->key), *v = node_at(c, p->value);
         const char *kn = scalar(k);

@@ -2,22 +2,44 @@
  * BLAS or the spike-driven form per call from the measured spike density:
  * a gather costs one row of W^T per spike, a GEMM costs the full product. */
 #include <cblas.h>
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <string.h>
 #include "proj/dense.h"
 
 size_t soma__spike_index(const float *restrict s, size_t N, uint32_t *restrict idx) {
-    size_t n = 0;
-    size_t j = 0;
-    /* Skip runs of zeros eight at a time: spikes are sparse. */
-    for (; j + 8 <= N; j += 8) {
-        float any = s[j] + s[j + 1] + s[j + 2] + s[j + 3] + s[j + 4] + s[j + 5] + s[j + 6] + s[j + 7];
-        if (any == 0.0f) continue;
-        for (size_t k = j; k < j + 8; k++)
-            if (s[k] != 0.0f) idx[n++] = (uint32_t)k;
+    size_t n = 0, j = 0;
+#if defined(__AVX512F__)
+    /* Compare 16 at a time and compress the indices of the set lanes. */
+    __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512 zero = _mm512_setzero_ps();
+    for (; j + 16 <= N; j += 16) {
+        __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(s + j), zero, _CMP_NEQ_UQ);
+        if (!m) continue;
+        __m512i ix = _mm512_add_epi32(lane, _mm512_set1_epi32((int)j));
+        _mm512_mask_compressstoreu_epi32(idx + n, m, ix);
+        n += (size_t)__builtin_popcount((unsigned)m);
     }
+#elif defined(__AVX2__)
+    __m256 zero = _mm256_setzero_ps();
+    for (; j + 8 <= N; j += 8) {
+        unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(s + j), zero, _CMP_NEQ_UQ));
+        while (m) {
+            idx[n++] = (uint32_t)(j + (size_t)__builtin_ctz(m));
+            m &= m - 1;
+        }
+    }
+#endif
     for (; j < N; j++)
         if (s[j] != 0.0f) idx[n++] = (uint32_t)j;
     return n;
+}
+
+size_t soma__spike_count(const float *restrict s, size_t N) {
+    float c = 0.0f;
+    for (size_t j = 0; j < N; j++) c += s[j];
+    return (size_t)c;
 }
 
 static void init_rows(float *restrict out, const float *restrict bias, size_t R, size_t Nout) {

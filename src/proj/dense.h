@@ -9,6 +9,8 @@
 
 /* Indices of the nonzero entries of a 0/1 row s[N] into idx; returns their count. */
 size_t soma__spike_index(const float *s, size_t N, uint32_t *idx);
+/* Number of spikes in a 0/1 row (exact for N < 2^24). */
+size_t soma__spike_count(const float *s, size_t N);
 
 /* out[r][:] = (acc ? out : bias|0) + x[r] W^T   (BLAS, single-threaded call) */
 void soma__dense_forward_blas(float *out, const float *x, const float *w, const float *bias, size_t R, size_t Nin,

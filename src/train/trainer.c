@@ -403,13 +403,18 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
             }
             float *s = w->s[l] + t * RB;
             ly->m->forward(&a, prev, cur, s, in_t, Bc, N);
+            /* Index lists are built only where a gather will read them: the
+             * recurrent input of the next step, or (below) the next layer. */
             for (size_t b = 0; b < Bc; b++) {
-                size_t c = soma__spike_index(s + b * N, N, w->idx[l] + t * RB + b * N);
+                size_t c = ly->recT ? soma__spike_index(s + b * N, N, w->idx[l] + t * RB + b * N)
+                                    : soma__spike_count(s + b * N, N);
                 w->cnt[l][t * Bc + b] = (uint32_t)c;
                 nspk += c;
             }
         }
         w->nspk[l] = nspk;
+        if (!ly->recT && l + 1 < tr->L && (double)nspk <= GATHER_MAX_DENSITY * (double)(T * RB))
+            for (size_t r = 0; r < T * Bc; r++) soma__spike_index(w->s[l] + r * N, N, w->idx[l] + r * N);
     }
 }
 
