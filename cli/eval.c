@@ -64,9 +64,8 @@ int cli_eval(int argc, char **argv) {
         }
         dopt.readout = r;
     }
-    dopt.limit_train = 1; /* eval reads only the test split's samples */
     soma_dataset train = {0}, test = {0};
-    if (soma_data_load(&dopt, &train, &test, err, sizeof err)) {
+    if (soma_data_load(&dopt, NULL, &test, err, sizeof err)) { /* the test split only */
         fprintf(stderr, "soma: %s\n", err);
         soma_net_free(net);
         return 1;

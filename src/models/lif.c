@@ -51,27 +51,39 @@ static void lif_backward(const soma_model_args *a, const float *const *prev, con
                          float *const *dstate, const float *ds, const float *dv, float *din,
                          float *const *dprm, size_t B, size_t N) {
     const float *restrict beta = a->prm[P_BETA], *restrict th = a->prm[P_THETA];
-    float *restrict x = a->scratch, *restrict sg = a->scratch + N;
+    float *restrict e = a->scratch, *restrict sg = a->scratch + N;
     float *restrict dbeta = dprm[P_BETA], *restrict dth = dprm[P_THETA];
     for (size_t b = 0; b < B; b++) {
-        const float *restrict up = prev[0] + b * N, *restrict u = cur[0] + b * N;
-        const float *restrict gs = ds + b * N, *restrict gv = dv ? dv + b * N : NULL;
+        const float *restrict up = prev[0] + b * N, *restrict u = cur[0] + b * N, *restrict gs = ds + b * N;
         float *restrict g = dstate[0] + b * N, *restrict gi = din + b * N;
-        for (size_t j = 0; j < N; j++) x[j] = u[j] - th[j];
-        soma__surrogate_row(a->surrogate, a->surrogate_param, x, sg, N);
-        for (size_t j = 0; j < N; j++) {
-            float d = g[j] + gs[j] * sg[j] + (gv ? gv[j] : 0.0f);
-            float r = up[j] > th[j] ? 1.0f : 0.0f;
-            gi[j] = d;
-            if (a->reset == 0) {
-                if (dbeta) dbeta[j] += d * up[j];
-                if (dth) dth[j] -= gs[j] * sg[j] + d * r;
+        /* e = dL/dS * dS/dU: the gradient reaching U through this step's spike. */
+        for (size_t j = 0; j < N; j++) e[j] = u[j] - th[j];
+        soma__surrogate_row(a->surrogate, a->surrogate_param, e, sg, N);
+        for (size_t j = 0; j < N; j++) e[j] = gs[j] * sg[j];
+        if (dv)
+            for (size_t j = 0; j < N; j++) g[j] += dv[b * N + j];
+        /* Branch-free loops per reset mode, so they vectorize. */
+        if (a->reset == 0) {
+            for (size_t j = 0; j < N; j++) {
+                float d = g[j] + e[j];
+                gi[j] = d;
                 g[j] = beta[j] * d;
-            } else {
-                if (dbeta) dbeta[j] += d * (1.0f - r) * up[j];
-                if (dth) dth[j] -= gs[j] * sg[j];
-                g[j] = beta[j] * (1.0f - r) * d;
             }
+            if (dbeta)
+                for (size_t j = 0; j < N; j++) dbeta[j] += gi[j] * up[j];
+            if (dth)
+                for (size_t j = 0; j < N; j++) dth[j] -= e[j] + (up[j] > th[j] ? gi[j] : 0.0f);
+        } else {
+            for (size_t j = 0; j < N; j++) {
+                float d = g[j] + e[j];
+                float keep = up[j] > th[j] ? 0.0f : beta[j];
+                gi[j] = d;
+                g[j] = keep * d;
+            }
+            if (dbeta)
+                for (size_t j = 0; j < N; j++) dbeta[j] += up[j] > th[j] ? 0.0f : gi[j] * up[j];
+            if (dth)
+                for (size_t j = 0; j < N; j++) dth[j] -= e[j];
         }
     }
 }

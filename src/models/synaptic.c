@@ -21,16 +21,25 @@ static const soma_param_desc params[] = {
 };
 static const char *const state_names[] = {"v", "syn"};
 
-static void syn_forward(const soma_model_args *a, const float *const *prev, float *const *cur, float *s,
-                        const float *in, size_t B, size_t N) {
-    const float *restrict alpha = a->prm[P_ALPHA], *restrict beta = a->prm[P_BETA], *restrict th = a->prm[P_THETA];
-    for (size_t b = 0; b < B; b++) {
-        const float *restrict up = prev[0] + b * N, *restrict ip = prev[1] + b * N, *restrict x = in + b * N;
-        float *restrict u = cur[0] + b * N, *restrict i = cur[1] + b * N, *restrict sp = s + b * N;
+/* One row of neurons; a separate function so that restrict on its
+ * parameters lets the compiler vectorize without alias checks. */
+static void syn_row(float *restrict u, float *restrict i, float *restrict sp, const float *restrict up,
+                    const float *restrict ip, const float *restrict x, const float *restrict alpha,
+                    const float *restrict beta, const float *restrict th, int reset, size_t N) {
+    if (reset == 0) {
         for (size_t j = 0; j < N; j++) {
             float c = alpha[j] * ip[j] + x[j];
-            float fired = up[j] > th[j] ? 1.0f : 0.0f;
-            float v = a->reset == 0 ? beta[j] * up[j] + c - fired * th[j] : beta[j] * (1.0f - fired) * up[j] + c;
+            float r = up[j] > th[j] ? th[j] : 0.0f;
+            float v = beta[j] * up[j] + c - r;
+            i[j] = c;
+            u[j] = v;
+            sp[j] = v > th[j] ? 1.0f : 0.0f;
+        }
+    } else {
+        for (size_t j = 0; j < N; j++) {
+            float c = alpha[j] * ip[j] + x[j];
+            float keep = up[j] > th[j] ? 0.0f : beta[j];
+            float v = keep * up[j] + c;
             i[j] = c;
             u[j] = v;
             sp[j] = v > th[j] ? 1.0f : 0.0f;
@@ -38,29 +47,48 @@ static void syn_forward(const soma_model_args *a, const float *const *prev, floa
     }
 }
 
+static void syn_forward(const soma_model_args *a, const float *const *prev, float *const *cur, float *s,
+                        const float *in, size_t B, size_t N) {
+    for (size_t b = 0; b < B; b++)
+        syn_row(cur[0] + b * N, cur[1] + b * N, s + b * N, prev[0] + b * N, prev[1] + b * N, in + b * N,
+                a->prm[P_ALPHA], a->prm[P_BETA], a->prm[P_THETA], a->reset, N);
+}
+
 static void syn_backward(const soma_model_args *a, const float *const *prev, const float *const *cur,
                          float *const *dstate, const float *ds, const float *dv, float *din,
                          float *const *dprm, size_t B, size_t N) {
     const float *restrict alpha = a->prm[P_ALPHA], *restrict beta = a->prm[P_BETA], *restrict th = a->prm[P_THETA];
-    float *restrict x = a->scratch, *restrict sg = a->scratch + N;
+    float *restrict e = a->scratch, *restrict sg = a->scratch + N;
     float *restrict dalpha = dprm[P_ALPHA], *restrict dbeta = dprm[P_BETA], *restrict dth = dprm[P_THETA];
+    int sub = a->reset == 0;
     for (size_t b = 0; b < B; b++) {
         const float *restrict up = prev[0] + b * N, *restrict ip = prev[1] + b * N, *restrict u = cur[0] + b * N;
-        const float *restrict gs = ds + b * N, *restrict gv = dv ? dv + b * N : NULL;
+        const float *restrict gs = ds + b * N;
         float *restrict gu = dstate[0] + b * N, *restrict gc = dstate[1] + b * N, *restrict gi = din + b * N;
-        for (size_t j = 0; j < N; j++) x[j] = u[j] - th[j];
-        soma__surrogate_row(a->surrogate, a->surrogate_param, x, sg, N);
+        for (size_t j = 0; j < N; j++) e[j] = u[j] - th[j];
+        soma__surrogate_row(a->surrogate, a->surrogate_param, e, sg, N);
+        for (size_t j = 0; j < N; j++) e[j] = gs[j] * sg[j];
+        if (dv)
+            for (size_t j = 0; j < N; j++) gu[j] += dv[b * N + j];
+        /* gu becomes dL/dU_t, then (after the parameter gradients) dL/dU_{t-1}. */
         for (size_t j = 0; j < N; j++) {
-            float du = gu[j] + gs[j] * sg[j] + (gv ? gv[j] : 0.0f);
-            float dc = gc[j] + du;
-            float r = up[j] > th[j] ? 1.0f : 0.0f;
-            float keep = a->reset == 0 ? 1.0f : 1.0f - r;
+            gu[j] += e[j];
+            float dc = gc[j] + gu[j];
             gi[j] = dc;
-            if (dalpha) dalpha[j] += dc * ip[j];
-            if (dbeta) dbeta[j] += du * keep * up[j];
-            if (dth) dth[j] -= gs[j] * sg[j] + (a->reset == 0 ? du * r : 0.0f);
-            gu[j] = beta[j] * keep * du;
             gc[j] = alpha[j] * dc;
+        }
+        if (dalpha)
+            for (size_t j = 0; j < N; j++) dalpha[j] += gi[j] * ip[j];
+        if (dth)
+            for (size_t j = 0; j < N; j++) dth[j] -= e[j] + (sub && up[j] > th[j] ? gu[j] : 0.0f);
+        if (sub) {
+            if (dbeta)
+                for (size_t j = 0; j < N; j++) dbeta[j] += gu[j] * up[j];
+            for (size_t j = 0; j < N; j++) gu[j] *= beta[j];
+        } else {
+            if (dbeta)
+                for (size_t j = 0; j < N; j++) dbeta[j] += up[j] > th[j] ? 0.0f : gu[j] * up[j];
+            for (size_t j = 0; j < N; j++) gu[j] *= up[j] > th[j] ? 0.0f : beta[j];
         }
     }
 }

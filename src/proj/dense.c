@@ -37,9 +37,9 @@ size_t soma__spike_index(const float *restrict s, size_t N, uint32_t *restrict i
 }
 
 size_t soma__spike_count(const float *restrict s, size_t N) {
-    float c = 0.0f;
-    for (size_t j = 0; j < N; j++) c += s[j];
-    return (size_t)c;
+    uint32_t c = 0; /* integer sum: vectorizes, unlike a float reduction without -ffast-math */
+    for (size_t j = 0; j < N; j++) c += s[j] != 0.0f;
+    return c;
 }
 
 static void init_rows(float *restrict out, const float *restrict bias, size_t R, size_t Nout) {

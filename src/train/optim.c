@@ -31,6 +31,7 @@ void soma__optim_step(soma__optim *st, const soma_train_opts *o, float lr, float
         /* torch.optim.SGD: buf = momentum*buf + g (buf = g on the first step); p -= lr*buf */
         float mu = o->momentum;
         int first = st->step == 1;
+#pragma omp parallel for num_threads(o->threads > 0 ? o->threads : 1) schedule(static)
         for (size_t i = 0; i < n; i++) {
             float gi = g[i] + wd * p[i];
             float b = mu > 0.0f ? (first ? gi : mu * m[i] + gi) : gi;
@@ -43,6 +44,7 @@ void soma__optim_step(soma__optim *st, const soma_train_opts *o, float lr, float
     float bc1 = 1.0f - powf(b1, (float)st->step), bc2 = 1.0f - powf(b2, (float)st->step);
     float step = lr / bc1, rbc2 = 1.0f / sqrtf(bc2);
     int decoupled = o->optimizer == SOMA_OPT_ADAMW;
+#pragma omp parallel for num_threads(o->threads > 0 ? o->threads : 1) schedule(static)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
         if (decoupled) p[i] *= 1.0f - lr * wd;

@@ -596,8 +596,19 @@ float soma_train_lr(const soma_train_opts *o, int epoch, long batch, long nbatch
 int soma_train_apply(soma_trainer *tr) {
     soma_net *net = tr->net;
     size_t n = tr->nparams;
+    /* Squared norm in fixed blocks summed in order: the same value whatever the thread count. */
+    enum { NBLK = 64 };
+    double part[NBLK];
+    size_t blk = (n + NBLK - 1) / NBLK;
+#pragma omp parallel for num_threads(tr->threads) schedule(static)
+    for (int k = 0; k < NBLK; k++) {
+        size_t i0 = (size_t)k * blk, i1 = i0 + blk > n ? n : i0 + blk;
+        double acc = 0.0;
+        for (size_t i = i0; i < i1; i++) acc += (double)tr->grad[i] * tr->grad[i];
+        part[k] = acc;
+    }
     double sq = 0.0;
-    for (size_t i = 0; i < n; i++) sq += (double)tr->grad[i] * tr->grad[i];
+    for (int k = 0; k < NBLK; k++) sq += part[k];
     if (!isfinite(sq)) return fail(tr, SOMA_STATUS_NONFINITE, "gradient is not finite");
     if (tr->opt.clip_norm > 0.0f) {
         double norm = sqrt(sq);

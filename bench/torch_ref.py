@@ -1,0 +1,460 @@
+#!/usr/bin/env python3
+"""torch_ref.py: a PyTorch reference of examples/fmnist-lif.yaml, used by
+bench/bench_train.py to compare soma's training and inference throughput and
+accuracy with PyTorch on the same cores.
+
+The network (snnTorch tutorial 5 on Fashion-MNIST), written out here without
+snnTorch:
+
+    x (784, pixels / 255, fed as current at every step, T = 25)
+    -> Linear(784, 1000) -> LIF(beta 0.95, threshold 1, reset by subtraction)
+    -> Linear(1000, 10)  -> LIF(beta 0.95, threshold 1, reset by subtraction)
+
+    LIF:   R[t] = H(U[t-1] - 1) (detached)
+           U[t] = beta * U[t-1] + I[t] - R[t] * threshold,  U[-1] = 0
+           S[t] = H(U[t] - threshold), surrogate dS/dU = 1 / (25 |U - threshold| + 1)^2
+    loss:  ce_rate = mean over t of CrossEntropy(S_out[t], y)
+    train: Adam(lr 5e-4), batch 128, reshuffled every epoch, nn.Linear's default init
+    predict: argmax over classes of sum_t S_out[t] (ties go to the lowest index)
+
+Implementations of the same maths ("--impl"); "auto" (the default) times a
+few batches of each on a throw-away copy of the model and trains with the
+fastest, so the comparison is against PyTorch's fastest form here:
+
+    step        fc1 once per batch, then a Python loop over t of LIF + fc2 + CE,
+                autograd through everything (spike = custom autograd.Function)
+    batched     fc1 once; hidden LIF loop; fc2 as ONE matmul over all T steps
+                ([T*B, 1000] x [1000, 10]); output LIF loop; one CE over T*B rows
+    fused       as batched, but each LIF layer over all T steps is one custom
+                autograd.Function with a hand-written BPTT backward (in-place
+                ops into preallocated [T, B, N] buffers, no per-step graph)
+    fused_jit   fused with its forward and backward loops in TorchScript
+
+Inference (test set) runs under torch.inference_mode() with the fused forward
+(no tape, no graph).
+
+Data: the IDX .gz files of Fashion-MNIST read with gzip + numpy.
+
+Usage:
+    python3 bench/torch_ref.py [--epochs 1] [--max-batches N] [--threads 2]
+                               [--seed 42] [--eval-limit N] [--impl auto]
+                               [--json OUT]
+    python3 bench/torch_ref.py --check   # the implementations agree (grads)
+"""
+import argparse
+import copy
+import ctypes
+import gzip
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DATA_DIR = "/usr/share/datasets/fashion-mnist"
+BETA = 0.95
+THRESHOLD = 1.0
+SLOPE = 25.0
+STEPS = 25
+HIDDEN = 1000
+CLASSES = 10
+LR = 5e-4
+BATCH = 128
+
+
+# ----------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------
+def read_idx(path):
+    """An IDX file (.gz or plain) as a numpy array of its dims."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError("%s: not an unsigned-byte IDX file" % path)
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    off = 4 + 4 * ndim
+    return np.frombuffer(raw, dtype=np.uint8, offset=off).reshape(dims)
+
+
+def load_fashion_mnist(data_dir=DATA_DIR):
+    def pair(split):
+        x = read_idx(os.path.join(data_dir, "%s-images-idx3-ubyte.gz" % split))
+        y = read_idx(os.path.join(data_dir, "%s-labels-idx1-ubyte.gz" % split))
+        x = torch.from_numpy(x.reshape(x.shape[0], -1).astype(np.float32) / np.float32(255.0))
+        y = torch.from_numpy(y.astype(np.int64))
+        return x, y
+    return pair("train"), pair("t10k")
+
+
+# ----------------------------------------------------------------------------
+# Model
+# ----------------------------------------------------------------------------
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(784, HIDDEN)
+        self.fc2 = torch.nn.Linear(HIDDEN, CLASSES)
+
+
+class SpikeFS(torch.autograd.Function):
+    """Heaviside spike of x = U - threshold; fast-sigmoid surrogate gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g / (SLOPE * x.abs() + 1.0) ** 2
+
+
+spike = SpikeFS.apply
+
+
+def lif_step(mem, cur):
+    """One LIF step with autograd; the reset term is detached (comparison)."""
+    reset = (mem > THRESHOLD).to(mem.dtype)
+    mem = BETA * mem + cur - reset * THRESHOLD
+    return mem, spike(mem - THRESHOLD)
+
+
+# --- step: the textbook loop ------------------------------------------------
+def run_step(model, x, y, T):
+    cur1 = model.fc1(x)  # same input at every step: once per batch
+    B = x.shape[0]
+    mem1 = torch.zeros(B, HIDDEN, dtype=x.dtype)
+    mem2 = torch.zeros(B, CLASSES, dtype=x.dtype)
+    loss = 0.0
+    counts = torch.zeros(B, CLASSES, dtype=x.dtype)
+    for _ in range(T):
+        mem1, spk1 = lif_step(mem1, cur1)
+        mem2, spk2 = lif_step(mem2, model.fc2(spk1))
+        loss = loss + F.cross_entropy(spk2, y)
+        counts += spk2.detach()
+    return loss / T, counts
+
+
+# --- batched: fc2 and CE over all steps at once -----------------------------
+def run_batched(model, x, y, T):
+    cur1 = model.fc1(x)
+    B = x.shape[0]
+    mem1 = torch.zeros(B, HIDDEN, dtype=x.dtype)
+    spk1 = []
+    for _ in range(T):
+        mem1, s = lif_step(mem1, cur1)
+        spk1.append(s)
+    cur2 = model.fc2(torch.stack(spk1))  # [T, B, 10]
+    mem2 = torch.zeros(B, CLASSES, dtype=x.dtype)
+    spk2 = []
+    for t in range(T):
+        mem2, s = lif_step(mem2, cur2[t])
+        spk2.append(s)
+    spk2 = torch.stack(spk2)
+    loss = F.cross_entropy(spk2.reshape(T * B, CLASSES), y.repeat(T))
+    return loss, spk2.detach().sum(0)
+
+
+# --- fused: one autograd.Function per LIF layer over all steps --------------
+def lif_seq_forward(cur, mem, spk, beta: float, th: float, const_in: bool):
+    """U[t] = beta U[t-1] + I[t] - th S[t-1]; S[t] = U[t] > th, into the
+    preallocated mem/spk [T, B, N]. cur is [B, N] when const_in, else [T, B, N]."""
+    T = mem.shape[0]
+    for t in range(T):
+        c = cur if const_in else cur[t]
+        m = mem[t]
+        if t == 0:
+            m.copy_(c)
+        else:
+            torch.add(c, mem[t - 1], alpha=beta, out=m)
+            m.sub_(spk[t - 1], alpha=th)
+        torch.gt(m, th, out=spk[t])
+
+
+def lif_seq_backward(mem, gspk, beta: float, th: float, slope: float, const_in: bool):
+    """BPTT of lif_seq_forward with the reset detached: with
+    g[t] = gspk[t] * 1/(slope |U[t] - th| + 1)^2, dI[t] = g[t] + beta dI[t+1].
+    Overwrites mem; returns dI ([B, N] summed over t when const_in)."""
+    sg = mem.sub_(th).abs_().mul_(slope).add_(1.0)
+    sg.square_()
+    d = torch.div(gspk, sg, out=sg)
+    T = d.shape[0]
+    for t in range(T - 2, -1, -1):
+        d[t].add_(d[t + 1], alpha=beta)
+    if const_in:
+        return d.sum(0)
+    return d
+
+
+_JIT = {}
+
+
+def jit_fns():
+    if not _JIT:
+        _JIT["fwd"] = torch.jit.script(lif_seq_forward)
+        _JIT["bwd"] = torch.jit.script(lif_seq_backward)
+    return _JIT["fwd"], _JIT["bwd"]
+
+
+class LIFSeq(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, cur, T, const_in, use_jit):
+        fwd = jit_fns()[0] if use_jit else lif_seq_forward
+        B, N = cur.shape[-2], cur.shape[-1]
+        mem = torch.empty(T, B, N, dtype=cur.dtype)
+        spk = torch.empty(T, B, N, dtype=cur.dtype)
+        fwd(cur, mem, spk, BETA, THRESHOLD, const_in)
+        ctx.save_for_backward(mem)
+        ctx.const_in, ctx.use_jit = const_in, use_jit
+        return spk
+
+    @staticmethod
+    def backward(ctx, gspk):
+        (mem,) = ctx.saved_tensors
+        bwd = jit_fns()[1] if ctx.use_jit else lif_seq_backward
+        gspk = gspk.contiguous()
+        return bwd(mem, gspk, BETA, THRESHOLD, SLOPE, ctx.const_in), None, None, None
+
+
+def run_fused(model, x, y, T, use_jit=False):
+    B = x.shape[0]
+    cur1 = model.fc1(x)
+    spk1 = LIFSeq.apply(cur1, T, True, use_jit)  # [T, B, 1000]
+    cur2 = model.fc2(spk1)  # [T, B, 10]: one GEMM over all steps
+    spk2 = LIFSeq.apply(cur2, T, False, use_jit)
+    loss = F.cross_entropy(spk2.reshape(T * B, CLASSES), y.repeat(T))
+    return loss, spk2.detach().sum(0)
+
+
+def run_fused_jit(model, x, y, T):
+    return run_fused(model, x, y, T, use_jit=True)
+
+
+IMPLS = {"step": run_step, "batched": run_batched, "fused": run_fused, "fused_jit": run_fused_jit}
+
+
+@torch.inference_mode()
+def predict(model, x, T, use_jit=False):
+    """Class with the most output spikes over T (argmax: ties -> lowest index)."""
+    fwd = jit_fns()[0] if use_jit else lif_seq_forward
+    B = x.shape[0]
+    cur1 = model.fc1(x)
+    mem = torch.empty(T, B, HIDDEN)
+    spk1 = torch.empty(T, B, HIDDEN)
+    fwd(cur1, mem, spk1, BETA, THRESHOLD, True)
+    cur2 = model.fc2(spk1)
+    mem2 = torch.empty(T, B, CLASSES)
+    spk2 = torch.empty(T, B, CLASSES)
+    fwd(cur2, mem2, spk2, BETA, THRESHOLD, False)
+    return spk2.sum(0).argmax(1)
+
+
+def evaluate(model, x, y, T, batch, use_jit=False):
+    """(accuracy, samples/s) of forward-only inference over x."""
+    n = x.shape[0]
+    correct = 0
+    t0 = time.perf_counter()
+    for b0 in range(0, n, batch):
+        pred = predict(model, x[b0:b0 + batch], T, use_jit)
+        correct += int((pred == y[b0:b0 + batch]).sum())
+    dt = time.perf_counter() - t0
+    return correct / n, n / dt if dt > 0 else 0.0
+
+
+# ----------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------
+def train_batch(model, opt, fn, xb, yb, T):
+    opt.zero_grad(set_to_none=True)
+    loss, counts = fn(model, xb, yb, T)
+    loss.backward()
+    opt.step()
+    return loss.detach(), (counts.argmax(1) == yb).sum()
+
+
+def make_opt(model):
+    return torch.optim.Adam(model.parameters(), lr=LR)
+
+
+def pick_impl(model, xtr, ytr, T, batch, names, reps=6, log=print):
+    """Time each implementation on a throw-away copy; return (best, {name: s/batch})."""
+    timings = {}
+    g = torch.Generator().manual_seed(12345)
+    perm = torch.randperm(xtr.shape[0], generator=g)
+    for name in names:
+        m = copy.deepcopy(model)
+        o = make_opt(m)
+        fn = IMPLS[name]
+        ts = []
+        for i in range(reps + 2):
+            idx = perm[i * batch:(i + 1) * batch]
+            xb, yb = xtr[idx], ytr[idx]
+            t0 = time.perf_counter()
+            train_batch(m, o, fn, xb, yb, T)
+            ts.append(time.perf_counter() - t0)
+        timings[name] = sorted(ts[2:])[len(ts[2:]) // 2]  # median after 2 warm-up batches
+        log("torch: impl %-9s %.1f ms/batch" % (name, 1e3 * timings[name]))
+    best = min(timings, key=timings.get)
+    return best, timings
+
+
+def set_threads(n):
+    torch.set_num_threads(n)
+    # Debian's torch does its GEMMs in OpenBLAS (pthreads), whose pool
+    # torch.set_num_threads does not size: size it to the same count.
+    for name in ("libopenblas.so.0", "libblas.so.3"):
+        try:
+            lib = ctypes.CDLL(name)
+            lib.openblas_set_num_threads(ctypes.c_int(n))
+            return lib.openblas_get_num_threads()
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--max-batches", type=int, default=0, help="batches per epoch (0: all)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--eval-limit", type=int, default=0, help="test samples to evaluate (0: all)")
+    ap.add_argument("--eval-batch", type=int, default=BATCH)
+    ap.add_argument("--batch", type=int, default=BATCH)
+    ap.add_argument("--steps", type=int, default=STEPS)
+    ap.add_argument("--impl", default="auto", choices=["auto"] + list(IMPLS))
+    ap.add_argument("--data", default=DATA_DIR)
+    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--check", action="store_true", help="check that the implementations agree, then exit")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+
+    def log(*args):
+        if not a.quiet:
+            print(*args, flush=True)
+
+    blas_threads = set_threads(a.threads)
+    torch.manual_seed(a.seed)
+    t_load = time.perf_counter()
+    (xtr, ytr), (xte, yte) = load_fashion_mnist(a.data)
+    t_load = time.perf_counter() - t_load
+    if a.eval_limit > 0:
+        xte, yte = xte[:a.eval_limit], yte[:a.eval_limit]
+    T, B = a.steps, a.batch
+    model = Net()
+
+    if a.check:
+        return check(model, xtr, ytr, T)
+
+    log("torch %s: %d training and %d test samples, T = %d, batch %d, %d thread(s) (OpenBLAS %s)"
+        % (torch.__version__, xtr.shape[0], xte.shape[0], T, B, torch.get_num_threads(), blas_threads))
+    timings = {}
+    impl = a.impl
+    if impl == "auto":
+        impl, timings = pick_impl(model, xtr, ytr, T, B, list(IMPLS), log=log)
+        log("torch: training with impl '%s' (fastest)" % impl)
+    fn = IMPLS[impl]
+    use_jit = impl == "fused_jit"
+
+    opt = make_opt(model)
+    gen = torch.Generator().manual_seed(a.seed)
+    n = xtr.shape[0]
+    nb = (n + B - 1) // B
+    if a.max_batches > 0:
+        nb = min(nb, a.max_batches)
+    per_epoch = []
+    train_seconds, train_samples = 0.0, 0
+    for e in range(a.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        perm = torch.randperm(n, generator=gen)
+        loss_sum = torch.zeros(())
+        correct = torch.zeros((), dtype=torch.int64)
+        seen = 0
+        for b in range(nb):
+            idx = perm[b * B:(b + 1) * B]
+            xb, yb = xtr[idx], ytr[idx]
+            l, c = train_batch(model, opt, fn, xb, yb, T)
+            loss_sum += l * xb.shape[0]
+            correct += c
+            seen += xb.shape[0]
+        dt = time.perf_counter() - t0
+        train_seconds += dt
+        train_samples += seen
+        model.eval()
+        acc, infer_sps = evaluate(model, xte, yte, T, a.eval_batch, use_jit)
+        rec = {"epoch": e + 1, "loss": float(loss_sum) / seen, "train_accuracy": int(correct) / seen,
+               "test_accuracy": acc, "train_samples_per_second": seen / dt, "train_seconds": dt,
+               "batches": nb, "infer_samples_per_second": infer_sps}
+        per_epoch.append(rec)
+        log("torch epoch %d/%d  loss %.4f  train acc %.2f%%  test acc %.2f%%  %.0f samples/s  %.1fs  "
+            "(inference %.0f samples/s)" % (e + 1, a.epochs, rec["loss"], 100 * rec["train_accuracy"],
+                                           100 * acc, rec["train_samples_per_second"], dt, infer_sps))
+    res = {
+        "framework": "torch",
+        "torch_version": torch.__version__,
+        "impl": impl,
+        "impl_ms_per_batch": {k: 1e3 * v for k, v in timings.items()},
+        "threads": torch.get_num_threads(),
+        "openblas_threads": blas_threads,
+        "epochs": a.epochs,
+        "batches_per_epoch": nb,
+        "batch": B,
+        "steps": T,
+        "seed": a.seed,
+        "test_samples": int(xte.shape[0]),
+        "load_seconds": t_load,
+        "train_samples_per_second": train_samples / train_seconds if train_seconds > 0 else 0.0,
+        "infer_samples_per_second": per_epoch[-1]["infer_samples_per_second"] if per_epoch else 0.0,
+        "test_accuracy": per_epoch[-1]["test_accuracy"] if per_epoch else 0.0,
+        "test_accuracy_per_epoch": [r["test_accuracy"] for r in per_epoch],
+        "per_epoch": per_epoch,
+    }
+    if a.json:
+        d = os.path.dirname(a.json)
+        if d:
+            os.makedirs(d, exist_ok=True)
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=2)
+    return 0
+
+
+def check(model, xtr, ytr, T):
+    """The implementations give the same loss, spike counts and gradients (float64)."""
+    m = copy.deepcopy(model).double()
+    x, y = xtr[:64].double(), ytr[:64]
+    ref = None
+    ok = True
+    for name, fn in IMPLS.items():
+        m.zero_grad(set_to_none=True)
+        loss, counts = fn(m, x, y, T)
+        loss.backward()
+        got = [float(loss), counts.clone()] + [p.grad.clone() for p in m.parameters()]
+        if ref is None:
+            ref = got
+            print("check: %-9s loss %.10f, %d output spikes" % (name, float(loss), int(counts.sum())))
+            continue
+        dl = abs(got[0] - ref[0])
+        dc = float((got[1] - ref[1]).abs().max())
+        dg = max(float((g - r).abs().max() / (r.abs().max() + 1e-30)) for g, r in zip(got[2:], ref[2:]))
+        good = dl < 1e-9 and dc == 0 and dg < 1e-9
+        ok &= good
+        print("check: %-9s |dloss| %.2e  |dcounts| %g  max rel |dgrad| %.2e  %s"
+              % (name, dl, dc, dg, "ok" if good else "MISMATCH"))
+    with torch.no_grad():
+        mf = copy.deepcopy(model)
+        _, counts = run_step(mf, xtr[:256], ytr[:256], T)
+        agree = bool((predict(mf, xtr[:256], T) == counts.argmax(1)).all())
+    print("check: inference predict() agrees with the training forward: %s" % agree)
+    ok &= agree
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
