@@ -323,29 +323,29 @@ error:
     return st;
 }
 
-/* Batch-wide input projection: I1 = X W1^T + b1 over R rows, rows split across threads. */
+/* Batch-wide input projection: I1 = X W1^T + b1 over R rows. The rows are
+ * cut into blocks of a fixed size (not a per-thread share) because BLAS
+ * results can depend on the shape of the call: fixed blocks keep them
+ * identical whatever the thread count. */
+#define GEMM_ROWS 32
 static void input_forward(soma_trainer *tr, const float *x, size_t R) {
     layer *ly = &tr->lay[0];
-    size_t D = tr->D, N = ly->N;
-    int nt = tr->threads;
-    size_t blk = (R + (size_t)nt - 1) / (size_t)nt;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int t = 0; t < nt; t++) {
-        size_t r0 = (size_t)t * blk, r1 = r0 + blk > R ? R : r0 + blk;
-        if (r0 < r1) soma__dense_forward_blas(tr->I1 + r0 * N, x + r0 * D, ly->proj->w, ly->proj->b, r1 - r0, D, N, 0);
+    size_t D = tr->D, N = ly->N, nblk = (R + GEMM_ROWS - 1) / GEMM_ROWS;
+#pragma omp parallel for num_threads(tr->threads) schedule(static)
+    for (size_t k = 0; k < nblk; k++) {
+        size_t r0 = k * GEMM_ROWS, r1 = r0 + GEMM_ROWS > R ? R : r0 + GEMM_ROWS;
+        soma__dense_forward_blas(tr->I1 + r0 * N, x + r0 * D, ly->proj->w, ly->proj->b, r1 - r0, D, N, 0);
     }
 }
 
-/* Batch-wide input weight gradient: dW1 = dI1^T X, db1 = column sums of dI1, over R rows; output rows split. */
+/* Batch-wide input weight gradient: dW1 = dI1^T X, db1 = column sums of
+ * dI1, over R rows; the output rows are cut into fixed blocks as above. */
 static void input_backward(soma_trainer *tr, const float *x, size_t R) {
     layer *ly = &tr->lay[0];
-    size_t D = tr->D, N = ly->N;
-    int nt = tr->threads;
-    size_t blk = ((N + (size_t)nt - 1) / (size_t)nt + 15) / 16 * 16;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int t = 0; t < nt; t++) {
-        size_t o0 = (size_t)t * blk, o1 = o0 + blk > N ? N : o0 + blk;
-        if (o0 >= o1) continue;
+    size_t D = tr->D, N = ly->N, nblk = (N + GEMM_ROWS - 1) / GEMM_ROWS;
+#pragma omp parallel for num_threads(tr->threads) schedule(static)
+    for (size_t k = 0; k < nblk; k++) {
+        size_t o0 = k * GEMM_ROWS, o1 = o0 + GEMM_ROWS > N ? N : o0 + GEMM_ROWS;
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(o1 - o0), (int)D, (int)R, 1.0f, tr->dI1 + o0, (int)N,
                     x, (int)D, 0.0f, ly->gw + o0 * D, (int)D);
         if (ly->gb) {
