@@ -193,6 +193,16 @@ def lif_seq_backward(mem, gspk, beta: float, th: float, slope: float, const_in: 
 
 
 _JIT = {}
+_BUF = {}
+
+
+def buffers(key, T, B, N, dtype):
+    """Preallocated [T, B, N] (mem, spk) pair for one layer, reused by every
+    batch (the graph of the previous batch is gone when the next one runs)."""
+    k = (key, T, B, N, dtype)
+    if k not in _BUF:
+        _BUF[k] = (torch.empty(T, B, N, dtype=dtype), torch.empty(T, B, N, dtype=dtype))
+    return _BUF[k]
 
 
 def jit_fns():
@@ -204,11 +214,10 @@ def jit_fns():
 
 class LIFSeq(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, cur, T, const_in, use_jit):
+    def forward(ctx, cur, T, const_in, use_jit, key):
         fwd = jit_fns()[0] if use_jit else lif_seq_forward
         B, N = cur.shape[-2], cur.shape[-1]
-        mem = torch.empty(T, B, N, dtype=cur.dtype)
-        spk = torch.empty(T, B, N, dtype=cur.dtype)
+        mem, spk = buffers(key, T, B, N, cur.dtype)
         fwd(cur, mem, spk, BETA, THRESHOLD, const_in)
         ctx.save_for_backward(mem)
         ctx.const_in, ctx.use_jit = const_in, use_jit
@@ -219,15 +228,15 @@ class LIFSeq(torch.autograd.Function):
         (mem,) = ctx.saved_tensors
         bwd = jit_fns()[1] if ctx.use_jit else lif_seq_backward
         gspk = gspk.contiguous()
-        return bwd(mem, gspk, BETA, THRESHOLD, SLOPE, ctx.const_in), None, None, None
+        return bwd(mem, gspk, BETA, THRESHOLD, SLOPE, ctx.const_in), None, None, None, None
 
 
 def run_fused(model, x, y, T, use_jit=False):
     B = x.shape[0]
     cur1 = model.fc1(x)
-    spk1 = LIFSeq.apply(cur1, T, True, use_jit)  # [T, B, 1000]
+    spk1 = LIFSeq.apply(cur1, T, True, use_jit, "train1")  # [T, B, 1000]
     cur2 = model.fc2(spk1)  # [T, B, 10]: one GEMM over all steps
-    spk2 = LIFSeq.apply(cur2, T, False, use_jit)
+    spk2 = LIFSeq.apply(cur2, T, False, use_jit, "train2")
     loss = F.cross_entropy(spk2.reshape(T * B, CLASSES), y.repeat(T))
     return loss, spk2.detach().sum(0)
 
@@ -245,12 +254,10 @@ def predict(model, x, T, use_jit=False):
     fwd = jit_fns()[0] if use_jit else lif_seq_forward
     B = x.shape[0]
     cur1 = model.fc1(x)
-    mem = torch.empty(T, B, HIDDEN)
-    spk1 = torch.empty(T, B, HIDDEN)
+    mem, spk1 = buffers("infer1", T, B, HIDDEN, cur1.dtype)
     fwd(cur1, mem, spk1, BETA, THRESHOLD, True)
     cur2 = model.fc2(spk1)
-    mem2 = torch.empty(T, B, CLASSES)
-    spk2 = torch.empty(T, B, CLASSES)
+    mem2, spk2 = buffers("infer2", T, B, CLASSES, cur2.dtype)
     fwd(cur2, mem2, spk2, BETA, THRESHOLD, False)
     return spk2.sum(0).argmax(1)
 
@@ -282,24 +289,28 @@ def make_opt(model):
     return torch.optim.Adam(model.parameters(), lr=LR)
 
 
-def pick_impl(model, xtr, ytr, T, batch, names, reps=6, log=print):
-    """Time each implementation on a throw-away copy; return (best, {name: s/batch})."""
-    timings = {}
+def pick_impl(model, xtr, ytr, T, batch, names, reps=5, log=print):
+    """Time each implementation on a throw-away copy of the model and
+    optimizer, round-robin (so a change in machine load hits all alike):
+    2 warm-up batches each, then reps timed batches each, the fastest of
+    which counts. Returns (best, {name: seconds per batch})."""
     g = torch.Generator().manual_seed(12345)
     perm = torch.randperm(xtr.shape[0], generator=g)
-    for name in names:
-        m = copy.deepcopy(model)
-        o = make_opt(m)
-        fn = IMPLS[name]
-        ts = []
-        for i in range(reps + 2):
-            idx = perm[i * batch:(i + 1) * batch]
-            xb, yb = xtr[idx], ytr[idx]
+    state = {name: (copy.deepcopy(model),) for name in names}
+    state = {name: (m[0], make_opt(m[0])) for name, m in state.items()}
+    ts = {name: [] for name in names}
+    for i in range(reps + 2):
+        idx = perm[i * batch:(i + 1) * batch]
+        xb, yb = xtr[idx], ytr[idx]
+        for name in names:
+            m, o = state[name]
             t0 = time.perf_counter()
-            train_batch(m, o, fn, xb, yb, T)
-            ts.append(time.perf_counter() - t0)
-        timings[name] = sorted(ts[2:])[len(ts[2:]) // 2]  # median after 2 warm-up batches
-        log("torch: impl %-9s %.1f ms/batch" % (name, 1e3 * timings[name]))
+            train_batch(m, o, IMPLS[name], xb, yb, T)
+            if i >= 2:
+                ts[name].append(time.perf_counter() - t0)
+    timings = {name: min(v) for name, v in ts.items()}
+    for name in names:
+        log("torch: impl %-9s %.1f ms/batch (fastest of %d)" % (name, 1e3 * timings[name], reps))
     best = min(timings, key=timings.get)
     return best, timings
 

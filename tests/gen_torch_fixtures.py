@@ -16,9 +16,12 @@ Every weight, input and neuron parameter is a float32 value, so the float32
 C library and the float64 reference start from identical numbers. Batches
 are re-drawn until no membrane potential lies within MARGIN of its
 threshold (so float32 rounding cannot flip a spike) and the spike rates are
-in a useful range. The same computation is also run in float32 torch and its
-error against float64 is printed, to show what a float32 implementation can
-reach under the metric the C test uses.
+in a useful range. The same computation is also run in float32 torch (with
+the input features in three orders, to sample its rounding); a tensor's
+tolerance is REL_TOL = 1e-5, or 10x the error float32 torch makes there where
+that is larger: a float32 library cannot beat the float32 conditioning of the
+problem (sharp surrogates amplify last-bit differences of the membrane).
+Regenerating is deterministic: the same script writes the same files.
 
 Fixture format (text, one record per line, whitespace separated):
     soma_torch_fixture 1
@@ -37,6 +40,7 @@ Fixture format (text, one record per line, whitespace separated):
     loss VALUE / correct N
     counts B C + B*C ints                  output spike counts per sample, class
     grad NAME ROWS COLS + values           float64 reference gradients
+    tol NAME ENTRY L2                      the tensor's gradient tolerances (see tolerance())
     end
 """
 import math
@@ -234,7 +238,7 @@ CASES = [
                     learn=dict(beta="neuron", threshold="layer")),
                dict(name="out", model="synaptic", size=4, params=dict(alpha=0.8, beta=0.9))],
          bias=[True, True]),
-    dict(name="syn_lif_ce_mem_tv", T=6, B=7, tc=0, loss="ce_mem", surrogate="triangular", sparam=1.0,
+    dict(name="syn_lif_ce_mem_tv", T=6, B=7, tc=0, loss="ce_mem", surrogate="triangular", sparam=0.8,
          rate_penalty=0.0, wscale=3.0,
          pops=[dict(name="h1", model="synaptic", size=16, params=dict(alpha=0.7, beta=0.85),
                     learn=dict(alpha="layer")),
