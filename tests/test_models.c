@@ -375,8 +375,7 @@ static void fd_case(const fdcase *fc, int use_dv, uint64_t seed) {
     for (size_t j = 0; j < N; j++) beta[j] = fbeta[j], theta[j] = ftheta[j], alpha[j] = falpha[j];
     for (size_t e = 0; e < TRB; e++) fin[e] = (float)I[e], fa[e] = (float)a[e], fc_[e] = (float)c[e];
     for (size_t e = 0; e < TRB; e++) a[e] = fa[e];
-    double L0 = ref_forward(fc, I, beta, theta, alpha, u0, c0, a, c, U, &margin, &resets);
-    (void)L0;
+    ref_forward(fc, I, beta, theta, alpha, u0, c0, a, c, U, &margin, &resets);
     params p;
     soma_model_args args;
     float scratch[2 * MAXN];

@@ -87,6 +87,41 @@ static double eval_loss(soma_net *net, size_t out, const soma_train_opts *to, co
     return loss;
 }
 
+/* The ce_mem loss and output spikes of the net in double, from its tensors
+ * (weight, bias, beta per neuron, threshold per layer): I = W x + b,
+ * U_t as lif.c's header gives it, loss = mean over b and t of CE(softmax(U_t), y).
+ * *margin gets min |U_t - theta|. */
+static double ref_loss(soma_net *net, int reset, const float *x, int tc, const uint8_t *y, uint8_t *spikes,
+                       double *margin) {
+    soma_tensor tw, tb, tbeta, tth;
+    CHECK(soma_net_tensor_find(net, "in->out.weight", &tw) == 0);
+    CHECK(soma_net_tensor_find(net, "in->out.bias", &tb) == 0);
+    CHECK(soma_net_tensor_find(net, "out.beta", &tbeta) == 0);
+    CHECK(soma_net_tensor_find(net, "out.threshold", &tth) == 0);
+    CHECK(tw.rows == NOUT && tw.cols == D && tbeta.rows * tbeta.cols == NOUT && tth.rows * tth.cols == 1);
+    double th = tth.data[0], total = 0.0, mg = INFINITY;
+    for (size_t b = 0; b < B; b++) {
+        double u[NOUT] = {0};
+        for (size_t t = 0; t < T; t++) {
+            const float *xr = x + ((tc ? 0 : t * B) + b) * D;
+            double mx = -INFINITY, sum = 0.0;
+            for (size_t j = 0; j < NOUT; j++) {
+                double in = tb.data[j];
+                for (size_t i = 0; i < D; i++) in += (double)tw.data[j * D + i] * xr[i];
+                double r = u[j] > th ? 1.0 : 0.0;
+                u[j] = reset == 0 ? tbeta.data[j] * u[j] + in - r * th : tbeta.data[j] * (1.0 - r) * u[j] + in;
+                spikes[(t * B + b) * NOUT + j] = u[j] > th;
+                mg = fmin(mg, fabs(u[j] - th));
+                mx = fmax(mx, u[j]);
+            }
+            for (size_t j = 0; j < NOUT; j++) sum += exp(u[j] - mx);
+            total += (mx + log(sum) - u[y[b]]) / (double)T;
+        }
+    }
+    *margin = mg;
+    return total / (double)B;
+}
+
 static void grad_check(const setup *su) {
     char what[96];
     snprintf(what, sizeof what, "%s reset, %s input", su->reset ? "zero" : "subtract", su->tc ? "direct" : "time-varying");
@@ -113,6 +148,12 @@ static void grad_check(const setup *su) {
     CHECK(soma_train_record(tr, x, su->tc, B, out, spk0) == 0);
     size_t nspk = 0;
     for (size_t i = 0; i < sizeof spk0; i++) nspk += spk0[i];
+    /* The loss value and the spikes against a double forward of the same equations. */
+    double margin;
+    double lref = ref_loss(net, su->reset, x, su->tc, y, spk, &margin);
+    CHECK_MSG(fabs(loss0 - lref) <= 1e-5 * fabs(lref), "%s: loss %.9g, double reference %.9g", what, loss0, lref);
+    CHECK_MSG(margin > 1e-4, "%s: a membrane within %g of the threshold", what, margin);
+    if (margin > 1e-4) CHECK_MSG(memcmp(spk, spk0, sizeof spk) == 0, "%s: output spikes differ from the reference", what);
     /* Some spikes (so the reset and the threshold's gradient take part), but few. */
     CHECK_MSG(nspk > 0 && nspk < sizeof spk0 / 4, "%s: %zu output spikes of %zu", what, nspk, sizeof spk0);
 
