@@ -83,8 +83,14 @@ struct soma_trainer {
     soma__optim optim;
     long lr_epoch, lr_batch, lr_nbatches;
     double last_rate;
+    double prof[8];          /* seconds spent per phase, for bench/ (see soma__train_profile) */
     char errmsg[512];
 };
+
+/* Phases timed in every batch: cheap (a few clock reads) and read by bench/. */
+enum { PROF_INPUT_FWD, PROF_CHUNKS, PROF_INPUT_BWD, PROF_REDUCE, PROF_APPLY, PROF_ENCODE };
+void soma__train_profile(const soma_trainer *tr, double out[8]);
+void soma__train_profile(const soma_trainer *tr, double out[8]) { memcpy(out, tr->prof, sizeof tr->prof); }
 
 static int fail(soma_trainer *tr, int st, const char *fmt, ...) {
     va_list ap;
@@ -323,29 +329,37 @@ error:
     return st;
 }
 
-/* Batch-wide input projection: I1 = X W1^T + b1 over R rows. The rows are
+/* Batch-wide input projection: I1 = X W1^T + b1 over R rows. The work is
  * cut into blocks of a fixed size (not a per-thread share) because BLAS
  * results can depend on the shape of the call: fixed blocks keep them
- * identical whatever the thread count. */
-#define GEMM_ROWS 32
+ * identical whatever the thread count. Blocks split the output neurons, so
+ * each call packs only its slice of W1 and the (smaller) input is packed
+ * once per block. */
+#define GEMM_BLOCK 256
 static void input_forward(soma_trainer *tr, const float *x, size_t R) {
     layer *ly = &tr->lay[0];
-    size_t D = tr->D, N = ly->N, nblk = (R + GEMM_ROWS - 1) / GEMM_ROWS;
+    size_t D = tr->D, N = ly->N, nblk = (N + GEMM_BLOCK - 1) / GEMM_BLOCK;
 #pragma omp parallel for num_threads(tr->threads) schedule(static)
     for (size_t k = 0; k < nblk; k++) {
-        size_t r0 = k * GEMM_ROWS, r1 = r0 + GEMM_ROWS > R ? R : r0 + GEMM_ROWS;
-        soma__dense_forward_blas(tr->I1 + r0 * N, x + r0 * D, ly->proj->w, ly->proj->b, r1 - r0, D, N, 0);
+        size_t o0 = k * GEMM_BLOCK, o1 = o0 + GEMM_BLOCK > N ? N : o0 + GEMM_BLOCK;
+        float *out = tr->I1 + o0;
+        for (size_t r = 0; r < R; r++) {
+            if (ly->proj->b) memcpy(out + r * N, ly->proj->b + o0, (o1 - o0) * sizeof(float));
+            else memset(out + r * N, 0, (o1 - o0) * sizeof(float));
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)(o1 - o0), (int)D, 1.0f, x, (int)D,
+                    ly->proj->w + o0 * D, (int)D, 1.0f, out, (int)N);
     }
 }
 
 /* Batch-wide input weight gradient: dW1 = dI1^T X, db1 = column sums of
- * dI1, over R rows; the output rows are cut into fixed blocks as above. */
+ * dI1, over R rows; the output neurons are cut into fixed blocks as above. */
 static void input_backward(soma_trainer *tr, const float *x, size_t R) {
     layer *ly = &tr->lay[0];
-    size_t D = tr->D, N = ly->N, nblk = (N + GEMM_ROWS - 1) / GEMM_ROWS;
+    size_t D = tr->D, N = ly->N, nblk = (N + GEMM_BLOCK - 1) / GEMM_BLOCK;
 #pragma omp parallel for num_threads(tr->threads) schedule(static)
     for (size_t k = 0; k < nblk; k++) {
-        size_t o0 = k * GEMM_ROWS, o1 = o0 + GEMM_ROWS > N ? N : o0 + GEMM_ROWS;
+        size_t o0 = k * GEMM_BLOCK, o1 = o0 + GEMM_BLOCK > N ? N : o0 + GEMM_BLOCK;
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(o1 - o0), (int)D, (int)R, 1.0f, tr->dI1 + o0, (int)N,
                     x, (int)D, 0.0f, ly->gw + o0 * D, (int)D);
         if (ly->gb) {
@@ -506,7 +520,10 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
         if (y[b] >= lo->N)
             return fail(tr, SOMA_STATUS_INVALID, "label %u of sample %zu is not below the %zu output neurons", y[b], b, lo->N);
     size_t T = tr->T, nch = (B + CHUNK - 1) / CHUNK;
+    double t0 = now();
     input_forward(tr, x, tc ? B : T * B);
+    double t1 = now();
+    tr->prof[PROF_INPUT_FWD] += t1 - t0;
     memset(tr->acc, 0, tr->acc_size * nch * sizeof(float));
     float scale = 1.0f / (float)B;
     size_t hid = hidden_neurons(tr);
@@ -528,6 +545,8 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
         tr->cspk[c] = hidden_spikes(tr, w);
         chunk_backward(tr, w, tr->acc + c * tr->acc_size, b0, Bc, B, tc, dv_used, rate_grad);
     }
+    double t2 = now();
+    tr->prof[PROF_CHUNKS] += t2 - t1;
     double total = 0.0, spk = 0.0;
     size_t ok = 0;
     for (size_t c = 0; c < nch; c++) total += tr->closs[c], ok += tr->ccorrect[c], spk += tr->cspk[c];
@@ -540,6 +559,8 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
 
     /* Gradients: batch-wide input projection, then chunk accumulators in chunk order. */
     input_backward(tr, x, tc ? B : T * B);
+    double t3 = now();
+    tr->prof[PROF_INPUT_BWD] += t3 - t2;
     for (size_t l = 0; l < tr->L; l++) {
         layer *ly = &tr->lay[l];
         size_t N = ly->N;
@@ -573,6 +594,7 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
             }
         }
     }
+    tr->prof[PROF_REDUCE] += now() - t3;
     return SOMA_STATUS_OK;
 }
 
@@ -594,6 +616,7 @@ float soma_train_lr(const soma_train_opts *o, int epoch, long batch, long nbatch
 }
 
 int soma_train_apply(soma_trainer *tr) {
+    double t0 = now();
     soma_net *net = tr->net;
     size_t n = tr->nparams;
     /* Squared norm in fixed blocks summed in order: the same value whatever the thread count. */
@@ -633,6 +656,7 @@ int soma_train_apply(soma_trainer *tr) {
         }
     }
     sync_params(tr);
+    tr->prof[PROF_APPLY] += now() - t0;
     return SOMA_STATUS_OK;
 }
 
@@ -662,7 +686,9 @@ int soma_train_epoch(soma_trainer *tr, const soma_dataset *ds, int epoch, soma_p
     for (long bi = 0; bi < nb; bi++) {
         size_t b0 = (size_t)bi * B, Bb = b0 + B > n ? n - b0 : B;
         int tc;
+        double te = now();
         soma_encode(&tr->data, ds, perm + b0, Bb, tr->opt.seed, (uint64_t)epoch, x, &tc);
+        tr->prof[PROF_ENCODE] += now() - te;
         for (size_t b = 0; b < Bb; b++) y[b] = ds->y[perm[b0 + b]];
         double loss;
         size_t c;
