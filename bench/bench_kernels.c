@@ -25,10 +25,11 @@ int main(int argc, char **argv) {
     printf("%6s %7s %10s %10s %10s %10s\n", "Nout", "density", "fwd_blas", "fwd_spike", "dw_blas", "dw_spike");
     for (size_t io = 0; io < 3; io++) {
         size_t Nout = outs[io];
-        float *w = soma__alloc(Nin * Nout * 4), *wT = soma__alloc(Nin * Nout * 4), *s = soma__alloc(R * Nin * 4);
-        float *out = soma__alloc(R * Nout * 4), *dw = soma__alloc(Nin * Nout * 4), *b = soma__alloc(Nout * 4);
+        float *w = soma__alloc(Nin * Nout * 4), *wT = soma__alloc(Nin * soma__ldw(Nout) * 4), *s = soma__alloc(R * Nin * 4);
+        float *out = soma__alloc(R * Nout * 4), *dw = soma__alloc(Nin * soma__ldw(Nout) * 4), *b = soma__alloc(Nout * 4);
         uint32_t *idx = soma__alloc(R * Nin * 4), *cnt = soma__alloc(R * 4);
-        for (size_t i = 0; i < Nin * Nout; i++) w[i] = wT[i] = (float)(i % 7) * 0.1f;
+        for (size_t i = 0; i < Nin * Nout; i++) w[i] = (float)(i % 7) * 0.1f;
+        soma__transpose_pad(wT, w, Nout, Nin, soma__ldw(Nout));
         for (size_t di = 0; di < 6; di++) {
             srand(1);
             for (size_t i = 0; i < R * Nin; i++) s[i] = (double)rand() / RAND_MAX < dens[di] ? 1.0f : 0.0f;

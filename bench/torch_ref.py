@@ -289,57 +289,141 @@ def make_opt(model):
     return torch.optim.Adam(model.parameters(), lr=LR)
 
 
-def pick_impl(model, xtr, ytr, T, batch, names, reps=5, log=print):
-    """Time each implementation on a throw-away copy of the model and
-    optimizer, round-robin (so a change in machine load hits all alike):
-    2 warm-up batches each, then reps timed batches each, the fastest of
-    which counts. Returns (best, {name: seconds per batch})."""
+_BLAS = []
+
+
+def blas_lib():
+    """OpenBLAS as loaded by torch (Debian's torch does its GEMMs through
+    libblas.so.3 = OpenBLAS-pthreads, whose thread pool torch.set_num_threads
+    does not size), or None."""
+    if not _BLAS:
+        lib = None
+        for name in ("libopenblas.so.0", "libblas.so.3"):
+            try:
+                cand = ctypes.CDLL(name)
+                cand.openblas_set_num_threads
+                lib = cand
+                break
+            except (OSError, AttributeError):
+                continue
+        _BLAS.append(lib)
+    return _BLAS[0]
+
+
+def set_threads(torch_threads, blas_threads):
+    """Size torch's intra-op (OpenMP) pool and OpenBLAS's pool; returns the
+    (torch, blas) counts in force (blas None when OpenBLAS is not found)."""
+    torch.set_num_threads(torch_threads)
+    lib = blas_lib()
+    if lib is None:
+        return torch.get_num_threads(), None
+    lib.openblas_set_num_threads(ctypes.c_int(blas_threads))
+    return torch.get_num_threads(), int(lib.openblas_get_num_threads())
+
+
+def thread_plans(n):
+    """(torch threads, OpenBLAS threads) pairs using at most n threads per pool.
+    Both pools at n can oversubscribe the cores: torch's OpenMP workers spin
+    while an OpenBLAS call runs its own threads."""
+    counts = sorted({1, n})
+    return [(t, b) for t in counts for b in counts]
+
+
+def _mean(v):
+    return sum(v) / len(v)
+
+
+def autotune(model, xtr, ytr, xte, T, batch, threads, impls, block=4, rounds=4, log=print):
+    """Pick PyTorch's fastest form here on throw-away copies of the model:
+    1. the thread plan for training (with impl 'fused'),
+    2. the implementation for training (at that plan),
+    3. the thread plan and jit/no-jit for inference.
+    Candidates take turns in blocks of `block` consecutive batches, one
+    warm-up round and then `rounds` timed ones; a candidate's score is its
+    best block mean (a short burst of other work on the machine spoils one
+    block, while stalls a plan causes itself show in every block)."""
     g = torch.Generator().manual_seed(12345)
     perm = torch.randperm(xtr.shape[0], generator=g)
-    state = {name: (copy.deepcopy(model),) for name in names}
-    state = {name: (m[0], make_opt(m[0])) for name, m in state.items()}
-    ts = {name: [] for name in names}
-    for i in range(reps + 2):
-        idx = perm[i * batch:(i + 1) * batch]
-        xb, yb = xtr[idx], ytr[idx]
-        for name in names:
-            m, o = state[name]
-            t0 = time.perf_counter()
-            train_batch(m, o, IMPLS[name], xb, yb, T)
-            if i >= 2:
-                ts[name].append(time.perf_counter() - t0)
-    timings = {name: min(v) for name, v in ts.items()}
-    for name in names:
-        log("torch: impl %-9s %.1f ms/batch (fastest of %d)" % (name, 1e3 * timings[name], reps))
-    best = min(timings, key=timings.get)
-    return best, timings
+    plans = thread_plans(threads)
 
+    def race(cands, setup, run):
+        ts = {c: [] for c in cands}
+        k = 0
+        for r in range(rounds + 1):
+            for c in cands:
+                setup(c)
+                t0 = time.perf_counter()
+                for _ in range(block):
+                    run(c, k)
+                    k += 1
+                if r > 0:
+                    ts[c].append((time.perf_counter() - t0) / block)
+        return {c: min(v) for c, v in ts.items()}
 
-def set_threads(n):
-    torch.set_num_threads(n)
-    # Debian's torch does its GEMMs in OpenBLAS (pthreads), whose pool
-    # torch.set_num_threads does not size: size it to the same count.
-    for name in ("libopenblas.so.0", "libblas.so.3"):
-        try:
-            lib = ctypes.CDLL(name)
-            lib.openblas_set_num_threads(ctypes.c_int(n))
-            return lib.openblas_get_num_threads()
-        except (OSError, AttributeError):
-            continue
-    return None
+    def trainer(impl_of, plan_of, cands):
+        state = {}
+        for c in cands:
+            m = copy.deepcopy(model)
+            state[c] = (m, make_opt(m))
+        nb = xtr.shape[0] // batch
+
+        def setup(c):
+            set_threads(*plan_of(c))
+
+        def run(c, k):
+            k %= nb
+            idx = perm[k * batch:(k + 1) * batch]
+            m, o = state[c]
+            train_batch(m, o, IMPLS[impl_of(c)], xtr[idx], ytr[idx], T)
+        return setup, run
+
+    ref_impl = "fused" if "fused" in impls else impls[0]
+    t_plan = race(plans, *trainer(lambda c: ref_impl, lambda c: c, plans))
+    train_plan = min(t_plan, key=t_plan.get)
+    for c in plans:
+        log("torch: train %-9s torch %d / OpenBLAS %d thread(s): %.1f ms/batch"
+            % (ref_impl, c[0], c[1], 1e3 * t_plan[c]))
+    t_impl = race(impls, *trainer(lambda c: c, lambda c: train_plan, impls))
+    impl = min(t_impl, key=t_impl.get)
+    for c in impls:
+        log("torch: train %-9s torch %d / OpenBLAS %d thread(s): %.1f ms/batch"
+            % (c, train_plan[0], train_plan[1], 1e3 * t_impl[c]))
+
+    m = copy.deepcopy(model)
+    icands = [(p, j) for p in plans for j in (False, True)]
+
+    def run_infer(c, k):
+        k %= max(1, xte.shape[0] // batch)
+        predict(m, xte[k * batch:(k + 1) * batch], T, c[1])
+    t_inf = race(icands, lambda c: set_threads(*c[0]), run_infer)
+    infer = min(t_inf, key=t_inf.get)
+    for c in icands:
+        log("torch: infer %-9s torch %d / OpenBLAS %d thread(s): %.2f ms/batch"
+            % ("fused_jit" if c[1] else "fused", c[0][0], c[0][1], 1e3 * t_inf[c]))
+    return {
+        "impl": impl,
+        "train_threads": {"torch": train_plan[0], "openblas": train_plan[1]},
+        "infer_threads": {"torch": infer[0][0], "openblas": infer[0][1]},
+        "infer_jit": infer[1],
+        "train_ms_per_batch_by_threads": {"torch %d / openblas %d" % c: 1e3 * v for c, v in t_plan.items()},
+        "train_ms_per_batch_by_impl": {c: 1e3 * v for c, v in t_impl.items()},
+        "infer_ms_per_batch": {"%s, torch %d / openblas %d" % ("jit" if c[1] else "plain", c[0][0], c[0][1]):
+                               1e3 * v for c, v in t_inf.items()},
+    }
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--max-batches", type=int, default=0, help="batches per epoch (0: all)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="at most this many threads per pool")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--eval-limit", type=int, default=0, help="test samples to evaluate (0: all)")
     ap.add_argument("--eval-batch", type=int, default=BATCH)
     ap.add_argument("--batch", type=int, default=BATCH)
     ap.add_argument("--steps", type=int, default=STEPS)
-    ap.add_argument("--impl", default="auto", choices=["auto"] + list(IMPLS))
+    ap.add_argument("--impl", default="auto", choices=["auto"] + list(IMPLS),
+                    help="auto (default): tune threads and implementation, then use the fastest")
     ap.add_argument("--data", default=DATA_DIR)
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--check", action="store_true", help="check that the implementations agree, then exit")
@@ -350,7 +434,7 @@ def main(argv=None):
         if not a.quiet:
             print(*args, flush=True)
 
-    blas_threads = set_threads(a.threads)
+    set_threads(a.threads, a.threads)
     torch.manual_seed(a.seed)
     t_load = time.perf_counter()
     (xtr, ytr), (xte, yte) = load_fashion_mnist(a.data)
@@ -363,15 +447,21 @@ def main(argv=None):
     if a.check:
         return check(model, xtr, ytr, T)
 
-    log("torch %s: %d training and %d test samples, T = %d, batch %d, %d thread(s) (OpenBLAS %s)"
-        % (torch.__version__, xtr.shape[0], xte.shape[0], T, B, torch.get_num_threads(), blas_threads))
-    timings = {}
-    impl = a.impl
-    if impl == "auto":
-        impl, timings = pick_impl(model, xtr, ytr, T, B, list(IMPLS), log=log)
-        log("torch: training with impl '%s' (fastest)" % impl)
+    log("torch %s: %d training and %d test samples, T = %d, batch %d, up to %d thread(s)%s"
+        % (torch.__version__, xtr.shape[0], xte.shape[0], T, B, a.threads,
+           "" if blas_lib() else " (OpenBLAS not found: GEMM threads not controlled)"))
+    if a.impl == "auto":
+        t0 = time.perf_counter()
+        tune = autotune(model, xtr, ytr, xte, T, B, a.threads, list(IMPLS), log=log)
+        tune["seconds"] = time.perf_counter() - t0
+    else:
+        tune = {"impl": a.impl, "train_threads": {"torch": a.threads, "openblas": a.threads},
+                "infer_threads": {"torch": a.threads, "openblas": a.threads}, "infer_jit": a.impl == "fused_jit"}
+    impl = tune["impl"]
+    tt, it = tune["train_threads"], tune["infer_threads"]
+    log("torch: training with '%s', torch %d / OpenBLAS %d thread(s); inference %s, torch %d / OpenBLAS %d"
+        % (impl, tt["torch"], tt["openblas"], "jit" if tune["infer_jit"] else "plain", it["torch"], it["openblas"]))
     fn = IMPLS[impl]
-    use_jit = impl == "fused_jit"
 
     opt = make_opt(model)
     gen = torch.Generator().manual_seed(a.seed)
@@ -382,6 +472,7 @@ def main(argv=None):
     per_epoch = []
     train_seconds, train_samples = 0.0, 0
     for e in range(a.epochs):
+        set_threads(tt["torch"], tt["openblas"])
         model.train()
         t0 = time.perf_counter()
         perm = torch.randperm(n, generator=gen)
@@ -399,7 +490,8 @@ def main(argv=None):
         train_seconds += dt
         train_samples += seen
         model.eval()
-        acc, infer_sps = evaluate(model, xte, yte, T, a.eval_batch, use_jit)
+        set_threads(it["torch"], it["openblas"])
+        acc, infer_sps = evaluate(model, xte, yte, T, a.eval_batch, tune["infer_jit"])
         rec = {"epoch": e + 1, "loss": float(loss_sum) / seen, "train_accuracy": int(correct) / seen,
                "test_accuracy": acc, "train_samples_per_second": seen / dt, "train_seconds": dt,
                "batches": nb, "infer_samples_per_second": infer_sps}
@@ -411,9 +503,8 @@ def main(argv=None):
         "framework": "torch",
         "torch_version": torch.__version__,
         "impl": impl,
-        "impl_ms_per_batch": {k: 1e3 * v for k, v in timings.items()},
-        "threads": torch.get_num_threads(),
-        "openblas_threads": blas_threads,
+        "tuning": tune,
+        "threads": a.threads,
         "epochs": a.epochs,
         "batches_per_epoch": nb,
         "batch": B,

@@ -57,14 +57,35 @@ void soma__dense_forward_blas(float *out, const float *x, const float *w, const 
                 1.0f, out, (int)Nout);
 }
 
+/* Narrow layers (Nout <= 64) accumulate in a padded local row of whole
+ * 16-float vectors; wide ones straight into the output row. */
+#define NARROW 64
+
 void soma__dense_forward_spikes(float *out, const uint32_t *idx, const uint32_t *cnt, size_t stride, const float *wT,
                                 const float *bias, size_t R, size_t Nout, int acc) {
+    size_t ld = soma__ldw(Nout);
+    if (Nout <= NARROW) {
+        for (size_t r = 0; r < R; r++) {
+            float t[NARROW] __attribute__((aligned(64)));
+            float *o = out + r * Nout;
+            for (size_t i = 0; i < NARROW; i++) t[i] = 0.0f;
+            for (size_t i = 0; i < Nout; i++) t[i] = acc ? o[i] : bias ? bias[i] : 0.0f;
+            const uint32_t *ix = idx + r * stride;
+            for (size_t k = 0; k < cnt[r]; k++) {
+                const float *restrict wr = wT + (size_t)ix[k] * ld;
+                for (size_t v = 0; v < ld; v += 16)
+                    for (size_t i = 0; i < 16; i++) t[v + i] += wr[v + i];
+            }
+            for (size_t i = 0; i < Nout; i++) o[i] = t[i];
+        }
+        return;
+    }
     if (!acc) init_rows(out, bias, R, Nout);
     for (size_t r = 0; r < R; r++) {
         float *restrict o = out + r * Nout;
         const uint32_t *ix = idx + r * stride;
         for (size_t k = 0; k < cnt[r]; k++) {
-            const float *restrict wr = wT + (size_t)ix[k] * Nout;
+            const float *restrict wr = wT + (size_t)ix[k] * ld;
             for (size_t i = 0; i < Nout; i++) o[i] += wr[i];
         }
     }
@@ -72,12 +93,23 @@ void soma__dense_forward_spikes(float *out, const uint32_t *idx, const uint32_t 
 
 void soma__dense_dweight_spikes(float *dwT, const uint32_t *idx, const uint32_t *cnt, size_t stride, const float *din,
                                 size_t R, size_t Nout) {
+    size_t ld = soma__ldw(Nout);
     for (size_t r = 0; r < R; r++) {
-        const float *restrict g = din + r * Nout;
         const uint32_t *ix = idx + r * stride;
-        for (size_t k = 0; k < cnt[r]; k++) {
-            float *restrict d = dwT + (size_t)ix[k] * Nout;
-            for (size_t i = 0; i < Nout; i++) d[i] += g[i];
+        if (Nout <= NARROW) {
+            float g[NARROW] __attribute__((aligned(64)));
+            for (size_t i = 0; i < NARROW; i++) g[i] = i < Nout ? din[r * Nout + i] : 0.0f;
+            for (size_t k = 0; k < cnt[r]; k++) {
+                float *restrict d = dwT + (size_t)ix[k] * ld;
+                for (size_t v = 0; v < ld; v += 16)
+                    for (size_t i = 0; i < 16; i++) d[v + i] += g[v + i];
+            }
+        } else {
+            const float *restrict g = din + r * Nout;
+            for (size_t k = 0; k < cnt[r]; k++) {
+                float *restrict d = dwT + (size_t)ix[k] * ld;
+                for (size_t i = 0; i < Nout; i++) d[i] += g[i];
+            }
         }
     }
 }
@@ -85,13 +117,35 @@ void soma__dense_dweight_spikes(float *dwT, const uint32_t *idx, const uint32_t 
 void soma__dense_dweightT_blas(float *dwT, const float *x, const float *din, size_t R, size_t Nin, size_t Nout) {
     if (R == 0) return;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Nin, (int)Nout, (int)R, 1.0f, x, (int)Nin, din,
-                (int)Nout, 1.0f, dwT, (int)Nout);
+                (int)Nout, 1.0f, dwT, (int)soma__ldw(Nout));
 }
 
-void soma__dense_dinput_blas(float *dx, const float *din, const float *w, size_t R, size_t Nin, size_t Nout, int acc) {
+void soma__dense_dinput(float *dx, const float *din, const float *w, size_t R, size_t Nin, size_t Nout, int acc) {
     if (R == 0) return;
+    if (Nout <= 32) {
+        /* A few AXPYs per row beat a GEMM with a tiny inner dimension. */
+        for (size_t r = 0; r < R; r++) {
+            float *restrict d = dx + r * Nin;
+            const float *restrict g = din + r * Nout;
+            if (!acc) memset(d, 0, Nin * sizeof *d);
+            for (size_t o = 0; o < Nout; o++) {
+                const float *restrict wr = w + o * Nin;
+                float go = g[o];
+                for (size_t j = 0; j < Nin; j++) d[j] += go * wr[j];
+            }
+        }
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)Nin, (int)Nout, 1.0f, din, (int)Nout, w,
                 (int)Nin, acc ? 1.0f : 0.0f, dx, (int)Nin);
+}
+
+int soma__gather_wins(double density, size_t Nout) {
+    /* Crossovers measured by bench/bench_kernels (Nin 1000, AVX2/AVX-512):
+     * narrow layers gather whole vectors per spike and win up to high
+     * densities; wide layers meet BLAS at about a quarter. */
+    double cross = Nout <= 16 ? 0.35 : Nout <= 64 ? 0.3 : 0.27;
+    return density <= cross;
 }
 
 void soma__dense_dbias(float *restrict db, const float *restrict din, size_t R, size_t Nout) {
@@ -105,4 +159,21 @@ void soma__transpose(float *restrict dst, const float *restrict src, size_t rows
         for (size_t c0 = 0; c0 < cols; c0 += B)
             for (size_t r = r0; r < r0 + B && r < rows; r++)
                 for (size_t c = c0; c < c0 + B && c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+}
+
+void soma__transpose_pad(float *restrict dst, const float *restrict src, size_t rows, size_t cols, size_t ld) {
+    memset(dst, 0, cols * ld * sizeof *dst);
+    const size_t B = 32;
+    for (size_t r0 = 0; r0 < rows; r0 += B)
+        for (size_t c0 = 0; c0 < cols; c0 += B)
+            for (size_t r = r0; r < r0 + B && r < rows; r++)
+                for (size_t c = c0; c < c0 + B && c < cols; c++) dst[c * ld + r] = src[r * cols + c];
+}
+
+void soma__transpose_ld(float *restrict dst, const float *restrict src, size_t rows, size_t cols, size_t ld) {
+    const size_t B = 32;
+    for (size_t r0 = 0; r0 < rows; r0 += B)
+        for (size_t c0 = 0; c0 < cols; c0 += B)
+            for (size_t r = r0; r < r0 + B && r < rows; r++)
+                for (size_t c = c0; c < c0 + B && c < cols; c++) dst[c * rows + r] = src[r * ld + c];
 }

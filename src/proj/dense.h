@@ -15,18 +15,31 @@ size_t soma__spike_count(const float *s, size_t N);
 /* out[r][:] = (acc ? out : bias|0) + x[r] W^T   (BLAS, single-threaded call) */
 void soma__dense_forward_blas(float *out, const float *x, const float *w, const float *bias, size_t R, size_t Nin,
                               size_t Nout, int acc);
-/* out[r][:] = (acc ? out : bias|0) + sum_{j in idx[r]} wT[j][:]   (spike-driven gather) */
+/* Row stride of transposed weights and their gradients: Nout rounded up to
+ * 16 floats, so a narrow layer's row is whole vectors (pad lanes stay 0). */
+static inline size_t soma__ldw(size_t Nout) { return (Nout + 15) / 16 * 16; }
+
+/* out[r][:] = (acc ? out : bias|0) + sum_{j in idx[r]} wT[j][:]   (spike-driven
+ * gather; wT rows have stride soma__ldw(Nout)) */
 void soma__dense_forward_spikes(float *out, const uint32_t *idx, const uint32_t *cnt, size_t stride, const float *wT,
                                 const float *bias, size_t R, size_t Nout, int acc);
-/* dwT[j][:] += sum over rows r with spike j of din[r][:]   (spike-driven scatter) */
+/* dwT[j][:] += sum over rows r with spike j of din[r][:]   (spike-driven
+ * scatter; dwT rows have stride soma__ldw(Nout)) */
 void soma__dense_dweight_spikes(float *dwT, const uint32_t *idx, const uint32_t *cnt, size_t stride, const float *din,
                                 size_t R, size_t Nout);
-/* dwT[Nin][Nout] += x^T din   (BLAS) */
+/* dwT[Nin][ldw] += x^T din   (BLAS) */
 void soma__dense_dweightT_blas(float *dwT, const float *x, const float *din, size_t R, size_t Nin, size_t Nout);
-/* dx[R][Nin] = (acc ? dx : 0) + din W   (BLAS) */
-void soma__dense_dinput_blas(float *dx, const float *din, const float *w, size_t R, size_t Nin, size_t Nout, int acc);
+/* dx[R][Nin] = (acc ? dx : 0) + din W   (BLAS, or AXPYs for a narrow layer) */
+void soma__dense_dinput(float *dx, const float *din, const float *w, size_t R, size_t Nin, size_t Nout, int acc);
+/* Whether the spike-driven kernels beat BLAS at this density and output
+ * width (crossovers measured with bench/bench_kernels). */
+int soma__gather_wins(double density, size_t Nout);
+/* dst[c][r] = src[r][c] for src [rows][cols] with row stride ld. */
+void soma__transpose_ld(float *dst, const float *src, size_t rows, size_t cols, size_t ld);
 /* db[:] += sum_r din[r][:] */
 void soma__dense_dbias(float *db, const float *din, size_t R, size_t Nout);
 /* Out-of-place transpose: dst[c][r] = src[r][c] for src [rows][cols]. */
 void soma__transpose(float *dst, const float *src, size_t rows, size_t cols);
+/* Transpose src [rows][cols] into dst [cols][ld] (padding lanes set to 0). */
+void soma__transpose_pad(float *dst, const float *src, size_t rows, size_t cols, size_t ld);
 #endif

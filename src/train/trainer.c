@@ -15,7 +15,7 @@
  *     chunk order afterwards, so results do not depend on the thread count.
  *  3. Projections whose input is spikes use a gather of W^T rows per spike
  *     (forward) and a scatter (weight gradient) when spikes are sparse, and
- *     BLAS when they are not (GATHER_MAX_DENSITY).
+ *     BLAS when they are not (soma__gather_wins, measured crossovers).
  * The state tape keeps every step's neuron state; the surrogate derivative
  * is recomputed from it in backward rather than stored.
  */
@@ -35,9 +35,6 @@
 #include "train/train.h"
 
 #define CHUNK 8
-/* Above this spike density a GEMM beats the spike-driven gather/scatter
- * (measured with bench/bench_kernels on AVX2/AVX-512 machines). */
-#define GATHER_MAX_DENSITY 0.15
 
 typedef struct layer {
     soma__pop *pop;
@@ -212,8 +209,9 @@ static void sync_params(soma_trainer *tr) {
                 for (size_t j = 0; j < ly->N; j++) dst[j] = v;
             }
         }
-        if (ly->wT) soma__transpose(ly->wT, ly->proj->w, ly->N, ly->Nin);
-        if (ly->recT) soma__transpose(ly->recT, ly->pop->rec_w, ly->N, ly->N);
+        size_t ld = soma__ldw(ly->N);
+        if (ly->wT) soma__transpose_pad(ly->wT, ly->proj->w, ly->N, ly->Nin, ld);
+        if (ly->recT) soma__transpose_pad(ly->recT, ly->pop->rec_w, ly->N, ly->N, ld);
     }
 }
 
@@ -268,13 +266,13 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         ly->gb = grad_of(tr, ly->proj->b);
         ly->grec = grad_of(tr, ly->pop->rec_w);
         if (!ly->first) {
-            if (!(ly->wT = soma__alloc(ly->Nin * N * sizeof(float)))) goto nomem;
-            ly->aw = acc, acc += (ly->Nin * N + 15) / 16 * 16;
+            if (!(ly->wT = soma__alloc(ly->Nin * soma__ldw(N) * sizeof(float)))) goto nomem;
+            ly->aw = acc, acc += ly->Nin * soma__ldw(N);
             ly->ab = acc, acc += (N + 15) / 16 * 16;
         }
         if (ly->pop->recurrent) {
-            if (!(ly->recT = soma__alloc(N * N * sizeof(float)))) goto nomem;
-            ly->arec = acc, acc += (N * N + 15) / 16 * 16;
+            if (!(ly->recT = soma__alloc(N * soma__ldw(N) * sizeof(float)))) goto nomem;
+            ly->arec = acc, acc += N * soma__ldw(N);
         }
         for (size_t k = 0; k < ly->m->n_params; k++) {
             ly->gprm[k] = grad_of(tr, ly->pop->prm_data[k]);
@@ -390,7 +388,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         if (!ly->first) {
             size_t R = T * Bc, Nin = ly->Nin;
             double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
-            if (density <= GATHER_MAX_DENSITY)
+            if (soma__gather_wins(density, N))
                 soma__dense_forward_spikes(w->in[l], w->idx[l - 1], w->cnt[l - 1], Nin, ly->wT, ly->proj->b, R, N, 0);
             else
                 soma__dense_forward_blas(w->in[l], w->s[l - 1], ly->proj->w, ly->proj->b, R, Nin, N, 0);
@@ -427,7 +425,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
             }
         }
         w->nspk[l] = nspk;
-        if (!ly->recT && l + 1 < tr->L && (double)nspk <= GATHER_MAX_DENSITY * (double)(T * RB))
+        if (!ly->recT && l + 1 < tr->L && soma__gather_wins((double)nspk / (double)(T * RB), tr->lay[l + 1].N))
             for (size_t r = 0; r < T * Bc; r++) soma__spike_index(w->s[l] + r * N, N, w->idx[l] + r * N);
     }
 }
@@ -466,7 +464,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
             const float *dv = (l == tr->L - 1 && dv_used) ? w->dv + t * RB : NULL;
             ly->m->backward(&a, prev, cur, dstate, w->ds[l] + t * RB, dv, din, dprm, Bc, N);
             if (ly->recT && t > 0) {
-                soma__dense_dinput_blas(w->ds[l] + (t - 1) * RB, din, ly->pop->rec_w, Bc, N, N, 1);
+                soma__dense_dinput(w->ds[l] + (t - 1) * RB, din, ly->pop->rec_w, Bc, N, N, 1);
                 soma__dense_dweight_spikes(acc + ly->arec, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, din,
                                            Bc, N);
             }
@@ -480,12 +478,12 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
         if (ly->first) continue;
         size_t R = T * Bc, Nin = ly->Nin;
         double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
-        if (density <= GATHER_MAX_DENSITY)
+        if (soma__gather_wins(density, N))
             soma__dense_dweight_spikes(acc + ly->aw, w->idx[l - 1], w->cnt[l - 1], Nin, w->din[l], R, N);
         else
             soma__dense_dweightT_blas(acc + ly->aw, w->s[l - 1], w->din[l], R, Nin, N);
         if (ly->gb) soma__dense_dbias(acc + ly->ab, w->din[l], R, N);
-        soma__dense_dinput_blas(w->ds[l - 1], w->din[l], ly->proj->w, R, Nin, N, 0);
+        soma__dense_dinput(w->ds[l - 1], w->din[l], ly->proj->w, R, Nin, N, 0);
         if (rate_grad != 0.0f) {
             float *d = w->ds[l - 1];
             for (size_t i = 0; i < R * Nin; i++) d[i] += rate_grad;
@@ -569,17 +567,17 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
             float *sum = tr->acc; /* reduce into chunk 0's block, then transpose out */
             for (size_t c = 1; c < nch; c++) {
                 const float *a = tr->acc + c * tr->acc_size;
-                for (size_t i = 0; i < Nin * N; i++) sum[ly->aw + i] += a[ly->aw + i];
+                for (size_t i = 0; i < Nin * soma__ldw(N); i++) sum[ly->aw + i] += a[ly->aw + i];
                 for (size_t i = 0; i < N; i++) sum[ly->ab + i] += a[ly->ab + i];
             }
-            soma__transpose(ly->gw, sum + ly->aw, Nin, N);
+            soma__transpose_ld(ly->gw, sum + ly->aw, Nin, N, soma__ldw(N));
             if (ly->gb) memcpy(ly->gb, sum + ly->ab, N * sizeof(float));
         }
         if (ly->recT) {
             float *sum = tr->acc;
             for (size_t c = 1; c < nch; c++)
-                for (size_t i = 0; i < N * N; i++) sum[ly->arec + i] += tr->acc[c * tr->acc_size + ly->arec + i];
-            soma__transpose(ly->grec, sum + ly->arec, N, N);
+                for (size_t i = 0; i < N * soma__ldw(N); i++) sum[ly->arec + i] += tr->acc[c * tr->acc_size + ly->arec + i];
+            soma__transpose_ld(ly->grec, sum + ly->arec, N, N, soma__ldw(N));
         }
         for (size_t k = 0; k < ly->m->n_params; k++) {
             if (!ly->gprm[k]) continue;
