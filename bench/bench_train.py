@@ -167,21 +167,19 @@ def throughput_mode(a, py, tmp):
         order = ["soma", "torch"] if i % 2 == 0 else ["torch", "soma"]
         for who in order:
             if who == "torch":
-                r = run_torch(py, a, 1, a.max_batches, impl, os.path.join(tmp, "torch_%d.json" % i))
-                impl = r["impl"]  # keep the auto-picked implementation for the repeats
-                torch_runs.append(r)
+                torch_runs.append(run_torch(py, a, 1, a.max_batches, impl, os.path.join(tmp, "torch_%d.json" % i)))
             else:
                 soma_runs.append(run_soma(a, 1, a.max_batches, os.path.join(tmp, "soma_%d" % i)))
     t = {
         "impl": torch_runs[0]["impl"],
-        "impl_ms_per_batch": torch_runs[0]["impl_ms_per_batch"],
+        "tuning": torch_runs[0]["tuning"],
         "torch_version": torch_runs[0]["torch_version"],
         "train_samples_per_second": best_of(torch_runs, "train_samples_per_second"),
         "infer_samples_per_second": best_of(torch_runs, "infer_samples_per_second"),
         "test_accuracy": torch_runs[0]["test_accuracy"],
         "test_samples": torch_runs[0]["test_samples"],
-        "runs": [{k: r[k] for k in ("train_samples_per_second", "infer_samples_per_second", "test_accuracy",
-                                    "wall_seconds")} for r in torch_runs],
+        "runs": [{k: r[k] for k in ("impl", "train_samples_per_second", "infer_samples_per_second",
+                                    "test_accuracy", "wall_seconds")} for r in torch_runs],
     }
     s = {
         "train_samples_per_second": best_of(soma_runs, "train_samples_per_second"),
@@ -231,6 +229,7 @@ def accuracy_mode(a, py, tmp):
         "batch": 128,
         "torch": {
             "impl": t["impl"],
+            "tuning": t["tuning"],
             "torch_version": t["torch_version"],
             "train_samples_per_second": t["train_samples_per_second"],
             "infer_samples_per_second": t["infer_samples_per_second"],
@@ -316,7 +315,9 @@ def main():
     }
     res["config"] = os.path.relpath(a.config, ROOT)
 
-    torch_label = "PyTorch %s (%s)" % (res["torch"]["torch_version"], res["torch"]["impl"])
+    tt = res["torch"]["tuning"]["train_threads"]
+    torch_label = "PyTorch %s (%s; %d+%d threads)" % (res["torch"]["torch_version"], res["torch"]["impl"],
+                                                      tt["torch"], tt["openblas"])
     print()
     print("## soma vs PyTorch, %s, %d thread(s), %s mode" % (res["config"], a.threads, mode))
     print()
