@@ -26,7 +26,7 @@ work on the same cores skews throughput.
 
 Usage:
   python3 bench/bench_train.py [--soma build/soma] [--threads 2]
-                               [--max-batches 150] [--repeat 1] [--accuracy]
+                               [--max-batches 150] [--repeat 3] [--accuracy]
 """
 import argparse
 import datetime
@@ -130,6 +130,17 @@ def run_soma(a, epochs, max_batches, outdir):
     if mt:
         m["test_samples"] = int(mt.group(2))
     return m
+
+
+def repo_state():
+    """The checkout's commit and whether src/ cli/ include/ have local changes
+    (the soma binary measured need not be built from it: see soma_binary)."""
+    def git(*args):
+        r = subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else None
+    commit = git("rev-parse", "--short", "HEAD")
+    dirty = git("status", "--porcelain", "--", "src", "cli", "include", "CMakeLists.txt")
+    return {"commit": commit, "sources_modified": bool(dirty) if dirty is not None else None}
 
 
 def ratio(s, t):
@@ -259,7 +270,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--max-batches", type=int, default=150, help="throughput mode: batches trained (default 150)")
-    ap.add_argument("--repeat", type=int, default=1, help="throughput mode: runs of each, best kept (default 1)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="throughput mode: runs of each, alternating order, best kept (default 3)")
     ap.add_argument("--accuracy", action="store_true", help="full epochs: test accuracy after epoch 1 and the last")
     ap.add_argument("--epochs-long", type=int, default=5, help="--accuracy: epochs (default 5)")
     ap.add_argument("--eval-limit", type=int, default=0, help="torch: test samples to evaluate (0: all)")
@@ -314,6 +326,8 @@ def main():
         "python": py,
     }
     res["config"] = os.path.relpath(a.config, ROOT)
+    res["soma_binary"] = a.soma
+    res["repo"] = repo_state()
 
     tt = res["torch"]["tuning"]["train_threads"]
     torch_label = "PyTorch %s (%s; %d+%d threads)" % (res["torch"]["torch_version"], res["torch"]["impl"],
@@ -341,7 +355,8 @@ def main():
         json.dump(doc, f, indent=2)
         f.write("\n")
     os.replace(tmp_out, a.out)
-    print("wrote %s (%s)" % (os.path.relpath(a.out, ROOT), mode))
+    shown = os.path.relpath(a.out, ROOT) if os.path.abspath(a.out).startswith(ROOT + os.sep) else a.out
+    print("wrote %s (%s)" % (shown, mode))
     return 0
 
 

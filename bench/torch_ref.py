@@ -31,7 +31,16 @@ fastest, so the comparison is against PyTorch's fastest form here:
     fused_jit   fused with its forward and backward loops in TorchScript
 
 Inference (test set) runs under torch.inference_mode() with the fused forward
-(no tape, no graph).
+(no tape, no graph), plain or TorchScript, whichever is faster.
+
+Threads: Debian's torch does its GEMMs in OpenBLAS (pthreads), a pool apart
+from torch's OpenMP pool, and torch.set_num_threads does not size it. With
+both pools at N threads on N cores they fight (OpenBLAS workers spin while
+torch's OpenMP threads run the elementwise ops, and the reverse): on 2 cores
+that is ~1.6x slower than 1 torch thread + 2 OpenBLAS threads. "auto" sizes
+both pools (each 1 or --threads, through openblas_set_num_threads) and keeps
+the fastest plan for training and for inference; an explicit --impl runs with
+both pools at --threads.
 
 Data: the IDX .gz files of Fashion-MNIST read with gzip + numpy.
 
@@ -327,10 +336,6 @@ def thread_plans(n):
     while an OpenBLAS call runs its own threads."""
     counts = sorted({1, n})
     return [(t, b) for t in counts for b in counts]
-
-
-def _mean(v):
-    return sum(v) / len(v)
 
 
 def autotune(model, xtr, ytr, xte, T, batch, threads, impls, block=4, rounds=4, log=print):

@@ -123,15 +123,26 @@ void soma__dense_dweightT_blas(float *dwT, const float *x, const float *din, siz
 void soma__dense_dinput(float *dx, const float *din, const float *w, size_t R, size_t Nin, size_t Nout, int acc) {
     if (R == 0) return;
     if (Nout <= 32) {
-        /* A few AXPYs per row beat a GEMM with a tiny inner dimension. */
+        /* A GEMM with a tiny inner dimension wastes its packing: sum the
+         * few weight rows into 64-column blocks held in registers instead. */
         for (size_t r = 0; r < R; r++) {
             float *restrict d = dx + r * Nin;
             const float *restrict g = din + r * Nout;
-            if (!acc) memset(d, 0, Nin * sizeof *d);
-            for (size_t o = 0; o < Nout; o++) {
-                const float *restrict wr = w + o * Nin;
-                float go = g[o];
-                for (size_t j = 0; j < Nin; j++) d[j] += go * wr[j];
+            size_t j = 0;
+            for (; j + 64 <= Nin; j += 64) {
+                float a[64];
+                for (size_t i = 0; i < 64; i++) a[i] = acc ? d[j + i] : 0.0f;
+                for (size_t o = 0; o < Nout; o++) {
+                    const float *restrict wr = w + o * Nin + j;
+                    float go = g[o];
+                    for (size_t i = 0; i < 64; i++) a[i] += go * wr[i];
+                }
+                for (size_t i = 0; i < 64; i++) d[j + i] = a[i];
+            }
+            for (; j < Nin; j++) {
+                float a = acc ? d[j] : 0.0f;
+                for (size_t o = 0; o < Nout; o++) a += g[o] * w[o * Nin + j];
+                d[j] = a;
             }
         }
         return;

@@ -34,7 +34,7 @@
 #include "proj/dense.h"
 #include "train/train.h"
 
-#define CHUNK 8
+#define CHUNK 2
 
 typedef struct layer {
     soma__pop *pop;
