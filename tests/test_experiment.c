@@ -90,7 +90,9 @@ static void test_example(void) {
     rc = soma_experiment_load(path, &net, &d, &t, err, sizeof err);
     CHECK_MSG(rc == 0, "load %s: %d %s", path, rc, err);
     CHECK(net && soma_net_pop_count(net) == 3);
-    CHECK(t.loss == SOMA_LOSS_CE_COUNT);
+    CHECK(t.loss == SOMA_LOSS_CE_MEM);
+    CHECK(d.readout == SOMA_READOUT_MEMBRANE);
+    CHECK_NEAR(t.lr, 1e-3, 1e-9);
     CHECK(t.schedule == SOMA_SCHED_COSINE);
     CHECK(t.epochs == 10);
     soma_net_free(net);
