@@ -8,7 +8,7 @@
 #include <time.h>
 #include "soma.h"
 
-void soma__train_profile(const soma_trainer *tr, double out[8]);
+void soma__train_profile(const soma_trainer *tr, double out[16]);
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
     }
     soma_epoch_result r;
     soma_train_epoch(tr, &tr_ds, 0, NULL, NULL, &r);
-    double p[8];
+    double p[16];
     soma__train_profile(tr, p);
     double acc, ips;
     soma_train_evaluate(tr, &te_ds, 2560, &acc, &ips);
@@ -45,6 +45,9 @@ int main(int argc, char **argv) {
     printf("%ld batches of %zu, %d threads: %.0f train samples/s (%.2f ms/batch), %.0f infer samples/s\n", r.batches,
            o.batch, soma_train_options(tr)->threads, r.samples_per_second, 1e3 * r.seconds / (double)r.batches, ips);
     for (int i = 0; i < 6; i++) printf("  %-16s %7.3f ms/batch\n", names[i], 1e3 * p[i] / (double)r.batches);
+    const char *inner[] = {"projections fwd", "neurons fwd", "loss+readout", "neurons bwd", "projections bwd"};
+    printf("  inside chunks (thread time summed over threads):\n");
+    for (int i = 0; i < 5; i++) printf("    %-16s %7.3f ms/batch\n", inner[i], 1e3 * p[8 + i] / (double)r.batches);
     soma_train_free(tr);
     soma_net_free(net);
     soma_data_free(&tr_ds), soma_data_free(&te_ds);

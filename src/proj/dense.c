@@ -57,6 +57,15 @@ void soma__dense_forward_blas(float *out, const float *x, const float *w, const 
                 1.0f, out, (int)Nout);
 }
 
+#if defined(__GNUC__)
+/* 16 floats as one value, so accumulators stay in registers (GCC/Clang
+ * vector extension; one AVX-512 register, or two AVX2 ones). */
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
+#define LOADV(p) (*(const v16u *)(p))
+#define STOREV(p, v) (*(v16u *)(p) = (v))
+#endif
+
 /* Narrow layers (Nout <= 64) accumulate in a padded local row of whole
  * 16-float vectors; wide ones straight into the output row. */
 #define NARROW 64
@@ -124,27 +133,39 @@ void soma__dense_dinput(float *dx, const float *din, const float *w, size_t R, s
     if (R == 0) return;
     if (Nout <= 32) {
         /* A GEMM with a tiny inner dimension wastes its packing: sum the
-         * few weight rows into 64-column blocks held in registers instead. */
-        for (size_t r = 0; r < R; r++) {
-            float *restrict d = dx + r * Nin;
-            const float *restrict g = din + r * Nout;
-            size_t j = 0;
-            for (; j + 64 <= Nin; j += 64) {
-                float a[64];
-                for (size_t i = 0; i < 64; i++) a[i] = acc ? d[j + i] : 0.0f;
+         * few weight rows into 64-column blocks held in registers, column
+         * block outermost so that block's weights stay in L1 for all rows. */
+        size_t j0 = 0;
+#if defined(__GNUC__)
+        for (; j0 + 64 <= Nin; j0 += 64)
+            for (size_t r = 0; r < R; r++) {
+                float *restrict d = dx + r * Nin + j0;
+                const float *restrict g = din + r * Nout;
+                v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+                if (acc) a0 = LOADV(d), a1 = LOADV(d + 16), a2 = LOADV(d + 32), a3 = LOADV(d + 48);
                 for (size_t o = 0; o < Nout; o++) {
-                    const float *restrict wr = w + o * Nin + j;
+                    const float *wr = w + o * Nin + j0;
                     float go = g[o];
-                    for (size_t i = 0; i < 64; i++) a[i] += go * wr[i];
+                    a0 += go * LOADV(wr), a1 += go * LOADV(wr + 16), a2 += go * LOADV(wr + 32), a3 += go * LOADV(wr + 48);
                 }
-                for (size_t i = 0; i < 64; i++) d[j + i] = a[i];
+                STOREV(d, a0), STOREV(d + 16, a1), STOREV(d + 32, a2), STOREV(d + 48, a3);
             }
-            for (; j < Nin; j++) {
-                float a = acc ? d[j] : 0.0f;
-                for (size_t o = 0; o < Nout; o++) a += g[o] * w[o * Nin + j];
-                d[j] = a;
+        for (; j0 + 16 <= Nin; j0 += 16)
+            for (size_t r = 0; r < R; r++) {
+                float *restrict d = dx + r * Nin + j0;
+                const float *restrict g = din + r * Nout;
+                v16 a0 = {0};
+                if (acc) a0 = LOADV(d);
+                for (size_t o = 0; o < Nout; o++) a0 += g[o] * LOADV(w + o * Nin + j0);
+                STOREV(d, a0);
             }
-        }
+#endif
+        for (size_t r = 0; r < R; r++)
+            for (size_t j = j0; j < Nin; j++) {
+                float a = acc ? dx[r * Nin + j] : 0.0f;
+                for (size_t o = 0; o < Nout; o++) a += din[r * Nout + o] * w[o * Nin + j];
+                dx[r * Nin + j] = a;
+            }
         return;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)Nin, (int)Nout, 1.0f, din, (int)Nout, w,

@@ -14,10 +14,13 @@ static double ce_row(const float *z, size_t C, unsigned y, float *g) {
     float mx = z[0];
     for (size_t c = 1; c < C; c++) mx = z[c] > mx ? z[c] : mx;
     double sum = 0.0;
-    for (size_t c = 0; c < C; c++) sum += exp((double)(z[c] - mx));
-    double lse = (double)mx + log(sum);
-    for (size_t c = 0; c < C; c++) g[c] = (float)(exp((double)z[c] - lse)) - (c == y ? 1.0f : 0.0f);
-    return lse - (double)z[y];
+    for (size_t c = 0; c < C; c++) {
+        g[c] = expf(z[c] - mx); /* in (0, 1]: no overflow */
+        sum += g[c];
+    }
+    float inv = (float)(1.0 / sum);
+    for (size_t c = 0; c < C; c++) g[c] = g[c] * inv - (c == y ? 1.0f : 0.0f);
+    return (double)mx + log(sum) - (double)z[y];
 }
 
 double soma__loss(const soma_train_opts *o, const float *s, const float *u, size_t ustride, size_t T, size_t Bc,

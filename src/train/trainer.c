@@ -58,6 +58,7 @@ typedef struct work {
     size_t nspk[16];
     float *dv, *dstate, *scratch;
     uint8_t *pred;
+    double prof[5]; /* thread time in: projections fwd, neurons fwd, loss, neurons bwd, projections bwd */
 } work;
 
 struct soma_trainer {
@@ -86,8 +87,14 @@ struct soma_trainer {
 
 /* Phases timed in every batch: cheap (a few clock reads) and read by bench/. */
 enum { PROF_INPUT_FWD, PROF_CHUNKS, PROF_INPUT_BWD, PROF_REDUCE, PROF_APPLY, PROF_ENCODE };
-void soma__train_profile(const soma_trainer *tr, double out[8]);
-void soma__train_profile(const soma_trainer *tr, double out[8]) { memcpy(out, tr->prof, sizeof tr->prof); }
+void soma__train_profile(const soma_trainer *tr, double out[16]);
+static double now(void);
+void soma__train_profile(const soma_trainer *tr, double out[16]) {
+    memcpy(out, tr->prof, sizeof tr->prof);
+    for (int k = 0; k < 8; k++) out[8 + k] = 0.0;
+    for (int t = 0; t < tr->threads; t++)
+        for (int k = 0; k < 5; k++) out[8 + k] += tr->work[t].prof[k];
+}
 
 static int fail(soma_trainer *tr, int st, const char *fmt, ...) {
     va_list ap;
@@ -385,6 +392,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         size_t N = ly->N, RB = Bc * N, ns = ly->ns;
         soma_model_args a;
         model_args(tr, ly, w, &a);
+        double t0 = now();
         if (!ly->first) {
             size_t R = T * Bc, Nin = ly->Nin;
             double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
@@ -393,6 +401,8 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
             else
                 soma__dense_forward_blas(w->in[l], w->s[l - 1], ly->proj->w, ly->proj->b, R, Nin, N, 0);
         }
+        double t1 = now();
+        w->prof[0] += t1 - t0;
         memset(w->tape[l], 0, ns * RB * sizeof(float)); /* state at t = -1 */
         size_t nspk = 0;
         for (size_t t = 0; t < T; t++) {
@@ -427,6 +437,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         w->nspk[l] = nspk;
         if (!ly->recT && l + 1 < tr->L && soma__gather_wins((double)nspk / (double)(T * RB), tr->lay[l + 1].N))
             for (size_t r = 0; r < T * Bc; r++) soma__spike_index(w->s[l] + r * N, N, w->idx[l] + r * N);
+        w->prof[1] += now() - t1;
     }
 }
 
@@ -452,6 +463,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
         for (size_t k = 0; k < ly->m->n_params; k++)
             if (ly->gprm[k]) dprm[k] = acc + ly->aprm[k];
         float *dstate[SOMA_MAX_STATE];
+        double t0 = now();
         memset(w->dstate, 0, ns * RB * sizeof(float));
         for (size_t k = 0; k < ns; k++) dstate[k] = w->dstate + k * RB;
         for (size_t t = T; t-- > 0;) {
@@ -475,6 +487,8 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
                     for (size_t i = 0; i < RB; i++) d[i] += din[i];
             }
         }
+        double t1 = now();
+        w->prof[3] += t1 - t0;
         if (ly->first) continue;
         size_t R = T * Bc, Nin = ly->Nin;
         double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
@@ -488,6 +502,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
             float *d = w->ds[l - 1];
             for (size_t i = 0; i < R * Nin; i++) d[i] += rate_grad;
         }
+        w->prof[4] += now() - t1;
     }
 }
 
@@ -535,12 +550,14 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
         size_t us;
         output_views(tr, w, Bc, &s, &u, &us);
         int dv_used = 0;
+        double tl = now();
         tr->closs[c] = soma__loss(&tr->opt, s, u, us, T, Bc, lo->N, y + b0, scale, w->ds[tr->L - 1], w->dv, &dv_used);
         soma__readout(tr->data.readout, s, u, us, T, Bc, lo->N, w->pred);
         size_t ok = 0;
         for (size_t b = 0; b < Bc; b++) ok += w->pred[b] == y[b0 + b];
         tr->ccorrect[c] = ok;
         tr->cspk[c] = hidden_spikes(tr, w);
+        w->prof[2] += now() - tl;
         chunk_backward(tr, w, tr->acc + c * tr->acc_size, b0, Bc, B, tc, dv_used, rate_grad);
     }
     double t2 = now();
