@@ -4,6 +4,7 @@
  *
  * A pixel value is x = pixel / 255. Spike codes write [T][B][dim] floats,
  * direct current writes [B][dim] once (the trainer feeds it every step). */
+#include "core/names.h"
 #include "soma.h"
 
 #include <math.h>
@@ -18,23 +19,10 @@ static const char *const readout_names[] = {"count", "membrane"};
 /* Both lookups are exact (case-sensitive) and both name functions return
  * NULL past the last entry, so callers can list the valid names with
  * `for (i = 0; soma_encoding_name(i); i++)`. */
-int soma_encoding_find(const char *name) {
-    if (!name) return -1;
-    for (int i = 0; i < N_ENCODINGS; i++)
-        if (strcmp(name, encoding_names[i]) == 0) return i;
-    return -1;
-}
-
-const char *soma_encoding_name(int enc) { return enc >= 0 && enc < N_ENCODINGS ? encoding_names[enc] : NULL; }
-
-int soma_readout_find(const char *name) {
-    if (!name) return -1;
-    for (int i = 0; i < N_READOUTS; i++)
-        if (strcmp(name, readout_names[i]) == 0) return i;
-    return -1;
-}
-
-const char *soma_readout_name(int r) { return r >= 0 && r < N_READOUTS ? readout_names[r] : NULL; }
+int soma_encoding_find(const char *name) { return soma__name_find(encoding_names, N_ENCODINGS, name); }
+const char *soma_encoding_name(int enc) { return soma__name_at(encoding_names, N_ENCODINGS, enc); }
+int soma_readout_find(const char *name) { return soma__name_find(readout_names, N_READOUTS, name); }
+const char *soma_readout_name(int r) { return soma__name_at(readout_names, N_READOUTS, r); }
 
 void soma_data_opts_default(soma_data_opts *o) {
     memset(o, 0, sizeof *o);

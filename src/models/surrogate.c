@@ -9,18 +9,15 @@
  * These match snnTorch's surrogate module with the same parameters. */
 #include <math.h>
 #include <string.h>
+#include "core/names.h"
 #include "models/model.h"
 
 static const char *const names[] = {"fast_sigmoid", "atan", "sigmoid", "triangular", "straight_through"};
 static const float defaults[] = {25.0f, 2.0f, 25.0f, 1.0f, 1.0f};
 #define N_SURR 5
 
-int soma_surrogate_find(const char *name) {
-    for (int i = 0; i < N_SURR; i++)
-        if (name && strcmp(name, names[i]) == 0) return i;
-    return -1;
-}
-const char *soma_surrogate_name(int which) { return which >= 0 && which < N_SURR ? names[which] : NULL; }
+int soma_surrogate_find(const char *name) { return soma__name_find(names, N_SURR, name); }
+const char *soma_surrogate_name(int which) { return soma__name_at(names, N_SURR, which); }
 float soma_surrogate_default_param(int which) { return which >= 0 && which < N_SURR ? defaults[which] : 0.0f; }
 
 void soma__surrogate_row(int which, float p, const float *restrict x, float *restrict out, size_t n) {

@@ -1,24 +1,19 @@
 /* names.c — name tables of the trainer's enums (losses, optimizers,
  * schedules) and the default training options. */
 #include <string.h>
+#include "core/names.h"
 #include "soma.h"
-
-static int find(const char *const *names, int n, const char *name) {
-    for (int i = 0; i < n; i++)
-        if (name && strcmp(names[i], name) == 0) return i;
-    return -1;
-}
 
 static const char *const losses[] = {"ce_rate", "ce_count", "mse_count", "ce_mem"};
 static const char *const optimizers[] = {"sgd", "adam", "adamw"};
 static const char *const schedules[] = {"constant", "step", "cosine"};
 
-int soma_loss_find(const char *name) { return find(losses, 4, name); }
-const char *soma_loss_name(int l) { return l >= 0 && l < 4 ? losses[l] : NULL; }
-int soma_optimizer_find(const char *name) { return find(optimizers, 3, name); }
-const char *soma_optimizer_name(int o) { return o >= 0 && o < 3 ? optimizers[o] : NULL; }
-int soma_schedule_find(const char *name) { return find(schedules, 3, name); }
-const char *soma_schedule_name(int s) { return s >= 0 && s < 3 ? schedules[s] : NULL; }
+int soma_loss_find(const char *name) { return soma__name_find(losses, 4, name); }
+const char *soma_loss_name(int l) { return soma__name_at(losses, 4, l); }
+int soma_optimizer_find(const char *name) { return soma__name_find(optimizers, 3, name); }
+const char *soma_optimizer_name(int o) { return soma__name_at(optimizers, 3, o); }
+int soma_schedule_find(const char *name) { return soma__name_find(schedules, 3, name); }
+const char *soma_schedule_name(int s) { return soma__name_at(schedules, 3, s); }
 
 void soma_train_opts_default(soma_train_opts *o) {
     memset(o, 0, sizeof *o);
