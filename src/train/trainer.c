@@ -576,31 +576,29 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
     input_backward(tr, x, tc ? B : T * B);
     double t3 = now();
     tr->prof[PROF_INPUT_BWD] += t3 - t2;
+    /* Sum the chunk accumulators into chunk 0's block: element by element in
+     * chunk order (so the thread count does not matter), elements in parallel. */
+    float *sum = tr->acc;
+    size_t na = tr->acc_size;
+    size_t nblk = (na + 4095) / 4096;
+#pragma omp parallel for num_threads(tr->threads) schedule(static)
+    for (size_t k = 0; k < nblk; k++) {
+        size_t i0 = k * 4096, i1 = i0 + 4096 > na ? na : i0 + 4096;
+        for (size_t c = 1; c < nch; c++) {
+            const float *restrict a = tr->acc + c * na;
+            for (size_t i = i0; i < i1; i++) sum[i] += a[i];
+        }
+    }
     for (size_t l = 0; l < tr->L; l++) {
         layer *ly = &tr->lay[l];
         size_t N = ly->N;
         if (!ly->first) {
-            size_t Nin = ly->Nin;
-            float *sum = tr->acc; /* reduce into chunk 0's block, then transpose out */
-            for (size_t c = 1; c < nch; c++) {
-                const float *a = tr->acc + c * tr->acc_size;
-                for (size_t i = 0; i < Nin * soma__ldw(N); i++) sum[ly->aw + i] += a[ly->aw + i];
-                for (size_t i = 0; i < N; i++) sum[ly->ab + i] += a[ly->ab + i];
-            }
-            soma__transpose_ld(ly->gw, sum + ly->aw, Nin, N, soma__ldw(N));
+            soma__transpose_ld(ly->gw, sum + ly->aw, ly->Nin, N, soma__ldw(N));
             if (ly->gb) memcpy(ly->gb, sum + ly->ab, N * sizeof(float));
         }
-        if (ly->recT) {
-            float *sum = tr->acc;
-            for (size_t c = 1; c < nch; c++)
-                for (size_t i = 0; i < N * soma__ldw(N); i++) sum[ly->arec + i] += tr->acc[c * tr->acc_size + ly->arec + i];
-            soma__transpose_ld(ly->grec, sum + ly->arec, N, N, soma__ldw(N));
-        }
+        if (ly->recT) soma__transpose_ld(ly->grec, sum + ly->arec, N, N, soma__ldw(N));
         for (size_t k = 0; k < ly->m->n_params; k++) {
             if (!ly->gprm[k]) continue;
-            float *sum = tr->acc;
-            for (size_t c = 1; c < nch; c++)
-                for (size_t i = 0; i < N; i++) sum[ly->aprm[k] + i] += tr->acc[c * tr->acc_size + ly->aprm[k] + i];
             if (ly->pop->learn[k] == SOMA_LEARN_NEURON) memcpy(ly->gprm[k], sum + ly->aprm[k], N * sizeof(float));
             else {
                 double g = 0.0;
