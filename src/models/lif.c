@@ -47,42 +47,60 @@ static void lif_forward(const soma_model_args *a, const float *const *prev, floa
     }
 }
 
+/* One row of the backward step for surrogate `sur` (a constant after
+ * inlining). e = dL/dS * dS/dU, the gradient reaching U through this step's
+ * spike; d = dL/dU; the carry to t-1 is beta*d (0 after a reset to zero). */
+static inline __attribute__((always_inline)) void lif_bwd_row(int sur, float sp, int sub, float keep,
+                                                              float *restrict e, float *restrict dd,
+                                                              float *restrict g, float *restrict gi,
+                                                              const float *restrict gs, const float *restrict u,
+                                                              const float *restrict up, const float *restrict beta,
+                                                              const float *restrict th, size_t N) {
+    if (sub)
+        for (size_t j = 0; j < N; j++) {
+            float ej = gs[j] * soma__surrogate(sur, sp, u[j] - th[j]);
+            float d = g[j] + ej;
+            e[j] = ej, dd[j] = d;
+            gi[j] = keep * gi[j] + d;
+            g[j] = beta[j] * d;
+        }
+    else
+        for (size_t j = 0; j < N; j++) {
+            float ej = gs[j] * soma__surrogate(sur, sp, u[j] - th[j]);
+            float d = g[j] + ej;
+            e[j] = ej, dd[j] = d;
+            gi[j] = keep * gi[j] + d;
+            g[j] = (up[j] > th[j] ? 0.0f : beta[j]) * d;
+        }
+}
+
 static void lif_backward(const soma_model_args *a, const float *const *prev, const float *const *cur,
                          float *const *dstate, const float *ds, const float *dv, float *din,
                          float *const *dprm, size_t B, size_t N) {
     const float *restrict beta = a->prm[P_BETA], *restrict th = a->prm[P_THETA];
-    float *restrict e = a->scratch, *restrict sg = a->scratch + N;
+    float *restrict e = a->scratch, *restrict dd = a->scratch + N;
     float *restrict dbeta = dprm[P_BETA], *restrict dth = dprm[P_THETA];
+    const int sub = a->reset == 0;
+    const float sp = a->surrogate_param, keep = a->din_accumulate ? 1.0f : 0.0f;
     for (size_t b = 0; b < B; b++) {
         const float *restrict up = prev[0] + b * N, *restrict u = cur[0] + b * N, *restrict gs = ds + b * N;
         float *restrict g = dstate[0] + b * N, *restrict gi = din + b * N;
-        /* e = dL/dS * dS/dU: the gradient reaching U through this step's spike. */
-        for (size_t j = 0; j < N; j++) e[j] = u[j] - th[j];
-        soma__surrogate_row(a->surrogate, a->surrogate_param, e, sg, N);
-        for (size_t j = 0; j < N; j++) e[j] = gs[j] * sg[j];
         if (dv)
             for (size_t j = 0; j < N; j++) g[j] += dv[b * N + j];
-        /* Branch-free loops per reset mode, so they vectorize. */
-        if (a->reset == 0) {
-            for (size_t j = 0; j < N; j++) {
-                float d = g[j] + e[j];
-                gi[j] = d;
-                g[j] = beta[j] * d;
-            }
-            if (dbeta)
-                for (size_t j = 0; j < N; j++) dbeta[j] += gi[j] * up[j];
-            if (dth)
-                for (size_t j = 0; j < N; j++) dth[j] -= e[j] + (up[j] > th[j] ? gi[j] : 0.0f);
-        } else {
-            for (size_t j = 0; j < N; j++) {
-                float d = g[j] + e[j];
-                float keep = up[j] > th[j] ? 0.0f : beta[j];
-                gi[j] = d;
-                g[j] = keep * d;
-            }
-            if (dbeta)
-                for (size_t j = 0; j < N; j++) dbeta[j] += up[j] > th[j] ? 0.0f : gi[j] * up[j];
-            if (dth)
+#define ROW(S) lif_bwd_row(S, sp, sub, keep, e, dd, g, gi, gs, u, up, beta, th, N)
+        SOMA_SURROGATE_DISPATCH(a->surrogate, ROW);
+#undef ROW
+        if (dbeta) {
+            if (sub)
+                for (size_t j = 0; j < N; j++) dbeta[j] += dd[j] * up[j];
+            else
+                for (size_t j = 0; j < N; j++) dbeta[j] += up[j] > th[j] ? 0.0f : dd[j] * up[j];
+        }
+        if (dth) {
+            /* theta enters through the spike (-e) and, with subtraction, the reset term -R*theta. */
+            if (sub)
+                for (size_t j = 0; j < N; j++) dth[j] -= e[j] + (up[j] > th[j] ? dd[j] : 0.0f);
+            else
                 for (size_t j = 0; j < N; j++) dth[j] -= e[j];
         }
     }

@@ -26,6 +26,7 @@ typedef struct soma_model_args {
     int surrogate;                     /* soma_surrogate */
     float surrogate_param;             /* its parameter */
     float *scratch;                    /* >= 2*N floats of per-call scratch */
+    int din_accumulate;                /* backward adds into din instead of overwriting it */
 } soma_model_args;
 
 struct soma_model {
@@ -53,6 +54,46 @@ int soma__model_param_index(const soma_model *m, const char *name);
 
 /* Surrogate derivative of a whole row: out[i] = dS/dU at x[i]. */
 void soma__surrogate_row(int which, float param, const float *x, float *out, size_t n);
+
+/* The same for one value, inline so that a model's backward loop can use it
+ * directly: the switch is loop-invariant, so the compiler hoists it out and
+ * vectorizes each case (see surrogate.c for the formulas). */
+static inline __attribute__((always_inline)) float soma__surrogate(int which, float p, float x) {
+    switch (which) {
+    case SOMA_SURROGATE_FAST_SIGMOID: {
+        float d = p * __builtin_fabsf(x) + 1.0f;
+        return 1.0f / (d * d);
+    }
+    case SOMA_SURROGATE_ATAN: {
+        float z = 3.14159265358979f * 0.5f * p * x;
+        return 0.5f * p / (1.0f + z * z);
+    }
+    case SOMA_SURROGATE_SIGMOID: {
+        float e = __builtin_expf(-p * __builtin_fabsf(x));
+        float d = 1.0f + e;
+        return p * e / (d * d);
+    }
+    case SOMA_SURROGATE_TRIANGULAR: {
+        float v = 1.0f - __builtin_fabsf(x) / p;
+        return (v > 0.0f ? v : 0.0f) / p;
+    }
+    default:
+        return 1.0f;
+    }
+}
+
+/* Call ROW(S) with S a compile-time constant equal to `which`, so that an
+ * always-inline row function specializes its surrogate and vectorizes. */
+#define SOMA_SURROGATE_DISPATCH(which, ROW)          \
+    do {                                             \
+        switch (which) {                             \
+        case SOMA_SURROGATE_FAST_SIGMOID: ROW(0); break; \
+        case SOMA_SURROGATE_ATAN: ROW(1); break;     \
+        case SOMA_SURROGATE_SIGMOID: ROW(2); break;  \
+        case SOMA_SURROGATE_TRIANGULAR: ROW(3); break; \
+        default: ROW(4); break;                      \
+        }                                            \
+    } while (0)
 
 extern const soma_model soma__model_input;
 extern const soma_model soma__model_lif;

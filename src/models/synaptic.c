@@ -54,31 +54,43 @@ static void syn_forward(const soma_model_args *a, const float *const *prev, floa
                 a->prm[P_ALPHA], a->prm[P_BETA], a->prm[P_THETA], a->reset, N);
 }
 
+/* One row of the backward step for surrogate `sur` (a constant after inlining). */
+static inline __attribute__((always_inline)) void syn_bwd_row(int sur, float sp, float keep, float *restrict e,
+                                                              float *restrict dc, float *restrict gu,
+                                                              float *restrict gc, float *restrict gi,
+                                                              const float *restrict gs, const float *restrict u,
+                                                              const float *restrict alpha, const float *restrict th,
+                                                              size_t N) {
+    for (size_t j = 0; j < N; j++) {
+        float ej = gs[j] * soma__surrogate(sur, sp, u[j] - th[j]);
+        float du = gu[j] + ej;
+        float c = gc[j] + du;
+        e[j] = ej, gu[j] = du, dc[j] = c;
+        gi[j] = keep * gi[j] + c;
+        gc[j] = alpha[j] * c;
+    }
+}
+
 static void syn_backward(const soma_model_args *a, const float *const *prev, const float *const *cur,
                          float *const *dstate, const float *ds, const float *dv, float *din,
                          float *const *dprm, size_t B, size_t N) {
     const float *restrict alpha = a->prm[P_ALPHA], *restrict beta = a->prm[P_BETA], *restrict th = a->prm[P_THETA];
-    float *restrict e = a->scratch, *restrict sg = a->scratch + N;
+    float *restrict e = a->scratch, *restrict dc = a->scratch + N;
     float *restrict dalpha = dprm[P_ALPHA], *restrict dbeta = dprm[P_BETA], *restrict dth = dprm[P_THETA];
-    int sub = a->reset == 0;
+    const int sur = a->surrogate, sub = a->reset == 0;
+    const float sp = a->surrogate_param, keep = a->din_accumulate ? 1.0f : 0.0f;
     for (size_t b = 0; b < B; b++) {
         const float *restrict up = prev[0] + b * N, *restrict ip = prev[1] + b * N, *restrict u = cur[0] + b * N;
         const float *restrict gs = ds + b * N;
         float *restrict gu = dstate[0] + b * N, *restrict gc = dstate[1] + b * N, *restrict gi = din + b * N;
-        for (size_t j = 0; j < N; j++) e[j] = u[j] - th[j];
-        soma__surrogate_row(a->surrogate, a->surrogate_param, e, sg, N);
-        for (size_t j = 0; j < N; j++) e[j] = gs[j] * sg[j];
         if (dv)
             for (size_t j = 0; j < N; j++) gu[j] += dv[b * N + j];
-        /* gu becomes dL/dU_t, then (after the parameter gradients) dL/dU_{t-1}. */
-        for (size_t j = 0; j < N; j++) {
-            gu[j] += e[j];
-            float dc = gc[j] + gu[j];
-            gi[j] = dc;
-            gc[j] = alpha[j] * dc;
-        }
+        /* gu becomes dL/dU_t and dc dL/dsyn_t; then the carries to t-1. */
+#define ROW(S) syn_bwd_row(S, sp, keep, e, dc, gu, gc, gi, gs, u, alpha, th, N)
+        SOMA_SURROGATE_DISPATCH(sur, ROW);
+#undef ROW
         if (dalpha)
-            for (size_t j = 0; j < N; j++) dalpha[j] += gi[j] * ip[j];
+            for (size_t j = 0; j < N; j++) dalpha[j] += dc[j] * ip[j];
         if (dth)
             for (size_t j = 0; j < N; j++) dth[j] -= e[j] + (sub && up[j] > th[j] ? gu[j] : 0.0f);
         if (sub) {

@@ -472,7 +472,14 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
                 prev[k] = w->tape[l] + (t * ns + k) * RB;
                 cur[k] = w->tape[l] + ((t + 1) * ns + k) * RB;
             }
-            float *din = (ly->first && !tc) ? tr->dI1 + (t * B + b0) * N : w->din[l] + t * RB;
+            /* The first layer's input gradient goes to the batch-wide buffer;
+             * with a time-constant input it is summed over steps there, by the
+             * model itself unless the per-step value is needed (recurrence). */
+            int sum_in_model = ly->first && tc && !ly->recT;
+            float *din = ly->first && !tc ? tr->dI1 + (t * B + b0) * N
+                         : sum_in_model   ? tr->dI1 + b0 * N
+                                          : w->din[l] + t * RB;
+            a.din_accumulate = sum_in_model && t != T - 1;
             const float *dv = (l == tr->L - 1 && dv_used) ? w->dv + t * RB : NULL;
             ly->m->backward(&a, prev, cur, dstate, w->ds[l] + t * RB, dv, din, dprm, Bc, N);
             if (ly->recT && t > 0) {
@@ -480,7 +487,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
                 soma__dense_dweight_spikes(acc + ly->arec, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, din,
                                            Bc, N);
             }
-            if (ly->first && tc) {
+            if (ly->first && tc && !sum_in_model) {
                 float *restrict d = tr->dI1 + b0 * N;
                 if (t == T - 1) memcpy(d, din, RB * sizeof(float));
                 else
