@@ -36,6 +36,12 @@ size_t soma__spike_index(const float *restrict s, size_t N, uint32_t *restrict i
     return n;
 }
 
+size_t soma__spike_count_zero(const float *restrict s, size_t N) {
+    uint32_t c = 0;
+    for (size_t j = 0; j < N; j++) c += s[j] == 0.0f;
+    return c;
+}
+
 size_t soma__spike_count(const float *restrict s, size_t N) {
     uint32_t c = 0; /* integer sum: vectorizes, unlike a float reduction without -ffast-math */
     for (size_t j = 0; j < N; j++) c += s[j] != 0.0f;
@@ -170,6 +176,35 @@ void soma__dense_dinput(float *dx, const float *din, const float *w, size_t R, s
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)Nin, (int)Nout, 1.0f, din, (int)Nout, w,
                 (int)Nin, acc ? 1.0f : 0.0f, dx, (int)Nin);
+}
+
+void soma__dense_forward_csr(float *out, const float *x, const size_t *ptr, const uint32_t *col, const float *wT,
+                             const float *bias, size_t R, size_t Nin, size_t Nout, size_t o0, size_t o1) {
+    size_t ld = soma__ldw(Nout);
+    for (size_t r = 0; r < R; r++) {
+        float *restrict o = out + r * Nout;
+        const float *xr = x + r * Nin;
+        for (size_t i = o0; i < o1; i++) o[i] = bias ? bias[i] : 0.0f;
+        for (size_t k = ptr[r]; k < ptr[r + 1]; k++) {
+            const float xv = xr[col[k]];
+            const float *restrict wr = wT + (size_t)col[k] * ld;
+            for (size_t i = o0; i < o1; i++) o[i] += xv * wr[i];
+        }
+    }
+}
+
+void soma__dense_dweightT_csr(float *dwT, const float *x, const size_t *ptr, const uint32_t *col, const float *din,
+                              size_t R, size_t Nin, size_t Nout, size_t o0, size_t o1) {
+    size_t ld = soma__ldw(Nout);
+    for (size_t r = 0; r < R; r++) {
+        const float *restrict g = din + r * Nout;
+        const float *xr = x + r * Nin;
+        for (size_t k = ptr[r]; k < ptr[r + 1]; k++) {
+            const float xv = xr[col[k]];
+            float *restrict d = dwT + (size_t)col[k] * ld;
+            for (size_t i = o0; i < o1; i++) d[i] += xv * g[i];
+        }
+    }
 }
 
 int soma__gather_wins(double density, size_t Nout) {

@@ -9,8 +9,10 @@
 
 /* Indices of the nonzero entries of a 0/1 row s[N] into idx; returns their count. */
 size_t soma__spike_index(const float *s, size_t N, uint32_t *idx);
-/* Number of spikes in a 0/1 row (exact for N < 2^24). */
+/* Number of spikes in a 0/1 row. */
 size_t soma__spike_count(const float *s, size_t N);
+/* Number of zeros in a row of any values. */
+size_t soma__spike_count_zero(const float *s, size_t N);
 
 /* out[r][:] = (acc ? out : bias|0) + x[r] W^T   (BLAS, single-threaded call) */
 void soma__dense_forward_blas(float *out, const float *x, const float *w, const float *bias, size_t R, size_t Nin,
@@ -31,6 +33,13 @@ void soma__dense_dweight_spikes(float *dwT, const uint32_t *idx, const uint32_t 
 void soma__dense_dweightT_blas(float *dwT, const float *x, const float *din, size_t R, size_t Nin, size_t Nout);
 /* dx[R][Nin] = (acc ? dx : 0) + din W   (BLAS, or AXPYs for a narrow layer) */
 void soma__dense_dinput(float *dx, const float *din, const float *w, size_t R, size_t Nin, size_t Nout, int acc);
+/* Sparse dense-valued input given as CSR rows (ptr[R+1], col[]): values are
+ * read from x [R][Nin]. Forward: out[r][o0:o1] = (bias|0) + sum_j x[r][j] wT[j][o0:o1]. */
+void soma__dense_forward_csr(float *out, const float *x, const size_t *ptr, const uint32_t *col, const float *wT,
+                             const float *bias, size_t R, size_t Nin, size_t Nout, size_t o0, size_t o1);
+/* dwT[j][o0:o1] += sum_r x[r][j] din[r][o0:o1] over the CSR nonzeros. */
+void soma__dense_dweightT_csr(float *dwT, const float *x, const size_t *ptr, const uint32_t *col, const float *din,
+                              size_t R, size_t Nin, size_t Nout, size_t o0, size_t o1);
 /* Whether the spike-driven kernels beat BLAS at this density and output
  * width (crossovers measured with bench/bench_kernels). */
 int soma__gather_wins(double density, size_t Nout);

@@ -72,6 +72,14 @@ struct soma_trainer {
     float *grad;             /* mirrors net->params */
     size_t nparams;
     float *I1, *dI1;         /* batch-wide input currents and their gradients */
+    /* Sparse time-varying input (spike encodings): the batch's nonzeros as
+     * CSR rows, the input weights transposed, and their gradient. */
+    size_t *xptr;            /* [T*B+1] */
+    uint32_t *xcol;          /* nonzero columns, grown as needed */
+    size_t xcol_cap;
+    int x_sparse;            /* this batch's input took the sparse path */
+    float *w1T, *dw1T;       /* [D][ldw(N1)] */
+    int w1T_stale;           /* w1T must be refreshed from the weights */
     float *acc;              /* nchunks_max accumulator blocks */
     size_t acc_size;
     double *closs;           /* per-chunk loss */
@@ -194,6 +202,10 @@ void soma_train_free(soma_trainer *tr) {
     free(tr->grad);
     free(tr->I1);
     free(tr->dI1);
+    free(tr->xptr);
+    free(tr->xcol);
+    free(tr->w1T);
+    free(tr->dw1T);
     free(tr->acc);
     free(tr->closs);
     free(tr->ccorrect);
@@ -302,6 +314,12 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
     tr->cspk = calloc(tr->nchunks_max, sizeof *tr->cspk);
     tr->work = calloc((size_t)tr->threads, sizeof *tr->work);
     if (!tr->I1 || !tr->dI1 || !tr->acc || !tr->closs || !tr->ccorrect || !tr->cspk || !tr->work) goto nomem;
+    if (data->encoding != SOMA_ENCODING_DIRECT) {
+        tr->w1T = soma__alloc(tr->D * soma__ldw(N1) * sizeof(float));
+        tr->dw1T = soma__alloc(tr->D * soma__ldw(N1) * sizeof(float));
+        if (!tr->w1T || !tr->dw1T) goto nomem;
+        tr->w1T_stale = 1;
+    }
     for (int t = 0; t < tr->threads; t++) {
         work *w = &tr->work[t];
         for (size_t l = 0; l < tr->L; l++) {
@@ -341,12 +359,47 @@ error:
  * each call packs only its slice of W1 and the (smaller) input is packed
  * once per block. */
 #define GEMM_BLOCK 256
-static void input_forward(soma_trainer *tr, const float *x, size_t R) {
+/* Index the nonzeros of x [R][D] as CSR rows; returns their count, or
+ * (size_t)-1 when out of memory. Rows are counted and filled in parallel. */
+static size_t index_input(soma_trainer *tr, const float *x, size_t R) {
+    size_t D = tr->D;
+    if (!tr->xptr && !(tr->xptr = malloc((tr->T * tr->Bmax + 1) * sizeof *tr->xptr))) return (size_t)-1;
+#pragma omp parallel for num_threads(tr->threads) schedule(static)
+    for (size_t r = 0; r < R; r++) tr->xptr[r + 1] = D - soma__spike_count_zero(x + r * D, D);
+    tr->xptr[0] = 0;
+    for (size_t r = 0; r < R; r++) tr->xptr[r + 1] += tr->xptr[r];
+    size_t nnz = tr->xptr[R];
+    if (nnz > tr->xcol_cap) {
+        uint32_t *c = realloc(tr->xcol, nnz * sizeof *c);
+        if (!c) return (size_t)-1;
+        tr->xcol = c, tr->xcol_cap = nnz;
+    }
+#pragma omp parallel for num_threads(tr->threads) schedule(static)
+    for (size_t r = 0; r < R; r++) soma__spike_index(x + r * D, D, tr->xcol + tr->xptr[r]);
+    return nnz;
+}
+
+static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
     layer *ly = &tr->lay[0];
     size_t D = tr->D, N = ly->N, nblk = (N + GEMM_BLOCK - 1) / GEMM_BLOCK;
+    /* A time-varying input is usually spikes: take the sparse path when the
+     * measured density makes it faster than the GEMM. */
+    tr->x_sparse = 0;
+    if (!tc && tr->w1T) {
+        size_t nnz = index_input(tr, x, R);
+        tr->x_sparse = nnz != (size_t)-1 && soma__gather_wins((double)nnz / ((double)R * (double)D), N);
+        if (tr->x_sparse && tr->w1T_stale) {
+            soma__transpose_pad(tr->w1T, ly->proj->w, N, D, soma__ldw(N));
+            tr->w1T_stale = 0;
+        }
+    }
 #pragma omp parallel for num_threads(tr->threads) schedule(static)
     for (size_t k = 0; k < nblk; k++) {
         size_t o0 = k * GEMM_BLOCK, o1 = o0 + GEMM_BLOCK > N ? N : o0 + GEMM_BLOCK;
+        if (tr->x_sparse) {
+            soma__dense_forward_csr(tr->I1, x, tr->xptr, tr->xcol, tr->w1T, ly->proj->b, R, D, N, o0, o1);
+            continue;
+        }
         float *out = tr->I1 + o0;
         for (size_t r = 0; r < R; r++) {
             if (ly->proj->b) memcpy(out + r * N, ly->proj->b + o0, (o1 - o0) * sizeof(float));
@@ -358,21 +411,27 @@ static void input_forward(soma_trainer *tr, const float *x, size_t R) {
 }
 
 /* Batch-wide input weight gradient: dW1 = dI1^T X, db1 = column sums of
- * dI1, over R rows; the output neurons are cut into fixed blocks as above. */
+ * dI1, over R rows; the output neurons are cut into fixed blocks as above.
+ * A sparse input scatters into the transposed gradient instead. */
 static void input_backward(soma_trainer *tr, const float *x, size_t R) {
     layer *ly = &tr->lay[0];
     size_t D = tr->D, N = ly->N, nblk = (N + GEMM_BLOCK - 1) / GEMM_BLOCK;
+    if (tr->x_sparse) memset(tr->dw1T, 0, D * soma__ldw(N) * sizeof(float));
 #pragma omp parallel for num_threads(tr->threads) schedule(static)
     for (size_t k = 0; k < nblk; k++) {
         size_t o0 = k * GEMM_BLOCK, o1 = o0 + GEMM_BLOCK > N ? N : o0 + GEMM_BLOCK;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(o1 - o0), (int)D, (int)R, 1.0f, tr->dI1 + o0, (int)N,
-                    x, (int)D, 0.0f, ly->gw + o0 * D, (int)D);
+        if (tr->x_sparse)
+            soma__dense_dweightT_csr(tr->dw1T, x, tr->xptr, tr->xcol, tr->dI1, R, D, N, o0, o1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(o1 - o0), (int)D, (int)R, 1.0f, tr->dI1 + o0,
+                        (int)N, x, (int)D, 0.0f, ly->gw + o0 * D, (int)D);
         if (ly->gb) {
             for (size_t o = o0; o < o1; o++) ly->gb[o] = 0.0f;
             for (size_t r = 0; r < R; r++)
                 for (size_t o = o0; o < o1; o++) ly->gb[o] += tr->dI1[r * N + o];
         }
     }
+    if (tr->x_sparse) soma__transpose_ld(ly->gw, tr->dw1T, D, N, soma__ldw(N));
 }
 
 static void model_args(const soma_trainer *tr, const layer *ly, work *w, soma_model_args *a) {
@@ -541,7 +600,7 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
             return fail(tr, SOMA_STATUS_INVALID, "label %u of sample %zu is not below the %zu output neurons", y[b], b, lo->N);
     size_t T = tr->T, nch = (B + CHUNK - 1) / CHUNK;
     double t0 = now();
-    input_forward(tr, x, tc ? B : T * B);
+    input_forward(tr, x, tc ? B : T * B, tc);
     double t1 = now();
     tr->prof[PROF_INPUT_FWD] += t1 - t0;
     memset(tr->acc, 0, tr->acc_size * nch * sizeof(float));
@@ -676,6 +735,7 @@ int soma_train_apply(soma_trainer *tr) {
         }
     }
     sync_params(tr);
+    tr->w1T_stale = 1;
     tr->prof[PROF_APPLY] += now() - t0;
     return SOMA_STATUS_OK;
 }
@@ -753,7 +813,7 @@ static int forward_batch(soma_trainer *tr, const float *x, int tc, size_t B, uin
             if (tr->lay[l].pop == &tr->net->pops[pop]) rec_l = l;
         if (rec_l == (size_t)-1) return fail(tr, SOMA_STATUS_INVALID, "population %zu has no spikes to record", pop);
     }
-    input_forward(tr, x, tc ? B : T * B);
+    input_forward(tr, x, tc ? B : T * B, tc);
     layer *lo = &tr->lay[tr->L - 1];
 #pragma omp parallel for num_threads(tr->threads) schedule(dynamic, 1)
     for (size_t c = 0; c < nch; c++) {
