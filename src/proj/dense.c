@@ -220,27 +220,21 @@ void soma__dense_dbias(float *restrict db, const float *restrict din, size_t R, 
         for (size_t i = 0; i < Nout; i++) db[i] += din[r * Nout + i];
 }
 
-void soma__transpose(float *restrict dst, const float *restrict src, size_t rows, size_t cols) {
+/* dst[c][r] = src[r][c] with row strides ld_dst and ld_src, in 32x32 tiles. */
+static void transpose_strided(float *restrict dst, size_t ld_dst, const float *restrict src, size_t ld_src,
+                              size_t rows, size_t cols) {
     const size_t B = 32;
     for (size_t r0 = 0; r0 < rows; r0 += B)
         for (size_t c0 = 0; c0 < cols; c0 += B)
             for (size_t r = r0; r < r0 + B && r < rows; r++)
-                for (size_t c = c0; c < c0 + B && c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+                for (size_t c = c0; c < c0 + B && c < cols; c++) dst[c * ld_dst + r] = src[r * ld_src + c];
 }
 
-void soma__transpose_pad(float *restrict dst, const float *restrict src, size_t rows, size_t cols, size_t ld) {
+void soma__transpose_pad(float *dst, const float *src, size_t rows, size_t cols, size_t ld) {
     memset(dst, 0, cols * ld * sizeof *dst);
-    const size_t B = 32;
-    for (size_t r0 = 0; r0 < rows; r0 += B)
-        for (size_t c0 = 0; c0 < cols; c0 += B)
-            for (size_t r = r0; r < r0 + B && r < rows; r++)
-                for (size_t c = c0; c < c0 + B && c < cols; c++) dst[c * ld + r] = src[r * cols + c];
+    transpose_strided(dst, ld, src, cols, rows, cols);
 }
 
-void soma__transpose_ld(float *restrict dst, const float *restrict src, size_t rows, size_t cols, size_t ld) {
-    const size_t B = 32;
-    for (size_t r0 = 0; r0 < rows; r0 += B)
-        for (size_t c0 = 0; c0 < cols; c0 += B)
-            for (size_t r = r0; r < r0 + B && r < rows; r++)
-                for (size_t c = c0; c < c0 + B && c < cols; c++) dst[c * rows + r] = src[r * ld + c];
+void soma__transpose_ld(float *dst, const float *src, size_t rows, size_t cols, size_t ld) {
+    transpose_strided(dst, rows, src, ld, rows, cols);
 }

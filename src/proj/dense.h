@@ -47,8 +47,6 @@ int soma__gather_wins(double density, size_t Nout);
 void soma__transpose_ld(float *dst, const float *src, size_t rows, size_t cols, size_t ld);
 /* db[:] += sum_r din[r][:] */
 void soma__dense_dbias(float *db, const float *din, size_t R, size_t Nout);
-/* Out-of-place transpose: dst[c][r] = src[r][c] for src [rows][cols]. */
-void soma__transpose(float *dst, const float *src, size_t rows, size_t cols);
 /* Transpose src [rows][cols] into dst [cols][ld] (padding lanes set to 0). */
 void soma__transpose_pad(float *dst, const float *src, size_t rows, size_t cols, size_t ld);
 #endif
