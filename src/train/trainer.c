@@ -698,21 +698,36 @@ int soma_train_apply(soma_trainer *tr) {
     double t0 = now();
     soma_net *net = tr->net;
     size_t n = tr->nparams;
-    /* Squared norm in fixed blocks summed in order: the same value whatever the thread count. */
+    /* Per block: the squared norm (only when clipping) or just whether any
+     * value is inf/NaN (an exponent of all ones: an integer test that
+     * vectorizes). Blocks are fixed and summed in order, so the result does
+     * not depend on the thread count. */
     enum { NBLK = 64 };
     double part[NBLK];
+    int clip = tr->opt.clip_norm > 0.0f;
     size_t blk = (n + NBLK - 1) / NBLK;
 #pragma omp parallel for num_threads(tr->threads) schedule(static)
     for (int k = 0; k < NBLK; k++) {
         size_t i0 = (size_t)k * blk, i1 = i0 + blk > n ? n : i0 + blk;
-        double acc = 0.0;
-        for (size_t i = i0; i < i1; i++) acc += (double)tr->grad[i] * tr->grad[i];
-        part[k] = acc;
+        const float *g = tr->grad;
+        if (clip) {
+            double acc = 0.0;
+            for (size_t i = i0; i < i1; i++) acc += (double)g[i] * g[i];
+            part[k] = acc;
+        } else {
+            uint32_t bad = 0;
+            for (size_t i = i0; i < i1; i++) {
+                uint32_t bits;
+                memcpy(&bits, &g[i], sizeof bits);
+                bad |= (bits & 0x7f800000u) == 0x7f800000u;
+            }
+            part[k] = bad ? INFINITY : 0.0;
+        }
     }
     double sq = 0.0;
     for (int k = 0; k < NBLK; k++) sq += part[k];
     if (!isfinite(sq)) return fail(tr, SOMA_STATUS_NONFINITE, "gradient is not finite");
-    if (tr->opt.clip_norm > 0.0f) {
+    if (clip) {
         double norm = sqrt(sq);
         if (norm > tr->opt.clip_norm) {
             float k = (float)(tr->opt.clip_norm / (norm + 1e-6));
