@@ -72,6 +72,7 @@ struct soma_trainer {
     float *grad;             /* mirrors net->params */
     size_t nparams;
     float *I1, *dI1;         /* batch-wide input currents and their gradients */
+    size_t i1_rows;          /* rows I1 and dI1 hold */
     /* Sparse time-varying input (spike encodings): the batch's nonzeros as
      * CSR rows, the input weights transposed, and their gradient. */
     size_t *xptr;            /* [T*B+1] */
@@ -305,9 +306,11 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
     tr->acc_size = acc;
     tr->nchunks_max = (tr->Bmax + CHUNK - 1) / CHUNK;
     size_t T = tr->T, B = tr->Bmax, N1 = tr->lay[0].N;
-    size_t i1 = T * B * N1; /* worst case: time-varying input */
-    tr->I1 = soma__alloc(i1 * sizeof(float));
-    tr->dI1 = soma__alloc(i1 * sizeof(float));
+    /* Input currents: B rows for a time-constant input, T*B for the others
+     * (grown on first use if a direct-input trainer is handed one). */
+    tr->i1_rows = data->encoding == SOMA_ENCODING_DIRECT ? B : T * B;
+    tr->I1 = soma__alloc(tr->i1_rows * N1 * sizeof(float));
+    tr->dI1 = soma__alloc(tr->i1_rows * N1 * sizeof(float));
     tr->acc = soma__alloc((acc ? acc : 1) * tr->nchunks_max * sizeof(float));
     tr->closs = calloc(tr->nchunks_max, sizeof *tr->closs);
     tr->ccorrect = calloc(tr->nchunks_max, sizeof *tr->ccorrect);
@@ -377,6 +380,20 @@ static size_t index_input(soma_trainer *tr, const float *x, size_t R) {
 #pragma omp parallel for num_threads(tr->threads) schedule(static)
     for (size_t r = 0; r < R; r++) soma__spike_index(x + r * D, D, tr->xcol + tr->xptr[r]);
     return nnz;
+}
+
+/* Make room for R rows of input currents; 0 or SOMA_STATUS_NOMEM. */
+static int input_reserve(soma_trainer *tr, size_t R) {
+    if (R <= tr->i1_rows) return SOMA_STATUS_OK;
+    size_t N = tr->lay[0].N;
+    float *a = soma__alloc(R * N * sizeof(float)), *b = soma__alloc(R * N * sizeof(float));
+    if (!a || !b) {
+        free(a), free(b);
+        return fail(tr, SOMA_STATUS_NOMEM, "out of memory for %zu input rows", R);
+    }
+    free(tr->I1), free(tr->dI1);
+    tr->I1 = a, tr->dI1 = b, tr->i1_rows = R;
+    return SOMA_STATUS_OK;
 }
 
 static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
@@ -600,6 +617,7 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
             return fail(tr, SOMA_STATUS_INVALID, "label %u of sample %zu is not below the %zu output neurons", y[b], b, lo->N);
     size_t T = tr->T, nch = (B + CHUNK - 1) / CHUNK;
     double t0 = now();
+    if ((st = input_reserve(tr, tc ? B : T * B))) return st;
     input_forward(tr, x, tc ? B : T * B, tc);
     double t1 = now();
     tr->prof[PROF_INPUT_FWD] += t1 - t0;
@@ -828,6 +846,7 @@ static int forward_batch(soma_trainer *tr, const float *x, int tc, size_t B, uin
             if (tr->lay[l].pop == &tr->net->pops[pop]) rec_l = l;
         if (rec_l == (size_t)-1) return fail(tr, SOMA_STATUS_INVALID, "population %zu has no spikes to record", pop);
     }
+    if ((st = input_reserve(tr, tc ? B : T * B))) return st;
     input_forward(tr, x, tc ? B : T * B, tc);
     layer *lo = &tr->lay[tr->L - 1];
 #pragma omp parallel for num_threads(tr->threads) schedule(dynamic, 1)
