@@ -9,10 +9,16 @@ int cli_eval(int argc, char **argv) {
     long steps = -1, threads = -1, limit = -1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--data") == 0 && v) data_dir = v, i++;
-        else if (strcmp(a, "--encoding") == 0 && v) enc = v, i++;
-        else if (strcmp(a, "--readout") == 0 && v) readout = v, i++;
-        else if (strcmp(a, "--steps") == 0) {
+        if (strcmp(a, "--data") == 0 || strcmp(a, "--encoding") == 0 || strcmp(a, "--readout") == 0) {
+            if (!v) {
+                fprintf(stderr, "soma eval: %s needs a value\n", a);
+                return 2;
+            }
+            if (a[2] == 'd') data_dir = v;
+            else if (a[2] == 'e') enc = v;
+            else readout = v;
+            i++;
+        } else if (strcmp(a, "--steps") == 0) {
             if ((steps = cli_long(a, v, 1, 100000)) < 0) return 2;
             i++;
         } else if (strcmp(a, "--threads") == 0) {

@@ -72,10 +72,14 @@ int cli_train(int argc, char **argv) {
         } else if (strcmp(a, "--seed") == 0) {
             if ((seed = cli_long(a, v, 0, 0x7fffffffffffffffL)) < 0) return 2;
             i++;
-        } else if (strcmp(a, "--out") == 0 && v) {
-            out = v, i++;
-        } else if (strcmp(a, "--data") == 0 && v) {
-            data_dir = v, i++;
+        } else if (strcmp(a, "--out") == 0 || strcmp(a, "--data") == 0) {
+            if (!v) {
+                fprintf(stderr, "soma train: %s needs a value (a directory)\n", a);
+                return 2;
+            }
+            if (a[2] == 'o') out = v;
+            else data_dir = v;
+            i++;
         } else if (a[0] == '-') {
             fprintf(stderr, "soma train: unknown option '%s'; expected --epochs, --max-batches, --threads, --seed, --out, --data\n", a);
             return 2;

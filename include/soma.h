@@ -280,7 +280,7 @@ typedef struct soma_train_opts {
     float lr_min;          /* cosine schedule: final learning rate */
     float rate_penalty;    /* lambda * mean hidden spike rate added to the loss; 0 = off */
     int surrogate;         /* soma_surrogate */
-    float surrogate_param; /* its parameter; <= 0 means the surrogate's default */
+    float surrogate_param; /* its parameter; <= 0 (the default) means the surrogate's own default */
     float correct_rate;    /* mse_count: target firing fraction of the correct class */
     float incorrect_rate;  /* mse_count: target firing fraction of the other classes */
     int threads;           /* worker threads; 0 = all cores */
@@ -346,6 +346,11 @@ int soma_train_record(soma_trainer *tr, const float *x, int time_constant, size_
                       uint8_t *spikes);
 /* The i-th parameter tensor with its gradient (from the last soma_train_grad). */
 int soma_train_tensor(soma_trainer *tr, size_t i, soma_tensor *out);
+/* The trainer keeps derived copies of the weights (transposed for spike
+ * gathers) and of the neuron parameters. After writing to a tensor's data
+ * directly (not through soma_train_apply), call this before the next
+ * forward pass. */
+int soma_train_sync(soma_trainer *tr);
 /* Learning rate the schedule gives for (epoch, batch of nbatches). */
 float soma_train_lr(const soma_train_opts *o, int epoch, long batch, long nbatches);
 /* Options the trainer runs with (threads resolved). */

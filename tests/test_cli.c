@@ -164,6 +164,13 @@ static void test_bad_input(void) {
     rc = run(&out, "%s eval %s", bin, p);
     CHECK_MSG(rc != 0 && out && strstr(out, "junk.soma"), "%s", out ? out : "");
     free(out);
+    /* regression: an option missing its value said "unknown option" */
+    rc = run(&out, "%s train %s/ok.yaml --out", bin, dir);
+    CHECK_MSG(rc == 2 && out && strstr(out, "--out needs a value"), "%s", out ? out : "");
+    free(out);
+    rc = run(&out, "%s eval x.soma --readout", bin);
+    CHECK_MSG(rc == 2 && out && strstr(out, "--readout needs a value"), "%s", out ? out : "");
+    free(out);
     rc = run(&out, "%s frobnicate", bin);
     CHECK(rc == 2 && out && strstr(out, "train, eval, info"));
     free(out);

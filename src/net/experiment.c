@@ -650,6 +650,8 @@ static int parse_schedule(ctx *c, const yaml_node_t *n, soma_train_opts *o) {
 static int parse_surrogate(ctx *c, const yaml_node_t *n, soma_train_opts *o) {
     static const char *const keys[] = {"name", "slope", "alpha", "width", "param", NULL};
     const char *what = "train.surrogate";
+    /* A surrogate named without a parameter gets its own default (0 = default). */
+    o->surrogate_param = 0.0f;
     if (is_scalar(n) && !is_null(n)) return get_enum(c, n, what, soma_surrogate_name, soma_surrogate_find, &o->surrogate);
     if (!n || n->type != YAML_MAPPING_NODE) {
         namelist l;

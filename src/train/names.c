@@ -34,7 +34,7 @@ void soma_train_opts_default(soma_train_opts *o) {
     o->lr_min = 0.0f;
     o->rate_penalty = 0.0f;
     o->surrogate = SOMA_SURROGATE_FAST_SIGMOID;
-    o->surrogate_param = 25.0f;
+    o->surrogate_param = 0.0f; /* the surrogate's own default */
     o->correct_rate = 0.8f;
     o->incorrect_rate = 0.2f;
     o->threads = 0;

@@ -253,6 +253,12 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         st = fail(tr, SOMA_STATUS_INVALID, "unknown surrogate, loss or optimizer");
         goto error;
     }
+    if (!soma_encoding_name(data->encoding) || !soma_readout_name(data->readout) || data->tau < 0.0f ||
+        !(data->gain >= 0.0f)) {
+        st = fail(tr, SOMA_STATUS_INVALID, "data options: encoding %d, readout %d, tau %g, gain %g; expected a known "
+                  "encoding and readout, tau >= 0 and gain >= 0", data->encoding, data->readout, data->tau, data->gain);
+        goto error;
+    }
     if (tr->opt.surrogate_param <= 0.0f) tr->opt.surrogate_param = soma_surrogate_default_param(opts->surrogate);
     if ((st = build_chain(tr))) goto error;
     if ((st = soma__net_alloc(net))) {
@@ -299,8 +305,8 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
             ly->aprm[k] = acc, acc += (N + 15) / 16 * 16;
         }
     }
-    if (tr->lay[tr->L - 1].N > 1024) {
-        st = fail(tr, SOMA_STATUS_UNSUPPORTED, "the output layer has %zu neurons; at most 1024 classes", tr->lay[tr->L - 1].N);
+    if (tr->lay[tr->L - 1].N > 256) { /* labels and predictions are bytes */
+        st = fail(tr, SOMA_STATUS_UNSUPPORTED, "the output layer has %zu neurons; at most 256 classes", tr->lay[tr->L - 1].N);
         goto error;
     }
     tr->acc_size = acc;
@@ -800,8 +806,12 @@ int soma_train_epoch(soma_trainer *tr, const soma_dataset *ds, int epoch, soma_p
         size_t b0 = (size_t)bi * B, Bb = b0 + B > n ? n - b0 : B;
         int tc;
         double te = now();
-        soma_encode(&tr->data, ds, perm + b0, Bb, tr->opt.seed, (uint64_t)epoch, x, &tc);
+        st = soma_encode(&tr->data, ds, perm + b0, Bb, tr->opt.seed, (uint64_t)epoch, x, &tc);
         tr->prof[PROF_ENCODE] += now() - te;
+        if (st) {
+            fail(tr, st, "cannot encode batch %ld of epoch %d", bi + 1, epoch + 1);
+            break;
+        }
         for (size_t b = 0; b < Bb; b++) y[b] = ds->y[perm[b0 + b]];
         double loss;
         size_t c;
@@ -899,7 +909,11 @@ int soma_train_evaluate(soma_trainer *tr, const soma_dataset *ds, size_t limit, 
         for (size_t b = 0; b < Bb; b++) idx[b] = b0 + b;
         int tc;
         /* Evaluation draws its encoding randomness from a stream apart from training epochs. */
-        soma_encode(&tr->data, ds, idx, Bb, tr->opt.seed, 0xE7A1u, x, &tc);
+        st = soma_encode(&tr->data, ds, idx, Bb, tr->opt.seed, 0xE7A1u, x, &tc);
+        if (st) {
+            fail(tr, st, "cannot encode test samples %zu to %zu", b0, b0 + Bb);
+            break;
+        }
         st = soma_train_predict(tr, x, tc, Bb, pred);
         for (size_t b = 0; b < Bb && !st; b++) ok += pred[b] == ds->y[b0 + b];
     }
@@ -908,6 +922,13 @@ int soma_train_evaluate(soma_trainer *tr, const soma_dataset *ds, size_t limit, 
     if (samples_per_second) *samples_per_second = dt > 0 ? (double)n / dt : 0.0;
     free(x), free(idx), free(pred);
     return st;
+}
+
+int soma_train_sync(soma_trainer *tr) {
+    if (!tr) return SOMA_STATUS_INVALID;
+    sync_params(tr);
+    tr->w1T_stale = 1;
+    return SOMA_STATUS_OK;
 }
 
 int soma_train_tensor(soma_trainer *tr, size_t i, soma_tensor *out) {
