@@ -338,7 +338,8 @@ int soma_train_epoch(soma_trainer *tr, const soma_dataset *ds, int epoch, soma_p
 /* Accuracy over a data set (forward only). limit 0 = all samples. */
 int soma_train_evaluate(soma_trainer *tr, const soma_dataset *ds, size_t limit, double *accuracy,
                         double *samples_per_second);
-/* Forward only on an encoded batch; writes the predicted class of each sample. */
+/* Forward only on an encoded batch of any size B >= 1 (not limited to the
+ * training batch); writes the predicted class of each sample. */
 int soma_train_predict(soma_trainer *tr, const float *x, int time_constant, size_t B, uint8_t *pred);
 /* Forward on an encoded batch, copying population `pop`'s spikes into
  * spikes[T][B][N] (uint8 0/1) for rasters. */

@@ -75,7 +75,8 @@ struct soma_trainer {
     size_t i1_rows;          /* rows I1 and dI1 hold */
     /* Sparse time-varying input (spike encodings): the batch's nonzeros as
      * CSR rows, the input weights transposed, and their gradient. */
-    size_t *xptr;            /* [T*B+1] */
+    size_t *xptr;            /* row starts, xptr_cap entries */
+    size_t xptr_cap;
     uint32_t *xcol;          /* nonzero columns, grown as needed */
     size_t xcol_cap;
     int x_sparse;            /* this batch's input took the sparse path */
@@ -372,7 +373,11 @@ error:
  * (size_t)-1 when out of memory. Rows are counted and filled in parallel. */
 static size_t index_input(soma_trainer *tr, const float *x, size_t R) {
     size_t D = tr->D;
-    if (!tr->xptr && !(tr->xptr = malloc((tr->T * tr->Bmax + 1) * sizeof *tr->xptr))) return (size_t)-1;
+    if (R + 1 > tr->xptr_cap) {
+        size_t *p = realloc(tr->xptr, (R + 1) * sizeof *p);
+        if (!p) return (size_t)-1;
+        tr->xptr = p, tr->xptr_cap = R + 1;
+    }
 #pragma omp parallel for num_threads(tr->threads) schedule(static)
     for (size_t r = 0; r < R; r++) tr->xptr[r + 1] = D - soma__spike_count_zero(x + r * D, D);
     tr->xptr[0] = 0;
@@ -847,8 +852,9 @@ int soma_train_epoch(soma_trainer *tr, const soma_dataset *ds, int epoch, soma_p
 
 /* Forward of a batch, then either predictions or recorded spikes. */
 static int forward_batch(soma_trainer *tr, const float *x, int tc, size_t B, uint8_t *pred, size_t pop, uint8_t *spikes) {
-    int st = check_batch(tr, x, B);
-    if (st) return st;
+    /* Forward passes keep no per-batch gradient state, so any batch size works. */
+    if (!x || B == 0) return fail(tr, SOMA_STATUS_INVALID, "empty batch");
+    int st;
     size_t T = tr->T, nch = (B + CHUNK - 1) / CHUNK;
     size_t rec_l = (size_t)-1;
     if (spikes) {
@@ -893,7 +899,10 @@ int soma_train_evaluate(soma_trainer *tr, const soma_dataset *ds, size_t limit, 
     if (!ds || ds->n == 0) return fail(tr, SOMA_STATUS_INVALID, "empty data set");
     if (ds->dim != tr->D)
         return fail(tr, SOMA_STATUS_INVALID, "samples have %zu values but the input population has %zu", ds->dim, tr->D);
-    size_t n = limit && limit < ds->n ? limit : ds->n, B = tr->Bmax;
+    /* With a time-constant input larger batches amortize packing the input
+     * weights for the GEMM; time-varying inputs keep the training batch. */
+    size_t n = limit && limit < ds->n ? limit : ds->n;
+    size_t B = tr->data.encoding == SOMA_ENCODING_DIRECT && tr->Bmax < 512 ? 512 : tr->Bmax;
     float *x = soma__alloc(soma_encode_size(&tr->data, ds, B) * sizeof(float));
     size_t *idx = malloc(B * sizeof *idx);
     uint8_t *pred = malloc(B);
