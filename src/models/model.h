@@ -98,4 +98,5 @@ static inline __attribute__((always_inline)) float soma__surrogate(int which, fl
 extern const soma_model soma__model_input;
 extern const soma_model soma__model_lif;
 extern const soma_model soma__model_synaptic;
+extern const soma_model soma__model_alif;
 #endif
