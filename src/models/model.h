@@ -36,6 +36,7 @@ struct soma_model {
     size_t n_state;                 /* state variables per neuron */
     const char *const *state_names; /* n_state names, [0] = membrane */
     int spiking;                    /* 0 for the input pseudo-model */
+    int graded;                     /* outputs are real values, not 0/1 spikes: consumers use dense products */
     /* One forward step: state_t = f(state_{t-1}, in); s = spikes at t (0/1).
      * prev and cur are n_state arrays of [B][N]; they must not alias. */
     void (*forward)(const soma_model_args *a, const float *const *prev, float *const *cur, float *s,
@@ -98,5 +99,6 @@ static inline __attribute__((always_inline)) float soma__surrogate(int which, fl
 extern const soma_model soma__model_input;
 extern const soma_model soma__model_lif;
 extern const soma_model soma__model_synaptic;
+extern const soma_model soma__model_ann;
 extern const soma_model soma__model_alif;
 #endif

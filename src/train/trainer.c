@@ -42,6 +42,7 @@ typedef struct layer {
     size_t N, Nin, ns;
     soma__proj *proj;          /* incoming feed-forward projection */
     int first;                 /* fed by the data */
+    int graded;                /* real-valued outputs: never gathered as spikes */
     int reset;
     float *prm[SOMA_MAX_PARAMS]; /* per-neuron parameter values [N] */
     float *wT;                 /* [Nin][N] transposed feed-forward weights (not first) */
@@ -166,6 +167,7 @@ static int build_chain(soma_trainer *tr) {
         ly->ns = ly->m->n_state;
         ly->proj = &net->projs[pj];
         ly->first = L == 0;
+        ly->graded = ly->m->graded;
         int kr = soma__model_param_index(ly->m, "reset");
         ly->reset = kr >= 0 ? (int)ly->pop->prm[kr] : 0;
         L++;
@@ -483,7 +485,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         if (!ly->first) {
             size_t R = T * Bc, Nin = ly->Nin;
             double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
-            if (soma__gather_wins(density, N))
+            if (!tr->lay[l - 1].graded && soma__gather_wins(density, N))
                 soma__dense_forward_spikes(w->in[l], w->idx[l - 1], w->cnt[l - 1], Nin, ly->wT, ly->proj->b, R, N, 0);
             else
                 soma__dense_forward_blas(w->in[l], w->s[l - 1], ly->proj->w, ly->proj->b, R, Nin, N, 0);
@@ -501,9 +503,13 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
                     memcpy(in_t, base, RB * sizeof(float));
                 } else in_t = base;
             } else in_t = w->in[l] + t * RB;
-            if (ly->recT && t > 0)
-                soma__dense_forward_spikes(in_t, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, ly->recT, NULL,
-                                           Bc, N, 1);
+            if (ly->recT && t > 0) {
+                if (ly->graded)
+                    soma__dense_forward_blas(in_t, w->s[l] + (t - 1) * RB, ly->pop->rec_w, NULL, Bc, N, N, 1);
+                else
+                    soma__dense_forward_spikes(in_t, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, ly->recT,
+                                               NULL, Bc, N, 1);
+            }
             const float *prev[SOMA_MAX_STATE];
             float *cur[SOMA_MAX_STATE];
             for (size_t k = 0; k < ns; k++) {
@@ -515,14 +521,15 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
             /* Index lists are built only where a gather will read them: the
              * recurrent input of the next step, or (below) the next layer. */
             for (size_t b = 0; b < Bc; b++) {
-                size_t c = ly->recT ? soma__spike_index(s + b * N, N, w->idx[l] + t * RB + b * N)
-                                    : soma__spike_count(s + b * N, N);
+                size_t c = ly->recT && !ly->graded ? soma__spike_index(s + b * N, N, w->idx[l] + t * RB + b * N)
+                                                   : soma__spike_count(s + b * N, N);
                 w->cnt[l][t * Bc + b] = (uint32_t)c;
                 nspk += c;
             }
         }
         w->nspk[l] = nspk;
-        if (!ly->recT && l + 1 < tr->L && soma__gather_wins((double)nspk / (double)(T * RB), tr->lay[l + 1].N))
+        if (!ly->recT && !ly->graded && l + 1 < tr->L &&
+            soma__gather_wins((double)nspk / (double)(T * RB), tr->lay[l + 1].N))
             for (size_t r = 0; r < T * Bc; r++) soma__spike_index(w->s[l] + r * N, N, w->idx[l] + r * N);
         w->prof[1] += now() - t1;
     }
@@ -571,8 +578,11 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
             ly->m->backward(&a, prev, cur, dstate, w->ds[l] + t * RB, dv, din, dprm, Bc, N);
             if (ly->recT && t > 0) {
                 soma__dense_dinput(w->ds[l] + (t - 1) * RB, din, ly->pop->rec_w, Bc, N, N, 1);
-                soma__dense_dweight_spikes(acc + ly->arec, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, din,
-                                           Bc, N);
+                if (ly->graded)
+                    soma__dense_dweightT_blas(acc + ly->arec, w->s[l] + (t - 1) * RB, din, Bc, N, N);
+                else
+                    soma__dense_dweight_spikes(acc + ly->arec, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N,
+                                               din, Bc, N);
             }
             if (ly->first && tc && !sum_in_model) {
                 float *restrict d = tr->dI1 + b0 * N;
@@ -586,13 +596,13 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
         if (ly->first) continue;
         size_t R = T * Bc, Nin = ly->Nin;
         double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
-        if (soma__gather_wins(density, N))
+        if (!tr->lay[l - 1].graded && soma__gather_wins(density, N))
             soma__dense_dweight_spikes(acc + ly->aw, w->idx[l - 1], w->cnt[l - 1], Nin, w->din[l], R, N);
         else
             soma__dense_dweightT_blas(acc + ly->aw, w->s[l - 1], w->din[l], R, Nin, N);
         if (ly->gb) soma__dense_dbias(acc + ly->ab, w->din[l], R, N);
         soma__dense_dinput(w->ds[l - 1], w->din[l], ly->proj->w, R, Nin, N, 0);
-        if (rate_grad != 0.0f) {
+        if (rate_grad != 0.0f && !tr->lay[l - 1].graded) {
             float *d = w->ds[l - 1];
             for (size_t i = 0; i < R * Nin; i++) d[i] += rate_grad;
         }
@@ -600,15 +610,17 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
     }
 }
 
+/* The spike-rate penalty and statistic cover the hidden spiking layers
+ * (graded layers have activations, not spikes). */
 static size_t hidden_neurons(const soma_trainer *tr) {
     size_t n = 0;
-    for (size_t l = 0; l + 1 < tr->L; l++) n += tr->lay[l].N;
+    for (size_t l = 0; l + 1 < tr->L; l++) n += tr->lay[l].graded ? 0 : tr->lay[l].N;
     return n;
 }
 
 static double hidden_spikes(const soma_trainer *tr, const work *w) {
     double n = 0;
-    for (size_t l = 0; l + 1 < tr->L; l++) n += (double)w->nspk[l];
+    for (size_t l = 0; l + 1 < tr->L; l++) n += tr->lay[l].graded ? 0.0 : (double)w->nspk[l];
     return n;
 }
 
