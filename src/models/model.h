@@ -37,6 +37,7 @@ struct soma_model {
     const char *const *state_names; /* n_state names, [0] = membrane */
     int spiking;                    /* 0 for the input pseudo-model */
     int graded;                     /* outputs are real values, not 0/1 spikes: consumers use dense products */
+    int rate_output;                /* graded outputs that are spike probabilities (count in rate penalties) */
     /* One forward step: state_t = f(state_{t-1}, in); s = spikes at t (0/1).
      * prev and cur are n_state arrays of [B][N]; they must not alias. */
     void (*forward)(const soma_model_args *a, const float *const *prev, float *const *cur, float *s,
@@ -100,5 +101,6 @@ extern const soma_model soma__model_input;
 extern const soma_model soma__model_lif;
 extern const soma_model soma__model_synaptic;
 extern const soma_model soma__model_ann;
+extern const soma_model soma__model_ultralif;
 extern const soma_model soma__model_alif;
 #endif

@@ -8,6 +8,7 @@ static const soma_model *const models[] = {
     &soma__model_lif,
     &soma__model_synaptic,
     &soma__model_ann,
+    &soma__model_ultralif,
     &soma__model_alif,
 };
 #define N_MODELS (sizeof models / sizeof models[0])

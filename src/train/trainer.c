@@ -57,6 +57,7 @@ typedef struct work {
     float *in[16], *tape[16], *s[16], *ds[16], *din[16];
     uint32_t *idx[16], *cnt[16];
     size_t nspk[16];
+    double spk_sum[16]; /* sum of outputs: spikes, or spike probabilities of rate-output graded layers */
     float *dv, *dstate, *scratch;
     uint8_t *pred;
     double prof[5]; /* thread time in: projections fwd, neurons fwd, loss, neurons bwd, projections bwd */
@@ -494,6 +495,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         w->prof[0] += t1 - t0;
         memset(w->tape[l], 0, ns * RB * sizeof(float)); /* state at t = -1 */
         size_t nspk = 0;
+        double ssum = 0.0;
         for (size_t t = 0; t < T; t++) {
             float *in_t;
             if (ly->first) {
@@ -526,8 +528,11 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
                 w->cnt[l][t * Bc + b] = (uint32_t)c;
                 nspk += c;
             }
+            if (ly->m->rate_output)
+                for (size_t i = 0; i < RB; i++) ssum += s[i];
         }
         w->nspk[l] = nspk;
+        w->spk_sum[l] = ly->m->rate_output ? ssum : (double)nspk;
         if (!ly->recT && !ly->graded && l + 1 < tr->L &&
             soma__gather_wins((double)nspk / (double)(T * RB), tr->lay[l + 1].N))
             for (size_t r = 0; r < T * Bc; r++) soma__spike_index(w->s[l] + r * N, N, w->idx[l] + r * N);
@@ -602,7 +607,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
             soma__dense_dweightT_blas(acc + ly->aw, w->s[l - 1], w->din[l], R, Nin, N);
         if (ly->gb) soma__dense_dbias(acc + ly->ab, w->din[l], R, N);
         soma__dense_dinput(w->ds[l - 1], w->din[l], ly->proj->w, R, Nin, N, 0);
-        if (rate_grad != 0.0f && !tr->lay[l - 1].graded) {
+        if (rate_grad != 0.0f && (!tr->lay[l - 1].graded || tr->lay[l - 1].m->rate_output)) {
             float *d = w->ds[l - 1];
             for (size_t i = 0; i < R * Nin; i++) d[i] += rate_grad;
         }
@@ -610,17 +615,19 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
     }
 }
 
-/* The spike-rate penalty and statistic cover the hidden spiking layers
- * (graded layers have activations, not spikes). */
+/* The spike-rate penalty and statistic cover the hidden spiking layers and
+ * graded layers whose outputs are spike probabilities (not plain activations). */
+static int has_rate(const layer *ly) { return !ly->graded || ly->m->rate_output; }
+
 static size_t hidden_neurons(const soma_trainer *tr) {
     size_t n = 0;
-    for (size_t l = 0; l + 1 < tr->L; l++) n += tr->lay[l].graded ? 0 : tr->lay[l].N;
+    for (size_t l = 0; l + 1 < tr->L; l++) n += has_rate(&tr->lay[l]) ? tr->lay[l].N : 0;
     return n;
 }
 
 static double hidden_spikes(const soma_trainer *tr, const work *w) {
     double n = 0;
-    for (size_t l = 0; l + 1 < tr->L; l++) n += tr->lay[l].graded ? 0.0 : (double)w->nspk[l];
+    for (size_t l = 0; l + 1 < tr->L; l++) n += has_rate(&tr->lay[l]) ? w->spk_sum[l] : 0.0;
     return n;
 }
 
