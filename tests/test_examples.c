@@ -1,5 +1,6 @@
 /* test_examples.c — every experiment file in examples/ loads and gives a net
- * the trainer accepts, with the options its comments promise. */
+ * the trainer accepts, with the options its comments promise; every neuron
+ * model round-trips through a model file. */
 #define _DEFAULT_SOURCE
 #include <dirent.h>
 #include <stdlib.h>
@@ -7,7 +8,47 @@
 #include "soma.h"
 #include "testlib.h"
 
+/* Every registered neuron model round-trips through a model file with its
+ * parameters, learn modes and weights. */
+static void test_models_round_trip(void) {
+    const char *dir = t_tmpdir("examples");
+    for (size_t m = 0; m < soma_model_count(); m++) {
+        const char *name = soma_model_name_at(m);
+        if (strcmp(name, "input") == 0) continue;
+        soma_net *net;
+        soma_net_create(&net);
+        size_t in, h, out;
+        soma_net_add_pop(net, "in", "input", 4, &in);
+        CHECK(soma_net_add_pop(net, "h", name, 5, &h) == 0);
+        soma_net_add_pop(net, "out", "lif", 2, &out);
+        size_t np;
+        const soma_param_desc *d = soma_model_params(soma_model_find(name), &np);
+        for (size_t k = 0; k < np; k++)
+            if (d[k].learnable) soma_net_set_learn(net, h, d[k].name, k % 2 ? SOMA_LEARN_NEURON : SOMA_LEARN_LAYER);
+        soma_net_connect_dense(net, in, h, 1);
+        soma_net_connect_dense(net, h, out, 1);
+        soma_net_init_weights(net, 9);
+        char path[700], err[512];
+        snprintf(path, sizeof path, "%s/%s.soma", dir, name);
+        CHECK_MSG(soma_model_save(path, net, NULL, NULL, err, sizeof err) == 0, "%s", err);
+        soma_net *back = NULL;
+        CHECK_MSG(soma_model_load(path, &back, NULL, NULL, err, sizeof err) == 0, "%s: %s", name, err);
+        CHECK(back && soma_net_tensor_count(back) == soma_net_tensor_count(net));
+        for (size_t i = 0; back && i < soma_net_tensor_count(net); i++) {
+            soma_tensor a, b;
+            soma_net_tensor(net, i, &a);
+            soma_net_tensor(back, i, &b);
+            CHECK(strcmp(a.name, b.name) == 0 && a.rows == b.rows && a.cols == b.cols &&
+                  memcmp(a.data, b.data, a.rows * a.cols * sizeof(float)) == 0);
+        }
+        for (size_t k = 0; back && k < np; k++) CHECK(soma_net_get_learn(back, h, d[k].name) == soma_net_get_learn(net, h, d[k].name));
+        soma_net_free(back);
+        soma_net_free(net);
+    }
+}
+
 int main(void) {
+    test_models_round_trip();
     const char *dir = getenv("SOMA_EXAMPLES");
     if (!dir) dir = "examples";
     DIR *d = opendir(dir);
