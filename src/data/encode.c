@@ -65,17 +65,27 @@ static void encode_rate(float *restrict out, /* [T][B][dim] */
         float q = gain * lut[v];
         p[v] = q < 0.0f ? 0.0f : q > 1.0f ? 1.0f : q;
     }
-    for (size_t t = 0; t < T; t++) {
-        for (size_t b = 0; b < B; b++) {
-            const uint8_t *restrict px = ds->x + idx[b] * dim;
-            float *restrict o = out + (t * B + b) * dim;
-            uint64_t ctr = ((uint64_t)idx[b] * T + t) * blocks;
-            for (size_t k = 0; k < blocks; k++) {
-                uint32_t w[4];
-                soma_philox(key, ctr + k, w);
-                size_t end = 4 * k + 4 < dim ? 4 * k + 4 : dim;
-                for (size_t i = 4 * k; i < end; i++) o[i] = soma_u32_to_unit(w[i & 3]) < p[px[i]] ? 1.0f : 0.0f;
+    /* Rows are independent (each keyed by its sample and step), so they run
+     * in parallel with the same result; a block of four inputs that cannot
+     * fire (p = 0, e.g. black background) needs no random numbers. */
+    size_t rows = T * B;
+#pragma omp parallel for schedule(static) if (rows * dim > 65536)
+    for (size_t r = 0; r < rows; r++) {
+        size_t t = r / B, b = r % B;
+        const uint8_t *restrict px = ds->x + idx[b] * dim;
+        float *restrict o = out + r * dim;
+        uint64_t ctr = ((uint64_t)idx[b] * T + t) * blocks;
+        for (size_t k = 0; k < blocks; k++) {
+            size_t end = 4 * k + 4 < dim ? 4 * k + 4 : dim;
+            float pmax = 0.0f;
+            for (size_t i = 4 * k; i < end; i++) pmax = p[px[i]] > pmax ? p[px[i]] : pmax;
+            if (pmax == 0.0f) {
+                for (size_t i = 4 * k; i < end; i++) o[i] = 0.0f;
+                continue;
             }
+            uint32_t w[4];
+            soma_philox(key, ctr + k, w);
+            for (size_t i = 4 * k; i < end; i++) o[i] = soma_u32_to_unit(w[i & 3]) < p[px[i]] ? 1.0f : 0.0f;
         }
     }
 }
