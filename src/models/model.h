@@ -102,5 +102,6 @@ extern const soma_model soma__model_lif;
 extern const soma_model soma__model_synaptic;
 extern const soma_model soma__model_ann;
 extern const soma_model soma__model_ultralif;
+extern const soma_model soma__model_ultradlif;
 extern const soma_model soma__model_alif;
 #endif

@@ -9,6 +9,7 @@ static const soma_model *const models[] = {
     &soma__model_synaptic,
     &soma__model_ann,
     &soma__model_ultralif,
+    &soma__model_ultradlif,
     &soma__model_alif,
 };
 #define N_MODELS (sizeof models / sizeof models[0])
