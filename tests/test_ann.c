@@ -113,59 +113,11 @@ static void trainer_fd(int act, int recurrent, int tc, int loss) {
     float *x = malloc(nx * sizeof *x);
     for (size_t i = 0; i < nx; i++) x[i] = 2.0f * soma_rng_uniform(&r) - 0.5f;
     uint8_t y[6] = {0, 1, 2, 1, 0, 2};
-    double l0;
-    CHECK(soma_train_grad(tr, x, tc, y, B, &l0, NULL) == 0);
-    /* Copy every gradient first: each finite-difference evaluation below
-     * overwrites the trainer's gradients. */
-    size_t nt = soma_net_tensor_count(net);
-    float *grads[8];
-    for (size_t i = 0; i < nt && i < 8; i++) {
-        soma_tensor t;
-        soma_train_tensor(tr, i, &t);
-        grads[i] = malloc(t.rows * t.cols * sizeof(float));
-        memcpy(grads[i], t.grad, t.rows * t.cols * sizeof(float));
-    }
-    double worst = 0;
-    size_t checked = 0, skipped = 0;
-    for (size_t i = 0; i < nt && i < 8; i++) {
-        soma_tensor t;
-        soma_train_tensor(tr, i, &t);
-        size_t n = t.rows * t.cols;
-        float *g = grads[i];
-        double gmax = 0;
-        for (size_t k = 0; k < n; k++) gmax = fmax(gmax, fabs(g[k]));
-        for (size_t k = 0; k < n; k += 3) {
-            /* Central differences at two step sizes; where they disagree the
-             * float loss is too noisy for that entry: skip it (counted below). */
-            float w0 = t.data[k];
-            double fd[2], hs[2] = {2e-2, 1e-2};
-            for (int q = 0; q < 2; q++) {
-                double lp, lm;
-                t.data[k] = w0 + (float)hs[q];
-                soma_train_sync(tr);
-                soma_train_grad(tr, x, tc, y, B, &lp, NULL);
-                t.data[k] = w0 - (float)hs[q];
-                soma_train_sync(tr);
-                soma_train_grad(tr, x, tc, y, B, &lm, NULL);
-                fd[q] = (lp - lm) / (2 * hs[q]);
-            }
-            t.data[k] = w0;
-            double scale = fmax(fabs(g[k]), fmax(1e-2 * gmax, 1e-4));
-            checked++;
-            if (fabs(fd[0] - fd[1]) > 2e-2 * scale) {
-                skipped++;
-                continue;
-            }
-            double err = fabs(fd[1] - g[k]) / scale;
-            worst = fmax(worst, err);
-            CHECK_MSG(err < 3e-2, "%s[%zu] act %d rec %d tc %d loss %d: backward %g, finite difference %g", t.name, k, act,
-                      recurrent, tc, loss, g[k], fd[1]);
-        }
-    }
+    char label[80];
+    snprintf(label, sizeof label, "act %d rec %d tc %d loss %d", act, recurrent, tc, loss);
+    size_t skipped, checked = t_check_trainer_fd(tr, net, x, tc, y, B, 3, 3e-2, &skipped, label);
     /* the two step sizes disagree only through float noise, rarely */
-    CHECK_MSG(skipped * 10 < checked, "act %d: %zu of %zu entries skipped", act, skipped, checked);
-    for (size_t i = 0; i < nt && i < 8; i++) free(grads[i]);
-    soma_train_sync(tr);
+    CHECK_MSG(skipped * 10 < checked, "%s: %zu of %zu entries skipped", label, skipped, checked);
     free(x);
     soma_train_free(tr);
     soma_net_free(net);

@@ -39,3 +39,13 @@ int t_write_file(const char *path, const void *data, size_t n);
 /* Read a whole file (malloc'd; *n gets its size), NULL on failure. */
 void *t_read_file(const char *path, size_t *n);
 #endif
+
+#include "soma.h"
+/* Check a trainer's gradients of every tensor against central finite
+ * differences of its loss on one batch (every stride-th entry). Two step
+ * sizes are tried; where they disagree the float loss is too noisy for that
+ * entry, which is skipped and counted in *skipped. Each compared entry is a
+ * CHECK with relative tolerance tol (scaled by max(|g|, 1e-2 max|g| of the
+ * tensor)). Returns the number of entries looked at. */
+size_t t_check_trainer_fd(soma_trainer *tr, soma_net *net, const float *x, int tc, const uint8_t *y, size_t B,
+                          size_t stride, double tol, size_t *skipped, const char *label);
