@@ -187,7 +187,8 @@ typedef enum soma_encoding {
     SOMA_ENCODING_DIRECT = 0,  /* x fed as input current every step */
     SOMA_ENCODING_RATE = 1,    /* Bernoulli spikes, p = clamp(gain*x, 0, 1) per step */
     SOMA_ENCODING_LATENCY = 2, /* one spike per input, earlier for larger x */
-    SOMA_ENCODING_DELTA = 3    /* spike where the input changes by >= threshold */
+    SOMA_ENCODING_DELTA = 3,   /* spike where the input changes by >= threshold */
+    SOMA_ENCODING_SEQUENCE = 4 /* a sequence data set's own time steps (events binned, sensor windows) */
 } soma_encoding;
 int soma_encoding_find(const char *name); /* -1 if unknown */
 const char *soma_encoding_name(int enc);
@@ -212,6 +213,7 @@ typedef struct soma_data_opts {
     int readout;        /* soma_readout used for accuracy */
     size_t limit_train; /* 0 = all; else use only the first N training samples */
     size_t limit_test;  /* 0 = all */
+    float bin_ms;       /* event data sets (shd, nmnist): width of a time bin in ms; 0 = the sample's span / steps */
 } soma_data_opts;
 void soma_data_opts_default(soma_data_opts *o);
 
@@ -221,14 +223,18 @@ typedef struct soma_dataset {
     size_t dim;      /* values per sample (rows*cols) */
     size_t rows, cols;
     size_t classes;  /* 1 + max label */
-    uint8_t *x;      /* n*dim bytes */
+    uint8_t *x;      /* n*dim bytes (image data sets); NULL for sequence data sets */
     uint8_t *y;      /* n labels */
+    float *seq;      /* sequence data sets: n*steps*dim values, sample-major then step; NULL for images */
+    size_t steps;    /* time steps of every sequence (0 for images) */
 } soma_dataset;
 
 /* Read an IDX image file and an IDX label file (gzip or plain, detected). */
 int soma_data_load_idx(soma_dataset *ds, const char *images, const char *labels, char *err, size_t errlen);
 /* Load the train and test split named by opts (default directory for
- * fashion-mnist: /usr/share/datasets/fashion-mnist). */
+ * fashion-mnist: /usr/share/datasets/fashion-mnist). Sequence data sets
+ * (shd, nmnist, csv) are binned into opts->steps steps and encoded with
+ * SOMA_ENCODING_SEQUENCE. */
 int soma_data_load(const soma_data_opts *opts, soma_dataset *train, soma_dataset *test, char *err, size_t errlen);
 void soma_data_free(soma_dataset *ds);
 /* Default directory of a data set name, or NULL. */

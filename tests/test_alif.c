@@ -408,7 +408,7 @@ static void make_data(soma_dataset *ds, size_t n) {
 }
 
 static void test_training(void) {
-    soma_dataset ds;
+    soma_dataset ds = {0};
     make_data(&ds, 120);
     soma_net *net = NULL;
     size_t in, hid, out;

@@ -139,7 +139,7 @@ static void make_data(soma_dataset *ds, size_t n) {
 /* An MLP (relu, linear readout on the membrane) and a hybrid (spiking hidden,
  * gelu, spiking output) both learn the synthetic task. */
 static void test_learns(void) {
-    soma_dataset ds;
+    soma_dataset ds = {0};
     make_data(&ds, 240);
     for (int hybrid = 0; hybrid < 2; hybrid++) {
         soma_net *net;

@@ -84,7 +84,7 @@ static int same(const result *a, const result *b) {
 }
 
 int main(void) {
-    soma_dataset ds;
+    soma_dataset ds = {0};
     make_data(&ds, 150);
     result a = train(&ds, 1, 7), b = train(&ds, 1, 7), c = train(&ds, 2, 7), d = train(&ds, 1, 8);
     CHECK_MSG(same(&a, &b), "two runs with the same seed differ");

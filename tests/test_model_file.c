@@ -96,6 +96,7 @@ static void make_opts(soma_data_opts *d, soma_train_opts *t) {
     d->readout = SOMA_READOUT_MEMBRANE;
     d->limit_train = 12345;
     d->limit_test = (size_t)5000000000ull;
+    d->bin_ms = 12.5f;
     t->epochs = 7;
     t->batch = 96;
     t->loss = SOMA_LOSS_MSE_COUNT;
@@ -136,6 +137,7 @@ static void compare_opts(const soma_data_opts *a, const soma_data_opts *b, const
     CHECK(a->readout == b->readout);
     CHECK(a->limit_train == b->limit_train);
     CHECK(a->limit_test == b->limit_test);
+    CHECK(a->bin_ms == b->bin_ms);
     CHECK(s->epochs == t->epochs);
     CHECK(s->batch == t->batch);
     CHECK(s->loss == t->loss);

@@ -11,7 +11,7 @@
 #include <string.h>
 
 /* ------------------------------------------------------------ name tables */
-static const char *const encoding_names[] = {"direct", "rate", "latency", "delta"};
+static const char *const encoding_names[] = {"direct", "rate", "latency", "delta", "sequence"};
 static const char *const readout_names[] = {"count", "membrane"};
 #define N_ENCODINGS (int)(sizeof encoding_names / sizeof encoding_names[0])
 #define N_READOUTS (int)(sizeof readout_names / sizeof readout_names[0])
@@ -119,7 +119,24 @@ static float delta_step(float prev, float cur, float threshold, int off) {
 
 int soma_encode(const soma_data_opts *opts, const soma_dataset *ds, const size_t *idx, size_t B, uint64_t seed,
                 uint64_t epoch, float *out, int *time_constant) {
-    if (!opts || !ds || !out || (B && !idx) || !ds->x) return SOMA_STATUS_INVALID;
+    if (!opts || !ds || !out || (B && !idx)) return SOMA_STATUS_INVALID;
+    if (opts->encoding == SOMA_ENCODING_SEQUENCE || ds->seq) {
+        /* A sequence data set is fed step by step as it is; steps past its
+         * end are zero, steps it has beyond T are dropped. */
+        if (opts->encoding != SOMA_ENCODING_SEQUENCE || !ds->seq || opts->steps < 1) return SOMA_STATUS_INVALID;
+        for (size_t b = 0; b < B; b++)
+            if (idx[b] >= ds->n) return SOMA_STATUS_INVALID;
+        size_t T = (size_t)opts->steps, dim = ds->dim;
+        for (size_t t = 0; t < T; t++)
+            for (size_t b = 0; b < B; b++) {
+                float *o = out + (t * B + b) * dim;
+                if (t < ds->steps) memcpy(o, ds->seq + (idx[b] * ds->steps + t) * dim, dim * sizeof *o);
+                else memset(o, 0, dim * sizeof *o);
+            }
+        if (time_constant) *time_constant = 0;
+        return SOMA_STATUS_OK;
+    }
+    if (!ds->x) return SOMA_STATUS_INVALID;
     for (size_t b = 0; b < B; b++)
         if (idx[b] >= ds->n) return SOMA_STATUS_INVALID;
     const size_t dim = ds->dim;

@@ -10,6 +10,7 @@
  * in the caller's buffer and leaves nothing allocated. */
 #define _POSIX_C_SOURCE 200809L
 #include "soma.h"
+#include "data/seq.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -223,6 +224,7 @@ void soma_data_free(soma_dataset *ds) {
     if (!ds) return;
     free(ds->x);
     free(ds->y);
+    free(ds->seq);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -230,9 +232,13 @@ void soma_data_free(soma_dataset *ds) {
  * must name one) and the package that installs it. */
 static const struct {
     const char *name, *dir, *package;
+    soma__seq_loader load; /* sequence data sets; NULL for IDX images */
 } known_sets[] = {
-    {"fashion-mnist", "/usr/share/datasets/fashion-mnist", "dataset-fashion-mnist"},
-    {"mnist", NULL, NULL},
+    {"fashion-mnist", "/usr/share/datasets/fashion-mnist", "dataset-fashion-mnist", NULL},
+    {"mnist", NULL, NULL, NULL},
+    {"shd", NULL, NULL, soma__load_shd},
+    {"nmnist", NULL, NULL, soma__load_nmnist},
+    {"csv", NULL, NULL, soma__load_csv},
 };
 #define N_KNOWN_SETS (sizeof known_sets / sizeof known_sets[0])
 
@@ -308,6 +314,23 @@ int soma_data_load(const soma_data_opts *opts, soma_dataset *train, soma_dataset
     if (known_sets[set].package)
         snprintf(hint, sizeof hint, "; install it with: apt-get install %s", known_sets[set].package);
 
+    if (known_sets[set].load) {
+        if (!opts->dir[0])
+            return fail(err, errlen, SOMA_STATUS_INVALID, "dataset '%s' needs data.dir (or --data DIR): it cannot be "
+                        "downloaded here", known_sets[set].name);
+        if (opts->encoding != SOMA_ENCODING_SEQUENCE)
+            return fail(err, errlen, SOMA_STATUS_INVALID, "dataset '%s' is a sequence data set: expected "
+                        "data.encoding: sequence", known_sets[set].name);
+        int st = known_sets[set].load(opts, train, test, err, errlen);
+        if (st) {
+            soma_data_free(train);
+            soma_data_free(test);
+        } else if (train && test) {
+            size_t c = train->classes > test->classes ? train->classes : test->classes;
+            train->classes = test->classes = c;
+        }
+        return st;
+    }
     char dir[sizeof opts->dir];
     if (opts->dir[0]) {
         memcpy(dir, opts->dir, sizeof dir);

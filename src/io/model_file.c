@@ -18,7 +18,7 @@
  *     data options  (soma_data_opts, field by field)
  *       str dataset, str dir, i32 encoding, i32 steps, f32 gain,
  *       f32 threshold, f32 tau, i32 delta_off, i32 readout,
- *       u64 limit_train, u64 limit_test
+ *       u64 limit_train, u64 limit_test, f32 bin_ms
  *     training options  (soma_train_opts, field by field)
  *       i32 epochs, u64 batch, i32 loss, i32 optimizer, f32 lr, f32 momentum,
  *       f32 beta1, f32 beta2, f32 eps, f32 weight_decay, f32 clip_norm,
@@ -166,6 +166,7 @@ static void put_data_opts(wbuf *b, const soma_data_opts *d) {
     put_i32(b, d->readout);
     put_u64(b, (uint64_t)d->limit_train);
     put_u64(b, (uint64_t)d->limit_test);
+    put_f32(b, d->bin_ms);
 }
 
 static void put_train_opts(wbuf *b, const soma_train_opts *t) {
@@ -479,6 +480,7 @@ static void rd_data_opts(cursor *c, soma_data_opts *d) {
     d->readout = rd_i32(c, "data.readout");
     d->limit_train = rd_size(c, "data.limit_train");
     d->limit_test = rd_size(c, "data.limit_test");
+    d->bin_ms = rd_f32(c, "data.bin_ms");
 }
 
 static void rd_train_opts(cursor *c, soma_train_opts *t) {

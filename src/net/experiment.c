@@ -5,7 +5,7 @@
  *   network: {populations: {NAME: {model, size, <model params>, recurrent, learn}, ...},
  *             projections: [{from, to, kind: dense, bias}, ...]}
  *   data:    {dataset, dir, encoding, steps, gain, threshold, tau, delta_off,
- *             readout, limit_train, limit_test}
+ *             readout, limit_train, limit_test, bin_ms}
  *   train:   {epochs, batch, loss, optimizer: NAME | {name, lr, momentum, beta1,
  *             beta2, eps, weight_decay}, lr, clip, schedule: NAME | {name,
  *             step_size, gamma, lr_min}, rate_penalty, surrogate: NAME | {name,
@@ -541,8 +541,8 @@ static int parse_network(ctx *c, const yaml_node_t *key, const yaml_node_t *n) {
 
 static int parse_data(ctx *c, const yaml_node_t *n, soma_data_opts *o) {
     static const char *const keys[] = {"dataset", "dir", "encoding", "steps", "gain", "threshold", "tau",
-                                       "delta_off", "readout", "limit_train", "limit_test", NULL};
-    static const char *const datasets[] = {"fashion-mnist", "mnist", NULL};
+                                       "delta_off", "readout", "limit_train", "limit_test", "bin_ms", NULL};
+    static const char *const datasets[] = {"fashion-mnist", "mnist", "shd", "nmnist", "csv", NULL};
     int rc = want_mapping(c, n, "data");
     if (rc) return rc;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
@@ -572,6 +572,7 @@ static int parse_data(ctx *c, const yaml_node_t *n, soma_data_opts *o) {
         else if (strcmp(kn, "delta_off") == 0) rc = get_bool(c, v, sub, &o->delta_off);
         else if (strcmp(kn, "limit_train") == 0) rc = get_size_field(c, v, sub, 0, &o->limit_train);
         else if (strcmp(kn, "limit_test") == 0) rc = get_size_field(c, v, sub, 0, &o->limit_test);
+        else if (strcmp(kn, "bin_ms") == 0) rc = get_float(c, v, sub, 0.0, INFINITY, 0, &o->bin_ms);
         else rc = unknown_key(c, k, "data", keys);
         if (rc) return rc;
     }
