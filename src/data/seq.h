@@ -1,6 +1,7 @@
 /* seq.h — loaders of sequence data sets (event streams binned into time
  * steps, sensor windows). Each fills train and/or test (either may be NULL)
- * from opts->dir with seq = n*steps*dim floats, steps = opts->steps, x = NULL,
+ * from opts->dir with seq = n*steps*dim floats, steps (opts->steps for binned
+ * events, the file's own for CSV windows; the sequence encoding pads or cuts), x = NULL,
  * labels in y and classes = 1 + the largest label; on error it returns a
  * status with "FILE: sample K: reason" in err and frees what it allocated. */
 #ifndef SOMA_SEQ_H
