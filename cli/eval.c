@@ -37,7 +37,7 @@ int cli_eval(int argc, char **argv) {
         }
     }
     if (!model) {
-        fprintf(stderr, "usage: soma eval MODEL [--data DIR] [--steps T] [--encoding direct|rate|latency|delta] [--readout count|membrane]\n");
+        fprintf(stderr, "usage: soma eval MODEL [--data DIR] [--steps T] [--encoding direct|rate|latency|delta|sequence] [--readout count|membrane]\n");
         return 2;
     }
     char err[1024];
@@ -55,7 +55,7 @@ int cli_eval(int argc, char **argv) {
     if (enc) {
         int e = soma_encoding_find(enc);
         if (e < 0) {
-            fprintf(stderr, "soma eval: unknown encoding '%s'; expected direct, rate, latency or delta\n", enc);
+            fprintf(stderr, "soma eval: unknown encoding '%s'; expected direct, rate, latency, delta or sequence\n", enc);
             soma_net_free(net);
             return 2;
         }
