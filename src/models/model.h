@@ -27,6 +27,9 @@ typedef struct soma_model_args {
     float surrogate_param;             /* its parameter */
     float *scratch;                    /* >= 2*N floats of per-call scratch */
     int din_accumulate;                /* backward adds into din instead of overwriting it */
+    uint64_t rng_key;                  /* key of this batch's random draws (stochastic models) */
+    size_t row0;                       /* index in the batch of the first row of this call */
+    size_t step;                       /* time step t of this call */
 } soma_model_args;
 
 struct soma_model {
@@ -104,4 +107,5 @@ extern const soma_model soma__model_ann;
 extern const soma_model soma__model_ultralif;
 extern const soma_model soma__model_ultradlif;
 extern const soma_model soma__model_alif;
+extern const soma_model soma__model_meta_lif;
 #endif

@@ -93,6 +93,7 @@ struct soma_trainer {
     soma__optim optim;
     long lr_epoch, lr_batch, lr_nbatches;
     double last_rate;
+    uint64_t batch_counter;  /* soma_train_grad / forward_batch calls: keys stochastic models' draws */
     double prof[8];          /* seconds spent per phase, for bench/ (see soma__train_profile) */
     char errmsg[512];
 };
@@ -474,6 +475,15 @@ static void model_args(const soma_trainer *tr, const layer *ly, work *w, soma_mo
     a->scratch = w->scratch;
 }
 
+/* Key of the current batch's random draws (stochastic models): the seed mixed
+ * (splitmix64 finaliser) with the count of forward passes so far. */
+static uint64_t batch_key(const soma_trainer *tr) {
+    uint64_t z = tr->opt.seed ^ (tr->batch_counter * 0x9E3779B97F4A7C15ull + 0xD1B54A32D192ED03ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 /* Forward of one chunk (rows b0..b0+Bc of the batch of B) through all layers. */
 static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_t B, int tc) {
     size_t T = tr->T;
@@ -482,6 +492,8 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         size_t N = ly->N, RB = Bc * N, ns = ly->ns;
         soma_model_args a;
         model_args(tr, ly, w, &a);
+        a.rng_key = batch_key(tr);
+        a.row0 = b0;
         double t0 = now();
         if (!ly->first) {
             size_t R = T * Bc, Nin = ly->Nin;
@@ -519,6 +531,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
                 cur[k] = w->tape[l] + ((t + 1) * ns + k) * RB;
             }
             float *s = w->s[l] + t * RB;
+            a.step = t;
             ly->m->forward(&a, prev, cur, s, in_t, Bc, N);
             /* Index lists are built only where a gather will read them: the
              * recurrent input of the next step, or (below) the next layer. */
@@ -558,6 +571,8 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
         size_t N = ly->N, RB = Bc * N, ns = ly->ns;
         soma_model_args a;
         model_args(tr, ly, w, &a);
+        a.rng_key = batch_key(tr); /* the forward's draws, recomputed for the reset signal */
+        a.row0 = b0;
         float *dprm[SOMA_MAX_PARAMS] = {0};
         for (size_t k = 0; k < ly->m->n_params; k++)
             if (ly->gprm[k]) dprm[k] = acc + ly->aprm[k];
@@ -579,6 +594,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
                          : sum_in_model   ? tr->dI1 + b0 * N
                                           : w->din[l] + t * RB;
             a.din_accumulate = sum_in_model && t != T - 1;
+            a.step = t;
             const float *dv = (l == tr->L - 1 && dv_used) ? w->dv + t * RB : NULL;
             ly->m->backward(&a, prev, cur, dstate, w->ds[l] + t * RB, dv, din, dprm, Bc, N);
             if (ly->recT && t > 0) {
@@ -646,6 +662,7 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
         if (y[b] >= lo->N)
             return fail(tr, SOMA_STATUS_INVALID, "label %u of sample %zu is not below the %zu output neurons", y[b], b, lo->N);
     size_t T = tr->T, nch = (B + CHUNK - 1) / CHUNK;
+    tr->batch_counter++;
     double t0 = now();
     if ((st = input_reserve(tr, tc ? B : T * B))) return st;
     input_forward(tr, x, tc ? B : T * B, tc);
@@ -881,6 +898,7 @@ static int forward_batch(soma_trainer *tr, const float *x, int tc, size_t B, uin
             if (tr->lay[l].pop == &tr->net->pops[pop]) rec_l = l;
         if (rec_l == (size_t)-1) return fail(tr, SOMA_STATUS_INVALID, "population %zu has no spikes to record", pop);
     }
+    tr->batch_counter++;
     if ((st = input_reserve(tr, tc ? B : T * B))) return st;
     input_forward(tr, x, tc ? B : T * B, tc);
     layer *lo = &tr->lay[tr->L - 1];
