@@ -333,6 +333,46 @@ static void test_errors(const char *good) {
     CHECK(tr.seq == NULL);
 }
 
+/* SHD-Adding from the same files: pairs of samples one after the other, each
+ * half binned into steps/2, label (y1 mod 10) + (y2 mod 10), 19 classes. */
+static void test_adding(const char *dir) {
+    soma_data_opts o, h;
+    opts_for(&o, dir);
+    opts_for(&h, dir);
+    snprintf(o.dataset, sizeof o.dataset, "shd-adding");
+    o.steps = 10;
+    h.steps = 5;
+    soma_dataset tr, te, src, src_te;
+    char err[512] = "";
+    CHECK_MSG(soma_data_load(&o, &tr, &te, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(soma_data_load(&h, &src, &src_te, err, sizeof err) == 0, "%s", err);
+    CHECK(tr.n == src.n && tr.steps == 10 && tr.dim == U && tr.classes == 19 && te.n == src_te.n);
+    size_t half = 5 * U;
+    int perm_ok = 1;
+    size_t seen[16] = {0};
+    for (size_t i = 0; i < tr.n && src.seq; i++) {
+        /* first half is sample i; second half is some sample j, and the label matches */
+        CHECK(memcmp(tr.seq + i * 2 * half, src.seq + i * half, half * sizeof(float)) == 0);
+        size_t j = tr.n;
+        for (size_t k = 0; k < src.n; k++)
+            if (memcmp(tr.seq + i * 2 * half + half, src.seq + k * half, half * sizeof(float)) == 0 &&
+                tr.y[i] == src.y[i] % 10 + src.y[k] % 10)
+                j = k;
+        CHECK_MSG(j < src.n, "pair %zu: second half is no sample with a matching label", i);
+        if (j < 16) seen[j]++;
+    }
+    for (size_t k = 0; k < tr.n && k < 16; k++) perm_ok &= seen[k] >= 1;
+    CHECK(perm_ok); /* the second halves use every sample (a permutation) */
+    soma_dataset again, again_te;
+    CHECK(soma_data_load(&o, &again, &again_te, err, sizeof err) == 0);
+    CHECK(again.seq && memcmp(again.seq, tr.seq, tr.n * 2 * half * sizeof(float)) == 0); /* fixed pairs */
+    o.steps = 7;
+    soma_dataset bad_tr, bad_te;
+    CHECK(soma_data_load(&o, &bad_tr, &bad_te, err, sizeof err) == SOMA_STATUS_INVALID && strstr(err, "even"));
+    soma_data_free(&tr), soma_data_free(&te), soma_data_free(&src), soma_data_free(&src_te);
+    soma_data_free(&again), soma_data_free(&again_te);
+}
+
 int main(void) {
     const char *t = t_tmpdir("shd");
     if (!t) {
@@ -349,6 +389,7 @@ int main(void) {
     test_good(good);
     test_bin_ms_and_limits(good);
     test_errors(good);
+    test_adding(good);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", base);

@@ -237,6 +237,7 @@ static const struct {
     {"fashion-mnist", "/usr/share/datasets/fashion-mnist", "dataset-fashion-mnist", NULL},
     {"mnist", NULL, NULL, NULL},
     {"shd", NULL, NULL, soma__load_shd},
+    {"shd-adding", NULL, NULL, soma__load_shd_adding},
     {"nmnist", NULL, NULL, soma__load_nmnist},
     {"csv", NULL, NULL, soma__load_csv},
 };
