@@ -28,6 +28,7 @@ asan: deps
 bench-train: build
 	@scripts/deps.sh --bench
 	python3 bench/bench_train.py --soma $(BUILD)/soma
+	python3 bench/bench_train.py --soma $(BUILD)/soma --models
 
 clean:
 	rm -rf $(BUILD) build-asan

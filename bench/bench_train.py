@@ -263,6 +263,46 @@ def accuracy_mode(a, py, tmp):
     return res, rows
 
 
+def models_mode(a, py, tmp):
+    """Per-model training/inference throughput against a PyTorch reference of
+    the same model (today: UltraPLIF at T = 1, bench/torch_ultralif.py)."""
+    res, rows = {"models": {}}, []
+    cfg = os.path.join(ROOT, "examples", "fmnist-ultralif-t1.yaml")
+    batches = 300
+    best = None
+    for th in sorted({1, a.threads}):
+        out = os.path.join(tmp, "torch_ul_%d.json" % th)
+        cmd = [py, os.path.join(HERE, "torch_ultralif.py"), "--batches", str(batches), "--threads", str(th),
+               "--json", out]
+        print("$ " + " ".join(cmd), flush=True)
+        rc, _, _ = run_streaming(cmd)
+        if rc != 0:
+            raise SystemExit("torch_ultralif.py failed (exit %d)" % rc)
+        with open(out) as f:
+            r = json.load(f)
+        if best is None or r["train_samples_per_second"] > best["train_samples_per_second"]:
+            best = r
+    saved = a.config
+    a.config = cfg
+    try:
+        m = run_soma(a, 1, batches, os.path.join(tmp, "soma_ul"))
+    finally:
+        a.config = saved
+    entry = {"torch": best, "soma": {"train_samples_per_second": m["train_samples_per_second"],
+                                     "infer_samples_per_second": m["infer_samples_per_second"]},
+             "ratio": {"train_samples_per_second": ratio(m["train_samples_per_second"], best["train_samples_per_second"]),
+                       "infer_samples_per_second": ratio(m["infer_samples_per_second"], best["infer_samples_per_second"])}}
+    res["models"]["ultraplif_t1_h64"] = entry
+    print("\n## per model, %d training batches each (PyTorch at its fastest thread count)\n" % batches)
+    print("| model | PyTorch train | soma train | ratio | PyTorch infer | soma infer | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| UltraPLIF, T = 1, hidden 64 | %s | %s | %.2fx | %s | %s | %.2fx |" % (
+        fmt_sps(best["train_samples_per_second"]), fmt_sps(m["train_samples_per_second"]),
+        entry["ratio"]["train_samples_per_second"], fmt_sps(best["infer_samples_per_second"]),
+        fmt_sps(m["infer_samples_per_second"]), entry["ratio"]["infer_samples_per_second"]))
+    return res, rows
+
+
 def main():
     ap = argparse.ArgumentParser(description="soma vs PyTorch on examples/fmnist-lif.yaml")
     ap.add_argument("--soma", default=os.path.join(ROOT, "build", "soma"), help="the soma binary")
@@ -273,6 +313,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3,
                     help="throughput mode: runs of each, alternating order, best kept (default 3)")
     ap.add_argument("--accuracy", action="store_true", help="full epochs: test accuracy after epoch 1 and the last")
+    ap.add_argument("--models", action="store_true", help="per-model throughput against PyTorch (UltraPLIF T=1)")
     ap.add_argument("--epochs-long", type=int, default=5, help="--accuracy: epochs (default 5)")
     ap.add_argument("--eval-limit", type=int, default=0, help="torch: test samples to evaluate (0: all)")
     ap.add_argument("--impl", default="auto", help="torch_ref.py implementation (default: auto, the fastest)")
@@ -304,7 +345,10 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="soma-bench-")
     try:
-        if a.accuracy:
+        if a.models:
+            res, rows = models_mode(a, py, tmp)
+            mode = "models"
+        elif a.accuracy:
             res, rows = accuracy_mode(a, py, tmp)
             mode = "accuracy"
         else:
@@ -329,6 +373,15 @@ def main():
     res["soma_binary"] = a.soma
     res["repo"] = repo_state()
 
+    if mode == "models":
+        print("(%.0f s in all; load average %.2f -> %.2f)" % (elapsed, load0[0], load1[0]))
+    else:
+        print_summary(a, res, rows, mode, elapsed, load0, load1)
+    write_results(a, res, mode)
+    return 0
+
+
+def print_summary(a, res, rows, mode, elapsed, load0, load1):
     tt = res["torch"]["tuning"]["train_threads"]
     torch_label = "PyTorch %s (%s; %d+%d threads)" % (res["torch"]["torch_version"], res["torch"]["impl"],
                                                       tt["torch"], tt["openblas"])
@@ -341,6 +394,9 @@ def main():
           % (res["ratio"]["train_samples_per_second"], res["ratio"]["infer_samples_per_second"], elapsed,
              load0[0], load1[0]))
 
+
+
+def write_results(a, res, mode):
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     doc = {}
     if os.path.exists(a.out):
