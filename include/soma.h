@@ -10,7 +10,7 @@
  *   soma_trainer *tr;
  *   soma_train_create(&tr, net, &topt, &dopt);
  *   for (int e = 0; e < topt.epochs; e++) soma_train_epoch(tr, &train, e, NULL, NULL, &res);
- *   soma_train_evaluate(tr, &test, NULL, &acc);
+ *   soma_train_evaluate(tr, &test, 0, &acc, NULL);
  *   soma_model_save("model.soma", net, &dopt, &topt, err, sizeof err);
  *   soma_train_free(tr); soma_net_free(net);
  *

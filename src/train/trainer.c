@@ -7,7 +7,9 @@
  *  1. The input projection, whose input is dense data, is one batch-wide
  *     GEMM. With direct encoding the input is the same at every step, so it
  *     is computed once, not T times, and its weight gradient is one GEMM
- *     against the gradient summed over time.
+ *     against the gradient summed over time. A time-varying input (spike
+ *     encodings, sequence data sets) that is sparse enough goes through a
+ *     gather over its nonzeros (CSR rows) instead.
  *  2. The batch is cut into fixed chunks of CHUNK samples. A chunk runs all
  *     layers forward over T steps, the loss, and all layers backward, with
  *     its buffers (state tape, spikes) small enough to stay in cache. Chunks
@@ -16,6 +18,8 @@
  *  3. Projections whose input is spikes use a gather of W^T rows per spike
  *     (forward) and a scatter (weight gradient) when spikes are sparse, and
  *     BLAS when they are not (soma__gather_wins, measured crossovers).
+ *     Layers with real-valued ("graded") outputs — non-spiking layers,
+ *     UltraLIF's spike probabilities — always use the dense products.
  * The state tape keeps every step's neuron state; the surrogate derivative
  * is recomputed from it in backward rather than stored.
  */
