@@ -348,7 +348,9 @@ int soma_train_evaluate(soma_trainer *tr, const soma_dataset *ds, size_t limit, 
  * training batch); writes the predicted class of each sample. */
 int soma_train_predict(soma_trainer *tr, const float *x, int time_constant, size_t B, uint8_t *pred);
 /* Forward on an encoded batch, copying population `pop`'s spikes into
- * spikes[T][B][N] (uint8 0/1) for rasters. */
+ * spikes[T][B][N] (uint8 0/1) for rasters. Populations with real-valued
+ * outputs record 1 where a spike probability is >= 0.5 (UltraLIF family) or
+ * where an activation is not 0 (ann). */
 int soma_train_record(soma_trainer *tr, const float *x, int time_constant, size_t B, size_t pop,
                       uint8_t *spikes);
 /* The i-th parameter tensor with its gradient (from the last soma_train_grad). */

@@ -1,6 +1,7 @@
 /* test_regressions.c — one test per fixed bug, named after it. */
 #include <stdlib.h>
 #include <string.h>
+#include "models/model.h"
 #include "soma.h"
 #include "testlib.h"
 
@@ -106,7 +107,75 @@ static void regression_stale_weights(void) {
     soma_net_free(net);
 }
 
+/* nmnist accepted a negative bin width and binned by the span instead. */
+static void regression_nmnist_negative_bin(void) {
+    soma_data_opts d;
+    soma_data_opts_default(&d);
+    snprintf(d.dataset, sizeof d.dataset, "nmnist");
+    snprintf(d.dir, sizeof d.dir, "/nonexistent");
+    d.encoding = SOMA_ENCODING_SEQUENCE;
+    d.bin_ms = -5.0f;
+    soma_dataset tr, te;
+    char err[512] = "";
+    CHECK(soma_data_load(&d, &tr, &te, err, sizeof err) == SOMA_STATUS_INVALID);
+    CHECK_MSG(strstr(err, "bin_ms") != NULL, "%s", err);
+}
+
+/* Rasters of UltraLIF layers were all ones (a probability is never exactly 0). */
+static void regression_graded_raster(void) {
+    soma_net *net;
+    soma_net_create(&net);
+    size_t in, h, out;
+    soma_net_add_pop(net, "in", "input", 6, &in);
+    soma_net_add_pop(net, "h", "ultralif", 20, &h);
+    soma_net_add_pop(net, "out", "ann", 3, &out);
+    soma_net_connect_dense(net, in, h, 1);
+    soma_net_connect_dense(net, h, out, 1);
+    soma_net_init_weights(net, 2);
+    soma_train_opts o;
+    soma_train_opts_default(&o);
+    o.batch = 4;
+    soma_data_opts d;
+    soma_data_opts_default(&d);
+    d.steps = 5;
+    soma_trainer *tr;
+    CHECK(soma_train_create(&tr, net, &o, &d) == 0);
+    float x[24];
+    for (int i = 0; i < 24; i++) x[i] = (float)(i % 7) * 0.4f - 1.0f;
+    uint8_t spk[5 * 4 * 20];
+    CHECK(soma_train_record(tr, x, 1, 4, h, spk) == 0);
+    size_t ones = 0;
+    for (size_t i = 0; i < sizeof spk; i++) ones += spk[i];
+    CHECK_MSG(ones > 0 && ones < sizeof spk, "%zu of %zu recorded as spikes", ones, sizeof spk);
+    soma_train_free(tr);
+    soma_net_free(net);
+}
+
+/* meta_lif's draws for (row r, step t + 65536) repeated those of (row r + 1, step t). */
+static void regression_meta_lif_draws_per_row(void) {
+    const soma_model *m = soma_model_find("meta_lif");
+    CHECK(m != NULL);
+    if (!m) return;
+    enum { N = 64 };
+    float beta[N], th[N], ur[N], temp[N], u0[N] = {0}, in[N] = {0}, cur[N], s1[N], s2[N], scratch[4 * N];
+    for (int j = 0; j < N; j++) beta[j] = 0.9f, th[j] = 0.0f, ur[j] = 0.0f, temp[j] = 1.0f; /* p = 0.5 */
+    soma_model_args a = {0};
+    a.prm[0] = beta, a.prm[1] = th, a.prm[2] = ur, a.prm[3] = temp;
+    a.scratch = scratch;
+    a.rng_key = 7;
+    const float *prev[1] = {u0};
+    float *curp[1] = {cur};
+    a.row0 = 0, a.step = 65536;
+    m->forward(&a, prev, curp, s1, in, 1, N);
+    a.row0 = 1, a.step = 0;
+    m->forward(&a, prev, curp, s2, in, 1, N);
+    CHECK(memcmp(s1, s2, sizeof s1) != 0);
+}
+
 int main(void) {
+    regression_nmnist_negative_bin();
+    regression_graded_raster();
+    regression_meta_lif_draws_per_row();
     regression_surrogate_default_param();
     regression_encode_failure_propagates();
     regression_wide_output();

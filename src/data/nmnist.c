@@ -329,8 +329,9 @@ int soma__load_nmnist(const soma_data_opts *opts, soma_dataset *train, soma_data
     if (!opts || (!train && !test)) return fail(err, errlen, SOMA_STATUS_INVALID, "nmnist loader: NULL argument");
     if (opts->steps < 1)
         return fail(err, errlen, SOMA_STATUS_INVALID, "nmnist: data.steps = %d (expected >= 1)", opts->steps);
-    if (!isfinite(opts->bin_ms))
-        return fail(err, errlen, SOMA_STATUS_INVALID, "nmnist: data.bin_ms is not finite (expected ms > 0, or 0)");
+    if (!isfinite(opts->bin_ms) || opts->bin_ms < 0.0f)
+        return fail(err, errlen, SOMA_STATUS_INVALID, "nmnist: data.bin_ms is %g (expected ms > 0, or 0)",
+                    (double)opts->bin_ms);
     /* Both split directories first, so a missing Test/ is reported before Train/ is read. */
     const char *splits[2] = {train ? "Train" : NULL, test ? "Test" : NULL};
     for (int i = 0; i < 2; i++) {

@@ -15,9 +15,10 @@
  * (R is detached, so theta gets no gradient through the reset).
  *
  * Random draws: the uniform for (batch row r, step t, neuron j) is word j%4 of
- * soma_philox(rng_key, ((r*65536 + t) * ceil(N/4)) + j/4), r = row0 + b, so
- * spikes depend only on (rng_key, r, t, j) — not on threads or chunking. The
- * counter is unique while t < 65536 and r * 65536 * ceil(N/4) < 2^64. With only
+ * soma_philox(rng_key + r * 0x9E3779B97F4A7C15, t * ceil(N/4) + j/4), r = row0 + b:
+ * one Philox key per row and a counter per (step, neuron group), so spikes
+ * depend only on (rng_key, r, t, j) — not on threads or chunking — and no
+ * two (r, t, j) share a draw for any number of steps. With only
  * the membrane in the state, R[t] in probabilistic mode is recomputed by
  * redrawing S[t-1] from U[t-1] with the same counter (step - 1), by the same
  * function that drew it; at step 0 the state is the rest state and R = 0.
@@ -52,10 +53,10 @@ static __attribute__((noinline)) void prob_row(uint64_t key, size_t row, size_t 
                                                const float *restrict th, const float *restrict temp,
                                                float *restrict out, size_t N) {
     size_t G = (N + 3) / 4;
-    uint64_t ctr0 = ((uint64_t)row * 65536u + (uint64_t)step) * (uint64_t)G;
+    uint64_t rkey = key + (uint64_t)row * 0x9E3779B97F4A7C15ull, ctr0 = (uint64_t)step * (uint64_t)G;
     for (size_t k = 0; k < G; k++) {
         uint32_t w[4];
-        soma_philox(key, ctr0 + k, w);
+        soma_philox(rkey, ctr0 + k, w);
         size_t end = 4 * k + 4 < N ? 4 * k + 4 : N;
         for (size_t j = 4 * k; j < end; j++) {
             float x = u[j] - th[j];

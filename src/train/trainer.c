@@ -919,9 +919,15 @@ static int forward_batch(soma_trainer *tr, const float *x, int tc, size_t B, uin
         }
         if (spikes) {
             size_t N = tr->lay[rec_l].N;
+            /* Spikes are 0/1; a spike probability (UltraLIF) counts as a spike
+             * from 0.5 on; other graded outputs record where they are not 0. */
+            float cut = tr->lay[rec_l].m->rate_output ? 0.5f : 0.0f;
+            int ge = tr->lay[rec_l].m->rate_output;
             for (size_t t = 0; t < T; t++)
-                for (size_t i = 0; i < Bc * N; i++)
-                    spikes[(t * B + b0) * N + i] = w->s[rec_l][t * Bc * N + i] != 0.0f;
+                for (size_t i = 0; i < Bc * N; i++) {
+                    float v = w->s[rec_l][t * Bc * N + i];
+                    spikes[(t * B + b0) * N + i] = ge ? v >= cut : v != 0.0f;
+                }
         }
     }
     return SOMA_STATUS_OK;
