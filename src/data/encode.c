@@ -5,6 +5,7 @@
  * A pixel value is x = pixel / 255. Spike codes write [T][B][dim] floats,
  * direct current writes [B][dim] once (the trainer feeds it every step). */
 #include "core/names.h"
+#include "core/rng.h"
 #include "soma.h"
 
 #include <math.h>
@@ -66,8 +67,8 @@ static void encode_rate(float *restrict out, /* [T][B][dim] */
         p[v] = q < 0.0f ? 0.0f : q > 1.0f ? 1.0f : q;
     }
     /* Rows are independent (each keyed by its sample and step), so they run
-     * in parallel with the same result; a block of four inputs that cannot
-     * fire (p = 0, e.g. black background) needs no random numbers. */
+     * in parallel with the same result; a row's random words come from one
+     * lane-parallel Philox call. */
     size_t rows = T * B;
 #pragma omp parallel for schedule(static) if (rows * dim > 65536)
     for (size_t r = 0; r < rows; r++) {
@@ -75,17 +76,12 @@ static void encode_rate(float *restrict out, /* [T][B][dim] */
         const uint8_t *restrict px = ds->x + idx[b] * dim;
         float *restrict o = out + r * dim;
         uint64_t ctr = ((uint64_t)idx[b] * T + t) * blocks;
-        for (size_t k = 0; k < blocks; k++) {
-            size_t end = 4 * k + 4 < dim ? 4 * k + 4 : dim;
-            float pmax = 0.0f;
-            for (size_t i = 4 * k; i < end; i++) pmax = p[px[i]] > pmax ? p[px[i]] : pmax;
-            if (pmax == 0.0f) {
-                for (size_t i = 4 * k; i < end; i++) o[i] = 0.0f;
-                continue;
-            }
-            uint32_t w[4];
-            soma_philox(key, ctr + k, w);
-            for (size_t i = 4 * k; i < end; i++) o[i] = soma_u32_to_unit(w[i & 3]) < p[px[i]] ? 1.0f : 0.0f;
+        uint32_t wbuf[4 * 256];
+        for (size_t k0 = 0; k0 < blocks; k0 += 256) {
+            size_t nb = blocks - k0 < 256 ? blocks - k0 : 256;
+            soma__philox_n(key, ctr + k0, nb, wbuf);
+            size_t i0 = 4 * k0, i1 = 4 * (k0 + nb) < dim ? 4 * (k0 + nb) : dim;
+            for (size_t i = i0; i < i1; i++) o[i] = soma_u32_to_unit(wbuf[i - i0]) < p[px[i]] ? 1.0f : 0.0f;
         }
     }
 }
