@@ -54,6 +54,7 @@
  */
 #include <math.h>
 #include "models/model.h"
+#include "models/ultra.h"
 
 enum { P_LOG_TAU, P_LOG_EPS, P_THETA, P_LOG_KAPPA };
 static const soma_param_desc params[] = {
@@ -81,11 +82,9 @@ static void ultrad_forward(const soma_model_args *a, const float *const *prev, f
             if (xi > m) m = xi;
             float u = m + eps * logf(expf((xs - m) / eps) + expf((xl - m) / eps) + expf((xr - m) / eps) +
                                      expf((xi - m) / eps));
-            float sg = 1.0f / (1.0f + expf(-(u - th[j]) / eps));
             v1[j] = u;
             ic[j] = xi;
-            o[j] = sg;
-            v[j] = u * (1.0f - sg);
+            o[j] = ultra_fire(u, th[j], eps, &v[j]);
         }
     }
 }
@@ -106,15 +105,12 @@ static void ultrad_backward(const soma_model_args *a, const float *const *prev, 
             size_t jl = j ? j - 1 : N - 1, jr = j + 1 < N ? j + 1 : 0;
             float eps = expf(le[j]), u = v1[j];
             float xs = vp[j] + L[j], xl = vp[jl] + K[j], xr = vp[jr] + K[j], xi = ic[j];
-            float sg = 1.0f / (1.0f + expf(-(u - th[j]) / eps));
-            float q = sg * (1.0f - sg) / eps;
-            float gv = g[j] + (dv ? dv[b * N + j] : 0.0f);
-            float gso = gs[j] - gv * u;
-            float du = gv * (1.0f - sg) + gso * q;
+            float gv = g[j] + (dv ? dv[b * N + j] : 0.0f), dtheta, deps;
+            float du = ultra_fire_backward(u, th[j], eps, gv, gs[j], &dtheta, &deps);
             float ps = expf((xs - u) / eps), pl = expf((xl - u) / eps), pr = expf((xr - u) / eps),
                   pi = expf((xi - u) / eps);
-            float deps = gso * (-q * (u - th[j]) / eps) + du * (u - ps * xs - pl * xl - pr * xr - pi * xi) / eps;
-            if (dth) dth[j] -= gso * q;
+            deps += du * (u - ps * xs - pl * xl - pr * xr - pi * xi) / eps;
+            if (dth) dth[j] += dtheta;
             if (dL) dL[j] += du * ps;
             if (dK) dK[j] += du * (pl + pr);
             if (dle) dle[j] += deps * eps;

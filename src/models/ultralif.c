@@ -31,6 +31,7 @@
  */
 #include <math.h>
 #include "models/model.h"
+#include "models/ultra.h"
 
 enum { P_LOG_TAU, P_LOG_EPS, P_THETA };
 static const soma_param_desc params[] = {
@@ -50,11 +51,9 @@ static void ultra_forward(const soma_model_args *a, const float *const *prev, fl
             float eps = expf(le[j]);
             float p = vp[j] + L[j], q = x[j], m = p > q ? p : q;
             float u = m + eps * logf(expf((p - m) / eps) + expf((q - m) / eps));
-            float sg = 1.0f / (1.0f + expf(-(u - th[j]) / eps));
             v1[j] = u;
             ic[j] = q;
-            o[j] = sg;
-            v[j] = u * (1.0f - sg);
+            o[j] = ultra_fire(u, th[j], eps, &v[j]);
         }
     }
 }
@@ -71,14 +70,11 @@ static void ultra_backward(const soma_model_args *a, const float *const *prev, c
         float *g = dstate[0] + b * N, *gi = din + b * N;
         for (size_t j = 0; j < N; j++) {
             float eps = expf(le[j]), u = v1[j], av = vp[j] + L[j], x = ic[j];
-            float sg = 1.0f / (1.0f + expf(-(u - th[j]) / eps));
-            float q = sg * (1.0f - sg) / eps;
-            float gv = g[j] + (dv ? dv[b * N + j] : 0.0f);
-            float gso = gs[j] - gv * u;
-            float du = gv * (1.0f - sg) + gso * q;
+            float gv = g[j] + (dv ? dv[b * N + j] : 0.0f), dtheta, deps;
+            float du = ultra_fire_backward(u, th[j], eps, gv, gs[j], &dtheta, &deps);
             float pa = expf((av - u) / eps), pb = expf((x - u) / eps);
-            float deps = gso * (-q * (u - th[j]) / eps) + du * (u - pa * av - pb * x) / eps;
-            if (dth) dth[j] -= gso * q;
+            deps += du * (u - pa * av - pb * x) / eps;
+            if (dth) dth[j] += dtheta;
             if (dL) dL[j] += du * pa;
             if (dle) dle[j] += deps * eps;
             gi[j] = keep * gi[j] + du * pb;
