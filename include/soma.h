@@ -161,6 +161,36 @@ soma_learn soma_net_get_learn(const soma_net *net, size_t pop, const char *param
 int soma_net_set_recurrent(soma_net *net, size_t pop, int on);
 /* A dense affine projection from -> to (weight to.size x from.size, optional bias). */
 int soma_net_connect_dense(soma_net *net, size_t from, size_t to, int bias);
+/* Give a population a shape (channels, height, width: 1 to 3 dims whose
+ * product is its size), read by convolutions; neurons are stored row-major
+ * [C][H][W]. Every population starts flat ({size}). */
+int soma_net_set_shape(soma_net *net, size_t pop, const size_t *dims, size_t ndims);
+/* The shape as (C, H, W): a flat population reads (size, 1, 1), a 2-D one (C, H, 1)... padded with 1s. */
+int soma_net_get_shape(const soma_net *net, size_t pop, size_t dims[3], size_t *ndims);
+
+/* Pooling applied after a convolution, before the target neurons. */
+typedef enum soma_pool { SOMA_POOL_NONE = 0, SOMA_POOL_AVG = 1, SOMA_POOL_SUM = 2 } soma_pool;
+int soma_pool_find(const char *name); /* "none", "avg", "sum"; -1 if unknown */
+const char *soma_pool_name(int pool);
+
+/* A 2-D convolution from -> to. The source's shape (C_in, H, W) and the
+ * target's (C_out, H', W') are the populations' shapes; the target must be
+ * C_out channels of the convolution output (square kernel, stride, zero
+ * padding), pooled over non-overlapping pool_size x pool_size windows when
+ * pool is not NONE. Weight [C_out][C_in*k*k] (torch's layout), bias [C_out]
+ * added after pooling. A dense projection out of a shaped population reads
+ * it flat: flatten needs no layer of its own. */
+typedef struct soma_conv {
+    size_t kernel, stride, padding;
+    int pool;         /* soma_pool */
+    size_t pool_size; /* >= 1; ignored for SOMA_POOL_NONE */
+} soma_conv;
+int soma_net_connect_conv(soma_net *net, size_t from, size_t to, int bias, const soma_conv *conv);
+/* 1 if projection i is a convolution (and *conv receives it), 0 if dense, negative on error. */
+int soma_net_proj_conv(const soma_net *net, size_t i, soma_conv *conv);
+/* Number of learnable scalars the net's tensors hold, counted without allocating them. */
+size_t soma_net_param_need(const soma_net *net);
+
 /* Find a population by name; SOMA_STATUS_NOTFOUND if absent. */
 int soma_net_find_pop(const soma_net *net, const char *name, size_t *index);
 
@@ -367,7 +397,7 @@ const soma_train_opts *soma_train_options(const soma_trainer *tr);
 
 /* ------------------------------------------------------------------- io */
 #define SOMA_MODEL_MAGIC "SOMAMDL\0"
-#define SOMA_MODEL_VERSION 1u
+#define SOMA_MODEL_VERSION 2u
 
 /* Write net + options to path atomically (temp file, fsync, rename): on
  * failure an existing file at path is left untouched. */

@@ -344,9 +344,9 @@ static void test_damage(const unsigned char *good, size_t len) {
 
     /* Another format version. */
     memcpy(f, good, len);
-    wr32(f + 8, 2);
+    wr32(f + 8, 3);
     CHECK(t_write_file(p, f, len) == 0);
-    expect_fail(p, SOMA_STATUS_VERSION, "format version 2, this soma reads version 1", "version 2");
+    expect_fail(p, SOMA_STATUS_VERSION, "format version 3, this soma reads version 2", "version 3");
     wr32(f + 8, 0);
     CHECK(t_write_file(p, f, len) == 0);
     expect_fail(p, SOMA_STATUS_VERSION, "format version 0", "version 0");

@@ -9,7 +9,7 @@
  *
  *   header, 28 bytes
  *     u8[8]  magic            SOMA_MODEL_MAGIC ("SOMAMDL\0")
- *     u32    format version   SOMA_MODEL_VERSION (1)
+ *     u32    format version   SOMA_MODEL_VERSION (2; version 1 files are still read)
  *     u32    flags            0 (no flags are defined; others are refused)
  *     u64    payload length   bytes after the header; must equal file size - 28
  *     u32    payload CRC-32   zlib crc32 of the payload bytes
@@ -27,10 +27,13 @@
  *       f32 incorrect_rate, i32 threads, u64 seed, i64 max_batches
  *     u32 population count, then per population:
  *       str name, str model, u64 size, u32 recurrent (0/1),
+ *       [v2] u32 ndims (1..3), u64[ndims] shape
  *       u32 parameter count, then per parameter:
  *         str name, f32 value, u32 learn (soma_learn: 0 none, 1 layer, 2 neuron)
  *     u32 projection count, then per projection (in connection order):
- *       u32 from, u32 to (population indices), u32 bias (0/1)
+ *       u32 from, u32 to (population indices), u32 bias (0/1),
+ *       [v2] u32 kind (0 dense, 1 conv); for conv: u64 kernel, u64 stride,
+ *            u64 padding, u32 pool (soma_pool), u64 pool_size
  *     u32 tensor count, then per tensor (in soma_net_tensor order):
  *       str name, u64 rows, u64 cols, f32[rows*cols] data (row-major)
  *
@@ -215,6 +218,10 @@ static int put_net(wbuf *b, soma_net *net, const char *path, char *err, size_t e
         put_str(b, info.model);
         put_u64(b, (uint64_t)info.size);
         put_u32(b, info.recurrent ? 1u : 0u);
+        size_t dims[3], nd = 1;
+        soma_net_get_shape(net, i, dims, &nd);
+        put_u32(b, (uint32_t)nd);
+        for (size_t k = 0; k < nd; k++) put_u64(b, (uint64_t)dims[k]);
         put_u32(b, (uint32_t)np);
         for (size_t k = 0; k < np; k++) {
             float v = 0.0f;
@@ -241,6 +248,16 @@ static int put_net(wbuf *b, soma_net *net, const char *path, char *err, size_t e
         put_u32(b, (uint32_t)from);
         put_u32(b, (uint32_t)to);
         put_u32(b, bias ? 1u : 0u);
+        soma_conv cv;
+        int conv = soma_net_proj_conv(net, i, &cv);
+        put_u32(b, conv == 1 ? 1u : 0u);
+        if (conv == 1) {
+            put_u64(b, (uint64_t)cv.kernel);
+            put_u64(b, (uint64_t)cv.stride);
+            put_u64(b, (uint64_t)cv.padding);
+            put_u32(b, (uint32_t)cv.pool);
+            put_u64(b, (uint64_t)cv.pool_size);
+        }
     }
 
     size_t nt = soma_net_tensor_count(net);
@@ -397,6 +414,7 @@ typedef struct cursor {
     char *err;
     size_t errlen;
     int status; /* 0, or the first error */
+    uint32_t version; /* of the file being read */
 } cursor;
 
 static int cur_fail(cursor *c, int status, const char *fmt, ...) {
@@ -533,6 +551,16 @@ static void rd_pops(cursor *c, soma_net *net) {
         rd_str(c, model_name, sizeof model_name, "model name");
         uint64_t size = rd_u64(c, "population size");
         uint32_t recurrent = rd_u32(c, "recurrent flag");
+        uint64_t dims[3] = {size, 1, 1};
+        uint32_t nd = 1;
+        if (c->version >= 2) {
+            nd = rd_u32(c, "shape dimension count");
+            if (!c->status && (nd < 1 || nd > 3)) {
+                cur_fail(c, SOMA_STATUS_FORMAT, "population '%s': shape has %u dimensions; expected 1 to 3", name, nd);
+                return;
+            }
+            for (uint32_t k = 0; k < nd && !c->status; k++) dims[k] = rd_u64(c, "shape dimension");
+        }
         if (c->status) return;
         const soma_model *m = soma_model_find(model_name);
         if (!m) { cur_fail(c, SOMA_STATUS_FORMAT, "population '%s': unknown model '%s'", name, model_name); return; }
@@ -551,6 +579,12 @@ static void rd_pops(cursor *c, soma_net *net) {
         if (idx != i) {
             cur_fail(c, SOMA_STATUS_FORMAT, "population '%s' got index %zu instead of %zu", name, idx, i);
             return;
+        }
+        if (nd > 1) {
+            size_t d[3];
+            for (uint32_t k = 0; k < nd; k++) d[k] = dims[k] > MAX_POP_SIZE ? 0 : (size_t)dims[k];
+            rc = soma_net_set_shape(net, i, d, nd);
+            if (rc) { net_fail(c, net, rc, "population '%s': shape", name); return; }
         }
         size_t np = 0;
         const soma_param_desc *pd = soma_model_params(m, &np);
@@ -596,18 +630,31 @@ static void rd_projs(cursor *c, soma_net *net) {
         uint32_t to = rd_u32(c, "projection target");
         uint32_t bias = rd_u32(c, "projection bias flag");
         if (c->status) return;
-        if (from >= npop || to >= npop || bias > 1) {
-            cur_fail(c, SOMA_STATUS_FORMAT, "projection %zu (%u -> %u, bias %u) is invalid for %zu populations", i,
-                     from, to, bias, npop);
+        uint32_t kind = c->version >= 2 ? rd_u32(c, "projection kind") : 0;
+        soma_conv cv = {0, 0, 0, 0, 0};
+        if (kind == 1) {
+            uint64_t k = rd_u64(c, "conv kernel"), st = rd_u64(c, "conv stride"), pad = rd_u64(c, "conv padding");
+            uint32_t pool = rd_u32(c, "conv pool");
+            uint64_t ps = rd_u64(c, "conv pool size");
+            if (c->status) return;
+            if (k > MAX_POP_SIZE || st > MAX_POP_SIZE || pad > MAX_POP_SIZE || ps > MAX_POP_SIZE || pool > 2) {
+                cur_fail(c, SOMA_STATUS_FORMAT, "projection %zu: conv geometry out of range", i);
+                return;
+            }
+            cv = (soma_conv){(size_t)k, (size_t)st, (size_t)pad, (int)pool, (size_t)ps};
+        }
+        if (c->status) return;
+        if (from >= npop || to >= npop || bias > 1 || kind > 1) {
+            cur_fail(c, SOMA_STATUS_FORMAT, "projection %zu (%u -> %u, bias %u, kind %u) is invalid for %zu populations",
+                     i, from, to, bias, kind, npop);
             return;
         }
-        int rc = soma_net_connect_dense(net, from, to, (int)bias);
+        int rc = kind == 1 ? soma_net_connect_conv(net, from, to, (int)bias, &cv)
+                           : soma_net_connect_dense(net, from, to, (int)bias);
         if (rc) { net_fail(c, net, rc, "projection %zu (%u -> %u)", i, from, to); return; }
     }
 }
 
-static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
-static uint64_t sat_mul(uint64_t a, uint64_t b) { return a && b > UINT64_MAX / a ? UINT64_MAX : a * b; }
 
 static void rd_tensors(cursor *c, soma_net *net) {
     char name[MAX_STR];
@@ -618,28 +665,7 @@ static void rd_tensors(cursor *c, soma_net *net) {
      * biases, recurrent weights, learnable parameters), computed with
      * saturation, must fit in what is left. This keeps a crafted file with
      * huge population sizes from making us allocate gigabytes. */
-    uint64_t need = 0;
-    size_t npop = soma_net_pop_count(net), nproj = soma_net_proj_count(net);
-    soma_pop_info a, b;
-    for (size_t i = 0; i < nproj; i++) {
-        size_t from, to;
-        int bias;
-        if (soma_net_proj_info(net, i, &from, &to, &bias) || soma_net_pop_info(net, from, &a) ||
-            soma_net_pop_info(net, to, &b))
-            continue;
-        need = sat_add(need, sat_mul(b.size, a.size));
-        if (bias) need = sat_add(need, b.size);
-    }
-    for (size_t i = 0; i < npop; i++) {
-        if (soma_net_pop_info(net, i, &a)) continue;
-        if (a.recurrent) need = sat_add(need, sat_mul(a.size, a.size));
-        size_t np = 0;
-        const soma_param_desc *pd = soma_model_params(soma_model_find(a.model), &np);
-        for (size_t k = 0; k < np; k++) {
-            soma_learn how = soma_net_get_learn(net, i, pd[k].name);
-            if (how != SOMA_LEARN_NONE) need = sat_add(need, how == SOMA_LEARN_NEURON ? a.size : 1);
-        }
-    }
+    uint64_t need = soma_net_param_need(net);
     if (need > cur_left(c) / 4) {
         cur_fail(c, SOMA_STATUS_FORMAT, "the net described needs at least %llu weights, but only %zu bytes are left",
                  (unsigned long long)need, cur_left(c));
@@ -760,7 +786,7 @@ int soma_model_load(const char *path, soma_net **net, soma_data_opts *data, soma
     }
     uint32_t version = get32(hdr + 8), flags = get32(hdr + 12), crc = get32(hdr + 24);
     uint64_t plen = get64(hdr + 16);
-    if (version != SOMA_MODEL_VERSION) {
+    if (version != SOMA_MODEL_VERSION && version != 1) {
         set_err(err, errlen, path, "format version %u, this soma reads version %u", version, SOMA_MODEL_VERSION);
         fclose(f);
         return SOMA_STATUS_VERSION;
@@ -812,7 +838,7 @@ int soma_model_load(const char *path, soma_net **net, soma_data_opts *data, soma
         return SOMA_STATUS_CHECKSUM;
     }
 
-    cursor c = {payload, (size_t)plen, 0, path, err, errlen, 0};
+    cursor c = {payload, (size_t)plen, 0, path, err, errlen, 0, version};
     int rc = parse_payload(&c, net, data, train);
     free(payload);
     return rc;

@@ -17,7 +17,8 @@
 #include "soma.h"
 
 #define SOMA_MAX_PARAMS 8
-#define SOMA_MAX_STATE 4
+#define SOMA_MAX_STATE 8
+#define SOMA_MAX_WEIGHTS 12
 
 /* Everything one step of a model needs besides state and data. */
 typedef struct soma_model_args {
@@ -30,6 +31,11 @@ typedef struct soma_model_args {
     uint64_t rng_key;                  /* key of this batch's random draws (stochastic models) */
     size_t row0;                       /* index in the batch of the first row of this call */
     size_t step;                       /* time step t of this call */
+    /* Cell models (n_weights > 0) only: */
+    const float *w[SOMA_MAX_WEIGHTS];  /* the population's own weight tensors, weight_names order */
+    float *dw[SOMA_MAX_WEIGHTS];       /* backward: accumulate dL/dw here (NULL in forward) */
+    const float *in;                   /* backward: the input current of this step (forward's `in`) */
+    float *work;                       /* scratch_floats(N) * B floats of per-call scratch */
 } soma_model_args;
 
 struct soma_model {
@@ -52,7 +58,26 @@ struct soma_model {
     void (*backward)(const soma_model_args *a, const float *const *prev, const float *const *cur,
                      float *const *dstate, const float *ds, const float *dv, float *din,
                      float *const *dprm, size_t B, size_t N);
+    /* Optional, for cell models (CfC, LTC, ELM, L2MU...) that own weight
+     * matrices besides the incoming projection. Shapes and initial values
+     * may depend on the population's set parameter values prm[] (so an
+     * integer parameter such as an order can size a matrix). Tensors are
+     * named "<pop>.<weight name>" and live in the net's parameter buffer. */
+    size_t n_weights;
+    const char *const *weight_names;
+    void (*weight_shape)(const float *prm, size_t N, size_t k, size_t *rows, size_t *cols);
+    void (*weight_init)(const float *prm, size_t N, size_t k, float *w, soma_rng *rng);
+    /* Width (floats per batch row) of state variable k; NULL means N for all.
+     * State 0 must have width N (it is the membrane read by losses). */
+    size_t (*state_width)(const float *prm, size_t N, size_t k);
+    /* Floats of scratch per batch row a call needs in a->work; NULL means 0. */
+    size_t (*scratch_floats)(const float *prm, size_t N);
 };
+
+/* Width of state variable k of model m for a population of N neurons with set values prm. */
+static inline size_t soma__state_width(const soma_model *m, const float *prm, size_t N, size_t k) {
+    return m->state_width ? m->state_width(prm, N, k) : N;
+}
 
 /* Index of parameter `name` in the model's descriptors, or -1. */
 int soma__model_param_index(const soma_model *m, const char *name);

@@ -2,8 +2,8 @@
  * training options, through the public API only.
  *
  * The file has three sections:
- *   network: {populations: {NAME: {model, size, <model params>, recurrent, learn}, ...},
- *             projections: [{from, to, kind: dense, bias}, ...]}
+ *   network: {populations: {NAME: {model, size, shape, <model params>, recurrent, learn}, ...},
+ *             projections: [{from, to, kind: dense|conv, bias, kernel, stride, padding, pool, pool_size}, ...]}
  *   data:    {dataset, dir, encoding, steps, gain, threshold, tau, delta_off,
  *             readout, limit_train, limit_test, bin_ms}
  *   train:   {epochs, batch, loss, optimizer: NAME | {name, lr, momentum, beta1,
@@ -386,23 +386,51 @@ static int parse_pop(ctx *c, const yaml_node_t *key, const yaml_node_t *spec) {
     if (!m)
         return fail(c, node_line(mn), SOMA_STATUS_INVALID, "%s: unknown model '%s'; expected one of: %s", sub,
                     mname, models.buf);
-    if (!sn)
-        return fail(c, node_line(key), SOMA_STATUS_INVALID,
-                    "%s: no 'size' given; expected size: a positive integer (number of neurons)", what);
-    snprintf(sub, sizeof sub, "%s.size", what);
+    /* shape: [C, H, W] (1 to 3 positive integers); it gives the size when size is absent. */
+    yaml_node_t *shn = map_get(c, spec, "shape", NULL);
+    size_t dims[3] = {1, 1, 1}, nd = 0, prod = 1;
+    if (shn) {
+        snprintf(sub, sizeof sub, "%s.shape", what);
+        if (shn->type != YAML_SEQUENCE_NODE || shn->data.sequence.items.top - shn->data.sequence.items.start < 1 ||
+            shn->data.sequence.items.top - shn->data.sequence.items.start > 3)
+            return fail(c, node_line(shn), SOMA_STATUS_INVALID,
+                        "%s is %s; expected a list of 1 to 3 positive integers, e.g. [channels, height, width]", sub,
+                        node_kind(shn));
+        for (yaml_node_item_t *it = shn->data.sequence.items.start; it < shn->data.sequence.items.top; it++) {
+            long long d;
+            if ((rc = get_int(c, node_at(c, *it), sub, 1, INT_MAX, &d))) return rc;
+            dims[nd++] = (size_t)d;
+            prod *= (size_t)d;
+            if (prod > (size_t)INT_MAX)
+                return fail(c, node_line(shn), SOMA_STATUS_INVALID, "%s: more than %d neurons", sub, INT_MAX);
+        }
+    }
     long long size;
-    if ((rc = get_int(c, sn, sub, 1, INT_MAX, &size))) return rc;
+    if (!sn && !shn)
+        return fail(c, node_line(key), SOMA_STATUS_INVALID,
+                    "%s: no 'size' given; expected size: a positive integer (number of neurons), or shape: [C, H, W]",
+                    what);
+    if (sn) {
+        snprintf(sub, sizeof sub, "%s.size", what);
+        if ((rc = get_int(c, sn, sub, 1, INT_MAX, &size))) return rc;
+        if (shn && (size_t)size != prod)
+            return fail(c, node_line(sn), SOMA_STATUS_INVALID, "%s: size %lld does not match the shape (%zu neurons)",
+                        sub, size, prod);
+    } else
+        size = (long long)prod;
 
     size_t pop;
     if (soma_net_add_pop(c->net, pname, mname, (size_t)size, &pop))
         return fail(c, node_line(key), SOMA_STATUS_INVALID, "%s: %s; expected a unique name, a model and a size",
                     what, soma_net_errmsg(c->net));
+    if (shn && soma_net_set_shape(c->net, pop, dims, nd))
+        return fail(c, node_line(shn), SOMA_STATUS_INVALID, "%s.shape: %s", what, soma_net_errmsg(c->net));
 
     for (yaml_node_pair_t *p = spec->data.mapping.pairs.start; p < spec->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node_at(c, p->key), *v = node_at(c, p->value);
         const char *kn = scalar(k);
         snprintf(sub, sizeof sub, "%s.%s", what, kn);
-        if (strcmp(kn, "model") == 0 || strcmp(kn, "size") == 0) continue;
+        if (strcmp(kn, "model") == 0 || strcmp(kn, "size") == 0 || strcmp(kn, "shape") == 0) continue;
         if (strcmp(kn, "recurrent") == 0) {
             int on;
             if ((rc = get_bool(c, v, sub, &on))) return rc;
@@ -419,11 +447,11 @@ static int parse_pop(ctx *c, const yaml_node_t *key, const yaml_node_t *spec) {
             soma_model_params(m, &np);
             if (np == 0)
                 return fail(c, node_line(k), SOMA_STATUS_INVALID,
-                            "%s: unknown key '%s': model %s has no parameters; expected only model, size, recurrent, learn",
+                            "%s: unknown key '%s': model %s has no parameters; expected only model, size, shape, recurrent, learn",
                             what, kn, mname);
             model_param_names(&l, m, 0);
             return fail(c, node_line(k), SOMA_STATUS_INVALID,
-                        "%s: unknown parameter '%s' of model %s; expected one of: %s (or model, size, recurrent, learn)",
+                        "%s: unknown parameter '%s' of model %s; expected one of: %s (or model, size, shape, recurrent, learn)",
                         what, kn, mname, l.buf);
         }
         float value;
@@ -469,13 +497,14 @@ static int find_pop(ctx *c, const yaml_node_t *n, const char *what, size_t *pop)
 }
 
 static int parse_proj(ctx *c, const yaml_node_t *n, size_t index) {
-    static const char *const keys[] = {"from", "to", "kind", "bias", NULL};
+    static const char *const keys[] = {"from", "to", "kind", "bias", "kernel", "stride", "padding", "pool", "pool_size", NULL};
     char what[96], sub[128];
     snprintf(what, sizeof what, "network.projections[%zu]", index);
     int rc = want_mapping(c, n, what);
     if (rc) return rc;
-    yaml_node_t *from = NULL, *to = NULL;
-    int bias = 1;
+    yaml_node_t *from = NULL, *to = NULL, *conv_key = NULL;
+    int bias = 1, is_conv = 0, have_kernel = 0, have_psize = 0;
+    soma_conv cv = {.kernel = 0, .stride = 1, .padding = 0, .pool = SOMA_POOL_NONE, .pool_size = 2};
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node_at(c, p->key), *v = node_at(c, p->value);
         const char *kn = scalar(k);
@@ -486,9 +515,25 @@ static int parse_proj(ctx *c, const yaml_node_t *n, size_t index) {
         else if (strcmp(kn, "kind") == 0) {
             const char *kind;
             if ((rc = get_string(c, v, sub, &kind))) return rc;
-            if (strcmp(kind, "dense") != 0)
-                return fail(c, node_line(v), SOMA_STATUS_INVALID, "%s: unknown kind '%s'; expected one of: dense",
+            if (strcmp(kind, "conv") == 0) is_conv = 1;
+            else if (strcmp(kind, "dense") != 0)
+                return fail(c, node_line(v), SOMA_STATUS_INVALID, "%s: unknown kind '%s'; expected one of: dense, conv",
                             sub, kind);
+        } else if (strcmp(kn, "kernel") == 0) {
+            conv_key = k, have_kernel = 1;
+            if ((rc = get_size_field(c, v, sub, 1, &cv.kernel))) return rc;
+        } else if (strcmp(kn, "stride") == 0) {
+            conv_key = k;
+            if ((rc = get_size_field(c, v, sub, 1, &cv.stride))) return rc;
+        } else if (strcmp(kn, "padding") == 0) {
+            conv_key = k;
+            if ((rc = get_size_field(c, v, sub, 0, &cv.padding))) return rc;
+        } else if (strcmp(kn, "pool_size") == 0) {
+            conv_key = k, have_psize = 1;
+            if ((rc = get_size_field(c, v, sub, 1, &cv.pool_size))) return rc;
+        } else if (strcmp(kn, "pool") == 0) {
+            conv_key = k;
+            if ((rc = get_enum(c, v, sub, soma_pool_name, soma_pool_find, &cv.pool))) return rc;
         } else
             return unknown_key(c, k, what, keys);
     }
@@ -500,9 +545,18 @@ static int parse_proj(ctx *c, const yaml_node_t *n, size_t index) {
     if ((rc = find_pop(c, from, sub, &fi))) return rc;
     snprintf(sub, sizeof sub, "%s.to", what);
     if ((rc = find_pop(c, to, sub, &ti))) return rc;
-    if (soma_net_connect_dense(c->net, fi, ti, bias))
-        return fail(c, node_line(n), SOMA_STATUS_INVALID, "%s: %s; expected a valid dense projection", what,
-                    soma_net_errmsg(c->net));
+    if (!is_conv && conv_key)
+        return fail(c, node_line(conv_key), SOMA_STATUS_INVALID, "%s: '%s' is only valid with kind: conv", what,
+                    scalar(conv_key));
+    if (is_conv && !have_kernel)
+        return fail(c, node_line(n), SOMA_STATUS_INVALID, "%s: no 'kernel' given; expected kernel: a positive integer",
+                    what);
+    if (is_conv && have_psize && cv.pool == SOMA_POOL_NONE)
+        return fail(c, node_line(n), SOMA_STATUS_INVALID, "%s: pool_size given without pool; expected pool: avg or sum",
+                    what);
+    if (is_conv ? soma_net_connect_conv(c->net, fi, ti, bias, &cv) : soma_net_connect_dense(c->net, fi, ti, bias))
+        return fail(c, node_line(n), SOMA_STATUS_INVALID, "%s: %s; expected a valid %s projection", what,
+                    soma_net_errmsg(c->net), is_conv ? "conv" : "dense");
     return 0;
 }
 

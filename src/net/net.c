@@ -46,6 +46,7 @@ static void net_release(soma_net *net) {
     for (size_t i = 0; i < net->npops; i++) {
         net->pops[i].rec_w = NULL;
         for (int k = 0; k < SOMA_MAX_PARAMS; k++) net->pops[i].prm_data[k] = NULL;
+        for (int k = 0; k < SOMA_MAX_WEIGHTS; k++) net->pops[i].cw[k] = NULL;
     }
     for (size_t i = 0; i < net->nproj; i++) net->projs[i].w = net->projs[i].b = NULL;
 }
@@ -91,6 +92,7 @@ int soma_net_add_pop(soma_net *net, const char *name, const char *model, size_t 
     snprintf(p->name, sizeof p->name, "%s", name);
     p->model = m;
     p->size = size;
+    p->shape[0] = size, p->shape[1] = p->shape[2] = 1, p->ndims = 1;
     for (size_t k = 0; k < m->n_params; k++) p->prm[k] = m->params[k].def;
     if (index) *index = net->npops;
     net->npops++;
@@ -112,6 +114,9 @@ int soma_net_set_param(soma_net *net, size_t pop, const char *param, float value
     const soma_param_desc *d = &p->model->params[k];
     if (!(value >= d->lo && value <= d->hi))
         return soma__net_fail(net, SOMA_STATUS_INVALID, "%s.%s = %g is outside [%g, %g]", p->name, param, value, d->lo, d->hi);
+    /* A cell model's weight shapes may depend on its parameters: a new value
+     * drops the weights (they are laid out and drawn again). */
+    if (p->model->n_weights && p->prm[k] != value) net_release(net);
     p->prm[k] = value;
     /* A learnable parameter's tensor follows a new set value. */
     if (p->prm_data[k]) {
@@ -162,19 +167,45 @@ int soma_net_set_recurrent(soma_net *net, size_t pop, int on) {
     return SOMA_STATUS_OK;
 }
 
-int soma_net_connect_dense(soma_net *net, size_t from, size_t to, int bias) {
+static int connect(soma_net *net, size_t from, size_t to, int bias, const soma_conv *cv) {
     int st = check_pop(net, from);
     if (st || (st = check_pop(net, to))) return st;
+    const char *fn = net->pops[from].name, *tn = net->pops[to].name;
     if (from == to)
         return soma__net_fail(net, SOMA_STATUS_INVALID, "projection %s -> %s: use 'recurrent: true' for a population onto itself",
-                              net->pops[from].name, net->pops[to].name);
+                              fn, tn);
     if (!net->pops[to].model->spiking)
         return soma__net_fail(net, SOMA_STATUS_INVALID, "projection %s -> %s: an input population cannot receive a projection",
-                              net->pops[from].name, net->pops[to].name);
+                              fn, tn);
     for (size_t i = 0; i < net->nproj; i++)
         if (net->projs[i].from == from && net->projs[i].to == to)
-            return soma__net_fail(net, SOMA_STATUS_INVALID, "projection %s -> %s defined twice", net->pops[from].name,
-                                  net->pops[to].name);
+            return soma__net_fail(net, SOMA_STATUS_INVALID, "projection %s -> %s defined twice", fn, tn);
+    soma__proj pr = {.from = from, .to = to, .bias = !!bias};
+    if (cv) {
+        const size_t *a = net->pops[from].shape, *b = net->pops[to].shape;
+        if (cv->kernel == 0 || cv->stride == 0)
+            return soma__net_fail(net, SOMA_STATUS_INVALID, "conv %s -> %s: kernel and stride must be at least 1", fn, tn);
+        if (cv->pool < SOMA_POOL_NONE || cv->pool > SOMA_POOL_SUM || (cv->pool && cv->pool_size == 0))
+            return soma__net_fail(net, SOMA_STATUS_INVALID, "conv %s -> %s: pool must be none, avg or sum with a size >= 1",
+                                  fn, tn);
+        pr.conv = 1;
+        pr.cv = *cv;
+        if (!cv->pool) pr.cv.pool_size = 1;
+        pr.cin = a[0], pr.ih = a[1], pr.iw = a[2], pr.cout = b[0];
+        if (a[1] + 2 * cv->padding < cv->kernel || a[2] + 2 * cv->padding < cv->kernel)
+            return soma__net_fail(net, SOMA_STATUS_INVALID,
+                                  "conv %s -> %s: kernel %zu is larger than the padded input %zux%zu (shape of %s: %zux%zux%zu)",
+                                  fn, tn, cv->kernel, a[1] + 2 * cv->padding, a[2] + 2 * cv->padding, fn, a[0], a[1], a[2]);
+        pr.oh = (a[1] + 2 * cv->padding - cv->kernel) / cv->stride + 1;
+        pr.ow = (a[2] + 2 * cv->padding - cv->kernel) / cv->stride + 1;
+        pr.ph = pr.oh / pr.cv.pool_size, pr.pw = pr.ow / pr.cv.pool_size;
+        if (pr.ph == 0 || pr.pw == 0 || b[1] != pr.ph || b[2] != pr.pw)
+            return soma__net_fail(net, SOMA_STATUS_INVALID,
+                                  "conv %s -> %s: the input %zux%zux%zu gives %zux%zu outputs per channel%s (%zux%zu); "
+                                  "the shape of %s must be [channels, %zu, %zu], not %zux%zux%zu",
+                                  fn, tn, a[0], a[1], a[2], pr.oh, pr.ow, cv->pool ? ", pooled" : "", pr.ph, pr.pw, tn,
+                                  pr.ph, pr.pw, b[0], b[1], b[2]);
+    }
     if (net->nproj == net->cap_proj) {
         size_t cap = net->cap_proj ? 2 * net->cap_proj : 8;
         soma__proj *p = realloc(net->projs, cap * sizeof *p);
@@ -183,7 +214,64 @@ int soma_net_connect_dense(soma_net *net, size_t from, size_t to, int bias) {
         net->cap_proj = cap;
     }
     net_release(net);
-    net->projs[net->nproj++] = (soma__proj){.from = from, .to = to, .bias = !!bias};
+    net->projs[net->nproj++] = pr;
+    return SOMA_STATUS_OK;
+}
+
+int soma_net_connect_dense(soma_net *net, size_t from, size_t to, int bias) { return connect(net, from, to, bias, NULL); }
+
+int soma_net_connect_conv(soma_net *net, size_t from, size_t to, int bias, const soma_conv *conv) {
+    if (!conv) return soma__net_fail(net, SOMA_STATUS_INVALID, "conv: no geometry given");
+    return connect(net, from, to, bias, conv);
+}
+
+int soma_net_proj_conv(const soma_net *net, size_t i, soma_conv *conv) {
+    if (!net || i >= net->nproj) return SOMA_STATUS_INVALID;
+    if (!net->projs[i].conv) return 0;
+    if (conv) *conv = net->projs[i].cv;
+    return 1;
+}
+
+int soma_pool_find(const char *name) {
+    static const char *const names[] = {"none", "avg", "sum"};
+    for (int i = 0; i < 3; i++)
+        if (name && strcmp(name, names[i]) == 0) return i;
+    return -1;
+}
+
+const char *soma_pool_name(int pool) {
+    static const char *const names[] = {"none", "avg", "sum"};
+    return pool >= 0 && pool < 3 ? names[pool] : NULL;
+}
+
+int soma_net_set_shape(soma_net *net, size_t pop, const size_t *dims, size_t ndims) {
+    int st = check_pop(net, pop);
+    if (st) return st;
+    soma__pop *p = &net->pops[pop];
+    if (!dims || ndims < 1 || ndims > 3)
+        return soma__net_fail(net, SOMA_STATUS_INVALID, "population '%s': a shape has 1 to 3 dimensions", p->name);
+    size_t prod = 1, d[3] = {1, 1, 1};
+    for (size_t i = 0; i < ndims; i++) {
+        if (dims[i] == 0) return soma__net_fail(net, SOMA_STATUS_INVALID, "population '%s': shape dimension %zu is 0", p->name, i);
+        d[i] = dims[i];
+        prod *= dims[i];
+    }
+    if (prod != p->size)
+        return soma__net_fail(net, SOMA_STATUS_INVALID, "population '%s': shape %zux%zux%zu has %zu neurons, but its size is %zu",
+                              p->name, d[0], d[1], d[2], prod, p->size);
+    for (size_t i = 0; i < net->nproj; i++)
+        if (net->projs[i].conv && (net->projs[i].from == pop || net->projs[i].to == pop))
+            return soma__net_fail(net, SOMA_STATUS_INVALID, "population '%s': set its shape before connecting convolutions",
+                                  p->name);
+    memcpy(p->shape, d, sizeof d);
+    p->ndims = ndims;
+    return SOMA_STATUS_OK;
+}
+
+int soma_net_get_shape(const soma_net *net, size_t pop, size_t dims[3], size_t *ndims) {
+    if (!net || pop >= net->npops || !dims) return SOMA_STATUS_INVALID;
+    memcpy(dims, net->pops[pop].shape, 3 * sizeof *dims);
+    if (ndims) *ndims = net->pops[pop].ndims;
     return SOMA_STATUS_OK;
 }
 
@@ -210,9 +298,10 @@ int soma_net_proj_info(const soma_net *net, size_t i, size_t *from, size_t *to, 
 }
 
 /* Tensor table: projections (weight, bias) in order, then per population its
- * recurrent weight and learnable parameters. Two passes: count, then place. */
-static size_t layout(soma_net *net, soma__tensor *t, float *base) {
-    size_t nt = 0, off = 0;
+ * recurrent weight, learnable parameters and (cell models) its own weights.
+ * Called twice: with t == NULL to count tensors and floats, then to place them. */
+static size_t layout(soma_net *net, soma__tensor *t, float *base, size_t *floats, size_t *exact) {
+    size_t nt = 0, off = 0, sum = 0;
 #define ADD(NAME_FMT, A, B, ROWS, COLS, PTR)                                             \
     do {                                                                                 \
         if (t) {                                                                         \
@@ -224,12 +313,13 @@ static size_t layout(soma_net *net, soma__tensor *t, float *base) {
             PTR = base + off;                                                            \
         }                                                                                \
         nt++;                                                                            \
+        sum += (ROWS) * (COLS);                                                          \
         off += ((ROWS) * (COLS) + 15) / 16 * 16; /* keep every tensor 64-byte aligned */ \
     } while (0)
     for (size_t i = 0; i < net->nproj; i++) {
         soma__proj *pr = &net->projs[i];
         const char *f = net->pops[pr->from].name, *to = net->pops[pr->to].name;
-        size_t rows = net->pops[pr->to].size, cols = net->pops[pr->from].size;
+        size_t rows = soma__proj_rows(net, pr), cols = soma__proj_cols(net, pr);
         ADD("%s->%s.weight", f, to, rows, cols, pr->w);
         if (pr->bias) ADD("%s->%s.bias", f, to, (size_t)1, rows, pr->b);
     }
@@ -241,29 +331,28 @@ static size_t layout(soma_net *net, soma__tensor *t, float *base) {
             size_t n = p->learn[k] == SOMA_LEARN_NEURON ? p->size : 1;
             ADD("%s.%s", p->name, p->model->params[k].name, (size_t)1, n, p->prm_data[k]);
         }
+        for (size_t k = 0; k < p->model->n_weights; k++) {
+            size_t r = 0, c = 0;
+            p->model->weight_shape(p->prm, p->size, k, &r, &c);
+            ADD("%s.%s", p->name, p->model->weight_names[k], r, c, p->cw[k]);
+        }
     }
 #undef ADD
     if (t) net->nparams = off;
+    if (floats) *floats = off;
+    if (exact) *exact = sum;
     return nt;
+}
+
+size_t soma_net_param_need(const soma_net *net) {
+    size_t floats = 0;
+    if (net) layout((soma_net *)net, NULL, NULL, NULL, &floats);
+    return floats;
 }
 
 int soma__net_alloc(soma_net *net) {
     if (net->params) return SOMA_STATUS_OK;
-    /* First pass: count tensors and floats. */
-    size_t nt = 0, total = 0;
-    for (size_t i = 0; i < net->nproj; i++) {
-        size_t rows = net->pops[net->projs[i].to].size, cols = net->pops[net->projs[i].from].size;
-        total += (rows * cols + 15) / 16 * 16;
-        nt++;
-        if (net->projs[i].bias) total += (rows + 15) / 16 * 16, nt++;
-    }
-    for (size_t i = 0; i < net->npops; i++) {
-        soma__pop *p = &net->pops[i];
-        if (p->recurrent) total += (p->size * p->size + 15) / 16 * 16, nt++;
-        for (size_t k = 0; k < p->model->n_params; k++)
-            if (p->learn[k] != SOMA_LEARN_NONE)
-                total += ((p->learn[k] == SOMA_LEARN_NEURON ? p->size : 1) + 15) / 16 * 16, nt++;
-    }
+    size_t total = 0, nt = layout(net, NULL, NULL, &total, NULL);
     net->params = soma__alloc(total * sizeof(float));
     net->tensors = calloc(nt ? nt : 1, sizeof *net->tensors);
     if (!net->params || !net->tensors) {
@@ -273,7 +362,7 @@ int soma__net_alloc(soma_net *net) {
         net->tensors = NULL;
         return soma__net_fail(net, SOMA_STATUS_NOMEM, "cannot allocate %zu parameters", total);
     }
-    net->ntensors = layout(net, net->tensors, net->params);
+    net->ntensors = layout(net, net->tensors, net->params, NULL, NULL);
     /* Learnable neuron parameters start at their set values. */
     for (size_t i = 0; i < net->npops; i++) {
         soma__pop *p = &net->pops[i];
@@ -294,7 +383,7 @@ int soma_net_init_weights(soma_net *net, uint64_t seed) {
      * weight and bias. One counter-based stream per projection. */
     for (size_t i = 0; i < net->nproj; i++) {
         soma__proj *pr = &net->projs[i];
-        size_t rows = net->pops[pr->to].size, cols = net->pops[pr->from].size;
+        size_t rows = soma__proj_rows(net, pr), cols = soma__proj_cols(net, pr);
         float bound = 1.0f / sqrtf((float)cols);
         soma_rng rng;
         soma_rng_init(&rng, seed, 2 * i);
@@ -311,6 +400,15 @@ int soma_net_init_weights(soma_net *net, uint64_t seed) {
         soma_rng rng;
         soma_rng_init(&rng, seed, 0x10000 + i);
         for (size_t j = 0; j < p->size * p->size; j++) p->rec_w[j] = bound * (2.0f * soma_rng_uniform(&rng) - 1.0f);
+    }
+    /* Cell models initialise their own weights, one stream per tensor. */
+    for (size_t i = 0; i < net->npops; i++) {
+        soma__pop *p = &net->pops[i];
+        for (size_t k = 0; k < p->model->n_weights; k++) {
+            soma_rng rng;
+            soma_rng_init(&rng, seed, 0x20000 + 64 * i + k);
+            p->model->weight_init(p->prm, p->size, k, p->cw[k], &rng);
+        }
     }
     net->initialised = 1;
     return SOMA_STATUS_OK;

@@ -15,14 +15,20 @@ typedef struct soma__pop {
     int recurrent;
     float *rec_w;                       /* recurrent weight [size][size] (row = target) */
     size_t rec_proj;                    /* unused: recurrent weights live on the pop */
+    size_t shape[3], ndims;             /* (C, H, W) padded with 1s; ndims 1..3 as set */
+    float *cw[SOMA_MAX_WEIGHTS];        /* cell models: the model's own weight tensors */
 } soma__pop;
 
 typedef struct soma__proj {
     size_t from, to;
     int bias;
-    float *w; /* [to.size][from.size] */
-    float *b; /* [to.size] or NULL */
+    float *w; /* dense: [to.size][from.size]; conv: [cout][cin*k*k] */
+    float *b; /* dense: [to.size]; conv: [cout]; or NULL */
+    int conv; /* 1: a convolution with the geometry below */
+    soma_conv cv;
+    size_t cin, ih, iw, cout, oh, ow, ph, pw; /* input, convolution output and pooled output sizes */
 } soma__proj;
+
 
 typedef struct soma__tensor {
     char name[160];
@@ -43,6 +49,14 @@ struct soma_net {
     int initialised;      /* weights drawn */
     char errmsg[512];
 };
+
+/* Rows and columns of a projection's weight tensor. */
+static inline size_t soma__proj_rows(const soma_net *net, const soma__proj *p) {
+    return p->conv ? p->cout : net->pops[p->to].size;
+}
+static inline size_t soma__proj_cols(const soma_net *net, const soma__proj *p) {
+    return p->conv ? p->cin * p->cv.kernel * p->cv.kernel : net->pops[p->from].size;
+}
 
 /* Lay out net->params and the tensor table if not yet done. */
 int soma__net_alloc(soma_net *net);

@@ -35,6 +35,7 @@
 #include <omp.h>
 #endif
 #include "net/net.h"
+#include "proj/conv.h"
 #include "proj/dense.h"
 #include "train/train.h"
 
@@ -44,6 +45,9 @@ typedef struct layer {
     soma__pop *pop;
     const soma_model *m;
     size_t N, Nin, ns;
+    size_t sw, soff[SOMA_MAX_STATE]; /* state floats per batch row, and each variable's offset in them */
+    size_t wsz;                /* cell models: scratch floats per batch row */
+    int conv;                  /* the incoming projection is a convolution */
     soma__proj *proj;          /* incoming feed-forward projection */
     int first;                 /* fed by the data */
     int graded;                /* real-valued outputs: never gathered as spikes */
@@ -55,6 +59,8 @@ typedef struct layer {
     float *gw, *gb, *grec, *gprm[SOMA_MAX_PARAMS];
     /* Offsets of this layer's parts in a chunk's accumulator block. */
     size_t aw, ab, arec, aprm[SOMA_MAX_PARAMS];
+    float *gcw[SOMA_MAX_WEIGHTS]; /* cell models: gradients of the model's own weights */
+    size_t acw[SOMA_MAX_WEIGHTS];
 } layer;
 
 typedef struct work {
@@ -63,6 +69,8 @@ typedef struct work {
     size_t nspk[16];
     double spk_sum[16]; /* sum of outputs: spikes, or spike probabilities of rate-output graded layers */
     float *dv, *dstate, *scratch;
+    float *cwork;                 /* cell models' scratch */
+    float *ccols, *ctmp, *cdcols; /* convolution workspaces (one image) */
     uint8_t *pred;
     double prof[5]; /* thread time in: projections fwd, neurons fwd, loss, neurons bwd, projections bwd */
 } work;
@@ -74,6 +82,7 @@ struct soma_trainer {
     size_t L;                /* spiking layers */
     layer lay[16];
     size_t T, Bmax, D, nchunks_max, Nmax, nsmax;
+    size_t wszmax, ccols_max, ctmp_max; /* cell scratch per row; conv workspaces */
     int threads;
     float *grad;             /* mirrors net->params */
     size_t nparams;
@@ -171,7 +180,14 @@ static int build_chain(soma_trainer *tr) {
         ly->N = ly->pop->size;
         ly->Nin = net->pops[cur].size;
         ly->ns = ly->m->n_state;
+        ly->sw = 0;
+        for (size_t k = 0; k < ly->ns; k++) {
+            ly->soff[k] = ly->sw;
+            ly->sw += soma__state_width(ly->m, ly->pop->prm, ly->N, k);
+        }
+        ly->wsz = ly->m->scratch_floats ? ly->m->scratch_floats(ly->pop->prm, ly->N) : 0;
         ly->proj = &net->projs[pj];
+        ly->conv = ly->proj->conv;
         ly->first = L == 0;
         ly->graded = ly->m->graded;
         int kr = soma__model_param_index(ly->m, "reset");
@@ -207,6 +223,7 @@ void soma_train_free(soma_trainer *tr) {
                 free(w->idx[l]); free(w->cnt[l]);
             }
             free(w->dv); free(w->dstate); free(w->scratch); free(w->pred);
+            free(w->cwork); free(w->ccols); free(w->ctmp); free(w->cdcols);
         }
     free(tr->work);
     free(tr->grad);
@@ -239,7 +256,7 @@ static void sync_params(soma_trainer *tr) {
             }
         }
         size_t ld = soma__ldw(ly->N);
-        if (ly->wT) soma__transpose_pad(ly->wT, ly->proj->w, ly->N, ly->Nin, ld);
+        if (ly->wT && !ly->conv) soma__transpose_pad(ly->wT, ly->proj->w, ly->N, ly->Nin, ld);
         if (ly->recT) soma__transpose_pad(ly->recT, ly->pop->rec_w, ly->N, ly->N, ld);
     }
 }
@@ -294,16 +311,31 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         layer *ly = &tr->lay[l];
         size_t N = ly->N;
         if (N > tr->Nmax) tr->Nmax = N;
-        if (ly->ns > tr->nsmax) tr->nsmax = ly->ns;
+        if (ly->sw > tr->nsmax) tr->nsmax = ly->sw; /* nsmax: state floats per row */
+        if (ly->wsz > tr->wszmax) tr->wszmax = ly->wsz;
+        if (ly->conv) {
+            if (soma__conv_cols_size(ly->proj) > tr->ccols_max) tr->ccols_max = soma__conv_cols_size(ly->proj);
+            if (soma__conv_out_size(ly->proj) > tr->ctmp_max) tr->ctmp_max = soma__conv_out_size(ly->proj);
+        }
         for (size_t k = 0; k < ly->m->n_params; k++)
             if (!(ly->prm[k] = soma__alloc(N * sizeof(float)))) goto nomem;
         ly->gw = grad_of(tr, ly->proj->w);
         ly->gb = grad_of(tr, ly->proj->b);
         ly->grec = grad_of(tr, ly->pop->rec_w);
-        if (!ly->first) {
+        if (!ly->first && ly->conv) {
+            size_t nw = ly->proj->cout * ly->proj->cin * ly->proj->cv.kernel * ly->proj->cv.kernel;
+            ly->aw = acc, acc += (nw + 15) / 16 * 16;
+            ly->ab = acc, acc += (ly->proj->cout + 15) / 16 * 16;
+        } else if (!ly->first) {
             if (!(ly->wT = soma__alloc(ly->Nin * soma__ldw(N) * sizeof(float)))) goto nomem;
             ly->aw = acc, acc += ly->Nin * soma__ldw(N);
             ly->ab = acc, acc += (N + 15) / 16 * 16;
+        }
+        for (size_t k = 0; k < ly->m->n_weights; k++) {
+            size_t r = 0, c = 0;
+            ly->m->weight_shape(ly->pop->prm, N, k, &r, &c);
+            ly->gcw[k] = grad_of(tr, ly->pop->cw[k]);
+            ly->acw[k] = acc, acc += (r * c + 15) / 16 * 16;
         }
         if (ly->pop->recurrent) {
             if (!(ly->recT = soma__alloc(N * soma__ldw(N) * sizeof(float)))) goto nomem;
@@ -332,7 +364,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
     tr->cspk = calloc(tr->nchunks_max, sizeof *tr->cspk);
     tr->work = calloc((size_t)tr->threads, sizeof *tr->work);
     if (!tr->I1 || !tr->dI1 || !tr->acc || !tr->closs || !tr->ccorrect || !tr->cspk || !tr->work) goto nomem;
-    if (data->encoding != SOMA_ENCODING_DIRECT) {
+    if (data->encoding != SOMA_ENCODING_DIRECT && !tr->lay[0].conv) {
         tr->w1T = soma__alloc(tr->D * soma__ldw(N1) * sizeof(float));
         tr->dw1T = soma__alloc(tr->D * soma__ldw(N1) * sizeof(float));
         if (!tr->w1T || !tr->dw1T) goto nomem;
@@ -343,7 +375,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         for (size_t l = 0; l < tr->L; l++) {
             size_t RB = CHUNK * tr->lay[l].N;
             w->in[l] = soma__alloc(T * RB * sizeof(float));
-            w->tape[l] = soma__alloc((T + 1) * tr->lay[l].ns * RB * sizeof(float));
+            w->tape[l] = soma__alloc((T + 1) * tr->lay[l].sw * CHUNK * sizeof(float));
             w->s[l] = soma__alloc(T * RB * sizeof(float));
             w->ds[l] = soma__alloc(T * RB * sizeof(float));
             w->din[l] = soma__alloc(T * RB * sizeof(float));
@@ -352,10 +384,15 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
             if (!w->in[l] || !w->tape[l] || !w->s[l] || !w->ds[l] || !w->din[l] || !w->idx[l] || !w->cnt[l]) goto nomem;
         }
         w->dv = soma__alloc(T * CHUNK * tr->lay[tr->L - 1].N * sizeof(float));
-        w->dstate = soma__alloc(tr->nsmax * CHUNK * tr->Nmax * sizeof(float));
+        w->dstate = soma__alloc(tr->nsmax * CHUNK * sizeof(float));
         w->scratch = soma__alloc(2 * tr->Nmax * sizeof(float));
         w->pred = calloc(CHUNK, 1);
         if (!w->dv || !w->dstate || !w->scratch || !w->pred) goto nomem;
+        if (tr->wszmax && !(w->cwork = soma__alloc(CHUNK * tr->wszmax * sizeof(float)))) goto nomem;
+        if (tr->ccols_max && (!(w->ccols = soma__alloc(tr->ccols_max * sizeof(float))) ||
+                              !(w->cdcols = soma__alloc(tr->ccols_max * sizeof(float))) ||
+                              !(w->ctmp = soma__alloc(tr->ctmp_max * sizeof(float)))))
+            goto nomem;
     }
     sync_params(tr);
     *out = tr;
@@ -418,6 +455,15 @@ static int input_reserve(soma_trainer *tr, size_t R) {
 static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
     layer *ly = &tr->lay[0];
     size_t D = tr->D, N = ly->N, nblk = (N + GEMM_BLOCK - 1) / GEMM_BLOCK;
+    if (ly->conv) { /* one image per row, each on its own: no order to keep */
+        tr->x_sparse = 0;
+#pragma omp parallel for num_threads(tr->threads) schedule(static)
+        for (size_t r = 0; r < R; r++) {
+            work *w = &tr->work[thread_id()];
+            soma__conv_forward(ly->proj, x + r * D, tr->I1 + r * N, w->ccols, w->ctmp);
+        }
+        return;
+    }
     /* A time-varying input is usually spikes: take the sparse path when the
      * measured density makes it faster than the GEMM. */
     tr->x_sparse = 0;
@@ -449,9 +495,36 @@ static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
 /* Batch-wide input weight gradient: dW1 = dI1^T X, db1 = column sums of
  * dI1, over R rows; the output neurons are cut into fixed blocks as above.
  * A sparse input scatters into the transposed gradient instead. */
-static void input_backward(soma_trainer *tr, const float *x, size_t R) {
+/* Images per block of a first-layer convolution's weight gradient: blocks
+ * have a fixed size and are summed in order (thread-count independent). */
+#define CONV_BLOCK 8
+static int input_backward_conv(soma_trainer *tr, const float *x, size_t R) {
+    layer *ly = &tr->lay[0];
+    const soma__proj *p = ly->proj;
+    size_t D = tr->D, N = ly->N, nw = p->cout * p->cin * p->cv.kernel * p->cv.kernel;
+    size_t stride = (nw + 15) / 16 * 16 + (p->cout + 15) / 16 * 16, nblk = (R + CONV_BLOCK - 1) / CONV_BLOCK;
+    float *acc = soma__alloc(nblk * stride * sizeof(float));
+    if (!acc) return fail(tr, SOMA_STATUS_NOMEM, "out of memory for the convolution gradient");
+#pragma omp parallel for num_threads(tr->threads) schedule(dynamic, 1)
+    for (size_t k = 0; k < nblk; k++) {
+        work *w = &tr->work[thread_id()];
+        float *dw = acc + k * stride, *db = p->b ? dw + stride - (p->cout + 15) / 16 * 16 : NULL;
+        size_t r1 = (k + 1) * CONV_BLOCK > R ? R : (k + 1) * CONV_BLOCK;
+        for (size_t r = k * CONV_BLOCK; r < r1; r++)
+            soma__conv_backward(p, x + r * D, tr->dI1 + r * N, dw, db, NULL, w->ccols, w->ctmp, w->cdcols);
+    }
+    for (size_t k = 1; k < nblk; k++)
+        for (size_t i = 0; i < stride; i++) acc[i] += acc[k * stride + i];
+    memcpy(ly->gw, acc, nw * sizeof(float));
+    if (ly->gb) memcpy(ly->gb, acc + stride - (p->cout + 15) / 16 * 16, p->cout * sizeof(float));
+    free(acc);
+    return SOMA_STATUS_OK;
+}
+
+static int input_backward(soma_trainer *tr, const float *x, size_t R) {
     layer *ly = &tr->lay[0];
     size_t D = tr->D, N = ly->N, nblk = (N + GEMM_BLOCK - 1) / GEMM_BLOCK;
+    if (ly->conv) return input_backward_conv(tr, x, R);
     if (tr->x_sparse) memset(tr->dw1T, 0, D * soma__ldw(N) * sizeof(float));
 #pragma omp parallel for num_threads(tr->threads) schedule(static)
     for (size_t k = 0; k < nblk; k++) {
@@ -468,6 +541,7 @@ static void input_backward(soma_trainer *tr, const float *x, size_t R) {
         }
     }
     if (tr->x_sparse) soma__transpose_ld(ly->gw, tr->dw1T, D, N, soma__ldw(N));
+    return SOMA_STATUS_OK;
 }
 
 static void model_args(const soma_trainer *tr, const layer *ly, work *w, soma_model_args *a) {
@@ -477,6 +551,8 @@ static void model_args(const soma_trainer *tr, const layer *ly, work *w, soma_mo
     a->surrogate = tr->opt.surrogate;
     a->surrogate_param = tr->opt.surrogate_param;
     a->scratch = w->scratch;
+    for (size_t k = 0; k < ly->m->n_weights; k++) a->w[k] = ly->pop->cw[k];
+    a->work = w->cwork;
 }
 
 /* Key of the current batch's random draws (stochastic models): the seed mixed
@@ -493,13 +569,16 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
     size_t T = tr->T;
     for (size_t l = 0; l < tr->L; l++) {
         layer *ly = &tr->lay[l];
-        size_t N = ly->N, RB = Bc * N, ns = ly->ns;
+        size_t N = ly->N, RB = Bc * N, ns = ly->ns, SB = ly->sw * Bc;
         soma_model_args a;
         model_args(tr, ly, w, &a);
         a.rng_key = batch_key(tr);
         a.row0 = b0;
         double t0 = now();
-        if (!ly->first) {
+        if (!ly->first && ly->conv) {
+            for (size_t r = 0; r < T * Bc; r++)
+                soma__conv_forward(ly->proj, w->s[l - 1] + r * ly->Nin, w->in[l] + r * N, w->ccols, w->ctmp);
+        } else if (!ly->first) {
             size_t R = T * Bc, Nin = ly->Nin;
             double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
             if (!tr->lay[l - 1].graded && soma__gather_wins(density, N))
@@ -509,7 +588,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         }
         double t1 = now();
         w->prof[0] += t1 - t0;
-        memset(w->tape[l], 0, ns * RB * sizeof(float)); /* state at t = -1 */
+        memset(w->tape[l], 0, SB * sizeof(float)); /* state at t = -1 */
         size_t nspk = 0;
         double ssum = 0.0;
         for (size_t t = 0; t < T; t++) {
@@ -531,8 +610,8 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
             const float *prev[SOMA_MAX_STATE];
             float *cur[SOMA_MAX_STATE];
             for (size_t k = 0; k < ns; k++) {
-                prev[k] = w->tape[l] + (t * ns + k) * RB;
-                cur[k] = w->tape[l] + ((t + 1) * ns + k) * RB;
+                prev[k] = w->tape[l] + t * SB + ly->soff[k] * Bc;
+                cur[k] = w->tape[l] + (t + 1) * SB + ly->soff[k] * Bc;
             }
             float *s = w->s[l] + t * RB;
             a.step = t;
@@ -550,7 +629,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         }
         w->nspk[l] = nspk;
         w->spk_sum[l] = ly->m->rate_output ? ssum : (double)nspk;
-        if (!ly->recT && !ly->graded && l + 1 < tr->L &&
+        if (!ly->recT && !ly->graded && l + 1 < tr->L && !tr->lay[l + 1].conv &&
             soma__gather_wins((double)nspk / (double)(T * RB), tr->lay[l + 1].N))
             for (size_t r = 0; r < T * Bc; r++) soma__spike_index(w->s[l] + r * N, N, w->idx[l] + r * N);
         w->prof[1] += now() - t1;
@@ -562,8 +641,9 @@ static void output_views(soma_trainer *tr, work *w, size_t Bc, const float **s, 
     layer *lo = &tr->lay[tr->L - 1];
     size_t RB = Bc * lo->N;
     *s = w->s[tr->L - 1];
-    *u = w->tape[tr->L - 1] + lo->ns * RB; /* step 0 lives at tape index 1 */
-    *ustride = lo->ns * RB;
+    (void)RB;
+    *u = w->tape[tr->L - 1] + lo->sw * Bc; /* step 0 lives at tape index 1 */
+    *ustride = lo->sw * Bc;
 }
 
 /* Backward of one chunk; ds of the output layer (and w->dv) already hold the loss gradient. */
@@ -572,9 +652,10 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
     size_t T = tr->T;
     for (size_t l = tr->L; l-- > 0;) {
         layer *ly = &tr->lay[l];
-        size_t N = ly->N, RB = Bc * N, ns = ly->ns;
+        size_t N = ly->N, RB = Bc * N, ns = ly->ns, SB = ly->sw * Bc;
         soma_model_args a;
         model_args(tr, ly, w, &a);
+        for (size_t k = 0; k < ly->m->n_weights; k++) a.dw[k] = ly->gcw[k] ? acc + ly->acw[k] : NULL;
         a.rng_key = batch_key(tr); /* the forward's draws, recomputed for the reset signal */
         a.row0 = b0;
         float *dprm[SOMA_MAX_PARAMS] = {0};
@@ -582,14 +663,16 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
             if (ly->gprm[k]) dprm[k] = acc + ly->aprm[k];
         float *dstate[SOMA_MAX_STATE];
         double t0 = now();
-        memset(w->dstate, 0, ns * RB * sizeof(float));
-        for (size_t k = 0; k < ns; k++) dstate[k] = w->dstate + k * RB;
+        memset(w->dstate, 0, SB * sizeof(float));
+        for (size_t k = 0; k < ns; k++) dstate[k] = w->dstate + ly->soff[k] * Bc;
         for (size_t t = T; t-- > 0;) {
             const float *prev[SOMA_MAX_STATE], *cur[SOMA_MAX_STATE];
             for (size_t k = 0; k < ns; k++) {
-                prev[k] = w->tape[l] + (t * ns + k) * RB;
-                cur[k] = w->tape[l] + ((t + 1) * ns + k) * RB;
+                prev[k] = w->tape[l] + t * SB + ly->soff[k] * Bc;
+                cur[k] = w->tape[l] + (t + 1) * SB + ly->soff[k] * Bc;
             }
+            if (ly->m->n_weights) /* cell models read their input again */
+                a.in = ly->first && !ly->recT ? (tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N) : w->in[l] + t * RB;
             /* The first layer's input gradient goes to the batch-wide buffer;
              * with a time-constant input it is summed over steps there, by the
              * model itself unless the per-step value is needed (recurrence). */
@@ -620,6 +703,18 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
         w->prof[3] += t1 - t0;
         if (ly->first) continue;
         size_t R = T * Bc, Nin = ly->Nin;
+        if (ly->conv) {
+            for (size_t r = 0; r < R; r++)
+                soma__conv_backward(ly->proj, w->s[l - 1] + r * Nin, w->din[l] + r * N, acc + ly->aw,
+                                    ly->proj->b ? acc + ly->ab : NULL, w->ds[l - 1] + r * Nin, w->ccols, w->ctmp,
+                                    w->cdcols);
+            if (rate_grad != 0.0f && (!tr->lay[l - 1].graded || tr->lay[l - 1].m->rate_output)) {
+                float *d = w->ds[l - 1];
+                for (size_t i = 0; i < R * Nin; i++) d[i] += rate_grad;
+            }
+            w->prof[4] += now() - t1;
+            continue;
+        }
         double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
         if (!tr->lay[l - 1].graded && soma__gather_wins(density, N))
             soma__dense_dweight_spikes(acc + ly->aw, w->idx[l - 1], w->cnt[l - 1], Nin, w->din[l], R, N);
@@ -708,7 +803,7 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
     if (!isfinite(total)) return fail(tr, SOMA_STATUS_NONFINITE, "loss is %g", total);
 
     /* Gradients: batch-wide input projection, then chunk accumulators in chunk order. */
-    input_backward(tr, x, tc ? B : T * B);
+    if ((st = input_backward(tr, x, tc ? B : T * B))) return st;
     double t3 = now();
     tr->prof[PROF_INPUT_BWD] += t3 - t2;
     /* Sum the chunk accumulators into chunk 0's block: element by element in
@@ -727,9 +822,18 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
     for (size_t l = 0; l < tr->L; l++) {
         layer *ly = &tr->lay[l];
         size_t N = ly->N;
-        if (!ly->first) {
+        if (!ly->first && ly->conv) {
+            const soma__proj *p = ly->proj;
+            memcpy(ly->gw, sum + ly->aw, p->cout * p->cin * p->cv.kernel * p->cv.kernel * sizeof(float));
+            if (ly->gb) memcpy(ly->gb, sum + ly->ab, p->cout * sizeof(float));
+        } else if (!ly->first) {
             soma__transpose_ld(ly->gw, sum + ly->aw, ly->Nin, N, soma__ldw(N));
             if (ly->gb) memcpy(ly->gb, sum + ly->ab, N * sizeof(float));
+        }
+        for (size_t k = 0; k < ly->m->n_weights; k++) {
+            size_t r = 0, c = 0;
+            ly->m->weight_shape(ly->pop->prm, N, k, &r, &c);
+            if (ly->gcw[k]) memcpy(ly->gcw[k], sum + ly->acw[k], r * c * sizeof(float));
         }
         if (ly->recT) soma__transpose_ld(ly->grec, sum + ly->arec, N, N, soma__ldw(N));
         for (size_t k = 0; k < ly->m->n_params; k++) {
