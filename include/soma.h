@@ -225,7 +225,8 @@ const char *soma_encoding_name(int enc);
 
 typedef enum soma_readout {
     SOMA_READOUT_COUNT = 0,   /* argmax of output spike counts (ties -> lowest index) */
-    SOMA_READOUT_MEMBRANE = 1 /* argmax of mean output membrane over time */
+    SOMA_READOUT_MEMBRANE = 1, /* argmax of mean output membrane over time */
+    SOMA_READOUT_LAST = 2      /* argmax of the output membrane at the last step (sequence tasks) */
 } soma_readout;
 int soma_readout_find(const char *name);
 const char *soma_readout_name(int r);
@@ -286,7 +287,8 @@ typedef enum soma_loss {
     SOMA_LOSS_CE_RATE = 0,   /* mean over steps of CE(softmax(S_out[t]), y) */
     SOMA_LOSS_CE_COUNT = 1,  /* CE(softmax(sum_t S_out[t]), y) */
     SOMA_LOSS_MSE_COUNT = 2, /* MSE(sum_t S_out[t], target counts) */
-    SOMA_LOSS_CE_MEM = 3     /* mean over steps of CE(softmax(U_out[t]), y) */
+    SOMA_LOSS_CE_MEM = 3,    /* mean over steps of CE(softmax(U_out[t]), y) */
+    SOMA_LOSS_CE_LAST = 4    /* CE(softmax(U_out[T-1]), y): the answer is due at the end only */
 } soma_loss;
 int soma_loss_find(const char *name);
 const char *soma_loss_name(int l);

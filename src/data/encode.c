@@ -13,7 +13,7 @@
 
 /* ------------------------------------------------------------ name tables */
 static const char *const encoding_names[] = {"direct", "rate", "latency", "delta", "sequence"};
-static const char *const readout_names[] = {"count", "membrane"};
+static const char *const readout_names[] = {"count", "membrane", "last"};
 #define N_ENCODINGS (int)(sizeof encoding_names / sizeof encoding_names[0])
 #define N_READOUTS (int)(sizeof readout_names / sizeof readout_names[0])
 

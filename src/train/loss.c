@@ -4,6 +4,7 @@
  *   ce_count  CE(softmax(sum_t S[t]), y)                     dS[t] = softmax(C) - onehot
  *   mse_count mean_c (C_c - target_c)^2, target = floor(T*p)  dS[t] = 2 (C - target)/classes
  *   ce_mem    (1/T) sum_t CE(softmax(U[t]), y)              dU[t] = (softmax(U[t]) - onehot)/T
+ *   ce_last   CE(softmax(U[T-1]), y)                         dU[T-1] = softmax(U[T-1]) - onehot
  * each averaged over the batch (the caller passes scale = 1/B). */
 #include <math.h>
 #include <string.h>
@@ -72,6 +73,16 @@ double soma__loss(const soma_train_opts *o, const float *s, const float *u, size
             for (size_t t = 0; t < T; t++) memcpy(ds + t * RB + b * C, g, C * sizeof *g);
         }
         break;
+    case SOMA_LOSS_CE_LAST:
+        memset(ds, 0, T * RB * sizeof *ds);
+        memset(dv, 0, T * RB * sizeof *dv);
+        *dv_used = 1;
+        for (size_t b = 0; b < Bc; b++) {
+            float *d = dv + (T - 1) * RB + b * C;
+            total += ce_row(u + (T - 1) * ustride + b * C, C, y[b], d);
+            for (size_t c = 0; c < C; c++) d[c] *= scale;
+        }
+        break;
     default:
         return NAN;
     }
@@ -84,9 +95,9 @@ void soma__readout(int readout, const float *s, const float *u, size_t ustride, 
     size_t RB = Bc * C;
     for (size_t b = 0; b < Bc; b++) {
         for (size_t c = 0; c < C && c < 1024; c++) acc[c] = 0.0f;
-        for (size_t t = 0; t < T; t++)
+        for (size_t t = readout == SOMA_READOUT_LAST ? T - 1 : 0; t < T; t++)
             for (size_t c = 0; c < C && c < 1024; c++)
-                acc[c] += readout == SOMA_READOUT_MEMBRANE ? u[t * ustride + b * C + c] : s[t * RB + b * C + c];
+                acc[c] += readout != SOMA_READOUT_COUNT ? u[t * ustride + b * C + c] : s[t * RB + b * C + c];
         size_t best = 0;
         for (size_t c = 1; c < C && c < 1024; c++)
             if (acc[c] > acc[best]) best = c; /* strict: ties go to the lowest index, as argmax does */

@@ -4,12 +4,12 @@
 #include "core/names.h"
 #include "soma.h"
 
-static const char *const losses[] = {"ce_rate", "ce_count", "mse_count", "ce_mem"};
+static const char *const losses[] = {"ce_rate", "ce_count", "mse_count", "ce_mem", "ce_last"};
 static const char *const optimizers[] = {"sgd", "adam", "adamw"};
 static const char *const schedules[] = {"constant", "step", "cosine"};
 
-int soma_loss_find(const char *name) { return soma__name_find(losses, 4, name); }
-const char *soma_loss_name(int l) { return soma__name_at(losses, 4, l); }
+int soma_loss_find(const char *name) { return soma__name_find(losses, 5, name); }
+const char *soma_loss_name(int l) { return soma__name_at(losses, 5, l); }
 int soma_optimizer_find(const char *name) { return soma__name_find(optimizers, 3, name); }
 const char *soma_optimizer_name(int o) { return soma__name_at(optimizers, 3, o); }
 int soma_schedule_find(const char *name) { return soma__name_find(schedules, 3, name); }

@@ -274,7 +274,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         st = fail(tr, SOMA_STATUS_INVALID, "batch and steps must be positive");
         goto error;
     }
-    if (opts->surrogate < 0 || opts->surrogate > 4 || opts->loss < 0 || opts->loss > 3 || opts->optimizer < 0 ||
+    if (opts->surrogate < 0 || opts->surrogate > 4 || opts->loss < 0 || opts->loss > 4 || opts->optimizer < 0 ||
         opts->optimizer > 2) {
         st = fail(tr, SOMA_STATUS_INVALID, "unknown surrogate, loss or optimizer");
         goto error;
