@@ -359,7 +359,7 @@ static void test_opts_and_names(void) {
     CHECK(soma_readout_find("count") == SOMA_READOUT_COUNT);
     CHECK(soma_readout_find("membrane") == SOMA_READOUT_MEMBRANE);
     CHECK(soma_readout_find("max") == -1);
-    CHECK(strcmp(soma_readout_name(1), "membrane") == 0 && soma_readout_name(2) == NULL);
+    CHECK(strcmp(soma_readout_name(1), "membrane") == 0 && strcmp(soma_readout_name(2), "last") == 0 && soma_readout_name(3) == NULL);
 }
 
 static void test_direct(void) {
