@@ -233,13 +233,15 @@ void soma_data_free(soma_dataset *ds) {
 static const struct {
     const char *name, *dir, *package;
     soma__seq_loader load; /* sequence data sets; NULL for IDX images */
+    int generated;         /* made up by the loader: no directory */
 } known_sets[] = {
-    {"fashion-mnist", "/usr/share/datasets/fashion-mnist", "dataset-fashion-mnist", NULL},
-    {"mnist", NULL, NULL, NULL},
-    {"shd", NULL, NULL, soma__load_shd},
-    {"shd-adding", NULL, NULL, soma__load_shd_adding},
-    {"nmnist", NULL, NULL, soma__load_nmnist},
-    {"csv", NULL, NULL, soma__load_csv},
+    {"fashion-mnist", "/usr/share/datasets/fashion-mnist", "dataset-fashion-mnist", NULL, 0},
+    {"mnist", NULL, NULL, NULL, 0},
+    {"shd", NULL, NULL, soma__load_shd, 0},
+    {"shd-adding", NULL, NULL, soma__load_shd_adding, 0},
+    {"nmnist", NULL, NULL, soma__load_nmnist, 0},
+    {"csv", NULL, NULL, soma__load_csv, 0},
+    {"recall", NULL, NULL, soma__load_recall, 1},
 };
 #define N_KNOWN_SETS (sizeof known_sets / sizeof known_sets[0])
 
@@ -316,7 +318,7 @@ int soma_data_load(const soma_data_opts *opts, soma_dataset *train, soma_dataset
         snprintf(hint, sizeof hint, "; install it with: apt-get install %s", known_sets[set].package);
 
     if (known_sets[set].load) {
-        if (!opts->dir[0])
+        if (!opts->dir[0] && !known_sets[set].generated)
             return fail(err, errlen, SOMA_STATUS_INVALID, "dataset '%s' needs data.dir (or --data DIR): it cannot be "
                         "downloaded here", known_sets[set].name);
         if (opts->encoding != SOMA_ENCODING_SEQUENCE)

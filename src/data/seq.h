@@ -20,6 +20,8 @@ int soma__load_csv(const soma_data_opts *opts, soma_dataset *train, soma_dataset
 /* SHD-Adding: SHD pairs, label (y1 mod 10) + (y2 mod 10), 19 classes; data.steps split in two halves. */
 int soma__load_shd_adding(const soma_data_opts *opts, soma_dataset *train, soma_dataset *test, char *err,
                           size_t errlen);
+/* recall: a generated delayed-recall task (no files; see recall.c). */
+int soma__load_recall(const soma_data_opts *opts, soma_dataset *train, soma_dataset *test, char *err, size_t errlen);
 /* Build the adding pairs of one split (see adding.c); key picks the fixed pairing. */
 int soma__adding_build(const soma_dataset *src, uint64_t key, soma_dataset *out, char *err, size_t errlen);
 #endif

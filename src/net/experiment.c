@@ -596,7 +596,7 @@ static int parse_network(ctx *c, const yaml_node_t *key, const yaml_node_t *n) {
 static int parse_data(ctx *c, const yaml_node_t *n, soma_data_opts *o) {
     static const char *const keys[] = {"dataset", "dir", "encoding", "steps", "gain", "threshold", "tau",
                                        "delta_off", "readout", "limit_train", "limit_test", "bin_ms", NULL};
-    static const char *const datasets[] = {"fashion-mnist", "mnist", "shd", "shd-adding", "nmnist", "csv", NULL};
+    static const char *const datasets[] = {"fashion-mnist", "mnist", "shd", "shd-adding", "nmnist", "csv", "recall", NULL};
     int rc = want_mapping(c, n, "data");
     if (rc) return rc;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
