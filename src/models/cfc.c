@@ -69,9 +69,12 @@
  *   du = dz * 0.666 (1.7159 - z^2 / 1.7159)   (lecun_tanh' from its output)
  *   din = du;  dU += du^T h_{t-1};  db_u += du;  dh_{t-1} = du U
  *
- * The four heads are one matrix product when W1, W2, Wa, Wb lie back to
- * back in memory (the net lays tensors out in order, 64-byte aligned, so
- * whenever N*N is a multiple of 16); otherwise one product per head. */
+ * A call gets few batch rows (the trainer passes 2), so the products are
+ * matrix-vector products (sgemv) and rank-1 updates (sger) per row: GEMM's
+ * packing of the weights cost more than its arithmetic here. The four heads
+ * are one product when W1, W2, Wa, Wb lie back to back in memory (the net
+ * lays tensors out in order, 64-byte aligned, so whenever N*N is a multiple
+ * of 16); otherwise one product per head. */
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -147,23 +150,26 @@ static void cfc_forward(const soma_model_args *a, const float *const *prev, floa
     size_t nh = heads(mode), ld = 4 * N;
     const float *dt = a->prm[P_DT];
     float *restrict z = cur[S_Z], *restrict P = a->work; /* P: [B][4N] head pre-activations */
-    const int iB = (int)B, iN = (int)N;
-    /* z = lecun_tanh(in + h_{t-1} U^T + b_u) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, iB, iN, iN, 1.0f, prev[S_H], iN, a->w[W_U], iN, 0.0f, z, iN);
+    const int iN = (int)N;
+    /* z = lecun_tanh(in + U h_{t-1} + b_u) */
+    for (size_t b = 0; b < B; b++)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, iN, iN, 1.0f, a->w[W_U], iN, prev[S_H] + b * N, 1, 0.0f, z + b * N, 1);
     const float *bu = a->w[B_U];
     for (size_t b = 0; b < B; b++)
         for (size_t j = 0; j < N; j++) {
             size_t i = b * N + j;
             z[i] = LC_A * tanhf(LC_B * (z[i] + in[i] + bu[j]));
         }
-    /* heads: P[:, h*N .. h*N+N) = z W_h^T */
-    if (nh == 4 && heads_contiguous(a->w, N))
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, iB, (int)ld, iN, 1.0f, z, iN, a->w[W_1], iN, 0.0f, P,
-                    (int)ld);
-    else
-        for (size_t h = 0; h < nh; h++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, iB, iN, iN, 1.0f, z, iN, a->w[W_1 + h], iN, 0.0f,
-                        P + h * N, (int)ld);
+    /* heads: P[b][h*N .. h*N+N) = W_h z_b */
+    int fused = nh == 4 && heads_contiguous(a->w, N);
+    for (size_t b = 0; b < B; b++) {
+        if (fused)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)ld, iN, 1.0f, a->w[W_1], iN, z + b * N, 1, 0.0f, P + b * ld, 1);
+        else
+            for (size_t h = 0; h < nh; h++)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, iN, iN, 1.0f, a->w[W_1 + h], iN, z + b * N, 1, 0.0f,
+                            P + b * ld + h * N, 1);
+    }
     const float *b1 = a->w[B_1];
     float *restrict f1 = cur[S_FF1], *restrict g = cur[S_G], *restrict h = cur[S_H];
     if (mode == MODE_MINIMAL) {
@@ -205,7 +211,7 @@ static void cfc_backward(const soma_model_args *a, const float *const *prev, con
     const float *z = cur[S_Z], *f1 = cur[S_FF1], *g = cur[S_G];
     float *restrict P = a->work, *restrict dz = a->work + B * ld; /* P: [B][4N] head gradients, dz: [B][N] */
     float *restrict gh = dstate[S_H];
-    const int iB = (int)B, iN = (int)N;
+    const int iN = (int)N;
     /* 1. gradients of the heads' pre-activations */
     if (mode == MODE_MINIMAL) {
         const float *A = a->prm[P_A], *wt = a->prm[P_WTAU];
@@ -241,21 +247,21 @@ static void cfc_backward(const soma_model_args *a, const float *const *prev, con
     }
     /* 2. dz = sum_h dP_h W_h; dW_h += dP_h^T z; db_h += colsum dP_h */
     int fused = nh == 4 && heads_contiguous(a->w, N);
-    if (fused)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, iB, iN, (int)ld, 1.0f, P, (int)ld, a->w[W_1], iN, 0.0f,
-                    dz, iN);
-    else
-        for (size_t h = 0; h < nh; h++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, iB, iN, iN, 1.0f, P + h * N, (int)ld, a->w[W_1 + h],
-                        iN, h ? 1.0f : 0.0f, dz, iN);
-    if (nh == 4 && heads_contiguous((const float *const *)a->dw, N))
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ld, iN, iB, 1.0f, P, (int)ld, z, iN, 1.0f,
-                    a->dw[W_1], iN);
-    else
-        for (size_t h = 0; h < nh; h++)
-            if (a->dw[W_1 + h])
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, iN, iN, iB, 1.0f, P + h * N, (int)ld, z, iN, 1.0f,
-                            a->dw[W_1 + h], iN);
+    int dfused = nh == 4 && heads_contiguous((const float *const *)a->dw, N);
+    for (size_t b = 0; b < B; b++) {
+        const float *p = P + b * ld, *zb = z + b * N;
+        if (fused)
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)ld, iN, 1.0f, a->w[W_1], iN, p, 1, 0.0f, dz + b * N, 1);
+        else
+            for (size_t h = 0; h < nh; h++)
+                cblas_sgemv(CblasRowMajor, CblasTrans, iN, iN, 1.0f, a->w[W_1 + h], iN, p + h * N, 1, h ? 1.0f : 0.0f,
+                            dz + b * N, 1);
+        if (dfused)
+            cblas_sger(CblasRowMajor, (int)ld, iN, 1.0f, p, 1, zb, 1, a->dw[W_1], iN);
+        else
+            for (size_t h = 0; h < nh; h++)
+                if (a->dw[W_1 + h]) cblas_sger(CblasRowMajor, iN, iN, 1.0f, p + h * N, 1, zb, 1, a->dw[W_1 + h], iN);
+    }
     for (size_t h = 0; h < nh; h++)
         if (a->dw[B_1 + h]) add_colsum(a->dw[B_1 + h], P + h * N, B, N, ld);
     /* 3. through lecun_tanh: du = dz * lecun_tanh'(pre), written from z */
@@ -264,12 +270,12 @@ static void cfc_backward(const soma_model_args *a, const float *const *prev, con
         dz[i] *= LC_B * (LC_A - z[i] * z[i] * (1.0f / LC_A));
         din[i] = keep * din[i] + dz[i];
     }
-    if (a->dw[W_U])
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, iN, iN, iB, 1.0f, dz, iN, prev[S_H], iN, 1.0f, a->dw[W_U],
-                    iN);
     if (a->dw[B_U]) add_colsum(a->dw[B_U], dz, B, N, N);
-    /* 4. dL/dh_{t-1} = du U; the intermediates do not reach step t-1. */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, iB, iN, iN, 1.0f, dz, iN, a->w[W_U], iN, 0.0f, gh, iN);
+    /* 4. dU += du^T h_{t-1}; dL/dh_{t-1} = du U; the intermediates do not reach step t-1. */
+    for (size_t b = 0; b < B; b++) {
+        if (a->dw[W_U]) cblas_sger(CblasRowMajor, iN, iN, 1.0f, dz + b * N, 1, prev[S_H] + b * N, 1, a->dw[W_U], iN);
+        cblas_sgemv(CblasRowMajor, CblasTrans, iN, iN, 1.0f, a->w[W_U], iN, dz + b * N, 1, 0.0f, gh + b * N, 1);
+    }
     memset(dstate[S_Z], 0, B * N * sizeof(float));
     memset(dstate[S_FF1], 0, B * N * sizeof(float));
     if (mode != MODE_MINIMAL) memset(dstate[S_FF2], 0, B * N * sizeof(float));
