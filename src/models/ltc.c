@@ -75,6 +75,7 @@
  * (4 N^2) and 12 N-vectors, computed once per call and shared by its rows.
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include "models/model.h"
 
@@ -94,9 +95,57 @@ static const char *const weight_names[] = {"sensory_mu", "sensory_sigma", "senso
 
 static size_t unfolds_of(float p) { return (size_t)(p + 0.5f); }
 
-static inline float sigm(float z) { return 1.0f / (1.0f + expf(-z)); }
-/* log(1 + e^x), x itself above 20 as torch.nn.Softplus does. */
-static inline float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+/* e^x without a library call or a branch, so that the synapse loops
+ * vectorize: Cephes' expf (x = n ln2 + r, |r| <= ln2/2, a degree-5
+ * polynomial in r, 2^n put in the exponent bits), within 2 ulp of expf; x is
+ * clamped to [-87.3, 88.3], where e^x is a normal float. */
+static inline float fast_expf(float x) {
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.3f ? 88.3f : x;
+    /* n = round(x / ln2): adding and taking away 1.5 * 2^23 rounds to the
+     * nearest integer (floorf would not vectorize without -ffast-math). */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t e = ((int32_t)n + 127) * (1 << 23);
+    float s;
+    memcpy(&s, &e, sizeof s);
+    return p * s;
+}
+static inline float sigm(float z) { return 1.0f / (1.0f + fast_expf(-z)); }
+/* log(1 + y) for y in [0, 1], vectorizable: log u of u = 1 + y in [1, 2]
+ * by Cephes' logf polynomial around 1 (u halved above sqrt 2), times
+ * y / (u - 1), which undoes the rounding of 1 + y (Goldberg's log1p). */
+static inline float log1p_unit(float y) {
+    float u = 1.0f + y, big = u > 1.41421356f ? 1.0f : 0.0f;
+    float x = (big != 0.0f ? 0.5f * u : u) - 1.0f, z = x * x;
+    float p = 7.0376836292e-2f;
+    p = p * x - 1.1514610310e-1f;
+    p = p * x + 1.1676998740e-1f;
+    p = p * x - 1.2420140846e-1f;
+    p = p * x + 1.4249322787e-1f;
+    p = p * x - 1.6668057665e-1f;
+    p = p * x + 2.0000714765e-1f;
+    p = p * x - 2.4999993993e-1f;
+    p = p * x + 3.3333331174e-1f;
+    float lu = x + (p * x * z - 0.5f * z) + big * 0.693147180559945f;
+    return u == 1.0f ? y : lu * (y / (u - 1.0f));
+}
+/* log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), without overflow for large x. */
+static inline float softplus(float x) { return (x > 0.0f ? x : 0.0f) + log1p_unit(fast_expf(-fabsf(x))); }
+
+/* sp = softplus(x) and, if dsp is not NULL, dsp = softplus'(x) = sigmoid(x), n entries. */
+static void softplus_row(float *restrict sp, float *restrict dsp, const float *restrict x, size_t n) {
+    for (size_t i = 0; i < n; i++) sp[i] = softplus(x[i]);
+    if (dsp)
+        for (size_t i = 0; i < n; i++) dsp[i] = sigm(x[i]);
+}
 
 static void ltc_weight_shape(const float *prm, size_t N, size_t k, size_t *rows, size_t *cols) {
     (void)prm;
@@ -127,7 +176,7 @@ static size_t ltc_state_width(const float *prm, size_t N, size_t k) {
 
 static size_t ltc_scratch_floats(const float *prm, size_t N) {
     (void)prm;
-    return 4 * N * N + 12 * N;
+    return 4 * N * N + 16 * N;
 }
 
 /* num_j = sum_i a_ij erev_ij, den_j = sum_i a_ij with
@@ -151,12 +200,13 @@ static void synapse_sums(float *restrict num, float *restrict den, const float *
 
 /* Backward of synapse_sums given dnum, dden: accumulates the tensors'
  * gradients (dw w.r.t. the raw value: times dsp = softplus'(raw)) and sets
- * dpre_i = keep * dpre_i + dL/dpre_i. */
+ * dpre_i = keep * dpre_i + dL/dpre_i. tmp: N floats, so that the j loop has
+ * no reduction and vectorizes. */
 static void synapse_backward(float *restrict dpre, float keep, float *restrict dmu, float *restrict dsig,
-                             float *restrict dw, float *restrict derev, const float *restrict pre,
-                             const float *restrict dnum, const float *restrict dden, const float *restrict mu,
-                             const float *restrict sig, const float *restrict w, const float *restrict dsp,
-                             const float *restrict erev, size_t N) {
+                             float *restrict dw, float *restrict derev, float *restrict tmp,
+                             const float *restrict pre, const float *restrict dnum, const float *restrict dden,
+                             const float *restrict mu, const float *restrict sig, const float *restrict w,
+                             const float *restrict dsp, const float *restrict erev, size_t N) {
     for (size_t i = 0; i < N; i++) {
         float p = pre[i], acc = 0.0f;
         size_t o = i * N;
@@ -168,8 +218,15 @@ static void synapse_backward(float *restrict dpre, float keep, float *restrict d
             dw[o + j] += da * sg * dsp[o + j];
             dsig[o + j] += dz * d;
             dmu[o + j] -= dz * sig[o + j];
-            acc += dz * sig[o + j];
+            tmp[j] = dz * sig[o + j];
         }
+        /* 16 partial sums: one vector add per 16 entries, not a chain of N */
+        float part[16] = {0};
+        size_t j = 0;
+        for (; j + 16 <= N; j += 16)
+            for (size_t q = 0; q < 16; q++) part[q] += tmp[j + q];
+        for (; j < N; j++) acc += tmp[j];
+        for (size_t q = 0; q < 16; q++) acc += part[q];
         dpre[i] = keep * dpre[i] + acc;
     }
 }
@@ -181,8 +238,11 @@ static void ltc_forward(const soma_model_args *a, const float *const *prev, floa
     const float *const *W = a->w;
     float *spw = a->work, *spsw = spw + NN, *cmt = spsw + NN, *gl = cmt + N, *nb = gl + N, *db = nb + N,
           *nacc = db + N, *dacc = nacc + N;
-    for (size_t i = 0; i < NN; i++) spw[i] = softplus(W[W_W][i]), spsw[i] = softplus(W[W_SW][i]);
-    for (size_t j = 0; j < N; j++) cmt[j] = softplus(W[W_CM][j]) * kdt, gl[j] = softplus(W[W_GLEAK][j]);
+    softplus_row(spw, NULL, W[W_W], NN);
+    softplus_row(spsw, NULL, W[W_SW], NN);
+    softplus_row(cmt, NULL, W[W_CM], N);
+    softplus_row(gl, NULL, W[W_GLEAK], N);
+    for (size_t j = 0; j < N; j++) cmt[j] *= kdt;
     for (size_t b = 0; b < B; b++) {
         float *vu = cur[1] + b * N * K, *rd = cur[2] + b * N * K, *v = cur[0] + b * N;
         synapse_sums(nb, db, in + b * N, W[W_SMU], W[W_SSIGMA], spsw, W[W_SEREV], N);
@@ -214,15 +274,12 @@ static void ltc_backward(const soma_model_args *a, const float *const *prev, con
     float *const *dW = a->dw;
     float *spw = a->work, *sgw = spw + NN, *spsw = sgw + NN, *sgsw = spsw + NN, *cmt = sgsw + NN, *gl = cmt + N,
           *cfac = gl + N, *gfac = cfac + N, *g = gfac + N, *gn = g + N, *dnum = gn + N, *dden = dnum + N,
-          *dns = dden + N, *dds = dns + N, *dc = dds + N, *dg = dc + N;
-    for (size_t i = 0; i < NN; i++) {
-        spw[i] = softplus(W[W_W][i]), sgw[i] = sigm(W[W_W][i]);
-        spsw[i] = softplus(W[W_SW][i]), sgsw[i] = sigm(W[W_SW][i]);
-    }
-    for (size_t j = 0; j < N; j++) {
-        cmt[j] = softplus(W[W_CM][j]) * kdt, cfac[j] = sigm(W[W_CM][j]) * kdt;
-        gl[j] = softplus(W[W_GLEAK][j]), gfac[j] = sigm(W[W_GLEAK][j]);
-    }
+          *dns = dden + N, *dds = dns + N, *dc = dds + N, *dg = dc + N, *tmp = dg + N;
+    softplus_row(spw, sgw, W[W_W], NN);
+    softplus_row(spsw, sgsw, W[W_SW], NN);
+    softplus_row(cmt, cfac, W[W_CM], N);
+    softplus_row(gl, gfac, W[W_GLEAK], N);
+    for (size_t j = 0; j < N; j++) cmt[j] *= kdt, cfac[j] *= kdt;
     const float *vleak = W[W_VLEAK];
     float keep = a->din_accumulate ? 1.0f : 0.0f;
     for (size_t b = 0; b < B; b++) {
@@ -243,7 +300,7 @@ static void ltc_backward(const soma_model_args *a, const float *const *prev, con
                 dns[j] += dn, dds[j] += dd;
                 gx[j] = dn * cmt[j];
             }
-            synapse_backward(gx, 1.0f, dW[W_MU], dW[W_SIGMA], dW[W_W], dW[W_EREV], vk, dnum, dden, W[W_MU],
+            synapse_backward(gx, 1.0f, dW[W_MU], dW[W_SIGMA], dW[W_W], dW[W_EREV], tmp, vk, dnum, dden, W[W_MU],
                              W[W_SIGMA], spw, sgw, W[W_EREV], N);
             float *t = gc;
             gc = gx, gx = t;
@@ -253,7 +310,7 @@ static void ltc_backward(const soma_model_args *a, const float *const *prev, con
             dW[W_CM][j] += dc[j] * cfac[j];
             dW[W_GLEAK][j] += dg[j] * gfac[j];
         }
-        synapse_backward(din + b * N, keep, dW[W_SMU], dW[W_SSIGMA], dW[W_SW], dW[W_SEREV], a->in + b * N, dns,
+        synapse_backward(din + b * N, keep, dW[W_SMU], dW[W_SSIGMA], dW[W_SW], dW[W_SEREV], tmp, a->in + b * N, dns,
                          dds, W[W_SMU], W[W_SSIGMA], spsw, sgsw, W[W_SEREV], N);
     }
 }
