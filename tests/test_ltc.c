@@ -277,6 +277,43 @@ static void test_trainer_fd(void) {
     fd_case("ltc output, ce_mem, constant input", 2, 3, 3, 0.5f, 2.0f, 1, SOMA_LOSS_CE_MEM, 1, 3e-2);
 }
 
+/* The ends of the unfolds range: the state widths follow K, the loss and
+ * gradients are finite. */
+static void test_unfold_extremes(void) {
+    static const float Ks[] = {1.0f, 64.0f};
+    for (int c = 0; c < 2; c++) {
+        size_t B = 2, D = 2;
+        int T = 3;
+        soma_net *net = make_net(D, 3, 2, 1.0f, Ks[c], 0);
+        if (!net) return;
+        soma_train_opts o;
+        soma_train_opts_default(&o);
+        o.batch = B;
+        o.threads = 1;
+        o.loss = SOMA_LOSS_CE_LAST;
+        soma_data_opts d;
+        soma_data_opts_default(&d);
+        d.steps = T;
+        soma_trainer *tr = NULL;
+        CHECK(soma_train_create(&tr, net, &o, &d) == 0);
+        float x[12];
+        for (int i = 0; i < 12; i++) x[i] = 0.25f * (float)(i % 5);
+        uint8_t y[2] = {0, 1};
+        double loss = NAN;
+        CHECK(tr && soma_train_grad(tr, x, 0, y, B, &loss, NULL) == 0);
+        CHECK_MSG(isfinite(loss) && loss > 0, "K = %g: loss %g", Ks[c], loss);
+        double gsum = 0;
+        for (size_t i = 0; tr && i < soma_net_tensor_count(net); i++) {
+            soma_tensor t;
+            soma_train_tensor(tr, i, &t);
+            for (size_t k = 0; k < t.rows * t.cols; k++) gsum += fabs(t.grad[k]);
+        }
+        CHECK_MSG(isfinite(gsum) && gsum > 0, "K = %g: gradient sum %g", Ks[c], gsum);
+        soma_train_free(tr);
+        soma_net_free(net);
+    }
+}
+
 /* ------------------------------------------------------- 4. model file */
 
 static void test_model_file(void) {
@@ -396,6 +433,7 @@ int main(void) {
     test_descriptors();
     test_forward_trace();
     test_trainer_fd();
+    test_unfold_extremes();
     test_model_file();
     test_bad_params();
     return t_report("test_ltc");

@@ -72,7 +72,10 @@
  * softplus' = sigmoid; dcm = dcm_t K/dt softplus'(cm raw).
  *
  * Scratch (a->work): the effective and derivative values of w and sensory_w
- * (4 N^2) and 12 N-vectors, computed once per call and shared by its rows.
+ * (4 N^2) and 13 N-vectors, computed once per call and shared by its rows.
+ * Cost per row and step: (K + 1) N^2 sigmoids forward, as many backward.
+ * sigmoid and softplus use branch-free polynomial exp and log (within 4 ulp
+ * of libm's), so that the N^2 loops vectorize.
  */
 #include <math.h>
 #include <stdint.h>
