@@ -75,7 +75,7 @@
  * (4 N^2) and 13 N-vectors, computed once per call and shared by its rows.
  * Cost per row and step: (K + 1) N^2 sigmoids forward, as many backward.
  * sigmoid and softplus use branch-free polynomial exp and log (within 4 ulp
- * of libm's), so that the N^2 loops vectorize.
+ * of the exact values), so that the N^2 loops vectorize.
  */
 #include <math.h>
 #include <stdint.h>
@@ -100,7 +100,7 @@ static size_t unfolds_of(float p) { return (size_t)(p + 0.5f); }
 
 /* e^x without a library call or a branch, so that the synapse loops
  * vectorize: Cephes' expf (x = n ln2 + r, |r| <= ln2/2, a degree-5
- * polynomial in r, 2^n put in the exponent bits), within 2 ulp of expf; x is
+ * polynomial in r, 2^n put in the exponent bits), within 2 ulp of e^x; x is
  * clamped to [-87.3, 88.3], where e^x is a normal float. */
 static inline float fast_expf(float x) {
     x = x < -87.3f ? -87.3f : x;
