@@ -134,4 +134,5 @@ extern const soma_model soma__model_ultradlif;
 extern const soma_model soma__model_alif;
 extern const soma_model soma__model_meta_lif;
 extern const soma_model soma__model_cfc;
+extern const soma_model soma__model_ltc;
 #endif

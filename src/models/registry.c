@@ -13,6 +13,7 @@ static const soma_model *const models[] = {
     &soma__model_alif,
     &soma__model_meta_lif,
     &soma__model_cfc,
+    &soma__model_ltc,
 };
 #define N_MODELS (sizeof models / sizeof models[0])
 
