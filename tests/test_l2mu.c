@@ -165,19 +165,27 @@ typedef struct lib {
     soma_model_args a;
 } lib;
 
-/* Float copies of the cell (c's values are rounded to float in place, so
- * both sides run on the same numbers). */
+/* x rounded to float. Through a volatile: GCC 12.2 at -O3 with AVX-512
+ * forwards a vector store of (float)x to a later load as x itself, without
+ * the rounding (seen in this file's setup loop below). */
+static double f32(double x) {
+    volatile float f = (float)x;
+    return f;
+}
+
+/* Float copies of the cell (c's values are rounded to float in place first,
+ * so both sides run on the same numbers). */
 static void lib_setup(lib *L, cell *c, double theta, int euler) {
     memset(L, 0, sizeof *L);
     size_t N = c->N, d = c->d;
+    c->bu = f32(c->bu), c->bm = f32(c->bm);
+    for (size_t j = 0; j < N; j++) c->beta[j] = f32(c->beta[j]);
     for (size_t j = 0; j < NMAX; j++) {
         L->prm[P_ORDER][j] = (float)d, L->prm[P_THETA][j] = (float)theta, L->prm[P_DISC][j] = (float)euler;
         L->prm[P_BETA_U][j] = (float)c->bu, L->prm[P_BETA_M][j] = (float)c->bm;
         L->prm[P_BETA][j] = j < N ? (float)c->beta[j] : 0.0f;
     }
-    c->bu = L->prm[P_BETA_U][0], c->bm = L->prm[P_BETA_M][0];
-    for (size_t j = 0; j < N; j++) c->beta[j] = L->prm[P_BETA][j];
-#define CP(dst, src, n) for (size_t q = 0; q < (n); q++) dst[q] = (float)src[q], src[q] = dst[q]
+#define CP(dst, src, n) for (size_t q = 0; q < (n); q++) src[q] = f32(src[q]), dst[q] = (float)src[q]
     CP(L->w[W_EX], c->ex, N);
     CP(L->w[W_EH], c->eh, N);
     CP(L->w[W_EM], c->em, d);
@@ -317,7 +325,7 @@ static void test_trace(void) {
     static const int s0[T][N] = {{1, 0, 0}, {0, 1, 1}, {1, 0, 0}, {1, 1, 0}};
     static const int ms1[T][D] = {{0, 0}, {0, 0}, {1, 0}, {0, 0}}; /* row 1's memory spikes */
     for (int t = 0; t < T; t++) {
-        CHECK_NEAR(r.vu[t + 1][0], vu0[t], 1e-12);
+        CHECK_NEAR(r.vu[t + 1][0], vu0[t], 1e-7); /* beta_u is 0.8f */
         for (int j = 0; j < N; j++)
             CHECK_MSG(S[(t * B) * N + j] == s0[t][j], "s[t=%d][0][%d] = %g (vh %.9g)", t, j, S[(t * B) * N + j], r.vh[t + 1][j]);
         for (int i = 0; i < D; i++) CHECK((r.vm[t + 1][D + i] > 1.0) == ms1[t][i]);
