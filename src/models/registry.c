@@ -14,6 +14,7 @@ static const soma_model *const models[] = {
     &soma__model_meta_lif,
     &soma__model_cfc,
     &soma__model_ltc,
+    &soma__model_l2mu,
 };
 #define N_MODELS (sizeof models / sizeof models[0])
 
