@@ -133,4 +133,5 @@ extern const soma_model soma__model_ultralif;
 extern const soma_model soma__model_ultradlif;
 extern const soma_model soma__model_alif;
 extern const soma_model soma__model_meta_lif;
+extern const soma_model soma__model_elm;
 #endif

@@ -12,6 +12,7 @@ static const soma_model *const models[] = {
     &soma__model_ultradlif,
     &soma__model_alif,
     &soma__model_meta_lif,
+    &soma__model_elm,
 };
 #define N_MODELS (sizeof models / sizeof models[0])
 
