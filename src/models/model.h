@@ -139,4 +139,5 @@ extern const soma_model soma__model_l2mu;
 /* L2MU's discretised Legendre system: Ā [d][d], B̄ [d] in double from order d,
  * window theta (steps) and zoh (euler = 0) or Euler; ws holds 5(d+1)^2 doubles. */
 void soma__l2mu_discretize(double *abar, double *bbar, size_t d, double theta, int euler, double *ws);
+extern const soma_model soma__model_elm;
 #endif

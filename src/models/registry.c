@@ -15,6 +15,7 @@ static const soma_model *const models[] = {
     &soma__model_cfc,
     &soma__model_ltc,
     &soma__model_l2mu,
+    &soma__model_elm,
 };
 #define N_MODELS (sizeof models / sizeof models[0])
 
