@@ -389,9 +389,10 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         w->pred = calloc(CHUNK, 1);
         if (!w->dv || !w->dstate || !w->scratch || !w->pred) goto nomem;
         if (tr->wszmax && !(w->cwork = soma__alloc(CHUNK * tr->wszmax * sizeof(float)))) goto nomem;
-        if (tr->ccols_max && (!(w->ccols = soma__alloc(tr->ccols_max * sizeof(float))) ||
-                              !(w->cdcols = soma__alloc(tr->ccols_max * sizeof(float))) ||
-                              !(w->ctmp = soma__alloc(tr->ctmp_max * sizeof(float)))))
+        size_t ni = SOMA_CONV_IMAGES;
+        if (tr->ccols_max && (!(w->ccols = soma__alloc(ni * tr->ccols_max * sizeof(float))) ||
+                              !(w->cdcols = soma__alloc(ni * tr->ccols_max * sizeof(float))) ||
+                              !(w->ctmp = soma__alloc(ni * tr->ctmp_max * sizeof(float)))))
             goto nomem;
     }
     sync_params(tr);
@@ -455,12 +456,14 @@ static int input_reserve(soma_trainer *tr, size_t R) {
 static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
     layer *ly = &tr->lay[0];
     size_t D = tr->D, N = ly->N, nblk = (N + GEMM_BLOCK - 1) / GEMM_BLOCK;
-    if (ly->conv) { /* one image per row, each on its own: no order to keep */
+    if (ly->conv) { /* fixed blocks of images, each on its own */
         tr->x_sparse = 0;
-#pragma omp parallel for num_threads(tr->threads) schedule(static)
-        for (size_t r = 0; r < R; r++) {
+        size_t ni = SOMA_CONV_IMAGES, nb = (R + ni - 1) / ni;
+#pragma omp parallel for num_threads(tr->threads) schedule(dynamic, 1)
+        for (size_t k = 0; k < nb; k++) {
             work *w = &tr->work[thread_id()];
-            soma__conv_forward(ly->proj, x + r * D, tr->I1 + r * N, w->ccols, w->ctmp);
+            size_t r0 = k * ni, n = r0 + ni > R ? R - r0 : ni;
+            soma__conv_forward(ly->proj, x + r0 * D, D, tr->I1 + r0 * N, N, n, w->ccols, w->ctmp);
         }
         return;
     }
@@ -497,7 +500,7 @@ static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
  * A sparse input scatters into the transposed gradient instead. */
 /* Images per block of a first-layer convolution's weight gradient: blocks
  * have a fixed size and are summed in order (thread-count independent). */
-#define CONV_BLOCK 8
+#define CONV_BLOCK SOMA_CONV_IMAGES
 static int input_backward_conv(soma_trainer *tr, const float *x, size_t R) {
     layer *ly = &tr->lay[0];
     const soma__proj *p = ly->proj;
@@ -509,9 +512,8 @@ static int input_backward_conv(soma_trainer *tr, const float *x, size_t R) {
     for (size_t k = 0; k < nblk; k++) {
         work *w = &tr->work[thread_id()];
         float *dw = acc + k * stride, *db = p->b ? dw + stride - (p->cout + 15) / 16 * 16 : NULL;
-        size_t r1 = (k + 1) * CONV_BLOCK > R ? R : (k + 1) * CONV_BLOCK;
-        for (size_t r = k * CONV_BLOCK; r < r1; r++)
-            soma__conv_backward(p, x + r * D, tr->dI1 + r * N, dw, db, NULL, w->ccols, w->ctmp, w->cdcols);
+        size_t r0 = k * CONV_BLOCK, n = r0 + CONV_BLOCK > R ? R - r0 : CONV_BLOCK;
+        soma__conv_backward(p, x + r0 * D, D, tr->dI1 + r0 * N, N, n, dw, db, NULL, w->ccols, w->ctmp, w->cdcols);
     }
     for (size_t k = 1; k < nblk; k++)
         for (size_t i = 0; i < stride; i++) acc[i] += acc[k * stride + i];
@@ -576,8 +578,11 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         a.row0 = b0;
         double t0 = now();
         if (!ly->first && ly->conv) {
-            for (size_t r = 0; r < T * Bc; r++)
-                soma__conv_forward(ly->proj, w->s[l - 1] + r * ly->Nin, w->in[l] + r * N, w->ccols, w->ctmp);
+            for (size_t r = 0; r < T * Bc; r += SOMA_CONV_IMAGES) {
+                size_t n = r + SOMA_CONV_IMAGES > T * Bc ? T * Bc - r : SOMA_CONV_IMAGES;
+                soma__conv_forward(ly->proj, w->s[l - 1] + r * ly->Nin, ly->Nin, w->in[l] + r * N, N, n, w->ccols,
+                                   w->ctmp);
+            }
         } else if (!ly->first) {
             size_t R = T * Bc, Nin = ly->Nin;
             double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
@@ -704,10 +709,12 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
         if (ly->first) continue;
         size_t R = T * Bc, Nin = ly->Nin;
         if (ly->conv) {
-            for (size_t r = 0; r < R; r++)
-                soma__conv_backward(ly->proj, w->s[l - 1] + r * Nin, w->din[l] + r * N, acc + ly->aw,
+            for (size_t r = 0; r < R; r += SOMA_CONV_IMAGES) {
+                size_t n = r + SOMA_CONV_IMAGES > R ? R - r : SOMA_CONV_IMAGES;
+                soma__conv_backward(ly->proj, w->s[l - 1] + r * Nin, Nin, w->din[l] + r * N, N, n, acc + ly->aw,
                                     ly->proj->b ? acc + ly->ab : NULL, w->ds[l - 1] + r * Nin, w->ccols, w->ctmp,
                                     w->cdcols);
+            }
             if (rate_grad != 0.0f && (!tr->lay[l - 1].graded || tr->lay[l - 1].m->rate_output)) {
                 float *d = w->ds[l - 1];
                 for (size_t i = 0; i < R * Nin; i++) d[i] += rate_grad;
