@@ -263,43 +263,97 @@ def accuracy_mode(a, py, tmp):
     return res, rows
 
 
+CELL_YAML = """network:
+  populations:
+    in:     {model: input, size: 9}
+    hidden: {model: %(model)s, size: %(hidden)d%(extra)s}
+    out:    {model: ann, size: 8, activation: linear}
+  projections:
+    - {from: in, to: hidden, kind: dense}
+    - {from: hidden, to: out, kind: dense}
+data: {dataset: recall, encoding: sequence, steps: %(steps)d, readout: %(readout)s, limit_train: 4096, limit_test: 512}
+train: {epochs: 1, batch: 64, loss: %(loss)s, optimizer: {name: adam, lr: 1e-3}}
+"""
+
+# Per-model comparisons: (key, label, torch script and its arguments, soma
+# experiment: an example file or a CELL_YAML fill-in, torch batches, soma batches).
+# Cells run on the generated "recall" data (9 inputs, 8 classes); the torch
+# scripts draw random data of the same shape: only speed is compared.
+MODELS = [
+    ("ultraplif_t1_h64", "UltraPLIF, T = 1, hidden 64, Fashion-MNIST", "torch_ultralif.py", [], "fmnist-ultralif-t1.yaml",
+     None, 300, 300),
+    ("conv_fmnist_t6", "conv SNN 16c5-p2-32c5-p2-10, T = 6, Fashion-MNIST", "torch_conv.py", [], "fmnist-conv.yaml",
+     None, 20, 40),
+    ("cfc_h64_t200", "CfC, 64 units, T = 200", "torch_cfc.py", ["--hidden", "64", "--steps", "200", "--inputs", "9",
+                                                                  "--classes", "8", "--batch", "64"], None,
+     {"model": "cfc", "hidden": 64, "steps": 200, "extra": "", "loss": "ce_last", "readout": "last"}, 5, 20),
+    ("ltc_h32_t100", "LTC, 32 units, 6 unfolds, T = 100", "torch_ltc.py", ["--hidden", "32", "--steps", "100",
+                                                                            "--inputs", "9", "--classes", "8",
+                                                                            "--batch", "64"], None,
+     {"model": "ltc", "hidden": 32, "steps": 100, "extra": "", "loss": "ce_last", "readout": "last"}, 3, 10),
+    ("elm_h64_t200", "ELM v1, 64 memory units, T = 200", "torch_elm.py", ["--hidden", "64", "--steps", "200",
+                                                                          "--inputs", "9", "--classes", "8",
+                                                                          "--batch", "64"], None,
+     {"model": "elm", "hidden": 64, "steps": 200, "extra": "", "loss": "ce_last", "readout": "last"}, 5, 20),
+    ("l2mu_h64_d16_t40", "L2MU, 64 neurons, order 16, T = 40", "torch_l2mu.py", ["--hidden", "64", "--order", "16",
+                                                                                "--steps", "40", "--inputs", "9",
+                                                                                "--classes", "8", "--batch", "64"],
+     None, {"model": "l2mu", "hidden": 64, "steps": 40, "extra": ", order: 16, theta: 40", "loss": "ce_mem",
+            "readout": "membrane"}, 10, 40),
+]
+
+
 def models_mode(a, py, tmp):
-    """Per-model training/inference throughput against a PyTorch reference of
-    the same model (today: UltraPLIF at T = 1, bench/torch_ultralif.py)."""
+    """Per-model training throughput against a PyTorch implementation of the
+    same model, both on the same cores in this invocation (PyTorch at its
+    best of 1 and a.threads threads)."""
     res, rows = {"models": {}}, []
-    cfg = os.path.join(ROOT, "examples", "fmnist-ultralif-t1.yaml")
-    batches = 300
-    best = None
-    for th in sorted({1, a.threads}):
-        out = os.path.join(tmp, "torch_ul_%d.json" % th)
-        cmd = [py, os.path.join(HERE, "torch_ultralif.py"), "--batches", str(batches), "--threads", str(th),
-               "--json", out]
-        print("$ " + " ".join(cmd), flush=True)
-        rc, _, _ = run_streaming(cmd)
-        if rc != 0:
-            raise SystemExit("torch_ultralif.py failed (exit %d)" % rc)
-        with open(out) as f:
-            r = json.load(f)
-        if best is None or r["train_samples_per_second"] > best["train_samples_per_second"]:
-            best = r
-    saved = a.config
-    a.config = cfg
-    try:
-        m = run_soma(a, 1, batches, os.path.join(tmp, "soma_ul"))
-    finally:
-        a.config = saved
-    entry = {"torch": best, "soma": {"train_samples_per_second": m["train_samples_per_second"],
-                                     "infer_samples_per_second": m["infer_samples_per_second"]},
-             "ratio": {"train_samples_per_second": ratio(m["train_samples_per_second"], best["train_samples_per_second"]),
-                       "infer_samples_per_second": ratio(m["infer_samples_per_second"], best["infer_samples_per_second"])}}
-    res["models"]["ultraplif_t1_h64"] = entry
-    print("\n## per model, %d training batches each (PyTorch at its fastest thread count)\n" % batches)
-    print("| model | PyTorch train | soma train | ratio | PyTorch infer | soma infer | ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    print("| UltraPLIF, T = 1, hidden 64 | %s | %s | %.2fx | %s | %s | %.2fx |" % (
-        fmt_sps(best["train_samples_per_second"]), fmt_sps(m["train_samples_per_second"]),
-        entry["ratio"]["train_samples_per_second"], fmt_sps(best["infer_samples_per_second"]),
-        fmt_sps(m["infer_samples_per_second"]), entry["ratio"]["infer_samples_per_second"]))
+    only = set(a.only.split(",")) if a.only else None
+    for key, label, script, targs, example, cell, tb, sb in MODELS:
+        if only and key not in only:
+            continue
+        best = None
+        for th in sorted({1, a.threads}):
+            out = os.path.join(tmp, "torch_%s_%d.json" % (key, th))
+            cmd = [py, os.path.join(HERE, script)] + targs + ["--batches", str(tb), "--threads", str(th)]
+            if script in ("torch_ultralif.py", "torch_conv.py"):
+                cmd += ["--json", out]
+            print("$ " + " ".join(cmd), flush=True)
+            rc, text, _ = run_streaming(cmd)
+            if rc != 0:
+                raise SystemExit("%s failed (exit %d)" % (script, rc))
+            line = [ln for ln in text.splitlines() if ln.startswith("{")][-1]
+            r = json.loads(line)
+            r["train_samples_per_second"] = r.get("train_samples_per_second", r.get("train_samples_per_s"))
+            r["threads"] = th
+            if best is None or r["train_samples_per_second"] > best["train_samples_per_second"]:
+                best = r
+        if example:
+            cfg = os.path.join(ROOT, "examples", example)
+        else:
+            cfg = os.path.join(tmp, key + ".yaml")
+            with open(cfg, "w") as f:
+                f.write(CELL_YAML % cell)
+        saved = a.config
+        a.config = cfg
+        try:
+            m = run_soma(a, 1, sb, os.path.join(tmp, "soma_" + key))
+        finally:
+            a.config = saved
+        entry = {"label": label, "torch": best,
+                 "soma": {"train_samples_per_second": m["train_samples_per_second"],
+                          "infer_samples_per_second": m.get("infer_samples_per_second")},
+                 "ratio": {"train_samples_per_second": ratio(m["train_samples_per_second"],
+                                                             best["train_samples_per_second"])}}
+        res["models"][key] = entry
+        rows.append(entry)
+    print("\n## per model: training samples/s (PyTorch at its fastest thread count)\n")
+    print("| model | PyTorch train | soma train | soma / PyTorch |")
+    print("|---|---:|---:|---:|")
+    for e in rows:
+        print("| %s | %s | %s | %.2fx |" % (e["label"], fmt_sps(e["torch"]["train_samples_per_second"]),
+                                          fmt_sps(e["soma"]["train_samples_per_second"]),
+                                          e["ratio"]["train_samples_per_second"]))
     return res, rows
 
 
@@ -313,7 +367,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3,
                     help="throughput mode: runs of each, alternating order, best kept (default 3)")
     ap.add_argument("--accuracy", action="store_true", help="full epochs: test accuracy after epoch 1 and the last")
-    ap.add_argument("--models", action="store_true", help="per-model throughput against PyTorch (UltraPLIF T=1)")
+    ap.add_argument("--models", action="store_true", help="per-model training throughput against PyTorch")
+    ap.add_argument("--only", help="--models: comma-separated keys to run (default: all)")
     ap.add_argument("--epochs-long", type=int, default=5, help="--accuracy: epochs (default 5)")
     ap.add_argument("--eval-limit", type=int, default=0, help="torch: test samples to evaluate (0: all)")
     ap.add_argument("--impl", default="auto", help="torch_ref.py implementation (default: auto, the fastest)")

@@ -35,10 +35,13 @@
  *   the recurrent half matches ncps' Linear when the projection has none),
  *   and the backbone width equals N. One backbone layer, no dropout, no
  *   sparsity mask (no wiring), the default lecun_tanh activation only.
- * - Initialisation: every weight and bias ~ U(-1/sqrt(N), 1/sqrt(N)), the
- *   torch.nn.Linear default with fan_in N (the recurrent half of the
- *   backbone, and the heads). ncps instead draws every 2-D parameter with
- *   xavier_uniform and leaves biases at torch's default. ncps' xavier loop
+ * - Initialisation as ncps: the matrices U, W1, W2, Wa, Wb with
+ *   xavier_uniform (U(-sqrt(6/(fan_in+fan_out)), +...) = U(-sqrt(3/N), +...)
+ *   for N x N; U is initialised as its own matrix, since its input half is
+ *   the projection), the biases with torch's Linear default U(-1/sqrt(N),
+ *   1/sqrt(N)). The scale matters: with torch's smaller default for the
+ *   matrices, gradients through h -> z -> heads -> h vanish within tens of
+ *   steps and the long-memory example does not train. ncps' xavier loop
  *   also overwrites A and w_tau (they are [1][N] tensors there); soma starts
  *   them at their set values, 1 and 0.
  * - ncps calls the minimal mode "pure". There ff1 is the raw linear head (no
@@ -112,7 +115,8 @@ static void cfc_weight_shape(const float *prm, size_t N, size_t k, size_t *rows,
 static void cfc_weight_init(const float *prm, size_t N, size_t k, float *w, soma_rng *rng) {
     size_t r, c;
     cfc_weight_shape(prm, N, k, &r, &c);
-    float bound = 1.0f / sqrtf((float)N);
+    /* ncps: xavier_uniform for the matrices, torch's Linear default for biases. */
+    float bound = k < B_U ? sqrtf(6.0f / (float)(r + c)) : 1.0f / sqrtf((float)N);
     if (k != W_U && k != W_1 && k != B_U && k != B_1 && mode_of(prm) == MODE_MINIMAL) {
         w[0] = 0.0f; /* an unused placeholder */
         return;
