@@ -37,7 +37,7 @@ int cli_eval(int argc, char **argv) {
         }
     }
     if (!model) {
-        fprintf(stderr, "usage: soma eval MODEL [--data DIR] [--steps T] [--encoding direct|rate|latency|delta|sequence] [--readout count|membrane]\n");
+        fprintf(stderr, "usage: soma eval MODEL [--data DIR] [--steps T] [--encoding direct|rate|latency|delta|sequence] [--readout count|membrane|last]\n");
         return 2;
     }
     char err[1024];
