@@ -12,7 +12,7 @@ static void usage(FILE *f) {
             "usage:\n"
             "  soma train FILE.yaml [--epochs N] [--max-batches N] [--threads N] [--seed S] [--out DIR] [--data DIR]\n"
             "  soma eval MODEL [--data DIR] [--steps T] [--encoding direct|rate|latency|delta|sequence]\n"
-            "                  [--readout count|membrane] [--threads N] [--limit N]\n"
+            "                  [--readout count|membrane|last] [--threads N] [--limit N]\n"
             "  soma info MODEL\n"
             "  soma help\n");
 }
