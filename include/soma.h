@@ -169,8 +169,8 @@ int soma_net_set_shape(soma_net *net, size_t pop, const size_t *dims, size_t ndi
 int soma_net_get_shape(const soma_net *net, size_t pop, size_t dims[3], size_t *ndims);
 
 /* Pooling applied after a convolution, before the target neurons. */
-typedef enum soma_pool { SOMA_POOL_NONE = 0, SOMA_POOL_AVG = 1, SOMA_POOL_SUM = 2 } soma_pool;
-int soma_pool_find(const char *name); /* "none", "avg", "sum"; -1 if unknown */
+typedef enum soma_pool { SOMA_POOL_NONE = 0, SOMA_POOL_AVG = 1, SOMA_POOL_SUM = 2, SOMA_POOL_MAX = 3 } soma_pool;
+int soma_pool_find(const char *name); /* "none", "avg", "sum", "max"; -1 if unknown */
 const char *soma_pool_name(int pool);
 
 /* A 2-D convolution from -> to. The source's shape (C_in, H, W) and the

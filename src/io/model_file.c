@@ -33,7 +33,7 @@
  *     u32 projection count, then per projection (in connection order):
  *       u32 from, u32 to (population indices), u32 bias (0/1),
  *       [v2] u32 kind (0 dense, 1 conv); for conv: u64 kernel, u64 stride,
- *            u64 padding, u32 pool (soma_pool), u64 pool_size
+ *            u64 padding, u32 pool (soma_pool: 0 none, 1 avg, 2 sum, 3 max), u64 pool_size
  *     u32 tensor count, then per tensor (in soma_net_tensor order):
  *       str name, u64 rows, u64 cols, f32[rows*cols] data (row-major)
  *
@@ -637,7 +637,7 @@ static void rd_projs(cursor *c, soma_net *net) {
             uint32_t pool = rd_u32(c, "conv pool");
             uint64_t ps = rd_u64(c, "conv pool size");
             if (c->status) return;
-            if (k > MAX_POP_SIZE || st > MAX_POP_SIZE || pad > MAX_POP_SIZE || ps > MAX_POP_SIZE || pool > 2) {
+            if (k > MAX_POP_SIZE || st > MAX_POP_SIZE || pad > MAX_POP_SIZE || ps > MAX_POP_SIZE || pool > 3) {
                 cur_fail(c, SOMA_STATUS_FORMAT, "projection %zu: conv geometry out of range", i);
                 return;
             }

@@ -185,9 +185,11 @@ static int connect(soma_net *net, size_t from, size_t to, int bias, const soma_c
         const size_t *a = net->pops[from].shape, *b = net->pops[to].shape;
         if (cv->kernel == 0 || cv->stride == 0)
             return soma__net_fail(net, SOMA_STATUS_INVALID, "conv %s -> %s: kernel and stride must be at least 1", fn, tn);
-        if (cv->pool < SOMA_POOL_NONE || cv->pool > SOMA_POOL_SUM || (cv->pool && cv->pool_size == 0))
-            return soma__net_fail(net, SOMA_STATUS_INVALID, "conv %s -> %s: pool must be none, avg or sum with a size >= 1",
+        if (cv->pool < SOMA_POOL_NONE || cv->pool > SOMA_POOL_MAX || (cv->pool && cv->pool_size == 0))
+            return soma__net_fail(net, SOMA_STATUS_INVALID, "conv %s -> %s: pool must be none, avg, sum or max with a size >= 1",
                                   fn, tn);
+        if (cv->pool == SOMA_POOL_MAX && cv->pool_size > 16)
+            return soma__net_fail(net, SOMA_STATUS_INVALID, "conv %s -> %s: max pooling windows are at most 16x16", fn, tn);
         pr.conv = 1;
         pr.cv = *cv;
         if (!cv->pool) pr.cv.pool_size = 1;
@@ -233,15 +235,15 @@ int soma_net_proj_conv(const soma_net *net, size_t i, soma_conv *conv) {
 }
 
 int soma_pool_find(const char *name) {
-    static const char *const names[] = {"none", "avg", "sum"};
-    for (int i = 0; i < 3; i++)
+    static const char *const names[] = {"none", "avg", "sum", "max"};
+    for (int i = 0; i < 4; i++)
         if (name && strcmp(name, names[i]) == 0) return i;
     return -1;
 }
 
 const char *soma_pool_name(int pool) {
-    static const char *const names[] = {"none", "avg", "sum"};
-    return pool >= 0 && pool < 3 ? names[pool] : NULL;
+    static const char *const names[] = {"none", "avg", "sum", "max"};
+    return pool >= 0 && pool < 4 ? names[pool] : NULL;
 }
 
 int soma_net_set_shape(soma_net *net, size_t pop, const size_t *dims, size_t ndims) {

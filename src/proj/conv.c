@@ -5,7 +5,9 @@
  *   out[o][u][v] = a * sum_{dy,dx < q} Y[o][u*q + dy][v*q + dx] + b[o]
  *
  * with q the pool size (1 without pooling), a = 1/q^2 for average pooling
- * and 1 for sum pooling or none. Output rows and columns left over when q
+ * and 1 for sum pooling or none; max pooling takes the largest Y of each
+ * window instead (the first one on ties, as torch), and records which one
+ * (arg) for the backward pass. Output rows and columns left over when q
  * does not divide the output size are dropped, as torch's pooling does.
  * The bias is added after pooling: for average pooling this is exactly
  * torch's Conv2d bias followed by AvgPool2d. W is laid out as torch's
@@ -79,7 +81,7 @@ static float pool_scale(const soma__proj *p) {
 }
 
 void soma__conv_forward(const soma__proj *p, const float *x, size_t xs, float *out, size_t os, size_t n, float *cols,
-                        float *tmp) {
+                        float *tmp, uint8_t *arg) {
     size_t ck = p->cin * p->cv.kernel * p->cv.kernel, HW = p->oh * p->ow, q = p->cv.pool_size, ld = n * HW;
     for (size_t i = 0; i < n; i++) im2col(p, x + i * xs, cols, ld, i * HW);
     /* Y [C_out][n*HW]: all n images in one product. */
@@ -97,6 +99,22 @@ void soma__conv_forward(const soma__proj *p, const float *x, size_t xs, float *o
                 for (size_t e = 0; e < PHW; e++) dst[e] = src[e] + b;
                 continue;
             }
+            if (p->cv.pool == SOMA_POOL_MAX) {
+                uint8_t *ag = arg + i * os + o * PHW;
+                for (size_t u = 0; u < PH; u++)
+                    for (size_t v = 0; v < PW; v++) {
+                        float m = src[u * q * p->ow + v * q];
+                        unsigned best = 0;
+                        for (size_t dy = 0; dy < q; dy++)
+                            for (size_t dx = 0; dx < q; dx++) {
+                                float y = src[(u * q + dy) * p->ow + v * q + dx];
+                                if (y > m) m = y, best = (unsigned)(dy * q + dx);
+                            }
+                        dst[u * PW + v] = m + b;
+                        ag[u * PW + v] = (uint8_t)best;
+                    }
+                continue;
+            }
             for (size_t u = 0; u < PH; u++)
                 for (size_t v = 0; v < PW; v++) {
                     float acc = 0.0f;
@@ -108,18 +126,28 @@ void soma__conv_forward(const soma__proj *p, const float *x, size_t xs, float *o
 }
 
 void soma__conv_backward(const soma__proj *p, const float *x, size_t xs, const float *dout, size_t ds, size_t n,
-                         float *dw, float *db, float *dx, float *cols, float *tmp, float *dcols) {
+                         const uint8_t *arg, float *dw, float *db, float *dx, float *cols, float *tmp, float *dcols) {
     size_t ck = p->cin * p->cv.kernel * p->cv.kernel, HW = p->oh * p->ow, q = p->cv.pool_size, ld = n * HW;
     size_t PH = p->ph, PW = p->pw, PHW = PH * PW;
     float a = pool_scale(p);
     /* dY [C_out][n*HW] = pool^T(dout) (zero where pooling dropped a row or column). */
-    if (p->cv.pool != SOMA_POOL_NONE && (PH * q != p->oh || PW * q != p->ow)) memset(tmp, 0, p->cout * ld * sizeof *tmp);
+    if (p->cv.pool == SOMA_POOL_MAX || (p->cv.pool != SOMA_POOL_NONE && (PH * q != p->oh || PW * q != p->ow)))
+        memset(tmp, 0, p->cout * ld * sizeof *tmp);
     for (size_t i = 0; i < n; i++)
         for (size_t o = 0; o < p->cout; o++) {
             const float *g = dout + i * ds + o * PHW;
             float *d = tmp + o * ld + i * HW;
             if (p->cv.pool == SOMA_POOL_NONE) {
                 memcpy(d, g, HW * sizeof *d);
+                continue;
+            }
+            if (p->cv.pool == SOMA_POOL_MAX) {
+                const uint8_t *ag = arg + i * ds + o * PHW;
+                for (size_t u = 0; u < PH; u++)
+                    for (size_t v = 0; v < PW; v++) {
+                        size_t dy = ag[u * PW + v] / q, dx = ag[u * PW + v] % q;
+                        d[(u * q + dy) * p->ow + v * q + dx] = g[u * PW + v];
+                    }
                 continue;
             }
             for (size_t u = 0; u < PH; u++)

@@ -69,6 +69,7 @@ typedef struct work {
     size_t nspk[16];
     double spk_sum[16]; /* sum of outputs: spikes, or spike probabilities of rate-output graded layers */
     float *dv, *dstate, *scratch;
+    uint8_t *parg[16];            /* max-pooling positions of conv layers, [T][CHUNK][N] */
     float *cwork;                 /* cell models' scratch */
     float *ccols, *ctmp, *cdcols; /* convolution workspaces (one image) */
     uint8_t *pred;
@@ -87,6 +88,7 @@ struct soma_trainer {
     float *grad;             /* mirrors net->params */
     size_t nparams;
     float *I1, *dI1;         /* batch-wide input currents and their gradients */
+    uint8_t *parg1;          /* first layer max pooling: positions of I1's maxima */
     size_t i1_rows;          /* rows I1 and dI1 hold */
     /* Sparse time-varying input (spike encodings): the batch's nonzeros as
      * CSR rows, the input weights transposed, and their gradient. */
@@ -220,7 +222,7 @@ void soma_train_free(soma_trainer *tr) {
             work *w = &tr->work[t];
             for (size_t l = 0; l < tr->L; l++) {
                 free(w->in[l]); free(w->tape[l]); free(w->s[l]); free(w->ds[l]); free(w->din[l]);
-                free(w->idx[l]); free(w->cnt[l]);
+                free(w->idx[l]); free(w->cnt[l]); free(w->parg[l]);
             }
             free(w->dv); free(w->dstate); free(w->scratch); free(w->pred);
             free(w->cwork); free(w->ccols); free(w->ctmp); free(w->cdcols);
@@ -229,6 +231,7 @@ void soma_train_free(soma_trainer *tr) {
     free(tr->grad);
     free(tr->I1);
     free(tr->dI1);
+    free(tr->parg1);
     free(tr->xptr);
     free(tr->xcol);
     free(tr->w1T);
@@ -358,6 +361,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
     tr->i1_rows = data->encoding == SOMA_ENCODING_DIRECT ? B : T * B;
     tr->I1 = soma__alloc(tr->i1_rows * N1 * sizeof(float));
     tr->dI1 = soma__alloc(tr->i1_rows * N1 * sizeof(float));
+    if (tr->lay[0].conv && tr->lay[0].proj->cv.pool == SOMA_POOL_MAX && !(tr->parg1 = malloc(tr->i1_rows * N1))) goto nomem;
     tr->acc = soma__alloc((acc ? acc : 1) * tr->nchunks_max * sizeof(float));
     tr->closs = calloc(tr->nchunks_max, sizeof *tr->closs);
     tr->ccorrect = calloc(tr->nchunks_max, sizeof *tr->ccorrect);
@@ -382,6 +386,9 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
             w->idx[l] = soma__alloc(T * RB * sizeof(uint32_t));
             w->cnt[l] = soma__alloc(T * CHUNK * sizeof(uint32_t));
             if (!w->in[l] || !w->tape[l] || !w->s[l] || !w->ds[l] || !w->din[l] || !w->idx[l] || !w->cnt[l]) goto nomem;
+            if (l > 0 && tr->lay[l].conv && tr->lay[l].proj->cv.pool == SOMA_POOL_MAX &&
+                !(w->parg[l] = malloc(T * RB)))
+                goto nomem;
         }
         w->dv = soma__alloc(T * CHUNK * tr->lay[tr->L - 1].N * sizeof(float));
         w->dstate = soma__alloc(tr->nsmax * CHUNK * sizeof(float));
@@ -444,12 +451,14 @@ static int input_reserve(soma_trainer *tr, size_t R) {
     if (R <= tr->i1_rows) return SOMA_STATUS_OK;
     size_t N = tr->lay[0].N;
     float *a = soma__alloc(R * N * sizeof(float)), *b = soma__alloc(R * N * sizeof(float));
-    if (!a || !b) {
-        free(a), free(b);
+    uint8_t *g = tr->parg1 ? malloc(R * N) : NULL;
+    if (!a || !b || (tr->parg1 && !g)) {
+        free(a), free(b), free(g);
         return fail(tr, SOMA_STATUS_NOMEM, "out of memory for %zu input rows", R);
     }
     free(tr->I1), free(tr->dI1);
     tr->I1 = a, tr->dI1 = b, tr->i1_rows = R;
+    if (g) free(tr->parg1), tr->parg1 = g;
     return SOMA_STATUS_OK;
 }
 
@@ -463,7 +472,8 @@ static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
         for (size_t k = 0; k < nb; k++) {
             work *w = &tr->work[thread_id()];
             size_t r0 = k * ni, n = r0 + ni > R ? R - r0 : ni;
-            soma__conv_forward(ly->proj, x + r0 * D, D, tr->I1 + r0 * N, N, n, w->ccols, w->ctmp);
+            soma__conv_forward(ly->proj, x + r0 * D, D, tr->I1 + r0 * N, N, n, w->ccols, w->ctmp,
+                               tr->parg1 ? tr->parg1 + r0 * N : NULL);
         }
         return;
     }
@@ -513,7 +523,8 @@ static int input_backward_conv(soma_trainer *tr, const float *x, size_t R) {
         work *w = &tr->work[thread_id()];
         float *dw = acc + k * stride, *db = p->b ? dw + stride - (p->cout + 15) / 16 * 16 : NULL;
         size_t r0 = k * CONV_BLOCK, n = r0 + CONV_BLOCK > R ? R - r0 : CONV_BLOCK;
-        soma__conv_backward(p, x + r0 * D, D, tr->dI1 + r0 * N, N, n, dw, db, NULL, w->ccols, w->ctmp, w->cdcols);
+        soma__conv_backward(p, x + r0 * D, D, tr->dI1 + r0 * N, N, n, tr->parg1 ? tr->parg1 + r0 * N : NULL, dw, db,
+                            NULL, w->ccols, w->ctmp, w->cdcols);
     }
     for (size_t k = 1; k < nblk; k++)
         for (size_t i = 0; i < stride; i++) acc[i] += acc[k * stride + i];
@@ -581,7 +592,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
             for (size_t r = 0; r < T * Bc; r += SOMA_CONV_IMAGES) {
                 size_t n = r + SOMA_CONV_IMAGES > T * Bc ? T * Bc - r : SOMA_CONV_IMAGES;
                 soma__conv_forward(ly->proj, w->s[l - 1] + r * ly->Nin, ly->Nin, w->in[l] + r * N, N, n, w->ccols,
-                                   w->ctmp);
+                                   w->ctmp, w->parg[l] ? w->parg[l] + r * N : NULL);
             }
         } else if (!ly->first) {
             size_t R = T * Bc, Nin = ly->Nin;
@@ -711,7 +722,8 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
         if (ly->conv) {
             for (size_t r = 0; r < R; r += SOMA_CONV_IMAGES) {
                 size_t n = r + SOMA_CONV_IMAGES > R ? R - r : SOMA_CONV_IMAGES;
-                soma__conv_backward(ly->proj, w->s[l - 1] + r * Nin, Nin, w->din[l] + r * N, N, n, acc + ly->aw,
+                soma__conv_backward(ly->proj, w->s[l - 1] + r * Nin, Nin, w->din[l] + r * N, N, n,
+                                    w->parg[l] ? w->parg[l] + r * N : NULL, acc + ly->aw,
                                     ly->proj->b ? acc + ly->ab : NULL, w->ds[l - 1] + r * Nin, w->ccols, w->ctmp,
                                     w->cdcols);
             }
