@@ -1,3 +1,5 @@
+#include <math.h>
+#include <stdio.h>
 /* test_regressions.c — one test per fixed bug, named after it. */
 #include <stdlib.h>
 #include <string.h>
@@ -172,7 +174,75 @@ static void regression_meta_lif_draws_per_row(void) {
     CHECK(memcmp(s1, s2, sizeof s1) != 0);
 }
 
+/* A backward call with din_accumulate = 0 overwrites din and must not read
+ * it: the trainer's buffers (and a caller's) may hold anything, NaN
+ * included, and 0 * NaN is NaN. Found as a rare failure of
+ * test_ultradlif, whose din array was uninitialised stack memory. Every
+ * model, cells included (their weights drawn by a net), with din full of NaN. */
+static void regression_din_not_read(void) {
+    enum { B = 2, N = 6 };
+    for (size_t m = 0; m < soma_model_count(); m++) {
+        const char *name = soma_model_name_at(m);
+        const soma_model *md = soma_model_find(name);
+        if (!md->spiking) continue;
+        soma_net *net = NULL;
+        size_t in, h;
+        soma_net_create(&net);
+        soma_net_add_pop(net, "in", "input", 3, &in);
+        CHECK(soma_net_add_pop(net, "h", name, N, &h) == 0);
+        soma_net_connect_dense(net, in, h, 1);
+        CHECK(soma_net_init_weights(net, 2) == 0);
+        soma_model_args a;
+        memset(&a, 0, sizeof a);
+        size_t np;
+        const soma_param_desc *d = soma_model_params(md, &np);
+        float prm[SOMA_MAX_PARAMS][N], pset[SOMA_MAX_PARAMS];
+        for (size_t k = 0; k < np; k++) {
+            soma_net_get_param(net, h, d[k].name, &pset[k]);
+            for (size_t j = 0; j < N; j++) prm[k][j] = pset[k];
+            a.prm[k] = prm[k];
+        }
+        char tname[200];
+        for (size_t k = 0; k < md->n_weights; k++) {
+            soma_tensor t;
+            snprintf(tname, sizeof tname, "h.%s", md->weight_names[k]);
+            CHECK(soma_net_tensor_find(net, tname, &t) == 0);
+            a.w[k] = t.data;
+            a.dw[k] = calloc(t.rows * t.cols + 1, sizeof(float));
+        }
+        size_t sw = 0;
+        for (size_t k = 0; k < md->n_state; k++) sw += soma__state_width(md, pset, N, k);
+        size_t ws = md->scratch_floats ? md->scratch_floats(pset, N) * B : 0;
+        float *prev = calloc(sw * B + 1, sizeof(float)), *cur = calloc(sw * B + 1, sizeof(float));
+        float *dst = calloc(sw * B + 1, sizeof(float)), *work = calloc(ws + 1, sizeof(float));
+        float in_t[B * N], s[B * N], ds[B * N], din[B * N], scratch[2 * N];
+        for (size_t i = 0; i < B * N; i++) in_t[i] = 0.3f * (float)(i % 5) - 0.4f, ds[i] = 0.1f * (float)(i % 3) - 0.1f;
+        const float *pv[SOMA_MAX_STATE];
+        float *cv[SOMA_MAX_STATE], *dv[SOMA_MAX_STATE];
+        for (size_t k = 0, off = 0; k < md->n_state; k++) {
+            pv[k] = prev + off * B, cv[k] = cur + off * B, dv[k] = dst + off * B;
+            off += soma__state_width(md, pset, N, k);
+        }
+        a.scratch = scratch;
+        a.work = work;
+        a.surrogate = SOMA_SURROGATE_FAST_SIGMOID;
+        a.surrogate_param = 25.0f;
+        md->forward(&a, pv, cv, s, in_t, B, N);
+        a.in = in_t;
+        for (size_t i = 0; i < B * N; i++) din[i] = NAN;
+        float *dprm[SOMA_MAX_PARAMS] = {0};
+        md->backward(&a, pv, (const float *const *)cv, dv, ds, NULL, din, dprm, B, N);
+        int finite = 1;
+        for (size_t i = 0; i < B * N; i++) finite &= isfinite(din[i]) != 0;
+        CHECK_MSG(finite, "model %s: backward read the NaN already in din", name);
+        for (size_t k = 0; k < md->n_weights; k++) free(a.dw[k]);
+        free(prev), free(cur), free(dst), free(work);
+        soma_net_free(net);
+    }
+}
+
 int main(void) {
+    regression_din_not_read();
     regression_nmnist_negative_bin();
     regression_graded_raster();
     regression_meta_lif_draws_per_row();

@@ -106,7 +106,7 @@ static inline __attribute__((always_inline)) void alif_bwd_row(int sur, float sp
             float ej = gs[j] * soma__surrogate(sur, sp, u[j] - (th[j] + bt[j]));
             float d = gu[j] + ej;
             e[j] = ej, dd[j] = d;
-            gi[j] = keep * gi[j] + d;
+            gi[j] = keep != 0.0f ? gi[j] + d : d;
             gb[j] -= ej;
             gu[j] = beta[j] * d;
         }
@@ -115,7 +115,7 @@ static inline __attribute__((always_inline)) void alif_bwd_row(int sur, float sp
             float ej = gs[j] * soma__surrogate(sur, sp, u[j] - (th[j] + bt[j]));
             float d = gu[j] + ej;
             e[j] = ej, dd[j] = d;
-            gi[j] = keep * gi[j] + d;
+            gi[j] = keep != 0.0f ? gi[j] + d : d;
             gb[j] -= ej;
             gu[j] = (up[j] > th[j] + bp[j] ? 0.0f : beta[j]) * d;
         }

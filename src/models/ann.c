@@ -51,16 +51,16 @@ static void ann_backward(const soma_model_args *a, const float *const *prev, con
     float keep = a->din_accumulate ? 1.0f : 0.0f;
     size_t n = B * N;
     if (f == ACT_RELU)
-        for (size_t i = 0; i < n; i++) d[i] = keep * d[i] + (u[i] > 0.0f ? g[i] : 0.0f);
+        for (size_t i = 0; i < n; i++) d[i] = keep != 0.0f ? d[i] + (u[i] > 0.0f ? g[i] : 0.0f) : (u[i] > 0.0f ? g[i] : 0.0f);
     else if (f == ACT_GELU)
         for (size_t i = 0; i < n; i++) {
             float x = u[i];
             float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
             float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
-            d[i] = keep * d[i] + g[i] * (cdf + x * pdf);
+            d[i] = keep != 0.0f ? d[i] + g[i] * (cdf + x * pdf) : g[i] * (cdf + x * pdf);
         }
     else
-        for (size_t i = 0; i < n; i++) d[i] = keep * d[i] + g[i];
+        for (size_t i = 0; i < n; i++) d[i] = keep != 0.0f ? d[i] + g[i] : g[i];
     if (dv)
         for (size_t i = 0; i < n; i++) d[i] += dv[i];
 }

@@ -272,7 +272,7 @@ static void cfc_backward(const soma_model_args *a, const float *const *prev, con
     float keep = a->din_accumulate ? 1.0f : 0.0f;
     for (size_t i = 0; i < B * N; i++) {
         dz[i] *= LC_B * (LC_A - z[i] * z[i] * (1.0f / LC_A));
-        din[i] = keep * din[i] + dz[i];
+        din[i] = keep != 0.0f ? din[i] + dz[i] : dz[i];
     }
     if (a->dw[B_U]) add_colsum(a->dw[B_U], dz, B, N, N);
     /* 4. dU += du^T h_{t-1}; dL/dh_{t-1} = du U; the intermediates do not reach step t-1. */

@@ -61,7 +61,7 @@ static inline __attribute__((always_inline)) void lif_bwd_row(int sur, float sp,
             float ej = gs[j] * soma__surrogate(sur, sp, u[j] - th[j]);
             float d = g[j] + ej;
             e[j] = ej, dd[j] = d;
-            gi[j] = keep * gi[j] + d;
+            gi[j] = keep != 0.0f ? gi[j] + d : d;
             g[j] = beta[j] * d;
         }
     else
@@ -69,7 +69,7 @@ static inline __attribute__((always_inline)) void lif_bwd_row(int sur, float sp,
             float ej = gs[j] * soma__surrogate(sur, sp, u[j] - th[j]);
             float d = g[j] + ej;
             e[j] = ej, dd[j] = d;
-            gi[j] = keep * gi[j] + d;
+            gi[j] = keep != 0.0f ? gi[j] + d : d;
             g[j] = (up[j] > th[j] ? 0.0f : beta[j]) * d;
         }
 }

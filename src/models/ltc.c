@@ -230,7 +230,7 @@ static void synapse_backward(float *restrict dpre, float keep, float *restrict d
             for (size_t q = 0; q < 16; q++) part[q] += tmp[j + q];
         for (; j < N; j++) acc += tmp[j];
         for (size_t q = 0; q < 16; q++) acc += part[q];
-        dpre[i] = keep * dpre[i] + acc;
+        dpre[i] = keep != 0.0f ? dpre[i] + acc : acc;
     }
 }
 

@@ -126,7 +126,7 @@ static inline __attribute__((always_inline)) void meta_bwd_row(int sur, float sp
         float ej = gs[j] * meta_dsdu(sur, sp, prob, u[j] - th[j], temp[j]);
         float d = g[j] + ej;
         dd[j] = d;
-        gi[j] = keep * gi[j] + d;
+        gi[j] = keep != 0.0f ? gi[j] + d : d;
         g[j] = (r[j] != 0.0f ? 0.0f : beta[j]) * d;
     }
     if (dth)

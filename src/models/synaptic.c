@@ -66,7 +66,7 @@ static inline __attribute__((always_inline)) void syn_bwd_row(int sur, float sp,
         float du = gu[j] + ej;
         float c = gc[j] + du;
         e[j] = ej, gu[j] = du, dc[j] = c;
-        gi[j] = keep * gi[j] + c;
+        gi[j] = keep != 0.0f ? gi[j] + c : c;
         gc[j] = alpha[j] * c;
     }
 }

@@ -114,7 +114,7 @@ static void ultrad_backward(const soma_model_args *a, const float *const *prev, 
             if (dL) dL[j] += du * ps;
             if (dK) dK[j] += du * (pl + pr);
             if (dle) dle[j] += deps * eps;
-            gi[j] = keep * gi[j] + du * pi;
+            gi[j] = keep != 0.0f ? gi[j] + du * pi : du * pi;
             g[j] = du * ps;
             to_left[j] = du * pl;
             to_right[j] = du * pr;

@@ -77,7 +77,7 @@ static void ultra_backward(const soma_model_args *a, const float *const *prev, c
             if (dth) dth[j] += dtheta;
             if (dL) dL[j] += du * pa;
             if (dle) dle[j] += deps * eps;
-            gi[j] = keep * gi[j] + du * pb;
+            gi[j] = keep != 0.0f ? gi[j] + du * pb : du * pb;
             g[j] = du * pa;
         }
     }
