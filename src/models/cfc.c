@@ -86,6 +86,10 @@
  *   1 x 1 zeros and the states c, h_lstm, lstm_gates have width 0: the cell
  *   computes exactly what it computed before the option existed (but a
  *   model.soma saved before has two tensors fewer and does not load).
+ *   Measured on the recall data (64 units, 3 epochs): with ncps' +1 the
+ *   forget gate (about 0.73) erases c within tens of steps and the cell
+ *   stays at chance even for a 26-step delay, where the plain CfC learns;
+ *   an offset of +5 learns that delay in one epoch, but not 196 steps.
  *
  * State: 0 = h (the cell's output and its "membrane" for losses and
  * readouts), 1 = z, 2 = ff1 (the raw f in minimal mode), 3 = ff2, 4 = g (the
