@@ -45,6 +45,7 @@ run ann       "model: ann, size: 16, activation: gelu" "kind: dense" "model: inp
 run ultralif  "model: ultralif, size: 16, learn: {log_tau: neuron, log_eps: layer}" "kind: dense" "model: input, size: 9"
 run ultradlif "model: ultradlif, size: 16, learn: {log_kappa: layer}" "kind: dense" "model: input, size: 9"
 run cfc       "model: cfc, size: 16" "kind: dense" "model: input, size: 9"
+run cfc_mm    "model: cfc, size: 16, mixed_memory: yes" "kind: dense" "model: input, size: 9"
 run cfc_min   "model: cfc, size: 16, mode: minimal, learn: [A]" "kind: dense" "model: input, size: 9"
 run ltc       "model: ltc, size: 8, unfolds: 3" "kind: dense" "model: input, size: 9"
 run elm       "model: elm, size: 16" "kind: dense" "model: input, size: 9"
