@@ -597,6 +597,44 @@ static void test_bad_values(void) {
     }
 }
 
+/* chrono = T_max: forget-gate biases ln U(1, T_max - 1), input-gate biases
+ * their negatives (ncps block order g, i, f, o); chrono = 0 keeps ncps'
+ * U(-0.1, 0.1) everywhere. */
+static void test_chrono_init(void) {
+    for (int on = 0; on < 2; on++) {
+        soma_net *net = NULL;
+        size_t in, h;
+        soma_net_create(&net);
+        soma_net_add_pop(net, "in", "input", 3, &in);
+        soma_net_add_pop(net, "h", "cfc", 8, &h);
+        CHECK(soma_net_set_param(net, h, "mixed_memory", 1.0f) == 0);
+        CHECK(soma_net_set_param(net, h, "chrono", on ? 200.0f : 0.0f) == 0);
+        soma_net_connect_dense(net, in, h, 1);
+        CHECK(soma_net_init_weights(net, 4) == 0);
+        soma_tensor b;
+        CHECK(soma_net_tensor_find(net, "h.lstm_b", &b) == 0 && b.cols == 32);
+        float fmax_ = -1e9f, fmin_ = 1e9f;
+        int ok = 1;
+        for (size_t j = 0; j < 8; j++) {
+            float bf = b.data[16 + j], bi = b.data[8 + j];
+            fmax_ = bf > fmax_ ? bf : fmax_;
+            fmin_ = bf < fmin_ ? bf : fmin_;
+            if (on) ok &= bf >= 0.0f && bf <= logf(199.0f) + 1e-5f && bi == -bf;
+            else ok &= fabsf(bf) <= 0.1f && fabsf(bi) <= 0.1f;
+        }
+        for (size_t j = 0; j < 8; j++) ok &= fabsf(b.data[j]) <= 0.1f && fabsf(b.data[24 + j]) <= 0.1f; /* g, o */
+        CHECK_MSG(ok, "chrono %d: gate biases out of their ranges", on);
+        if (on) CHECK_MSG(fmax_ - fmin_ > 0.5f, "chrono: forget biases are spread (%g..%g)", fmin_, fmax_);
+        soma_net_free(net);
+    }
+    soma_net *net = NULL;
+    size_t h;
+    soma_net_create(&net);
+    soma_net_add_pop(net, "h", "cfc", 4, &h);
+    CHECK(soma_net_set_param(net, h, "chrono", -1.0f) == SOMA_STATUS_INVALID);
+    soma_net_free(net);
+}
+
 int main(void) {
     test_hand_value();
     test_hand_value_mixed();
@@ -604,6 +642,7 @@ int main(void) {
     test_net_loss();
     test_backward_fd();
     test_mixed_init();
+    test_chrono_init();
     test_roundtrip();
     test_bad_values();
     return t_report("test_cfc");

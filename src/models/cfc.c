@@ -90,6 +90,11 @@
  *   forget gate (about 0.73) erases c within tens of steps and the cell
  *   stays at chance even for a 26-step delay, where the plain CfC learns;
  *   an offset of +5 learns that delay in one epoch, but not 196 steps.
+ *   Parameter `chrono` = T_max > 2 replaces ncps' gate biases by the chrono
+ *   initialisation (Tallec & Ollivier 2018): forget-gate bias ln U(1,
+ *   T_max - 1) per unit and the input-gate bias its negative, so the cell
+ *   starts with memory times spread over 1..T_max steps (ncps' +1 offset
+ *   still applies on top).
  *
  * State: 0 = h (the cell's output and its "membrane" for losses and
  * readouts), 1 = z, 2 = ff1 (the raw f in minimal mode), 3 = ff2, 4 = g (the
@@ -125,7 +130,7 @@
 #include <string.h>
 #include "models/model.h"
 
-enum { P_MODE, P_DT, P_A, P_WTAU, P_MIX };
+enum { P_MODE, P_DT, P_A, P_WTAU, P_MIX, P_CHRONO };
 enum { MODE_DEFAULT, MODE_NO_GATE, MODE_MINIMAL };
 enum { W_U, W_1, W_2, W_A, W_B, B_U, B_1, B_2, B_A, B_B, W_L, B_L, N_WEIGHTS };
 enum { S_H, S_Z, S_FF1, S_FF2, S_G, S_C, S_HL, S_LG, N_STATE };
@@ -138,6 +143,7 @@ static const soma_param_desc params[] = {
     {"A", 1.0f, -1e3f, 1e3f, "", 1, NULL, "minimal mode: the ODE's bias A (learnable)"},
     {"w_tau", 0.0f, -1e3f, 1e3f, "", 1, NULL, "minimal mode: decay rate |w_tau| (learnable; from 0 its gradient is 0)"},
     {"mixed_memory", 0.0f, 0.0f, 1.0f, "", 0, mix_names, "yes: an LSTM cell feeds the CfC (ncps' mixed_memory, for long-term memory)"},
+    {"chrono", 0.0f, 0.0f, 1e6f, "", 0, NULL, "mixed memory: 0 = ncps' gate biases; T_max > 1 = chrono initialisation over 1..T_max steps"},
 };
 static const char *const state_names[] = {"h", "z", "ff1", "ff2", "gate", "c", "h_lstm", "lstm_gates"};
 static const char *const weight_names[] = {"U", "W1", "W2", "Wa", "Wb", "b_u", "b1", "b2", "ba", "bb", "lstm_w", "lstm_b"};
@@ -200,8 +206,16 @@ static void cfc_weight_init(const float *prm, size_t N, size_t k, float *w, soma
     if (k == W_L || k == B_L) {
         if (!mixed_of(prm)) w[0] = 0.0f; /* an unused placeholder */
         else if (k == W_L) lstm_w_init(N, w, rng);
-        else
+        else {
             for (size_t i = 0; i < c; i++) w[i] = 0.1f * (2.0f * soma_rng_uniform(rng) - 1.0f);
+            float tmax = prm[P_CHRONO];
+            if (tmax > 2.0f) /* chrono: forget bias ln U(1, T_max - 1), input bias its negative */
+                for (size_t j = 0; j < N; j++) {
+                    float bf = logf(1.0f + (tmax - 2.0f) * soma_rng_uniform(rng));
+                    w[2 * N + j] = bf;
+                    w[N + j] = -bf;
+                }
+        }
         return;
     }
     /* ncps: xavier_uniform for the matrices, torch's Linear default for biases. */
