@@ -282,7 +282,7 @@ train: {epochs: 1, batch: 64, loss: %(loss)s, optimizer: {name: adam, lr: 1e-3}}
 MODELS = [
     ("ultraplif_t1_h64", "UltraPLIF, T = 1, hidden 64, Fashion-MNIST", "torch_ultralif.py", [], "fmnist-ultralif-t1.yaml",
      None, 300, 300),
-    ("conv_fmnist_t6", "conv SNN 16c5-p2-32c5-p2-10, T = 6, Fashion-MNIST", "torch_conv.py", [], "fmnist-conv.yaml",
+    ("conv_fmnist_t6", "conv SNN 32c3-mp2-64c3-mp2-10, T = 6, Fashion-MNIST", "torch_conv.py", [], "fmnist-conv.yaml",
      None, 20, 40),
     ("cfc_h64_t200", "CfC, 64 units, T = 200", "torch_cfc.py", ["--hidden", "64", "--steps", "200", "--inputs", "9",
                                                                   "--classes", "8", "--batch", "64"], None,
