@@ -403,6 +403,40 @@ static void test_order(const char *base) {
     soma_data_free(&tr);
 }
 
+/* examples/nmnist-conv.yaml (shape [2, 34, 34], two convolutions) trains on
+ * the small tree: the loader's channel order is the convolution's [C][H][W]. */
+static void test_conv_example(const char *root) {
+    const char *ex = getenv("SOMA_EXAMPLES");
+    if (!ex) return;
+    char path[1024], err[512];
+    snprintf(path, sizeof path, "%s/nmnist-conv.yaml", ex);
+    soma_net *net = NULL;
+    soma_data_opts d;
+    soma_train_opts t;
+    CHECK_MSG(soma_experiment_load(path, &net, &d, &t, err, sizeof err) == 0, "%s", err);
+    if (!net) return;
+    snprintf(d.dir, sizeof d.dir, "%s", root);
+    d.steps = 4;
+    t.batch = 2;
+    t.threads = 1;
+    soma_dataset tr, te;
+    CHECK_MSG(soma_data_load(&d, &tr, &te, err, sizeof err) == 0, "%s", err);
+    CHECK(tr.dim == 2 * 34 * 34);
+    soma_trainer *trn = NULL;
+    CHECK_MSG(soma_train_create(&trn, net, &t, &d) == 0, "%s", soma_net_errmsg(net));
+    if (trn) {
+        soma_epoch_result r;
+        CHECK_MSG(soma_train_epoch(trn, &tr, 0, NULL, NULL, &r) == 0, "%s", soma_train_errmsg(trn));
+        CHECK(r.batches == 2 && isfinite(r.loss));
+        double acc = -1.0;
+        CHECK(soma_train_evaluate(trn, &te, 0, &acc, NULL) == 0 && acc >= 0.0 && acc <= 1.0);
+    }
+    soma_train_free(trn);
+    soma_data_free(&tr);
+    soma_data_free(&te);
+    soma_net_free(net);
+}
+
 int main(void) {
     const char *tmp = t_tmpdir("nmnist");
     CHECK(tmp != NULL);
@@ -415,6 +449,7 @@ int main(void) {
     test_load(good);
     test_bin_ms(good);
     test_limits(good);
+    test_conv_example(good);
     test_order(base);
     test_errors(base);
     return t_report("test_nmnist");
