@@ -241,7 +241,65 @@ static void regression_din_not_read(void) {
     }
 }
 
+/* Cell models run in chunks of 16 samples (trainer.c): a batch of 40 is
+ * chunks of 16, 16 and 8, and the gradients do not depend on how many
+ * threads take them (1 or 2: bit-identical). */
+static void regression_cell_chunks_threads(void) {
+    const char *cells[] = {"cfc", "ltc", "elm", "l2mu"};
+    enum { B = 40, T = 7, D = 5 };
+    static float x[T * B * D];
+    uint8_t y[B];
+    for (size_t i = 0; i < T * B * D; i++) x[i] = (float)((i * 7919) % 13) / 6.0f - 1.0f;
+    for (size_t b = 0; b < B; b++) y[b] = (uint8_t)(b % 4);
+    for (int c = 0; c < 4; c++) {
+        float *g[2] = {NULL, NULL};
+        size_t total = 0;
+        double loss[2] = {0, 0};
+        for (int th = 1; th <= 2; th++) {
+            soma_net *net = NULL;
+            size_t in, h, o;
+            soma_net_create(&net);
+            soma_net_add_pop(net, "in", "input", D, &in);
+            soma_net_add_pop(net, "h", cells[c], 12, &h);
+            soma_net_add_pop(net, "out", "ann", 4, &o);
+            soma_net_set_param(net, o, "activation", 2.0f);
+            soma_net_connect_dense(net, in, h, 1);
+            soma_net_connect_dense(net, h, o, 1);
+            soma_net_init_weights(net, 5);
+            soma_train_opts to;
+            soma_data_opts d;
+            soma_train_opts_default(&to);
+            soma_data_opts_default(&d);
+            to.batch = B;
+            to.threads = th;
+            to.loss = SOMA_LOSS_CE_LAST;
+            d.steps = T;
+            d.encoding = SOMA_ENCODING_SEQUENCE;
+            soma_trainer *tr = NULL;
+            CHECK_MSG(soma_train_create(&tr, net, &to, &d) == 0, "%s: %s", cells[c], soma_net_errmsg(net));
+            if (tr) {
+                CHECK(soma_train_grad(tr, x, 0, y, B, &loss[th - 1], NULL) == 0);
+                total = 0;
+                for (size_t i = 0; i < soma_net_tensor_count(net); i++) {
+                    soma_tensor t;
+                    soma_train_tensor(tr, i, &t);
+                    g[th - 1] = realloc(g[th - 1], (total + t.rows * t.cols) * sizeof(float));
+                    memcpy(g[th - 1] + total, t.grad, t.rows * t.cols * sizeof(float));
+                    total += t.rows * t.cols;
+                }
+            }
+            soma_train_free(tr);
+            soma_net_free(net);
+        }
+        CHECK_MSG(g[0] && g[1] && loss[0] == loss[1] && memcmp(g[0], g[1], total * sizeof(float)) == 0,
+                  "%s: 1 and 2 threads differ (loss %.9g vs %.9g)", cells[c], loss[0], loss[1]);
+        free(g[0]);
+        free(g[1]);
+    }
+}
+
 int main(void) {
+    regression_cell_chunks_threads();
     regression_din_not_read();
     regression_nmnist_negative_bin();
     regression_graded_raster();

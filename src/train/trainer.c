@@ -10,7 +10,7 @@
  *     against the gradient summed over time. A time-varying input (spike
  *     encodings, sequence data sets) that is sparse enough goes through a
  *     gather over its nonzeros (CSR rows) instead.
- *  2. The batch is cut into fixed chunks of CHUNK samples. A chunk runs all
+ *  2. The batch is cut into fixed chunks of tr->chunk samples. A chunk runs all
  *     layers forward over T steps, the loss, and all layers backward, with
  *     its buffers (state tape, spikes) small enough to stay in cache. Chunks
  *     run in parallel; each has its own gradient accumulators, summed in
@@ -39,7 +39,12 @@
 #include "proj/dense.h"
 #include "train/train.h"
 
-#define CHUNK 2
+/* Samples per chunk: 2 for spiking and graded-neuron layers (their per-step
+ * work is elementwise and gathers, and small tapes stay in L1/L2), 16 when a
+ * layer is a cell with weight matrices of its own (CfC, LTC, ELM, L2MU):
+ * their per-step products then run on 16 rows at once instead of 2. */
+#define CHUNK_NEURONS 2
+#define CHUNK_CELLS 16
 
 typedef struct layer {
     soma__pop *pop;
@@ -69,7 +74,7 @@ typedef struct work {
     size_t nspk[16];
     double spk_sum[16]; /* sum of outputs: spikes, or spike probabilities of rate-output graded layers */
     float *dv, *dstate, *scratch;
-    uint8_t *parg[16];            /* max-pooling positions of conv layers, [T][CHUNK][N] */
+    uint8_t *parg[16];            /* max-pooling positions of conv layers, [T][chunk][N] */
     float *cwork;                 /* cell models' scratch */
     float *ccols, *ctmp, *cdcols; /* convolution workspaces (one image) */
     uint8_t *pred;
@@ -83,6 +88,7 @@ struct soma_trainer {
     size_t L;                /* spiking layers */
     layer lay[16];
     size_t T, Bmax, D, nchunks_max, Nmax, nsmax;
+    size_t chunk;            /* samples per chunk (CHUNK_NEURONS or CHUNK_CELLS) */
     size_t wszmax, ccols_max, ctmp_max; /* cell scratch per row; conv workspaces */
     int threads;
     float *grad;             /* mirrors net->params */
@@ -354,7 +360,10 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         goto error;
     }
     tr->acc_size = acc;
-    tr->nchunks_max = (tr->Bmax + CHUNK - 1) / CHUNK;
+    tr->chunk = CHUNK_NEURONS;
+    for (size_t l = 0; l < tr->L; l++)
+        if (tr->lay[l].m->n_weights) tr->chunk = CHUNK_CELLS;
+    tr->nchunks_max = (tr->Bmax + tr->chunk - 1) / tr->chunk;
     size_t T = tr->T, B = tr->Bmax, N1 = tr->lay[0].N;
     /* Input currents: B rows for a time-constant input, T*B for the others
      * (grown on first use if a direct-input trainer is handed one). */
@@ -377,25 +386,25 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
     for (int t = 0; t < tr->threads; t++) {
         work *w = &tr->work[t];
         for (size_t l = 0; l < tr->L; l++) {
-            size_t RB = CHUNK * tr->lay[l].N;
+            size_t RB = tr->chunk * tr->lay[l].N;
             w->in[l] = soma__alloc(T * RB * sizeof(float));
-            w->tape[l] = soma__alloc((T + 1) * tr->lay[l].sw * CHUNK * sizeof(float));
+            w->tape[l] = soma__alloc((T + 1) * tr->lay[l].sw * tr->chunk * sizeof(float));
             w->s[l] = soma__alloc(T * RB * sizeof(float));
             w->ds[l] = soma__alloc(T * RB * sizeof(float));
             w->din[l] = soma__alloc(T * RB * sizeof(float));
             w->idx[l] = soma__alloc(T * RB * sizeof(uint32_t));
-            w->cnt[l] = soma__alloc(T * CHUNK * sizeof(uint32_t));
+            w->cnt[l] = soma__alloc(T * tr->chunk * sizeof(uint32_t));
             if (!w->in[l] || !w->tape[l] || !w->s[l] || !w->ds[l] || !w->din[l] || !w->idx[l] || !w->cnt[l]) goto nomem;
             if (l > 0 && tr->lay[l].conv && tr->lay[l].proj->cv.pool == SOMA_POOL_MAX &&
                 !(w->parg[l] = malloc(T * RB)))
                 goto nomem;
         }
-        w->dv = soma__alloc(T * CHUNK * tr->lay[tr->L - 1].N * sizeof(float));
-        w->dstate = soma__alloc(tr->nsmax * CHUNK * sizeof(float));
+        w->dv = soma__alloc(T * tr->chunk * tr->lay[tr->L - 1].N * sizeof(float));
+        w->dstate = soma__alloc(tr->nsmax * tr->chunk * sizeof(float));
         w->scratch = soma__alloc(2 * tr->Nmax * sizeof(float));
-        w->pred = calloc(CHUNK, 1);
+        w->pred = calloc(tr->chunk, 1);
         if (!w->dv || !w->dstate || !w->scratch || !w->pred) goto nomem;
-        if (tr->wszmax && !(w->cwork = soma__alloc(CHUNK * tr->wszmax * sizeof(float)))) goto nomem;
+        if (tr->wszmax && !(w->cwork = soma__alloc(tr->chunk * tr->wszmax * sizeof(float)))) goto nomem;
         size_t ni = SOMA_CONV_IMAGES;
         if (tr->ccols_max && (!(w->ccols = soma__alloc(ni * tr->ccols_max * sizeof(float))) ||
                               !(w->cdcols = soma__alloc(ni * tr->ccols_max * sizeof(float))) ||
@@ -779,7 +788,7 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
     for (size_t b = 0; b < B; b++)
         if (y[b] >= lo->N)
             return fail(tr, SOMA_STATUS_INVALID, "label %u of sample %zu is not below the %zu output neurons", y[b], b, lo->N);
-    size_t T = tr->T, nch = (B + CHUNK - 1) / CHUNK;
+    size_t T = tr->T, nch = (B + tr->chunk - 1) / tr->chunk;
     tr->batch_counter++;
     double t0 = now();
     if ((st = input_reserve(tr, tc ? B : T * B))) return st;
@@ -793,7 +802,7 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
 #pragma omp parallel for num_threads(tr->threads) schedule(dynamic, 1)
     for (size_t c = 0; c < nch; c++) {
         work *w = &tr->work[thread_id()];
-        size_t b0 = c * CHUNK, Bc = b0 + CHUNK > B ? B - b0 : CHUNK;
+        size_t b0 = c * tr->chunk, Bc = b0 + tr->chunk > B ? B - b0 : tr->chunk;
         chunk_forward(tr, w, b0, Bc, B, tc);
         const float *s, *u;
         size_t us;
@@ -1018,7 +1027,7 @@ static int forward_batch(soma_trainer *tr, const float *x, int tc, size_t B, uin
     /* Forward passes keep no per-batch gradient state, so any batch size works. */
     if (!x || B == 0) return fail(tr, SOMA_STATUS_INVALID, "empty batch");
     int st;
-    size_t T = tr->T, nch = (B + CHUNK - 1) / CHUNK;
+    size_t T = tr->T, nch = (B + tr->chunk - 1) / tr->chunk;
     size_t rec_l = (size_t)-1;
     if (spikes) {
         for (size_t l = 0; l < tr->L; l++)
@@ -1032,7 +1041,7 @@ static int forward_batch(soma_trainer *tr, const float *x, int tc, size_t B, uin
 #pragma omp parallel for num_threads(tr->threads) schedule(dynamic, 1)
     for (size_t c = 0; c < nch; c++) {
         work *w = &tr->work[thread_id()];
-        size_t b0 = c * CHUNK, Bc = b0 + CHUNK > B ? B - b0 : CHUNK;
+        size_t b0 = c * tr->chunk, Bc = b0 + tr->chunk > B ? B - b0 : tr->chunk;
         chunk_forward(tr, w, b0, Bc, B, tc);
         if (pred) {
             const float *s, *u;
