@@ -42,8 +42,14 @@ static void im2col(const soma__proj *p, const float *x, float *cols, size_t ld, 
                         continue;
                     }
                     const float *xr = x + (c * H + (size_t)iy) * W;
-                    if (s == 1 && (long)j >= (long)pad && OW + j - pad <= W) { /* interior run: a copy */
-                        memcpy(r, xr + (j - pad), OW * sizeof *r);
+                    if (s == 1) { /* zeros, a copy of the valid run, zeros */
+                        long lo = (long)pad - (long)j, hi = (long)W + (long)pad - (long)j;
+                        if (lo < 0) lo = 0;
+                        if (hi > (long)OW) hi = (long)OW;
+                        if (hi < lo) hi = lo;
+                        if (lo > 0) memset(r, 0, (size_t)lo * sizeof *r);
+                        if (hi > lo) memcpy(r + lo, xr + lo + (long)j - (long)pad, (size_t)(hi - lo) * sizeof *r);
+                        if ((long)OW > hi) memset(r + hi, 0, (OW - (size_t)hi) * sizeof *r);
                         continue;
                     }
                     for (size_t xo = 0; xo < OW; xo++) {
@@ -67,6 +73,14 @@ static void col2im(const soma__proj *p, const float *cols, size_t ld, size_t c0,
                     if (iy < 0 || iy >= (long)H) continue;
                     float *xr = dx + (c * H + (size_t)iy) * W;
                     const float *r = row + y * OW;
+                    if (s == 1) { /* the valid run, added in place */
+                        long lo = (long)pad - (long)j, hi = (long)W + (long)pad - (long)j;
+                        if (lo < 0) lo = 0;
+                        if (hi > (long)OW) hi = (long)OW;
+                        long off = (long)j - (long)pad;
+                        for (long xo = lo; xo < hi; xo++) xr[xo + off] += r[xo];
+                        continue;
+                    }
                     for (size_t xo = 0; xo < OW; xo++) {
                         long ix = (long)(xo * s + j) - (long)pad;
                         if (ix >= 0 && ix < (long)W) xr[ix] += r[xo];
@@ -97,6 +111,22 @@ void soma__conv_forward(const soma__proj *p, const float *x, size_t xs, float *o
             const float *src = tmp + o * ld + i * HW;
             if (!pooled) {
                 for (size_t e = 0; e < PHW; e++) dst[e] = src[e] + b;
+                continue;
+            }
+            if (p->cv.pool == SOMA_POOL_MAX && q == 2) { /* the usual case, branch-free */
+                uint8_t *ag = arg + i * os + o * PHW;
+                for (size_t u = 0; u < PH; u++) {
+                    const float *r0 = src + 2 * u * p->ow, *r1 = r0 + p->ow;
+                    for (size_t v = 0; v < PW; v++) {
+                        float y0 = r0[2 * v], y1 = r0[2 * v + 1], y2 = r1[2 * v], y3 = r1[2 * v + 1];
+                        /* first maximum in window order 0, 1, 2, 3 (ties keep the earlier one) */
+                        float m01 = y1 > y0 ? y1 : y0, m23 = y3 > y2 ? y3 : y2;
+                        unsigned i01 = y1 > y0, i23 = 2u + (y3 > y2);
+                        int hi = m23 > m01;
+                        dst[u * PW + v] = (hi ? m23 : m01) + b;
+                        ag[u * PW + v] = (uint8_t)(hi ? i23 : i01);
+                    }
+                }
                 continue;
             }
             if (p->cv.pool == SOMA_POOL_MAX) {
