@@ -67,6 +67,12 @@ void cli_print_net(FILE *f, soma_net *net) {
         soma_pop_info pi;
         soma_net_pop_info(net, i, &pi);
         fprintf(f, "  %-12s %-10s %6zu neurons%s", pi.name, pi.model, pi.size, pi.recurrent ? "  recurrent" : "");
+        size_t dims[3], ndims = 1;
+        if (soma_net_get_shape(net, i, dims, &ndims) == 0 && ndims > 1) {
+            fprintf(f, "  shape [%zu", dims[0]);
+            for (size_t k = 1; k < ndims; k++) fprintf(f, ", %zu", dims[k]);
+            fprintf(f, "]");
+        }
         size_t nd;
         const soma_param_desc *d = soma_model_params(soma_model_find(pi.model), &nd);
         for (size_t k = 0; k < nd; k++) {
@@ -87,7 +93,14 @@ void cli_print_net(FILE *f, soma_net *net) {
         soma_pop_info pa, pb;
         soma_net_pop_info(net, a, &pa);
         soma_net_pop_info(net, b, &pb);
-        fprintf(f, "  %s -> %s  dense %zu x %zu%s\n", pa.name, pb.name, pb.size, pa.size, bias ? " + bias" : "");
+        soma_conv cv;
+        if (soma_net_proj_conv(net, i, &cv) == 1) {
+            fprintf(f, "  %s -> %s  conv %zux%zu, stride %zu, padding %zu", pa.name, pb.name, cv.kernel, cv.kernel,
+                    cv.stride, cv.padding);
+            if (cv.pool) fprintf(f, ", %s pool %zux%zu", soma_pool_name(cv.pool), cv.pool_size, cv.pool_size);
+            fprintf(f, "%s\n", bias ? " + bias" : "");
+        } else
+            fprintf(f, "  %s -> %s  dense %zu x %zu%s\n", pa.name, pb.name, pb.size, pa.size, bias ? " + bias" : "");
     }
     fprintf(f, "parameters:\n");
     size_t nt = soma_net_tensor_count(net);

@@ -52,4 +52,9 @@ run elm       "model: elm, size: 16" "kind: dense" "model: input, size: 9"
 run elm_v2    "model: elm, size: 16, branches: 4, mlp_hidden: 24" "kind: dense" "model: input, size: 9"
 run l2mu      "model: l2mu, size: 16, order: 6, theta: 12" "kind: dense" "model: input, size: 9"
 run conv      "model: lif, shape: [4, 2, 2]" "kind: conv, kernel: 2" "model: input, shape: [1, 3, 3]"
+# soma info names the convolution and the shapes
+if ! "$BIN" info "$DIR/conv/model.soma" 2>&1 | grep -q "in -> hidden  conv 2x2, stride 1, padding 0 + bias" ||
+   ! "$BIN" info "$DIR/conv/model.soma" 2>&1 | grep -q "shape \[4, 2, 2\]"; then
+    echo "FAIL soma info does not describe the convolution:"; "$BIN" info "$DIR/conv/model.soma"; fail=1
+fi
 exit $fail
