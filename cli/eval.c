@@ -117,7 +117,7 @@ int cli_info(int argc, char **argv) {
            soma_readout_name(d.readout));
     printf("trained with: loss %s, optimizer %s (lr %g), batch %zu, surrogate %s (%g), %d epoch(s)\n",
            soma_loss_name(t.loss), soma_optimizer_name(t.optimizer), t.lr, t.batch, soma_surrogate_name(t.surrogate),
-           t.surrogate_param, t.epochs);
+           t.surrogate_param > 0.0f ? t.surrogate_param : soma_surrogate_default_param(t.surrogate), t.epochs);
     soma_net_free(net);
     return 0;
 }
