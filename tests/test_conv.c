@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "soma.h"
+#include <zlib.h>
 #include "testlib.h"
 
 /* ---------------------------------------------------------------- 1 */
@@ -371,6 +372,39 @@ static void check_yaml_and_file(void) {
         soma_net_free(back);
     }
     soma_net_free(net);
+
+    /* Every byte of a conv model's payload changed (and the checksum made to
+     * match): the loader refuses or accepts, never crashes or reads out of
+     * bounds (run it under make asan), and refusals say why. */
+    {
+        size_t len = 0;
+        unsigned char *good = t_read_file(mpath, &len);
+        CHECK(good && len > 28);
+        size_t refused = 0, tried = 0;
+        char fpath[700];
+        snprintf(fpath, sizeof fpath, "%s/fuzz.soma", dir);
+        for (size_t i = 28; good && i < len; i++) {
+            unsigned char *f = malloc(len);
+            memcpy(f, good, len);
+            f[i] ^= (unsigned char)(i % 7 == 0 ? 0x80 : 0x01 << (i % 7));
+            uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), f + 28, (uInt)(len - 28));
+            f[24] = (unsigned char)crc, f[25] = (unsigned char)(crc >> 8), f[26] = (unsigned char)(crc >> 16),
+            f[27] = (unsigned char)(crc >> 24);
+            CHECK(t_write_file(fpath, f, len) == 0);
+            soma_net *b = NULL;
+            err[0] = 0;
+            int rc = soma_model_load(fpath, &b, NULL, NULL, err, sizeof err);
+            tried++;
+            if (rc) {
+                refused++;
+                CHECK_MSG(b == NULL && strlen(err) > 0, "byte %zu: refused without a message", i);
+            }
+            soma_net_free(b);
+            free(f);
+        }
+        CHECK_MSG(refused > 0 && tried == len - 28, "%zu of %zu changed files refused", refused, tried);
+        free(good);
+    }
 
     expect_yaml_error(dir,
                       "network:\n  populations:\n    in: {model: input, shape: [1, 8, 8]}\n"
