@@ -31,6 +31,8 @@ Fixture format (text, one record per line, whitespace separated):
     learn POP PARAM layer|neuron
     recurrent POP
     proj FROM TO BIAS
+    shape POP C H W                        a population's shape (convolution cases)
+    conv FROM TO BIAS K STRIDE PAD POOL Q  a convolution instead of proj (POOL: none|avg|sum|max)
     opt loss|surrogate NAME
     opt surrogate_param|rate_penalty|correct_rate|incorrect_rate VALUE
     steps T / batch B / time_constant 0|1
@@ -106,9 +108,15 @@ def tensor_names(case):
     names = []
     prev = "in"
     for i, pop in enumerate(case["pops"]):
-        names.append((f"{prev}->{pop['name']}.weight", pop["size"], case["sizes"][i]))
+        cv = pop.get("conv")
+        if cv:
+            cin = case["shapes"][i][0]
+            rows, cols = pop["shape"][0], cin * cv["k"] * cv["k"]
+        else:
+            rows, cols = pop["size"], case["sizes"][i]
+        names.append((f"{prev}->{pop['name']}.weight", rows, cols))
         if case["bias"][i]:
-            names.append((f"{prev}->{pop['name']}.bias", 1, pop["size"]))
+            names.append((f"{prev}->{pop['name']}.bias", 1, rows))
         prev = pop["name"]
     for pop in case["pops"]:
         if pop.get("recurrent"):
@@ -153,8 +161,24 @@ def forward(case, values, x, y, dtype):
         syn = torch.zeros(B, N, dtype=dtype)
         S = torch.zeros(B, N, dtype=dtype)
         outS, outU = [], []
+        cv = pop.get("conv")
         for t in range(T):
-            I = F.linear(inp[t], W, b)
+            if cv:
+                cin, h, w = case["shapes"][li]
+                xin = inp[t].reshape(B, cin, h, w)
+                Y = F.conv2d(xin, W.reshape(W.shape[0], cin, cv["k"], cv["k"]), None, cv["s"], cv["p"])
+                q = cv["q"]
+                if cv["pool"] == "avg":
+                    Y = F.avg_pool2d(Y, q)
+                elif cv["pool"] == "sum":
+                    Y = F.avg_pool2d(Y, q) * (q * q)
+                elif cv["pool"] == "max":
+                    Y = F.max_pool2d(Y, q)
+                if b is not None:
+                    Y = Y + b.reshape(1, -1, 1, 1)
+                I = Y.reshape(B, N)
+            else:
+                I = F.linear(inp[t], W, b)
             if Wrec is not None and t > 0:
                 I = I + S @ Wrec.t()
             R = (U > th).to(dtype).detach()
@@ -262,13 +286,32 @@ CASES = [
          pops=[dict(name="h1", model="lif", size=40, params=dict(beta=0.85)),
                dict(name="out", model="lif", size=4, params=dict(beta=0.9))],
          bias=[True, True]),
+    # Convolutions: input 2x6x6; conv 3@3x3 pad 1, max pool 2 -> 3x3x3 LIF;
+    # conv 4@2x2 -> 4x2x2 LIF; dense -> 4 LIF (snnTorch tutorial 7's layout).
+    dict(name="conv_max_ce_mem", T=6, B=5, tc=1, loss="ce_mem", surrogate="fast_sigmoid", sparam=25.0,
+         rate_penalty=0.0, wscale=3.0, D=72, in_shape=(2, 6, 6),
+         pops=[dict(name="c1", model="lif", size=27, shape=(3, 3, 3), params=dict(beta=0.9),
+                    conv=dict(k=3, s=1, p=1, pool="max", q=2)),
+               dict(name="c2", model="lif", size=16, shape=(4, 2, 2), params=dict(beta=0.8),
+                    conv=dict(k=2, s=1, p=0, pool="none", q=1)),
+               dict(name="out", model="lif", size=4, params=dict(beta=0.9))],
+         bias=[True, True, True]),
+    dict(name="conv_avg_sum_tv_ce_rate", T=5, B=6, tc=0, loss="ce_rate", surrogate="atan", sparam=2.0,
+         rate_penalty=0.0, wscale=3.0, D=72, in_shape=(2, 6, 6),
+         pops=[dict(name="c1", model="lif", size=27, shape=(3, 3, 3), params=dict(beta=0.85, reset=1),
+                    conv=dict(k=3, s=2, p=1, pool="none", q=1)),
+               dict(name="c2", model="lif", size=4, shape=(4, 1, 1), params=dict(beta=0.9),
+                    conv=dict(k=2, s=1, p=0, pool="sum", q=2)),
+               dict(name="out", model="lif", size=4, params=dict(beta=0.9))],
+         bias=[True, False, True]),
 ]
 
 
 def draw(case, seed):
     rng = np.random.default_rng(seed)
-    D = 12
+    D = case.get("D", 12)
     case["sizes"] = [D] + [p["size"] for p in case["pops"]]
+    case["shapes"] = [case.get("in_shape", (D, 1, 1))] + [p.get("shape", (p["size"], 1, 1)) for p in case["pops"]]
     case.setdefault("correct_rate", 0.8)
     case.setdefault("incorrect_rate", 0.2)
     values = {}
@@ -278,7 +321,9 @@ def draw(case, seed):
             bound = case.get("recscale", 1.0) / math.sqrt(c)
             v = rng.uniform(-bound, bound, (r, c))
         elif k in ("weight", "bias"):
-            fan_in = case["sizes"][[p["name"] for p in case["pops"]].index(pname.split("->")[1])]
+            li = [p["name"] for p in case["pops"]].index(pname.split("->")[1])
+            cv = case["pops"][li].get("conv")
+            fan_in = case["shapes"][li][0] * cv["k"] * cv["k"] if cv else case["sizes"][li]
             bound = case["wscale"] / math.sqrt(fan_in)
             v = rng.uniform(-bound, bound, (r, c))
             if k == "bias":
@@ -321,8 +366,12 @@ def write(case, values, x, y, loss, counts, grads, tols, path):
     L.append("soma_torch_fixture 1")
     L.append(f"case {case['name']}")
     L.append(f"pop in input {case['sizes'][0]}")
+    if "in_shape" in case:
+        L.append("shape in " + " ".join(str(v) for v in case["in_shape"]))
     for p in case["pops"]:
         L.append(f"pop {p['name']} {p['model']} {p['size']}")
+        if "shape" in p:
+            L.append(f"shape {p['name']} " + " ".join(str(v) for v in p["shape"]))
         for k in MODEL_PARAMS[p["model"]]:
             if k in p["params"]:
                 v = p["params"][k]
@@ -333,7 +382,11 @@ def write(case, values, x, y, loss, counts, grads, tols, path):
             L.append(f"recurrent {p['name']}")
     prev = "in"
     for i, p in enumerate(case["pops"]):
-        L.append(f"proj {prev} {p['name']} {int(case['bias'][i])}")
+        cv = p.get("conv")
+        if cv:
+            L.append(f"conv {prev} {p['name']} {int(case['bias'][i])} {cv['k']} {cv['s']} {cv['p']} {cv['pool']} {cv['q']}")
+        else:
+            L.append(f"proj {prev} {p['name']} {int(case['bias'][i])}")
         prev = p["name"]
     L.append(f"opt loss {case['loss']}")
     L.append(f"opt surrogate {case['surrogate']}")
@@ -392,12 +445,18 @@ def main():
         l2_32 = {n: 0.0 for n in grads}
         w1 = f"in->{case['pops'][0]['name']}.weight"
         D = x.shape[1]
-        for perm in (np.arange(D), np.arange(D)[::-1], np.random.default_rng(seed).permutation(D)):
+        # (a convolution's input cannot be reordered: float32 once, in order)
+        perms = [np.arange(D)] if "in_shape" in case else \
+            (np.arange(D), np.arange(D)[::-1], np.random.default_rng(seed).permutation(D))
+        for perm in perms:
             v32 = dict(values)
-            v32[w1] = values[w1][:, perm]
+            conv = "in_shape" in case
+            if not conv:
+                v32[w1] = values[w1][:, perm]
             loss32, _, _, _, g32, spk32 = forward(case, v32, x[:, perm], y, torch.float32)
             assert all((a == b).all() for a, b in zip(spk, spk32)), "float32 spikes differ from float64"
-            g32[w1] = g32[w1][:, np.argsort(perm)]
+            if not conv:
+                g32[w1] = g32[w1][:, np.argsort(perm)]
             for n in grads:
                 err32[n] = max(err32[n], rel_err(g32[n], grads[n]))
                 l2_32[n] = max(l2_32[n], l2_err(g32[n], grads[n]))

@@ -3,7 +3,10 @@
  *
  * The fixtures tests/fixtures/torch_*.txt are written once by
  * tests/gen_torch_fixtures.py (float64 torch; see its header for the format)
- * and committed, so this test needs no torch. For each fixture it builds the
+ * and committed, so this test needs no torch. The fixtures cover LIF and
+ * synaptic layers, recurrence, every loss and surrogate, learnable neuron
+ * parameters, and convolutions (max, average, sum pooling, stride 2) against
+ * torch's conv2d and pooling. For each fixture it builds the
  * net with the public API, copies the weights in, runs soma_train_grad on
  * the fixture's batch and checks:
  *   - the loss, to REL_TOL relative;
@@ -42,7 +45,7 @@
 static const char *const FIXTURES[] = {
     "torch_lif_subtract_ce_rate.txt", "torch_lif_zero_ce_count_tv.txt", "torch_rec_lif_syn_mse.txt",
     "torch_syn_lif_ce_mem_tv.txt",    "torch_deep_st_rate_penalty.txt", "torch_rec_syn_zero_ce_count.txt",
-    "torch_wide_tv_ce_rate.txt",
+    "torch_wide_tv_ce_rate.txt",      "torch_conv_max_ce_mem.txt",      "torch_conv_avg_sum_tv_ce_rate.txt",
 };
 
 typedef struct ftensor {
@@ -147,6 +150,17 @@ static int fixture_load(fixture *f, const char *path) {
             int bias;
             err = fscanf(fp, "%159s %159s %d", a, b, &bias) != 3 ||
                   soma_net_connect_dense(f->net, pop_index(f->net, a), pop_index(f->net, b), bias) != 0;
+        } else if (!strcmp(key, "shape")) {
+            size_t d[3];
+            err = fscanf(fp, "%159s %zu %zu %zu", a, &d[0], &d[1], &d[2]) != 4 ||
+                  soma_net_set_shape(f->net, pop_index(f->net, a), d, 3) != 0;
+        } else if (!strcmp(key, "conv")) {
+            int bias;
+            soma_conv cv;
+            err = fscanf(fp, "%159s %159s %d %zu %zu %zu %63s %zu", a, b, &bias, &cv.kernel, &cv.stride, &cv.padding, c,
+                         &cv.pool_size) != 8 ||
+                  (cv.pool = soma_pool_find(c)) < 0 ||
+                  soma_net_connect_conv(f->net, pop_index(f->net, a), pop_index(f->net, b), bias, &cv) != 0;
         } else if (!strcmp(key, "opt")) {
             err = fscanf(fp, "%159s %159s", a, b) != 2;
             if (err) break;
