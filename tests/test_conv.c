@@ -19,6 +19,7 @@
 #include "soma.h"
 #include <zlib.h>
 #include "testlib.h"
+#include "proj/conv.h"
 
 /* ---------------------------------------------------------------- 1 */
 static void direct_conv(const float *x, const float *w, const float *bias, size_t cin, size_t h, size_t wd, size_t cout,
@@ -442,6 +443,82 @@ static void check_yaml_and_file(void) {
                       "kernel 7 is larger than the padded input 3x3", "kernel too large");
 }
 
+/* The spike path (each nonzero input adds its weights) against im2col +
+ * GEMM: same loss and gradients of a conv-LIF net (max pooling, padding,
+ * two convolutions, the second fed by spikes) on sparse inputs, direct and
+ * time-varying. */
+static void check_sparse_path(int tc) {
+    double loss[2];
+    float *g[2] = {NULL, NULL};
+    size_t total = 0;
+    for (int mode = 1; mode <= 2; mode++) {
+        soma__conv_sparse_mode = mode;
+        soma_net *net = NULL;
+        size_t in, c1, c2, o;
+        soma_net_create(&net);
+        soma_net_add_pop(net, "in", "input", 72, &in);
+        soma_net_add_pop(net, "c1", "lif", 27, &c1);
+        soma_net_add_pop(net, "c2", "lif", 16, &c2);
+        soma_net_add_pop(net, "out", "lif", 3, &o);
+        size_t d0[3] = {2, 6, 6}, d1[3] = {3, 3, 3}, d2[3] = {4, 2, 2};
+        soma_net_set_shape(net, in, d0, 3);
+        soma_net_set_shape(net, c1, d1, 3);
+        soma_net_set_shape(net, c2, d2, 3);
+        soma_conv a = {3, 1, 1, SOMA_POOL_MAX, 2}, b = {2, 1, 0, SOMA_POOL_NONE, 1};
+        CHECK(soma_net_connect_conv(net, in, c1, 1, &a) == 0);
+        CHECK(soma_net_connect_conv(net, c1, c2, 0, &b) == 0);
+        soma_net_connect_dense(net, c2, o, 1);
+        soma_net_init_weights(net, 6);
+        soma_rng rng;
+        soma_rng_init(&rng, 6, 1);
+        for (size_t i = 0; i < soma_net_tensor_count(net); i++) {
+            soma_tensor t;
+            soma_net_tensor(net, i, &t);
+            for (size_t j = 0; j < t.rows * t.cols; j++) t.data[j] = 2.4f * soma_rng_uniform(&rng) - 0.9f;
+        }
+        soma_train_opts to;
+        soma_data_opts d;
+        soma_train_opts_default(&to);
+        soma_data_opts_default(&d);
+        to.batch = 5, to.threads = 2, to.loss = SOMA_LOSS_CE_MEM;
+        d.steps = 6;
+        if (!tc) d.encoding = SOMA_ENCODING_RATE;
+        float x[6 * 5 * 72];
+        soma_rng_init(&rng, 7, 2);
+        for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) {
+            float u = soma_rng_uniform(&rng);
+            x[i] = u < 0.12f ? (tc ? 3.0f * soma_rng_uniform(&rng) : 1.0f) : 0.0f;
+        }
+        uint8_t y[5] = {0, 1, 2, 1, 0};
+        soma_trainer *tr = NULL;
+        CHECK(soma_train_create(&tr, net, &to, &d) == 0);
+        if (tr) {
+            CHECK(soma_train_grad(tr, x, tc, y, 5, &loss[mode - 1], NULL) == 0);
+            total = 0;
+            for (size_t i = 0; i < soma_net_tensor_count(net); i++) {
+                soma_tensor t;
+                soma_train_tensor(tr, i, &t);
+                g[mode - 1] = realloc(g[mode - 1], (total + t.rows * t.cols) * sizeof(float));
+                memcpy(g[mode - 1] + total, t.grad, t.rows * t.cols * sizeof(float));
+                total += t.rows * t.cols;
+            }
+        }
+        soma_train_free(tr);
+        soma_net_free(net);
+    }
+    soma__conv_sparse_mode = 0;
+    double gmax = 0, dmax = 0;
+    for (size_t i = 0; g[0] && g[1] && i < total; i++) {
+        gmax = fmax(gmax, fabs(g[0][i]));
+        dmax = fmax(dmax, fabs(g[0][i] - g[1][i]));
+    }
+    CHECK_NEAR(loss[0], loss[1], 1e-5);
+    CHECK_MSG(g[0] && g[1] && gmax > 1e-3 && dmax <= 1e-4 * gmax, "spike path vs GEMM (%s input): max |g| %g, max diff %g",
+              tc ? "direct" : "time-varying", gmax, dmax);
+    free(g[0]);
+    free(g[1]);
+}
+
 int main(void) {
     check_forward(1, 5, 5, 2, 3, 1, 0, SOMA_POOL_NONE, 1);
     check_forward(3, 7, 6, 4, 3, 1, 1, SOMA_POOL_AVG, 2);
@@ -456,6 +533,8 @@ int main(void) {
     check_fd(0, SOMA_POOL_MAX);
     check_fd(1, SOMA_POOL_MAX);
     check_spiking_twin(1);
+    check_sparse_path(1);
+    check_sparse_path(0);
     check_spiking_twin(0);
     check_yaml_and_file();
     return t_report("test_conv");

@@ -10,6 +10,10 @@
 size_t soma__conv_cols_size(const soma__proj *p);
 size_t soma__conv_out_size(const soma__proj *p);
 
+/* Sparse inputs take the spike path (see conv.c) below a density; tests set
+ * this to 1 (always im2col + GEMM) or 2 (always the spike path) to compare. */
+extern int soma__conv_sparse_mode;
+
 /* Images per call the trainer uses (workspaces are sized for it). */
 #define SOMA_CONV_IMAGES 16
 
