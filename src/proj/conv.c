@@ -113,31 +113,13 @@ static int use_sparse(const soma__proj *p, const float *x, size_t xs, size_t n) 
     return (double)nz < SPARSE_DENSITY * (double)(n * D);
 }
 
-/* Yt ([HW][C_out], zeroed here) of one image x through Wt. */
-static void sparse_image(const soma__proj *p, const float *x, const float *Wt, float *Yt) {
-    size_t k = p->cv.kernel, pad = p->cv.padding, OH = p->oh, OW = p->ow, H = p->ih, W = p->iw, C = p->cout;
-    memset(Yt, 0, OH * OW * C * sizeof *Yt);
-    for (size_t c = 0; c < p->cin; c++)
-        for (size_t iy = 0; iy < H; iy++)
-            for (size_t ix = 0; ix < W; ix++) {
-                float v = x[(c * H + iy) * W + ix];
-                if (v == 0.0f) continue;
-                for (size_t i = 0; i < k; i++) {
-                    long y = (long)iy + (long)pad - (long)i;
-                    if (y < 0 || y >= (long)OH) continue;
-                    for (size_t j = 0; j < k; j++) {
-                        long xo = (long)ix + (long)pad - (long)j;
-                        if (xo < 0 || xo >= (long)OW) continue;
-                        float *restrict yr = Yt + ((size_t)y * OW + (size_t)xo) * C;
-                        const float *restrict wr = Wt + ((c * k + i) * k + j) * C;
-                        for (size_t o = 0; o < C; o++) yr[o] += v * wr[o];
-                    }
-                }
-            }
-}
-
-/* dWt [C_in*k*k][C_out] += the same walk with dYt [HW][C_out] of one image. */
-static void sparse_dweight(const soma__proj *p, const float *x, const float *dYt, float *dWt) {
+/* The walk over the nonzeros v of one image x and the outputs each reaches:
+ * forward (grad = 0), Yt[pos] += v * Wt[cij]; weight gradient (grad = 1),
+ * Wt[cij] += v * Yt[pos] (then Wt is dWt and Yt is dYt). Yt is [HW][C_out],
+ * Wt [C_in*k*k][C_out]. Always inlined with a constant grad, so the
+ * innermost loop is a plain vectorised axpy either way. */
+static inline __attribute__((always_inline)) void sparse_walk(const soma__proj *p, const float *x, float *Wt,
+                                                              float *Yt, int grad) {
     size_t k = p->cv.kernel, pad = p->cv.padding, OH = p->oh, OW = p->ow, H = p->ih, W = p->iw, C = p->cout;
     for (size_t c = 0; c < p->cin; c++)
         for (size_t iy = 0; iy < H; iy++)
@@ -150,9 +132,10 @@ static void sparse_dweight(const soma__proj *p, const float *x, const float *dYt
                     for (size_t j = 0; j < k; j++) {
                         long xo = (long)ix + (long)pad - (long)j;
                         if (xo < 0 || xo >= (long)OW) continue;
-                        const float *restrict g = dYt + ((size_t)y * OW + (size_t)xo) * C;
-                        float *restrict dw = dWt + ((c * k + i) * k + j) * C;
-                        for (size_t o = 0; o < C; o++) dw[o] += v * g[o];
+                        float *yr = Yt + ((size_t)y * OW + (size_t)xo) * C, *wr = Wt + ((c * k + i) * k + j) * C;
+                        float *restrict dst = grad ? wr : yr;
+                        const float *restrict src = grad ? yr : wr;
+                        for (size_t o = 0; o < C; o++) dst[o] += v * src[o];
                     }
                 }
             }
@@ -172,7 +155,8 @@ void soma__conv_forward(const soma__proj *p, const float *x, size_t xs, float *o
         for (size_t o = 0; o < p->cout; o++)
             for (size_t e = 0; e < ck; e++) Wt[e * p->cout + o] = p->w[o * ck + e];
         for (size_t i = 0; i < n; i++) {
-            sparse_image(p, x + i * xs, Wt, Yt);
+            memset(Yt, 0, HW * p->cout * sizeof *Yt);
+            sparse_walk(p, x + i * xs, Wt, Yt, 0);
             for (size_t e = 0; e < HW; e++)
                 for (size_t o = 0; o < p->cout; o++) tmp[o * ld + i * HW + e] = Yt[e * p->cout + o];
         }
@@ -282,7 +266,7 @@ void soma__conv_backward(const soma__proj *p, const float *x, size_t xs, const f
         for (size_t i = 0; i < n; i++) {
             for (size_t e = 0; e < HW; e++)
                 for (size_t o = 0; o < p->cout; o++) dYt[e * p->cout + o] = tmp[o * ld + i * HW + e];
-            sparse_dweight(p, x + i * xs, dYt, dWt);
+            sparse_walk(p, x + i * xs, dWt, dYt, 1);
         }
         for (size_t o = 0; o < p->cout; o++)
             for (size_t e = 0; e < ck; e++) dw[o * ck + e] += dWt[e * p->cout + o];
