@@ -19,7 +19,6 @@ With --epochs E > 0 it trains E full epochs (cosine schedule, as the YAML
 file) and reports the test accuracy; otherwise it times --batches batches.
 """
 import argparse
-import gzip
 import json
 import math
 import time
@@ -27,13 +26,9 @@ import time
 import numpy as np
 import torch
 
+from torch_ref import read_idx  # the IDX reader of the main reference (same directory)
 
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
 
 
 class Spike(torch.autograd.Function):

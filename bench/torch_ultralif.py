@@ -14,7 +14,6 @@ Prints training and inference samples/s (and the test accuracy after the
 measured batches).
 """
 import argparse
-import gzip
 import json
 import math
 import time
@@ -22,13 +21,9 @@ import time
 import numpy as np
 import torch
 
+from torch_ref import read_idx  # the IDX reader of the main reference (same directory)
 
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
 
 
 class UltraNet(torch.nn.Module):
