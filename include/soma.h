@@ -415,6 +415,164 @@ int soma_model_load(const char *path, soma_net **net, soma_data_opts *data, soma
 int soma_experiment_load(const char *path, soma_net **net, soma_data_opts *data, soma_train_opts *train,
                          char *err, size_t errlen);
 
+
+/* ------------------------------------------------------------- simulator */
+/* The event-driven simulator runs one instance of a biological network on a
+ * fixed time step. Its network description (soma_simnet) holds populations
+ * of neurons with physical parameters, sparse projections made by
+ * connectors, and external drives.
+ *
+ * Values are expressions with units, as strings: "20ms", "-65mV",
+ * "0.5nS", "uniform(-60mV, -50mV)", "normal(1.5ms, 0.75ms)",
+ * "-65mV + 15mV*r^2". A plain number is read in the unit of the quantity
+ * it sets (the parameter's descriptor unit). Per-neuron expressions may use
+ * r (a uniform number in [0,1) drawn once per neuron and shared by all its
+ * parameters), i (the neuron's index) and N (the population size); random
+ * functions draw per neuron (or per synapse) from keyed streams, so values
+ * never depend on the thread count. Internal units: ms, mV, pA, pF, nS, Hz.
+ *
+ * Delays count from the step of a spike to the step whose update first
+ * feels it, so the shortest delay is one step (dt). NEST's delays mean the
+ * same; Brian2's delay d is soma's d + dt (Brian2 applies a spike within
+ * the step that emits it). */
+typedef struct soma_simnet soma_simnet; /* opaque */
+
+/* How a projection's synapses are drawn. */
+typedef enum soma_conn_rule {
+    SOMA_CONN_ALL_TO_ALL = 0,
+    SOMA_CONN_ONE_TO_ONE = 1,
+    SOMA_CONN_FIXED_PROBABILITY = 2, /* each pair independently with probability p */
+    SOMA_CONN_FIXED_INDEGREE = 3,    /* each target gets k sources drawn uniformly */
+    SOMA_CONN_FIXED_OUTDEGREE = 4,   /* each source gets k targets drawn uniformly */
+    SOMA_CONN_FIXED_TOTAL = 5,       /* n synapses, each (pre, post) drawn uniformly */
+    SOMA_CONN_SMALL_WORLD = 6,       /* Watts-Strogatz: ring of k neighbours, rewired with probability p */
+    SOMA_CONN_SCALE_FREE = 7,        /* Barabasi-Albert: m edges per new node, both directions */
+    SOMA_CONN_FILE = 8               /* edge list file: pre,post[,weight[,delay]] per line */
+} soma_conn_rule;
+/* Names: all_to_all, one_to_one, fixed_probability, fixed_indegree,
+ * fixed_outdegree, fixed_total, small_world, scale_free, file. */
+int soma_conn_rule_find(const char *name); /* -1 if unknown */
+const char *soma_conn_rule_name(int rule); /* NULL past the end */
+
+typedef struct soma_connector {
+    int rule;         /* soma_conn_rule */
+    double p;         /* fixed_probability: probability; small_world: rewiring probability */
+    size_t k;         /* fixed_indegree/outdegree: degree; small_world: neighbours (even); scale_free: m */
+    size_t n;         /* fixed_total: number of synapses */
+    int autapses;     /* allow i -> i when from == to (default 1) */
+    int multapses;    /* allow a repeated (pre, post) pair in degree and total rules (default 1) */
+    const char *path; /* file rule: the edge list (copied) */
+} soma_connector;
+void soma_connector_default(soma_connector *c, int rule);
+
+/* Port a projection's synapses arrive on: by the sign of each weight
+ * (positive -> the model's port 0, "e"; negative -> port 1, "i"), or fixed. */
+#define SOMA_PORT_BY_SIGN (-1)
+
+int soma_simnet_create(soma_simnet **sn);
+void soma_simnet_free(soma_simnet *sn);
+const char *soma_simnet_errmsg(const soma_simnet *sn);
+/* Time step in ms (default 0.1). */
+int soma_simnet_set_dt(soma_simnet *sn, double dt_ms);
+double soma_simnet_dt(const soma_simnet *sn);
+/* A population of a simulator model (iaf_psc_delta, iaf_psc_exp,
+ * iaf_psc_alpha, lif_coba, lif_cuba, izhikevich, adex, poisson,
+ * spike_source). Parameters start at their defaults. */
+int soma_simnet_add_pop(soma_simnet *sn, const char *name, const char *model, size_t size, size_t *index);
+int soma_simnet_find_pop(const soma_simnet *sn, const char *name, size_t *index);
+size_t soma_simnet_pop_count(const soma_simnet *sn);
+/* Set a parameter, or the initial value of a state variable, from an expression. */
+int soma_simnet_set(soma_simnet *sn, size_t pop, const char *name, const char *expr);
+/* A projection from -> to; weight and delay are expressions evaluated per
+ * synapse (r is then a per-synapse uniform). port: SOMA_PORT_BY_SIGN or a
+ * port index of the target model. *index (may be NULL) gets its index. */
+int soma_simnet_connect(soma_simnet *sn, size_t from, size_t to, const soma_connector *c, const char *weight,
+                        const char *delay, int port, size_t *index);
+/* Independent Poisson input to every neuron of pop: rate (Hz, one value for
+ * the population), each event adds weight on port. */
+int soma_simnet_add_poisson(soma_simnet *sn, size_t pop, const char *rate, const char *weight, int port);
+/* A piecewise-constant input from time t[k] (ms) on: value v[k] is added to
+ * the model's external input (a current in pA; the rate in Hz for poisson).
+ * n >= 1 points with increasing times; before t[0] it adds 0. */
+int soma_simnet_add_steps(soma_simnet *sn, size_t pop, const double *t_ms, const double *v, size_t n);
+/* Spikes a spike_source population emits: neuron ids[k] at time t_ms[k]. */
+int soma_simnet_set_spikes(soma_simnet *sn, size_t pop, const uint32_t *ids, const double *t_ms, size_t n);
+
+typedef struct soma_sim_opts {
+    int threads;           /* 0 = all cores */
+    uint64_t seed;         /* connectivity, initial values, noise */
+    int record_spikes;     /* 1: keep every spike (soma_sim_spikes) */
+    double memory_limit;   /* bytes; refuse to build a larger network (0 = physical memory) */
+} soma_sim_opts;
+void soma_sim_opts_default(soma_sim_opts *o);
+
+typedef struct soma_sim soma_sim; /* opaque */
+/* One spike: the step it was emitted in and the neuron's global id
+ * (populations numbered in order, each a contiguous range). */
+typedef struct soma_spike {
+    uint32_t step;
+    uint32_t id;
+} soma_spike;
+
+/* Build the network: draw connectivity and initial values. On error *sim is
+ * NULL and err holds the reason. A network whose estimated memory exceeds
+ * the limit is refused before allocation, with the estimate. */
+int soma_sim_create(soma_sim **sim, const soma_simnet *sn, const soma_sim_opts *o, char *err, size_t errlen);
+void soma_sim_free(soma_sim *sim);
+const char *soma_sim_errmsg(const soma_sim *sim);
+/* Progress callback after each chunk of steps; nonzero return cancels. */
+typedef int (*soma_sim_progress_fn)(void *user, double t_ms, double t_end_ms, double wall_seconds);
+/* Advance the simulation by t_ms (rounded to whole steps). */
+int soma_sim_run(soma_sim *sim, double t_ms, soma_sim_progress_fn cb, void *user);
+/* Record state variable var of neurons idx[0..n) of pop every `every` steps
+ * (call before soma_sim_run). Returns the recorder's index in *rec. */
+int soma_sim_record_state(soma_sim *sim, size_t pop, const char *var, const size_t *idx, size_t n, size_t every,
+                          size_t *rec);
+/* Samples so far of a state recorder: data[s][n] (borrowed), *samples rows. */
+const float *soma_sim_state_data(const soma_sim *sim, size_t rec, size_t *samples, size_t *n, size_t *every);
+/* All spikes so far, sorted by (step, id) (borrowed; NULL unless recorded). */
+const soma_spike *soma_sim_spikes(const soma_sim *sim, size_t *n);
+
+typedef struct soma_sim_pop_info {
+    const char *name, *model;
+    size_t size;
+    size_t first;     /* global id of its neuron 0 */
+    uint64_t spikes;  /* spikes so far */
+} soma_sim_pop_info;
+size_t soma_sim_pop_count(const soma_sim *sim);
+int soma_sim_pop_info(const soma_sim *sim, size_t pop, soma_sim_pop_info *info);
+
+typedef struct soma_sim_stats {
+    size_t neurons, synapses;
+    uint64_t spikes;
+    uint64_t steps;              /* steps run so far */
+    double dt_ms;
+    double build_seconds;        /* soma_sim_create */
+    double sim_seconds;          /* wall time inside soma_sim_run */
+    double bytes_per_synapse;    /* synapse storage / synapses */
+    size_t connectivity_bytes;   /* synapses plus row index */
+    size_t min_delay_steps, max_delay_steps;
+    int threads;
+    uint8_t spikes_sha256[32];   /* SHA-256 of the (step, id) pairs in sorted order, each as two little-endian uint32 */
+} soma_sim_stats;
+int soma_sim_stats_get(const soma_sim *sim, soma_sim_stats *st);
+/* Write every synapse as CSV "pre,post,weight,delay_ms" (global ids, weight
+ * in the target model's weight unit) to path, atomically. */
+int soma_sim_write_connectivity(const soma_sim *sim, const char *path);
+
+/* Network file (YAML): network {dt, populations, projections, inputs} and
+ * simulate {time, record, seed, threads}. Errors are "file:line: ...". */
+typedef struct soma_sim_file_opts {
+    double time_ms;       /* simulate.time (default 1000) */
+    double warmup_ms;     /* simulate.warmup: left out of the rates (default 0) */
+    int record_spikes;    /* simulate.record.spikes: 1 all (default) */
+    uint64_t seed;        /* simulate.seed (default 1) */
+    int threads;          /* simulate.threads (default 0) */
+} soma_sim_file_opts;
+/* params: NULL or "name=value" overrides of the file's `params:` section (n of them). */
+int soma_simnet_load_yaml(const char *path, const char *const *params, size_t n_params, soma_simnet **sn,
+                          soma_sim_file_opts *o, char *err, size_t errlen);
+
 /* ----------------------------------------------------------------- plots */
 /* Loss and accuracy per epoch (two panels) as a PNG. Arrays have n entries;
  * test_acc may be NULL. */

@@ -38,6 +38,18 @@ typedef struct soma_model_args {
     float *work;                       /* scratch_floats(N) * B floats of per-call scratch */
 } soma_model_args;
 
+/* One step of a population in the event-driven simulator (batch of one,
+ * physical units: ms, mV, pA, pF, nS, Hz). */
+typedef struct soma_sim_args {
+    const float *const *prm; /* [n_params] per-neuron parameter values [N], in each descriptor's unit */
+    const float *const *drv; /* [n_derived] constants from sim_prepare: [N] each, or [1] when uniform */
+    int uniform;             /* every parameter is the same for all N neurons: use drv[k][0] */
+    float dt;                /* time step, ms */
+    uint64_t step;           /* index of this step (time step*dt at its start) */
+    uint64_t rng_key;        /* stochastic models draw with soma__hash_unit(rng_key, neuron, step) */
+    const float *ext;        /* NULL, or [N] external input this step: a current (pA) added to I_e; the rate (Hz) for poisson */
+} soma_sim_args;
+
 struct soma_model {
     const char *name;
     const soma_param_desc *params;
@@ -72,6 +84,27 @@ struct soma_model {
     size_t (*state_width)(const float *prm, size_t N, size_t k);
     /* Floats of scratch per batch row a call needs in a->work; NULL means 0. */
     size_t (*scratch_floats)(const float *prm, size_t N);
+    /* ---- Simulator side (NULL sim_step: the model is for the trainer only;
+     * NULL forward: for the simulator only). State variable k is an array
+     * [N] of floats in unit state_units[k]; a refractory counter is a state
+     * variable too (steps left, as a float). ---- */
+    size_t n_ports;                    /* synaptic input ports; port 0 takes positive weights, 1 negative, by default */
+    const char *const *port_names;     /* e.g. {"e", "i"} */
+    const char *weight_unit;           /* unit of a synaptic weight onto this model ("mV", "pA", "nS") */
+    const char *const *state_units;    /* n_state units ("mV", "pA", "nS", "" ...) */
+    size_t n_derived;                  /* derived constants (propagators) sim_prepare writes */
+    /* Derived constants for time step dt from the parameters: drv[k] has N
+     * entries, or 1 when uniform (then prm[j][0] is every neuron's value). */
+    void (*sim_prepare)(const float *const *prm, size_t N, float dt, int uniform, float *const *drv);
+    /* Default initial state (before the user's initial values), e.g. V = E_L. */
+    void (*sim_init)(const float *const *prm, float *const *state, size_t N);
+    /* Advance neurons [i0, i1) by one step: in[p] ([N]) holds the summed
+     * weights arriving on port p at this step; spk[i] ([N]) gets 1 for a
+     * spike, else 0. Each model's header says where in the step arriving
+     * weights are applied. Arrays are indexed by the neuron's index in the
+     * population; i0 is a multiple of 16. */
+    void (*sim_step)(const soma_sim_args *a, float *const *state, const float *const *in, uint8_t *spk,
+                     size_t i0, size_t i1);
 };
 
 /* Width of state variable k of model m for a population of N neurons with set values prm. */
@@ -140,4 +173,14 @@ extern const soma_model soma__model_l2mu;
  * window theta (steps) and zoh (euler = 0) or Euler; ws holds 5(d+1)^2 doubles. */
 void soma__l2mu_discretize(double *abar, double *bbar, size_t d, double theta, int euler, double *ws);
 extern const soma_model soma__model_elm;
+/* Simulator models (src/models/sim_*.c). */
+extern const soma_model soma__model_iaf_psc_delta;
+extern const soma_model soma__model_iaf_psc_exp;
+extern const soma_model soma__model_iaf_psc_alpha;
+extern const soma_model soma__model_lif_coba;
+extern const soma_model soma__model_lif_cuba;
+extern const soma_model soma__model_izhikevich;
+extern const soma_model soma__model_adex;
+extern const soma_model soma__model_poisson;
+extern const soma_model soma__model_spike_source;
 #endif

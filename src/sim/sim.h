@@ -1,0 +1,103 @@
+/* sim.h — internals of the event-driven simulator shared by its files:
+ * expressions with units (value.c), connectors (connect.c), the network
+ * description (simnet.c) and the engine (sim.c).
+ */
+#ifndef SOMA_SIM_H
+#define SOMA_SIM_H
+#include <stddef.h>
+#include <stdint.h>
+#include "soma.h"
+
+/* ----------------------------------------------------- units (value.c)
+ * A physical dimension as exponents of three base quantities: time,
+ * voltage and capacitance. Internal units are ms, mV and pF, which makes
+ * pA (= pF mV / ms) and nS (= pA / mV) internal too; Hz is 1/s, i.e.
+ * 0.001 per ms. */
+typedef struct soma__dim {
+    int8_t t, v, c;
+} soma__dim;
+
+/* A unit: a value in it times scale is the value in internal units. */
+typedef struct soma__unit {
+    double scale;
+    soma__dim dim;
+} soma__unit;
+
+/* Parse a unit name ("ms", "s", "us", "mV", "V", "pA", "nA", "pF", "nF",
+ * "nS", "uS", "mS", "Hz", "kHz", "MOhm", "GOhm", "" = dimensionless ...).
+ * 0 on success, SOMA_STATUS_INVALID if unknown. */
+int soma__unit_parse(const char *name, soma__unit *u);
+/* A name for a dimension in messages: "a time", "a voltage", "a current",
+ * "a conductance", "a capacitance", "a rate", "a resistance",
+ * "a dimensionless number", else "a quantity of dimension T^a V^b C^c". */
+const char *soma__dim_name(soma__dim d, char *buf, size_t cap);
+static inline int soma__dim_eq(soma__dim a, soma__dim b) { return a.t == b.t && a.v == b.v && a.c == b.c; }
+
+/* ------------------------------------------------ expressions (value.c)
+ * Grammar: sums, products, quotients, unary minus, ^ (power with a
+ * dimensionless constant exponent), parentheses, numbers with an optional
+ * unit suffix written right after them ("20ms", "1.5 ms", "-65mV", "5e-3s"),
+ * identifiers and calls.
+ *   variables: r (per-element uniform [0,1), the same r for every
+ *              expression evaluated with the same key and element), i
+ *              (element index), N (element count), pi, and symbols the
+ *              caller passes (e.g. a file's params, with units).
+ *   functions: uniform(a, b), normal(mean, sd), normal_clipped(mean, sd,
+ *              lo, hi) (redrawn until inside, at most 1000 times),
+ *              lognormal(mu, sigma) (dimensionless), exp, log, sqrt, abs,
+ *              min(a, b), max(a, b).
+ * Each random call site in an expression draws from its own stream keyed by
+ * (key, site), at counter = element: a value depends only on (key, element),
+ * never on evaluation order or thread count. Dimensions are checked at parse
+ * time (a + b needs equal dimensions; exp/log need dimensionless; ...). */
+typedef struct soma__expr soma__expr;
+
+typedef struct soma__sym {
+    const char *name;
+    double value; /* internal units */
+    soma__dim dim;
+} soma__sym;
+
+/* Parse text. Errors go to err as "<what was wrong> in '<text>'" without a
+ * file or line (the caller adds those). */
+int soma__expr_parse(const char *text, const soma__sym *syms, size_t nsyms, soma__expr **out, char *err,
+                     size_t errlen);
+void soma__expr_free(soma__expr *e);
+soma__dim soma__expr_dim(const soma__expr *e);
+/* 1 if the expression has no r, i, N or random call: the same value for every element. */
+int soma__expr_is_const(const soma__expr *e);
+/* Value in internal units for element `elem` of `n`. */
+double soma__expr_eval(const soma__expr *e, uint64_t key, uint64_t elem, uint64_t n);
+/* Check that e can set a quantity in unit `unit` (a descriptor unit such as
+ * "pA"): its dimension must match, or e must be dimensionless (a plain
+ * number, then read in `unit`). On success *scale receives the factor that
+ * turns soma__expr_eval's result into `unit`. Error text: "expected a
+ * current (pA), got a voltage". */
+int soma__expr_to_unit(const soma__expr *e, const char *unit, double *scale, char *err, size_t errlen);
+
+/* ------------------------------------------------ connectors (connect.c) */
+/* Called once per synapse. pre and post are indices in the two populations;
+ * edge numbers the synapses 0, 1, 2, ... in enumeration order. w and d are
+ * the weight and delay (ms) read from an edge-list file (NULL when the file
+ * has no such column, and always for other rules). A nonzero return stops
+ * the enumeration and is returned. */
+typedef int (*soma__edge_fn)(void *user, uint32_t pre, uint32_t post, uint64_t edge, const double *w,
+                             const double *d);
+/* Enumerate the synapses of a projection from a population of n_pre to one
+ * of n_post neurons (same = 1 when they are the same population, which
+ * autapses and the graph rules refer to), drawing with `key`. The order and
+ * the synapses depend only on (c, n_pre, n_post, same, key): calling twice
+ * gives the same sequence. Errors (bad parameters, an edge-list line that
+ * does not parse or names a neuron out of range) return
+ * SOMA_STATUS_INVALID / IO / FORMAT with err = "FILE:LINE: reason" for files,
+ * else the reason. */
+int soma__connect_each(const soma_connector *c, size_t n_pre, size_t n_post, int same, uint64_t key,
+                       soma__edge_fn fn, void *user, char *err, size_t errlen);
+/* Expected synapse count (exact where the rule fixes it; for files, a count
+ * of the lines), for memory estimates before building. */
+double soma__connect_expected(const soma_connector *c, size_t n_pre, size_t n_post, int same);
+/* Check a connector's parameters against the population sizes (p in [0,1],
+ * k <= n, k even for small_world, one_to_one needs equal sizes ...). */
+int soma__connect_check(const soma_connector *c, size_t n_pre, size_t n_post, int same, char *err, size_t errlen);
+
+#endif
