@@ -14,6 +14,8 @@ static void usage(FILE *f) {
             "  soma eval MODEL [--data DIR] [--steps T] [--encoding direct|rate|latency|delta|sequence]\n"
             "                  [--readout count|membrane|last] [--threads N] [--limit N]\n"
             "  soma info MODEL\n"
+            "  soma sim FILE.yaml [--time T] [--warmup T] [--threads N] [--seed S] [--out DIR] [--no-record]\n"
+            "                     [--csv] [--set NAME] [--param NAME=VALUE]... [--write-connectivity FILE]\n"
             "  soma help\n");
 }
 
@@ -26,6 +28,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "train") == 0) return cli_train(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return cli_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "info") == 0) return cli_info(argc - 2, argv + 2);
+    if (strcmp(cmd, "sim") == 0) return cli_sim(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;
@@ -34,6 +37,6 @@ int main(int argc, char **argv) {
         printf("soma %s\n", SOMA_VERSION_STRING);
         return 0;
     }
-    fprintf(stderr, "soma: unknown command '%s'; expected one of: train, eval, info, help\n", cmd);
+    fprintf(stderr, "soma: unknown command '%s'; expected one of: train, eval, info, sim, help\n", cmd);
     return 2;
 }

@@ -481,6 +481,9 @@ double soma_simnet_dt(const soma_simnet *sn);
 int soma_simnet_add_pop(soma_simnet *sn, const char *name, const char *model, size_t size, size_t *index);
 int soma_simnet_find_pop(const soma_simnet *sn, const char *name, size_t *index);
 size_t soma_simnet_pop_count(const soma_simnet *sn);
+/* Define a named constant for later expressions ("J" = "0.1mV", then
+ * weight "-g*J"). Redefining replaces the value for later uses only. */
+int soma_simnet_define(soma_simnet *sn, const char *name, const char *expr);
 /* Set a parameter, or the initial value of a state variable, from an expression. */
 int soma_simnet_set(soma_simnet *sn, size_t pop, const char *name, const char *expr);
 /* A projection from -> to; weight and delay are expressions evaluated per
@@ -540,7 +543,7 @@ typedef struct soma_sim_pop_info {
     uint64_t spikes;  /* spikes so far */
 } soma_sim_pop_info;
 size_t soma_sim_pop_count(const soma_sim *sim);
-int soma_sim_pop_info(const soma_sim *sim, size_t pop, soma_sim_pop_info *info);
+int soma_sim_pop(const soma_sim *sim, size_t pop, soma_sim_pop_info *info);
 
 typedef struct soma_sim_stats {
     size_t neurons, synapses;
@@ -559,6 +562,10 @@ int soma_sim_stats_get(const soma_sim *sim, soma_sim_stats *st);
 /* Write every synapse as CSV "pre,post,weight,delay_ms" (global ids, weight
  * in the target model's weight unit) to path, atomically. */
 int soma_sim_write_connectivity(const soma_sim *sim, const char *path);
+
+/* Read a constant quantity with units ("10s", "500ms", "2.5") into `unit`
+ * ("ms"); a plain number is taken in `unit`. */
+int soma_parse_quantity(const char *text, const char *unit, double *out, char *err, size_t errlen);
 
 /* Network file (YAML): network {dt, populations, projections, inputs} and
  * simulate {time, record, seed, threads}. Errors are "file:line: ...". */

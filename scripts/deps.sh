@@ -2,7 +2,7 @@
 # Install the Debian packages soma needs to build, test and run its demo.
 # Usage: scripts/deps.sh [--bench]   (--bench adds python3-torch for benchmarks)
 set -eu
-pkgs="build-essential cmake pkg-config libyaml-dev zlib1g-dev libopenblas-dev libcairo2-dev libhdf5-dev dataset-fashion-mnist"
+pkgs="build-essential cmake pkg-config libyaml-dev zlib1g-dev libopenblas-dev libcairo2-dev libhdf5-dev nettle-dev dataset-fashion-mnist"
 if [ "${1:-}" = "--bench" ]; then pkgs="$pkgs python3-torch python3-numpy"; fi
 missing=""
 for p in $pkgs; do

@@ -1,0 +1,982 @@
+/* sim.c — the event-driven simulator: one instance of a network on a fixed
+ * time step, spikes delivered through per-neuron delay ring buffers.
+ *
+ * Layout (the fast CPU simulators' recipe, see BENCHMARKS.md):
+ * - Neuron state is structure-of-arrays per population; each model's
+ *   sim_step updates a range of neurons in one vectorised loop.
+ * - Threads split every population into equal chunks (multiples of 16
+ *   neurons). Thread t owns chunk t of each population: it updates those
+ *   neurons and is the only writer of their input buffers, so delivery
+ *   needs no atomics.
+ * - Synapses are stored by source, one compressed-row table per thread
+ *   holding only the synapses whose targets that thread owns. A synapse is 8
+ *   bytes: a float weight and a 32-bit word packing the target's global id
+ *   (low bits), its delay in steps and its port (top bit).
+ * - Input buffers: ring[port][slot][neuron], slot = step mod a power of two
+ *   >= max delay + min delay. A model reads ring[port][step] for its
+ *   neurons, and the engine zeroes the slot after the step.
+ * - Time advances in slices of D = min delay steps: all threads update their
+ *   neurons for D steps, meet at one barrier, then each delivers every spike
+ *   of the slice into its own targets' buffers. A spike at step s with delay
+ *   d >= D lands at s + d, after the slice, so it is never late. Spike lists
+ *   are double-buffered by slice parity, which is why one barrier per slice
+ *   is enough.
+ * - Determinism: spikes are delivered (and hashed, and recorded) in (step,
+ *   global id) order whatever the thread count, each row keeps its synapses
+ *   in construction order, and noise is keyed by (population, neuron, step);
+ *   so every float sum happens in the same order with 1 or 2 threads and the
+ *   spikes are bit-identical.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <nettle/sha2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef SOMA_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+#include "core/rng.h"
+#include "sim/simnet.h"
+
+#define CHUNK_ALIGN 16
+#define DRIVE_BLOCK 256
+
+typedef struct syn {
+    uint32_t key; /* target global id | delay << dshift | port << 31 */
+    float w;
+} syn;
+
+typedef struct drive {
+    float *cdf; /* P(X <= k), k < K */
+    int K;
+    float w;
+    int port;
+    uint64_t key;
+} drive;
+
+typedef struct state_rec {
+    size_t pop, var, n, every;
+    size_t *idx;
+    float *data;      /* [rows][n] */
+    size_t rows, cap; /* rows written, rows allocated */
+    uint64_t row0;    /* step / every of row 0 */
+} state_rec;
+
+typedef struct spop {
+    const sn_pop *d;
+    const soma_model *m;
+    size_t N;
+    uint32_t first;
+    size_t cs; /* chunk size: thread t owns [t*cs, (t+1)*cs) */
+    float *prm[SOMA_MAX_PARAMS];
+    float *drv[SOMA_MAX_PARAMS * 2 + 8];
+    int uniform;
+    float *st[SOMA_MAX_STATE];
+    uint8_t *spk;
+    drive *drives;
+    size_t ndrives;
+    float *ext;         /* step input [N], or NULL */
+    uint64_t *st_step;  /* steps at which the step input changes */
+    soma_spike *sched;  /* spike_source: (step, index) sorted */
+    size_t nsched;
+    uint64_t key;
+    uint64_t spikes;
+} spop;
+
+typedef struct tstate {
+    uint32_t *row;   /* [Ntot + 1] row starts into syn */
+    syn *syn;
+    size_t nsyn;
+    uint32_t *list[2];  /* spike ids of the slice, by parity */
+    size_t cap[2];
+    uint32_t *off[2];   /* [D * npops + 1] */
+    float *u, *c;       /* drive scratch [DRIVE_BLOCK] */
+    size_t *sched_pos;  /* [npops] cursor in each spike_source schedule */
+    size_t *st_pos;     /* [npops] cursor in each step input */
+    int grow_failed;
+} tstate;
+
+struct soma_sim {
+    spop *pops;
+    size_t npops, Ntot;
+    int T;
+    float dt;
+    float *ring;
+    size_t nslots, smask;
+    uint32_t dshift, dmask, tmask;
+    size_t D, dmin, dmax;
+    tstate *ts;
+    size_t nsyn;
+    int record;
+    soma_spike *rec;
+    size_t nrec, caprec;
+    uint32_t *hashbuf;
+    size_t hashcap;
+    struct sha256_ctx sha;
+    state_rec *recs;
+    size_t nrecs;
+    uint64_t step;
+    uint64_t spikes;
+    double build_s, sim_s;
+    uint64_t seed;
+    const soma_simnet *sn; /* for write_connectivity's units only; not owned */
+    char errmsg[512];
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int sfail(soma_sim *s, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static void *xalloc(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64)) return NULL;
+    memset(p, 0, bytes ? bytes : 64);
+    return p;
+}
+
+void soma_sim_opts_default(soma_sim_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->seed = 1;
+    o->record_spikes = 1;
+}
+
+const char *soma_sim_errmsg(const soma_sim *s) { return s ? s->errmsg : ""; }
+
+void soma_sim_free(soma_sim *s) {
+    if (!s) return;
+    for (size_t p = 0; p < s->npops; p++) {
+        spop *P = &s->pops[p];
+        for (size_t k = 0; k < SOMA_MAX_PARAMS; k++) free(P->prm[k]);
+        for (size_t k = 0; k < sizeof P->drv / sizeof P->drv[0]; k++) free(P->drv[k]);
+        for (size_t k = 0; k < SOMA_MAX_STATE; k++) free(P->st[k]);
+        for (size_t k = 0; k < P->ndrives; k++) free(P->drives[k].cdf);
+        free(P->drives);
+        free(P->spk);
+        free(P->ext);
+        free(P->st_step);
+        free(P->sched);
+    }
+    if (s->ts)
+        for (int t = 0; t < s->T; t++) {
+            tstate *ts = &s->ts[t];
+            free(ts->row);
+            free(ts->syn);
+            for (int q = 0; q < 2; q++) {
+                free(ts->list[q]);
+                free(ts->off[q]);
+            }
+            free(ts->u);
+            free(ts->c);
+            free(ts->sched_pos);
+            free(ts->st_pos);
+        }
+    for (size_t r = 0; r < s->nrecs; r++) {
+        free(s->recs[r].idx);
+        free(s->recs[r].data);
+    }
+    free(s->recs);
+    free(s->ts);
+    free(s->pops);
+    free(s->ring);
+    free(s->rec);
+    free(s->hashbuf);
+    free(s);
+}
+
+/* ------------------------------------------------------------ building */
+
+static uint64_t key_of(uint64_t seed, uint64_t a, uint64_t b) {
+    return soma__mix64(soma__mix64(seed * 0x9e3779b97f4a7c15ULL + a) ^ (b * 0xc2b2ae3d27d4eb4fULL + 0x165667b19e3779f9ULL));
+}
+
+enum { KEY_POP = 1, KEY_CONN, KEY_WEIGHT, KEY_DELAY, KEY_DRIVE, KEY_NOISE };
+
+/* Per-neuron parameter values and derived constants of population p. */
+static int build_pop(soma_sim *s, const soma_simnet *sn, size_t p) {
+    spop *P = &s->pops[p];
+    const sn_pop *d = &sn->pops[p];
+    const soma_model *m = d->m;
+    size_t N = d->size;
+    uint64_t key = key_of(s->seed, KEY_POP, p);
+    P->uniform = 1;
+    for (size_t k = 0; k < m->n_params; k++) {
+        P->prm[k] = xalloc(N * sizeof(float));
+        if (!P->prm[k]) return SOMA_STATUS_NOMEM;
+        const soma_param_desc *pd = &m->params[k];
+        const sn_value *v = d->prm[k];
+        if (!v) {
+            for (size_t i = 0; i < N; i++) P->prm[k][i] = pd->def;
+            continue;
+        }
+        if (soma__expr_is_const(v->e)) {
+            float x = (float)(soma__expr_eval(v->e, key, 0, N) * v->scale);
+            for (size_t i = 0; i < N; i++) P->prm[k][i] = x;
+            continue;
+        }
+        P->uniform = 0;
+        for (size_t i = 0; i < N; i++) {
+            double x = soma__expr_eval(v->e, key, i, N) * v->scale;
+            if (!(x >= pd->lo && x <= pd->hi))
+                return sfail(s, SOMA_STATUS_INVALID, "%s%s%s.%s = '%s' gives %g %s at neuron %zu, outside [%g, %g] %s",
+                             v->where, v->where[0] ? ": " : "", d->name, pd->name, v->text, x, pd->unit, i,
+                             (double)pd->lo, (double)pd->hi, pd->unit);
+            P->prm[k][i] = (float)x;
+        }
+    }
+    if (m->n_derived > sizeof P->drv / sizeof P->drv[0])
+        return sfail(s, SOMA_STATUS_UNSUPPORTED, "model %s has too many derived constants", m->name);
+    for (size_t k = 0; k < m->n_derived; k++) {
+        P->drv[k] = xalloc((P->uniform ? 1 : N) * sizeof(float));
+        if (!P->drv[k]) return SOMA_STATUS_NOMEM;
+    }
+    if (m->sim_prepare) m->sim_prepare((const float *const *)P->prm, N, s->dt, P->uniform, P->drv);
+    for (size_t k = 0; k < m->n_state; k++) {
+        P->st[k] = xalloc(N * sizeof(float));
+        if (!P->st[k]) return SOMA_STATUS_NOMEM;
+    }
+    if (m->sim_init) m->sim_init((const float *const *)P->prm, P->st, N);
+    for (size_t k = 0; k < m->n_state; k++) {
+        const sn_value *v = d->init[k];
+        if (!v) continue;
+        for (size_t i = 0; i < N; i++) P->st[k][i] = (float)(soma__expr_eval(v->e, key, i, N) * v->scale);
+    }
+    P->spk = xalloc(N + 64);
+    if (!P->spk) return SOMA_STATUS_NOMEM;
+    if (d->n_st) {
+        P->ext = xalloc(N * sizeof(float));
+        P->st_step = malloc(d->n_st * sizeof *P->st_step);
+        if (!P->ext || !P->st_step) return SOMA_STATUS_NOMEM;
+        for (size_t k = 0; k < d->n_st; k++) P->st_step[k] = (uint64_t)llround(d->st_t[k] / s->dt);
+    }
+    if (d->n_src) {
+        P->sched = malloc(d->n_src * sizeof *P->sched);
+        if (!P->sched) return SOMA_STATUS_NOMEM;
+        for (size_t k = 0; k < d->n_src; k++) {
+            P->sched[k].step = (uint32_t)llround(d->src_t[k] / s->dt);
+            P->sched[k].id = d->src_ids[k];
+        }
+        P->nsched = d->n_src;
+    }
+    P->key = key_of(s->seed, KEY_NOISE, p);
+    return 0;
+}
+
+static int cmp_spike(const void *a, const void *b) {
+    const soma_spike *x = a, *y = b;
+    if (x->step != y->step) return x->step < y->step ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Poisson drive: the cumulative distribution table for lambda events per step. */
+static int build_drive(soma_sim *s, const sn_drive *d, size_t index, drive *out) {
+    double lam = d->rate_hz * s->dt * 1e-3;
+    double pk = exp(-lam), F = pk;
+    int K = 0;
+    float tab[256];
+    /* Stop where the tail is below the resolution of the 24-bit uniforms. */
+    while (K < 256 && 1.0 - F > 1.0 / 33554432.0) {
+        tab[K++] = (float)F;
+        pk *= lam / (double)K;
+        F += pk;
+    }
+    if (K == 256) return sfail(s, SOMA_STATUS_UNSUPPORTED, "Poisson input rate %g Hz is too high for dt", d->rate_hz);
+    out->K = K;
+    out->cdf = malloc((size_t)(K ? K : 1) * sizeof(float));
+    if (!out->cdf) return SOMA_STATUS_NOMEM;
+    memcpy(out->cdf, tab, (size_t)K * sizeof(float));
+    out->w = (float)(soma__expr_eval(d->w.e, 0, 0, 1) * d->w.scale);
+    out->port = d->port == SOMA_PORT_BY_SIGN ? (out->w < 0 && s->pops[d->pop].m->n_ports > 1) : d->port;
+    out->key = key_of(s->seed, KEY_DRIVE, index);
+    return 0;
+}
+
+/* The connection build runs each connector twice: a count pass sizes the
+ * rows (and finds the delay range), a fill pass writes the synapses. */
+typedef struct conn_ctx {
+    soma_sim *s;
+    const sn_proj *pr;
+    size_t iproj;
+    uint32_t first_from, first_to;
+    size_t cs_to;
+    uint64_t kw, kd;
+    int const_w, const_d;
+    double w0;
+    size_t d0;
+    uint32_t **cnt;  /* count pass: [T][Ntot+1]; fill pass: cursors */
+    int fill;
+    int nports;
+} conn_ctx;
+
+static int delay_steps(conn_ctx *c, uint64_t edge, const double *d, size_t *out) {
+    soma_sim *s = c->s;
+    double ms;
+    if (d)
+        ms = *d;
+    else if (c->const_d) {
+        *out = c->d0;
+        return 0;
+    } else
+        ms = soma__expr_eval(c->pr->d.e, c->kd, edge, 0) * c->pr->d.scale;
+    long long st = llround(ms / s->dt);
+    if (!(ms == ms) || st < 1 || ms < 0.5 * s->dt)
+        return sfail(s, SOMA_STATUS_INVALID, "%s%sprojection %s -> %s, synapse %llu: delay %g ms is shorter than the time step %g ms",
+                     c->pr->d.where, c->pr->d.where[0] ? ": " : "", s->pops[c->pr->from].d->name,
+                     s->pops[c->pr->to].d->name, (unsigned long long)edge, ms, s->dt);
+    if ((unsigned long long)st > 1000000ULL)
+        return sfail(s, SOMA_STATUS_INVALID, "projection %s -> %s: delay %g ms is longer than 10^6 steps",
+                     s->pops[c->pr->from].d->name, s->pops[c->pr->to].d->name, ms);
+    *out = (size_t)st;
+    return 0;
+}
+
+static int on_edge(void *user, uint32_t pre, uint32_t post, uint64_t edge, const double *w, const double *d) {
+    conn_ctx *c = user;
+    soma_sim *s = c->s;
+    uint32_t g = c->first_from + pre;
+    int th = (int)(post / c->cs_to);
+    size_t ds = 1;
+    int rc = delay_steps(c, edge, d, &ds);
+    if (rc) return rc;
+    if (!c->fill) {
+        c->cnt[th][g]++;
+        if (ds < s->dmin) s->dmin = ds;
+        if (ds > s->dmax) s->dmax = ds;
+        return 0;
+    }
+    double wv = w ? *w : c->const_w ? c->w0 : soma__expr_eval(c->pr->w.e, c->kw, edge, 0) * c->pr->w.scale;
+    int port = c->pr->port == SOMA_PORT_BY_SIGN ? (wv < 0 && c->nports > 1) : c->pr->port;
+    uint32_t pos = c->cnt[th][g]++;
+    syn *sy = &s->ts[th].syn[pos];
+    sy->key = (c->first_to + post) | ((uint32_t)ds << s->dshift) | ((uint32_t)port << 31);
+    sy->w = (float)wv;
+    return 0;
+}
+
+static double phys_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    return pages > 0 && psz > 0 ? (double)pages * (double)psz : 16e9;
+}
+
+int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *o, char *err, size_t errlen) {
+    if (!out || !sn) return SOMA_STATUS_INVALID;
+    *out = NULL;
+    soma_sim_opts def;
+    if (!o) {
+        soma_sim_opts_default(&def);
+        o = &def;
+    }
+    double t_start = now_s();
+    soma_sim *s = calloc(1, sizeof *s);
+    if (!s) return SOMA_STATUS_NOMEM;
+    s->sn = sn;
+    s->dt = (float)sn->dt;
+    s->seed = o->seed;
+    s->record = o->record_spikes;
+    int T = o->threads;
+#ifdef SOMA_HAVE_OPENMP
+    if (T <= 0) T = omp_get_num_procs();
+#else
+    T = 1;
+#endif
+    if (T < 1) T = 1;
+    if (T > 256) T = 256;
+    s->T = T;
+    int rc = 0;
+    if (sn->npops == 0) {
+        rc = sfail(s, SOMA_STATUS_INVALID, "the network has no populations");
+        goto done;
+    }
+    s->npops = sn->npops;
+    s->pops = calloc(sn->npops, sizeof *s->pops);
+    s->ts = calloc((size_t)T, sizeof *s->ts);
+    if (!s->pops || !s->ts) {
+        rc = SOMA_STATUS_NOMEM;
+        goto done;
+    }
+    size_t Ntot = 0;
+    for (size_t p = 0; p < sn->npops; p++) {
+        spop *P = &s->pops[p];
+        P->d = &sn->pops[p];
+        P->m = P->d->m;
+        P->N = P->d->size;
+        P->first = (uint32_t)Ntot;
+        size_t cs = (P->N + (size_t)T - 1) / (size_t)T;
+        P->cs = (cs + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
+        Ntot += P->N;
+    }
+    if (Ntot >= (1u << 30)) {
+        rc = sfail(s, SOMA_STATUS_UNSUPPORTED, "%zu neurons: at most 2^30 are supported", Ntot);
+        goto done;
+    }
+    s->Ntot = Ntot;
+
+    /* Memory estimate before any big allocation. */
+    double syn_expected = 0;
+    for (size_t i = 0; i < sn->nproj; i++) {
+        const sn_proj *pr = &sn->projs[i];
+        syn_expected += soma__connect_expected(&pr->c, sn->pops[pr->from].size, sn->pops[pr->to].size,
+                                               pr->from == pr->to);
+    }
+    double state_bytes = 0;
+    for (size_t p = 0; p < sn->npops; p++) {
+        const soma_model *m = sn->pops[p].m;
+        state_bytes += (double)sn->pops[p].size * 4.0 * (double)(m->n_params + m->n_state + m->n_derived + 1);
+    }
+    double est = syn_expected * sizeof(syn) + 2.0 * T * 4.0 * (double)(Ntot + 1) + 2.0 * 4.0 * 64.0 * (double)Ntot +
+                 state_bytes;
+    double limit = o->memory_limit > 0 ? o->memory_limit : phys_bytes();
+    if (est > limit) {
+        rc = sfail(s, SOMA_STATUS_NOMEM,
+                   "the network needs about %.1f GB (%.3g synapses x %zu bytes, plus neuron state and buffers) but "
+                   "the memory limit is %.1f GB; refused before allocating",
+                   est / 1e9, syn_expected, sizeof(syn), limit / 1e9);
+        goto done;
+    }
+
+    for (size_t p = 0; p < sn->npops; p++)
+        if ((rc = build_pop(s, sn, p))) goto done;
+    size_t ndr = 0;
+    for (size_t i = 0; i < sn->ndrives; i++) {
+        spop *P = &s->pops[sn->drives[i].pop];
+        drive *nd = realloc(P->drives, (P->ndrives + 1) * sizeof *nd);
+        if (!nd) {
+            rc = SOMA_STATUS_NOMEM;
+            goto done;
+        }
+        P->drives = nd;
+        memset(&P->drives[P->ndrives], 0, sizeof *nd);
+        if ((rc = build_drive(s, &sn->drives[i], i, &P->drives[P->ndrives]))) goto done;
+        P->ndrives++;
+        ndr++;
+    }
+
+    /* Connectivity: count pass. */
+    uint32_t **cnt = calloc((size_t)T, sizeof *cnt);
+    if (!cnt) {
+        rc = SOMA_STATUS_NOMEM;
+        goto done;
+    }
+    for (int t = 0; t < T; t++) {
+        cnt[t] = xalloc((Ntot + 1) * sizeof(uint32_t));
+        if (!cnt[t]) rc = SOMA_STATUS_NOMEM;
+    }
+    s->dmin = (size_t)-1;
+    s->dmax = 0;
+    char cerr[400];
+    for (int fill = 0; fill < 2 && !rc; fill++) {
+        if (fill) {
+            /* Pack: target bits, then delay bits, then the port bit. */
+            uint32_t tb = 1;
+            while ((1ull << tb) < Ntot) tb++;
+            s->dshift = tb;
+            s->tmask = (uint32_t)((1ull << tb) - 1);
+            uint32_t dbits = 31 - tb;
+            s->dmask = (uint32_t)((1ull << dbits) - 1);
+        }
+        for (size_t i = 0; i < sn->nproj && !rc; i++) {
+            const sn_proj *pr = &sn->projs[i];
+            conn_ctx c;
+            memset(&c, 0, sizeof c);
+            c.s = s;
+            c.pr = pr;
+            c.iproj = i;
+            c.first_from = s->pops[pr->from].first;
+            c.first_to = s->pops[pr->to].first;
+            c.cs_to = s->pops[pr->to].cs;
+            c.kw = key_of(s->seed, KEY_WEIGHT, i);
+            c.kd = key_of(s->seed, KEY_DELAY, i);
+            c.const_w = soma__expr_is_const(pr->w.e);
+            c.const_d = soma__expr_is_const(pr->d.e);
+            if (c.const_w) c.w0 = soma__expr_eval(pr->w.e, 0, 0, 1) * pr->w.scale;
+            c.nports = (int)s->pops[pr->to].m->n_ports;
+            if (c.const_d) {
+                double ms = soma__expr_eval(pr->d.e, 0, 0, 1) * pr->d.scale;
+                c.const_d = 0;
+                if ((rc = delay_steps(&c, 0, &ms, &c.d0))) break;
+                c.const_d = 1;
+            }
+            c.cnt = cnt;
+            c.fill = fill;
+            cerr[0] = 0;
+            rc = soma__connect_each(&pr->c, s->pops[pr->from].N, s->pops[pr->to].N, pr->from == pr->to,
+                                    key_of(s->seed, KEY_CONN, i), on_edge, &c, cerr, sizeof cerr);
+            if (rc && cerr[0])
+                sfail(s, rc, "projection %s -> %s: %s", s->pops[pr->from].d->name, s->pops[pr->to].d->name, cerr);
+        }
+        if (rc) break;
+        if (!fill) {
+            if (s->dmin == (size_t)-1) s->dmin = s->dmax = 1;
+            /* Row starts from counts; the counts become fill cursors. */
+            for (int t = 0; t < T && !rc; t++) {
+                tstate *ts = &s->ts[t];
+                ts->row = xalloc((Ntot + 1) * sizeof(uint32_t));
+                if (!ts->row) {
+                    rc = SOMA_STATUS_NOMEM;
+                    break;
+                }
+                uint64_t acc = 0;
+                for (size_t g = 0; g < Ntot; g++) {
+                    ts->row[g] = (uint32_t)acc;
+                    acc += cnt[t][g];
+                    cnt[t][g] = ts->row[g];
+                }
+                if (acc >= (1ull << 32)) {
+                    rc = sfail(s, SOMA_STATUS_UNSUPPORTED, "more than 2^32 synapses per thread; use more threads");
+                    break;
+                }
+                ts->row[Ntot] = (uint32_t)acc;
+                ts->nsyn = (size_t)acc;
+                s->nsyn += (size_t)acc;
+                ts->syn = xalloc((size_t)acc * sizeof(syn));
+                if (!ts->syn) rc = sfail(s, SOMA_STATUS_NOMEM, "out of memory for %llu synapses", (unsigned long long)acc);
+            }
+            uint32_t tb = 1;
+            while ((1ull << tb) < Ntot) tb++;
+            if (!rc && s->dmax >= (1ull << (31 - tb)))
+                rc = sfail(s, SOMA_STATUS_UNSUPPORTED,
+                           "the longest delay (%zu steps) does not fit the packed synapse word next to %zu neurons",
+                           s->dmax, Ntot);
+        }
+    }
+    for (int t = 0; t < T; t++) free(cnt[t]);
+    free(cnt);
+    if (rc) goto done;
+
+    s->D = s->dmin;
+    size_t need = s->dmax + s->D + 1, ns = 1;
+    while (ns < need) ns <<= 1;
+    s->nslots = ns;
+    s->smask = ns - 1;
+    s->ring = xalloc(2 * ns * Ntot * sizeof(float));
+    if (!s->ring) {
+        rc = SOMA_STATUS_NOMEM;
+        goto done;
+    }
+    for (int t = 0; t < T; t++) {
+        tstate *ts = &s->ts[t];
+        size_t own = 0;
+        for (size_t p = 0; p < s->npops; p++) {
+            size_t a = (size_t)t * s->pops[p].cs;
+            if (a < s->pops[p].N) own += (s->pops[p].N - a < s->pops[p].cs ? s->pops[p].N - a : s->pops[p].cs);
+        }
+        for (int q = 0; q < 2; q++) {
+            ts->cap[q] = own + 64;
+            ts->list[q] = malloc(ts->cap[q] * sizeof(uint32_t));
+            ts->off[q] = calloc(s->D * s->npops + 1, sizeof(uint32_t));
+            if (!ts->list[q] || !ts->off[q]) rc = SOMA_STATUS_NOMEM;
+        }
+        ts->u = xalloc(DRIVE_BLOCK * sizeof(float));
+        ts->c = xalloc(DRIVE_BLOCK * sizeof(float));
+        ts->sched_pos = calloc(s->npops, sizeof(size_t));
+        ts->st_pos = calloc(s->npops, sizeof(size_t));
+        if (!ts->u || !ts->c || !ts->sched_pos || !ts->st_pos) rc = SOMA_STATUS_NOMEM;
+    }
+    if (rc) goto done;
+    for (size_t p = 0; p < s->npops; p++)
+        if (s->pops[p].nsched) qsort(s->pops[p].sched, s->pops[p].nsched, sizeof(soma_spike), cmp_spike);
+    sha256_init(&s->sha);
+    s->build_s = now_s() - t_start;
+done:
+    if (rc) {
+        if (err && errlen) snprintf(err, errlen, "%s", s->errmsg[0] ? s->errmsg : soma_strerror(rc));
+        soma_sim_free(s);
+        return rc;
+    }
+    (void)ndr;
+    *out = s;
+    return 0;
+}
+
+/* ------------------------------------------------------------- running */
+
+/* Make room for n more ids in a thread's list; 0 if it could not grow. */
+static int list_room(tstate *ts, int q, size_t used, size_t n) {
+    if (used + n <= ts->cap[q]) return 1;
+    size_t cap = ts->cap[q] * 2;
+    while (cap < used + n) cap *= 2;
+    uint32_t *nl = realloc(ts->list[q], cap * sizeof(uint32_t));
+    if (!nl) {
+        ts->grow_failed = 1;
+        return 0;
+    }
+    ts->list[q] = nl;
+    ts->cap[q] = cap;
+    return 1;
+}
+
+/* Poisson drive of neurons [a, b) of P at `step` into in[port]. */
+static void apply_drive(const drive *d, tstate *ts, float *restrict in, size_t a, size_t b, uint64_t step) {
+    float *restrict u = ts->u, *restrict c = ts->c;
+    const float *restrict F = d->cdf;
+    const float w = d->w;
+    for (size_t i0 = a; i0 < b; i0 += DRIVE_BLOCK) {
+        size_t n = b - i0 < DRIVE_BLOCK ? b - i0 : DRIVE_BLOCK;
+        for (size_t j = 0; j < n; j++) {
+            u[j] = soma__hash_unit(d->key, i0 + j, step);
+            c[j] = 0.0f;
+        }
+        /* X = #{k : u >= F(k)}: inversion without a data-dependent loop. */
+        for (int k = 0; k < d->K; k++) {
+            const float f = F[k];
+            for (size_t j = 0; j < n; j++) c[j] += u[j] >= f ? 1.0f : 0.0f;
+        }
+        for (size_t j = 0; j < n; j++) in[i0 + j] += c[j] * w;
+    }
+}
+
+/* Thread t's update of every population for steps [t0, t0+L), spikes into
+ * list parity q. */
+static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
+    tstate *ts = &s->ts[t];
+    size_t n = 0, np = s->npops, Ntot = s->Ntot;
+    uint32_t *off = ts->off[q];
+    for (size_t k = 0; k < L; k++) {
+        uint64_t step = t0 + k;
+        size_t slot = (size_t)(step & s->smask);
+        for (size_t p = 0; p < np; p++) {
+            spop *P = &s->pops[p];
+            off[k * np + p] = (uint32_t)n;
+            size_t a = (size_t)t * P->cs, b = a + P->cs;
+            if (b > P->N) b = P->N;
+            if (a >= b) continue;
+            if (P->m == &soma__model_spike_source) {
+                size_t pos = ts->sched_pos[p];
+                while (pos < P->nsched && P->sched[pos].step < step) pos++;
+                for (; pos < P->nsched && P->sched[pos].step == step; pos++) {
+                    uint32_t id = P->sched[pos].id;
+                    if (id < a || id >= b) continue;
+                    if (!list_room(ts, q, n, 1)) break;
+                    ts->list[q][n++] = P->first + id;
+                }
+                ts->sched_pos[p] = pos;
+                continue;
+            }
+            float *in[2] = {s->ring + slot * Ntot + P->first, s->ring + (s->nslots + slot) * Ntot + P->first};
+            for (size_t di = 0; di < P->ndrives; di++)
+                apply_drive(&P->drives[di], ts, in[P->drives[di].port], a, b, step);
+            if (P->ext) {
+                size_t pos = ts->st_pos[p];
+                while (pos < P->d->n_st && P->st_step[pos] <= step) pos++;
+                if (pos != ts->st_pos[p]) { /* ext starts at 0, the value before the first point */
+                    float v = pos ? (float)P->d->st_v[pos - 1] : 0.0f;
+                    for (size_t i = a; i < b; i++) P->ext[i] = v;
+                }
+                ts->st_pos[p] = pos;
+            }
+            soma_sim_args args;
+            args.prm = (const float *const *)P->prm;
+            args.drv = (const float *const *)P->drv;
+            args.uniform = P->uniform;
+            args.dt = s->dt;
+            args.step = step;
+            args.rng_key = P->key;
+            args.ext = P->ext;
+            P->m->sim_step(&args, P->st, (const float *const *)in, P->spk, a, b);
+            if (P->m->n_ports) {
+                memset(in[0] + a, 0, (b - a) * sizeof(float));
+                memset(in[1] + a, 0, (b - a) * sizeof(float));
+            }
+            /* Collect spikes: skip 8 silent neurons at a time. */
+            if (!list_room(ts, q, n, b - a)) continue;
+            uint32_t *restrict lst = ts->list[q];
+            const uint8_t *restrict sp = P->spk;
+            size_t i = a;
+            for (; i + 8 <= b; i += 8) {
+                uint64_t w8;
+                memcpy(&w8, sp + i, 8);
+                if (!w8) continue;
+                for (size_t j = i; j < i + 8; j++)
+                    if (sp[j]) lst[n++] = P->first + (uint32_t)j;
+            }
+            for (; i < b; i++)
+                if (sp[i]) lst[n++] = P->first + (uint32_t)i;
+            for (size_t r = 0; r < s->nrecs; r++) {
+                state_rec *R = &s->recs[r];
+                if (R->pop != p || step % R->every) continue;
+                float *row = R->data + (size_t)(step / R->every - R->row0) * R->n;
+                const float *x = P->st[R->var];
+                for (size_t j = 0; j < R->n; j++)
+                    if (R->idx[j] >= a && R->idx[j] < b) row[j] = x[R->idx[j]];
+            }
+        }
+    }
+    off[L * np] = (uint32_t)n;
+}
+
+/* Thread t delivers the slice's spikes (all threads' lists, parity q) into
+ * the buffers of the targets it owns. */
+static void deliver_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
+    const tstate *me = &s->ts[t];
+    const uint32_t *restrict row = me->row;
+    const syn *restrict sy = me->syn;
+    float *restrict ring = s->ring;
+    const size_t Ntot = s->Ntot, np = s->npops, smask = s->smask, nslots = s->nslots;
+    const uint32_t tmask = s->tmask, dshift = s->dshift, dmask = s->dmask;
+    for (size_t k = 0; k < L; k++) {
+        uint64_t base = t0 + k;
+        for (size_t p = 0; p < np; p++)
+            for (int u = 0; u < s->T; u++) {
+                const tstate *o = &s->ts[u];
+                const uint32_t *lst = o->list[q];
+                for (uint32_t j = o->off[q][k * np + p]; j < o->off[q][k * np + p + 1]; j++) {
+                    uint32_t g = lst[j];
+                    for (uint32_t e = row[g]; e < row[g + 1]; e++) {
+                        uint32_t key = sy[e].key;
+                        size_t slot = (size_t)((base + ((key >> dshift) & dmask)) & smask);
+                        size_t port = key >> 31;
+                        ring[(port * nslots + slot) * Ntot + (key & tmask)] += sy[e].w;
+                    }
+                }
+            }
+    }
+}
+
+/* Master's bookkeeping of a slice: spike counts, the SHA-256 stream and the
+ * spike record, all in (step, id) order. */
+static int account_slice(soma_sim *s, uint64_t t0, size_t L, int q) {
+    size_t np = s->npops, total = 0;
+    for (int u = 0; u < s->T; u++) total += s->ts[u].off[q][L * np];
+    if (!total) return 0;
+    if (s->hashcap < 2 * total) {
+        size_t cap = 2 * total + 1024;
+        uint32_t *nb = realloc(s->hashbuf, cap * sizeof(uint32_t));
+        if (!nb) return SOMA_STATUS_NOMEM;
+        s->hashbuf = nb;
+        s->hashcap = cap;
+    }
+    if (s->record && s->nrec + total > s->caprec) {
+        size_t cap = s->caprec ? s->caprec : 4096;
+        while (cap < s->nrec + total) cap *= 2;
+        soma_spike *nr = realloc(s->rec, cap * sizeof *nr);
+        if (!nr) return SOMA_STATUS_NOMEM;
+        s->rec = nr;
+        s->caprec = cap;
+    }
+    size_t h = 0;
+    for (size_t k = 0; k < L; k++)
+        for (size_t p = 0; p < np; p++)
+            for (int u = 0; u < s->T; u++) {
+                const tstate *o = &s->ts[u];
+                uint32_t j0 = o->off[q][k * np + p], j1 = o->off[q][k * np + p + 1];
+                s->pops[p].spikes += j1 - j0;
+                for (uint32_t j = j0; j < j1; j++) {
+                    uint32_t st = (uint32_t)(t0 + k), id = o->list[q][j];
+                    uint8_t *b = (uint8_t *)&s->hashbuf[h];
+                    for (int z = 0; z < 4; z++) {
+                        b[z] = (uint8_t)(st >> (8 * z));
+                        b[4 + z] = (uint8_t)(id >> (8 * z));
+                    }
+                    h += 2;
+                    if (s->record) s->rec[s->nrec++] = (soma_spike){st, id};
+                }
+            }
+    sha256_update(&s->sha, h * sizeof(uint32_t), (const uint8_t *)s->hashbuf);
+    s->spikes += total;
+    return 0;
+}
+
+/* Steps [t0, t0 + nsteps) in slices, all threads in one parallel region. */
+static int run_segment(soma_sim *s, uint64_t t0, uint64_t nsteps) {
+    int rc = 0;
+    int T = s->T;
+    (void)T;
+#pragma omp parallel num_threads(T)
+    {
+#ifdef SOMA_HAVE_OPENMP
+        int t = omp_get_thread_num();
+#else
+        int t = 0;
+#endif
+        uint64_t done = 0;
+        while (done < nsteps) {
+            uint64_t st = t0 + done;
+            size_t L = (size_t)(nsteps - done < s->D ? nsteps - done : s->D);
+            int q = (int)((st / s->D) & 1);
+            update_slice(s, t, st, L, q);
+#pragma omp barrier
+            deliver_slice(s, t, st, L, q);
+            if (t == 0) {
+                int r = account_slice(s, st, L, q);
+                if (r && !rc) rc = r;
+            }
+            done += L;
+        }
+    }
+    for (int t = 0; t < s->T; t++)
+        if (s->ts[t].grow_failed) return sfail(s, SOMA_STATUS_NOMEM, "out of memory for spike lists");
+    return rc;
+}
+
+int soma_sim_run(soma_sim *s, double t_ms, soma_sim_progress_fn cb, void *user) {
+    if (!s || !(t_ms >= 0)) return SOMA_STATUS_INVALID;
+    uint64_t nsteps = (uint64_t)llround(t_ms / s->dt);
+    if (s->step + nsteps >= (1ull << 32)) return sfail(s, SOMA_STATUS_UNSUPPORTED, "at most 2^32 steps can be simulated");
+    /* Room for every state sample of this run. */
+    for (size_t r = 0; r < s->nrecs; r++) {
+        state_rec *R = &s->recs[r];
+        uint64_t last = (s->step + nsteps + R->every - 1) / R->every; /* rows up to this step index */
+        size_t rows = (size_t)(last > R->row0 ? last - R->row0 : 0);
+        if (rows > R->cap) {
+            float *nd = realloc(R->data, rows * R->n * sizeof(float));
+            if (!nd) return sfail(s, SOMA_STATUS_NOMEM, "out of memory for state recording");
+            R->data = nd;
+            R->cap = rows;
+        }
+    }
+    double t_start = now_s(), t_end_ms = (double)(s->step + nsteps) * s->dt;
+    /* Segments of about 100 ms of model time, whole slices, for progress. */
+    uint64_t seg = (uint64_t)(100.0 / s->dt);
+    if (seg < s->D) seg = s->D;
+    seg = seg / s->D * s->D;
+    uint64_t left = nsteps;
+    int rc = 0;
+    while (left && !rc) {
+        uint64_t n = left < seg ? left : seg;
+        /* Keep slices aligned to multiples of D so parities alternate. */
+        uint64_t to_edge = s->D - s->step % s->D;
+        if (to_edge != s->D && n > to_edge) n = to_edge;
+        rc = run_segment(s, s->step, n);
+        s->step += n;
+        left -= n;
+        for (size_t r = 0; r < s->nrecs; r++) {
+            state_rec *R = &s->recs[r];
+            uint64_t last = (s->step + R->every - 1) / R->every;
+            R->rows = (size_t)(last > R->row0 ? last - R->row0 : 0);
+        }
+        s->sim_s += now_s() - t_start;
+        t_start = now_s();
+        if (!rc && cb && cb(user, (double)s->step * s->dt, t_end_ms, s->sim_s))
+            rc = sfail(s, SOMA_STATUS_CANCELLED, "cancelled at %.1f ms", (double)s->step * s->dt);
+    }
+    return rc;
+}
+
+int soma_sim_record_state(soma_sim *s, size_t pop, const char *var, const size_t *idx, size_t n, size_t every,
+                          size_t *rec) {
+    if (!s || !var || (n && !idx) || every == 0) return SOMA_STATUS_INVALID;
+    if (pop >= s->npops) return sfail(s, SOMA_STATUS_INVALID, "no population %zu", pop);
+    spop *P = &s->pops[pop];
+    int k = soma__model_state_index(P->m, var);
+    if (k < 0) {
+        char names[256];
+        size_t len = 0;
+        names[0] = 0;
+        for (size_t j = 0; j < P->m->n_state; j++) {
+            int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", P->m->state_names[j]);
+            if (w < 0 || (size_t)w >= sizeof names - len) break;
+            len += (size_t)w;
+        }
+        return sfail(s, SOMA_STATUS_NOTFOUND, "population '%s' (model %s) has no state variable '%s'; expected one of: %s",
+                     P->d->name, P->m->name, var, names[0] ? names : "(none)");
+    }
+    for (size_t j = 0; j < n; j++)
+        if (idx[j] >= P->N)
+            return sfail(s, SOMA_STATUS_INVALID, "neuron %zu is out of range (population '%s' has %zu)", idx[j],
+                         P->d->name, P->N);
+    state_rec *nr = realloc(s->recs, (s->nrecs + 1) * sizeof *nr);
+    if (!nr) return SOMA_STATUS_NOMEM;
+    s->recs = nr;
+    state_rec *R = &s->recs[s->nrecs];
+    memset(R, 0, sizeof *R);
+    R->pop = pop;
+    R->var = (size_t)k;
+    R->n = n;
+    R->every = every;
+    R->idx = malloc((n ? n : 1) * sizeof(size_t));
+    if (!R->idx) return SOMA_STATUS_NOMEM;
+    if (n) memcpy(R->idx, idx, n * sizeof(size_t));
+    R->row0 = (s->step + every - 1) / every;
+    if (rec) *rec = s->nrecs;
+    s->nrecs++;
+    return 0;
+}
+
+const float *soma_sim_state_data(const soma_sim *s, size_t rec, size_t *samples, size_t *n, size_t *every) {
+    if (!s || rec >= s->nrecs) return NULL;
+    const state_rec *R = &s->recs[rec];
+    if (samples) *samples = R->rows;
+    if (n) *n = R->n;
+    if (every) *every = R->every;
+    return R->data;
+}
+
+const soma_spike *soma_sim_spikes(const soma_sim *s, size_t *n) {
+    if (n) *n = s && s->record ? s->nrec : 0;
+    return s && s->record ? s->rec : NULL;
+}
+
+size_t soma_sim_pop_count(const soma_sim *s) { return s ? s->npops : 0; }
+
+int soma_sim_pop(const soma_sim *s, size_t pop, soma_sim_pop_info *info) {
+    if (!s || !info || pop >= s->npops) return SOMA_STATUS_INVALID;
+    const spop *P = &s->pops[pop];
+    info->name = P->d->name;
+    info->model = P->m->name;
+    info->size = P->N;
+    info->first = P->first;
+    info->spikes = P->spikes;
+    return 0;
+}
+
+int soma_sim_stats_get(const soma_sim *s, soma_sim_stats *st) {
+    if (!s || !st) return SOMA_STATUS_INVALID;
+    memset(st, 0, sizeof *st);
+    st->neurons = s->Ntot;
+    st->synapses = s->nsyn;
+    st->spikes = s->spikes;
+    st->steps = s->step;
+    st->dt_ms = s->dt;
+    st->build_seconds = s->build_s;
+    st->sim_seconds = s->sim_s;
+    st->bytes_per_synapse = s->nsyn ? (double)sizeof(syn) : 0;
+    st->connectivity_bytes = s->nsyn * sizeof(syn) + (size_t)s->T * (s->Ntot + 1) * sizeof(uint32_t);
+    st->min_delay_steps = s->dmin;
+    st->max_delay_steps = s->dmax;
+    st->threads = s->T;
+    struct sha256_ctx c = s->sha; /* the stream goes on; digest a copy */
+    sha256_digest(&c, SHA256_DIGEST_SIZE, st->spikes_sha256);
+    return 0;
+}
+
+int soma_sim_write_connectivity(const soma_sim *s, const char *path) {
+    if (!s || !path) return SOMA_STATUS_INVALID;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return sfail((soma_sim *)s, SOMA_STATUS_IO, "cannot write %s", tmp);
+    fprintf(f, "pre,post,weight,delay_ms\n");
+    /* Rows by source; each thread's table holds its targets' synapses. */
+    for (size_t g = 0; g < s->Ntot; g++)
+        for (int t = 0; t < s->T; t++) {
+            const tstate *ts = &s->ts[t];
+            for (uint32_t e = ts->row[g]; e < ts->row[g + 1]; e++) {
+                uint32_t key = ts->syn[e].key;
+                fprintf(f, "%zu,%u,%.9g,%.9g\n", g, key & s->tmask, (double)ts->syn[e].w,
+                        (double)((key >> s->dshift) & s->dmask) * (double)s->dt);
+            }
+        }
+    int bad = ferror(f);
+    bad |= fflush(f) != 0;
+    bad |= fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path)) {
+        remove(tmp);
+        return sfail((soma_sim *)s, SOMA_STATUS_IO, "cannot write %s", path);
+    }
+    return 0;
+}

@@ -1,0 +1,699 @@
+/* sim_yaml.c — reads a simulator network file (YAML) into a soma_simnet.
+ *
+ *   params:  {NAME: value, ...}          named constants for expressions
+ *   sets:    {SET: {NAME: value, ...}}   named overrides of params (chosen with "set=SET")
+ *   network:
+ *     dt: 0.1ms
+ *     populations: {NAME: {model, size, like: OTHER, <parameter or state>: value, ...}}
+ *     projections: [{from, to, connect: {rule, p, k, n, autapses, multapses, file},
+ *                    weight, delay, port: e|i|<index>|sign}, ...]   (from/to may be lists)
+ *     inputs: [{to, poisson: {rate, weight, port}} | {to, steps: {times: [...], values: [...]}}
+ *              | {to, spikes: FILE}]                               (FILE lines: "neuron,time")
+ *   simulate: {time, warmup, seed, threads, record: {spikes: all|none}}
+ *
+ * Every value is an expression with units (see sim.h), so "20ms",
+ * "uniform(-60mV, -50mV)" and "-g*J" all work; sizes and counts are
+ * dimensionless expressions rounded to integers ("20683*scale"). Errors read
+ * "FILE:LINE: what was wrong; expected ...". Values whose check has to wait
+ * for the build (random per-neuron values, delays drawn per synapse) carry
+ * their file:line into the build's messages.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "sim/simnet.h"
+
+typedef struct ctx {
+    const char *path;
+    char dir[1024];
+    char *err;
+    size_t errlen;
+    yaml_document_t *doc;
+    soma_simnet *sn;
+} ctx;
+
+static int line_of(const yaml_node_t *n) { return n ? (int)n->start_mark.line + 1 : 0; }
+
+static int fail(ctx *c, const yaml_node_t *at, int status, const char *fmt, ...) {
+    if (!c->err || !c->errlen) return status;
+    int k = snprintf(c->err, c->errlen, "%s:%d: ", c->path, line_of(at));
+    if (k < 0) k = 0;
+    if ((size_t)k < c->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->err + k, c->errlen - (size_t)k, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+/* Report an error the simnet already formatted with "FILE:LINE: " in front. */
+static int fail_sn(ctx *c, int status) {
+    if (c->err && c->errlen) snprintf(c->err, c->errlen, "%s", soma_simnet_errmsg(c->sn));
+    return status;
+}
+
+static yaml_node_t *node(ctx *c, int id) { return yaml_document_get_node(c->doc, id); }
+static int is_scalar(const yaml_node_t *n) { return n && n->type == YAML_SCALAR_NODE; }
+static const char *str(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
+static const char *kind(const yaml_node_t *n) {
+    if (!n) return "nothing";
+    return n->type == YAML_MAPPING_NODE ? "a mapping" : n->type == YAML_SEQUENCE_NODE ? "a list" : "a value";
+}
+
+/* Mark the simnet's next values with this node's file:line. */
+static void where(ctx *c, const yaml_node_t *n) {
+    char w[96];
+    snprintf(w, sizeof w, "%s:%d", c->path, line_of(n));
+    soma__simnet_where(c->sn, w);
+}
+
+static int want_map(ctx *c, const yaml_node_t *n, const char *what) {
+    if (n && n->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+            yaml_node_t *k = node(c, p->key);
+            if (!is_scalar(k)) return fail(c, k, SOMA_STATUS_INVALID, "%s: a key is %s; expected a name", what, kind(k));
+            for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++)
+                if (strcmp(str(node(c, q->key)), str(k)) == 0)
+                    return fail(c, k, SOMA_STATUS_INVALID, "%s: key '%s' given twice", what, str(k));
+        }
+        return 0;
+    }
+    return fail(c, n, SOMA_STATUS_INVALID, "%s is %s; expected a mapping (key: value, ...)", what, kind(n));
+}
+
+static yaml_node_t *get(ctx *c, const yaml_node_t *map, const char *key) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++)
+        if (strcmp(str(node(c, p->key)), key) == 0) return node(c, p->value);
+    return NULL;
+}
+
+static int check_keys(ctx *c, const yaml_node_t *map, const char *what, const char *const *valid) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(c, p->key);
+        int ok = 0;
+        for (size_t i = 0; valid[i]; i++) ok |= strcmp(valid[i], str(k)) == 0;
+        if (!ok) {
+            char names[400];
+            size_t len = 0;
+            names[0] = 0;
+            for (size_t i = 0; valid[i]; i++) {
+                int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", valid[i]);
+                if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
+            }
+            return fail(c, k, SOMA_STATUS_INVALID, "%s: unknown key '%s'; expected one of: %s", what, str(k), names);
+        }
+    }
+    return 0;
+}
+
+static int want_scalar(ctx *c, const yaml_node_t *n, const char *what, const char **out) {
+    *out = "";
+    if (!is_scalar(n) || !str(n)[0])
+        return fail(c, n, SOMA_STATUS_INVALID, "%s is %s; expected a value", what, n && is_scalar(n) ? "empty" : kind(n));
+    *out = str(n);
+    return 0;
+}
+
+/* A constant expression in `unit` (e.g. "ms"), evaluated now. */
+static int get_quantity(ctx *c, const yaml_node_t *n, const char *what, const char *unit, double *out) {
+    const char *s;
+    int rc = want_scalar(c, n, what, &s);
+    if (rc) return rc;
+    soma__expr *e = NULL;
+    char err[300];
+    double scale;
+    rc = soma__expr_parse(s, c->sn->syms, c->sn->nsyms, &e, err, sizeof err);
+    if (!rc) rc = soma__expr_to_unit(e, unit, &scale, err, sizeof err);
+    if (!rc && !soma__expr_is_const(e)) {
+        snprintf(err, sizeof err, "'%s' is not a constant", s);
+        rc = SOMA_STATUS_INVALID;
+    }
+    if (rc) {
+        soma__expr_free(e);
+        return fail(c, n, rc, "%s: %s", what, err);
+    }
+    *out = soma__expr_eval(e, 0, 0, 1) * scale;
+    soma__expr_free(e);
+    if (!isfinite(*out)) return fail(c, n, SOMA_STATUS_INVALID, "%s: '%s' is not finite", what, s);
+    return 0;
+}
+
+/* A count: a dimensionless constant expression, rounded, within [lo, hi]. */
+static int get_count(ctx *c, const yaml_node_t *n, const char *what, double lo, double hi, size_t *out) {
+    double v;
+    int rc = get_quantity(c, n, what, "", &v);
+    if (rc) return rc;
+    double r = floor(v + 0.5);
+    if (r < lo || r > hi) return fail(c, n, SOMA_STATUS_INVALID, "%s = %g; expected an integer in [%g, %g]", what, v, lo, hi);
+    *out = (size_t)r;
+    return 0;
+}
+
+static int get_bool(ctx *c, const yaml_node_t *n, const char *what, int *out) {
+    if (is_scalar(n)) {
+        const char *s = str(n);
+        if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "True")) return *out = 1, 0;
+        if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "False")) return *out = 0, 0;
+    }
+    return fail(c, n, SOMA_STATUS_INVALID, "%s: expected true or false", what);
+}
+
+/* A path relative to the network file's folder. */
+static void rel_path(ctx *c, const char *p, char *out, size_t cap) {
+    if (p[0] == '/' || !c->dir[0])
+        snprintf(out, cap, "%s", p);
+    else
+        snprintf(out, cap, "%s/%s", c->dir, p);
+}
+
+/* ------------------------------------------------------------ sections */
+
+static int parse_params(ctx *c, const yaml_node_t *n, const char *what) {
+    int rc = want_map(c, n, what);
+    if (rc) return rc;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+        const char *s;
+        if ((rc = want_scalar(c, v, str(k), &s))) return rc;
+        where(c, v);
+        if ((rc = soma_simnet_define(c->sn, str(k), s))) return fail_sn(c, rc);
+    }
+    return 0;
+}
+
+static const char *const pop_keys_fixed[] = {"model", "size", "like", NULL};
+
+/* Apply the parameter and state entries of a population mapping. */
+static int apply_pop_values(ctx *c, size_t pop, const yaml_node_t *spec) {
+    for (yaml_node_pair_t *p = spec->data.mapping.pairs.start; p < spec->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+        int fixed = 0;
+        for (size_t i = 0; pop_keys_fixed[i]; i++) fixed |= strcmp(str(k), pop_keys_fixed[i]) == 0;
+        if (fixed) continue;
+        const char *s;
+        int rc = want_scalar(c, v, str(k), &s);
+        if (rc) return rc;
+        where(c, v);
+        if ((rc = soma_simnet_set(c->sn, pop, str(k), s))) {
+            if (rc == SOMA_STATUS_NOTFOUND) where(c, k), soma_simnet_set(c->sn, pop, str(k), s);
+            return fail_sn(c, rc);
+        }
+    }
+    return 0;
+}
+
+static int parse_pops(ctx *c, const yaml_node_t *n) {
+    int rc = want_map(c, n, "network.populations");
+    if (rc) return rc;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(c, p->key), *spec = node(c, p->value);
+        char what[128];
+        snprintf(what, sizeof what, "population '%s'", str(k));
+        if ((rc = want_map(c, spec, what))) return rc;
+        const yaml_node_t *like = get(c, spec, "like"), *base = NULL;
+        if (like) {
+            const char *ln;
+            if ((rc = want_scalar(c, like, "like", &ln))) return rc;
+            size_t bi;
+            if (soma_simnet_find_pop(c->sn, ln, &bi))
+                return fail(c, like, SOMA_STATUS_NOTFOUND, "%s: like: no population '%s' defined above", what, ln);
+            /* Find the base population's mapping to copy its entries. */
+            const yaml_node_t *pops = n;
+            for (yaml_node_pair_t *q = pops->data.mapping.pairs.start; q < p; q++)
+                if (!strcmp(str(node(c, q->key)), ln)) base = node(c, q->value);
+        }
+        const yaml_node_t *mn = get(c, spec, "model");
+        if (!mn && base) mn = get(c, base, "model");
+        const yaml_node_t *sz = get(c, spec, "size");
+        if (!sz && base) sz = get(c, base, "size");
+        if (!mn) return fail(c, spec, SOMA_STATUS_INVALID, "%s: no model; expected model: NAME", what);
+        if (!sz) return fail(c, spec, SOMA_STATUS_INVALID, "%s: no size; expected size: N", what);
+        const char *model;
+        if ((rc = want_scalar(c, mn, "model", &model))) return rc;
+        size_t size = 0;
+        if ((rc = get_count(c, sz, "size", 1, 1073741824.0, &size))) return rc;
+        where(c, mn);
+        size_t pop;
+        if ((rc = soma_simnet_add_pop(c->sn, str(k), model, size, &pop))) return fail_sn(c, rc);
+        if (base && (rc = apply_pop_values(c, pop, base))) return rc;
+        if ((rc = apply_pop_values(c, pop, spec))) return rc;
+    }
+    return 0;
+}
+
+static int pop_list(ctx *c, const yaml_node_t *n, const char *what, size_t *out, size_t *count) {
+    *count = 0;
+    if (!n) return fail(c, NULL, SOMA_STATUS_INVALID, "%s missing", what);
+    const yaml_node_t *items[64];
+    size_t ni = 0;
+    if (n->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top && ni < 64; it++)
+            items[ni++] = node(c, *it);
+    } else
+        items[ni++] = n;
+    for (size_t i = 0; i < ni; i++) {
+        const char *s;
+        int rc = want_scalar(c, items[i], what, &s);
+        if (rc) return rc;
+        if (soma_simnet_find_pop(c->sn, s, &out[*count])) {
+            char names[400];
+            size_t len = 0;
+            names[0] = 0;
+            for (size_t p = 0; p < c->sn->npops; p++) {
+                int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", c->sn->pops[p].name);
+                if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
+            }
+            return fail(c, items[i], SOMA_STATUS_NOTFOUND, "%s: no population '%s'; expected one of: %s", what, s,
+                        names[0] ? names : "(none defined)");
+        }
+        (*count)++;
+    }
+    return 0;
+}
+
+static int get_port(ctx *c, const yaml_node_t *n, size_t to, int *port) {
+    *port = SOMA_PORT_BY_SIGN;
+    if (!n) return 0;
+    const char *s;
+    int rc = want_scalar(c, n, "port", &s);
+    if (rc) return rc;
+    if (!strcmp(s, "sign")) return 0;
+    const soma_model *m = c->sn->pops[to].m;
+    int k = soma__model_port_index(m, s);
+    if (k < 0 && isdigit((unsigned char)s[0])) k = atoi(s);
+    if (k < 0 || (size_t)k >= m->n_ports) {
+        char names[128];
+        size_t len = 0;
+        names[0] = 0;
+        for (size_t j = 0; j < m->n_ports; j++) {
+            int w = snprintf(names + len, sizeof names - len, "%s, ", m->port_names[j]);
+            if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
+        }
+        return fail(c, n, SOMA_STATUS_INVALID, "port '%s': model %s has ports %ssign", s, m->name, names);
+    }
+    *port = k;
+    return 0;
+}
+
+static const char *const proj_keys[] = {"from", "to", "connect", "weight", "delay", "port", NULL};
+static const char *const conn_keys[] = {"rule", "p", "k", "n", "autapses", "multapses", "file", NULL};
+
+static int parse_connector(ctx *c, const yaml_node_t *n, soma_connector *cn, char *path, size_t cap) {
+    int rc = want_map(c, n, "connect");
+    if (rc) return rc;
+    if ((rc = check_keys(c, n, "connect", conn_keys))) return rc;
+    const yaml_node_t *r = get(c, n, "rule");
+    const char *rule;
+    if (!r) return fail(c, n, SOMA_STATUS_INVALID, "connect: no rule; expected rule: all_to_all, one_to_one, ...");
+    if ((rc = want_scalar(c, r, "rule", &rule))) return rc;
+    int ri = soma_conn_rule_find(rule);
+    if (ri < 0) {
+        char names[300];
+        size_t len = 0;
+        names[0] = 0;
+        for (int i = 0; soma_conn_rule_name(i); i++) {
+            int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", soma_conn_rule_name(i));
+            if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
+        }
+        return fail(c, r, SOMA_STATUS_INVALID, "connect: unknown rule '%s'; expected one of: %s", rule, names);
+    }
+    soma_connector_default(cn, ri);
+    const yaml_node_t *v;
+    if ((v = get(c, n, "p"))) {
+        if ((rc = get_quantity(c, v, "p", "", &cn->p))) return rc;
+        if (!(cn->p >= 0 && cn->p <= 1))
+            return fail(c, v, SOMA_STATUS_INVALID, "connection probability %g is outside [0, 1]", cn->p);
+    }
+    if ((v = get(c, n, "k")) && (rc = get_count(c, v, "k", 0, 1e12, &cn->k))) return rc;
+    if ((v = get(c, n, "n")) && (rc = get_count(c, v, "n", 0, 1e12, &cn->n))) return rc;
+    if ((v = get(c, n, "autapses")) && (rc = get_bool(c, v, "autapses", &cn->autapses))) return rc;
+    if ((v = get(c, n, "multapses")) && (rc = get_bool(c, v, "multapses", &cn->multapses))) return rc;
+    if ((v = get(c, n, "file"))) {
+        const char *s;
+        if ((rc = want_scalar(c, v, "file", &s))) return rc;
+        rel_path(c, s, path, cap);
+        cn->path = path;
+    }
+    return 0;
+}
+
+static int parse_proj(ctx *c, const yaml_node_t *n) {
+    int rc = want_map(c, n, "projection");
+    if (rc) return rc;
+    if ((rc = check_keys(c, n, "projection", proj_keys))) return rc;
+    size_t from[64], to[64], nf, nt;
+    if ((rc = pop_list(c, get(c, n, "from"), "from", from, &nf))) return rc == SOMA_STATUS_INVALID && !get(c, n, "from") ? fail(c, n, rc, "projection: no 'from'") : rc;
+    if ((rc = pop_list(c, get(c, n, "to"), "to", to, &nt))) return rc == SOMA_STATUS_INVALID && !get(c, n, "to") ? fail(c, n, rc, "projection: no 'to'") : rc;
+    const yaml_node_t *cn = get(c, n, "connect");
+    if (!cn) return fail(c, n, SOMA_STATUS_INVALID, "projection: no connect; expected connect: {rule: ...}");
+    soma_connector con;
+    char path[2048];
+    if ((rc = parse_connector(c, cn, &con, path, sizeof path))) return rc;
+    const yaml_node_t *w = get(c, n, "weight"), *d = get(c, n, "delay");
+    const char *ws = "0", *ds = NULL;
+    if (w && (rc = want_scalar(c, w, "weight", &ws))) return rc;
+    if (d && (rc = want_scalar(c, d, "delay", &ds))) return rc;
+    if (!ds) {
+        static char dtbuf[64];
+        snprintf(dtbuf, sizeof dtbuf, "%.17gms", c->sn->dt);
+        ds = dtbuf;
+    }
+    for (size_t i = 0; i < nf; i++)
+        for (size_t j = 0; j < nt; j++) {
+            int port;
+            if ((rc = get_port(c, get(c, n, "port"), to[j], &port))) return rc;
+            where(c, cn);
+            /* Point the weight's and delay's file:line at their own lines. */
+            rc = soma_simnet_connect(c->sn, from[i], to[j], &con, ws, ds, port, NULL);
+            if (rc) {
+                const char *msg = soma_simnet_errmsg(c->sn);
+                const yaml_node_t *at = strstr(msg, "delay") && d ? d : strstr(msg, "weight") && w ? w : cn;
+                const char *body = strstr(msg, ": ");
+                return fail(c, at, rc, "%s", body ? body + 2 : msg);
+            }
+        }
+    return 0;
+}
+
+/* A spike file for a spike_source: "neuron,time" per line (time with a unit or in ms). */
+static int read_spike_file(ctx *c, const yaml_node_t *at, size_t pop, const char *file) {
+    char path[2048];
+    rel_path(c, file, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    if (!f) return fail(c, at, SOMA_STATUS_IO, "cannot open spike file %s: %s", path, strerror(errno));
+    size_t cap = 1024, n = 0;
+    uint32_t *ids = malloc(cap * sizeof *ids);
+    double *ts = malloc(cap * sizeof *ts);
+    char line[512];
+    int lineno = 0, rc = 0;
+    while (!rc && ids && ts && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = line;
+        while (isspace((unsigned char)*s)) s++;
+        if (!*s || *s == '#') continue;
+        if (lineno == 1 && isalpha((unsigned char)*s)) continue; /* header */
+        char *end;
+        errno = 0;
+        long long id = strtoll(s, &end, 10);
+        char *q = end;
+        while (*q == ' ' || *q == '\t') q++;
+        if (end == s || (*q != ',' && !isspace((unsigned char)*q)) || id < 0) {
+            if (c->err) snprintf(c->err, c->errlen, "%s:%d: expected 'neuron,time_ms', got '%.60s'", path, lineno, s);
+            rc = SOMA_STATUS_FORMAT;
+            break;
+        }
+        q++;
+        double t = strtod(q, &end);
+        while (isspace((unsigned char)*end)) end++;
+        if (end == q || *end || !isfinite(t) || t < 0) {
+            if (c->err) snprintf(c->err, c->errlen, "%s:%d: expected a time in ms >= 0 after the neuron, got '%.60s'", path, lineno, q);
+            rc = SOMA_STATUS_FORMAT;
+            break;
+        }
+        if ((size_t)id >= c->sn->pops[pop].size) {
+            if (c->err)
+                snprintf(c->err, c->errlen, "%s:%d: neuron %lld is out of range (population '%s' has %zu)", path,
+                         lineno, id, c->sn->pops[pop].name, c->sn->pops[pop].size);
+            rc = SOMA_STATUS_FORMAT;
+            break;
+        }
+        if (n == cap) {
+            cap *= 2;
+            uint32_t *ni = realloc(ids, cap * sizeof *ids);
+            double *nt = ni ? realloc(ts, cap * sizeof *ts) : NULL;
+            if (ni) ids = ni;
+            if (nt) ts = nt;
+            if (!ni || !nt) {
+                rc = SOMA_STATUS_NOMEM;
+                break;
+            }
+        }
+        ids[n] = (uint32_t)id;
+        ts[n++] = t;
+    }
+    fclose(f);
+    if (!ids || !ts) rc = SOMA_STATUS_NOMEM;
+    if (!rc) {
+        where(c, at);
+        if ((rc = soma_simnet_set_spikes(c->sn, pop, ids, ts, n))) rc = fail_sn(c, rc);
+    }
+    free(ids);
+    free(ts);
+    return rc;
+}
+
+static int float_list(ctx *c, const yaml_node_t *n, const char *what, const char *unit, double **out, size_t *count) {
+    if (!n || n->type != YAML_SEQUENCE_NODE)
+        return fail(c, n, SOMA_STATUS_INVALID, "%s is %s; expected a list", what, kind(n));
+    size_t m = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    *out = malloc((m ? m : 1) * sizeof(double));
+    if (!*out) return SOMA_STATUS_NOMEM;
+    *count = m;
+    for (size_t i = 0; i < m; i++) {
+        int rc = get_quantity(c, node(c, n->data.sequence.items.start[i]), what, unit, &(*out)[i]);
+        if (rc) {
+            free(*out);
+            *out = NULL;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int parse_input(ctx *c, const yaml_node_t *n) {
+    static const char *const keys[] = {"to", "poisson", "steps", "spikes", NULL};
+    int rc = want_map(c, n, "input");
+    if (rc) return rc;
+    if ((rc = check_keys(c, n, "input", keys))) return rc;
+    size_t to[64], nt;
+    if (!get(c, n, "to")) return fail(c, n, SOMA_STATUS_INVALID, "input: no 'to'; expected to: POPULATION");
+    if ((rc = pop_list(c, get(c, n, "to"), "to", to, &nt))) return rc;
+    const yaml_node_t *v;
+    int kinds = !!get(c, n, "poisson") + !!get(c, n, "steps") + !!get(c, n, "spikes");
+    if (kinds != 1) return fail(c, n, SOMA_STATUS_INVALID, "input: expected exactly one of poisson, steps, spikes");
+    for (size_t j = 0; j < nt; j++) {
+        if ((v = get(c, n, "poisson"))) {
+            static const char *const pk[] = {"rate", "weight", "port", NULL};
+            if ((rc = want_map(c, v, "poisson")) || (rc = check_keys(c, v, "poisson", pk))) return rc;
+            const char *rate, *w;
+            if (!get(c, v, "rate") || !get(c, v, "weight"))
+                return fail(c, v, SOMA_STATUS_INVALID, "poisson: expected rate and weight");
+            if ((rc = want_scalar(c, get(c, v, "rate"), "rate", &rate))) return rc;
+            if ((rc = want_scalar(c, get(c, v, "weight"), "weight", &w))) return rc;
+            int port;
+            if ((rc = get_port(c, get(c, v, "port"), to[j], &port))) return rc;
+            where(c, v);
+            if ((rc = soma_simnet_add_poisson(c->sn, to[j], rate, w, port))) return fail_sn(c, rc);
+        } else if ((v = get(c, n, "steps"))) {
+            static const char *const sk[] = {"times", "values", NULL};
+            if ((rc = want_map(c, v, "steps")) || (rc = check_keys(c, v, "steps", sk))) return rc;
+            const soma_model *m = c->sn->pops[to[j]].m;
+            const char *unit = m == &soma__model_poisson ? "Hz" : (m->weight_unit && !strcmp(m->weight_unit, "") ? "" : "pA");
+            double *t = NULL, *val = NULL;
+            size_t n1 = 0, n2 = 0;
+            rc = float_list(c, get(c, v, "times"), "times", "ms", &t, &n1);
+            if (!rc) rc = float_list(c, get(c, v, "values"), "values", unit, &val, &n2);
+            if (!rc && n1 != n2)
+                rc = fail(c, v, SOMA_STATUS_INVALID, "steps: %zu times but %zu values; expected as many", n1, n2);
+            if (!rc) {
+                where(c, v);
+                if ((rc = soma_simnet_add_steps(c->sn, to[j], t, val, n1))) rc = fail_sn(c, rc);
+            }
+            free(t);
+            free(val);
+            if (rc) return rc;
+        } else {
+            v = get(c, n, "spikes");
+            const char *file;
+            if ((rc = want_scalar(c, v, "spikes", &file))) return rc;
+            if ((rc = read_spike_file(c, v, to[j], file))) return rc;
+        }
+    }
+    return 0;
+}
+
+static int parse_network(ctx *c, const yaml_node_t *n) {
+    static const char *const keys[] = {"dt", "populations", "projections", "inputs", NULL};
+    int rc = want_map(c, n, "network");
+    if (rc) return rc;
+    if ((rc = check_keys(c, n, "network", keys))) return rc;
+    const yaml_node_t *v;
+    if ((v = get(c, n, "dt"))) {
+        double dt;
+        if ((rc = get_quantity(c, v, "dt", "ms", &dt))) return rc;
+        where(c, v);
+        if ((rc = soma_simnet_set_dt(c->sn, dt))) return fail_sn(c, rc);
+    }
+    if (!(v = get(c, n, "populations"))) return fail(c, n, SOMA_STATUS_INVALID, "network: no populations");
+    if ((rc = parse_pops(c, v))) return rc;
+    if ((v = get(c, n, "projections"))) {
+        if (v->type != YAML_SEQUENCE_NODE)
+            return fail(c, v, SOMA_STATUS_INVALID, "network.projections is %s; expected a list", kind(v));
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++)
+            if ((rc = parse_proj(c, node(c, *it)))) return rc;
+    }
+    if ((v = get(c, n, "inputs"))) {
+        if (v->type != YAML_SEQUENCE_NODE)
+            return fail(c, v, SOMA_STATUS_INVALID, "network.inputs is %s; expected a list", kind(v));
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++)
+            if ((rc = parse_input(c, node(c, *it)))) return rc;
+    }
+    return 0;
+}
+
+static int parse_simulate(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
+    static const char *const keys[] = {"time", "warmup", "seed", "threads", "record", NULL};
+    int rc = want_map(c, n, "simulate");
+    if (rc) return rc;
+    if ((rc = check_keys(c, n, "simulate", keys))) return rc;
+    const yaml_node_t *v;
+    if ((v = get(c, n, "time")) && (rc = get_quantity(c, v, "simulate.time", "ms", &o->time_ms))) return rc;
+    if (o->time_ms < 0) return fail(c, v, SOMA_STATUS_INVALID, "simulate.time: expected >= 0");
+    if ((v = get(c, n, "warmup")) && (rc = get_quantity(c, v, "simulate.warmup", "ms", &o->warmup_ms))) return rc;
+    if (o->warmup_ms < 0) return fail(c, v, SOMA_STATUS_INVALID, "simulate.warmup: expected >= 0");
+    size_t x;
+    if ((v = get(c, n, "seed"))) {
+        if ((rc = get_count(c, v, "simulate.seed", 0, 9007199254740992.0, &x))) return rc;
+        o->seed = x;
+    }
+    if ((v = get(c, n, "threads"))) {
+        if ((rc = get_count(c, v, "simulate.threads", 0, 256, &x))) return rc;
+        o->threads = (int)x;
+    }
+    if ((v = get(c, n, "record"))) {
+        static const char *const rk[] = {"spikes", NULL};
+        if ((rc = want_map(c, v, "simulate.record")) || (rc = check_keys(c, v, "simulate.record", rk))) return rc;
+        const yaml_node_t *s = get(c, v, "spikes");
+        if (s) {
+            const char *t;
+            if ((rc = want_scalar(c, s, "record.spikes", &t))) return rc;
+            if (!strcmp(t, "all"))
+                o->record_spikes = 1;
+            else if (!strcmp(t, "none"))
+                o->record_spikes = 0;
+            else
+                return fail(c, s, SOMA_STATUS_INVALID, "record.spikes: '%s'; expected all or none", t);
+        }
+    }
+    return 0;
+}
+
+/* Overrides "name=value": a named set ("set=NAME") or one param. */
+static int apply_overrides(ctx *c, const yaml_node_t *root, const char *const *ov, size_t nov) {
+    const yaml_node_t *sets = get(c, root, "sets");
+    for (size_t i = 0; i < nov; i++) {
+        const char *eq = strchr(ov[i], '=');
+        if (!eq || eq == ov[i]) {
+            if (c->err) snprintf(c->err, c->errlen, "parameter override '%s': expected NAME=VALUE", ov[i]);
+            return SOMA_STATUS_INVALID;
+        }
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(eq - ov[i]), ov[i]);
+        if (!strcmp(name, "set")) {
+            const yaml_node_t *s = NULL;
+            if (sets && sets->type == YAML_MAPPING_NODE) s = get(c, sets, eq + 1);
+            if (!s) {
+                char names[300];
+                size_t len = 0;
+                names[0] = 0;
+                if (sets && sets->type == YAML_MAPPING_NODE)
+                    for (yaml_node_pair_t *p = sets->data.mapping.pairs.start; p < sets->data.mapping.pairs.top; p++) {
+                        int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", str(node(c, p->key)));
+                        if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
+                    }
+                if (c->err)
+                    snprintf(c->err, c->errlen, "%s: no parameter set '%s'; expected one of: %s", c->path, eq + 1,
+                             names[0] ? names : "(the file has no sets)");
+                return SOMA_STATUS_NOTFOUND;
+            }
+            int rc = parse_params(c, s, "set");
+            if (rc) return rc;
+            continue;
+        }
+        int known = 0;
+        for (size_t k = 0; k < c->sn->nsyms; k++) known |= !strcmp(c->sn->syms[k].name, name);
+        if (!known) {
+            if (c->err) snprintf(c->err, c->errlen, "%s: parameter override '%s': the file's params have no '%s'", c->path, ov[i], name);
+            return SOMA_STATUS_NOTFOUND;
+        }
+        soma__simnet_where(c->sn, "command line");
+        int rc = soma_simnet_define(c->sn, name, eq + 1);
+        if (rc) return fail_sn(c, rc);
+    }
+    return 0;
+}
+
+int soma_simnet_load_yaml(const char *path, const char *const *ov, size_t nov, soma_simnet **out,
+                          soma_sim_file_opts *o, char *err, size_t errlen) {
+    if (!path || !out) return SOMA_STATUS_INVALID;
+    *out = NULL;
+    soma_sim_file_opts def;
+    if (!o) o = &def;
+    memset(o, 0, sizeof *o);
+    o->time_ms = 1000;
+    o->record_spikes = 1;
+    o->seed = 1;
+    if (err && errlen) err[0] = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (err) snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return SOMA_STATUS_IO;
+    }
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, f);
+    if (!yaml_parser_load(&parser, &doc)) {
+        if (err)
+            snprintf(err, errlen, "%s:%d: %s", path, (int)parser.problem_mark.line + 1,
+                     parser.problem ? parser.problem : "malformed YAML");
+        yaml_parser_delete(&parser);
+        fclose(f);
+        return SOMA_STATUS_FORMAT;
+    }
+    yaml_parser_delete(&parser);
+    fclose(f);
+    ctx c;
+    memset(&c, 0, sizeof c);
+    c.path = path;
+    c.err = err;
+    c.errlen = errlen;
+    c.doc = &doc;
+    const char *slash = strrchr(path, '/');
+    if (slash) snprintf(c.dir, sizeof c.dir, "%.*s", (int)(slash - path), path);
+    int rc = soma_simnet_create(&c.sn);
+    if (rc) goto done;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) {
+        rc = fail(&c, NULL, SOMA_STATUS_FORMAT, "the file is empty; expected network: and simulate:");
+        goto done;
+    }
+    static const char *const keys[] = {"params", "sets", "network", "simulate", NULL};
+    if ((rc = want_map(&c, root, "the file")) || (rc = check_keys(&c, root, "the file", keys))) goto done;
+    const yaml_node_t *v;
+    if ((v = get(&c, root, "params")) && (rc = parse_params(&c, v, "params"))) goto done;
+    if ((v = get(&c, root, "sets")) && (rc = want_map(&c, v, "sets"))) goto done;
+    if ((rc = apply_overrides(&c, root, ov, nov))) goto done;
+    if (!(v = get(&c, root, "network"))) {
+        rc = fail(&c, root, SOMA_STATUS_INVALID, "no network section; expected network: {populations: ...}");
+        goto done;
+    }
+    if ((rc = parse_network(&c, v))) goto done;
+    if ((v = get(&c, root, "simulate")) && (rc = parse_simulate(&c, v, o))) goto done;
+done:
+    yaml_document_delete(&doc);
+    if (rc) {
+        soma_simnet_free(c.sn);
+        return rc;
+    }
+    soma__simnet_where(c.sn, NULL);
+    *out = c.sn;
+    return 0;
+}

@@ -1,0 +1,430 @@
+/* simnet.c — the description of a network for the simulator: populations
+ * with parameters and initial values as expressions, projections
+ * (connector, weight, delay, port), Poisson drives, step inputs and spike
+ * sources. Everything is checked as it is set, so that a YAML loader can
+ * report file:line; values that differ per neuron or synapse are checked
+ * again when soma_sim_create evaluates them. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/simnet.h"
+
+static int fail(soma_simnet *sn, int status, const char *fmt, ...) {
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (sn->where[0])
+        snprintf(sn->errmsg, sizeof sn->errmsg, "%s: %s", sn->where, msg);
+    else
+        snprintf(sn->errmsg, sizeof sn->errmsg, "%s", msg);
+    return status;
+}
+
+int soma_simnet_create(soma_simnet **out) {
+    if (!out) return SOMA_STATUS_INVALID;
+    soma_simnet *sn = calloc(1, sizeof *sn);
+    if (!sn) return SOMA_STATUS_NOMEM;
+    sn->dt = 0.1;
+    *out = sn;
+    return 0;
+}
+
+static void value_free(sn_value *v) {
+    if (v) soma__expr_free(v->e);
+}
+
+void soma_simnet_free(soma_simnet *sn) {
+    if (!sn) return;
+    for (size_t p = 0; p < sn->npops; p++) {
+        sn_pop *P = &sn->pops[p];
+        for (size_t k = 0; k < SOMA_MAX_PARAMS; k++) {
+            value_free(P->prm[k]);
+            free(P->prm[k]);
+        }
+        for (size_t k = 0; k < SOMA_MAX_STATE; k++) {
+            value_free(P->init[k]);
+            free(P->init[k]);
+        }
+        free(P->src_ids);
+        free(P->src_t);
+        free(P->st_t);
+        free(P->st_v);
+    }
+    for (size_t i = 0; i < sn->nproj; i++) {
+        value_free(&sn->projs[i].w);
+        value_free(&sn->projs[i].d);
+        free(sn->projs[i].path);
+    }
+    for (size_t i = 0; i < sn->ndrives; i++) value_free(&sn->drives[i].w);
+    for (size_t i = 0; i < sn->nsyms; i++) free((char *)sn->syms[i].name);
+    free(sn->syms);
+    free(sn->pops);
+    free(sn->projs);
+    free(sn->drives);
+    free(sn);
+}
+
+const char *soma_simnet_errmsg(const soma_simnet *sn) { return sn ? sn->errmsg : ""; }
+
+void soma__simnet_where(soma_simnet *sn, const char *where) {
+    snprintf(sn->where, sizeof sn->where, "%s", where ? where : "");
+}
+
+int soma_simnet_set_dt(soma_simnet *sn, double dt) {
+    if (!sn) return SOMA_STATUS_INVALID;
+    if (!(dt > 0) || dt > 100)
+        return fail(sn, SOMA_STATUS_INVALID, "time step %g ms: expected a value in (0, 100] ms", dt);
+    if (sn->nproj)
+        return fail(sn, SOMA_STATUS_INVALID, "the time step must be set before any projection (delays are checked against it)");
+    sn->dt = dt;
+    return 0;
+}
+double soma_simnet_dt(const soma_simnet *sn) { return sn ? sn->dt : 0; }
+size_t soma_simnet_pop_count(const soma_simnet *sn) { return sn ? sn->npops : 0; }
+
+int soma_simnet_find_pop(const soma_simnet *sn, const char *name, size_t *index) {
+    if (!sn || !name) return SOMA_STATUS_INVALID;
+    for (size_t i = 0; i < sn->npops; i++)
+        if (strcmp(sn->pops[i].name, name) == 0) {
+            if (index) *index = i;
+            return 0;
+        }
+    return SOMA_STATUS_NOTFOUND;
+}
+
+/* The simulator models, listed for "expected one of" messages. */
+static void sim_model_names(char *buf, size_t cap) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < soma_model_count(); i++) {
+        const soma_model *m = soma_model_find(soma_model_name_at(i));
+        if (!m || (!m->sim_step && m != &soma__model_spike_source)) continue;
+        int k = snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", m->name);
+        if (k < 0 || (size_t)k >= cap - len) break;
+        len += (size_t)k;
+    }
+}
+
+int soma_simnet_add_pop(soma_simnet *sn, const char *name, const char *model, size_t size, size_t *index) {
+    if (!sn || !name || !model) return SOMA_STATUS_INVALID;
+    if (!name[0] || strlen(name) >= sizeof sn->pops[0].name)
+        return fail(sn, SOMA_STATUS_INVALID, "population name '%s': expected 1 to 63 characters", name);
+    if (soma_simnet_find_pop(sn, name, NULL) == 0)
+        return fail(sn, SOMA_STATUS_INVALID, "population '%s' is defined twice", name);
+    const soma_model *m = soma_model_find(model);
+    if (!m || (!m->sim_step && m != &soma__model_spike_source)) {
+        char names[512];
+        sim_model_names(names, sizeof names);
+        return fail(sn, SOMA_STATUS_NOTFOUND, "population '%s': %s model '%s'; expected one of: %s", name,
+                    m ? "the simulator has no" : "unknown", model, names);
+    }
+    if (size == 0 || size > (1u << 30))
+        return fail(sn, SOMA_STATUS_INVALID, "population '%s': size %zu; expected 1 to 2^30 neurons", name, size);
+    sn_pop *np = realloc(sn->pops, (sn->npops + 1) * sizeof *np);
+    if (!np) return SOMA_STATUS_NOMEM;
+    sn->pops = np;
+    sn_pop *P = &sn->pops[sn->npops];
+    memset(P, 0, sizeof *P);
+    snprintf(P->name, sizeof P->name, "%s", name);
+    P->m = m;
+    P->size = size;
+    if (index) *index = sn->npops;
+    sn->npops++;
+    return 0;
+}
+
+int soma__model_state_index(const soma_model *m, const char *name) {
+    for (size_t k = 0; k < m->n_state; k++)
+        if (strcmp(m->state_names[k], name) == 0) return (int)k;
+    return -1;
+}
+
+int soma__model_port_index(const soma_model *m, const char *name) {
+    for (size_t k = 0; k < m->n_ports; k++)
+        if (strcmp(m->port_names[k], name) == 0) return (int)k;
+    return -1;
+}
+
+/* Parse text into v for a quantity in `unit`; messages name `what`. */
+static int value_parse(soma_simnet *sn, sn_value *v, const char *text, const char *unit, const char *what) {
+    char err[300];
+    memset(v, 0, sizeof *v);
+    int rc = soma__expr_parse(text, sn->syms, sn->nsyms, &v->e, err, sizeof err);
+    if (rc) return fail(sn, rc, "%s: %s", what, err);
+    rc = soma__expr_to_unit(v->e, unit, &v->scale, err, sizeof err);
+    if (rc) {
+        soma__expr_free(v->e);
+        v->e = NULL;
+        return fail(sn, rc, "%s: %s", what, err);
+    }
+    snprintf(v->where, sizeof v->where, "%s", sn->where);
+    snprintf(v->text, sizeof v->text, "%s", text);
+    return 0;
+}
+
+/* The value of a constant expression in its target unit. */
+static double value_const(const sn_value *v) { return soma__expr_eval(v->e, 0, 0, 1) * v->scale; }
+
+int soma_simnet_set(soma_simnet *sn, size_t pop, const char *name, const char *expr) {
+    if (!sn || !name || !expr || pop >= sn->npops) return SOMA_STATUS_INVALID;
+    sn_pop *P = &sn->pops[pop];
+    const soma_model *m = P->m;
+    char what[160];
+    int k = soma__model_param_index(m, name);
+    if (k >= 0) {
+        const soma_param_desc *d = &m->params[k];
+        snprintf(what, sizeof what, "%s.%s", P->name, name);
+        sn_value *v = malloc(sizeof *v);
+        if (!v) return SOMA_STATUS_NOMEM;
+        int rc = value_parse(sn, v, expr, d->unit, what);
+        if (rc) {
+            free(v);
+            return rc;
+        }
+        if (soma__expr_is_const(v->e)) {
+            double x = value_const(v);
+            if (!(x >= d->lo && x <= d->hi)) {
+                value_free(v);
+                free(v);
+                return fail(sn, SOMA_STATUS_INVALID, "%s = %g %s is outside the valid range [%g, %g] %s", what, x,
+                            d->unit, (double)d->lo, (double)d->hi, d->unit);
+            }
+        }
+        value_free(P->prm[k]);
+        free(P->prm[k]);
+        P->prm[k] = v;
+        return 0;
+    }
+    k = soma__model_state_index(m, name);
+    if (k >= 0) {
+        snprintf(what, sizeof what, "%s.%s (initial value)", P->name, name);
+        sn_value *v = malloc(sizeof *v);
+        if (!v) return SOMA_STATUS_NOMEM;
+        const char *unit = m->state_units ? m->state_units[k] : "";
+        int rc = value_parse(sn, v, expr, unit, what);
+        if (rc) {
+            free(v);
+            return rc;
+        }
+        value_free(P->init[k]);
+        free(P->init[k]);
+        P->init[k] = v;
+        return 0;
+    }
+    char names[512];
+    size_t len = 0;
+    names[0] = 0;
+    for (size_t j = 0; j < m->n_params + m->n_state; j++) {
+        const char *s = j < m->n_params ? m->params[j].name : m->state_names[j - m->n_params];
+        int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", s);
+        if (w < 0 || (size_t)w >= sizeof names - len) break;
+        len += (size_t)w;
+    }
+    return fail(sn, SOMA_STATUS_NOTFOUND, "model '%s' has no parameter or state variable '%s'; expected one of: %s",
+                m->name, name, names[0] ? names : "(none)");
+}
+
+int soma__simnet_define(soma_simnet *sn, const char *name, const char *expr) {
+    if (!sn || !name || !expr) return SOMA_STATUS_INVALID;
+    soma__expr *e = NULL;
+    char err[300];
+    int rc = soma__expr_parse(expr, sn->syms, sn->nsyms, &e, err, sizeof err);
+    if (rc) return fail(sn, rc, "%s: %s", name, err);
+    if (!soma__expr_is_const(e)) {
+        soma__expr_free(e);
+        return fail(sn, SOMA_STATUS_INVALID, "%s: a named value must be a constant, got '%s'", name, expr);
+    }
+    soma__sym s = {NULL, soma__expr_eval(e, 0, 0, 1), soma__expr_dim(e)};
+    soma__expr_free(e);
+    for (size_t i = 0; i < sn->nsyms; i++)
+        if (strcmp(sn->syms[i].name, name) == 0) {
+            sn->syms[i].value = s.value;
+            sn->syms[i].dim = s.dim;
+            return 0;
+        }
+    soma__sym *ns = realloc(sn->syms, (sn->nsyms + 1) * sizeof *ns);
+    if (!ns) return SOMA_STATUS_NOMEM;
+    sn->syms = ns;
+    s.name = strdup(name);
+    if (!s.name) return SOMA_STATUS_NOMEM;
+    sn->syms[sn->nsyms++] = s;
+    return 0;
+}
+
+int soma_simnet_define(soma_simnet *sn, const char *name, const char *expr) {
+    return soma__simnet_define(sn, name, expr);
+}
+
+/* Check a port argument against the target model. */
+static int check_port(soma_simnet *sn, const sn_pop *T, int port) {
+    if (T->m->n_ports == 0)
+        return fail(sn, SOMA_STATUS_INVALID, "population '%s' (model %s) takes no synaptic input", T->name, T->m->name);
+    if (port != SOMA_PORT_BY_SIGN && (port < 0 || (size_t)port >= T->m->n_ports))
+        return fail(sn, SOMA_STATUS_INVALID, "port %d of population '%s': model %s has %zu port(s)", port, T->name,
+                    T->m->name, T->m->n_ports);
+    return 0;
+}
+
+int soma_simnet_connect(soma_simnet *sn, size_t from, size_t to, const soma_connector *c, const char *weight,
+                        const char *delay, int port, size_t *index) {
+    if (!sn || !c || from >= sn->npops || to >= sn->npops) return SOMA_STATUS_INVALID;
+    sn_pop *F = &sn->pops[from], *T = &sn->pops[to];
+    int rc = check_port(sn, T, port);
+    if (rc) return rc;
+    char err[400], what[200];
+    rc = soma__connect_check(c, F->size, T->size, from == to, err, sizeof err);
+    if (rc) return fail(sn, rc, "projection %s -> %s: %s", F->name, T->name, err);
+    sn_proj pr;
+    memset(&pr, 0, sizeof pr);
+    pr.from = from;
+    pr.to = to;
+    pr.c = *c;
+    pr.port = port;
+    if (c->path) {
+        pr.path = strdup(c->path);
+        if (!pr.path) return SOMA_STATUS_NOMEM;
+        pr.c.path = pr.path;
+    }
+    snprintf(what, sizeof what, "weight of %s -> %s", F->name, T->name);
+    rc = value_parse(sn, &pr.w, weight ? weight : "0", T->m->weight_unit ? T->m->weight_unit : "", what);
+    if (rc) goto fail;
+    snprintf(what, sizeof what, "delay of %s -> %s", F->name, T->name);
+    rc = value_parse(sn, &pr.d, delay ? delay : "0.1ms", "ms", what);
+    if (rc) goto fail;
+    if (soma__expr_is_const(pr.d.e)) {
+        double d = value_const(&pr.d);
+        if (!(d >= sn->dt * (1 - 1e-9)) || !isfinite(d)) {
+            rc = fail(sn, SOMA_STATUS_INVALID,
+                      "%s = %g ms is shorter than the time step %g ms (soma's delays count whole steps, at least one)",
+                      what, d, sn->dt);
+            goto fail;
+        }
+    }
+    sn_proj *np = realloc(sn->projs, (sn->nproj + 1) * sizeof *np);
+    if (!np) {
+        rc = SOMA_STATUS_NOMEM;
+        goto fail;
+    }
+    sn->projs = np;
+    sn->projs[sn->nproj] = pr;
+    if (index) *index = sn->nproj;
+    sn->nproj++;
+    return 0;
+fail:
+    value_free(&pr.w);
+    value_free(&pr.d);
+    free(pr.path);
+    return rc;
+}
+
+int soma_simnet_add_poisson(soma_simnet *sn, size_t pop, const char *rate, const char *weight, int port) {
+    if (!sn || pop >= sn->npops || !rate || !weight) return SOMA_STATUS_INVALID;
+    sn_pop *T = &sn->pops[pop];
+    int rc = check_port(sn, T, port);
+    if (rc) return rc;
+    char what[160];
+    snprintf(what, sizeof what, "Poisson input rate of '%s'", T->name);
+    sn_value r;
+    rc = value_parse(sn, &r, rate, "Hz", what);
+    if (rc) return rc;
+    if (!soma__expr_is_const(r.e)) {
+        value_free(&r);
+        return fail(sn, SOMA_STATUS_INVALID, "%s must be one value for the population, got '%s'", what, rate);
+    }
+    double hz = value_const(&r);
+    value_free(&r);
+    if (!(hz >= 0) || !isfinite(hz)) return fail(sn, SOMA_STATUS_INVALID, "%s = %g Hz; expected >= 0", what, hz);
+    double lam = hz * sn->dt * 1e-3;
+    if (lam > 60)
+        return fail(sn, SOMA_STATUS_INVALID, "%s = %g Hz gives %g events per step; at most 60 are supported", what, hz,
+                    lam);
+    sn_drive d;
+    memset(&d, 0, sizeof d);
+    d.pop = pop;
+    d.rate_hz = hz;
+    d.port = port;
+    snprintf(what, sizeof what, "Poisson input weight of '%s'", T->name);
+    rc = value_parse(sn, &d.w, weight, T->m->weight_unit ? T->m->weight_unit : "", what);
+    if (rc) return rc;
+    if (!soma__expr_is_const(d.w.e)) {
+        value_free(&d.w);
+        return fail(sn, SOMA_STATUS_INVALID, "%s must be one value for the population, got '%s'", what, weight);
+    }
+    sn_drive *nd = realloc(sn->drives, (sn->ndrives + 1) * sizeof *nd);
+    if (!nd) {
+        value_free(&d.w);
+        return SOMA_STATUS_NOMEM;
+    }
+    sn->drives = nd;
+    sn->drives[sn->ndrives++] = d;
+    return 0;
+}
+
+int soma_simnet_add_steps(soma_simnet *sn, size_t pop, const double *t, const double *v, size_t n) {
+    if (!sn || pop >= sn->npops || !t || !v || n == 0) return SOMA_STATUS_INVALID;
+    sn_pop *P = &sn->pops[pop];
+    if (!P->m->sim_step)
+        return fail(sn, SOMA_STATUS_INVALID, "population '%s' (model %s) takes no input", P->name, P->m->name);
+    if (P->n_st) return fail(sn, SOMA_STATUS_INVALID, "population '%s' already has a step input", P->name);
+    for (size_t k = 0; k < n; k++) {
+        if (!isfinite(t[k]) || !isfinite(v[k]) || t[k] < 0)
+            return fail(sn, SOMA_STATUS_INVALID, "step input of '%s', point %zu: expected finite values and t >= 0",
+                        P->name, k);
+        if (k && !(t[k] > t[k - 1]))
+            return fail(sn, SOMA_STATUS_INVALID, "step input of '%s': times must increase (point %zu: %g ms after %g ms)",
+                        P->name, k, t[k], t[k - 1]);
+    }
+    P->st_t = malloc(n * sizeof *P->st_t);
+    P->st_v = malloc(n * sizeof *P->st_v);
+    if (!P->st_t || !P->st_v) return SOMA_STATUS_NOMEM;
+    memcpy(P->st_t, t, n * sizeof *t);
+    memcpy(P->st_v, v, n * sizeof *v);
+    P->n_st = n;
+    return 0;
+}
+
+int soma_simnet_set_spikes(soma_simnet *sn, size_t pop, const uint32_t *ids, const double *t, size_t n) {
+    if (!sn || pop >= sn->npops || (n && (!ids || !t))) return SOMA_STATUS_INVALID;
+    sn_pop *P = &sn->pops[pop];
+    if (P->m != &soma__model_spike_source)
+        return fail(sn, SOMA_STATUS_INVALID, "population '%s' is a %s, not a spike_source", P->name, P->m->name);
+    for (size_t k = 0; k < n; k++) {
+        if (ids[k] >= P->size)
+            return fail(sn, SOMA_STATUS_INVALID, "spike %zu of '%s': neuron %u is out of range (population has %zu)", k,
+                        P->name, ids[k], P->size);
+        if (!(t[k] >= 0) || !isfinite(t[k]))
+            return fail(sn, SOMA_STATUS_INVALID, "spike %zu of '%s': time %g ms; expected >= 0", k, P->name, t[k]);
+    }
+    free(P->src_ids);
+    free(P->src_t);
+    P->src_ids = malloc((n ? n : 1) * sizeof *ids);
+    P->src_t = malloc((n ? n : 1) * sizeof *t);
+    if (!P->src_ids || !P->src_t) return SOMA_STATUS_NOMEM;
+    if (n) {
+        memcpy(P->src_ids, ids, n * sizeof *ids);
+        memcpy(P->src_t, t, n * sizeof *t);
+    }
+    P->n_src = n;
+    return 0;
+}
+
+int soma_parse_quantity(const char *text, const char *unit, double *out, char *err, size_t errlen) {
+    if (!text || !unit || !out) return SOMA_STATUS_INVALID;
+    soma__expr *e = NULL;
+    double scale = 1;
+    int rc = soma__expr_parse(text, NULL, 0, &e, err, errlen);
+    if (!rc) rc = soma__expr_to_unit(e, unit, &scale, err, errlen);
+    if (!rc && !soma__expr_is_const(e)) {
+        if (err && errlen) snprintf(err, errlen, "'%s' is not a constant", text);
+        rc = SOMA_STATUS_INVALID;
+    }
+    if (!rc) *out = soma__expr_eval(e, 0, 0, 1) * scale;
+    soma__expr_free(e);
+    return rc;
+}
