@@ -229,7 +229,7 @@ static void test_known_isis(void) {
 
     /* ids offset: the same spikes as population [100, 104) of a bigger net,
      * with a foreign neuron 99 and 104 around it that must be skipped */
-    soma_spike sp2[14];
+    soma_spike sp2[16];
     size_t k = 0;
     sp2[k++] = (soma_spike){0, 99};
     for (size_t i = 0; i < 10; i++) {

@@ -105,9 +105,12 @@ int soma_spike_stats_compute(const soma_spike *sp, size_t n, uint32_t first, siz
     for (size_t i = a + 1; i < b; i++)
         if (sp[i].step < sp[i - 1].step) return SOMA_STATUS_INVALID; /* the searches above assumed order */
 
-    uint32_t *last = calloc(size, sizeof *last), *nspk = calloc(size, sizeof *nspk), *cur = calloc(size, sizeof *cur);
-    double *mean = calloc(size, sizeof *mean), *m2 = calloc(size, sizeof *m2);
-    uint64_t *s1 = calloc(size, sizeof *s1), *s2 = calloc(size, sizeof *s2);
+    /* per neuron: last spike step, spikes, running ISI mean and squared
+     * deviations, the count in the current bin, sums over bins */
+    uint32_t *restrict last = calloc(size, sizeof *last), *restrict nspk = calloc(size, sizeof *nspk);
+    uint32_t *restrict cur = calloc(size, sizeof *cur);
+    double *restrict mean = calloc(size, sizeof *mean), *restrict m2 = calloc(size, sizeof *m2);
+    uint64_t *restrict s1 = calloc(size, sizeof *s1), *restrict s2 = calloc(size, sizeof *s2);
     int rc = SOMA_STATUS_NOMEM;
     if (!last || !nspk || !cur || !mean || !m2 || !s1 || !s2) goto done;
     rc = SOMA_STATUS_OK;
