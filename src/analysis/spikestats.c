@@ -26,8 +26,8 @@
  * form a contiguous run. Each run is walked twice: once to count per neuron,
  * once to fold the counts into per-neuron sums of counts and squared counts
  * and reset them. The time is O(spikes in the window) per pass, whatever the
- * number of bins or neurons, so 1e7 spikes of a 77,000-neuron population
- * take a few tens of milliseconds. */
+ * number of bins or neurons: 1e7 spikes of a 77,000-neuron population take
+ * 0.1-0.2 s on one core, with 1 ms bins as with one-step bins. */
 #include "analysis/analysis.h"
 
 #include <math.h>
