@@ -563,6 +563,41 @@ int soma_sim_stats_get(const soma_sim *sim, soma_sim_stats *st);
  * in the target model's weight unit) to path, atomically. */
 int soma_sim_write_connectivity(const soma_sim *sim, const char *path);
 
+/* Statistics of one population's spikes in steps [step0, step1). Counts go
+ * into bins (and Fano windows) of whole steps (bin_ms / dt_ms rounded, at
+ * least half a step) laid from step0 on; a trailing partial bin or window
+ * is left out of synchrony and fano. Memory is O(size), time O(spikes in
+ * the window + log n). */
+typedef struct soma_spike_stats {
+    double rate_hz;     /* spikes / (neurons * duration) */
+    double cv_isi;      /* mean over neurons with >= 2 inter-spike intervals of sd/mean of their ISIs (sd with 1/n, as Elephant's cv); NaN if none */
+    size_t cv_neurons;  /* neurons that entered cv_isi */
+    double fano;        /* mean over neurons with a nonzero count of var/mean of the neuron's spike counts in windows of fano_window_ms (var with 1/(K-1), so Poisson gives 1 for any K); NaN if none or fewer than 2 windows */
+    double synchrony;   /* Golomb's chi: sqrt(var_t(A) / mean_i var_t(s_i)), s_i = neuron i's count in bins of bin_ms, A = mean_i s_i; 0..1, ~1/sqrt(N) when asynchronous, 1 when synchronous; NaN if undefined */
+} soma_spike_stats;
+/* sp: spikes sorted by (step, id) (as soma_sim_spikes gives); the
+ * population is ids [first, first+size); other ids are skipped.
+ * SOMA_STATUS_INVALID for size 0, step1 <= step0, dt, bin or window not
+ * positive (or under half a step), or spikes out of order. */
+int soma_spike_stats_compute(const soma_spike *sp, size_t n, uint32_t first, size_t size, double dt_ms,
+                             uint64_t step0, uint64_t step1, double bin_ms, double fano_window_ms,
+                             soma_spike_stats *out);
+/* Raster of spikes in steps [step0, step1) (time in ms on x, neuron on y;
+ * at most max_per_pop neurons of each population (0: all), its first ones,
+ * populations stacked top down in the order given and coloured, names at
+ * the left), with the population rate histogram (Hz, bins of bin_ms, one
+ * line per population in its colour) in a panel under it. Population p is
+ * ids [first[p], first[p]+size[p]); ranges must not overlap; names (or an
+ * entry of it) may be NULL. Bins are widened (to whole multiples) when
+ * more would not fit the panel's pixels. */
+int soma_plot_sim_raster(const char *path, const soma_spike *sp, size_t n, size_t npops, const char *const *names,
+                         const uint32_t *first, const size_t *size, double dt_ms, uint64_t step0, uint64_t step1,
+                         size_t max_per_pop, double bin_ms, char *err, size_t errlen);
+/* Bar chart of mean rates per population (Hz), with values printed on the
+ * bars; ref_hz (may be NULL; NaN entries skipped) draws reference marks
+ * (e.g. published rates). A NaN rate draws no bar ("n/a"). */
+int soma_plot_rates(const char *path, size_t npops, const char *const *names, const double *rate_hz,
+                    const double *ref_hz, char *err, size_t errlen);
 /* Read a constant quantity with units ("10s", "500ms", "2.5") into `unit`
  * ("ms"); a plain number is taken in `unit`. */
 int soma_parse_quantity(const char *text, const char *unit, double *out, char *err, size_t errlen);

@@ -1,15 +1,17 @@
-/* plot.c — PNG figures of a run: training curves (loss and accuracy per
- * epoch) and spike rasters, drawn with cairo.
+/* plot.c — PNG figures of a run, drawn with cairo: training curves (loss
+ * and accuracy per epoch) and spike rasters of the trainer; for the
+ * simulator, a raster of populations over time with the population rates
+ * under it, and a bar chart of mean rates against reference values.
  *
- * Both plots share a small axis toolkit (nice tick steps, framed panels with
+ * All plots share a small axis toolkit (nice tick steps, framed panels with
  * grid, tick labels and axis titles). Rasters can hold millions of cells
- * (T ~ 1000 steps x N ~ thousands of neurons x 4 samples), so their marks are
- * written straight into the image buffer rather than as one cairo path per
- * spike. Files are written atomically: the PNG goes to PATH.tmp.<pid> and is
+ * (T ~ 1000 steps x N ~ thousands of neurons x 4 samples; 1e7 spikes of a
+ * simulated microcircuit), so their marks are written straight into the
+ * image buffer rather than as one cairo path per spike. Files are written atomically: the PNG goes to PATH.tmp.<pid> and is
  * renamed onto PATH only once complete, so a failed write never destroys an
  * earlier plot. */
 #define _POSIX_C_SOURCE 200809L
-#include "soma.h"
+#include "analysis/analysis.h"
 
 #include <cairo.h>
 #include <errno.h>
@@ -175,9 +177,12 @@ static void tick_label(char *buf, size_t len, double v, double step) {
     else snprintf(buf, len, "%.*f", dec, v);
 }
 
-/* Grid, tick marks and tick labels; returns the widest y label (pixels) so
- * the y axis title can stand clear of it. */
-static double grid_ticks(cairo_t *cr, const rect *r, const axis *x, const axis *y, double label_size) {
+/* Grid, tick marks and tick labels (x labels only if xlabels: a panel
+ * stacked over another with the same time axis leaves them to the lower
+ * one); returns the widest y label (pixels) so the y axis title can stand
+ * clear of it. An axis whose t0 is past hi (e.g. INFINITY) gets no ticks. */
+static double grid_ticks_opt(cairo_t *cr, const rect *r, const axis *x, const axis *y, double label_size,
+                             int xlabels) {
     char buf[48];
     double widest = 0;
     /* light grid first, then tick marks and labels */
@@ -195,6 +200,7 @@ static double grid_ticks(cairo_t *cr, const rect *r, const axis *x, const axis *
         cairo_move_to(cr, px, r->y + r->h);
         cairo_line_to(cr, px, r->y + r->h + 5);
         cairo_stroke(cr);
+        if (!xlabels) continue;
         tick_label(buf, sizeof buf, v, x->step);
         text_at(cr, px, r->y + r->h + 8, 0.5, 0, buf);
     }
@@ -217,6 +223,10 @@ static double grid_ticks(cairo_t *cr, const rect *r, const axis *x, const axis *
         widest = fmax(widest, te.x_advance);
     }
     return widest;
+}
+
+static double grid_ticks(cairo_t *cr, const rect *r, const axis *x, const axis *y, double label_size) {
+    return grid_ticks_opt(cr, r, x, y, label_size, 1);
 }
 
 static void frame(cairo_t *cr, const rect *r) {
@@ -492,6 +502,387 @@ int soma_plot_raster(const char *path, const uint8_t *spikes, size_t T, size_t B
         snprintf(buf, sizeof buf, "%zu spike%s", count, count == 1 ? "" : "s");
         text_at(cr, r.x + r.w, r.y - 9, 1, 1, buf);
         axis_titles(cr, &r, "time step", "neuron", yw);
+    }
+    return finish(s, cr, path, err, errlen);
+}
+
+/* ------------------------------------------------- simulator raster */
+
+/* Population colours: matplotlib's tab10, cycled past ten. Each has a
+ * channel well below the grid's grey, so marks never vanish into it. */
+static const rgb PALETTE[10] = {{0.122, 0.467, 0.706}, {1.000, 0.498, 0.055}, {0.173, 0.627, 0.173},
+                                {0.839, 0.153, 0.157}, {0.580, 0.404, 0.741}, {0.549, 0.337, 0.294},
+                                {0.890, 0.467, 0.761}, {0.498, 0.498, 0.498}, {0.737, 0.741, 0.133},
+                                {0.090, 0.745, 0.812}};
+
+static uint32_t argb_of(rgb c) {
+    return 0xFF000000u | (uint32_t)lround(c.r * 255) << 16 | (uint32_t)lround(c.g * 255) << 8 |
+           (uint32_t)lround(c.b * 255);
+}
+
+static const char *pop_name(const char *const *names, size_t p, char *buf, size_t len) {
+    if (names && names[p]) return names[p];
+    snprintf(buf, len, "pop %zu", p);
+    return buf;
+}
+
+int soma_plot_sim_raster(const char *path, const soma_spike *sp, size_t n, size_t npops, const char *const *names,
+                         const uint32_t *first, const size_t *size, double dt_ms, uint64_t step0, uint64_t step1,
+                         size_t max_per_pop, double bin_ms, char *err, size_t errlen) {
+    if (!path || !*path) return fail(err, errlen, SOMA_STATUS_INVALID, path, "no output path");
+    if (n && !sp) return fail(err, errlen, SOMA_STATUS_INVALID, path, "no spike data");
+    if (npops == 0 || !first || !size) return fail(err, errlen, SOMA_STATUS_INVALID, path, "no populations");
+    if (!(dt_ms > 0) || !isfinite(dt_ms))
+        return fail(err, errlen, SOMA_STATUS_INVALID, path, "time step %g ms is not positive", dt_ms);
+    if (step1 <= step0)
+        return fail(err, errlen, SOMA_STATUS_INVALID, path, "empty time window (steps %llu to %llu)",
+                    (unsigned long long)step0, (unsigned long long)step1);
+    uint64_t wb = soma__whole_steps(bin_ms, dt_ms);
+    if (!wb)
+        return fail(err, errlen, SOMA_STATUS_INVALID, path, "rate bin %g ms is under half a time step (%g ms)",
+                    bin_ms, dt_ms);
+    for (size_t p = 0; p < npops; p++)
+        if (size[p] == 0 || (uint64_t)first[p] + size[p] > (uint64_t)UINT32_MAX + 1)
+            return fail(err, errlen, SOMA_STATUS_INVALID, path, "population %zu has a bad id range (first %u, size %zu)",
+                        p, first[p], size[p]);
+
+    const int W = 900, H = 720, TOP = 44;
+    int rc = SOMA_STATUS_OK;
+    cairo_surface_t *s = NULL;
+    cairo_t *cr = NULL;
+    double *rate = NULL;
+    /* Populations ordered by first id, for a binary search per spike
+     * (insertion sort: qsort would need a global for the key array, and
+     * networks have few populations). */
+    size_t *order = malloc(npops * sizeof *order), *row0 = malloc(npops * sizeof *row0);
+    if (!order || !row0) {
+        rc = fail(err, errlen, SOMA_STATUS_NOMEM, path, "out of memory");
+        goto done;
+    }
+    for (size_t p = 0; p < npops; p++) {
+        size_t k = p;
+        for (; k > 0 && first[order[k - 1]] > first[p]; k--) order[k] = order[k - 1];
+        order[k] = p;
+    }
+    for (size_t k = 1; k < npops; k++)
+        if ((uint64_t)first[order[k - 1]] + size[order[k - 1]] > first[order[k]]) {
+            rc = fail(err, errlen, SOMA_STATUS_INVALID, path, "populations %zu and %zu overlap", order[k - 1],
+                      order[k]);
+            goto done;
+        }
+    /* Pixel rows of the raster go to at most max_per_pop neurons of each
+     * population; populations sit top down in the order given. */
+    size_t rows = 0;
+    for (size_t p = 0; p < npops; p++) {
+        row0[p] = rows;
+        rows += max_per_pop && size[p] > max_per_pop ? max_per_pop : size[p];
+    }
+
+    /* Rate bins: whole steps from step0 on, widened to a multiple of the
+     * asked width when there would be more bins than pixels. */
+    uint64_t span = step1 - step0, nbins = (span + wb - 1) / wb;
+    const uint64_t max_bins = 780;
+    if (nbins > max_bins) { /* by a 1-2-5 factor, so bins stay round numbers of ms */
+        uint64_t need = (nbins + max_bins - 1) / max_bins, f = 1;
+        while (f < need && 2 * f < need && 5 * f < need) f *= 10;
+        wb *= f >= need ? f : 2 * f >= need ? 2 * f : 5 * f;
+        nbins = (span + wb - 1) / wb;
+    }
+    rate = calloc(npops * (size_t)nbins, sizeof *rate);
+    if (!rate) {
+        rc = fail(err, errlen, SOMA_STATUS_NOMEM, path, "out of memory");
+        goto done;
+    }
+    if (canvas(W, H, &s, &cr)) {
+        s = NULL;
+        cr = NULL;
+        rc = fail(err, errlen, SOMA_STATUS_NOMEM, path, "cannot create a %dx%d image", W, H);
+        goto done;
+    }
+
+    /* left margin wide enough for the longest population name */
+    char nb[32], buf[160];
+    set_font(cr, 12, 1);
+    double namew = 0;
+    for (size_t p = 0; p < npops; p++) {
+        cairo_text_extents_t te;
+        cairo_text_extents(cr, pop_name(names, p, nb, sizeof nb), &te);
+        namew = fmax(namew, te.x_advance);
+    }
+    double L = fmin(220.0, fmax(72.0, ceil(namew) + 22));
+    rect rr = {L, TOP + 22, W - L - 22, 420}, rh = {L, rr.y + rr.h + 34, W - L - 22, H - (rr.y + rr.h + 34) - 52};
+    axis tx = {(double)step0 * dt_ms, (double)step1 * dt_ms, 0, 0};
+    axis_ticks(&tx, 8, 0);
+    axis none = {0, 1, INFINITY, 1}; /* no ticks: the raster's y axis carries names */
+    grid_ticks_opt(cr, &rr, &tx, &none, 11, 0);
+
+    /* spikes: one pass, marks written straight into the image */
+    double cw = rr.w / (double)span, ch = rr.h / (double)(rows ? rows : 1);
+    /* at least two pixels wide, so that a lone spike in a sparse raster
+     * still catches the eye */
+    int mw = (int)fmax(2.0, fmin(3.0, round(cw * 0.7))), mh = (int)fmax(1.0, fmin(4.0, round(ch * 0.7)));
+    int clip[4] = {(int)rr.x + 1, (int)rr.y + 1, (int)(rr.x + rr.w), (int)(rr.y + rr.h)};
+    cairo_surface_flush(s);
+    uint32_t *px = (uint32_t *)cairo_image_surface_get_data(s);
+    int stride32 = cairo_image_surface_get_stride(s) / 4;
+    size_t a = n ? soma__spike_lower_bound(sp, n, step0) : 0, b = n ? soma__spike_lower_bound(sp, n, step1) : 0;
+    uint64_t shown = 0, in_pops = 0;
+    int unsorted = 0;
+    for (size_t i = a; i < b; i++) {
+        if (i > a && sp[i].step < sp[i - 1].step) { unsorted = 1; break; }
+        /* the population holding the id: last one starting at or below it */
+        size_t lo = 0, hi = npops;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (first[order[mid]] <= sp[i].id) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo == 0) continue;
+        size_t p = order[lo - 1];
+        size_t j = sp[i].id - first[p];
+        if (j >= size[p]) continue;
+        in_pops++;
+        uint64_t k = (sp[i].step - step0) / wb;
+        rate[p * nbins + k] += 1;
+        if (max_per_pop && j >= max_per_pop) continue;
+        shown++;
+        int x0 = (int)floor(rr.x + ((double)(sp[i].step - step0) + 0.5) * cw - mw / 2.0 + 0.5);
+        int y0 = (int)floor(rr.y + ((double)(row0[p] + j) + 0.5) * ch - mh / 2.0 + 0.5);
+        fill_px(px, stride32, x0, y0, x0 + mw, y0 + mh, clip, argb_of(PALETTE[p % 10]));
+    }
+    cairo_surface_mark_dirty(s);
+    if (unsorted) {
+        rc = fail(err, errlen, SOMA_STATUS_INVALID, path, "spikes are not sorted by step");
+        goto done;
+    }
+
+    /* population bands: separators and names */
+    cairo_set_line_width(cr, 1);
+    for (size_t p = 0; p < npops; p++) {
+        size_t nr = max_per_pop && size[p] > max_per_pop ? max_per_pop : size[p];
+        double y0 = rr.y + (double)row0[p] * ch, y1 = y0 + (double)nr * ch;
+        if (p) {
+            cairo_set_source_rgb(cr, 0.55, 0.55, 0.55);
+            cairo_move_to(cr, rr.x, floor(y0) + 0.5);
+            cairo_line_to(cr, rr.x + rr.w, floor(y0) + 0.5);
+            cairo_stroke(cr);
+        }
+        rgb c = PALETTE[p % 10];
+        cairo_set_source_rgb(cr, c.r * 0.8, c.g * 0.8, c.b * 0.8); /* a shade darker reads better as text */
+        set_font(cr, 12, 1);
+        text_at(cr, rr.x - 8, (y0 + y1) / 2, 1, 0.5, pop_name(names, p, nb, sizeof nb));
+    }
+    frame(cr, &rr);
+
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    set_font(cr, 16, 1);
+    text_at(cr, W / 2.0, 14, 0.5, 0, "spike raster");
+    cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
+    set_font(cr, 11, 0);
+    snprintf(buf, sizeof buf, "%llu spike%s", (unsigned long long)in_pops, in_pops == 1 ? "" : "s");
+    text_at(cr, rr.x + rr.w, rr.y - 8, 1, 1, buf);
+    int cut = 0;
+    for (size_t p = 0; p < npops; p++) cut |= max_per_pop && size[p] > max_per_pop;
+    if (cut) {
+        snprintf(buf, sizeof buf, "first %zu neurons of each population shown (%llu spikes)", max_per_pop,
+                 (unsigned long long)shown);
+        text_at(cr, rr.x, rr.y - 8, 0, 1, buf);
+    }
+
+    /* rate histogram: spikes / (neurons * bin length), the last bin by its
+     * real length; one step line per population in its colour */
+    double top_rate = 0;
+    for (size_t p = 0; p < npops; p++)
+        for (uint64_t k = 0; k < nbins; k++) {
+            uint64_t len = k + 1 < nbins ? wb : span - k * wb;
+            double *v = &rate[p * nbins + k];
+            *v /= (double)size[p] * (double)len * dt_ms * 1e-3;
+            top_rate = fmax(top_rate, *v);
+        }
+    double yr[2] = {0, top_rate};
+    axis ry = value_axis(yr, NULL, 2, 0, INFINITY);
+    double yw = grid_ticks(cr, &rh, &tx, &ry, 11);
+    cairo_save(cr);
+    cairo_rectangle(cr, rh.x, rh.y, rh.w, rh.h);
+    cairo_clip(cr);
+    cairo_set_line_join(cr, CAIRO_LINE_JOIN_MITER);
+    cairo_set_line_width(cr, npops == 1 ? 1.2 : 1.5);
+    for (size_t p = 0; p < npops; p++) {
+        rgb c = PALETTE[p % 10];
+        double base = map_y(&rh, &ry, 0);
+        cairo_new_path(cr);
+        for (uint64_t k = 0; k < nbins; k++) {
+            double t0 = (double)(step0 + k * wb) * dt_ms;
+            double t1 = (double)(k + 1 < nbins ? step0 + (k + 1) * wb : step1) * dt_ms;
+            double y = map_y(&rh, &ry, rate[p * nbins + k]);
+            cairo_line_to(cr, map_x(&rh, &tx, t0), y); /* (a move for the first point) */
+            cairo_line_to(cr, map_x(&rh, &tx, t1), y);
+        }
+        if (npops == 1) { /* a lone population reads best as a filled histogram */
+            cairo_line_to(cr, map_x(&rh, &tx, (double)step1 * dt_ms), base);
+            cairo_line_to(cr, map_x(&rh, &tx, (double)step0 * dt_ms), base);
+            cairo_close_path(cr);
+            cairo_set_source_rgba(cr, c.r, c.g, c.b, 0.35);
+            cairo_fill_preserve(cr);
+        }
+        cairo_set_source_rgb(cr, c.r, c.g, c.b);
+        cairo_stroke(cr);
+    }
+    cairo_restore(cr);
+    frame(cr, &rh);
+    cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
+    set_font(cr, 11, 0);
+    snprintf(buf, sizeof buf, "bins of %g ms", (double)wb * dt_ms);
+    text_at(cr, rh.x + rh.w, rh.y - 8, 1, 1, buf);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    set_font(cr, 13, 1);
+    text_at(cr, rh.x, rh.y - 8, 0, 1, "population rate");
+    axis_titles(cr, &rh, "time (ms)", "rate (Hz)", yw);
+    rc = finish(s, cr, path, err, errlen);
+    s = NULL;
+    cr = NULL;
+
+done:
+    if (cr) cairo_destroy(cr);
+    if (s) cairo_surface_destroy(s);
+    free(order);
+    free(row0);
+    free(rate);
+    return rc;
+}
+
+/* ---------------------------------------------------------- rate bars */
+
+int soma_plot_rates(const char *path, size_t npops, const char *const *names, const double *rate_hz,
+                    const double *ref_hz, char *err, size_t errlen) {
+    if (!path || !*path) return fail(err, errlen, SOMA_STATUS_INVALID, path, "no output path");
+    if (npops == 0 || !rate_hz) return fail(err, errlen, SOMA_STATUS_INVALID, path, "no rates to plot");
+    double top = 0;
+    for (size_t p = 0; p < npops; p++) {
+        if (!isnan(rate_hz[p]) && !(rate_hz[p] >= 0 && isfinite(rate_hz[p])))
+            return fail(err, errlen, SOMA_STATUS_INVALID, path, "rate of population %zu (%g Hz) is not a rate", p,
+                        rate_hz[p]);
+        if (ref_hz && !isnan(ref_hz[p]) && !(ref_hz[p] >= 0 && isfinite(ref_hz[p])))
+            return fail(err, errlen, SOMA_STATUS_INVALID, path, "reference rate of population %zu (%g Hz) is not a rate",
+                        p, ref_hz[p]);
+        if (!isnan(rate_hz[p])) top = fmax(top, rate_hz[p]);
+        if (ref_hz && !isnan(ref_hz[p])) top = fmax(top, ref_hz[p]);
+    }
+
+    const int W = 900, H = 420, TOP = 44;
+    cairo_surface_t *s;
+    cairo_t *cr;
+    if (canvas(W, H, &s, &cr)) return fail(err, errlen, SOMA_STATUS_NOMEM, path, "cannot create a %dx%d image", W, H);
+    char nb[32], buf[64];
+
+    /* Names go under their bars; when the widest does not fit its slot they
+     * are turned 45 degrees, and the plot leaves room below for them. */
+    const double L = 72, R = 22, slot = (W - L - R) / (double)npops;
+    set_font(cr, 12, 0);
+    double namew = 0;
+    for (size_t p = 0; p < npops; p++) {
+        cairo_text_extents_t te;
+        cairo_text_extents(cr, pop_name(names, p, nb, sizeof nb), &te);
+        namew = fmax(namew, te.x_advance);
+    }
+    int slanted = namew > slot - 6;
+    double below = slanted ? fmin(130.0, namew * 0.71 + 14) : 22;
+    rect r = {L, TOP + 8, W - L - R, H - TOP - 8 - below - 34};
+
+    /* The value axis starts at 0 (bars measure from it) and leaves ~12 %
+     * headroom for the numbers printed over the bars. */
+    double yr[2] = {0, top * 1.12};
+    axis y = value_axis(yr, NULL, 2, 0, INFINITY);
+    axis x = {0, (double)npops, INFINITY, 1}; /* categories: no numeric ticks */
+    double yw = grid_ticks(cr, &r, &x, &y, 11);
+
+    double bw = fmin(slot * 0.7, 90.0), base = map_y(&r, &y, 0);
+    for (size_t p = 0; p < npops; p++) {
+        double cx = r.x + (p + 0.5) * slot;
+        rgb c = PALETTE[p % 10];
+        double v = rate_hz[p];
+        if (!isnan(v)) {
+            double yv = map_y(&r, &y, v);
+            cairo_set_source_rgb(cr, c.r, c.g, c.b);
+            cairo_rectangle(cr, cx - bw / 2, yv, bw, base - yv);
+            cairo_fill(cr);
+        }
+        if (ref_hz && !isnan(ref_hz[p])) {
+            /* a black bar wider than the bar itself, so it shows on either side */
+            double yv = floor(map_y(&r, &y, ref_hz[p])) + 0.5;
+            cairo_set_source_rgb(cr, 0, 0, 0);
+            cairo_set_line_width(cr, 2.5);
+            cairo_move_to(cr, cx - bw / 2 - 5, yv);
+            cairo_line_to(cr, cx + bw / 2 + 5, yv);
+            cairo_stroke(cr);
+        }
+        /* the value over its bar (above the reference mark if that is higher) */
+        if (isnan(v)) snprintf(buf, sizeof buf, "n/a");
+        else snprintf(buf, sizeof buf, "%.*f", v >= 100 ? 0 : v >= 10 ? 1 : v >= 1 ? 2 : 3, v); /* 3 digits */
+        double lift = isnan(v) ? 0 : v;
+        double ytext = map_y(&r, &y, lift) - 5;
+        if (ref_hz && !isnan(ref_hz[p]) && fabs(map_y(&r, &y, ref_hz[p]) - map_y(&r, &y, lift)) < 14)
+            ytext = fmin(ytext, map_y(&r, &y, ref_hz[p]) - 6);
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        set_font(cr, 11, 0);
+        cairo_text_extents_t te;
+        cairo_text_extents(cr, buf, &te);
+        if (te.x_advance < slot - 2) text_at(cr, cx, ytext, 0.5, 1, buf);
+        else { /* too many bars for level numbers: stand them up */
+            cairo_save(cr);
+            cairo_translate(cr, cx, ytext);
+            cairo_rotate(cr, -PI / 2);
+            text_at(cr, 0, 0, 0, 0.5, buf);
+            cairo_restore(cr);
+        }
+        /* the name under the bar */
+        set_font(cr, 12, 0);
+        const char *name = pop_name(names, p, nb, sizeof nb);
+        if (!slanted) text_at(cr, cx, r.y + r.h + 8, 0.5, 0, name);
+        else {
+            cairo_save(cr);
+            cairo_translate(cr, cx + 4, r.y + r.h + 8);
+            cairo_rotate(cr, -PI / 4);
+            text_at(cr, 0, 0, 1, 0.5, name);
+            cairo_restore(cr);
+        }
+    }
+    frame(cr, &r);
+    axis_titles(cr, &r, "", "rate (Hz)", yw);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    set_font(cr, 16, 1);
+    text_at(cr, W / 2.0, 14, 0.5, 0, "mean rate per population");
+
+    if (ref_hz) { /* legend, top left or top right, where the bars stay lower */
+        double lw = 118, lh = 46, m = 8;
+        double hl = 0, hr = 0;
+        for (size_t p = 0; p < npops; p++) {
+            double cx = r.x + (p + 0.5) * slot, v = fmax(isnan(rate_hz[p]) ? 0 : rate_hz[p],
+                                                         isnan(ref_hz[p]) ? 0 : ref_hz[p]);
+            if (cx - slot / 2 < r.x + m + lw) hl = fmax(hl, v);
+            if (cx + slot / 2 > r.x + r.w - m - lw) hr = fmax(hr, v);
+        }
+        rect b = {hr <= hl ? r.x + r.w - lw - m : r.x + m, r.y + m, lw, lh};
+        cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
+        cairo_rectangle(cr, b.x, b.y, b.w, b.h);
+        cairo_fill_preserve(cr);
+        cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+        cairo_set_line_width(cr, 1);
+        cairo_stroke(cr);
+        for (int k = 0; k < 3; k++) { /* bars take their population's colour: show a few */
+            rgb c = PALETTE[k];
+            cairo_set_source_rgb(cr, c.r, c.g, c.b);
+            cairo_rectangle(cr, b.x + 10 + 7 * k, b.y + 7, 7, 12);
+            cairo_fill(cr);
+        }
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        cairo_set_line_width(cr, 2.5);
+        cairo_move_to(cr, b.x + 8, b.y + 33.5);
+        cairo_line_to(cr, b.x + 32, b.y + 33.5);
+        cairo_stroke(cr);
+        set_font(cr, 12, 0);
+        text_at(cr, b.x + 40, b.y + 13, 0, 0.5, "simulated");
+        text_at(cr, b.x + 40, b.y + 33.5, 0, 0.5, "reference");
     }
     return finish(s, cr, path, err, errlen);
 }
