@@ -328,6 +328,25 @@ static void test_errors(void) {
     deep[n++] = '1';
     deep[n] = 0;
     check_err(deep, "nested too deeply", NULL);
+    n = 0;
+    for (int k = 0; k < 400; k++) deep[n++] = '2', deep[n++] = '^';
+    deep[n++] = '2';
+    deep[n] = 0;
+    check_err(deep, "nested too deeply", NULL);
+    /* A long chain of non-constant terms would make a deep tree. */
+    char *chain = malloc(3 * 100000 + 2);
+    n = 0;
+    chain[n++] = 'r';
+    for (int k = 0; k < 100000; k++) chain[n++] = '+', chain[n++] = 'r';
+    chain[n] = 0;
+    check_err(chain, "expression too complex", NULL);
+    /* ...while a long chain of constants folds to one number. */
+    n = 0;
+    chain[n++] = '1';
+    for (int k = 0; k < 100000; k++) chain[n++] = '+', chain[n++] = '1';
+    chain[n] = 0;
+    check_const(chain, 100001, NONE);
+    free(chain);
     /* A long text is shortened in messages. */
     char longx[400];
     memset(longx, 'a', sizeof longx - 1);

@@ -219,6 +219,7 @@ typedef struct node {
     int nargs;
     int varies; /* depends on the element: r, i or a random call */
     int uses_n; /* depends on N */
+    int height; /* levels below it, which bounds emit's recursion */
     int64_t k;  /* OP_POWI exponent, random call site */
     double x;   /* OP_CONST value, OP_POW exponent */
     soma__dim dim;
@@ -354,11 +355,16 @@ static node *combine(parser *ps, int op, node **args, int nargs, soma__dim d, co
     int all_const = 1;
     for (int j = 0; j < nargs; j++) {
         n->a[j] = args[j];
+        if (args[j]->height + 1 > n->height) n->height = args[j]->height + 1;
         n->varies |= args[j]->varies;
         n->uses_n |= args[j]->uses_n;
         all_const &= is_const_node(args[j]);
     }
-    if (!all_const || op >= OP_UNIFORM) return n;
+    if (!all_const || op >= OP_UNIFORM) {
+        if (n->height > DEPTH_MAX) return fail(ps, NULL, "expression too complex (more than %d levels)", DEPTH_MAX);
+        return n;
+    }
+    n->height = 0;
     double v[4];
     for (int j = 0; j < nargs; j++) v[j] = args[j]->x;
     return fold(ps, n, apply(op, v, n->k, n->x), why_nonfinite);
@@ -425,6 +431,8 @@ static node *power(parser *ps, node *b, node *e) {
     n->dim = d;
     n->varies = b->varies;
     n->uses_n = b->uses_n;
+    n->height = b->height + 1;
+    if (n->height > DEPTH_MAX) return fail(ps, NULL, "expression too complex (more than %d levels)", DEPTH_MAX);
     if (small) n->k = (int64_t)x;
     else n->x = x;
     if (is_const_node(b)) return fold(ps, n, apply(n->op, &b->x, n->k, n->x), "a constant power is not finite");
@@ -725,7 +733,10 @@ static node *parse_power(parser *ps) {
     skip_blanks(ps);
     if (*ps->p == '^' || (ps->p[0] == '*' && ps->p[1] == '*')) {
         ps->p += *ps->p == '^' ? 1 : 2;
-        return power(ps, b, parse_unary(ps));
+        if (++ps->depth > DEPTH_MAX) return fail(ps, NULL, "expression nested too deeply");
+        node *e = parse_unary(ps);
+        ps->depth--;
+        return power(ps, b, e);
     }
     return b;
 }
