@@ -429,7 +429,8 @@ int soma_experiment_load(const char *path, soma_net **net, soma_data_opts *data,
  * r (a uniform number in [0,1) drawn once per neuron and shared by all its
  * parameters), i (the neuron's index) and N (the population size); random
  * functions draw per neuron (or per synapse) from keyed streams, so values
- * never depend on the thread count. Internal units: ms, mV, pA, pF, nS, Hz.
+ * never depend on the thread count. Internal units: ms, mV, pA, pF, nS
+ * (rates 1/ms); parameters are stored in their descriptor's unit (Hz for rates).
  *
  * Delays count from the step of a spike to the step whose update first
  * feels it, so the shortest delay is one step (dt). NEST's delays mean the

@@ -74,6 +74,12 @@ double soma__expr_eval(const soma__expr *e, uint64_t key, uint64_t elem, uint64_
  * turns soma__expr_eval's result into `unit`. Error text: "expected a
  * current (pA), got a voltage". */
 int soma__expr_to_unit(const soma__expr *e, const char *unit, double *scale, char *err, size_t errlen);
+/* Random call sites draw from (key, salt, site), r from key alone (salt 0
+ * after parsing). Expressions evaluated with one key to share r (all
+ * parameters of a population) must get different salts (e.g. the index of
+ * the quantity they set), else "uniform(0, 1)" in two of them gives the same
+ * numbers: site 0 of both would be one stream. */
+void soma__expr_set_salt(soma__expr *e, uint64_t salt);
 
 /* ------------------------------------------------ connectors (connect.c) */
 /* Called once per synapse. pre and post are indices in the two populations;

@@ -196,6 +196,9 @@ int soma_simnet_set(soma_simnet *sn, size_t pop, const char *name, const char *e
                             d->unit, (double)d->lo, (double)d->hi, d->unit);
             }
         }
+        /* One key per population shares r between its values; the salt
+         * keeps their random calls apart. */
+        soma__expr_set_salt(v->e, (uint64_t)k + 1);
         value_free(P->prm[k]);
         free(P->prm[k]);
         P->prm[k] = v;
@@ -212,6 +215,7 @@ int soma_simnet_set(soma_simnet *sn, size_t pop, const char *name, const char *e
             free(v);
             return rc;
         }
+        soma__expr_set_salt(v->e, (uint64_t)k + 1001);
         value_free(P->init[k]);
         free(P->init[k]);
         P->init[k] = v;
@@ -232,6 +236,14 @@ int soma_simnet_set(soma_simnet *sn, size_t pop, const char *name, const char *e
 
 int soma__simnet_define(soma_simnet *sn, const char *name, const char *expr) {
     if (!sn || !name || !expr) return SOMA_STATUS_INVALID;
+    static const char *const reserved[] = {"r", "i", "N", "pi", "uniform", "normal", "normal_clipped", "lognormal",
+                                           "exp", "log", "sqrt", "abs", "min", "max", NULL};
+    for (size_t k = 0; reserved[k]; k++)
+        if (!strcmp(name, reserved[k]))
+            return fail(sn, SOMA_STATUS_INVALID, "'%s' is a reserved name in expressions; choose another", name);
+    soma__unit u;
+    if (soma__unit_parse(name, &u) == 0 && name[0])
+        return fail(sn, SOMA_STATUS_INVALID, "'%s' is the name of a unit; choose another", name);
     soma__expr *e = NULL;
     char err[300];
     int rc = soma__expr_parse(expr, sn->syms, sn->nsyms, &e, err, sizeof err);
