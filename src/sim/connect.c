@@ -144,12 +144,14 @@ static inline uint32_t s_below(stream *s, uint32_t m) {
     return (uint32_t)(x >> 32);
 }
 
-/* Uniform integer in [0, m) for m up to 2^64 (fixed_total's pair index with
- * multapses): two words when m does not fit in 32 bits. The 64-bit modulo
- * bias is below m / 2^64, far under any sampling noise. */
+/* Uniform integer in [0, m) for m up to 2^64 (scale_free's list of edge
+ * ends can pass 2^32): words beyond 32 bits only when needed, and the
+ * 2^64 mod m lowest values rejected so that x % m has no bias. */
 static inline uint64_t s_below64(stream *s, uint64_t m) {
     if (m <= UINT32_MAX) return s_below(s, (uint32_t)m);
-    uint64_t x = ((uint64_t)s_u32(s) << 32) | s_u32(s);
+    uint64_t t = (0 - m) % m, x;
+    do x = ((uint64_t)s_u32(s) << 32) | s_u32(s);
+    while (x < t);
     return x % m;
 }
 
@@ -254,7 +256,8 @@ int soma__connect_check(const soma_connector *c, size_t n_pre, size_t n_post, in
  * (>= 0; the engine checks it against dt). '#' starts a comment to the end
  * of the line; blank lines are skipped; the first content line may be a
  * header whose first field is "pre" (what soma_sim_write_connectivity
- * writes). Every line must have as many fields as the first data line, so
+ * writes); a UTF-8 byte-order mark before it is skipped. Every line must
+ * have as many fields as the first data line, so
  * that w and d are given for all synapses or none. With same = 1 and
  * autapses = 0, lines i,i are left out. */
 enum { MAXF = 4 };
@@ -360,6 +363,8 @@ static int file_each(const soma_connector *c, size_t n_pre, size_t n_post, int s
             break;
         }
         lineno++;
+        char *text = line;
+        if (lineno == 1 && got >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) text += 3, got -= 3; /* UTF-8 BOM */
         if (fn) { /* keep the raw text for messages before split cuts it up */
             if ((size_t)got + 1 > rawcap) {
                 char *r = realloc(raw, (size_t)got + 1);
@@ -369,11 +374,11 @@ static int file_each(const soma_connector *c, size_t n_pre, size_t n_post, int s
                 }
                 raw = r, rawcap = (size_t)got + 1;
             }
-            memcpy(raw, line, (size_t)got + 1);
+            memcpy(raw, text, (size_t)got + 1);
         }
-        if (!content(line)) continue;
+        if (!content(text)) continue;
         line_fields lf;
-        int bad = split(line, &lf);
+        int bad = split(text, &lf);
         if (!seen_content) {
             seen_content = 1;
             if (!bad && lf.n >= 1 && is_pre(lf.f[0])) continue; /* header */
@@ -437,7 +442,13 @@ typedef struct emit {
     soma__edge_fn fn;
     void *user;
     uint64_t edge;
+    const char *rule; /* for messages */
+    char *err;
+    size_t errlen;
 } emit;
+
+/* The rules' own failure (the callback's codes pass through untouched). */
+static int no_memory(emit *e) { return fail(e->err, e->errlen, SOMA_STATUS_NOMEM, "%s: out of memory", e->rule); }
 
 #define EMIT(e, pre, post)                                                                                   \
     do {                                                                                                     \
@@ -585,7 +596,7 @@ static int fixed_degree(emit *e, uint32_t n_pre, uint32_t n_post, int skip_self,
     bitset used = {NULL};
     if (!multapses && (!(pick = malloc((size_t)k * sizeof *pick)) || bits_alloc(&used, m))) {
         free(pick);
-        return SOMA_STATUS_NOMEM;
+        return no_memory(e);
     }
     int st = 0;
     for (uint32_t r = 0; r < rows && !st; r++) {
@@ -681,7 +692,7 @@ static uint64_t vitter_d_skip(stream *s, uint64_t *N, uint64_t *n) {
  * Without, a uniform n-subset of the pair indices q = pre * cols + col in
  * increasing order (Method D), so synapses come out sorted by source. With
  * autapses removed a row has n_post - 1 columns and column c >= pre stands
- * for c + 1. */
+ * for c + 1. (The check has made sure that pairs >= 1 when n > 0.) */
 static int fixed_total(emit *e, uint32_t n_pre, uint32_t n_post, int skip_self, int multapses, uint64_t n,
                        uint64_t key) {
     if (n == 0) return 0;
@@ -689,10 +700,9 @@ static int fixed_total(emit *e, uint32_t n_pre, uint32_t n_post, int skip_self, 
     uint64_t pairs = (uint64_t)n_pre * cols;
     stream s;
     stream_init(&s, key, 0);
-    if (multapses) {
+    if (multapses) { /* a uniform pair is a uniform pre and a uniform column */
         for (uint64_t q = 0; q < n; q++) {
-            uint64_t x = s_below64(&s, pairs);
-            uint32_t pre = (uint32_t)(x / cols), col = (uint32_t)(x % cols);
+            uint32_t pre = s_below(&s, n_pre), col = s_below(&s, (uint32_t)cols);
             if (skip_self && col >= pre) col++;
             EMIT(e, pre, col);
         }
@@ -715,7 +725,7 @@ static int small_world(emit *e, uint32_t n, uint32_t k, double p, uint64_t key) 
     bitset cur = {NULL};
     if (!tg || bits_alloc(&cur, n)) {
         free(tg);
-        return SOMA_STATUS_NOMEM;
+        return no_memory(e);
     }
     /* Rewiring needs a node outside {j} and j's k targets. */
     int can_rewire = (uint64_t)k + 1 < n;
@@ -755,7 +765,7 @@ static int scale_free(emit *e, uint32_t n, uint32_t m, uint64_t key) {
     if (!ends || !pick || bits_alloc(&taken, n)) {
         free(ends);
         free(pick);
-        return SOMA_STATUS_NOMEM;
+        return no_memory(e);
     }
     uint64_t len = 0;
     int st = 0;
@@ -796,7 +806,7 @@ int soma__connect_each(const soma_connector *c, size_t n_pre, size_t n_post, int
     if (st) return st;
     if (!fn) return fail(err, errlen, SOMA_STATUS_INVALID, "no edge callback");
     if (c->rule == SOMA_CONN_FILE) return file_each(c, n_pre, n_post, same, fn, user, NULL, err, errlen);
-    emit e = {fn, user, 0};
+    emit e = {fn, user, 0, soma_conn_rule_name(c->rule), err, errlen};
     uint32_t a = (uint32_t)n_pre, b = (uint32_t)n_post;
     int ns = no_self(c, same);
     switch (c->rule) {
@@ -809,8 +819,6 @@ int soma__connect_each(const soma_connector *c, size_t n_pre, size_t n_post, int
     case SOMA_CONN_SMALL_WORLD: st = small_world(&e, a, (uint32_t)c->k, c->p, key); break;
     case SOMA_CONN_SCALE_FREE: st = scale_free(&e, a, (uint32_t)c->k, key); break;
     }
-    if (st == SOMA_STATUS_NOMEM)
-        return fail(err, errlen, st, "%s: out of memory", soma_conn_rule_name(c->rule));
     return st;
 }
 
