@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sched.h>
 #include <unistd.h>
 #ifdef SOMA_HAVE_OPENMP
 #include <omp.h>
@@ -108,6 +109,9 @@ struct soma_sim {
     float dt;
     float *ring;
     size_t nslots, smask;
+    float **slotp;      /* [2 * nslots] start of each (port, slot) buffer */
+    uint32_t pshift;    /* log2(nslots) */
+    volatile int bar_count, bar_sense; /* spin barrier for T > 1 */
     uint32_t dshift, dmask, tmask;
     size_t D, dmin, dmax;
     tstate *ts;
@@ -193,6 +197,7 @@ void soma_sim_free(soma_sim *s) {
     free(s->ts);
     free(s->pops);
     free(s->ring);
+    free(s->slotp);
     free(s->rec);
     free(s->hashbuf);
     free(s);
@@ -563,10 +568,13 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
     s->nslots = ns;
     s->smask = ns - 1;
     s->ring = xalloc(2 * ns * Ntot * sizeof(float));
-    if (!s->ring) {
+    s->slotp = malloc(2 * ns * sizeof(float *));
+    if (!s->ring || !s->slotp) {
         rc = SOMA_STATUS_NOMEM;
         goto done;
     }
+    for (size_t k = 0; k < 2 * ns; k++) s->slotp[k] = s->ring + k * Ntot;
+    while ((1u << s->pshift) < ns) s->pshift++;
     for (int t = 0; t < T; t++) {
         tstate *ts = &s->ts[t];
         size_t own = 0;
@@ -724,22 +732,23 @@ static void deliver_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
     const tstate *me = &s->ts[t];
     const uint32_t *restrict row = me->row;
     const syn *restrict sy = me->syn;
-    float *restrict ring = s->ring;
-    const size_t Ntot = s->Ntot, np = s->npops, smask = s->smask, nslots = s->nslots;
+    float *const *restrict slotp = s->slotp; /* [2 * nslots]: port p, slot k at slotp[p * nslots + k] */
+    const size_t np = s->npops, smask = s->smask;
     const uint32_t tmask = s->tmask, dshift = s->dshift, dmask = s->dmask;
+    const uint32_t pshift = s->pshift; /* port bit moved onto the slot index: port * nslots */
     for (size_t k = 0; k < L; k++) {
-        uint64_t base = t0 + k;
+        const uint32_t base = (uint32_t)(t0 + k);
         for (size_t p = 0; p < np; p++)
             for (int u = 0; u < s->T; u++) {
                 const tstate *o = &s->ts[u];
                 const uint32_t *lst = o->list[q];
                 for (uint32_t j = o->off[q][k * np + p]; j < o->off[q][k * np + p + 1]; j++) {
-                    uint32_t g = lst[j];
-                    for (uint32_t e = row[g]; e < row[g + 1]; e++) {
-                        uint32_t key = sy[e].key;
-                        size_t slot = (size_t)((base + ((key >> dshift) & dmask)) & smask);
-                        size_t port = key >> 31;
-                        ring[(port * nslots + slot) * Ntot + (key & tmask)] += sy[e].w;
+                    const uint32_t g = lst[j];
+                    const uint32_t e1 = row[g + 1];
+                    for (uint32_t e = row[g]; e < e1; e++) {
+                        const uint32_t key = sy[e].key;
+                        const uint32_t slot = ((base + ((key >> dshift) & dmask)) & (uint32_t)smask) | ((key >> 31) << pshift);
+                        slotp[slot][key & tmask] += sy[e].w;
                     }
                 }
             }
@@ -790,36 +799,70 @@ static int account_slice(soma_sim *s, uint64_t t0, size_t L, int q) {
     return 0;
 }
 
+/* A sense-reversing spin barrier: a slice can be one step long (10,000
+ * barriers per simulated second), too short for OpenMP's barrier, which
+ * yields to the kernel while it waits on a loaded machine. */
+static void spin_barrier(soma_sim *s, int *local_sense) {
+    int sense = !*local_sense;
+    *local_sense = sense;
+    if (__atomic_add_fetch(&s->bar_count, 1, __ATOMIC_ACQ_REL) == s->T) {
+        __atomic_store_n(&s->bar_count, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->bar_sense, sense, __ATOMIC_RELEASE);
+    } else {
+        unsigned spins = 0;
+        while (__atomic_load_n(&s->bar_sense, __ATOMIC_ACQUIRE) != sense) {
+            __builtin_ia32_pause();
+            if (++spins > 4096) {
+                sched_yield();
+                spins = 0;
+            }
+        }
+    }
+}
+
+/* Thread t's share of steps [t0, t0 + nsteps), slice by slice. */
+static int run_thread(soma_sim *s, int t, uint64_t t0, uint64_t nsteps, int *sense) {
+    int rc = 0;
+    uint64_t done = 0;
+    while (done < nsteps) {
+        uint64_t st = t0 + done;
+        size_t L = (size_t)(nsteps - done < s->D ? nsteps - done : s->D);
+        int q = (int)((st / s->D) & 1);
+        update_slice(s, t, st, L, q);
+        if (s->T > 1) spin_barrier(s, sense);
+        deliver_slice(s, t, st, L, q);
+        if (t == 0) {
+            int r = account_slice(s, st, L, q);
+            if (r && !rc) rc = r;
+        }
+        done += L;
+    }
+    return rc;
+}
+
 /* Steps [t0, t0 + nsteps) in slices, all threads in one parallel region. */
 static int run_segment(soma_sim *s, uint64_t t0, uint64_t nsteps) {
     int rc = 0;
-    int T = s->T;
-    (void)T;
-#pragma omp parallel num_threads(T)
-    {
+    if (s->T == 1) {
+        int sense = 0;
+        rc = run_thread(s, 0, t0, nsteps, &sense);
+    } else {
+        s->bar_count = 0;
+        s->bar_sense = 0;
+#pragma omp parallel num_threads(s->T) reduction(| : rc)
+        {
 #ifdef SOMA_HAVE_OPENMP
-        int t = omp_get_thread_num();
+            int t = omp_get_thread_num();
 #else
-        int t = 0;
+            int t = 0;
 #endif
-        uint64_t done = 0;
-        while (done < nsteps) {
-            uint64_t st = t0 + done;
-            size_t L = (size_t)(nsteps - done < s->D ? nsteps - done : s->D);
-            int q = (int)((st / s->D) & 1);
-            update_slice(s, t, st, L, q);
-#pragma omp barrier
-            deliver_slice(s, t, st, L, q);
-            if (t == 0) {
-                int r = account_slice(s, st, L, q);
-                if (r && !rc) rc = r;
-            }
-            done += L;
+            int sense = 0;
+            rc |= run_thread(s, t, t0, nsteps, &sense);
         }
     }
     for (int t = 0; t < s->T; t++)
         if (s->ts[t].grow_failed) return sfail(s, SOMA_STATUS_NOMEM, "out of memory for spike lists");
-    return rc;
+    return rc ? SOMA_STATUS_NOMEM : 0;
 }
 
 int soma_sim_run(soma_sim *s, double t_ms, soma_sim_progress_fn cb, void *user) {
