@@ -325,6 +325,8 @@ typedef struct conn_ctx {
     uint32_t **cnt;  /* count pass: [T][Ntot+1]; fill pass: cursors */
     int fill;
     int nports;
+    int only;        /* the thread whose targets this pass handles */
+    size_t dmin, dmax;
 } conn_ctx;
 
 static int delay_steps(conn_ctx *c, uint64_t edge, const double *d, size_t *out) {
@@ -338,13 +340,20 @@ static int delay_steps(conn_ctx *c, uint64_t edge, const double *d, size_t *out)
     } else
         ms = soma__expr_eval(c->pr->d.e, c->kd, edge, 0) * c->pr->d.scale;
     long long st = llround(ms / s->dt);
-    if (!(ms == ms) || st < 1 || ms < 0.5 * s->dt)
-        return sfail(s, SOMA_STATUS_INVALID, "%s%sprojection %s -> %s, synapse %llu: delay %g ms is shorter than the time step %g ms",
+    int rc = 0;
+    if (!(ms == ms) || st < 1 || ms < 0.5 * s->dt) {
+#pragma omp critical(soma_sim_errmsg)
+        rc = sfail(s, SOMA_STATUS_INVALID, "%s%sprojection %s -> %s, synapse %llu: delay %g ms is shorter than the time step %g ms",
                      c->pr->d.where, c->pr->d.where[0] ? ": " : "", s->pops[c->pr->from].d->name,
                      s->pops[c->pr->to].d->name, (unsigned long long)edge, ms, s->dt);
-    if ((unsigned long long)st > 1000000ULL)
-        return sfail(s, SOMA_STATUS_INVALID, "projection %s -> %s: delay %g ms is longer than 10^6 steps",
-                     s->pops[c->pr->from].d->name, s->pops[c->pr->to].d->name, ms);
+        return rc;
+    }
+    if ((unsigned long long)st > 1000000ULL) {
+#pragma omp critical(soma_sim_errmsg)
+        rc = sfail(s, SOMA_STATUS_INVALID, "projection %s -> %s: delay %g ms is longer than 10^6 steps",
+                   s->pops[c->pr->from].d->name, s->pops[c->pr->to].d->name, ms);
+        return rc;
+    }
     *out = (size_t)st;
     return 0;
 }
@@ -354,13 +363,14 @@ static int on_edge(void *user, uint32_t pre, uint32_t post, uint64_t edge, const
     soma_sim *s = c->s;
     uint32_t g = c->first_from + pre;
     int th = (int)(post / c->cs_to);
+    if (th != c->only) return 0; /* another thread's target */
     size_t ds = 1;
     int rc = delay_steps(c, edge, d, &ds);
     if (rc) return rc;
     if (!c->fill) {
         c->cnt[th][g]++;
-        if (ds < s->dmin) s->dmin = ds;
-        if (ds > s->dmax) s->dmax = ds;
+        if (ds < c->dmin) c->dmin = ds;
+        if (ds > c->dmax) c->dmax = ds;
         return 0;
     }
     double wv = w ? *w : c->const_w ? c->w0 : soma__expr_eval(c->pr->w.e, c->kw, edge, 0) * c->pr->w.scale;
@@ -482,7 +492,6 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
     }
     s->dmin = (size_t)-1;
     s->dmax = 0;
-    char cerr[400];
     for (int fill = 0; fill < 2 && !rc; fill++) {
         if (fill) {
             /* Pack: target bits, then delay bits, then the port bit. */
@@ -493,35 +502,60 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
             uint32_t dbits = 31 - tb;
             s->dmask = (uint32_t)((1ull << dbits) - 1);
         }
-        for (size_t i = 0; i < sn->nproj && !rc; i++) {
-            const sn_proj *pr = &sn->projs[i];
-            conn_ctx c;
-            memset(&c, 0, sizeof c);
-            c.s = s;
-            c.pr = pr;
-            c.iproj = i;
-            c.first_from = s->pops[pr->from].first;
-            c.first_to = s->pops[pr->to].first;
-            c.cs_to = s->pops[pr->to].cs;
-            c.kw = key_of(s->seed, KEY_WEIGHT, i);
-            c.kd = key_of(s->seed, KEY_DELAY, i);
-            c.const_w = soma__expr_is_const(pr->w.e);
-            c.const_d = soma__expr_is_const(pr->d.e);
-            if (c.const_w) c.w0 = soma__expr_eval(pr->w.e, 0, 0, 1) * pr->w.scale;
-            c.nports = (int)s->pops[pr->to].m->n_ports;
-            if (c.const_d) {
-                double ms = soma__expr_eval(pr->d.e, 0, 0, 1) * pr->d.scale;
-                c.const_d = 0;
-                if ((rc = delay_steps(&c, 0, &ms, &c.d0))) break;
-                c.const_d = 1;
+        /* Each thread enumerates every projection but handles only the
+         * synapses onto its own targets: its rows are its own, and the
+         * costly part (weights and delays drawn per synapse) is shared out.
+         * Values are keyed by edge number, so nothing depends on T. */
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+        for (int t = 0; t < T; t++) {
+            int trc = 0;
+            char cerr_t[400];
+            size_t dmin = (size_t)-1, dmax = 0;
+            for (size_t i = 0; i < sn->nproj && !trc; i++) {
+                const sn_proj *pr = &sn->projs[i];
+                conn_ctx c;
+                memset(&c, 0, sizeof c);
+                c.s = s;
+                c.pr = pr;
+                c.iproj = i;
+                c.first_from = s->pops[pr->from].first;
+                c.first_to = s->pops[pr->to].first;
+                c.cs_to = s->pops[pr->to].cs;
+                c.kw = key_of(s->seed, KEY_WEIGHT, i);
+                c.kd = key_of(s->seed, KEY_DELAY, i);
+                c.const_w = soma__expr_is_const(pr->w.e);
+                c.const_d = soma__expr_is_const(pr->d.e);
+                if (c.const_w) c.w0 = soma__expr_eval(pr->w.e, 0, 0, 1) * pr->w.scale;
+                c.nports = (int)s->pops[pr->to].m->n_ports;
+                c.only = t;
+                c.dmin = (size_t)-1;
+                c.dmax = 0;
+                if (c.const_d) {
+                    double ms = soma__expr_eval(pr->d.e, 0, 0, 1) * pr->d.scale;
+                    c.const_d = 0;
+                    trc = delay_steps(&c, 0, &ms, &c.d0);
+                    if (trc) break;
+                    c.const_d = 1;
+                }
+                c.cnt = cnt;
+                c.fill = fill;
+                cerr_t[0] = 0;
+                trc = soma__connect_each(&pr->c, s->pops[pr->from].N, s->pops[pr->to].N, pr->from == pr->to,
+                                         key_of(s->seed, KEY_CONN, i), on_edge, &c, cerr_t, sizeof cerr_t);
+                if (trc && cerr_t[0]) {
+#pragma omp critical(soma_sim_errmsg)
+                    sfail(s, trc, "projection %s -> %s: %s", s->pops[pr->from].d->name, s->pops[pr->to].d->name,
+                          cerr_t);
+                }
+                if (c.dmin < dmin) dmin = c.dmin;
+                if (c.dmax > dmax) dmax = c.dmax;
             }
-            c.cnt = cnt;
-            c.fill = fill;
-            cerr[0] = 0;
-            rc = soma__connect_each(&pr->c, s->pops[pr->from].N, s->pops[pr->to].N, pr->from == pr->to,
-                                    key_of(s->seed, KEY_CONN, i), on_edge, &c, cerr, sizeof cerr);
-            if (rc && cerr[0])
-                sfail(s, rc, "projection %s -> %s: %s", s->pops[pr->from].d->name, s->pops[pr->to].d->name, cerr);
+#pragma omp critical(soma_sim_build_err)
+            {
+                if (trc && !rc) rc = trc;
+                if (dmin < s->dmin) s->dmin = dmin;
+                if (dmax > s->dmax) s->dmax = dmax;
+            }
         }
         if (rc) break;
         if (!fill) {
