@@ -28,6 +28,7 @@
  *   spikes are bit-identical.
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
 #include <math.h>
 #include <nettle/sha2.h>
 #include <stdarg.h>
@@ -36,6 +37,7 @@
 #include <string.h>
 #include <time.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #ifdef SOMA_HAVE_OPENMP
 #include <omp.h>
@@ -148,7 +150,15 @@ static int sfail(soma_sim *s, int status, const char *fmt, ...) {
 
 static void *xalloc(size_t bytes) {
     void *p = NULL;
-    if (posix_memalign(&p, 64, bytes ? bytes : 64)) return NULL;
+    /* Big arrays (synapses, input rings) are reached at random, one access
+     * per synaptic event: on 4 kB pages nearly every event would also miss
+     * the TLB. Ask for transparent huge pages (2 MB) where the kernel
+     * offers them on request. */
+    size_t align = bytes >= (4u << 20) ? (2u << 20) : 64;
+    if (posix_memalign(&p, align, bytes ? bytes : 64)) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (align > 64) madvise(p, (bytes + align - 1) / align * align, MADV_HUGEPAGE);
+#endif
     memset(p, 0, bytes ? bytes : 64);
     return p;
 }
