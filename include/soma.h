@@ -540,7 +540,8 @@ typedef struct soma_sim_pop_info {
     uint64_t spikes;  /* spikes so far */
 } soma_sim_pop_info;
 size_t soma_sim_pop_count(const soma_sim *sim);
-int soma_sim_pop_info(const soma_sim *sim, size_t pop, soma_sim_pop_info *info);
+/* (Named _get_info: soma_sim_pop_info is the struct's name, and C has one namespace for both.) */
+int soma_sim_pop_get_info(const soma_sim *sim, size_t pop, soma_sim_pop_info *info);
 
 typedef struct soma_sim_stats {
     size_t neurons, synapses;
