@@ -184,7 +184,7 @@ static void regression_din_not_read(void) {
     for (size_t m = 0; m < soma_model_count(); m++) {
         const char *name = soma_model_name_at(m);
         const soma_model *md = soma_model_find(name);
-        if (!md->spiking) continue;
+        if (!md->spiking || !soma__model_trainable(md)) continue;
         soma_net *net = NULL;
         size_t in, h;
         soma_net_create(&net);

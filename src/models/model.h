@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include "soma.h"
 
-#define SOMA_MAX_PARAMS 8
+#define SOMA_MAX_PARAMS 16 /* adex has 14 */
 #define SOMA_MAX_STATE 8
 #define SOMA_MAX_WEIGHTS 12
 
@@ -111,6 +111,16 @@ struct soma_model {
 static inline size_t soma__state_width(const soma_model *m, const float *prm, size_t N, size_t k) {
     return m->state_width ? m->state_width(prm, N, k) : N;
 }
+
+/* 1 if the trainer can run model m: it has a forward step, or it is the
+ * input pseudo-model (which the trainer fills with data); the simulator's
+ * models (src/models/sim_*.c) have forward NULL. */
+extern const soma_model soma__model_input;
+static inline int soma__model_trainable(const soma_model *m) {
+    return m && (m->forward != NULL || m == &soma__model_input);
+}
+/* The names of the trainable models, ", "-separated, into buf (truncated to cap). */
+void soma__model_trainable_names(char *buf, size_t cap);
 
 /* Index of parameter `name` in the model's descriptors, or -1. */
 int soma__model_param_index(const soma_model *m, const char *name);

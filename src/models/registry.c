@@ -1,5 +1,6 @@
 /* registry.c — the list of neuron models, looked up by name. Adding a model
  * is one file in src/models/ and one line here. */
+#include <stdio.h>
 #include <string.h>
 #include "models/model.h"
 
@@ -16,6 +17,16 @@ static const soma_model *const models[] = {
     &soma__model_ltc,
     &soma__model_l2mu,
     &soma__model_elm,
+    /* Simulator models (forward NULL: the trainer refuses them). */
+    &soma__model_iaf_psc_delta,
+    &soma__model_iaf_psc_exp,
+    &soma__model_iaf_psc_alpha,
+    &soma__model_lif_cuba,
+    &soma__model_lif_coba,
+    &soma__model_izhikevich,
+    &soma__model_adex,
+    &soma__model_poisson,
+    &soma__model_spike_source,
 };
 #define N_MODELS (sizeof models / sizeof models[0])
 
@@ -31,6 +42,16 @@ const char *soma_model_name(const soma_model *m) { return m ? m->name : NULL; }
 const soma_param_desc *soma_model_params(const soma_model *m, size_t *count) {
     if (count) *count = m ? m->n_params : 0;
     return m ? m->params : NULL;
+}
+void soma__model_trainable_names(char *buf, size_t cap) {
+    size_t len = 0;
+    if (cap) buf[0] = 0;
+    for (size_t i = 0; i < N_MODELS && len + 1 < cap; i++) {
+        if (!soma__model_trainable(models[i])) continue;
+        int k = snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", models[i]->name);
+        if (k < 0) break;
+        len = len + (size_t)k < cap ? len + (size_t)k : cap - 1;
+    }
 }
 int soma__model_param_index(const soma_model *m, const char *name) {
     for (size_t i = 0; i < m->n_params; i++)

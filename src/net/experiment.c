@@ -29,6 +29,7 @@
 #include <yaml.h>
 
 #include "soma.h"
+#include "models/model.h"
 
 /* Everything the walk needs to read nodes and report errors. */
 typedef struct ctx {
@@ -374,7 +375,9 @@ static int parse_pop(ctx *c, const yaml_node_t *key, const yaml_node_t *spec) {
     namelist models;
     models.len = 0;
     models.buf[0] = 0;
-    for (size_t i = 0; i < soma_model_count(); i++) names_add(&models, soma_model_name_at(i));
+    /* Only the models the trainer runs (simulator models have no forward step). */
+    for (size_t i = 0; i < soma_model_count(); i++)
+        if (soma__model_trainable(soma_model_find(soma_model_name_at(i)))) names_add(&models, soma_model_name_at(i));
     if (!mn)
         return fail(c, node_line(key), SOMA_STATUS_INVALID, "%s: no 'model' given; expected model: one of %s",
                     what, models.buf);
@@ -386,6 +389,10 @@ static int parse_pop(ctx *c, const yaml_node_t *key, const yaml_node_t *spec) {
     if (!m)
         return fail(c, node_line(mn), SOMA_STATUS_INVALID, "%s: unknown model '%s'; expected one of: %s", sub,
                     mname, models.buf);
+    if (!soma__model_trainable(m))
+        return fail(c, node_line(mn), SOMA_STATUS_INVALID,
+                    "%s: '%s' is a simulator model; the trainer needs one of: %s", sub, mname,
+                    models.buf);
     /* shape: [C, H, W] (1 to 3 positive integers); it gives the size when size is absent. */
     yaml_node_t *shn = map_get(c, spec, "shape", NULL);
     size_t dims[3] = {1, 1, 1}, nd = 0, prod = 1;

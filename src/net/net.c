@@ -74,6 +74,12 @@ int soma_net_add_pop(soma_net *net, const char *name, const char *model, size_t 
     if (!net || !name || !model) return SOMA_STATUS_INVALID;
     const soma_model *m = soma_model_find(model);
     if (!m) return soma__net_fail(net, SOMA_STATUS_NOTFOUND, "unknown neuron model '%s'", model);
+    if (!soma__model_trainable(m)) {
+        char names[400];
+        soma__model_trainable_names(names, sizeof names);
+        return soma__net_fail(net, SOMA_STATUS_INVALID, "model '%s' is a simulator model; the trainer needs one of: %s",
+                              model, names);
+    }
     if (size == 0) return soma__net_fail(net, SOMA_STATUS_INVALID, "population '%s': size must be positive", name);
     if (strlen(name) == 0 || strlen(name) >= sizeof net->pops[0].name)
         return soma__net_fail(net, SOMA_STATUS_INVALID, "population name '%s': must have 1 to 63 characters", name);
