@@ -49,6 +49,44 @@ static void test_models_round_trip(void) {
     }
 }
 
+/* Simulator network files have a simulate: section. */
+static int is_sim_file(const char *path) {
+    size_t n;
+    char *text = t_read_file(path, &n);
+    int sim = text && (strstr(text, "\nsimulate:") != NULL);
+    free(text);
+    return sim;
+}
+
+/* Every simulator example loads, builds (the microcircuit at a small scale)
+ * and fires within 60 ms. */
+static void check_sim_example(const char *path, const char *name) {
+    const char *ov[] = {"scale=0.01"};
+    int mc = strstr(name, "microcircuit") != NULL;
+    char err[1024] = "";
+    soma_simnet *sn = NULL;
+    soma_sim_file_opts fo;
+    int st = soma_simnet_load_yaml(path, mc ? ov : NULL, mc ? 1 : 0, &sn, &fo, err, sizeof err);
+    CHECK_MSG(st == 0, "%s", err);
+    if (st) return;
+    CHECK_MSG(fo.time_ms > 0, "%s: simulate.time", name);
+    soma_sim_opts o;
+    soma_sim_opts_default(&o);
+    o.threads = 2;
+    soma_sim *sim = NULL;
+    st = soma_sim_create(&sim, sn, &o, err, sizeof err);
+    CHECK_MSG(st == 0, "%s: %s", name, err);
+    if (!st) {
+        CHECK(soma_sim_run(sim, 60.0, NULL, NULL) == 0);
+        soma_sim_stats ss;
+        soma_sim_stats_get(sim, &ss);
+        CHECK_MSG(ss.spikes > 0 && ss.synapses > 0, "%s: %llu spikes, %zu synapses", name,
+                  (unsigned long long)ss.spikes, ss.synapses);
+        soma_sim_free(sim);
+    }
+    soma_simnet_free(sn);
+}
+
 int main(void) {
     test_models_round_trip();
     const char *dir = getenv("SOMA_EXAMPLES");
@@ -62,6 +100,11 @@ int main(void) {
         if (len < 6 || strcmp(e->d_name + len - 5, ".yaml") != 0) continue;
         char path[1200], err[1024];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (is_sim_file(path)) {
+            check_sim_example(path, e->d_name);
+            n++;
+            continue;
+        }
         soma_net *net = NULL;
         soma_data_opts dopt;
         soma_train_opts topt;
