@@ -867,6 +867,11 @@ static void spin_barrier(soma_sim *s, int *local_sense) {
 /* Thread t's share of steps [t0, t0 + nsteps), slice by slice. */
 static int run_thread(soma_sim *s, int t, uint64_t t0, uint64_t nsteps, int *sense) {
     int rc = 0;
+    /* Conductances and currents decay towards 0 through denormal numbers,
+     * which cost ~100 cycles each: flush them to zero in the simulation
+     * threads (the same on every thread, so results stay thread-independent). */
+    unsigned csr = __builtin_ia32_stmxcsr();
+    __builtin_ia32_ldmxcsr(csr | 0x8040);
     uint64_t done = 0;
     while (done < nsteps) {
         uint64_t st = t0 + done;
@@ -881,6 +886,7 @@ static int run_thread(soma_sim *s, int t, uint64_t t0, uint64_t nsteps, int *sen
         }
         done += L;
     }
+    __builtin_ia32_ldmxcsr(csr);
     return rc;
 }
 

@@ -495,7 +495,10 @@ static int parse_input(ctx *c, const yaml_node_t *n) {
             static const char *const sk[] = {"times", "values", NULL};
             if ((rc = want_map(c, v, "steps")) || (rc = check_keys(c, v, "steps", sk))) return rc;
             const soma_model *m = c->sn->pops[to[j]].m;
-            const char *unit = m == &soma__model_poisson ? "Hz" : (m->weight_unit && !strcmp(m->weight_unit, "") ? "" : "pA");
+            /* The external input is in the unit of the model's I_e (a rate for poisson, mV for lif_cuba). */
+            int ie = soma__model_param_index(m, "I_e");
+            const char *unit = m == &soma__model_poisson ? "Hz" : ie >= 0 ? m->params[ie].unit
+                                                                 : m->weight_unit ? m->weight_unit : "";
             double *t = NULL, *val = NULL;
             size_t n1 = 0, n2 = 0;
             rc = float_list(c, get(c, v, "times"), "times", "ms", &t, &n1);
