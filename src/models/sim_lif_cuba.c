@@ -33,8 +33,9 @@
  *   1. ge += weights on port e, gi += weights on port i (what Brian2's
  *      synapses added at the end of the previous step: soma's delay is
  *      Brian2's delay + dt, see soma.h)
- *   2. if refr < 0.5 (not refractory): v = P v + (1 - P)(e_l + I_ext)
- *      + Pe ge + Pi gi;  else refr -= 1 and v is held
+ *   2. if refr < 0.5 (not refractory): v = v + Q (e_l + I_ext - v)
+ *      + Pe ge + Pi gi, Q = 1 - P = -expm1(-dt/tau_m);  else refr -= 1 and
+ *      v is held
  *   3. ge *= exp(-dt/tau_e), gi *= exp(-dt/tau_i)
  *   4. not refractory and v > v_th: spike, v = v_reset,
  *      refr = int(t_ref/dt + 1e-3) - 1.
@@ -45,6 +46,12 @@
  * in the form exp(-dt/tau_m) expm1(dt d)/(d tau_m), d = 1/tau_m - 1/tau_e,
  * which equals Brian2's and also works for tau_e = tau_m (Brian2's formula
  * divides by zero there).
+ * Why v + Q (e_l - v) and not P v + Q e_l: P = 0.995 rounded to float is
+ * off by up to 3e-8, and that error times |v| ~ 60 mV, remembered over
+ * tau_m/dt = 200 steps, biased v by ~1e-4 mV against Brian2's float64 (it
+ * moved near-threshold spikes of tests/test_sim_fidelity.c one step early;
+ * regression_lif_cuba_float_bias). Q = 0.005 is held to full relative
+ * precision, and the error it leaves is ~1e-6 mV.
  *
  * State: v, ge, gi (mV), refr (steps left, a float).
  */
@@ -64,12 +71,11 @@ static const char *const state_names[] = {"v", "ge", "gi", "refr"};
 static const char *const state_units[] = {"mV", "mV", "mV", ""};
 static const char *const port_names[] = {"e", "i"};
 
-enum { D_P, D_Q, D_PE, D_PI, D_DE, D_DI, D_REFR, N_D };
+enum { D_Q, D_PE, D_PI, D_DE, D_DI, D_REFR, N_D };
 
 static void prepare(const float *const *prm, size_t N, float dt, int uniform, float *const *drv) {
     for (size_t j = 0; j < soma__sim_count(N, uniform); j++) {
         double h = dt, tm = prm[P_TAU_M][j], te = prm[P_TAU_E][j], ti = prm[P_TAU_I][j];
-        drv[D_P][j] = (float)exp(-h / tm);
         drv[D_Q][j] = (float)-expm1(-h / tm);
         drv[D_PE][j] = (float)(soma__sim_exp_kernel(h, tm, te) / tm);
         drv[D_PI][j] = (float)(soma__sim_exp_kernel(h, tm, ti) / tm);
@@ -88,7 +94,6 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
                     uint8_t *restrict spk, size_t i0, size_t i1) {
     float *restrict v = st[0], *restrict ge = st[1], *restrict gi = st[2], *restrict refr = st[3];
     const float *restrict we = in[0], *restrict wi = in[1], *restrict ext = a->ext;
-    SIM_ARR(P, a->drv[D_P]);
     SIM_ARR(Q, a->drv[D_Q]);
     SIM_ARR(PE, a->drv[D_PE]);
     SIM_ARR(PI, a->drv[D_PI]);
@@ -107,7 +112,7 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
         float x = v[i], r = refr[i];
         float e = ge[i] + we[i], g = gi[i] + wi[i];
         float rest = SIM_AT(EL) + (E ? ext[i] : 0.0f);
-        float xn = SIM_AT(P) * x + SIM_AT(Q) * rest + SIM_AT(PE) * e + SIM_AT(PI) * g;
+        float xn = x + SIM_AT(Q) * (rest - x) + SIM_AT(PE) * e + SIM_AT(PI) * g;
         int active = r < 0.5f, above = xn > th;
         x = active ? xn : x;
         r = active ? r : r - 1.0f;
