@@ -105,6 +105,8 @@ const soma_model *soma_model_find(const char *name);
 size_t soma_model_count(void);
 const char *soma_model_name_at(size_t i);
 const char *soma_model_name(const soma_model *m);
+/* 1 if the model runs in the event-driven simulator (soma_simnet), 0 if it is a trainer model. */
+int soma_model_is_simulator(const soma_model *m);
 /* The model's parameter descriptors (borrowed, static). */
 const soma_param_desc *soma_model_params(const soma_model *m, size_t *count);
 
