@@ -16,6 +16,7 @@ static void usage(FILE *f) {
             "  soma info MODEL\n"
             "  soma sim FILE.yaml [--time T] [--warmup T] [--threads N] [--seed S] [--out DIR] [--no-record]\n"
             "                     [--csv] [--set NAME] [--param NAME=VALUE]... [--write-connectivity FILE]\n"
+            "  soma models [NAME]\n"
             "  soma help\n");
 }
 
@@ -29,6 +30,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "eval") == 0) return cli_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "info") == 0) return cli_info(argc - 2, argv + 2);
     if (strcmp(cmd, "sim") == 0) return cli_sim(argc - 2, argv + 2);
+    if (strcmp(cmd, "models") == 0) return cli_models(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;
@@ -37,6 +39,6 @@ int main(int argc, char **argv) {
         printf("soma %s\n", SOMA_VERSION_STRING);
         return 0;
     }
-    fprintf(stderr, "soma: unknown command '%s'; expected one of: train, eval, info, sim, help\n", cmd);
+    fprintf(stderr, "soma: unknown command '%s'; expected one of: train, eval, info, sim, models, help\n", cmd);
     return 2;
 }

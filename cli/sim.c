@@ -75,6 +75,68 @@ static int write_spikes_csv(const char *path, const soma_spike *sp, size_t n, do
     return 0;
 }
 
+/* Sampled state as CSV: time_ms, then one column per recorded neuron. */
+static int write_state_csv(const char *path, const float *x, size_t ns, size_t n, size_t every, double dt,
+                           const size_t *idx) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -1;
+    fprintf(f, "time_ms");
+    for (size_t j = 0; j < n; j++) fprintf(f, ",n%zu", idx[j]);
+    fputc('\n', f);
+    /* Row r is the state at the end of step r*every (time (r*every + 1) dt). */
+    for (size_t r = 0; r < ns; r++) {
+        fprintf(f, "%.6g", (double)(r * every + 1) * dt);
+        for (size_t j = 0; j < n; j++) fprintf(f, ",%.7g", (double)x[r * n + j]);
+        fputc('\n', f);
+    }
+    int bad = fclose(f) != 0;
+    if (bad || rename(tmp, path)) {
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Population rates (Hz) in bins of bin_ms: time_ms (bin start), one column per population. */
+static int write_rate_csv(const char *path, const soma_spike *sp, size_t nsp, size_t npops, const char **names,
+                          const uint32_t *first, const size_t *sizes, double dt, uint64_t steps, double bin_ms) {
+    size_t bin = (size_t)llround(bin_ms / dt);
+    if (!bin) bin = 1;
+    size_t nb = (size_t)((steps + bin - 1) / bin);
+    double *cnt = calloc(nb * npops + 1, sizeof *cnt);
+    if (!cnt) return -1;
+    for (size_t k = 0; k < nsp; k++) {
+        size_t b = sp[k].step / bin;
+        for (size_t p = 0; p < npops; p++)
+            if (sp[k].id >= first[p] && sp[k].id < first[p] + sizes[p] && b < nb) cnt[b * npops + p] += 1;
+    }
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        free(cnt);
+        return -1;
+    }
+    fprintf(f, "time_ms");
+    for (size_t p = 0; p < npops; p++) fprintf(f, ",%s", names[p]);
+    fputc('\n', f);
+    for (size_t b = 0; b < nb; b++) {
+        fprintf(f, "%.6g", (double)(b * bin) * dt);
+        for (size_t p = 0; p < npops; p++)
+            fprintf(f, ",%.6g", cnt[b * npops + p] / ((double)sizes[p] * (double)bin * dt * 1e-3));
+        fputc('\n', f);
+    }
+    free(cnt);
+    int bad = fclose(f) != 0;
+    if (bad || rename(tmp, path)) {
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 static void json_num(char *buf, size_t cap, size_t *len, double v) {
     if (isfinite(v))
         *len += (size_t)snprintf(buf + *len, cap - *len, "%.6g", v);
@@ -192,6 +254,18 @@ int cli_sim(int argc, char **argv) {
         rc = 1;
         goto end;
     }
+    size_t recs[8];
+    for (size_t k = 0; k < fo.n_state; k++) {
+        size_t pop;
+        soma_simnet_find_pop(sn, fo.state[k].pop, &pop);
+        size_t every = (size_t)llround(fo.state[k].every_ms / st.dt_ms);
+        if (soma_sim_record_state(sim, pop, fo.state[k].var, fo.state[k].idx, fo.state[k].n, every ? every : 1,
+                                  &recs[k])) {
+            fprintf(stderr, "soma sim: %s\n", soma_sim_errmsg(sim));
+            rc = 1;
+            goto end;
+        }
+    }
     signal(SIGINT, on_sigint);
     prog pg = {isatty(2), 0};
     size_t npops = soma_sim_pop_count(sim);
@@ -300,9 +374,26 @@ int cli_sim(int argc, char **argv) {
         if (soma_plot_sim_raster(path, sp, nsp, npops, names, first, sizes, st.dt_ms, s0, s1, 200, 1.0, err, sizeof err))
             fprintf(stderr, "soma sim: %s\n", err), rc = 1;
     }
+    for (size_t k = 0; k < fo.n_state; k++) {
+        size_t ns, n, every;
+        const float *x = soma_sim_state_data(sim, recs[k], &ns, &n, &every);
+        snprintf(path, sizeof path, "%s/state_%s_%s.csv", outdir, fo.state[k].pop, fo.state[k].var);
+        if (write_state_csv(path, x, ns, n, every, st.dt_ms, fo.state[k].idx)) {
+            fprintf(stderr, "soma sim: cannot write %s\n", path);
+            rc = 1;
+        }
+    }
+    if (sp) {
+        snprintf(path, sizeof path, "%s/pop_rate.csv", outdir);
+        if (write_rate_csv(path, sp, nsp, npops, names, first, sizes, st.dt_ms, st.steps, fo.rate_bin_ms)) {
+            fprintf(stderr, "soma sim: cannot write %s\n", path);
+            rc = 1;
+        }
+    }
     snprintf(path, sizeof path, "%s/rates.png", outdir);
     if (soma_plot_rates(path, npops, names, rates, NULL, err, sizeof err)) fprintf(stderr, "soma sim: %s\n", err), rc = 1;
-    printf("wrote %s/metrics.json%s\n", outdir, sp ? ", spikes.bin, raster.png, rates.png" : ", rates.png");
+    printf("wrote %s/metrics.json%s%s\n", outdir, sp ? ", spikes.bin, pop_rate.csv, raster.png, rates.png" : ", rates.png",
+           fo.n_state ? ", state_*.csv" : "");
     free(vals);
     free(names);
     free(first);

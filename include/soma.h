@@ -105,6 +105,8 @@ const soma_model *soma_model_find(const char *name);
 size_t soma_model_count(void);
 const char *soma_model_name_at(size_t i);
 const char *soma_model_name(const soma_model *m);
+/* 1 if the model runs in the event-driven simulator (soma_simnet), 0 if it is a trainer model. */
+int soma_model_is_simulator(const soma_model *m);
 /* The model's parameter descriptors (borrowed, static). */
 const soma_param_desc *soma_model_params(const soma_model *m, size_t *count);
 
@@ -611,6 +613,15 @@ typedef struct soma_sim_file_opts {
     int record_spikes;    /* simulate.record.spikes: 1 all (default) */
     uint64_t seed;        /* simulate.seed (default 1) */
     int threads;          /* simulate.threads (default 0) */
+    /* simulate.record.state: [{pop, var, neurons: N | [i, j, ...], every}] */
+    size_t n_state;
+    struct soma_sim_state_spec {
+        char pop[64], var[32];
+        size_t idx[64];   /* neurons recorded (indices in pop) */
+        size_t n;         /* how many */
+        double every_ms;  /* sampling period (default dt) */
+    } state[8];
+    double rate_bin_ms;   /* simulate.record.rate_bin: bins of the population-rate trace (default 1 ms) */
 } soma_sim_file_opts;
 /* params: NULL or "name=value" overrides of the file's `params:` section (n of them). */
 int soma_simnet_load_yaml(const char *path, const char *const *params, size_t n_params, soma_simnet **sn,

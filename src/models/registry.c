@@ -58,3 +58,7 @@ int soma__model_param_index(const soma_model *m, const char *name) {
         if (strcmp(m->params[i].name, name) == 0) return (int)i;
     return -1;
 }
+
+int soma_model_is_simulator(const soma_model *m) {
+    return m && (m->sim_step != NULL || m == &soma__model_spike_source);
+}

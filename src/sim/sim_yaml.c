@@ -551,6 +551,71 @@ static int parse_network(ctx *c, const yaml_node_t *n) {
     return 0;
 }
 
+/* record.state: which neurons' state variables to sample. */
+static int parse_state(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
+    static const char *const keys[] = {"pop", "var", "neurons", "every", NULL};
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail(c, n, SOMA_STATUS_INVALID, "record.state is %s; expected a list of {pop, var, neurons, every}", kind(n));
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        const yaml_node_t *m = node(c, *it);
+        int rc = want_map(c, m, "record.state entry");
+        if (rc || (rc = check_keys(c, m, "record.state entry", keys))) return rc;
+        if (o->n_state == sizeof o->state / sizeof o->state[0])
+            return fail(c, m, SOMA_STATUS_INVALID, "record.state: at most %zu entries", sizeof o->state / sizeof o->state[0]);
+        struct soma_sim_state_spec *sp = &o->state[o->n_state];
+        memset(sp, 0, sizeof *sp);
+        size_t pop;
+        const char *pn, *var;
+        if (!get(c, m, "pop") || !get(c, m, "var"))
+            return fail(c, m, SOMA_STATUS_INVALID, "record.state entry: expected pop and var");
+        if ((rc = want_scalar(c, get(c, m, "pop"), "pop", &pn))) return rc;
+        if (soma_simnet_find_pop(c->sn, pn, &pop))
+            return fail(c, get(c, m, "pop"), SOMA_STATUS_NOTFOUND, "record.state: no population '%s'", pn);
+        if ((rc = want_scalar(c, get(c, m, "var"), "var", &var))) return rc;
+        const soma_model *mo = c->sn->pops[pop].m;
+        if (soma__model_state_index(mo, var) < 0) {
+            char names[200];
+            size_t len = 0;
+            names[0] = 0;
+            for (size_t k = 0; k < mo->n_state; k++) {
+                int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", mo->state_names[k]);
+                if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
+            }
+            return fail(c, get(c, m, "var"), SOMA_STATUS_NOTFOUND,
+                        "record.state: model %s has no state variable '%s'; expected one of: %s", mo->name, var,
+                        names[0] ? names : "(none)");
+        }
+        snprintf(sp->pop, sizeof sp->pop, "%s", pn);
+        snprintf(sp->var, sizeof sp->var, "%s", var);
+        size_t N = c->sn->pops[pop].size;
+        const yaml_node_t *nn = get(c, m, "neurons");
+        if (!nn) {
+            sp->n = N < 4 ? N : 4;
+            for (size_t k = 0; k < sp->n; k++) sp->idx[k] = k;
+        } else if (nn->type == YAML_SEQUENCE_NODE) {
+            for (yaml_node_item_t *q = nn->data.sequence.items.start; q < nn->data.sequence.items.top; q++) {
+                if (sp->n == 64) return fail(c, nn, SOMA_STATUS_INVALID, "record.state: at most 64 neurons per entry");
+                if ((rc = get_count(c, node(c, *q), "neuron", 0, (double)N - 1, &sp->idx[sp->n]))) return rc;
+                sp->n++;
+            }
+        } else {
+            size_t k = 0;
+            if ((rc = get_count(c, nn, "neurons", 1, 64, &k))) return rc;
+            sp->n = k < N ? k : N;
+            for (size_t j = 0; j < sp->n; j++) sp->idx[j] = j;
+        }
+        sp->every_ms = c->sn->dt;
+        const yaml_node_t *ev = get(c, m, "every");
+        if (ev) {
+            if ((rc = get_quantity(c, ev, "every", "ms", &sp->every_ms))) return rc;
+            if (!(sp->every_ms >= c->sn->dt * 0.999))
+                return fail(c, ev, SOMA_STATUS_INVALID, "record.state every = %g ms; expected at least dt", sp->every_ms);
+        }
+        o->n_state++;
+    }
+    return 0;
+}
+
 static int parse_simulate(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
     static const char *const keys[] = {"time", "warmup", "seed", "threads", "record", NULL};
     int rc = want_map(c, n, "simulate");
@@ -571,7 +636,7 @@ static int parse_simulate(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
         o->threads = (int)x;
     }
     if ((v = get(c, n, "record"))) {
-        static const char *const rk[] = {"spikes", NULL};
+        static const char *const rk[] = {"spikes", "state", "rate_bin", NULL};
         if ((rc = want_map(c, v, "simulate.record")) || (rc = check_keys(c, v, "simulate.record", rk))) return rc;
         const yaml_node_t *s = get(c, v, "spikes");
         if (s) {
@@ -584,6 +649,15 @@ static int parse_simulate(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
             else
                 return fail(c, s, SOMA_STATUS_INVALID, "record.spikes: '%s'; expected all or none", t);
         }
+        const yaml_node_t *rb = get(c, v, "rate_bin");
+        if (rb) {
+            if ((rc = get_quantity(c, rb, "record.rate_bin", "ms", &o->rate_bin_ms))) return rc;
+            if (!(o->rate_bin_ms >= c->sn->dt))
+                return fail(c, rb, SOMA_STATUS_INVALID, "record.rate_bin = %g ms; expected at least dt (%g ms)",
+                            o->rate_bin_ms, c->sn->dt);
+        }
+        const yaml_node_t *sl = get(c, v, "state");
+        if (sl && (rc = parse_state(c, sl, o))) return rc;
     }
     return 0;
 }
@@ -643,6 +717,7 @@ int soma_simnet_load_yaml(const char *path, const char *const *ov, size_t nov, s
     o->time_ms = 1000;
     o->record_spikes = 1;
     o->seed = 1;
+    o->rate_bin_ms = 1.0;
     if (err && errlen) err[0] = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
