@@ -365,7 +365,43 @@ static void test_yaml_errors(void) {
     CHECK_MSG(rc != 0 && strstr(err, want), "edge list error: '%s'", err);
 }
 
+/* Regression: a --param override changes the params computed from it
+ * (cuba.yaml's p = 80/n used to keep the value of the file's n). */
+static void test_override_order(void) {
+    const char *dir = t_tmpdir("sim_override");
+    char path[512], err[1024] = "";
+    snprintf(path, sizeof path, "%s/ov.yaml", dir);
+    const char *body = "params:\n  n: 100\n  m: \"3*n\"\nsets:\n  big: {n: 1000}\nnetwork:\n  populations:\n"
+                       "    a: {model: iaf_psc_delta, size: n}\n  projections:\n"
+                       "    - {from: a, to: a, connect: {rule: fixed_total, n: m}, weight: 0.1mV}\n";
+    t_write_file(path, body, strlen(body));
+    const char *ov1[] = {"n=200"}, *ov2[] = {"set=big"}, *ov3[] = {"set=big", "n=50"};
+    const char *const *ovs[] = {NULL, ov1, ov2, ov3};
+    size_t nov[] = {0, 1, 1, 2}, want[] = {300, 600, 3000, 150};
+    for (int k = 0; k < 4; k++) {
+        soma_simnet *sn = NULL;
+        int rc = soma_simnet_load_yaml(path, ovs[k], nov[k], &sn, NULL, err, sizeof err);
+        CHECK_MSG(rc == 0, "%s", err);
+        if (rc) continue;
+        soma_sim *sim = NULL;
+        rc = soma_sim_create(&sim, sn, NULL, err, sizeof err);
+        CHECK_MSG(rc == 0, "%s", err);
+        soma_sim_stats st;
+        if (!rc) {
+            soma_sim_stats_get(sim, &st);
+            CHECK_MSG(st.synapses == want[k], "case %d: %zu synapses, expected %zu", k, st.synapses, want[k]);
+        }
+        soma_sim_free(sim);
+        soma_simnet_free(sn);
+    }
+    const char *bad[] = {"q=1"};
+    soma_simnet *sn = NULL;
+    CHECK(soma_simnet_load_yaml(path, bad, 1, &sn, NULL, err, sizeof err) == SOMA_STATUS_NOTFOUND);
+    CHECK_MSG(strstr(err, "no 'q'") != NULL, "%s", err);
+}
+
 int main(void) {
+    test_override_order();
     test_delivery_and_delay();
     test_threads_identical();
     test_poisson_drive();

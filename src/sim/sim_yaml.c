@@ -36,6 +36,15 @@ typedef struct ctx {
     size_t errlen;
     yaml_document_t *doc;
     soma_simnet *sn;
+    /* Overrides of params (from a set or the command line), applied where
+     * the param is defined, so params computed from it see the new value. */
+    struct ov {
+        char name[64];
+        const char *text;
+        char where[96];
+        int used;
+    } ov[64];
+    size_t nov;
 } ctx;
 
 static int line_of(const yaml_node_t *n) { return n ? (int)n->start_mark.line + 1 : 0; }
@@ -175,6 +184,12 @@ static void rel_path(ctx *c, const char *p, char *out, size_t cap) {
 
 /* ------------------------------------------------------------ sections */
 
+static struct ov *find_ov(ctx *c, const char *name) {
+    for (size_t i = c->nov; i-- > 0;)
+        if (!strcmp(c->ov[i].name, name)) return &c->ov[i];
+    return NULL;
+}
+
 static int parse_params(ctx *c, const yaml_node_t *n, const char *what) {
     int rc = want_map(c, n, what);
     if (rc) return rc;
@@ -183,6 +198,14 @@ static int parse_params(ctx *c, const yaml_node_t *n, const char *what) {
         const char *s;
         if ((rc = want_scalar(c, v, str(k), &s))) return rc;
         where(c, v);
+        struct ov *o = find_ov(c, str(k));
+        if (o) {
+            /* Every entry for this name counts as used; the last one wins. */
+            for (size_t i = 0; i < c->nov; i++)
+                if (!strcmp(c->ov[i].name, str(k))) c->ov[i].used = 1;
+            s = o->text;
+            soma__simnet_where(c->sn, o->where);
+        }
         if ((rc = soma_simnet_define(c->sn, str(k), s))) return fail_sn(c, rc);
     }
     return 0;
@@ -662,18 +685,38 @@ static int parse_simulate(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
     return 0;
 }
 
-/* Overrides "name=value": a named set ("set=NAME") or one param. */
-static int apply_overrides(ctx *c, const yaml_node_t *root, const char *const *ov, size_t nov) {
+static int add_ov(ctx *c, const char *name, size_t len, const char *text, const char *where) {
+    if (c->nov == sizeof c->ov / sizeof c->ov[0] || len >= sizeof c->ov[0].name) {
+        if (c->err) snprintf(c->err, c->errlen, "%s: too many or too long parameter overrides", c->path);
+        return SOMA_STATUS_INVALID;
+    }
+    struct ov *o = &c->ov[c->nov++];
+    memcpy(o->name, name, len);
+    o->name[len] = 0;
+    o->text = text;
+    o->used = 0;
+    snprintf(o->where, sizeof o->where, "%s", where);
+    return 0;
+}
+
+/* Collect overrides "name=value": a named set ("set=NAME", whose entries
+ * come first) or one param. */
+static int collect_overrides(ctx *c, const yaml_node_t *root, const char *const *ov, size_t nov) {
     const yaml_node_t *sets = get(c, root, "sets");
-    for (size_t i = 0; i < nov; i++) {
-        const char *eq = strchr(ov[i], '=');
-        if (!eq || eq == ov[i]) {
-            if (c->err) snprintf(c->err, c->errlen, "parameter override '%s': expected NAME=VALUE", ov[i]);
-            return SOMA_STATUS_INVALID;
-        }
-        char name[128];
-        snprintf(name, sizeof name, "%.*s", (int)(eq - ov[i]), ov[i]);
-        if (!strcmp(name, "set")) {
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < nov; i++) {
+            const char *eq = strchr(ov[i], '=');
+            if (!eq || eq == ov[i] || !eq[1]) {
+                if (c->err) snprintf(c->err, c->errlen, "parameter override '%s': expected NAME=VALUE", ov[i]);
+                return SOMA_STATUS_INVALID;
+            }
+            int is_set = (size_t)(eq - ov[i]) == 3 && !strncmp(ov[i], "set", 3);
+            if (is_set != (pass == 0)) continue;
+            if (!is_set) {
+                int rc = add_ov(c, ov[i], (size_t)(eq - ov[i]), eq + 1, "command line");
+                if (rc) return rc;
+                continue;
+            }
             const yaml_node_t *s = NULL;
             if (sets && sets->type == YAML_MAPPING_NODE) s = get(c, sets, eq + 1);
             if (!s) {
@@ -690,20 +733,29 @@ static int apply_overrides(ctx *c, const yaml_node_t *root, const char *const *o
                              names[0] ? names : "(the file has no sets)");
                 return SOMA_STATUS_NOTFOUND;
             }
-            int rc = parse_params(c, s, "set");
+            int rc = want_map(c, s, "set");
             if (rc) return rc;
-            continue;
+            for (yaml_node_pair_t *p = s->data.mapping.pairs.start; p < s->data.mapping.pairs.top; p++) {
+                const yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+                const char *t;
+                if ((rc = want_scalar(c, v, str(k), &t))) return rc;
+                char w[96];
+                snprintf(w, sizeof w, "%s:%d", c->path, line_of(v));
+                if ((rc = add_ov(c, str(k), strlen(str(k)), t, w))) return rc;
+            }
         }
-        int known = 0;
-        for (size_t k = 0; k < c->sn->nsyms; k++) known |= !strcmp(c->sn->syms[k].name, name);
-        if (!known) {
-            if (c->err) snprintf(c->err, c->errlen, "%s: parameter override '%s': the file's params have no '%s'", c->path, ov[i], name);
+    return 0;
+}
+
+/* Every override must name a param of the file. */
+static int check_overrides(ctx *c) {
+    for (size_t i = 0; i < c->nov; i++)
+        if (!c->ov[i].used) {
+            if (c->err)
+                snprintf(c->err, c->errlen, "%s: parameter override '%s' (%s): the file's params have no '%s'", c->path,
+                         c->ov[i].name, c->ov[i].where, c->ov[i].name);
             return SOMA_STATUS_NOTFOUND;
         }
-        soma__simnet_where(c->sn, "command line");
-        int rc = soma_simnet_define(c->sn, name, eq + 1);
-        if (rc) return fail_sn(c, rc);
-    }
     return 0;
 }
 
@@ -756,9 +808,10 @@ int soma_simnet_load_yaml(const char *path, const char *const *ov, size_t nov, s
     static const char *const keys[] = {"params", "sets", "network", "simulate", NULL};
     if ((rc = want_map(&c, root, "the file")) || (rc = check_keys(&c, root, "the file", keys))) goto done;
     const yaml_node_t *v;
-    if ((v = get(&c, root, "params")) && (rc = parse_params(&c, v, "params"))) goto done;
     if ((v = get(&c, root, "sets")) && (rc = want_map(&c, v, "sets"))) goto done;
-    if ((rc = apply_overrides(&c, root, ov, nov))) goto done;
+    if ((rc = collect_overrides(&c, root, ov, nov))) goto done;
+    if ((v = get(&c, root, "params")) && (rc = parse_params(&c, v, "params"))) goto done;
+    if ((rc = check_overrides(&c))) goto done;
     if (!(v = get(&c, root, "network"))) {
         rc = fail(&c, root, SOMA_STATUS_INVALID, "no network section; expected network: {populations: ...}");
         goto done;
