@@ -13,7 +13,7 @@
  *   bytes: a float weight and a 32-bit word packing the target's global id
  *   (low bits), its delay in steps and its port (top bit).
  * - Input buffers: ring[port][slot][neuron], slot = step mod a power of two
- *   >= max delay + min delay. A model reads ring[port][step] for its
+ *   >= the longest delay. A model reads ring[port][step] for its
  *   neurons, and the engine zeroes the slot after the step.
  * - Time advances in slices of D = min delay steps: all threads update their
  *   neurons for D steps, meet at one barrier, then each delivers every spike
@@ -608,7 +608,11 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
     if (rc) goto done;
 
     s->D = s->dmin;
-    size_t need = s->dmax + s->D + 1, ns = 1;
+    /* When a slice [t0, t0+L) is delivered (L <= D), every step before t0+L
+     * has been read, and spikes land on steps t0+D .. t0+L-1+dmax: at most
+     * dmax distinct unread steps, so dmax slots are enough. Fewer slots keep
+     * the buffers in cache (CUBA: one slot, not four). */
+    size_t need = s->dmax, ns = 1;
     while (ns < need) ns <<= 1;
     s->nslots = ns;
     s->smask = ns - 1;
