@@ -95,7 +95,7 @@ static void pop_prepare(pop *p, int uniform) {
 /* One step of all neurons; inputs are cleared afterwards, as the engine does. */
 static void pop_step(pop *p) {
     p->a.ext = p->ext;
-    p->m->sim_step(&p->a, p->st, (const float *const *)p->in, p->spk, 0, p->N);
+    p->m->sim_step(&p->a, p->st, p->in, p->spk, 0, p->N);
     p->a.step++;
     memset(p->in[0], 0, p->N * sizeof(float));
     memset(p->in[1], 0, p->N * sizeof(float));
@@ -773,11 +773,11 @@ static void test_izhikevich(void) {
     float *v1 = malloc(N * sizeof(float));
     for (size_t i = 0; i < N; i++) state(&p, "v")[i] = -65.0f, state(&p, "u")[i] = 0.0f;
     p.a.ext = NULL;
-    p.m->sim_step(&p.a, p.st, (const float *const *)p.in, p.spk, 0, N);
+    p.m->sim_step(&p.a, p.st, p.in, p.spk, 0, N);
     memcpy(v1, state(&p, "v"), N * sizeof(float));
     for (size_t i = 0; i < N; i++) state(&p, "v")[i] = -65.0f, state(&p, "u")[i] = 0.0f;
-    p.m->sim_step(&p.a, p.st, (const float *const *)p.in, p.spk, 0, 16);
-    p.m->sim_step(&p.a, p.st, (const float *const *)p.in, p.spk, 16, N);
+    p.m->sim_step(&p.a, p.st, p.in, p.spk, 0, 16);
+    p.m->sim_step(&p.a, p.st, p.in, p.spk, 16, N);
     CHECK(memcmp(v1, state(&p, "v"), N * sizeof(float)) == 0);
     free(v1);
     pop_free(&p);
@@ -922,9 +922,9 @@ static void test_poisson(void) {
     int same = 1;
     for (long s = 0; s < 50; s++) {
         p.a.step = (uint64_t)s;
-        p.m->sim_step(&p.a, p.st, (const float *const *)p.in, one, 0, N);
-        p.m->sim_step(&p.a, p.st, (const float *const *)p.in, p.spk, 0, 16);
-        p.m->sim_step(&p.a, p.st, (const float *const *)p.in, p.spk, 16, N);
+        p.m->sim_step(&p.a, p.st, p.in, one, 0, N);
+        p.m->sim_step(&p.a, p.st, p.in, p.spk, 0, 16);
+        p.m->sim_step(&p.a, p.st, p.in, p.spk, 16, N);
         same &= memcmp(one, p.spk, N) == 0;
     }
     CHECK(same);
@@ -976,7 +976,7 @@ static void test_uniform_vs_per_neuron(void) {
         memset(u.spk, 7, N);
         u.a.ext = u.ext;
         for (size_t i = 0; i < N && m->n_ports; i++) u.in[0][i] = 1.0f;
-        m->sim_step(&u.a, u.st, (const float *const *)u.in, u.spk, 16, 32);
+        m->sim_step(&u.a, u.st, u.in, u.spk, 16, 32);
         int outside = 1, inside_spk = 1;
         for (size_t i = 0; i < N; i++) {
             int in_range = i >= 16 && i < 32;

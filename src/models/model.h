@@ -99,12 +99,14 @@ struct soma_model {
     /* Default initial state (before the user's initial values), e.g. V = E_L. */
     void (*sim_init)(const float *const *prm, float *const *state, size_t N);
     /* Advance neurons [i0, i1) by one step: in[p] ([N]) holds the summed
-     * weights arriving on port p at this step; spk[i] ([N]) gets 1 for a
+     * weights arriving on port p at this step, and the model consumes them:
+     * it sets in[p][i] to 0 after reading it (one pass over the buffer
+     * instead of a separate clearing pass). spk[i] ([N]) gets 1 for a
      * spike, else 0. Each model's header says where in the step arriving
      * weights are applied. Arrays are indexed by the neuron's index in the
      * population; i0 is a multiple of 16. */
-    void (*sim_step)(const soma_sim_args *a, float *const *state, const float *const *in, uint8_t *spk,
-                     size_t i0, size_t i1);
+    void (*sim_step)(const soma_sim_args *a, float *const *state, float *const *in, uint8_t *spk, size_t i0,
+                     size_t i1);
 };
 
 /* Width of state variable k of model m for a population of N neurons with set values prm. */

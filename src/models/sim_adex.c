@@ -122,11 +122,12 @@ static void init(const float *const *prm, float *const *state, size_t N) {
 /* Neurons [i0, i1) (at most BLOCK). The substeps are passes over the block
  * (state kept in the arrays, per-neuron flags in small stack arrays), so
  * that each pass vectorizes. */
-SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, const float *const *in,
+SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, float *const *in,
                     uint8_t *restrict spk, size_t i0, size_t i1) {
     float *restrict V = st[0], *restrict W = st[1], *restrict Iex = st[2], *restrict Iin = st[3],
                     *restrict refr = st[4];
-    const float *restrict we = in[0], *restrict wi = in[1], *restrict ext = a->ext;
+    float *restrict we = in[0], *restrict wi = in[1];
+    const float *restrict ext = a->ext;
     float Ic[BLOCK], hold[BLOCK], fired[BLOCK];
     SIM_ARR(IC, a->drv[D_IC]);
     SIM_ARR(GLC, a->drv[D_GLC]);
@@ -211,11 +212,13 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
         refr[i] = s ? SIM_AT(R) : (r >= 0.5f ? r - 1.0f : r);
         Iex[i] += we[i];
         Iin[i] += wi[i];
+        we[i] = 0.0f;
+        wi[i] = 0.0f;
         spk[i] = (uint8_t)s;
     }
 }
 
-static void step(const soma_sim_args *a, float *const *state, const float *const *in, uint8_t *spk, size_t i0,
+static void step(const soma_sim_args *a, float *const *state, float *const *in, uint8_t *spk, size_t i0,
                  size_t i1) {
     for (size_t b0 = i0; b0 < i1; b0 += BLOCK) {
         size_t b1 = i1 - b0 > BLOCK ? b0 + BLOCK : i1;

@@ -81,11 +81,12 @@ static void init(const float *const *prm, float *const *state, size_t N) {
     }
 }
 
-SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, const float *const *in,
+SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, float *const *in,
                     uint8_t *restrict spk, size_t i0, size_t i1) {
     float *restrict V = st[0], *restrict dIe = st[1], *restrict Ie = st[2], *restrict dIi = st[3],
                     *restrict Ii = st[4], *restrict refr = st[5];
-    const float *restrict we = in[0], *restrict wi = in[1], *restrict ext = a->ext;
+    float *restrict we = in[0], *restrict wi = in[1];
+    const float *restrict ext = a->ext;
     SIM_ARR(P33, a->drv[D_P33]);
     SIM_ARR(P30, a->drv[D_P30]);
     SIM_ARR(P11E, a->drv[D_P11EX]);
@@ -119,6 +120,8 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
         Ii[i] = SIM_AT(P21I) * di + SIM_AT(P11I) * ii;
         dIe[i] = SIM_AT(P11E) * de + SIM_AT(JE) * we[i];
         dIi[i] = SIM_AT(P11I) * di + SIM_AT(JI) * wi[i];
+        we[i] = 0.0f;
+        wi[i] = 0.0f;
         int s = y >= th;
         V[i] = s ? vr : y + el;
         refr[i] = s ? rs : r;
@@ -126,7 +129,7 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
     }
 }
 
-static void step(const soma_sim_args *a, float *const *state, const float *const *in, uint8_t *spk, size_t i0,
+static void step(const soma_sim_args *a, float *const *state, float *const *in, uint8_t *spk, size_t i0,
                  size_t i1) {
 #define ROW(U, E) row(U, E, a, state, in, spk, i0, i1)
     SIM_DISPATCH(a, ROW);

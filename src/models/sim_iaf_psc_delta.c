@@ -59,10 +59,11 @@ static void init(const float *const *prm, float *const *state, size_t N) {
     for (size_t j = 0; j < N; j++) state[0][j] = prm[P_E_L][j], state[1][j] = 0.0f;
 }
 
-SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, const float *const *in,
+SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, float *const *in,
                     uint8_t *restrict spk, size_t i0, size_t i1) {
     float *restrict V = st[0], *restrict refr = st[1];
-    const float *restrict we = in[0], *restrict wi = in[1], *restrict ext = a->ext;
+    float *restrict we = in[0], *restrict wi = in[1];
+    const float *restrict ext = a->ext;
     SIM_ARR(P22, a->drv[D_P22]);
     SIM_ARR(P20, a->drv[D_P20]);
     SIM_ARR(R, a->drv[D_REFR]);
@@ -77,6 +78,8 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
         float y = V[i] - el, r = refr[i];
         float I = SIM_AT(IE) + (E ? ext[i] : 0.0f);
         float yn = SIM_AT(P22) * y + SIM_AT(P20) * I + (we[i] + wi[i]);
+        we[i] = 0.0f;
+        wi[i] = 0.0f;
         int active = r < 0.5f;
         y = active ? yn : y;
         r = active ? r : r - 1.0f;
@@ -87,7 +90,7 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
     }
 }
 
-static void step(const soma_sim_args *a, float *const *state, const float *const *in, uint8_t *spk, size_t i0,
+static void step(const soma_sim_args *a, float *const *state, float *const *in, uint8_t *spk, size_t i0,
                  size_t i1) {
 #define ROW(U, E) row(U, E, a, state, in, spk, i0, i1)
     SIM_DISPATCH(a, ROW);

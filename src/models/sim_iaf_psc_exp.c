@@ -69,10 +69,11 @@ static void init(const float *const *prm, float *const *state, size_t N) {
         state[0][j] = prm[P_E_L][j], state[1][j] = state[2][j] = state[3][j] = 0.0f;
 }
 
-SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, const float *const *in,
+SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, float *const *in,
                     uint8_t *restrict spk, size_t i0, size_t i1) {
     float *restrict V = st[0], *restrict Iex = st[1], *restrict Iin = st[2], *restrict refr = st[3];
-    const float *restrict we = in[0], *restrict wi = in[1], *restrict ext = a->ext;
+    float *restrict we = in[0], *restrict wi = in[1];
+    const float *restrict ext = a->ext;
     SIM_ARR(P22, a->drv[D_P22]);
     SIM_ARR(P20, a->drv[D_P20]);
     SIM_ARR(P21E, a->drv[D_P21EX]);
@@ -96,6 +97,8 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
         r = active ? r : r - 1.0f;
         Iex[i] = SIM_AT(P11E) * ie + we[i];
         Iin[i] = SIM_AT(P11I) * ii + wi[i];
+        we[i] = 0.0f;
+        wi[i] = 0.0f;
         int s = y >= th;
         V[i] = s ? vr : y + el;
         refr[i] = s ? rs : r;
@@ -103,7 +106,7 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
     }
 }
 
-static void step(const soma_sim_args *a, float *const *state, const float *const *in, uint8_t *spk, size_t i0,
+static void step(const soma_sim_args *a, float *const *state, float *const *in, uint8_t *spk, size_t i0,
                  size_t i1) {
 #define ROW(U, E) row(U, E, a, state, in, spk, i0, i1)
     SIM_DISPATCH(a, ROW);

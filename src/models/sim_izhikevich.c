@@ -95,9 +95,10 @@ static inline float gauss(uint64_t key, uint64_t id, uint64_t step) {
 /* Neurons [i0, i1) (at most BLOCK): the substeps run as separate passes over
  * the block (v kept in the state array) so that every pass vectorizes. */
 SIM_INLINE void row(const int U, const int E, const int Z, const soma_sim_args *a, float *const *st,
-                    const float *const *in, uint8_t *restrict spk, size_t i0, size_t i1) {
+                    float *const *in, uint8_t *restrict spk, size_t i0, size_t i1) {
     float *restrict v = st[0], *restrict u = st[1];
-    const float *restrict we = in[0], *restrict wi = in[1], *restrict ext = a->ext;
+    float *restrict we = in[0], *restrict wi = in[1];
+    const float *restrict ext = a->ext;
     float I[BLOCK];
     SIM_ARR(H, a->drv[D_H]);
     SIM_ARR(NS, a->drv[D_NSUB]);
@@ -109,7 +110,11 @@ SIM_INLINE void row(const int U, const int E, const int Z, const soma_sim_args *
     SIM_ARR(D, a->prm[P_D]);
     SIM_ARR(VP, a->prm[P_V_PEAK]);
     const int nmax = (int)a->drv[D_NMAX][0];
-    for (size_t i = i0; i < i1; i++) I[i - i0] = SIM_AT(IE) + (E ? ext[i] : 0.0f) + we[i] + wi[i];
+    for (size_t i = i0; i < i1; i++) {
+        I[i - i0] = SIM_AT(IE) + (E ? ext[i] : 0.0f) + we[i] + wi[i];
+        we[i] = 0.0f;
+        wi[i] = 0.0f;
+    }
     if (Z)
         for (size_t i = i0; i < i1; i++) I[i - i0] += SIM_AT(SG) * gauss(a->rng_key, i, a->step);
     for (int k = 0; k < nmax; k++)
@@ -128,7 +133,7 @@ SIM_INLINE void row(const int U, const int E, const int Z, const soma_sim_args *
     }
 }
 
-static void step(const soma_sim_args *a, float *const *state, const float *const *in, uint8_t *spk, size_t i0,
+static void step(const soma_sim_args *a, float *const *state, float *const *in, uint8_t *spk, size_t i0,
                  size_t i1) {
     const int noise = a->drv[D_NOISE][0] != 0.0f;
     for (size_t b0 = i0; b0 < i1; b0 += BLOCK) {

@@ -76,10 +76,11 @@ static void init(const float *const *prm, float *const *state, size_t N) {
         state[0][j] = prm[P_E_L][j], state[1][j] = state[2][j] = state[3][j] = 0.0f;
 }
 
-SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, const float *const *in,
+SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, float *const *in,
                     uint8_t *restrict spk, size_t i0, size_t i1) {
     float *restrict v = st[0], *restrict gex = st[1], *restrict gin = st[2], *restrict refr = st[3];
-    const float *restrict we = in[0], *restrict wi = in[1], *restrict ext = a->ext;
+    float *restrict we = in[0], *restrict wi = in[1];
+    const float *restrict ext = a->ext;
     SIM_ARR(KDT, a->drv[D_KDT]);
     SIM_ARR(GLEL, a->drv[D_GLEL]);
     SIM_ARR(DEX, a->drv[D_DEX]);
@@ -96,6 +97,8 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
         const float th = SIM_AT(TH), vr = SIM_AT(VR), rs = SIM_AT(R);
         float x = v[i], r = refr[i];
         float ge = gex[i] + we[i], gi = gin[i] + wi[i];
+        we[i] = 0.0f;
+        wi[i] = 0.0f;
         float gt = SIM_AT(GL) + ge + gi;
         float num = SIM_AT(GLEL) + ge * SIM_AT(EEX) + gi * SIM_AT(EIN) + (E ? ext[i] : 0.0f);
         float vinf = num / gt;
@@ -112,7 +115,7 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
     }
 }
 
-static void step(const soma_sim_args *a, float *const *state, const float *const *in, uint8_t *spk, size_t i0,
+static void step(const soma_sim_args *a, float *const *state, float *const *in, uint8_t *spk, size_t i0,
                  size_t i1) {
 #define ROW(U, E) row(U, E, a, state, in, spk, i0, i1)
     SIM_DISPATCH(a, ROW);

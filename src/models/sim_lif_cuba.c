@@ -90,10 +90,11 @@ static void init(const float *const *prm, float *const *state, size_t N) {
         state[0][j] = prm[P_E_L][j], state[1][j] = state[2][j] = state[3][j] = 0.0f;
 }
 
-SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, const float *const *in,
+SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, float *const *in,
                     uint8_t *restrict spk, size_t i0, size_t i1) {
     float *restrict v = st[0], *restrict ge = st[1], *restrict gi = st[2], *restrict refr = st[3];
-    const float *restrict we = in[0], *restrict wi = in[1], *restrict ext = a->ext;
+    float *restrict we = in[0], *restrict wi = in[1];
+    const float *restrict ext = a->ext;
     SIM_ARR(Q, a->drv[D_Q]);
     SIM_ARR(PE, a->drv[D_PE]);
     SIM_ARR(PI, a->drv[D_PI]);
@@ -111,6 +112,8 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
         const float th = SIM_AT(TH), vr = SIM_AT(VR), rs = SIM_AT(R);
         float x = v[i], r = refr[i];
         float e = ge[i] + we[i], g = gi[i] + wi[i];
+        we[i] = 0.0f;
+        wi[i] = 0.0f;
         float rest = SIM_AT(EL) + (E ? ext[i] : 0.0f);
         float xn = x + SIM_AT(Q) * (rest - x) + SIM_AT(PE) * e + SIM_AT(PI) * g;
         int active = r < 0.5f, above = xn > th;
@@ -125,7 +128,7 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
     }
 }
 
-static void step(const soma_sim_args *a, float *const *state, const float *const *in, uint8_t *spk, size_t i0,
+static void step(const soma_sim_args *a, float *const *state, float *const *in, uint8_t *spk, size_t i0,
                  size_t i1) {
 #define ROW(U, E) row(U, E, a, state, in, spk, i0, i1)
     SIM_DISPATCH(a, ROW);

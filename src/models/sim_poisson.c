@@ -38,7 +38,7 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, uint8_t *r
     }
 }
 
-static void step(const soma_sim_args *a, float *const *state, const float *const *in, uint8_t *spk, size_t i0,
+static void step(const soma_sim_args *a, float *const *state, float *const *in, uint8_t *spk, size_t i0,
                  size_t i1) {
     (void)state, (void)in;
 #define ROW(U, E) row(U, E, a, spk, i0, i1)

@@ -744,11 +744,7 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
             args.step = step;
             args.rng_key = P->key;
             args.ext = P->ext;
-            P->m->sim_step(&args, P->st, (const float *const *)in, P->spk, a, b);
-            if (P->m->n_ports) {
-                memset(in[0] + a, 0, (b - a) * sizeof(float));
-                memset(in[1] + a, 0, (b - a) * sizeof(float));
-            }
+            P->m->sim_step(&args, P->st, in, P->spk, a, b); /* consumes (zeroes) in[][a..b) */
             /* Collect spikes: skip 8 silent neurons at a time. */
             if (!list_room(ts, q, n, b - a)) continue;
             uint32_t *restrict lst = ts->list[q];
