@@ -241,7 +241,7 @@ def sec_brunel(a):
 
 
 def sec_scale(a):
-    n = 1000000
+    n = a.scale_n
     wait_quiet(a, "scale")
     before = machine_state()
     m = soma_sim(a, "cuba.yaml", ["--threads", "2", "--no-record", "--time", "1s", "--param", "n=%d" % n,
@@ -282,7 +282,8 @@ def table(R):
         r2, r1 = c["runs"]["2"], c["runs"]["1"]
         rows.append(("Microcircuit x%g: RTF 2 threads / 1 thread" % c["scale"],
                      "%.2f / %.2f" % (r2["real_time_factor"], r1["real_time_factor"]), "-",
-                     "speed-up %.2f (>= 1.7)" % c["speedup_2_vs_1"]))
+                     "speed-up %.2f (>= 1.7)%s" % (c["speedup_2_vs_1"],
+                                                   "" if c["same_spikes_1_and_2_threads"] else ", SPIKES DIFFER")))
         rows.append(("Microcircuit x%g: rates, max |rel. diff|" % c["scale"],
                      " ".join("%.2f" % v["soma"] for v in c["rates"].values()),
                      "P&D " + " ".join("%.2f" % v for v in PD_RATES.values()),
@@ -296,9 +297,9 @@ def table(R):
                      "synchrony >> ai"))
     c = R.get("scale")
     if c:
-        rows.append(("CUBA 1M, 2 threads: peak RSS GB / B per syn",
+        rows.append(("CUBA %gM, 2 threads: peak RSS GB / B per syn" % (c["neurons"] / 1e6),
                      "%.2f / %g" % (c["peak_rss_bytes"] / 1e9, c["bytes_per_synapse"]), "-", "< 24 / <= 8"))
-        rows.append(("CUBA 1M: build s / sim s (RTF)", "%.1f / %.1f" % (c["build_seconds"], c["sim_seconds"]), "-",
+        rows.append(("CUBA %gM: build s / sim s (= RTF)" % (c["neurons"] / 1e6), "%.1f / %.1f" % (c["build_seconds"], c["sim_seconds"]), "-",
                      "runs"))
     w = [max(len(r[i]) for r in rows + [("what", "soma", "reference", "ratio / target")]) for i in range(4)]
     line = lambda r: "| " + " | ".join(s.ljust(w[i]) for i, s in enumerate(r)) + " |"
@@ -314,6 +315,7 @@ def main():
     ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections: " + ",".join(SECTIONS))
     ap.add_argument("--repeat", type=int, default=3, help="runs of each small timing (best counts)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--scale-n", type=int, default=1000000, help="neurons of the scale section's CUBA")
     ap.add_argument("--python", default=None, help="a Python that can import brian2")
     ap.add_argument("--brian-cache", default=os.path.join(ROOT, "build", "bench-brian"),
                     help="Brian2 standalone projects, kept so that reruns skip the C++ compile")

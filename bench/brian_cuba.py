@@ -27,7 +27,7 @@ runs --repeat times. Each run reports
 Prints one JSON object on the last line of stdout.
 
 Usage: /usr/bin/python3 bench/brian_cuba.py [--n 4000] [--time 1] [--repeat 3]
-                                            [--seed 1] [--dir DIR]
+                                            [--seed 1] [--dir DIR] [--profile]
 """
 import argparse
 import json
@@ -44,6 +44,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="runs of the compiled binary")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--dir", default=None, help="standalone project folder (default: a temporary one)")
+    ap.add_argument("--profile", action="store_true",
+                    help="Brian2's per-code-object profile (adds timers around every object: not for timing)")
     a = ap.parse_args()
 
     import brian2
@@ -79,7 +81,7 @@ def main():
     mon = SpikeMonitor(P, record=False)
 
     device.insert_code("main", "struct timespec _bench_t0, _bench_t1; clock_gettime(CLOCK_MONOTONIC, &_bench_t0);")
-    run(a.time * second)
+    run(a.time * second, profile=a.profile)
     device.insert_code("main", "clock_gettime(CLOCK_MONOTONIC, &_bench_t1);\n"
                        "{ std::ofstream _f(\"results/wall_run_time.txt\"); _f.precision(9);\n"
                        "  _f << (double)(_bench_t1.tv_sec - _bench_t0.tv_sec)"
@@ -101,6 +103,9 @@ def main():
         print("brian_cuba: n=%d run %.4f s wall (Brian's own clock %.4f s), binary %.2f s"
               % (n, wall, device._last_run_time, binary_s), file=sys.stderr, flush=True)
 
+    if a.profile:
+        from brian2 import profiling_summary
+        print(profiling_summary(show=12), file=sys.stderr)
     # Spike counts and synapse numbers are read back from the last run.
     counts = mon.count[:]
     tot = float(a.time)
