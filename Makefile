@@ -1,9 +1,9 @@
-# Entry points: make demo | make test | make bench-train | make asan
+# Entry points: make demo | make test | make bench-train | make bench-sim | make asan
 BUILD ?= build
 JOBS ?= $(shell nproc)
 EPOCHS ?= 1
 
-.PHONY: all deps build demo test bench-train asan clean
+.PHONY: all deps build demo test bench-train bench-sim asan clean
 
 all: build
 
@@ -29,6 +29,12 @@ bench-train: build
 	@scripts/deps.sh --bench
 	python3 bench/bench_train.py --soma $(BUILD)/soma
 	python3 bench/bench_train.py --soma $(BUILD)/soma --models
+
+# Simulator benchmarks (several minutes; the scale-1 microcircuit needs ~3 GB):
+# BENCH_SIM_ARGS=--quick runs the microcircuit at scale 0.1.
+bench-sim: build
+	@scripts/deps.sh --bench-sim
+	python3 bench/bench_sim.py --soma $(BUILD)/soma $(BENCH_SIM_ARGS)
 
 clean:
 	rm -rf $(BUILD) build-asan
