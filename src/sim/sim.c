@@ -113,7 +113,6 @@ struct soma_sim {
     size_t nslots, smask;
     float **slotp;      /* [2 * nslots] start of each (port, slot) buffer */
     uint32_t pshift;    /* log2(nslots) */
-    int prefetch;       /* input buffers beyond the caches: prefetch in delivery */
     volatile int bar_count, bar_sense; /* spin barrier for T > 1 */
     uint32_t dshift, dmask, tmask;
     size_t D, dmin, dmax;
@@ -624,7 +623,6 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
     }
     for (size_t k = 0; k < 2 * ns; k++) s->slotp[k] = s->ring + k * Ntot;
     while ((1u << s->pshift) < ns) s->pshift++;
-    s->prefetch = 2.0 * (double)ns * (double)Ntot * sizeof(float) > 4e6 && !getenv("SOMA_NO_PREFETCH");
     for (int t = 0; t < T; t++) {
         tstate *ts = &s->ts[t];
         size_t own = 0;
@@ -782,8 +780,6 @@ static void deliver_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
     const size_t np = s->npops, smask = s->smask;
     const uint32_t tmask = s->tmask, dshift = s->dshift, dmask = s->dmask;
     const uint32_t pshift = s->pshift; /* port bit moved onto the slot index: port * nslots */
-    enum { PF = 12 };
-    const int prefetch = s->prefetch;
     for (size_t k = 0; k < L; k++) {
         const uint32_t base = (uint32_t)(t0 + k);
         for (size_t p = 0; p < np; p++)
@@ -794,18 +790,6 @@ static void deliver_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
                     const uint32_t g = lst[j];
                     const uint32_t e1 = row[g + 1];
                     uint32_t e = row[g];
-                    if (prefetch)
-                        /* Big networks: the buffers are far larger than the
-                         * caches and every event misses; ask for the line of
-                         * the event PF ahead so the misses overlap. */
-                        for (; e + PF < e1; e++) {
-                            const uint32_t kf = sy[e + PF].key;
-                            const uint32_t sf = ((base + ((kf >> dshift) & dmask)) & (uint32_t)smask) | ((kf >> 31) << pshift);
-                            __builtin_prefetch(&slotp[sf][kf & tmask], 1, 1);
-                            const uint32_t key = sy[e].key;
-                            const uint32_t slot = ((base + ((key >> dshift) & dmask)) & (uint32_t)smask) | ((key >> 31) << pshift);
-                            slotp[slot][key & tmask] += sy[e].w;
-                        }
                     for (; e < e1; e++) {
                         const uint32_t key = sy[e].key;
                         const uint32_t slot = ((base + ((key >> dshift) & dmask)) & (uint32_t)smask) | ((key >> 31) << pshift);
