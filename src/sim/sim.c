@@ -36,8 +36,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sched.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #ifdef SOMA_HAVE_OPENMP
 #include <omp.h>
@@ -113,7 +115,7 @@ struct soma_sim {
     size_t nslots, smask;
     float **slotp;      /* [2 * nslots] start of each (port, slot) buffer */
     uint32_t pshift;    /* log2(nslots) */
-    volatile int bar_count, bar_sense; /* spin barrier for T > 1 */
+    int bar_count, bar_sense, bar_sleepers; /* the barrier of T > 1 threads */
     uint32_t dshift, dmask, tmask;
     size_t D, dmin, dmax;
     tstate *ts;
@@ -844,25 +846,31 @@ static int account_slice(soma_sim *s, uint64_t t0, size_t L, int q) {
     return 0;
 }
 
-/* A sense-reversing spin barrier: a slice can be one step long (10,000
- * barriers per simulated second), too short for OpenMP's barrier, which
- * yields to the kernel while it waits on a loaded machine. */
+/* A sense-reversing barrier that spins, then sleeps on a futex: a slice can
+ * be one step long (10,000 barriers per simulated second), too short for
+ * OpenMP's barrier; but on a loaded machine a thread that only spun or
+ * yielded would burn the time slice its partner needs, so after ~20 us a
+ * waiter sleeps until the last thread arrives and wakes it. */
 static void spin_barrier(soma_sim *s, int *local_sense) {
     int sense = !*local_sense;
     *local_sense = sense;
     if (__atomic_add_fetch(&s->bar_count, 1, __ATOMIC_ACQ_REL) == s->T) {
         __atomic_store_n(&s->bar_count, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&s->bar_sense, sense, __ATOMIC_RELEASE);
-    } else {
-        unsigned spins = 0;
-        while (__atomic_load_n(&s->bar_sense, __ATOMIC_ACQUIRE) != sense) {
-            __builtin_ia32_pause();
-            if (++spins > 4096) {
-                sched_yield();
-                spins = 0;
-            }
-        }
+        __atomic_store_n(&s->bar_sense, sense, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&s->bar_sleepers, __ATOMIC_SEQ_CST))
+            syscall(SYS_futex, &s->bar_sense, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+        return;
     }
+    for (unsigned spins = 0; spins < 2000; spins++) {
+        if (__atomic_load_n(&s->bar_sense, __ATOMIC_ACQUIRE) == sense) return;
+        __builtin_ia32_pause();
+    }
+    __atomic_add_fetch(&s->bar_sleepers, 1, __ATOMIC_SEQ_CST);
+    /* FUTEX_WAIT returns at once if the sense has already flipped, so a
+     * wake-up between the check and the sleep is never lost. */
+    while (__atomic_load_n(&s->bar_sense, __ATOMIC_SEQ_CST) != sense)
+        syscall(SYS_futex, &s->bar_sense, FUTEX_WAIT_PRIVATE, !sense, NULL, NULL, 0);
+    __atomic_sub_fetch(&s->bar_sleepers, 1, __ATOMIC_SEQ_CST);
 }
 
 /* Thread t's share of steps [t0, t0 + nsteps), slice by slice. */
@@ -900,6 +908,7 @@ static int run_segment(soma_sim *s, uint64_t t0, uint64_t nsteps) {
     } else {
         s->bar_count = 0;
         s->bar_sense = 0;
+        s->bar_sleepers = 0;
 #pragma omp parallel num_threads(s->T) reduction(| : rc)
         {
 #ifdef SOMA_HAVE_OPENMP
