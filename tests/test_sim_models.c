@@ -916,7 +916,7 @@ static void test_poisson(void) {
     CHECK_MSG(fabs(n - mu) < 5 * sd, "poisson with ext: %ld spikes, expected %g +- %g", n, mu, sd);
     /* Two halves [0,16) and [16,N) draw the same as one call. */
     uint8_t *one = malloc(N);
-    free(p.ext), p.ext = NULL;
+    free(p.ext), p.ext = NULL, p.a.ext = NULL;
     pop_set(&p, "rate", 400.0f);
     pop_prepare(&p, 1);
     int same = 1;
