@@ -400,7 +400,66 @@ static void test_override_order(void) {
     CHECK_MSG(strstr(err, "no 'q'") != NULL, "%s", err);
 }
 
+/* inputs: {spikes: FILE} — a good file is played exactly; bad lines name file:line. */
+static void test_spike_file(void) {
+    const char *dir = t_tmpdir("sim_spikefile");
+    char spk[512], path[512], err[1024] = "";
+    snprintf(spk, sizeof spk, "%s/in.csv", dir);
+    const char *good = "neuron,time_ms\n# a comment\n0,1.0\n2, 1.0\n1,3.3\n\n0,7.5\n";
+    t_write_file(spk, good, strlen(good));
+    snprintf(path, sizeof path, "%s/net.yaml", dir);
+    const char *body = "network:\n  populations:\n    src: {model: spike_source, size: 3}\n"
+                       "    dst: {model: iaf_psc_delta, size: 1, V_th: 5000mV, tau_m: 1e9ms, E_L: 0mV, V_m: 0mV}\n"
+                       "  projections:\n    - {from: src, to: dst, connect: {rule: all_to_all}, weight: 1mV, delay: 0.1ms}\n"
+                       "  inputs:\n    - {to: src, spikes: in.csv}\nsimulate: {time: 10ms}\n";
+    t_write_file(path, body, strlen(body));
+    soma_simnet *sn = NULL;
+    int rc = soma_simnet_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    if (!rc) {
+        soma_sim *sim = NULL;
+        rc = soma_sim_create(&sim, sn, NULL, err, sizeof err);
+        CHECK_MSG(rc == 0, "%s", err);
+        if (!rc) {
+            size_t idx = 0, rec;
+            CHECK(soma_sim_record_state(sim, 1, "V_m", &idx, 1, 1, &rec) == 0);
+            CHECK(soma_sim_run(sim, 10.0, NULL, NULL) == 0);
+            size_t n;
+            const soma_spike *sp = soma_sim_spikes(sim, &n);
+            CHECK(n == 4);
+            if (n == 4) {
+                /* Sorted by (step, id): (10,0) (10,2) (33,1) (75,0); 3.3 ms is step 33. */
+                CHECK(sp[0].step == 10 && sp[0].id == 0 && sp[1].step == 10 && sp[1].id == 2);
+                CHECK(sp[2].step == 33 && sp[2].id == 1 && sp[3].step == 75 && sp[3].id == 0);
+            }
+            size_t ns, nn, every;
+            const float *v = soma_sim_state_data(sim, rec, &ns, &nn, &every);
+            /* Delay one step: the jumps are felt at steps 11 (two), 34 and 76. */
+            CHECK(ns == 100 && fabsf(v[10]) < 1e-6f && fabsf(v[11] - 2.0f) < 1e-5f && fabsf(v[33] - 2.0f) < 1e-5f &&
+                  fabsf(v[34] - 3.0f) < 1e-5f && fabsf(v[76] - 4.0f) < 1e-5f);
+            soma_sim_free(sim);
+        }
+        soma_simnet_free(sn);
+    }
+    const char *bad[][2] = {{"0,1.0\n1;2\n", ":2: expected"}, {"0,1.0\n7,2.0\n", ":2: neuron 7 is out of range"},
+                            {"0,-1\n", ":1: expected a time"}};
+    for (size_t k = 0; k < 3; k++) {
+        t_write_file(spk, bad[k][0], strlen(bad[k][0]));
+        sn = NULL;
+        err[0] = 0;
+        rc = soma_simnet_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+        soma_simnet_free(sn);
+        char want[600];
+        snprintf(want, sizeof want, "%s%s", spk, bad[k][1]);
+        CHECK_MSG(rc != 0 && strstr(err, want), "spike file case %zu: '%s'", k, err);
+    }
+    remove(spk);
+    rc = soma_simnet_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    CHECK_MSG(rc == SOMA_STATUS_IO && strstr(err, "cannot open spike file") && strstr(err, "net.yaml:8"), "%s", err);
+}
+
 int main(void) {
+    test_spike_file();
     test_override_order();
     test_delivery_and_delay();
     test_threads_identical();
