@@ -376,15 +376,22 @@ static int on_edge(void *user, uint32_t pre, uint32_t post, uint64_t edge, const
     uint32_t g = c->first_from + pre;
     int th = (int)(post / c->cs_to);
     if (th != c->only) return 0; /* another thread's target */
+    if (!c->fill) {
+        /* Counting needs no delays: the packing does not depend on them. */
+        c->cnt[th][g]++;
+        return 0;
+    }
     size_t ds = 1;
     int rc = delay_steps(c, edge, d, &ds);
     if (rc) return rc;
-    if (!c->fill) {
-        c->cnt[th][g]++;
-        if (ds < c->dmin) c->dmin = ds;
-        if (ds > c->dmax) c->dmax = ds;
-        return 0;
+    if (ds > s->dmask) {
+#pragma omp critical(soma_sim_errmsg)
+        rc = sfail(s, SOMA_STATUS_UNSUPPORTED,
+                   "a delay of %zu steps does not fit the packed synapse word next to %zu neurons", ds, s->Ntot);
+        return rc;
     }
+    if (ds < c->dmin) c->dmin = ds;
+    if (ds > c->dmax) c->dmax = ds;
     double wv = w ? *w : c->const_w ? c->w0 : soma__expr_eval(c->pr->w.e, c->kw, edge, 0) * c->pr->w.scale;
     int port = c->pr->port == SOMA_PORT_BY_SIGN ? (wv < 0 && c->nports > 1) : c->pr->port;
     uint32_t pos = c->cnt[th][g]++;
@@ -571,7 +578,6 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
         }
         if (rc) break;
         if (!fill) {
-            if (s->dmin == (size_t)-1) s->dmin = s->dmax = 1;
             /* Row starts from counts; the counts become fill cursors. */
             for (int t = 0; t < T && !rc; t++) {
                 tstate *ts = &s->ts[t];
@@ -596,14 +602,9 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
                 ts->syn = xalloc((size_t)acc * sizeof(syn));
                 if (!ts->syn) rc = sfail(s, SOMA_STATUS_NOMEM, "out of memory for %llu synapses", (unsigned long long)acc);
             }
-            uint32_t tb = 1;
-            while ((1ull << tb) < Ntot) tb++;
-            if (!rc && s->dmax >= (1ull << (31 - tb)))
-                rc = sfail(s, SOMA_STATUS_UNSUPPORTED,
-                           "the longest delay (%zu steps) does not fit the packed synapse word next to %zu neurons",
-                           s->dmax, Ntot);
         }
     }
+    if (s->dmin == (size_t)-1) s->dmin = s->dmax = 1; /* no synapses */
     for (int t = 0; t < T; t++) free(cnt[t]);
     free(cnt);
     if (rc) goto done;
