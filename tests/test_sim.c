@@ -458,7 +458,38 @@ static void test_spike_file(void) {
     CHECK_MSG(rc == SOMA_STATUS_IO && strstr(err, "cannot open spike file") && strstr(err, "net.yaml:8"), "%s", err);
 }
 
+/* A poisson population whose rate follows a time series (a step input in Hz). */
+static void test_poisson_rate_series(void) {
+    const char *dir = t_tmpdir("sim_rate_series");
+    char path[512], err[1024] = "";
+    snprintf(path, sizeof path, "%s/ps.yaml", dir);
+    const char *body = "network:\n  populations:\n    p: {model: poisson, size: 2000, rate: 0Hz}\n"
+                       "  inputs:\n    - {to: p, steps: {times: [10ms, 60ms], values: [100Hz, 0Hz]}}\n"
+                       "simulate: {time: 100ms}\n";
+    t_write_file(path, body, strlen(body));
+    soma_simnet *sn = NULL;
+    int rc = soma_simnet_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    if (rc) return;
+    soma_sim *sim = NULL;
+    rc = soma_sim_create(&sim, sn, NULL, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    if (!rc) {
+        CHECK(soma_sim_run(sim, 100.0, NULL, NULL) == 0);
+        size_t n;
+        const soma_spike *sp = soma_sim_spikes(sim, &n);
+        int outside = 0;
+        for (size_t k = 0; k < n; k++) outside += sp[k].step < 100 || sp[k].step >= 600;
+        double mu = 2000 * 100.0 * 0.05, sd = sqrt(mu);
+        CHECK_MSG(outside == 0, "%d spikes outside the 10-60 ms window", outside);
+        CHECK_MSG(fabs((double)n - mu) < 5 * sd, "%zu spikes, expected %g +- %g", n, mu, sd);
+        soma_sim_free(sim);
+    }
+    soma_simnet_free(sn);
+}
+
 int main(void) {
+    test_poisson_rate_series();
     test_spike_file();
     test_override_order();
     test_delivery_and_delay();
