@@ -77,5 +77,17 @@ check "grep -q \"no 'nosuch'\" $DIR/bad3.log" "param message: $(cat $DIR/bad3.lo
 "$BIN" sim "$DIR/net.yaml" --param J=60pA --no-record --out "$DIR/strong" > /dev/null 2>&1
 s1=$(grep -o '"spikes": [0-9]*' $DIR/nr/metrics.json | grep -o '[0-9]*$'); s2=$(grep -o '"spikes": [0-9]*' $DIR/strong/metrics.json | grep -o '[0-9]*$')
 check "[ ${s2:-0} -gt ${s1:-0} ]" "--param J=60pA did not change the run ($s1 vs $s2)"
+# Ctrl-C: the run stops, still writes what was simulated, exits 130.
+"$BIN" sim "$DIR/net.yaml" --time 10000s --no-record --out "$DIR/int" > "$DIR/int.log" 2>&1 &
+pid=$!
+for i in $(seq 1 50); do sleep 0.1; grep -q "synapses" "$DIR/int.log" 2>/dev/null && break; done
+sleep 0.5
+kill -INT $pid
+wait $pid
+st=$?
+check "[ $st -eq 130 ]" "Ctrl-C exit status $st, expected 130"
+check "grep -q '\"cancelled\": true' $DIR/int/metrics.json" "Ctrl-C: metrics.json missing or not marked cancelled"
+t=$(grep -o '"time_ms": [0-9.e+]*' $DIR/int/metrics.json | grep -o '[0-9.e+]*$')
+check "awk 'BEGIN{exit !(${t:-0} > 0 && ${t:-0} < 1e7)}'" "Ctrl-C: simulated time ${t:-?} ms"
 [ $fail = 0 ] && echo "test_sim_cli: all passed"
 exit $fail
