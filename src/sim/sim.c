@@ -132,7 +132,6 @@ struct soma_sim {
     uint64_t spikes;
     double build_s, sim_s;
     uint64_t seed;
-    const soma_simnet *sn; /* for write_connectivity's units only; not owned */
     char errmsg[512];
 };
 
@@ -417,7 +416,6 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
     double t_start = now_s();
     soma_sim *s = calloc(1, sizeof *s);
     if (!s) return SOMA_STATUS_NOMEM;
-    s->sn = sn;
     s->dt = (float)sn->dt;
     s->seed = o->seed;
     s->record = o->record_spikes;
@@ -484,7 +482,6 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
 
     for (size_t p = 0; p < sn->npops; p++)
         if ((rc = build_pop(s, sn, p))) goto done;
-    size_t ndr = 0;
     for (size_t i = 0; i < sn->ndrives; i++) {
         spop *P = &s->pops[sn->drives[i].pop];
         drive *nd = realloc(P->drives, (P->ndrives + 1) * sizeof *nd);
@@ -496,7 +493,6 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
         memset(&P->drives[P->ndrives], 0, sizeof *nd);
         if ((rc = build_drive(s, &sn->drives[i], i, &P->drives[P->ndrives]))) goto done;
         P->ndrives++;
-        ndr++;
     }
 
     /* Connectivity: count pass. */
@@ -656,7 +652,6 @@ done:
         soma_sim_free(s);
         return rc;
     }
-    (void)ndr;
     *out = s;
     return 0;
 }
