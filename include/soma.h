@@ -247,6 +247,7 @@ typedef struct soma_data_opts {
     size_t limit_train; /* 0 = all; else use only the first N training samples */
     size_t limit_test;  /* 0 = all */
     float bin_ms;       /* event data sets (shd, nmnist): width of a time bin in ms; 0 = the sample's span / steps */
+    int threads;        /* threads the encoders may use; 0 = OpenMP's default (a trainer sets its own count) */
 } soma_data_opts;
 void soma_data_opts_default(soma_data_opts *o);
 

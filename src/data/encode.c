@@ -7,6 +7,9 @@
 #include "core/names.h"
 #include "core/rng.h"
 #include "soma.h"
+#ifdef SOMA_HAVE_OPENMP
+#include <omp.h>
+#endif
 
 #include <math.h>
 #include <string.h>
@@ -56,9 +59,20 @@ size_t soma_encode_size(const soma_data_opts *opts, const soma_dataset *ds, size
  * block at counter (s*T + t)*ceil(dim/4) + i/4 under key seed ^ epoch*EPOCH_MIX,
  * so it depends on the sample's index in the data set and never on its slot
  * in the batch, the batch size or the thread that encodes it. */
+/* Threads for an encoder: the caller's count (a trainer running on one
+ * thread must not have its encoder wake a second), else OpenMP's default. */
+static int enc_threads(const soma_data_opts *o) {
+    if (o->threads > 0 && o->threads <= 1024) return o->threads;
+#ifdef SOMA_HAVE_OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
 static void encode_rate(float *restrict out, /* [T][B][dim] */
                         const soma_dataset *ds, const size_t *idx, size_t B, size_t T, float gain, uint64_t seed,
-                        uint64_t epoch, const float *lut /* [256] pixel -> x */) {
+                        uint64_t epoch, const float *lut /* [256] pixel -> x */, int nthreads) {
     const size_t dim = ds->dim, blocks = (dim + 3) / 4;
     const uint64_t key = seed ^ (epoch * EPOCH_MIX);
     float p[256];
@@ -70,7 +84,7 @@ static void encode_rate(float *restrict out, /* [T][B][dim] */
      * in parallel with the same result; a row's random words come from one
      * lane-parallel Philox call. */
     size_t rows = T * B;
-#pragma omp parallel for schedule(static) if (rows * dim > 65536)
+#pragma omp parallel for schedule(static) if (rows * dim > 65536) num_threads(nthreads)
     for (size_t r = 0; r < rows; r++) {
         size_t t = r / B, b = r % B;
         const uint8_t *restrict px = ds->x + idx[b] * dim;
@@ -153,7 +167,7 @@ int soma_encode(const soma_data_opts *opts, const soma_dataset *ds, const size_t
     const size_t T = (size_t)opts->steps;
     switch (opts->encoding) {
     case SOMA_ENCODING_RATE:
-        encode_rate(out, ds, idx, B, T, opts->gain, seed, epoch, lut);
+        encode_rate(out, ds, idx, B, T, opts->gain, seed, epoch, lut, enc_threads(opts));
         break;
     case SOMA_ENCODING_LATENCY: {
         if (opts->tau < 0.0f || !isfinite(opts->tau)) return SOMA_STATUS_INVALID;

@@ -309,6 +309,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
     tr->threads = 1;
 #endif
     tr->opt.threads = tr->threads;
+    tr->data.threads = tr->threads; /* the encoders use the trainer's threads, no more */
     /* BLAS runs single-threaded inside our own threads. */
     openblas_set_num_threads(1);
     tr->nparams = net->nparams;
