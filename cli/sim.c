@@ -254,6 +254,14 @@ int cli_sim(int argc, char **argv) {
         rc = 1;
         goto end;
     }
+    if (fo.n_spike_pops)
+        for (size_t p = 0; p < soma_sim_pop_count(sim); p++) {
+            soma_sim_pop_info pi;
+            soma_sim_pop(sim, p, &pi);
+            int keep = 0;
+            for (size_t k = 0; k < fo.n_spike_pops; k++) keep |= !strcmp(fo.spike_pops[k], pi.name);
+            soma_sim_record_spikes(sim, p, keep);
+        }
     size_t recs[8];
     for (size_t k = 0; k < fo.n_state; k++) {
         size_t pop;
@@ -328,7 +336,9 @@ int cli_sim(int argc, char **argv) {
         rates[p] = model_s > 0 ? (double)(pi.spikes - warm_counts[p]) / ((double)pi.size * model_s) : 0;
         vals[p * 4 + 0] = rates[p];
         vals[p * 4 + 1] = vals[p * 4 + 2] = vals[p * 4 + 3] = NAN;
-        if (sp) {
+        int recorded = !fo.n_spike_pops;
+        for (size_t k = 0; k < fo.n_spike_pops; k++) recorded |= !strcmp(fo.spike_pops[k], pi.name);
+        if (sp && recorded) {
             soma_spike_stats ss;
             if (!soma_spike_stats_compute(sp, nsp, pi.first, pi.size, st.dt_ms, step_warm, st.steps, 1.0, 100.0, &ss)) {
                 vals[p * 4 + 1] = ss.cv_isi;

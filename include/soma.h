@@ -537,6 +537,9 @@ int soma_sim_record_state(soma_sim *sim, size_t pop, const char *var, const size
                           size_t *rec);
 /* Samples so far of a state recorder: data[s][n] (borrowed), *samples rows. */
 const float *soma_sim_state_data(const soma_sim *sim, size_t rec, size_t *samples, size_t *n, size_t *every);
+/* Keep (on = 1, the default) or leave out (0) population pop's spikes in
+ * the record from now on; counts and the fingerprint cover all populations. */
+int soma_sim_record_spikes(soma_sim *sim, size_t pop, int on);
 /* All spikes so far, sorted by (step, id) (borrowed; NULL unless recorded). */
 const soma_spike *soma_sim_spikes(const soma_sim *sim, size_t *n);
 
@@ -623,6 +626,8 @@ typedef struct soma_sim_file_opts {
         double every_ms;  /* sampling period (default dt) */
     } state[8];
     double rate_bin_ms;   /* simulate.record.rate_bin: bins of the population-rate trace (default 1 ms) */
+    size_t n_spike_pops;  /* simulate.record.spikes: [POP, ...]: only these (0 = all, or none) */
+    char spike_pops[32][64];
 } soma_sim_file_opts;
 /* params: NULL or "name=value" overrides of the file's `params:` section (n of them). */
 int soma_simnet_load_yaml(const char *path, const char *const *params, size_t n_params, soma_simnet **sn,

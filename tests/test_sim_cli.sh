@@ -77,6 +77,14 @@ check "grep -q \"no 'nosuch'\" $DIR/bad3.log" "param message: $(cat $DIR/bad3.lo
 "$BIN" sim "$DIR/net.yaml" --param J=60pA --no-record --out "$DIR/strong" > /dev/null 2>&1
 s1=$(grep -o '"spikes": [0-9]*' $DIR/nr/metrics.json | grep -o '[0-9]*$'); s2=$(grep -o '"spikes": [0-9]*' $DIR/strong/metrics.json | grep -o '[0-9]*$')
 check "[ ${s2:-0} -gt ${s1:-0} ]" "--param J=60pA did not change the run ($s1 vs $s2)"
+# record.spikes as a list: only those populations' spikes are kept, rates of all.
+sed 's/record: {spikes: all,/record: {spikes: [i],/' "$DIR/net.yaml" > "$DIR/sub.yaml"
+"$BIN" sim "$DIR/sub.yaml" --csv --out "$DIR/sub" > "$DIR/sub.log" 2>&1 || { echo "FAIL: record list run"; cat "$DIR/sub.log"; fail=1; }
+check "awk -F, 'NR > 1 && \$2 < 400 { bad = 1 } END { exit bad }' $DIR/sub/spikes.csv" "record.spikes [i] kept spikes of e"
+check "[ \$(wc -l < $DIR/sub/spikes.csv) -gt 10 ]" "record.spikes [i] kept no spikes of i"
+r3=$(grep -o '"rate_hz": {[^}]*}' $DIR/sub/metrics.json)
+check "[ \"$r1\" = \"$r3\" ]" "record list changed the rates: $r1 / $r3"
+check "grep -q '\"cv_isi\": {\"e\": null' $DIR/sub/metrics.json" "unrecorded population has statistics"
 # Ctrl-C: the run stops, still writes what was simulated, exits 130.
 "$BIN" sim "$DIR/net.yaml" --time 10000s --no-record --out "$DIR/int" > "$DIR/int.log" 2>&1 &
 pid=$!

@@ -91,6 +91,7 @@ typedef struct spop {
     size_t nsched;
     uint64_t key;
     uint64_t spikes;
+    int record; /* keep this population's spikes (when the sim records) */
 } spop;
 
 typedef struct tstate {
@@ -289,6 +290,7 @@ static int build_pop(soma_sim *s, const soma_simnet *sn, size_t p) {
         P->nsched = d->n_src;
     }
     P->key = key_of(s->seed, KEY_NOISE, p);
+    P->record = 1;
     return 0;
 }
 
@@ -841,7 +843,7 @@ static int account_slice(soma_sim *s, uint64_t t0, size_t L, int q) {
                         b[4 + z] = (uint8_t)(id >> (8 * z));
                     }
                     h += 2;
-                    if (s->record) s->rec[s->nrec++] = (soma_spike){st, id};
+                    if (s->record && s->pops[p].record) s->rec[s->nrec++] = (soma_spike){st, id};
                 }
             }
     sha256_update(&s->sha, h * sizeof(uint32_t), (const uint8_t *)s->hashbuf);
@@ -1019,6 +1021,12 @@ const float *soma_sim_state_data(const soma_sim *s, size_t rec, size_t *samples,
     if (n) *n = R->n;
     if (every) *every = R->every;
     return R->data;
+}
+
+int soma_sim_record_spikes(soma_sim *s, size_t pop, int on) {
+    if (!s || pop >= s->npops) return SOMA_STATUS_INVALID;
+    s->pops[pop].record = on != 0;
+    return 0;
 }
 
 const soma_spike *soma_sim_spikes(const soma_sim *s, size_t *n) {

@@ -649,7 +649,7 @@ static int parse_simulate(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
     if (o->time_ms < 0) return fail(c, v, SOMA_STATUS_INVALID, "simulate.time: expected >= 0");
     if ((v = get(c, n, "warmup")) && (rc = get_quantity(c, v, "simulate.warmup", "ms", &o->warmup_ms))) return rc;
     if (o->warmup_ms < 0) return fail(c, v, SOMA_STATUS_INVALID, "simulate.warmup: expected >= 0");
-    size_t x;
+    size_t x = 0;
     if ((v = get(c, n, "seed"))) {
         if ((rc = get_count(c, v, "simulate.seed", 0, 9007199254740992.0, &x))) return rc;
         o->seed = x;
@@ -662,7 +662,22 @@ static int parse_simulate(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
         static const char *const rk[] = {"spikes", "state", "rate_bin", NULL};
         if ((rc = want_map(c, v, "simulate.record")) || (rc = check_keys(c, v, "simulate.record", rk))) return rc;
         const yaml_node_t *s = get(c, v, "spikes");
-        if (s) {
+        if (s && s->type == YAML_SEQUENCE_NODE) {
+            /* A list of populations: record only those. */
+            o->record_spikes = 1;
+            for (yaml_node_item_t *it = s->data.sequence.items.start; it < s->data.sequence.items.top; it++) {
+                const yaml_node_t *pn = node(c, *it);
+                const char *name;
+                size_t pop;
+                if ((rc = want_scalar(c, pn, "record.spikes", &name))) return rc;
+                if (soma_simnet_find_pop(c->sn, name, &pop))
+                    return fail(c, pn, SOMA_STATUS_NOTFOUND, "record.spikes: no population '%s'", name);
+                if (o->n_spike_pops == sizeof o->spike_pops / sizeof o->spike_pops[0])
+                    return fail(c, pn, SOMA_STATUS_INVALID, "record.spikes: at most %zu populations",
+                                sizeof o->spike_pops / sizeof o->spike_pops[0]);
+                snprintf(o->spike_pops[o->n_spike_pops++], sizeof o->spike_pops[0], "%s", name);
+            }
+        } else if (s) {
             const char *t;
             if ((rc = want_scalar(c, s, "record.spikes", &t))) return rc;
             if (!strcmp(t, "all"))
@@ -670,7 +685,7 @@ static int parse_simulate(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
             else if (!strcmp(t, "none"))
                 o->record_spikes = 0;
             else
-                return fail(c, s, SOMA_STATUS_INVALID, "record.spikes: '%s'; expected all or none", t);
+                return fail(c, s, SOMA_STATUS_INVALID, "record.spikes: '%s'; expected all, none or a list of populations", t);
         }
         const yaml_node_t *rb = get(c, v, "rate_bin");
         if (rb) {
