@@ -347,6 +347,20 @@ int cli_sim(int argc, char **argv) {
             }
         }
     }
+    if (fo.n_ref) {
+        /* The reference rates of the file and soma's relative difference to them. */
+        for (int pass = 0; pass < 2; pass++) {
+            len += (size_t)snprintf(js + len, cap - len, "  \"%s\": {", pass ? "rate_rel_diff" : "reference_rate_hz");
+            for (size_t k = 0; k < fo.n_ref; k++) {
+                double mine = NAN;
+                for (size_t p = 0; p < npops; p++)
+                    if (!strcmp(fo.ref_pop[k], names[p])) mine = rates[p];
+                len += (size_t)snprintf(js + len, cap - len, "%s\"%s\": ", k ? ", " : "", fo.ref_pop[k]);
+                json_num(js, cap, &len, pass ? (mine - fo.ref_hz[k]) / fo.ref_hz[k] : fo.ref_hz[k]);
+            }
+            len += (size_t)snprintf(js + len, cap - len, "},\n");
+        }
+    }
     for (int k = 0; k < 4; k++) {
         len += (size_t)snprintf(js + len, cap - len, "  \"%s\": {", keys[k]);
         for (size_t p = 0; p < npops; p++) {
@@ -400,8 +414,18 @@ int cli_sim(int argc, char **argv) {
             rc = 1;
         }
     }
+    double *ref = NULL;
+    if (fo.n_ref) {
+        ref = malloc(npops * sizeof *ref);
+        for (size_t p = 0; p < npops; p++) {
+            ref[p] = NAN;
+            for (size_t k = 0; k < fo.n_ref; k++)
+                if (!strcmp(fo.ref_pop[k], names[p])) ref[p] = fo.ref_hz[k];
+        }
+    }
     snprintf(path, sizeof path, "%s/rates.png", outdir);
-    if (soma_plot_rates(path, npops, names, rates, NULL, err, sizeof err)) fprintf(stderr, "soma sim: %s\n", err), rc = 1;
+    if (soma_plot_rates(path, npops, names, rates, ref, err, sizeof err)) fprintf(stderr, "soma sim: %s\n", err), rc = 1;
+    free(ref);
     printf("wrote %s/metrics.json%s%s\n", outdir, sp ? ", spikes.bin, pop_rate.csv, raster.png, rates.png" : ", rates.png",
            fo.n_state ? ", state_*.csv" : "");
     free(vals);

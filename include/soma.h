@@ -628,6 +628,9 @@ typedef struct soma_sim_file_opts {
     double rate_bin_ms;   /* simulate.record.rate_bin: bins of the population-rate trace (default 1 ms) */
     size_t n_spike_pops;  /* simulate.record.spikes: [POP, ...]: only these (0 = all, or none) */
     char spike_pops[32][64];
+    size_t n_ref;         /* simulate.reference_rates: {POP: rate, ...}, e.g. published rates */
+    char ref_pop[32][64];
+    double ref_hz[32];
 } soma_sim_file_opts;
 /* params: NULL or "name=value" overrides of the file's `params:` section (n of them). */
 int soma_simnet_load_yaml(const char *path, const char *const *params, size_t n_params, soma_simnet **sn,

@@ -84,4 +84,6 @@ print("""simulate:
   time: 1s
   warmup: 500ms    # rates are measured after it
   seed: 1
-  record: {spikes: all}""")
+  record: {spikes: all}
+  # published rates (Hz): drawn on rates.png, compared in metrics.json (rate_rel_diff)""")
+print("  reference_rates: {" + ", ".join(f"{p}: {r}Hz" for p, r in zip(pops, rates)) + "}")

@@ -35,7 +35,7 @@ for th in 1 2; do
     m="$out/metrics.json"
     [ -s "$m" ] || { bad "--threads $th: no metrics.json"; continue; }
     for k in neurons synapses spikes rate_hz cv_isi fano synchrony build_seconds sim_seconds real_time_factor \
-             bytes_per_synapse peak_rss_bytes spikes_sha256; do
+             bytes_per_synapse peak_rss_bytes spikes_sha256 reference_rate_hz rate_rel_diff; do
         grep -q "\"$k\":" "$m" || bad "--threads $th: metrics.json lacks $k"
     done
     [ "$(field "$m" threads)" = "$th" ] || bad "--threads $th: metrics.json says threads $(field "$m" threads)"

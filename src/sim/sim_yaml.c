@@ -640,7 +640,7 @@ static int parse_state(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
 }
 
 static int parse_simulate(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
-    static const char *const keys[] = {"time", "warmup", "seed", "threads", "record", NULL};
+    static const char *const keys[] = {"time", "warmup", "seed", "threads", "record", "reference_rates", NULL};
     int rc = want_map(c, n, "simulate");
     if (rc) return rc;
     if ((rc = check_keys(c, n, "simulate", keys))) return rc;
@@ -657,6 +657,22 @@ static int parse_simulate(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
     if ((v = get(c, n, "threads"))) {
         if ((rc = get_count(c, v, "simulate.threads", 0, 256, &x))) return rc;
         o->threads = (int)x;
+    }
+    if ((v = get(c, n, "reference_rates"))) {
+        if ((rc = want_map(c, v, "simulate.reference_rates"))) return rc;
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+            const yaml_node_t *k = node(c, p->key), *r = node(c, p->value);
+            size_t pop;
+            if (soma_simnet_find_pop(c->sn, str(k), &pop))
+                return fail(c, k, SOMA_STATUS_NOTFOUND, "reference_rates: no population '%s'", str(k));
+            if (o->n_ref == sizeof o->ref_hz / sizeof o->ref_hz[0])
+                return fail(c, k, SOMA_STATUS_INVALID, "reference_rates: at most %zu populations",
+                            sizeof o->ref_hz / sizeof o->ref_hz[0]);
+            double hz;
+            if ((rc = get_quantity(c, r, "reference rate", "Hz", &hz))) return rc;
+            snprintf(o->ref_pop[o->n_ref], sizeof o->ref_pop[0], "%s", str(k));
+            o->ref_hz[o->n_ref++] = hz;
+        }
     }
     if ((v = get(c, n, "record"))) {
         static const char *const rk[] = {"spikes", "state", "rate_bin", NULL};
