@@ -284,7 +284,10 @@ static int build_pop(soma_sim *s, const soma_simnet *sn, size_t p) {
         P->sched = malloc(d->n_src * sizeof *P->sched);
         if (!P->sched) return SOMA_STATUS_NOMEM;
         for (size_t k = 0; k < d->n_src; k++) {
-            P->sched[k].step = (uint32_t)llround(d->src_t[k] / s->dt);
+            /* Runs stop before step 2^32 - 1 (soma_sim_run): a later spike
+             * is kept there, never wrapped onto an early step. */
+            double st = round(d->src_t[k] / s->dt);
+            P->sched[k].step = st < (double)UINT32_MAX ? (uint32_t)st : UINT32_MAX;
             P->sched[k].id = d->src_ids[k];
         }
         P->nsched = d->n_src;
@@ -616,6 +619,17 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
     while (ns < need) ns <<= 1;
     s->nslots = ns;
     s->smask = ns - 1;
+    /* The estimate above assumed 64 slots; long delays need many more. */
+    if (ns > 64) {
+        est += 2.0 * 4.0 * (double)(ns - 64) * (double)Ntot;
+        if (est > limit) {
+            rc = sfail(s, SOMA_STATUS_NOMEM,
+                       "the network needs about %.1f GB (input buffers for delays of up to %zu steps: %zu slots x "
+                       "%zu neurons x 2 ports) but the memory limit is %.1f GB; refused before allocating them",
+                       est / 1e9, s->dmax, ns, Ntot, limit / 1e9);
+            goto done;
+        }
+    }
     s->ring = xalloc(2 * ns * Ntot * sizeof(float));
     s->slotp = malloc(2 * ns * sizeof(float *));
     if (!s->ring || !s->slotp) {
@@ -940,7 +954,8 @@ int soma_sim_run(soma_sim *s, double t_ms, soma_sim_progress_fn cb, void *user) 
         uint64_t last = (s->step + nsteps + R->every - 1) / R->every; /* rows up to this step index */
         size_t rows = (size_t)(last > R->row0 ? last - R->row0 : 0);
         if (rows > R->cap) {
-            float *nd = realloc(R->data, rows * R->n * sizeof(float));
+            /* At least one float: realloc(p, 0) would free p and return NULL. */
+            float *nd = realloc(R->data, (rows * R->n > 0 ? rows * R->n : 1) * sizeof(float));
             if (!nd) return sfail(s, SOMA_STATUS_NOMEM, "out of memory for state recording");
             R->data = nd;
             R->cap = rows;
