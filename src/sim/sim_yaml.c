@@ -394,7 +394,15 @@ static int parse_proj(ctx *c, const yaml_node_t *n) {
             if ((rc = get_port(c, get(c, n, "port"), to[j], &port))) return rc;
             where(c, cn);
             /* Point the weight's and delay's file:line at their own lines. */
-            rc = soma_simnet_connect(c->sn, from[i], to[j], &con, ws, ds, port, NULL);
+            size_t ip = 0;
+            rc = soma_simnet_connect(c->sn, from[i], to[j], &con, ws, ds, port, &ip);
+            if (!rc) {
+                /* Checks made at build time (delays and weights drawn per
+                 * synapse) name the value's own line, not the connect line. */
+                sn_proj *pr = &c->sn->projs[ip];
+                if (w) snprintf(pr->w.where, sizeof pr->w.where, "%s:%d", c->path, line_of(w));
+                if (d) snprintf(pr->d.where, sizeof pr->d.where, "%s:%d", c->path, line_of(d));
+            }
             if (rc) {
                 const char *msg = soma_simnet_errmsg(c->sn);
                 const yaml_node_t *at = strstr(msg, "delay") && d ? d : strstr(msg, "weight") && w ? w : cn;
