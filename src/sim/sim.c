@@ -870,10 +870,10 @@ static int account_slice(soma_sim *s, uint64_t t0, size_t L, int q) {
  * OpenMP's barrier; but on a loaded machine a thread that only spun or
  * yielded would burn the time slice its partner needs, so after ~20 us a
  * waiter sleeps until the last thread arrives and wakes it. */
-static void spin_barrier(soma_sim *s, int *local_sense) {
+static void spin_barrier(soma_sim *s, int nth, int *local_sense) {
     int sense = !*local_sense;
     *local_sense = sense;
-    if (__atomic_add_fetch(&s->bar_count, 1, __ATOMIC_ACQ_REL) == s->T) {
+    if (__atomic_add_fetch(&s->bar_count, 1, __ATOMIC_ACQ_REL) == nth) {
         __atomic_store_n(&s->bar_count, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&s->bar_sense, sense, __ATOMIC_SEQ_CST);
         if (__atomic_load_n(&s->bar_sleepers, __ATOMIC_SEQ_CST))
@@ -892,8 +892,10 @@ static void spin_barrier(soma_sim *s, int *local_sense) {
     __atomic_sub_fetch(&s->bar_sleepers, 1, __ATOMIC_SEQ_CST);
 }
 
-/* Thread t's share of steps [t0, t0 + nsteps), slice by slice. */
-static int run_thread(soma_sim *s, int t, uint64_t t0, uint64_t nsteps, int *sense) {
+/* Thread t's share of steps [t0, t0 + nsteps), slice by slice: the
+ * simulator's threads t, t + nth, ... when OpenMP gave a team of nth < T
+ * (a call from inside a parallel region, OMP_THREAD_LIMIT, OMP_DYNAMIC). */
+static int run_thread(soma_sim *s, int t, int nth, uint64_t t0, uint64_t nsteps, int *sense) {
     int rc = 0;
     /* Conductances and currents decay towards 0 through denormal numbers,
      * which cost ~100 cycles each: flush them to zero in the simulation
@@ -905,9 +907,9 @@ static int run_thread(soma_sim *s, int t, uint64_t t0, uint64_t nsteps, int *sen
         uint64_t st = t0 + done;
         size_t L = (size_t)(nsteps - done < s->D ? nsteps - done : s->D);
         int q = (int)((st / s->D) & 1);
-        update_slice(s, t, st, L, q);
-        if (s->T > 1) spin_barrier(s, sense);
-        deliver_slice(s, t, st, L, q);
+        for (int u = t; u < s->T; u += nth) update_slice(s, u, st, L, q);
+        if (nth > 1) spin_barrier(s, nth, sense);
+        for (int u = t; u < s->T; u += nth) deliver_slice(s, u, st, L, q);
         if (t == 0) {
             int r = account_slice(s, st, L, q);
             if (r && !rc) rc = r;
@@ -923,7 +925,7 @@ static int run_segment(soma_sim *s, uint64_t t0, uint64_t nsteps) {
     int rc = 0;
     if (s->T == 1) {
         int sense = 0;
-        rc = run_thread(s, 0, t0, nsteps, &sense);
+        rc = run_thread(s, 0, 1, t0, nsteps, &sense);
     } else {
         s->bar_count = 0;
         s->bar_sense = 0;
@@ -931,12 +933,12 @@ static int run_segment(soma_sim *s, uint64_t t0, uint64_t nsteps) {
 #pragma omp parallel num_threads(s->T) reduction(| : rc)
         {
 #ifdef SOMA_HAVE_OPENMP
-            int t = omp_get_thread_num();
+            int t = omp_get_thread_num(), nth = omp_get_num_threads();
 #else
-            int t = 0;
+            int t = 0, nth = 1;
 #endif
             int sense = 0;
-            rc |= run_thread(s, t, t0, nsteps, &sense);
+            rc |= run_thread(s, t, nth, t0, nsteps, &sense);
         }
     }
     for (int t = 0; t < s->T; t++)
