@@ -131,6 +131,29 @@ static void test_yaml_random_delay_names_delay_line(void) {
     soma_simnet_free(sn);
 }
 
+/* A from/to list of more than 64 populations was cut to its first 64
+ * without a word: the rest got no projection. */
+static void test_yaml_long_pop_list_refused(void) {
+    const char *dir = t_tmpdir("test_sim_review_list");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/net.yaml", dir);
+    char text[8192];
+    size_t len = (size_t)snprintf(text, sizeof text, "network:\n  populations:\n");
+    for (int k = 0; k < 65; k++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "    p%d: {model: iaf_psc_delta, size: 1}\n", k);
+    len += (size_t)snprintf(text + len, sizeof text - len, "  projections:\n    - from: [");
+    for (int k = 0; k < 65; k++) len += (size_t)snprintf(text + len, sizeof text - len, "%sp%d", k ? ", " : "", k);
+    len += (size_t)snprintf(text + len, sizeof text - len, "]\n      to: p0\n      connect: {rule: all_to_all}\n");
+    CHECK(t_write_file(path, text, len) == 0);
+    soma_simnet *sn = NULL;
+    char err[512] = "";
+    int rc = soma_simnet_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    char want[1100];
+    snprintf(want, sizeof want, "%s:", path);
+    CHECK_MSG(rc != 0 && strstr(err, want) && strstr(err, "64"), "rc %d: %s", rc, err);
+    soma_simnet_free(sn);
+}
+
 #ifdef _OPENMP
 static void on_alarm(int sig) {
     (void)sig;
@@ -198,5 +221,6 @@ int main(void) {
     test_record_state_zero_neurons_two_runs();
     test_yaml_random_delay_names_delay_line();
     test_run_with_smaller_omp_team_no_hang();
+    test_yaml_long_pop_list_refused();
     return t_report("test_sim_review");
 }

@@ -277,8 +277,10 @@ static int pop_list(ctx *c, const yaml_node_t *n, const char *what, size_t *out,
     const yaml_node_t *items[64];
     size_t ni = 0;
     if (n->type == YAML_SEQUENCE_NODE) {
-        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top && ni < 64; it++)
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+            if (ni == 64) return fail(c, n, SOMA_STATUS_INVALID, "%s: at most 64 populations in one list", what);
             items[ni++] = node(c, *it);
+        }
     } else
         items[ni++] = n;
     for (size_t i = 0; i < ni; i++) {
