@@ -383,10 +383,10 @@ static int parse_proj(ctx *c, const yaml_node_t *n) {
     if ((rc = parse_connector(c, cn, &con, path, sizeof path))) return rc;
     const yaml_node_t *w = get(c, n, "weight"), *d = get(c, n, "delay");
     const char *ws = "0", *ds = NULL;
+    char dtbuf[64]; /* no delay given: one step */
     if (w && (rc = want_scalar(c, w, "weight", &ws))) return rc;
     if (d && (rc = want_scalar(c, d, "delay", &ds))) return rc;
     if (!ds) {
-        static char dtbuf[64];
         snprintf(dtbuf, sizeof dtbuf, "%.17gms", c->sn->dt);
         ds = dtbuf;
     }
@@ -415,7 +415,8 @@ static int parse_proj(ctx *c, const yaml_node_t *n) {
     return 0;
 }
 
-/* A spike file for a spike_source: "neuron,time" per line (time with a unit or in ms). */
+/* A spike file for a spike_source: "neuron,time_ms" per line (commas or
+ * blanks, '#' comments, an optional header line). */
 static int read_spike_file(ctx *c, const yaml_node_t *at, size_t pop, const char *file) {
     char path[2048];
     rel_path(c, file, path, sizeof path);
