@@ -80,8 +80,9 @@ int soma_simnet_set_dt(soma_simnet *sn, double dt) {
     if (!sn) return SOMA_STATUS_INVALID;
     if (!(dt > 0) || dt > 100)
         return fail(sn, SOMA_STATUS_INVALID, "time step %g ms: expected a value in (0, 100] ms", dt);
-    if (sn->nproj)
-        return fail(sn, SOMA_STATUS_INVALID, "the time step must be set before any projection (delays are checked against it)");
+    if (sn->nproj || sn->ndrives)
+        return fail(sn, SOMA_STATUS_INVALID,
+                    "the time step must be set before any projection or Poisson input (delays and rates are checked against it)");
     sn->dt = dt;
     return 0;
 }
@@ -394,7 +395,11 @@ int soma_simnet_add_steps(soma_simnet *sn, size_t pop, const double *t, const do
     }
     P->st_t = malloc(n * sizeof *P->st_t);
     P->st_v = malloc(n * sizeof *P->st_v);
-    if (!P->st_t || !P->st_v) return SOMA_STATUS_NOMEM;
+    if (!P->st_t || !P->st_v) {
+        free(P->st_t), free(P->st_v);
+        P->st_t = P->st_v = NULL;
+        return SOMA_STATUS_NOMEM;
+    }
     memcpy(P->st_t, t, n * sizeof *t);
     memcpy(P->st_v, v, n * sizeof *v);
     P->n_st = n;
