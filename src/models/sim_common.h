@@ -45,6 +45,16 @@
         }                                 \
     } while (0)
 
+/* Define the model's sim_step, `static void step(...)`, as its row function
+ * row(U, E, a, state, in, spk, i0, i1) over the whole range, in the case
+ * SIM_DISPATCH picks (for models without blocking or extra arguments). */
+#define SIM_ROW_WHOLE_(U, E) row(U, E, a, state, in, spk, i0, i1)
+#define SIM_STEP_FROM_ROW                                                                                       \
+    static void step(const soma_sim_args *a, float *const *state, float *const *in, uint8_t *spk, size_t i0, \
+                     size_t i1) {                                                                           \
+        SIM_DISPATCH(a, SIM_ROW_WHOLE_);                                                                    \
+    }
+
 /* How many neurons sim_prepare fills: 1 when uniform, else N. */
 static inline size_t soma__sim_count(size_t N, int uniform) { return uniform ? 1 : N; }
 

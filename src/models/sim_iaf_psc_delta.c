@@ -90,12 +90,7 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
     }
 }
 
-static void step(const soma_sim_args *a, float *const *state, float *const *in, uint8_t *spk, size_t i0,
-                 size_t i1) {
-#define ROW(U, E) row(U, E, a, state, in, spk, i0, i1)
-    SIM_DISPATCH(a, ROW);
-#undef ROW
-}
+SIM_STEP_FROM_ROW
 
 const soma_model soma__model_iaf_psc_delta = {
     .name = "iaf_psc_delta",
