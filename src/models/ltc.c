@@ -80,6 +80,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include "core/vmath.h"
 #include "models/model.h"
 
 enum { P_DT, P_UNFOLDS };
@@ -98,30 +99,7 @@ static const char *const weight_names[] = {"sensory_mu", "sensory_sigma", "senso
 
 static size_t unfolds_of(float p) { return (size_t)(p + 0.5f); }
 
-/* e^x without a library call or a branch, so that the synapse loops
- * vectorize: Cephes' expf (x = n ln2 + r, |r| <= ln2/2, a degree-5
- * polynomial in r, 2^n put in the exponent bits), within 2 ulp of e^x; x is
- * clamped to [-87.3, 88.3], where e^x is a normal float. */
-static inline float fast_expf(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.3f ? 88.3f : x;
-    /* n = round(x / ln2): adding and taking away 1.5 * 2^23 rounds to the
-     * nearest integer (floorf would not vectorize without -ffast-math). */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t e = ((int32_t)n + 127) * (1 << 23);
-    float s;
-    memcpy(&s, &e, sizeof s);
-    return p * s;
-}
-static inline float sigm(float z) { return 1.0f / (1.0f + fast_expf(-z)); }
+static inline float sigm(float z) { return 1.0f / (1.0f + soma__expf_vec(-z)); }
 /* log(1 + y) for y in [0, 1], vectorizable: log u of u = 1 + y in [1, 2]
  * by Cephes' logf polynomial around 1 (u halved above sqrt 2), times
  * y / (u - 1), which undoes the rounding of 1 + y (Goldberg's log1p). */
@@ -141,7 +119,7 @@ static inline float log1p_unit(float y) {
     return u == 1.0f ? y : lu * (y / (u - 1.0f));
 }
 /* log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), without overflow for large x. */
-static inline float softplus(float x) { return (x > 0.0f ? x : 0.0f) + log1p_unit(fast_expf(-fabsf(x))); }
+static inline float softplus(float x) { return (x > 0.0f ? x : 0.0f) + log1p_unit(soma__expf_vec(-fabsf(x))); }
 
 /* sp = softplus(x) and, if dsp is not NULL, dsp = softplus'(x) = sigmoid(x), n entries. */
 static void softplus_row(float *restrict sp, float *restrict dsp, const float *restrict x, size_t n) {

@@ -170,7 +170,7 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
              * right-hand side, at V_reset while refractory). */
             float vc = held ? vr : (v < vp ? v : vp);
             float x1 = (vc - vt) * idt;
-            float e1 = kk * soma__sim_expf(x1 < 60.0f ? x1 : 60.0f);
+            float e1 = kk * soma__expf_vec(x1 < 60.0f ? x1 : 60.0f);
             float l1 = ic * (ie + ii + Ic[j] - w) - glc * (vc - el);
             float dv1 = held ? 0.0f : e1 + l1;
             float dw1 = itw * (aa * (vc - el) - w);
@@ -178,7 +178,7 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
             float vm = v + 0.5f * h * dv1, wm = w + 0.5f * h * dw1;
             float vmc = held ? vr : (vm < vp ? vm : vp);
             float x2 = (vmc - vt) * idt;
-            float e2 = kk * soma__sim_expf(x2 < 60.0f ? x2 : 60.0f);
+            float e2 = kk * soma__expf_vec(x2 < 60.0f ? x2 : 60.0f);
             float l2 = ic * (SIM_AT(EXH) * ie + SIM_AT(INH) * ii + Ic[j] - wm) - glc * (vmc - el);
             float dv2 = held ? 0.0f : e2 + l2;
             float dw2 = itw * (aa * (vmc - el) - wm);

@@ -23,7 +23,7 @@
  * constant over the step and its error, from their decay within the step,
  * is O(dt^2) per step with a small constant (dt/tau_ex = 0.02 at dt 0.1 ms);
  * it stays stable for any conductance, unlike forward Euler. exp(-g_tot
- * dt/C) is soma__sim_expf (sim_common.h, relative error ~2e-7) so the loop
+ * dt/C) is soma__expf_vec (sim_common.h, relative error ~2e-7) so the loop
  * vectorizes.
  *
  * Step order and refractoriness are Brian2's, as in sim_lif_cuba.c (see its
@@ -102,7 +102,7 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
         float gt = SIM_AT(GL) + ge + gi;
         float num = SIM_AT(GLEL) + ge * SIM_AT(EEX) + gi * SIM_AT(EIN) + (E ? ext[i] : 0.0f);
         float vinf = num / gt;
-        float xn = vinf + (x - vinf) * soma__sim_expf(gt * SIM_AT(KDT));
+        float xn = vinf + (x - vinf) * soma__expf_vec(gt * SIM_AT(KDT));
         int active = r < 0.5f, above = xn > th;
         x = active ? xn : x;
         r = active ? r : r - 1.0f;

@@ -1,0 +1,41 @@
+/* vmath.h — float math for hot loops that must vectorize without
+ * -ffast-math (libm's calls do not). */
+#ifndef SOMA_VMATH_H
+#define SOMA_VMATH_H
+#include <stdint.h>
+#include <string.h>
+
+/* exp(x) in float for hot loops, written so that it vectorizes (libm's expf
+ * does not without -ffast-math, and floorf does not under GCC's default
+ * -ftrapping-math): x = n ln2 + r with |r| <= ln2/2, n rounded to nearest
+ * by adding 1.5*2^23 (Cody-Waite split of ln2 for r), exp(r) by Cephes'
+ * expf polynomial, 2^n from the exponent bits. Maximum relative error about
+ * 2e-7 over [-87, 88] (checked against double exp in
+ * tests/test_sim_models.c); x is clamped to that range, so the result is
+ * finite and positive for any finite x (about 1.6e-38 far below). Used by
+ * lif_coba, adex and ltc. */
+static inline __attribute__((always_inline)) float soma__expf_vec(float x) {
+    const float magic = 12582912.0f; /* 1.5 * 2^23: t's low mantissa bits hold round(x log2 e) */
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float t = x * 1.44269504088896341f + magic;
+    float n = t - magic;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t tb, mb;
+    memcpy(&tb, &t, sizeof tb);
+    memcpy(&mb, &magic, sizeof mb);
+    int32_t bits = (tb - mb + 127) * (1 << 23);
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+#endif
