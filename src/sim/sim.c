@@ -999,15 +999,9 @@ int soma_sim_record_state(soma_sim *s, size_t pop, const char *var, const size_t
     int k = soma__model_state_index(P->m, var);
     if (k < 0) {
         char names[256];
-        size_t len = 0;
-        names[0] = 0;
-        for (size_t j = 0; j < P->m->n_state; j++) {
-            int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", P->m->state_names[j]);
-            if (w < 0 || (size_t)w >= sizeof names - len) break;
-            len += (size_t)w;
-        }
+        soma__model_state_list(P->m, names, sizeof names);
         return sfail(s, SOMA_STATUS_NOTFOUND, "population '%s' (model %s) has no state variable '%s'; expected one of: %s",
-                     P->d->name, P->m->name, var, names[0] ? names : "(none)");
+                     P->d->name, P->m->name, var, names);
     }
     for (size_t j = 0; j < n; j++)
         if (idx[j] >= P->N)

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "core/names.h"
 #include "sim/simnet.h"
 
 typedef struct ctx {
@@ -109,13 +110,8 @@ static int check_keys(ctx *c, const yaml_node_t *map, const char *what, const ch
         int ok = 0;
         for (size_t i = 0; valid[i]; i++) ok |= strcmp(valid[i], str(k)) == 0;
         if (!ok) {
-            char names[400];
-            size_t len = 0;
-            names[0] = 0;
-            for (size_t i = 0; valid[i]; i++) {
-                int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", valid[i]);
-                if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
-            }
+            char names[400] = "";
+            for (size_t i = 0; valid[i]; i++) soma__names_add(names, sizeof names, valid[i]);
             return fail(c, k, SOMA_STATUS_INVALID, "%s: unknown key '%s'; expected one of: %s", what, str(k), names);
         }
     }
@@ -288,13 +284,8 @@ static int pop_list(ctx *c, const yaml_node_t *n, const char *what, size_t *out,
         int rc = want_scalar(c, items[i], what, &s);
         if (rc) return rc;
         if (soma_simnet_find_pop(c->sn, s, &out[*count])) {
-            char names[400];
-            size_t len = 0;
-            names[0] = 0;
-            for (size_t p = 0; p < c->sn->npops; p++) {
-                int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", c->sn->pops[p].name);
-                if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
-            }
+            char names[400] = "";
+            for (size_t p = 0; p < c->sn->npops; p++) soma__names_add(names, sizeof names, c->sn->pops[p].name);
             return fail(c, items[i], SOMA_STATUS_NOTFOUND, "%s: no population '%s'; expected one of: %s", what, s,
                         names[0] ? names : "(none defined)");
         }
@@ -314,14 +305,10 @@ static int get_port(ctx *c, const yaml_node_t *n, size_t to, int *port) {
     int k = soma__model_port_index(m, s);
     if (k < 0 && isdigit((unsigned char)s[0])) k = atoi(s);
     if (k < 0 || (size_t)k >= m->n_ports) {
-        char names[128];
-        size_t len = 0;
-        names[0] = 0;
-        for (size_t j = 0; j < m->n_ports; j++) {
-            int w = snprintf(names + len, sizeof names - len, "%s, ", m->port_names[j]);
-            if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
-        }
-        return fail(c, n, SOMA_STATUS_INVALID, "port '%s': model %s has ports %ssign", s, m->name, names);
+        char names[128] = "";
+        for (size_t j = 0; j < m->n_ports; j++) soma__names_add(names, sizeof names, m->port_names[j]);
+        soma__names_add(names, sizeof names, "sign");
+        return fail(c, n, SOMA_STATUS_INVALID, "port '%s': model %s has ports %s", s, m->name, names);
     }
     *port = k;
     return 0;
@@ -340,13 +327,8 @@ static int parse_connector(ctx *c, const yaml_node_t *n, soma_connector *cn, cha
     if ((rc = want_scalar(c, r, "rule", &rule))) return rc;
     int ri = soma_conn_rule_find(rule);
     if (ri < 0) {
-        char names[300];
-        size_t len = 0;
-        names[0] = 0;
-        for (int i = 0; soma_conn_rule_name(i); i++) {
-            int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", soma_conn_rule_name(i));
-            if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
-        }
+        char names[300] = "";
+        for (int i = 0; soma_conn_rule_name(i); i++) soma__names_add(names, sizeof names, soma_conn_rule_name(i));
         return fail(c, r, SOMA_STATUS_INVALID, "connect: unknown rule '%s'; expected one of: %s", rule, names);
     }
     soma_connector_default(cn, ri);
@@ -609,15 +591,9 @@ static int parse_state(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
         const soma_model *mo = c->sn->pops[pop].m;
         if (soma__model_state_index(mo, var) < 0) {
             char names[200];
-            size_t len = 0;
-            names[0] = 0;
-            for (size_t k = 0; k < mo->n_state; k++) {
-                int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", mo->state_names[k]);
-                if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
-            }
+            soma__model_state_list(mo, names, sizeof names);
             return fail(c, get(c, m, "var"), SOMA_STATUS_NOTFOUND,
-                        "record.state: model %s has no state variable '%s'; expected one of: %s", mo->name, var,
-                        names[0] ? names : "(none)");
+                        "record.state: model %s has no state variable '%s'; expected one of: %s", mo->name, var, names);
         }
         snprintf(sp->pop, sizeof sp->pop, "%s", pn);
         snprintf(sp->var, sizeof sp->var, "%s", var);
@@ -762,14 +738,10 @@ static int collect_overrides(ctx *c, const yaml_node_t *root, const char *const 
             const yaml_node_t *s = NULL;
             if (sets && sets->type == YAML_MAPPING_NODE) s = get(c, sets, eq + 1);
             if (!s) {
-                char names[300];
-                size_t len = 0;
-                names[0] = 0;
+                char names[300] = "";
                 if (sets && sets->type == YAML_MAPPING_NODE)
-                    for (yaml_node_pair_t *p = sets->data.mapping.pairs.start; p < sets->data.mapping.pairs.top; p++) {
-                        int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", str(node(c, p->key)));
-                        if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
-                    }
+                    for (yaml_node_pair_t *p = sets->data.mapping.pairs.start; p < sets->data.mapping.pairs.top; p++)
+                        soma__names_add(names, sizeof names, str(node(c, p->key)));
                 if (c->err)
                     snprintf(c->err, c->errlen, "%s: no parameter set '%s'; expected one of: %s", c->path, eq + 1,
                              names[0] ? names : "(the file has no sets)");

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/names.h"
 #include "sim/simnet.h"
 
 static int fail(soma_simnet *sn, int status, const char *fmt, ...) {
@@ -101,15 +102,17 @@ int soma_simnet_find_pop(const soma_simnet *sn, const char *name, size_t *index)
 
 /* The simulator models, listed for "expected one of" messages. */
 static void sim_model_names(char *buf, size_t cap) {
-    size_t len = 0;
     buf[0] = 0;
     for (size_t i = 0; i < soma_model_count(); i++) {
         const soma_model *m = soma_model_find(soma_model_name_at(i));
-        if (!m || (!m->sim_step && m != &soma__model_spike_source)) continue;
-        int k = snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", m->name);
-        if (k < 0 || (size_t)k >= cap - len) break;
-        len += (size_t)k;
+        if (soma_model_is_simulator(m)) soma__names_add(buf, cap, m->name);
     }
+}
+
+void soma__model_state_list(const soma_model *m, char *buf, size_t cap) {
+    buf[0] = 0;
+    for (size_t k = 0; k < m->n_state; k++) soma__names_add(buf, cap, m->state_names[k]);
+    if (!buf[0]) snprintf(buf, cap, "(none)");
 }
 
 int soma_simnet_add_pop(soma_simnet *sn, const char *name, const char *model, size_t size, size_t *index) {
@@ -222,15 +225,9 @@ int soma_simnet_set(soma_simnet *sn, size_t pop, const char *name, const char *e
         P->init[k] = v;
         return 0;
     }
-    char names[512];
-    size_t len = 0;
-    names[0] = 0;
-    for (size_t j = 0; j < m->n_params + m->n_state; j++) {
-        const char *s = j < m->n_params ? m->params[j].name : m->state_names[j - m->n_params];
-        int w = snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "", s);
-        if (w < 0 || (size_t)w >= sizeof names - len) break;
-        len += (size_t)w;
-    }
+    char names[512] = "";
+    for (size_t j = 0; j < m->n_params + m->n_state; j++)
+        soma__names_add(names, sizeof names, j < m->n_params ? m->params[j].name : m->state_names[j - m->n_params]);
     return fail(sn, SOMA_STATUS_NOTFOUND, "model '%s' has no parameter or state variable '%s'; expected one of: %s",
                 m->name, name, names[0] ? names : "(none)");
 }

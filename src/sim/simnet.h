@@ -62,6 +62,8 @@ void soma__simnet_where(soma_simnet *sn, const char *where);
 int soma__simnet_define(soma_simnet *sn, const char *name, const char *expr);
 /* Index of a model's state variable or parameter by name, or -1. */
 int soma__model_state_index(const soma_model *m, const char *name);
+/* The model's state variable names as "a, b, c" ("(none)" if it has none). */
+void soma__model_state_list(const soma_model *m, char *buf, size_t cap);
 /* Port index of a model by name ("e", "i"), or -1. */
 int soma__model_port_index(const soma_model *m, const char *name);
 #endif
