@@ -376,23 +376,14 @@ static int parse_proj(ctx *c, const yaml_node_t *n) {
         for (size_t j = 0; j < nt; j++) {
             int port;
             if ((rc = get_port(c, get(c, n, "port"), to[j], &port))) return rc;
+            /* The weight and the delay name their own lines, now and in
+             * the build's checks of values drawn per synapse. */
+            char ww[96], wd[96];
+            snprintf(ww, sizeof ww, "%s:%d", c->path, line_of(w ? w : cn));
+            snprintf(wd, sizeof wd, "%s:%d", c->path, line_of(d ? d : cn));
             where(c, cn);
-            /* Point the weight's and delay's file:line at their own lines. */
-            size_t ip = 0;
-            rc = soma_simnet_connect(c->sn, from[i], to[j], &con, ws, ds, port, &ip);
-            if (!rc) {
-                /* Checks made at build time (delays and weights drawn per
-                 * synapse) name the value's own line, not the connect line. */
-                sn_proj *pr = &c->sn->projs[ip];
-                if (w) snprintf(pr->w.where, sizeof pr->w.where, "%s:%d", c->path, line_of(w));
-                if (d) snprintf(pr->d.where, sizeof pr->d.where, "%s:%d", c->path, line_of(d));
-            }
-            if (rc) {
-                const char *msg = soma_simnet_errmsg(c->sn);
-                const yaml_node_t *at = strstr(msg, "delay") && d ? d : strstr(msg, "weight") && w ? w : cn;
-                const char *body = strstr(msg, ": ");
-                return fail(c, at, rc, "%s", body ? body + 2 : msg);
-            }
+            rc = soma__simnet_connect_at(c->sn, from[i], to[j], &con, ws, ds, port, NULL, ww, wd);
+            if (rc) return fail_sn(c, rc);
         }
     return 0;
 }

@@ -283,7 +283,14 @@ static int check_port(soma_simnet *sn, const sn_pop *T, int port) {
 
 int soma_simnet_connect(soma_simnet *sn, size_t from, size_t to, const soma_connector *c, const char *weight,
                         const char *delay, int port, size_t *index) {
+    return soma__simnet_connect_at(sn, from, to, c, weight, delay, port, index, NULL, NULL);
+}
+
+int soma__simnet_connect_at(soma_simnet *sn, size_t from, size_t to, const soma_connector *c, const char *weight,
+                            const char *delay, int port, size_t *index, const char *where_w, const char *where_d) {
     if (!sn || !c || from >= sn->npops || to >= sn->npops) return SOMA_STATUS_INVALID;
+    char where[sizeof sn->where];
+    memcpy(where, sn->where, sizeof where);
     sn_pop *F = &sn->pops[from], *T = &sn->pops[to];
     int rc = check_port(sn, T, port);
     if (rc) return rc;
@@ -301,10 +308,13 @@ int soma_simnet_connect(soma_simnet *sn, size_t from, size_t to, const soma_conn
         if (!pr.path) return SOMA_STATUS_NOMEM;
         pr.c.path = pr.path;
     }
+    /* The weight and the delay may come from lines of their own. */
     snprintf(what, sizeof what, "weight of %s -> %s", F->name, T->name);
+    if (where_w) soma__simnet_where(sn, where_w);
     rc = value_parse(sn, &pr.w, weight ? weight : "0", T->m->weight_unit ? T->m->weight_unit : "", what);
     if (rc) goto fail;
     snprintf(what, sizeof what, "delay of %s -> %s", F->name, T->name);
+    soma__simnet_where(sn, where_d ? where_d : where);
     rc = value_parse(sn, &pr.d, delay ? delay : "0.1ms", "ms", what);
     if (rc) goto fail;
     if (soma__expr_is_const(pr.d.e)) {
@@ -325,8 +335,10 @@ int soma_simnet_connect(soma_simnet *sn, size_t from, size_t to, const soma_conn
     sn->projs[sn->nproj] = pr;
     if (index) *index = sn->nproj;
     sn->nproj++;
+    soma__simnet_where(sn, where);
     return 0;
 fail:
+    soma__simnet_where(sn, where);
     value_free(&pr.w);
     value_free(&pr.d);
     free(pr.path);

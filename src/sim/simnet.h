@@ -58,6 +58,10 @@ struct soma_simnet {
 
 /* Values set from now on remember `where` (e.g. "net.yaml:14"); NULL clears. */
 void soma__simnet_where(soma_simnet *sn, const char *where);
+/* soma_simnet_connect with the origins ("file:line") of the weight and the
+ * delay (NULL: the current one), named by their messages now and at build. */
+int soma__simnet_connect_at(soma_simnet *sn, size_t from, size_t to, const soma_connector *c, const char *weight,
+                            const char *delay, int port, size_t *index, const char *where_w, const char *where_d);
 /* Define a named constant usable in later expressions (e.g. J = 0.1mV). */
 int soma__simnet_define(soma_simnet *sn, const char *name, const char *expr);
 /* Index of a model's state variable or parameter by name, or -1. */
