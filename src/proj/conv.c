@@ -23,11 +23,21 @@
 #include <cblas.h>
 #include <string.h>
 #include "proj/conv.h"
+#include "core/vec.h"
+
+static size_t dy_border(const soma__proj *p);
+static size_t lists_size(const soma__proj *p);
 
 size_t soma__conv_cols_size(const soma__proj *p) {
-    /* im2col's columns, or (spike path) the transposed weights and one image's channel-last output */
-    size_t ck = p->cin * p->cv.kernel * p->cv.kernel, HW = p->oh * p->ow, a = ck * HW, b = (ck + HW) * p->cout;
-    return a > b ? a : b;
+    /* im2col's columns; or (spike path) the transposed weights, one image's
+     * channel-last output and its pooled copy with the max positions; or
+     * (max-pool input gradient) the reordered weights, one image's
+     * channel-last input gradient and the window lists. */
+    size_t ck = p->cin * p->cv.kernel * p->cv.kernel, HW = p->oh * p->ow, PHW = p->ph * p->pw;
+    size_t bd = dy_border(p), HWp = (p->oh + 2 * bd) * (p->ow + 2 * bd);
+    size_t a = ck * HW, b = (ck + (HW > HWp ? HW : HWp) + 2 * PHW) * p->cout + lists_size(p),
+           c = ck * p->cout + p->cin * p->ih * p->iw + 2 * p->cv.pool_size * p->cv.pool_size * p->cout;
+    return a > b ? (a > c ? a : c) : (b > c ? b : c);
 }
 size_t soma__conv_out_size(const soma__proj *p) { return p->cout * p->oh * p->ow; }
 
@@ -93,19 +103,23 @@ static void col2im(const soma__proj *p, const float *cols, size_t ld, size_t c0,
             }
 }
 
-/* ---- the spike path: for sparse inputs (spikes, events), each nonzero
- * input adds its weights to the outputs it reaches, instead of im2col + GEMM:
- *   Y[o][y][x] += v * W[o][c][i][j]  for each nonzero v = X[c][iy][ix], with
- *   y = iy + pad - i, x = ix + pad - j (stride 1),
- * vectorised over o on channel-last copies (Wt [C_in*k*k][C_out], Yt
- * [OH*OW][C_out]); the weight gradient is the same walk with dY. Taken when
- * the n images' density is below SPARSE_DENSITY (measured on the examples'
- * shapes: below about 0.25 it beats the GEMM here). */
+/* ---- the spike path: for sparse inputs (spikes, events) the nonzero
+ * inputs are listed, and only they are summed, channel-last and vectorised
+ * over the output channels (Wt [C_in*k*k][C_out], Yt [OH*OW][C_out]):
+ *   forward: Y[pos][.] = sum over the listed inputs v = X[c][iy][ix] in
+ *            pos's window of v * Wt[c,i,j][.], accumulated in registers
+ *            output by output (a gather: no read-modify-write of Y);
+ *   weight gradient: dWt[c,i,j][.] += sum over channel c's listed inputs of
+ *            v * dYt[iy+pad-i][ix+pad-j][.], accumulated in registers row
+ *            by row of dWt (dYt zero-bordered, so no bounds tests).
+ * Stride 1 and kernels up to MAXK; taken when the n images' density is
+ * below SPARSE_DENSITY (measured on the examples' shapes). */
 #define SPARSE_DENSITY 0.2
+#define MAXK 7
 int soma__conv_sparse_mode = 0; /* tests: 0 by density, 1 always dense, 2 always sparse */
 
 static int use_sparse(const soma__proj *p, const float *x, size_t xs, size_t n) {
-    if (p->cv.stride != 1 || soma__conv_sparse_mode == 1) return 0;
+    if (p->cv.stride != 1 || p->cv.kernel > MAXK || soma__conv_sparse_mode == 1) return 0;
     if (soma__conv_sparse_mode == 2) return 1;
     size_t D = p->cin * p->ih * p->iw, nz = 0;
     for (size_t i = 0; i < n; i++)
@@ -113,32 +127,148 @@ static int use_sparse(const soma__proj *p, const float *x, size_t xs, size_t n) 
     return (double)nz < SPARSE_DENSITY * (double)(n * D);
 }
 
-/* The walk over the nonzeros v of one image x and the outputs each reaches:
- * forward (grad = 0), Yt[pos] += v * Wt[cij]; weight gradient (grad = 1),
- * Wt[cij] += v * Yt[pos] (then Wt is dWt and Yt is dYt). Yt is [HW][C_out],
- * Wt [C_in*k*k][C_out]. Always inlined with a constant grad, so the
- * innermost loop is a plain vectorised axpy either way. */
-static inline __attribute__((always_inline)) void sparse_walk(const soma__proj *p, const float *x, float *Wt,
-                                                              float *Yt, int grad) {
-    size_t k = p->cv.kernel, pad = p->cv.padding, OH = p->oh, OW = p->ow, H = p->ih, W = p->iw, C = p->cout;
+/* Zero border of the weight gradient's dYt: rows y = iy + pad - i reach
+ * from pad - (k-1) to OH - 1 + (k-1-pad). */
+static size_t dy_border(const soma__proj *p) {
+    return p->cv.kernel - 1 > p->cv.padding ? p->cv.kernel - 1 - p->cv.padding : 0;
+}
+
+/* Floats of the nonzero lists of one image (see list_by_pixel and list_by_channel). */
+static size_t lists_size(const soma__proj *p) {
+    size_t pad = p->cv.padding;
+    return (p->ih + 2 * pad) * (p->iw + 2 * pad) + p->cin + 2 + 2 * p->cin * p->ih * p->iw;
+}
+
+/* The nonzeros of image x by pixel of the zero-padded input ([H+2pad][W+2pad]):
+ * those of pixel P are ch[st[P] .. st[P+1]) with values val[..]. */
+static void list_by_pixel(const soma__proj *p, const float *x, uint32_t *st, uint32_t *ch, float *val) {
+    size_t H = p->ih, W = p->iw, pad = p->cv.padding, Wp = W + 2 * pad, NP = (H + 2 * pad) * Wp;
+    memset(st, 0, (NP + 1) * sizeof *st);
+    for (size_t c = 0; c < p->cin; c++)
+        for (size_t iy = 0; iy < H; iy++)
+            for (size_t ix = 0; ix < W; ix++) st[(iy + pad) * Wp + ix + pad + 1] += x[(c * H + iy) * W + ix] != 0.0f;
+    for (size_t P = 0; P < NP; P++) st[P + 1] += st[P];
     for (size_t c = 0; c < p->cin; c++)
         for (size_t iy = 0; iy < H; iy++)
             for (size_t ix = 0; ix < W; ix++) {
                 float v = x[(c * H + iy) * W + ix];
                 if (v == 0.0f) continue;
-                for (size_t i = 0; i < k; i++) {
-                    long y = (long)iy + (long)pad - (long)i;
-                    if (y < 0 || y >= (long)OH) continue;
+                size_t P = (iy + pad) * Wp + ix + pad, m = st[P]++;
+                ch[m] = (uint32_t)c, val[m] = v;
+            }
+    for (size_t P = NP; P > 0; P--) st[P] = st[P - 1]; /* undo the fill's advance */
+    st[0] = 0;
+}
+
+/* The nonzeros of image x by channel: those of channel c are at pixels
+ * px[st[c] .. st[c+1]) (iy*W + ix) with values val[..]. */
+static void list_by_channel(const soma__proj *p, const float *x, uint32_t *st, uint32_t *px, float *val) {
+    size_t HW = p->ih * p->iw, m = 0;
+    for (size_t c = 0; c < p->cin; c++) {
+        st[c] = (uint32_t)m;
+        for (size_t e = 0; e < HW; e++) {
+            float v = x[c * HW + e];
+            if (v != 0.0f) px[m] = (uint32_t)e, val[m++] = v;
+        }
+    }
+    st[p->cin] = (uint32_t)m;
+}
+
+/* Forward of one image on the spike path: Yt [OH*OW][C] (overwritten). */
+static void gather_forward(const soma__proj *p, const float *x, const float *Wt, float *Yt, float *lists) {
+    size_t k = p->cv.kernel, pad = p->cv.padding, OH = p->oh, OW = p->ow, C = p->cout;
+    size_t Wp = p->iw + 2 * pad, NP = (p->ih + 2 * pad) * Wp;
+    uint32_t *st = (uint32_t *)lists, *ch = st + NP + 1;
+    float *val = (float *)(ch + p->cin * p->ih * p->iw);
+    list_by_pixel(p, x, st, ch, val);
+    for (size_t y = 0; y < OH; y++)
+        for (size_t xo = 0; xo < OW; xo++) {
+            float *restrict yr = Yt + (y * OW + xo) * C;
+            size_t o0 = 0;
+#ifdef SOMA_HAVE_V16
+            for (; o0 + 64 <= C; o0 += 64) { /* 64 channels in four registers */
+                v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+                for (size_t i = 0; i < k; i++)
                     for (size_t j = 0; j < k; j++) {
-                        long xo = (long)ix + (long)pad - (long)j;
-                        if (xo < 0 || xo >= (long)OW) continue;
-                        float *yr = Yt + ((size_t)y * OW + (size_t)xo) * C, *wr = Wt + ((c * k + i) * k + j) * C;
-                        float *restrict dst = grad ? wr : yr;
-                        const float *restrict src = grad ? yr : wr;
-                        for (size_t o = 0; o < C; o++) dst[o] += v * src[o];
+                        size_t P = (y + i) * Wp + xo + j;
+                        for (uint32_t m = st[P]; m < st[P + 1]; m++) {
+                            const float *w = Wt + ((ch[m] * k + i) * k + j) * C + o0;
+                            float v = val[m];
+                            a0 += v * LOADV(w), a1 += v * LOADV(w + 16), a2 += v * LOADV(w + 32), a3 += v * LOADV(w + 48);
+                        }
+                    }
+                STOREV(yr + o0, a0), STOREV(yr + o0 + 16, a1), STOREV(yr + o0 + 32, a2), STOREV(yr + o0 + 48, a3);
+            }
+            for (; o0 + 16 <= C; o0 += 16) {
+                v16 a0 = {0};
+                for (size_t i = 0; i < k; i++)
+                    for (size_t j = 0; j < k; j++) {
+                        size_t P = (y + i) * Wp + xo + j;
+                        for (uint32_t m = st[P]; m < st[P + 1]; m++)
+                            a0 += val[m] * LOADV(Wt + ((ch[m] * k + i) * k + j) * C + o0);
+                    }
+                STOREV(yr + o0, a0);
+            }
+#endif
+            for (size_t o = o0; o < C; o++) yr[o] = 0.0f;
+            for (size_t i = 0; o0 < C && i < k; i++)
+                for (size_t j = 0; j < k; j++) {
+                    size_t P = (y + i) * Wp + xo + j;
+                    for (uint32_t m = st[P]; m < st[P + 1]; m++) {
+                        const float *restrict w = Wt + ((ch[m] * k + i) * k + j) * C;
+                        for (size_t o = o0; o < C; o++) yr[o] += val[m] * w[o];
                     }
                 }
+        }
+}
+
+/* Weight gradient of one image on the spike path: dWt [C_in*k*k][C] +=,
+ * from dYp, the zero-bordered dYt ([OH+2b][OW+2b][C], b = dy_border).
+ * Always inlined with k constant for k = 3, so the k*k accumulators of a
+ * 16-channel block are registers. */
+static inline __attribute__((always_inline)) void dw_walk_k(const soma__proj *p, const float *x, float *dWt,
+                                                            const float *dYp, float *lists, size_t k) {
+    size_t pad = p->cv.padding, C = p->cout, W = p->iw, b = dy_border(p), OWp = p->ow + 2 * b, kk = k * k;
+    uint32_t *st = (uint32_t *)lists, *px = st + p->cin + 1;
+    float *val = (float *)(px + p->cin * p->ih * W);
+    list_by_channel(p, x, st, px, val);
+    for (size_t c = 0; c < p->cin; c++) {
+        if (st[c] == st[c + 1]) continue;
+        float *dw = dWt + c * kk * C;
+        size_t o0 = 0;
+#ifdef SOMA_HAVE_V16
+        for (; o0 + 16 <= C; o0 += 16) {
+            v16 a[MAXK * MAXK];
+            for (size_t e = 0; e < kk; e++) a[e] = (v16){0};
+            for (uint32_t m = st[c]; m < st[c + 1]; m++) {
+                size_t iy = px[m] / W, ix = px[m] % W;
+                /* dYt row y = iy + pad - i sits at y + b in dYp */
+                const float *base = dYp + ((iy + pad + b) * OWp + ix + pad + b) * C + o0;
+                float v = val[m];
+                for (size_t i = 0; i < k; i++)
+                    for (size_t j = 0; j < k; j++) a[i * k + j] += v * LOADV(base - (i * OWp + j) * C);
             }
+            for (size_t e = 0; e < kk; e++) STOREV(dw + e * C + o0, LOADV(dw + e * C + o0) + a[e]);
+        }
+#endif
+        for (uint32_t m = st[c]; o0 < C && m < st[c + 1]; m++) {
+            size_t iy = px[m] / W, ix = px[m] % W;
+            const float *base = dYp + ((iy + pad + b) * OWp + ix + pad + b) * C;
+            for (size_t i = 0; i < k; i++)
+                for (size_t j = 0; j < k; j++) {
+                    const float *restrict d = base - (i * OWp + j) * C;
+                    float *restrict w = dw + (i * k + j) * C;
+                    for (size_t o = o0; o < C; o++) w[o] += val[m] * d[o];
+                }
+        }
+    }
+}
+
+static void dw_walk(const soma__proj *p, const float *x, float *dWt, const float *dYp, float *lists) {
+    if (p->cv.kernel == 3)
+        dw_walk_k(p, x, dWt, dYp, lists, 3);
+    else
+        dw_walk_k(p, x, dWt, dYp, lists, p->cv.kernel);
 }
 
 static float pool_scale(const soma__proj *p) {
@@ -149,14 +279,61 @@ static float pool_scale(const soma__proj *p) {
 void soma__conv_forward(const soma__proj *p, const float *x, size_t xs, float *out, size_t os, size_t n, float *cols,
                         float *tmp, uint8_t *arg) {
     size_t ck = p->cin * p->cv.kernel * p->cv.kernel, HW = p->oh * p->ow, q = p->cv.pool_size, ld = n * HW;
-    if (use_sparse(p, x, xs, n)) {
+    int sparse = use_sparse(p, x, xs, n);
+    if (sparse && p->cv.pool == SOMA_POOL_MAX && p->cv.pool_size == 2) {
+        /* cols holds Wt, one image's Yt, then its pooled maxima and their
+         * positions, channel-last: the pooling runs along the channels, in
+         * vector registers, and only the pooled values are transposed. */
+        size_t C = p->cout, PH = p->ph, PW = p->pw, PHW = PH * PW, OW = p->ow;
+        float *Wt = cols, *Yt = cols + ck * C, *Pt = Yt + HW * C;
+        int32_t *At = (int32_t *)(Pt + PHW * C);
+        float *L = Pt + 2 * PHW * C;
+        for (size_t o = 0; o < C; o++)
+            for (size_t e = 0; e < ck; e++) Wt[e * C + o] = p->w[o * ck + e];
+        for (size_t i = 0; i < n; i++) {
+            gather_forward(p, x + i * xs, Wt, Yt, L);
+            for (size_t u = 0; u < PH; u++)
+                for (size_t v = 0; v < PW; v++) {
+                    const float *restrict y0 = Yt + (2 * u * OW + 2 * v) * C, *restrict y1 = y0 + C,
+                                          *restrict y2 = y0 + OW * C, *restrict y3 = y2 + C;
+                    float *restrict pm = Pt + (u * PW + v) * C;
+                    int32_t *restrict pa = At + (u * PW + v) * C;
+                    size_t o = 0;
+#ifdef SOMA_HAVE_V16
+                    for (; o + 16 <= C; o += 16) { /* the same selection, 16 channels at a time */
+                        v16 a0 = LOADV(y0 + o), a1 = LOADV(y1 + o), a2 = LOADV(y2 + o), a3 = LOADV(y3 + o);
+                        v16i g01 = a1 > a0, g23 = a3 > a2;
+                        v16 m01 = (v16)((g01 & (v16i)a1) | (~g01 & (v16i)a0));
+                        v16 m23 = (v16)((g23 & (v16i)a3) | (~g23 & (v16i)a2));
+                        v16i hi = m23 > m01, i01 = g01 & 1, i23 = 2 + (g23 & 1);
+                        STOREV(pm + o, (v16)((hi & (v16i)m23) | (~hi & (v16i)m01)));
+                        STOREVI(pa + o, (hi & i23) | (~hi & i01));
+                    }
+#endif
+                    for (; o < C; o++) { /* first maximum in window order 0, 1, 2, 3, as below */
+                        float m01 = y1[o] > y0[o] ? y1[o] : y0[o], m23 = y3[o] > y2[o] ? y3[o] : y2[o];
+                        int32_t i01 = y1[o] > y0[o], i23 = 2 + (y3[o] > y2[o]);
+                        int hi = m23 > m01;
+                        pm[o] = hi ? m23 : m01;
+                        pa[o] = hi ? i23 : i01;
+                    }
+                }
+            for (size_t o = 0; o < C; o++) {
+                float b = p->b ? p->b[o] : 0.0f;
+                float *dst = out + i * os + o * PHW;
+                uint8_t *ag = arg + i * os + o * PHW;
+                for (size_t e = 0; e < PHW; e++) dst[e] = Pt[e * C + o] + b, ag[e] = (uint8_t)At[e * C + o];
+            }
+        }
+        return;
+    }
+    if (sparse) {
         /* cols holds Wt, then one image's Yt; Y [C_out][n*HW] is their transpose. */
-        float *Wt = cols, *Yt = cols + ck * p->cout;
+        float *Wt = cols, *Yt = cols + ck * p->cout, *L = Yt + HW * p->cout;
         for (size_t o = 0; o < p->cout; o++)
             for (size_t e = 0; e < ck; e++) Wt[e * p->cout + o] = p->w[o * ck + e];
         for (size_t i = 0; i < n; i++) {
-            memset(Yt, 0, HW * p->cout * sizeof *Yt);
-            sparse_walk(p, x + i * xs, Wt, Yt, 0);
+            gather_forward(p, x + i * xs, Wt, Yt, L);
             for (size_t e = 0; e < HW; e++)
                 for (size_t o = 0; o < p->cout; o++) tmp[o * ld + i * HW + e] = Yt[e * p->cout + o];
         }
@@ -181,15 +358,46 @@ void soma__conv_forward(const soma__proj *p, const float *x, size_t xs, float *o
             if (p->cv.pool == SOMA_POOL_MAX && q == 2) { /* the usual case, branch-free */
                 uint8_t *ag = arg + i * os + o * PHW;
                 for (size_t u = 0; u < PH; u++) {
-                    const float *r0 = src + 2 * u * p->ow, *r1 = r0 + p->ow;
-                    for (size_t v = 0; v < PW; v++) {
+                    const float *restrict r0 = src + 2 * u * p->ow, *restrict r1 = r0 + p->ow;
+                    float *restrict dr = dst + u * PW;
+                    uint8_t *restrict ar = ag + u * PW;
+                    size_t v = 0;
+#ifdef SOMA_HAVE_V16
+                    for (; v + 16 <= PW; v += 16) { /* the selection below, 16 windows at a time */
+                        v16 a = LOADV(r0 + 2 * v), bb = LOADV(r0 + 2 * v + 16), c = LOADV(r1 + 2 * v),
+                            d = LOADV(r1 + 2 * v + 16);
+                        v16 y0 = EVENV(a, bb), y1 = ODDV(a, bb), y2 = EVENV(c, d), y3 = ODDV(c, d);
+                        v16i g01 = y1 > y0, g23 = y3 > y2;
+                        v16 m01 = (v16)((g01 & (v16i)y1) | (~g01 & (v16i)y0));
+                        v16 m23 = (v16)((g23 & (v16i)y3) | (~g23 & (v16i)y2));
+                        v16i hi = m23 > m01, ix = (hi & (2 + (g23 & 1))) | (~hi & (g01 & 1));
+                        STOREV(dr + v, (v16)((hi & (v16i)m23) | (~hi & (v16i)m01)) + b);
+                        for (size_t t = 0; t < 16; t++) ar[v + t] = (uint8_t)ix[t];
+                    }
+                    if (v < PW) { /* the last windows through zero-padded copies, still vectorised */
+                        size_t nv = PW - v;
+                        float t0[32] = {0}, t1[32] = {0};
+                        memcpy(t0, r0 + 2 * v, 2 * nv * sizeof(float));
+                        memcpy(t1, r1 + 2 * v, 2 * nv * sizeof(float));
+                        v16 a = LOADV(t0), bb = LOADV(t0 + 16), c = LOADV(t1), d = LOADV(t1 + 16);
+                        v16 y0 = EVENV(a, bb), y1 = ODDV(a, bb), y2 = EVENV(c, d), y3 = ODDV(c, d);
+                        v16i g01 = y1 > y0, g23 = y3 > y2;
+                        v16 m01 = (v16)((g01 & (v16i)y1) | (~g01 & (v16i)y0));
+                        v16 m23 = (v16)((g23 & (v16i)y3) | (~g23 & (v16i)y2));
+                        v16i hi = m23 > m01, ix = (hi & (2 + (g23 & 1))) | (~hi & (g01 & 1));
+                        v16 m = (v16)((hi & (v16i)m23) | (~hi & (v16i)m01)) + b;
+                        for (size_t t = 0; t < nv; t++) dr[v + t] = m[t], ar[v + t] = (uint8_t)ix[t];
+                        v = PW;
+                    }
+#endif
+                    for (; v < PW; v++) {
                         float y0 = r0[2 * v], y1 = r0[2 * v + 1], y2 = r1[2 * v], y3 = r1[2 * v + 1];
                         /* first maximum in window order 0, 1, 2, 3 (ties keep the earlier one) */
                         float m01 = y1 > y0 ? y1 : y0, m23 = y3 > y2 ? y3 : y2;
                         unsigned i01 = y1 > y0, i23 = 2u + (y3 > y2);
                         int hi = m23 > m01;
-                        dst[u * PW + v] = (hi ? m23 : m01) + b;
-                        ag[u * PW + v] = (uint8_t)(hi ? i23 : i01);
+                        dr[v] = (hi ? m23 : m01) + b;
+                        ar[v] = (uint8_t)(hi ? i23 : i01);
                     }
                 }
                 continue;
@@ -220,12 +428,10 @@ void soma__conv_forward(const soma__proj *p, const float *x, size_t xs, float *o
         }
 }
 
-void soma__conv_backward(const soma__proj *p, const float *x, size_t xs, const float *dout, size_t ds, size_t n,
-                         const uint8_t *arg, float *dw, float *db, float *dx, float *cols, float *tmp, float *dcols) {
-    size_t ck = p->cin * p->cv.kernel * p->cv.kernel, HW = p->oh * p->ow, q = p->cv.pool_size, ld = n * HW;
-    size_t PH = p->ph, PW = p->pw, PHW = PH * PW;
-    float a = pool_scale(p);
-    /* dY [C_out][n*HW] = pool^T(dout) (zero where pooling dropped a row or column). */
+/* dY [C_out][n*HW] (tmp) = pool^T(dout) (zero where pooling dropped a row or column). */
+static void pool_back(const soma__proj *p, const float *dout, size_t ds, size_t n, const uint8_t *arg, float *tmp,
+                      float a) {
+    size_t HW = p->oh * p->ow, q = p->cv.pool_size, ld = n * HW, PH = p->ph, PW = p->pw, PHW = PH * PW;
     if (p->cv.pool == SOMA_POOL_MAX || (p->cv.pool != SOMA_POOL_NONE && (PH * q != p->oh || PW * q != p->ow)))
         memset(tmp, 0, p->cout * ld * sizeof *tmp);
     for (size_t i = 0; i < n; i++)
@@ -252,32 +458,161 @@ void soma__conv_backward(const soma__proj *p, const float *x, size_t xs, const f
                         for (size_t ddx = 0; ddx < q; ddx++) d[(u * q + ddy) * p->ow + v * q + ddx] = gv;
                 }
         }
+}
+
+/* dY of one image, channel-last with a zero border of b (dYp [OH+2b][OW+2b][C_out],
+ * overwritten) = pool^T(dout). */
+static void pool_back_cl(const soma__proj *p, const float *g, const uint8_t *ag, float *restrict dYp, size_t b) {
+    size_t C = p->cout, q = p->cv.pool_size, PH = p->ph, PW = p->pw, PHW = PH * PW, OWp = p->ow + 2 * b;
+    float a = pool_scale(p);
+    memset(dYp, 0, (p->oh + 2 * b) * OWp * C * sizeof *dYp);
+    float *d0 = dYp + (b * OWp + b) * C; /* output (0, 0) */
+    for (size_t o = 0; o < C; o++)
+        for (size_t u = 0; u < PH; u++)
+            for (size_t v = 0; v < PW; v++) {
+                float gv = g[o * PHW + u * PW + v];
+                if (p->cv.pool == SOMA_POOL_NONE) {
+                    d0[(u * OWp + v) * C + o] = gv;
+                } else if (p->cv.pool == SOMA_POOL_MAX) {
+                    unsigned k = ag[o * PHW + u * PW + v];
+                    d0[((u * q + k / q) * OWp + v * q + k % q) * C + o] = gv;
+                } else {
+                    for (size_t dy = 0; dy < q; dy++)
+                        for (size_t dx = 0; dx < q; dx++) d0[((u * q + dy) * OWp + v * q + dx) * C + o] = a * gv;
+                }
+            }
+}
+
+/* dx of one image (overwritten) under max pooling, where dY is zero but at
+ * one position per channel and window: for each window, the channels are
+ * listed by the position their maximum took, and each position adds
+ * sum_o dY[o] * W[o][.][i][j] to the k*k input pixels it reached, summed in
+ * registers over the listed channels. A quarter of the products of the
+ * dense W^T * dY (for 2x2 windows), no im2col and no col2im.
+ * work: Wr [C_out][k*k][C_in] (already filled), dXt [H*W][C_in], lists
+ * [q*q][C_out] of channels and of their dY. */
+static inline __attribute__((always_inline)) void maxpool_dx_k(const soma__proj *p, const float *g, const uint8_t *ag,
+                                                               const float *Wr, float *dXt, uint32_t *lists, float *lg,
+                                                               float *dx, size_t k) {
+    size_t C = p->cout, Ci = p->cin, kk = k * k, s = p->cv.stride, pad = p->cv.padding;
+    size_t q = p->cv.pool_size, PH = p->ph, PW = p->pw, PHW = PH * PW, H = p->ih, W = p->iw;
+    size_t cnt[64];
+    memset(dXt, 0, H * W * Ci * sizeof *dXt);
+    for (size_t u = 0; u < PH; u++)
+        for (size_t v = 0; v < PW; v++) {
+            size_t e = u * PW + v;
+            memset(cnt, 0, q * q * sizeof cnt[0]);
+            for (size_t o = 0; o < C; o++) {
+                float gv = g[o * PHW + e];
+                if (gv == 0.0f) continue;
+                unsigned d = ag[o * PHW + e];
+                lists[d * C + cnt[d]] = (uint32_t)o;
+                lg[d * C + cnt[d]++] = gv;
+            }
+            for (size_t d = 0; d < q * q; d++) {
+                size_t nl = cnt[d];
+                if (!nl) continue;
+                const uint32_t *L = lists + d * C;
+                const float *G = lg + d * C;
+                long y = (long)((u * q + d / q) * s) - (long)pad, x = (long)((v * q + d % q) * s) - (long)pad;
+                size_t c0 = 0;
+#ifdef SOMA_HAVE_V16
+                for (; c0 + 16 <= Ci; c0 += 16) { /* k*k accumulators of 16 channels, over the list */
+                    v16 acc[MAXK * MAXK];
+                    for (size_t t = 0; t < kk; t++) acc[t] = (v16){0};
+                    for (size_t m = 0; m < nl; m++) {
+                        const float *wr = Wr + L[m] * kk * Ci + c0;
+                        float gm = G[m];
+                        for (size_t t = 0; t < kk; t++) acc[t] += gm * LOADV(wr + t * Ci);
+                    }
+                    for (size_t i = 0; i < k; i++) {
+                        long iy = y + (long)i;
+                        if (iy < 0 || iy >= (long)H) continue;
+                        for (size_t j = 0; j < k; j++) {
+                            long ix = x + (long)j;
+                            if (ix < 0 || ix >= (long)W) continue;
+                            float *dst = dXt + ((size_t)iy * W + (size_t)ix) * Ci + c0;
+                            STOREV(dst, LOADV(dst) + acc[i * k + j]);
+                        }
+                    }
+                }
+#endif
+                for (size_t i = 0; c0 < Ci && i < k; i++) {
+                    long iy = y + (long)i;
+                    if (iy < 0 || iy >= (long)H) continue;
+                    for (size_t j = 0; j < k; j++) {
+                        long ix = x + (long)j;
+                        if (ix < 0 || ix >= (long)W) continue;
+                        float *restrict dst = dXt + ((size_t)iy * W + (size_t)ix) * Ci;
+                        for (size_t m = 0; m < nl; m++) {
+                            const float *restrict wr = Wr + (L[m] * kk + i * k + j) * Ci;
+                            for (size_t c = c0; c < Ci; c++) dst[c] += G[m] * wr[c];
+                        }
+                    }
+                }
+            }
+        }
+    for (size_t c = 0; c < Ci; c++)
+        for (size_t e = 0; e < H * W; e++) dx[c * H * W + e] = dXt[e * Ci + c];
+}
+
+static void maxpool_dx(const soma__proj *p, const float *g, const uint8_t *ag, const float *Wr, float *dXt,
+                       uint32_t *lists, float *lg, float *dx) {
+    if (p->cv.kernel == 3)
+        maxpool_dx_k(p, g, ag, Wr, dXt, lists, lg, dx, 3);
+    else
+        maxpool_dx_k(p, g, ag, Wr, dXt, lists, lg, dx, p->cv.kernel);
+}
+
+void soma__conv_backward(const soma__proj *p, const float *x, size_t xs, const float *dout, size_t ds, size_t n,
+                         const uint8_t *arg, float *dw, float *db, float *dx, float *cols, float *tmp, float *dcols) {
+    size_t ck = p->cin * p->cv.kernel * p->cv.kernel, HW = p->oh * p->ow, q = p->cv.pool_size, ld = n * HW;
+    size_t PH = p->ph, PW = p->pw, PHW = PH * PW, C = p->cout;
+    float a = pool_scale(p);
     if (db)
         for (size_t i = 0; i < n; i++)
-            for (size_t o = 0; o < p->cout; o++) {
+            for (size_t o = 0; o < C; o++) {
                 float s = 0.0f;
                 for (size_t e = 0; e < PHW; e++) s += dout[i * ds + o * PHW + e];
                 db[o] += s;
             }
-    if (use_sparse(p, x, xs, n)) {
-        /* cols holds dWt, then one image's dYt. */
-        float *dWt = cols, *dYt = cols + ck * p->cout;
-        memset(dWt, 0, ck * p->cout * sizeof *dWt);
+    int sparse = use_sparse(p, x, xs, n);
+    /* Max pooling with at most 64 positions per window (q <= 8) takes the
+     * list path for dx (the tests' mode 1 keeps the GEMM for comparison). */
+    int listdx = dx && p->cv.pool == SOMA_POOL_MAX && q <= 8 && p->cv.kernel <= MAXK && soma__conv_sparse_mode != 1;
+    int have_tmp = 0;
+    if (sparse) {
+        /* cols holds dWt, one image's zero-bordered dYt, then its nonzero lists. */
+        size_t bd = dy_border(p);
+        float *dWt = cols, *dYp = cols + ck * C, *L = dYp + (p->oh + 2 * bd) * (p->ow + 2 * bd) * C;
+        memset(dWt, 0, ck * C * sizeof *dWt);
         for (size_t i = 0; i < n; i++) {
-            for (size_t e = 0; e < HW; e++)
-                for (size_t o = 0; o < p->cout; o++) dYt[e * p->cout + o] = tmp[o * ld + i * HW + e];
-            sparse_walk(p, x + i * xs, dWt, dYt, 1);
+            pool_back_cl(p, dout + i * ds, arg ? arg + i * ds : NULL, dYp, bd);
+            dw_walk(p, x + i * xs, dWt, dYp, L);
         }
-        for (size_t o = 0; o < p->cout; o++)
-            for (size_t e = 0; e < ck; e++) dw[o * ck + e] += dWt[e * p->cout + o];
+        for (size_t o = 0; o < C; o++)
+            for (size_t e = 0; e < ck; e++) dw[o * ck + e] += dWt[e * C + o];
     } else {
+        pool_back(p, dout, ds, n, arg, tmp, a);
+        have_tmp = 1;
         for (size_t i = 0; i < n; i++) im2col(p, x + i * xs, cols, ld, i * HW);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)p->cout, (int)ck, (int)ld, 1.0f, tmp, (int)ld, cols,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)C, (int)ck, (int)ld, 1.0f, tmp, (int)ld, cols,
                     (int)ld, 1.0f, dw, (int)ck);
     }
-    if (dx) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ck, (int)ld, (int)p->cout, 1.0f, p->w, (int)ck, tmp,
-                    (int)ld, 0.0f, dcols, (int)ld);
-        for (size_t i = 0; i < n; i++) col2im(p, dcols, ld, i * HW, dx + i * xs);
+    if (!dx) return;
+    if (listdx) {
+        size_t k = p->cv.kernel, kk = k * k, Ci = p->cin;
+        float *Wr = dcols, *dXt = dcols + ck * C;
+        uint32_t *lists = (uint32_t *)(dXt + Ci * p->ih * p->iw);
+        float *lg = dXt + Ci * p->ih * p->iw + q * q * C;
+        for (size_t o = 0; o < C; o++)
+            for (size_t c = 0; c < Ci; c++)
+                for (size_t e = 0; e < kk; e++) Wr[(o * kk + e) * Ci + c] = p->w[(o * Ci + c) * kk + e];
+        for (size_t i = 0; i < n; i++) maxpool_dx(p, dout + i * ds, arg + i * ds, Wr, dXt, lists, lg, dx + i * xs);
+        return;
     }
+    if (!have_tmp) pool_back(p, dout, ds, n, arg, tmp, a);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ck, (int)ld, (int)C, 1.0f, p->w, (int)ck, tmp, (int)ld,
+                0.0f, dcols, (int)ld);
+    for (size_t i = 0; i < n; i++) col2im(p, dcols, ld, i * HW, dx + i * xs);
 }

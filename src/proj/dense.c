@@ -7,6 +7,7 @@
 #endif
 #include <string.h>
 #include "proj/dense.h"
+#include "core/vec.h"
 
 size_t soma__spike_index(const float *restrict s, size_t N, uint32_t *restrict idx) {
     size_t n = 0, j = 0;
@@ -63,14 +64,6 @@ void soma__dense_forward_blas(float *out, const float *x, const float *w, const 
                 1.0f, out, (int)Nout);
 }
 
-#if defined(__GNUC__)
-/* 16 floats as one value, so accumulators stay in registers (GCC/Clang
- * vector extension; one AVX-512 register, or two AVX2 ones). */
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
-#define LOADV(p) (*(const v16u *)(p))
-#define STOREV(p, v) (*(v16u *)(p) = (v))
-#endif
 
 /* Narrow layers (Nout <= 64) accumulate in a padded local row of whole
  * 16-float vectors; wide ones straight into the output row. */
