@@ -118,12 +118,20 @@ static void col2im(const soma__proj *p, const float *cols, size_t ld, size_t c0,
 #define MAXK 7
 int soma__conv_sparse_mode = 0; /* tests: 0 by density, 1 always dense, 2 always sparse */
 
+/* 1 if v is not +-0 (NaN counts), by its bits: an integer test, which
+ * vectorises where a float comparison would branch on NaN. */
+static inline uint32_t nonzero(float v) {
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return (u & 0x7fffffffu) != 0;
+}
+
 static int use_sparse(const soma__proj *p, const float *x, size_t xs, size_t n) {
     if (p->cv.stride != 1 || p->cv.kernel > MAXK || soma__conv_sparse_mode == 1) return 0;
     if (soma__conv_sparse_mode == 2) return 1;
     size_t D = p->cin * p->ih * p->iw, nz = 0;
     for (size_t i = 0; i < n; i++)
-        for (size_t e = 0; e < D; e++) nz += x[i * xs + e] != 0.0f;
+        for (size_t e = 0; e < D; e++) nz += nonzero(x[i * xs + e]);
     return (double)nz < SPARSE_DENSITY * (double)(n * D);
 }
 
@@ -140,13 +148,19 @@ static size_t lists_size(const soma__proj *p) {
 }
 
 /* The nonzeros of image x by pixel of the zero-padded input ([H+2pad][W+2pad]):
- * those of pixel P are ch[st[P] .. st[P+1]) with values val[..]. */
-static void list_by_pixel(const soma__proj *p, const float *x, uint32_t *st, uint32_t *ch, float *val) {
+ * those of pixel P are entries st[P] .. st[P+1], so a run of pixels along a
+ * row is one run of entries. Entry m holds the value val[m] and
+ * off[m] = (c*k*k + px)*C_out for channel c at padded column px: the weight
+ * row Wt[c,i,j] of output column x is then Wt + off[m] + (i*k - x)*C_out. */
+static void list_by_pixel(const soma__proj *p, const float *x, uint32_t *st, uint32_t *off, float *val) {
     size_t H = p->ih, W = p->iw, pad = p->cv.padding, Wp = W + 2 * pad, NP = (H + 2 * pad) * Wp;
+    size_t kk = p->cv.kernel * p->cv.kernel, C = p->cout;
     memset(st, 0, (NP + 1) * sizeof *st);
     for (size_t c = 0; c < p->cin; c++)
-        for (size_t iy = 0; iy < H; iy++)
-            for (size_t ix = 0; ix < W; ix++) st[(iy + pad) * Wp + ix + pad + 1] += x[(c * H + iy) * W + ix] != 0.0f;
+        for (size_t iy = 0; iy < H; iy++) {
+            uint32_t *restrict sr = st + (iy + pad) * Wp + pad + 1;
+            for (size_t ix = 0; ix < W; ix++) sr[ix] += nonzero(x[(c * H + iy) * W + ix]);
+        }
     for (size_t P = 0; P < NP; P++) st[P + 1] += st[P];
     for (size_t c = 0; c < p->cin; c++)
         for (size_t iy = 0; iy < H; iy++)
@@ -154,7 +168,7 @@ static void list_by_pixel(const soma__proj *p, const float *x, uint32_t *st, uin
                 float v = x[(c * H + iy) * W + ix];
                 if (v == 0.0f) continue;
                 size_t P = (iy + pad) * Wp + ix + pad, m = st[P]++;
-                ch[m] = (uint32_t)c, val[m] = v;
+                off[m] = (uint32_t)((c * kk + ix + pad) * C), val[m] = v;
             }
     for (size_t P = NP; P > 0; P--) st[P] = st[P - 1]; /* undo the fill's advance */
     st[0] = 0;
@@ -174,13 +188,15 @@ static void list_by_channel(const soma__proj *p, const float *x, uint32_t *st, u
     st[p->cin] = (uint32_t)m;
 }
 
-/* Forward of one image on the spike path: Yt [OH*OW][C] (overwritten). */
+/* Forward of one image on the spike path: Yt [OH*OW][C] (overwritten).
+ * Output by output, kernel row by kernel row: the k pixels a kernel row
+ * covers are one run of entries (few, hard-to-predict loop ends). */
 static void gather_forward(const soma__proj *p, const float *x, const float *Wt, float *Yt, float *lists) {
     size_t k = p->cv.kernel, pad = p->cv.padding, OH = p->oh, OW = p->ow, C = p->cout;
     size_t Wp = p->iw + 2 * pad, NP = (p->ih + 2 * pad) * Wp;
-    uint32_t *st = (uint32_t *)lists, *ch = st + NP + 1;
-    float *val = (float *)(ch + p->cin * p->ih * p->iw);
-    list_by_pixel(p, x, st, ch, val);
+    uint32_t *st = (uint32_t *)lists, *off = st + NP + 1;
+    float *val = (float *)(off + p->cin * p->ih * p->iw);
+    list_by_pixel(p, x, st, off, val);
     for (size_t y = 0; y < OH; y++)
         for (size_t xo = 0; xo < OW; xo++) {
             float *restrict yr = Yt + (y * OW + xo) * C;
@@ -188,37 +204,35 @@ static void gather_forward(const soma__proj *p, const float *x, const float *Wt,
 #ifdef SOMA_HAVE_V16
             for (; o0 + 64 <= C; o0 += 64) { /* 64 channels in four registers */
                 v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-                for (size_t i = 0; i < k; i++)
-                    for (size_t j = 0; j < k; j++) {
-                        size_t P = (y + i) * Wp + xo + j;
-                        for (uint32_t m = st[P]; m < st[P + 1]; m++) {
-                            const float *w = Wt + ((ch[m] * k + i) * k + j) * C + o0;
-                            float v = val[m];
-                            a0 += v * LOADV(w), a1 += v * LOADV(w + 16), a2 += v * LOADV(w + 32), a3 += v * LOADV(w + 48);
-                        }
+                for (size_t i = 0; i < k; i++) {
+                    size_t P = (y + i) * Wp + xo;
+                    const float *wb = Wt + o0 + i * k * C - xo * C; /* + off[m]: in range */
+                    for (uint32_t m = st[P]; m < st[P + k]; m++) {
+                        const float *w = wb + off[m];
+                        float v = val[m];
+                        a0 += v * LOADV(w), a1 += v * LOADV(w + 16), a2 += v * LOADV(w + 32), a3 += v * LOADV(w + 48);
                     }
+                }
                 STOREV(yr + o0, a0), STOREV(yr + o0 + 16, a1), STOREV(yr + o0 + 32, a2), STOREV(yr + o0 + 48, a3);
             }
             for (; o0 + 16 <= C; o0 += 16) {
                 v16 a0 = {0};
-                for (size_t i = 0; i < k; i++)
-                    for (size_t j = 0; j < k; j++) {
-                        size_t P = (y + i) * Wp + xo + j;
-                        for (uint32_t m = st[P]; m < st[P + 1]; m++)
-                            a0 += val[m] * LOADV(Wt + ((ch[m] * k + i) * k + j) * C + o0);
-                    }
+                for (size_t i = 0; i < k; i++) {
+                    size_t P = (y + i) * Wp + xo;
+                    for (uint32_t m = st[P]; m < st[P + k]; m++)
+                        a0 += val[m] * LOADV(Wt + off[m] + o0 + i * k * C - xo * C);
+                }
                 STOREV(yr + o0, a0);
             }
 #endif
             for (size_t o = o0; o < C; o++) yr[o] = 0.0f;
-            for (size_t i = 0; o0 < C && i < k; i++)
-                for (size_t j = 0; j < k; j++) {
-                    size_t P = (y + i) * Wp + xo + j;
-                    for (uint32_t m = st[P]; m < st[P + 1]; m++) {
-                        const float *restrict w = Wt + ((ch[m] * k + i) * k + j) * C;
-                        for (size_t o = o0; o < C; o++) yr[o] += val[m] * w[o];
-                    }
+            for (size_t i = 0; o0 < C && i < k; i++) {
+                size_t P = (y + i) * Wp + xo;
+                for (uint32_t m = st[P]; m < st[P + k]; m++) {
+                    const float *restrict w = Wt + off[m] + i * k * C - xo * C;
+                    for (size_t o = o0; o < C; o++) yr[o] += val[m] * w[o];
                 }
+            }
         }
 }
 
@@ -446,7 +460,7 @@ static void pool_back(const soma__proj *p, const float *dout, size_t ds, size_t 
                 const uint8_t *ag = arg + i * ds + o * PHW;
                 for (size_t u = 0; u < PH; u++)
                     for (size_t v = 0; v < PW; v++) {
-                        size_t dy = ag[u * PW + v] / q, dx = ag[u * PW + v] % q;
+                        size_t a = ag[u * PW + v], dy = q == 2 ? a >> 1 : a / q, dx = q == 2 ? a & 1 : a % q;
                         d[(u * q + dy) * p->ow + v * q + dx] = g[u * PW + v];
                     }
                 continue;
@@ -467,12 +481,16 @@ static void pool_back_cl(const soma__proj *p, const float *g, const uint8_t *ag,
     float a = pool_scale(p);
     memset(dYp, 0, (p->oh + 2 * b) * OWp * C * sizeof *dYp);
     float *d0 = dYp + (b * OWp + b) * C; /* output (0, 0) */
+    size_t woff[64];                       /* window position -> offset (no division per element) */
+    for (size_t k = 0; k < q * q && k < 64; k++) woff[k] = ((k / q) * OWp + k % q) * C;
     for (size_t o = 0; o < C; o++)
         for (size_t u = 0; u < PH; u++)
             for (size_t v = 0; v < PW; v++) {
                 float gv = g[o * PHW + u * PW + v];
                 if (p->cv.pool == SOMA_POOL_NONE) {
                     d0[(u * OWp + v) * C + o] = gv;
+                } else if (p->cv.pool == SOMA_POOL_MAX && q <= 8) {
+                    d0[(u * q * OWp + v * q) * C + o + woff[ag[o * PHW + u * PW + v]]] = gv;
                 } else if (p->cv.pool == SOMA_POOL_MAX) {
                     unsigned k = ag[o * PHW + u * PW + v];
                     d0[((u * q + k / q) * OWp + v * q + k % q) * C + o] = gv;
