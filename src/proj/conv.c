@@ -206,9 +206,9 @@ static void gather_forward(const soma__proj *p, const float *x, const float *Wt,
                 v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
                 for (size_t i = 0; i < k; i++) {
                     size_t P = (y + i) * Wp + xo;
-                    const float *wb = Wt + o0 + i * k * C - xo * C; /* + off[m]: in range */
+                    size_t wb = o0 + i * k * C - xo * C; /* wraps below zero; + off[m] is in range */
                     for (uint32_t m = st[P]; m < st[P + k]; m++) {
-                        const float *w = wb + off[m];
+                        const float *w = Wt + (off[m] + wb);
                         float v = val[m];
                         a0 += v * LOADV(w), a1 += v * LOADV(w + 16), a2 += v * LOADV(w + 32), a3 += v * LOADV(w + 48);
                     }
@@ -220,7 +220,7 @@ static void gather_forward(const soma__proj *p, const float *x, const float *Wt,
                 for (size_t i = 0; i < k; i++) {
                     size_t P = (y + i) * Wp + xo;
                     for (uint32_t m = st[P]; m < st[P + k]; m++)
-                        a0 += val[m] * LOADV(Wt + off[m] + o0 + i * k * C - xo * C);
+                        a0 += val[m] * LOADV(Wt + (off[m] + o0 + i * k * C - xo * C));
                 }
                 STOREV(yr + o0, a0);
             }
@@ -229,7 +229,7 @@ static void gather_forward(const soma__proj *p, const float *x, const float *Wt,
             for (size_t i = 0; o0 < C && i < k; i++) {
                 size_t P = (y + i) * Wp + xo;
                 for (uint32_t m = st[P]; m < st[P + k]; m++) {
-                    const float *restrict w = Wt + off[m] + i * k * C - xo * C;
+                    const float *restrict w = Wt + (off[m] + i * k * C - xo * C);
                     for (size_t o = o0; o < C; o++) yr[o] += val[m] * w[o];
                 }
             }
