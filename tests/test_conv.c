@@ -447,10 +447,10 @@ static void check_yaml_and_file(void) {
  * GEMM: same loss and gradients of a conv-LIF net (max pooling, padding,
  * two convolutions, the second fed by spikes) on sparse inputs, direct and
  * time-varying. With big, the second convolution is max-pooled too and
- * reads 67 channels, so its input gradient takes the window-list path
- * (blocks of 16 channels in registers plus a remainder of 3) in mode 2,
- * the GEMM in mode 1, and the first convolution's 67 outputs take the
- * spike path's blocks of 64 and 16 channels and its scalar tail. */
+ * reads 83 channels, so its input gradient takes the window-list path
+ * (blocks of 32 and 16 channels in registers plus a remainder of 3) in
+ * mode 2, the GEMM in mode 1, and the first convolution's 83 outputs take
+ * the spike path's blocks of 64 and 16 channels and its scalar tail. */
 static void check_sparse_path(int tc, int big) {
     double loss[2];
     float *g[2] = {NULL, NULL};
@@ -461,7 +461,7 @@ static void check_sparse_path(int tc, int big) {
         size_t in, c1, c2, o;
         soma_net_create(&net);
         size_t d0[3] = {2, 6, 6}, d1[3] = {3, 3, 3}, d2[3] = {4, 2, 2};
-        if (big) d0[1] = d0[2] = 8, d1[0] = 67, d1[1] = d1[2] = 4, d2[0] = 5;
+        if (big) d0[1] = d0[2] = 8, d1[0] = 83, d1[1] = d1[2] = 4, d2[0] = 5;
         soma_net_add_pop(net, "in", "input", d0[0] * d0[1] * d0[2], &in);
         soma_net_add_pop(net, "c1", "lif", d1[0] * d1[1] * d1[2], &c1);
         soma_net_add_pop(net, "c2", "lif", d2[0] * d2[1] * d2[2], &c2);

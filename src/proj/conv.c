@@ -535,6 +535,27 @@ static inline __attribute__((always_inline)) void maxpool_dx_k(const soma__proj 
                 long y = (long)((u * q + d / q) * s) - (long)pad, x = (long)((v * q + d % q) * s) - (long)pad;
                 size_t c0 = 0;
 #ifdef SOMA_HAVE_V16
+                for (; kk <= 9 && c0 + 32 <= Ci; c0 += 32) { /* 2*k*k accumulators of 32 channels, over the list */
+                    v16 acc[2 * 9];
+                    for (size_t t = 0; t < 2 * kk; t++) acc[t] = (v16){0};
+                    for (size_t m = 0; m < nl; m++) {
+                        const float *wr = Wr + L[m] * kk * Ci + c0;
+                        float gm = G[m];
+                        for (size_t t = 0; t < kk; t++)
+                            acc[t] += gm * LOADV(wr + t * Ci), acc[kk + t] += gm * LOADV(wr + t * Ci + 16);
+                    }
+                    for (size_t i = 0; i < k; i++) {
+                        long iy = y + (long)i;
+                        if (iy < 0 || iy >= (long)H) continue;
+                        for (size_t j = 0; j < k; j++) {
+                            long ix = x + (long)j;
+                            if (ix < 0 || ix >= (long)W) continue;
+                            float *dst = dXt + ((size_t)iy * W + (size_t)ix) * Ci + c0;
+                            STOREV(dst, LOADV(dst) + acc[i * k + j]);
+                            STOREV(dst + 16, LOADV(dst + 16) + acc[kk + i * k + j]);
+                        }
+                    }
+                }
                 for (; c0 + 16 <= Ci; c0 += 16) { /* k*k accumulators of 16 channels, over the list */
                     v16 acc[MAXK * MAXK];
                     for (size_t t = 0; t < kk; t++) acc[t] = (v16){0};
