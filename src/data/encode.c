@@ -70,6 +70,7 @@ static int enc_threads(const soma_data_opts *o) {
 #endif
 }
 
+#define ENC_AHEAD 2
 static void encode_rate(float *restrict out, /* [T][B][dim] */
                         const soma_dataset *ds, const size_t *idx, size_t B, size_t T, float gain, uint64_t seed,
                         uint64_t epoch, int nthreads) {
@@ -86,6 +87,15 @@ static void encode_rate(float *restrict out, /* [T][B][dim] */
         float *restrict o = out + r * dim;
         uint64_t ctr = ((uint64_t)idx[b] * T + t) * blocks;
         uint32_t wbuf[4 * 256];
+        /* The samples of a batch are scattered over a data set far larger
+         * than the caches: fetch the next row's pixels while this row's
+         * random numbers are computed (without it most of the encoding time
+         * is spent waiting for memory). */
+        if (r + ENC_AHEAD < rows) {
+            const uint8_t *nx = ds->x + idx[(r + ENC_AHEAD) % B] * dim;
+            for (size_t i = 0; i < dim; i += 64) __builtin_prefetch(nx + i);
+            __builtin_prefetch(nx + dim - 1);
+        }
         for (size_t k0 = 0; k0 < blocks; k0 += 256) {
             size_t nb = blocks - k0 < 256 ? blocks - k0 : 256;
             soma__philox_n(key, ctr + k0, nb, wbuf);
