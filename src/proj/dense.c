@@ -2,7 +2,7 @@
  * BLAS or the spike-driven form per call from the measured spike density:
  * a gather costs one row of W^T per spike, a GEMM costs the full product. */
 #include <cblas.h>
-#if defined(__AVX2__) || defined(__AVX512F__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 #include <string.h>
@@ -178,31 +178,96 @@ void soma__dense_dinput(float *dx, const float *din, const float *w, size_t R, s
                 (int)Nin, acc ? 1.0f : 0.0f, dx, (int)Nin);
 }
 
-void soma__dense_forward_csr(float *out, const float *x, const size_t *ptr, const uint32_t *col, const float *wT,
-                             const float *bias, size_t R, size_t Nin, size_t Nout, size_t o0, size_t o1) {
+#if defined(__GNUC__)
+/* Columns c .. c+16*NV of one sparse row, accumulated in registers: NV
+ * vectors start at the bias (or 0) and add x*wT row by row, in the order of
+ * the scalar loop below, so the sums are the same bit for bit; only the
+ * round trips of the output row through memory per nonzero are gone. */
+static inline __attribute__((always_inline)) void sparse_cols(float *restrict o, const float *restrict xr,
+                                                              const uint32_t *restrict ix, size_t n,
+                                                              const float *restrict wT, size_t ld,
+                                                              const float *restrict bias, size_t c, const int NV) {
+    v16 a[4];
+    for (int v = 0; v < NV; v++) {
+        a[v] = (v16){0};
+        if (bias) a[v] = LOADV(bias + c + 16 * v);
+    }
+    for (size_t k = 0; k < n; k++) {
+        const float xv = xr[ix[k]];
+        const float *restrict wr = wT + (size_t)ix[k] * ld + c;
+        for (int v = 0; v < NV; v++) a[v] += xv * LOADV(wr + 16 * v);
+    }
+    for (int v = 0; v < NV; v++) STOREV(o + c + 16 * v, a[v]);
+}
+#endif
+
+void soma__dense_forward_sparse(float *out, const float *x, const uint32_t *idx, const uint32_t *cnt, size_t stride,
+                                const float *wT, const float *bias, size_t R, size_t Nin, size_t Nout, size_t o0,
+                                size_t o1) {
     size_t ld = soma__ldw(Nout);
     for (size_t r = 0; r < R; r++) {
         float *restrict o = out + r * Nout;
         const float *xr = x + r * Nin;
-        for (size_t i = o0; i < o1; i++) o[i] = bias ? bias[i] : 0.0f;
-        for (size_t k = ptr[r]; k < ptr[r + 1]; k++) {
-            const float xv = xr[col[k]];
-            const float *restrict wr = wT + (size_t)col[k] * ld;
-            for (size_t i = o0; i < o1; i++) o[i] += xv * wr[i];
+        const uint32_t *ix = idx + r * stride;
+        size_t n = cnt[r], c = o0;
+#if defined(__GNUC__)
+        for (; c + 64 <= o1; c += 64) sparse_cols(o, xr, ix, n, wT, ld, bias, c, 4);
+        for (; c + 16 <= o1; c += 16) sparse_cols(o, xr, ix, n, wT, ld, bias, c, 1);
+#endif
+        /* the last columns, fewer than a vector */
+        for (size_t i = c; i < o1; i++) o[i] = bias ? bias[i] : 0.0f;
+        for (size_t k = 0; k < n; k++) {
+            const float xv = xr[ix[k]];
+            const float *restrict wr = wT + (size_t)ix[k] * ld;
+            for (size_t i = c; i < o1; i++) o[i] += xv * wr[i];
         }
     }
 }
 
-void soma__dense_dweightT_csr(float *dwT, const float *x, const size_t *ptr, const uint32_t *col, const float *din,
-                              size_t R, size_t Nin, size_t Nout, size_t o0, size_t o1) {
+/* First position in the increasing list ix[0..n) holding a value >= j. */
+static size_t lower_bound_u32(const uint32_t *ix, size_t n, size_t j) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ix[mid] < j) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+void soma__dense_dweightT_sparse(float *dwT, const float *x, const uint32_t *idx, const uint32_t *cnt, size_t stride,
+                                 const float *din, size_t R, size_t Nin, size_t Nout, size_t j0, size_t j1) {
     size_t ld = soma__ldw(Nout);
     for (size_t r = 0; r < R; r++) {
         const float *restrict g = din + r * Nout;
         const float *xr = x + r * Nin;
-        for (size_t k = ptr[r]; k < ptr[r + 1]; k++) {
-            const float xv = xr[col[k]];
-            float *restrict d = dwT + (size_t)col[k] * ld;
-            for (size_t i = o0; i < o1; i++) d[i] += xv * g[i];
+        const uint32_t *ix = idx + r * stride;
+        size_t k0 = j0 ? lower_bound_u32(ix, cnt[r], j0) : 0;
+        size_t k1 = j1 < Nin ? lower_bound_u32(ix, cnt[r], j1) : cnt[r];
+        size_t c = 0;
+#if defined(__GNUC__)
+        /* this row's gradient held in registers, 64 columns at a time */
+        for (; c + 64 <= Nout; c += 64) {
+            v16 g0 = LOADV(g + c), g1 = LOADV(g + c + 16), g2 = LOADV(g + c + 32), g3 = LOADV(g + c + 48);
+            for (size_t k = k0; k < k1; k++) {
+                const float xv = xr[ix[k]];
+                float *restrict d = dwT + (size_t)ix[k] * ld + c;
+                STOREV(d, LOADV(d) + xv * g0), STOREV(d + 16, LOADV(d + 16) + xv * g1);
+                STOREV(d + 32, LOADV(d + 32) + xv * g2), STOREV(d + 48, LOADV(d + 48) + xv * g3);
+            }
+        }
+        for (; c + 16 <= Nout; c += 16) {
+            v16 g0 = LOADV(g + c);
+            for (size_t k = k0; k < k1; k++) {
+                float *restrict d = dwT + (size_t)ix[k] * ld + c;
+                STOREV(d, LOADV(d) + xr[ix[k]] * g0);
+            }
+        }
+#endif
+        for (size_t k = k0; k < k1; k++) {
+            const float xv = xr[ix[k]];
+            float *restrict d = dwT + (size_t)ix[k] * ld;
+            for (size_t i = c; i < Nout; i++) d[i] += xv * g[i];
         }
     }
 }
@@ -220,19 +285,66 @@ void soma__dense_dbias(float *restrict db, const float *restrict din, size_t R, 
         for (size_t i = 0; i < Nout; i++) db[i] += din[r * Nout + i];
 }
 
-/* dst[c][r] = src[r][c] with row strides ld_dst and ld_src, in 32x32 tiles. */
+#if defined(__AVX__)
+/* One 8x8 tile: dst[c][r] = src[r][c] for r, c < 8, the classic unpack /
+ * shuffle / lane-permute sequence (24 instructions for 64 values instead of
+ * 64 scalar loads and stores). */
+static inline void transpose8(float *restrict dst, size_t ld_dst, const float *restrict src, size_t ld_src) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld_src), r2 = _mm256_loadu_ps(src + 2 * ld_src),
+           r3 = _mm256_loadu_ps(src + 3 * ld_src), r4 = _mm256_loadu_ps(src + 4 * ld_src),
+           r5 = _mm256_loadu_ps(src + 5 * ld_src), r6 = _mm256_loadu_ps(src + 6 * ld_src),
+           r7 = _mm256_loadu_ps(src + 7 * ld_src);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + ld_dst, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ld_dst, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ld_dst, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ld_dst, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ld_dst, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ld_dst, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ld_dst, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
+/* dst[c][r] = src[r][c] with row strides ld_dst and ld_src, in 32x32 tiles
+ * (of 8x8 register tiles where AVX is there; the edges one by one). */
 static void transpose_strided(float *restrict dst, size_t ld_dst, const float *restrict src, size_t ld_src,
                               size_t rows, size_t cols) {
     const size_t B = 32;
     for (size_t r0 = 0; r0 < rows; r0 += B)
-        for (size_t c0 = 0; c0 < cols; c0 += B)
-            for (size_t r = r0; r < r0 + B && r < rows; r++)
-                for (size_t c = c0; c < c0 + B && c < cols; c++) dst[c * ld_dst + r] = src[r * ld_src + c];
+        for (size_t c0 = 0; c0 < cols; c0 += B) {
+            size_t r1 = r0 + B < rows ? r0 + B : rows, c1 = c0 + B < cols ? c0 + B : cols, r = r0;
+#if defined(__AVX__)
+            for (; r + 8 <= r1; r += 8) {
+                size_t c = c0;
+                for (; c + 8 <= c1; c += 8) transpose8(dst + c * ld_dst + r, ld_dst, src + r * ld_src + c, ld_src);
+                for (size_t rr = r; rr < r + 8; rr++)
+                    for (size_t cc = c; cc < c1; cc++) dst[cc * ld_dst + rr] = src[rr * ld_src + cc];
+            }
+#endif
+            for (; r < r1; r++)
+                for (size_t c = c0; c < c1; c++) dst[c * ld_dst + r] = src[r * ld_src + c];
+        }
+}
+
+void soma__transpose(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t rows, size_t cols) {
+    transpose_strided(dst, ld_dst, src, ld_src, rows, cols);
+}
+
+void soma__transpose_pad_rows(float *dst, const float *src, size_t rows, size_t cols, size_t ld, size_t c0, size_t c1) {
+    transpose_strided(dst + c0 * ld, ld, src + c0, cols, rows, c1 - c0);
+    if (ld > rows)
+        for (size_t c = c0; c < c1; c++) memset(dst + c * ld + rows, 0, (ld - rows) * sizeof *dst);
 }
 
 void soma__transpose_pad(float *dst, const float *src, size_t rows, size_t cols, size_t ld) {
-    memset(dst, 0, cols * ld * sizeof *dst);
-    transpose_strided(dst, ld, src, cols, rows, cols);
+    soma__transpose_pad_rows(dst, src, rows, cols, ld, 0, cols);
 }
 
 void soma__transpose_ld(float *dst, const float *src, size_t rows, size_t cols, size_t ld) {

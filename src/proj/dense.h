@@ -33,13 +33,18 @@ void soma__dense_dweight_spikes(float *dwT, const uint32_t *idx, const uint32_t 
 void soma__dense_dweightT_blas(float *dwT, const float *x, const float *din, size_t R, size_t Nin, size_t Nout);
 /* dx[R][Nin] = (acc ? dx : 0) + din W   (BLAS, or AXPYs for a narrow layer) */
 void soma__dense_dinput(float *dx, const float *din, const float *w, size_t R, size_t Nin, size_t Nout, int acc);
-/* Sparse dense-valued input given as CSR rows (ptr[R+1], col[]): values are
- * read from x [R][Nin]. Forward: out[r][o0:o1] = (bias|0) + sum_j x[r][j] wT[j][o0:o1]. */
-void soma__dense_forward_csr(float *out, const float *x, const size_t *ptr, const uint32_t *col, const float *wT,
-                             const float *bias, size_t R, size_t Nin, size_t Nout, size_t o0, size_t o1);
-/* dwT[j][o0:o1] += sum_r x[r][j] din[r][o0:o1] over the CSR nonzeros. */
-void soma__dense_dweightT_csr(float *dwT, const float *x, const size_t *ptr, const uint32_t *col, const float *din,
-                              size_t R, size_t Nin, size_t Nout, size_t o0, size_t o1);
+/* Sparse valued input given row by row: row r's nonzero columns are
+ * idx[r*stride .. r*stride + cnt[r]), increasing; the values are read from
+ * x [R][Nin]. Forward: out[r][o0:o1] = (bias|0) + sum_j x[r][j] wT[j][o0:o1].
+ * Rows are independent, so row ranges can run in parallel. */
+void soma__dense_forward_sparse(float *out, const float *x, const uint32_t *idx, const uint32_t *cnt, size_t stride,
+                                const float *wT, const float *bias, size_t R, size_t Nin, size_t Nout, size_t o0,
+                                size_t o1);
+/* dwT[j][:] += sum_r x[r][j] din[r][:] over the nonzeros with column j in
+ * [j0, j1): column ranges can run in parallel, and each dwT row adds its
+ * rows in the same order whatever the ranges are. */
+void soma__dense_dweightT_sparse(float *dwT, const float *x, const uint32_t *idx, const uint32_t *cnt, size_t stride,
+                                 const float *din, size_t R, size_t Nin, size_t Nout, size_t j0, size_t j1);
 /* Whether the spike-driven kernels beat BLAS at this density and output
  * width (crossovers measured with bench/bench_kernels). */
 int soma__gather_wins(double density, size_t Nout);
@@ -49,4 +54,9 @@ void soma__transpose_ld(float *dst, const float *src, size_t rows, size_t cols, 
 void soma__dense_dbias(float *db, const float *din, size_t R, size_t Nout);
 /* Transpose src [rows][cols] into dst [cols][ld] (padding lanes set to 0). */
 void soma__transpose_pad(float *dst, const float *src, size_t rows, size_t cols, size_t ld);
+/* Rows c0..c1 of soma__transpose_pad's dst (columns c0..c1 of src), so the
+ * transpose can be cut among threads. */
+void soma__transpose_pad_rows(float *dst, const float *src, size_t rows, size_t cols, size_t ld, size_t c0, size_t c1);
+/* dst[c][r] = src[r][c] for src [rows][cols], row strides ld_src and ld_dst. */
+void soma__transpose(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t rows, size_t cols);
 #endif

@@ -39,11 +39,16 @@
 #include "proj/dense.h"
 #include "train/train.h"
 
-/* Samples per chunk: 2 for spiking and graded-neuron layers (their per-step
- * work is elementwise and gathers, and small tapes stay in L1/L2), 16 when a
+/* Samples per chunk: for spiking and graded-neuron layers about
+ * CHUNK_ROWS / T, at least 2 and at most 16 (their per-step work is
+ * elementwise and gathers, and small tapes stay in L1/L2; with few steps a
+ * chunk of 2 would leave the projections products of a few rows and the
+ * per-chunk overheads, for T = 1 a third of the batch time); 16 when a
  * layer is a cell with weight matrices of its own (CfC, LTC, ELM, L2MU):
  * their per-step products then run on 16 rows at once instead of 2. */
-#define CHUNK_NEURONS 2
+#define CHUNK_ROWS 32
+#define CHUNK_NEURONS_MIN 2
+#define CHUNK_NEURONS_MAX 16
 #define CHUNK_CELLS 16
 
 typedef struct layer {
@@ -88,7 +93,7 @@ struct soma_trainer {
     size_t L;                /* spiking layers */
     layer lay[16];
     size_t T, Bmax, D, nchunks_max, Nmax, nsmax;
-    size_t chunk;            /* samples per chunk (CHUNK_NEURONS or CHUNK_CELLS) */
+    size_t chunk;            /* samples per chunk (see CHUNK_ROWS; CHUNK_CELLS) */
     size_t wszmax, ccols_max, ctmp_max; /* cell scratch per row; conv workspaces */
     int threads;
     float *grad;             /* mirrors net->params */
@@ -96,12 +101,12 @@ struct soma_trainer {
     float *I1, *dI1;         /* batch-wide input currents and their gradients */
     uint8_t *parg1;          /* first layer max pooling: positions of I1's maxima */
     size_t i1_rows;          /* rows I1 and dI1 hold */
-    /* Sparse time-varying input (spike encodings): the batch's nonzeros as
-     * CSR rows, the input weights transposed, and their gradient. */
-    size_t *xptr;            /* row starts, xptr_cap entries */
-    size_t xptr_cap;
-    uint32_t *xcol;          /* nonzero columns, grown as needed */
-    size_t xcol_cap;
+    /* Sparse time-varying input (spike encodings): the batch's nonzeros row
+     * by row (row r's columns at xcol + r*D, xcnt[r] of them), the input
+     * weights transposed, and their gradient. */
+    uint32_t *xcnt;          /* [xrows] nonzeros per row */
+    uint32_t *xcol;          /* [xrows][D] nonzero columns */
+    size_t xrows;            /* rows xcnt and xcol hold */
     int x_sparse;            /* this batch's input took the sparse path */
     float *w1T, *dw1T;       /* [D][ldw(N1)] */
     int w1T_stale;           /* w1T must be refreshed from the weights */
@@ -238,7 +243,7 @@ void soma_train_free(soma_trainer *tr) {
     free(tr->I1);
     free(tr->dI1);
     free(tr->parg1);
-    free(tr->xptr);
+    free(tr->xcnt);
     free(tr->xcol);
     free(tr->w1T);
     free(tr->dw1T);
@@ -361,7 +366,9 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         goto error;
     }
     tr->acc_size = acc;
-    tr->chunk = CHUNK_NEURONS;
+    tr->chunk = CHUNK_ROWS / tr->T;
+    if (tr->chunk < CHUNK_NEURONS_MIN) tr->chunk = CHUNK_NEURONS_MIN;
+    if (tr->chunk > CHUNK_NEURONS_MAX) tr->chunk = CHUNK_NEURONS_MAX;
     for (size_t l = 0; l < tr->L; l++)
         if (tr->lay[l].m->n_weights) tr->chunk = CHUNK_CELLS;
     tr->nchunks_max = (tr->Bmax + tr->chunk - 1) / tr->chunk;
@@ -432,28 +439,26 @@ error:
  * each call packs only its slice of W1 and the (smaller) input is packed
  * once per block. */
 #define GEMM_BLOCK 256
-/* Index the nonzeros of x [R][D] as CSR rows; returns their count, or
- * (size_t)-1 when out of memory. Rows are counted and filled in parallel. */
-static size_t index_input(soma_trainer *tr, const float *x, size_t R) {
-    size_t D = tr->D;
-    if (R + 1 > tr->xptr_cap) {
-        size_t *p = realloc(tr->xptr, (R + 1) * sizeof *p);
-        if (!p) return (size_t)-1;
-        tr->xptr = p, tr->xptr_cap = R + 1;
+/* Room for the nonzeros of R input rows; 0 or SOMA_STATUS_NOMEM. */
+static int sparse_reserve(soma_trainer *tr, size_t R) {
+    if (R <= tr->xrows) return SOMA_STATUS_OK;
+    uint32_t *c = malloc(R * sizeof *c), *col = malloc(R * tr->D * sizeof *col);
+    if (!c || !col) {
+        free(c), free(col);
+        return SOMA_STATUS_NOMEM;
     }
-#pragma omp parallel for num_threads(tr->threads) schedule(static)
-    for (size_t r = 0; r < R; r++) tr->xptr[r + 1] = D - soma__spike_count_zero(x + r * D, D);
-    tr->xptr[0] = 0;
-    for (size_t r = 0; r < R; r++) tr->xptr[r + 1] += tr->xptr[r];
-    size_t nnz = tr->xptr[R];
-    if (nnz > tr->xcol_cap) {
-        uint32_t *c = realloc(tr->xcol, nnz * sizeof *c);
-        if (!c) return (size_t)-1;
-        tr->xcol = c, tr->xcol_cap = nnz;
-    }
-#pragma omp parallel for num_threads(tr->threads) schedule(static)
-    for (size_t r = 0; r < R; r++) soma__spike_index(x + r * D, D, tr->xcol + tr->xptr[r]);
-    return nnz;
+    free(tr->xcnt), free(tr->xcol);
+    tr->xcnt = c, tr->xcol = col, tr->xrows = R;
+    return SOMA_STATUS_OK;
+}
+
+/* Threads in the current team (1 outside a parallel region). */
+static int team_size(void) {
+#ifdef SOMA_HAVE_OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
 }
 
 /* Make room for R rows of input currents; 0 or SOMA_STATUS_NOMEM. */
@@ -488,31 +493,51 @@ static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
         return;
     }
     /* A time-varying input is usually spikes: take the sparse path when the
-     * measured density makes it faster than the GEMM. */
-    tr->x_sparse = 0;
-    if (!tc && tr->w1T) {
-        size_t nnz = index_input(tr, x, R);
-        tr->x_sparse = nnz != (size_t)-1 && soma__gather_wins((double)nnz / ((double)R * (double)D), N);
-        if (tr->x_sparse && tr->w1T_stale) {
-            soma__transpose_pad(tr->w1T, ly->proj->w, N, D, soma__ldw(N));
-            tr->w1T_stale = 0;
+     * measured density makes it faster than the GEMM. One parallel region
+     * (its fork and barriers are a sizable part of a small batch) indexes
+     * the rows' nonzeros, refreshes the transposed weights the gather reads
+     * if the optimizer moved them, and then runs the chosen product: rows of
+     * the gather, or fixed output blocks of the GEMM. */
+    const float *W = ly->proj->w, *bias = ly->proj->b;
+    size_t ld = soma__ldw(N);
+    int index = !tc && tr->w1T && sparse_reserve(tr, R) == SOMA_STATUS_OK, refresh = index && tr->w1T_stale;
+    size_t nnz = 0;
+#pragma omp parallel num_threads(tr->threads)
+    {
+        if (refresh) {
+            int t = thread_id(), nt = team_size();
+            soma__transpose_pad_rows(tr->w1T, W, N, D, ld, D * t / nt, D * (t + 1) / nt);
+        }
+        if (index) {
+#pragma omp for schedule(static) reduction(+ : nnz)
+            for (size_t r = 0; r < R; r++) {
+                size_t c = soma__spike_index(x + r * D, D, tr->xcol + r * D);
+                tr->xcnt[r] = (uint32_t)c;
+                nnz += c;
+            }
+        }
+        /* after the loop's barrier every thread sees the same nnz */
+        if (index && soma__gather_wins((double)nnz / ((double)R * (double)D), N)) {
+#pragma omp for schedule(static)
+            for (size_t r0 = 0; r0 < R; r0 += 8)
+                soma__dense_forward_sparse(tr->I1 + r0 * N, x + r0 * D, tr->xcol + r0 * D, tr->xcnt + r0, D, tr->w1T,
+                                           bias, R - r0 < 8 ? R - r0 : 8, D, N, 0, N);
+        } else {
+#pragma omp for schedule(static)
+            for (size_t k = 0; k < nblk; k++) {
+                size_t o0 = k * GEMM_BLOCK, o1 = o0 + GEMM_BLOCK > N ? N : o0 + GEMM_BLOCK;
+                float *out = tr->I1 + o0;
+                for (size_t r = 0; r < R; r++) {
+                    if (bias) memcpy(out + r * N, bias + o0, (o1 - o0) * sizeof(float));
+                    else memset(out + r * N, 0, (o1 - o0) * sizeof(float));
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)(o1 - o0), (int)D, 1.0f, x, (int)D,
+                            W + o0 * D, (int)D, 1.0f, out, (int)N);
+            }
         }
     }
-#pragma omp parallel for num_threads(tr->threads) schedule(static)
-    for (size_t k = 0; k < nblk; k++) {
-        size_t o0 = k * GEMM_BLOCK, o1 = o0 + GEMM_BLOCK > N ? N : o0 + GEMM_BLOCK;
-        if (tr->x_sparse) {
-            soma__dense_forward_csr(tr->I1, x, tr->xptr, tr->xcol, tr->w1T, ly->proj->b, R, D, N, o0, o1);
-            continue;
-        }
-        float *out = tr->I1 + o0;
-        for (size_t r = 0; r < R; r++) {
-            if (ly->proj->b) memcpy(out + r * N, ly->proj->b + o0, (o1 - o0) * sizeof(float));
-            else memset(out + r * N, 0, (o1 - o0) * sizeof(float));
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)(o1 - o0), (int)D, 1.0f, x, (int)D,
-                    ly->proj->w + o0 * D, (int)D, 1.0f, out, (int)N);
-    }
+    if (refresh) tr->w1T_stale = 0;
+    tr->x_sparse = index && soma__gather_wins((double)nnz / ((double)R * (double)D), N);
 }
 
 /* Batch-wide input weight gradient: dW1 = dI1^T X, db1 = column sums of
@@ -548,22 +573,39 @@ static int input_backward(soma_trainer *tr, const float *x, size_t R) {
     layer *ly = &tr->lay[0];
     size_t D = tr->D, N = ly->N, nblk = (N + GEMM_BLOCK - 1) / GEMM_BLOCK;
     if (ly->conv) return input_backward_conv(tr, x, R);
-    if (tr->x_sparse) memset(tr->dw1T, 0, D * soma__ldw(N) * sizeof(float));
+    if (tr->x_sparse) {
+        /* Each thread owns a range of input columns: it zeroes their rows of
+         * the transposed gradient, scatters into them and transposes them
+         * into the weight gradient, so no two threads touch the same row and
+         * each row sums the batch rows in order (thread-count independent).
+         * The bias gradient is cut by output neuron the same way. */
+        size_t ld = soma__ldw(N);
+#pragma omp parallel num_threads(tr->threads)
+        {
+            int t = thread_id(), nt = team_size();
+            size_t j0 = D * t / nt, j1 = D * (t + 1) / nt, o0 = N * t / nt, o1 = N * (t + 1) / nt;
+            memset(tr->dw1T + j0 * ld, 0, (j1 - j0) * ld * sizeof(float));
+            soma__dense_dweightT_sparse(tr->dw1T, x, tr->xcol, tr->xcnt, D, tr->dI1, R, D, N, j0, j1);
+            soma__transpose(ly->gw + j0, D, tr->dw1T + j0 * ld, ld, j1 - j0, N);
+            if (ly->gb) {
+                for (size_t o = o0; o < o1; o++) ly->gb[o] = 0.0f;
+                for (size_t r = 0; r < R; r++)
+                    for (size_t o = o0; o < o1; o++) ly->gb[o] += tr->dI1[r * N + o];
+            }
+        }
+        return SOMA_STATUS_OK;
+    }
 #pragma omp parallel for num_threads(tr->threads) schedule(static)
     for (size_t k = 0; k < nblk; k++) {
         size_t o0 = k * GEMM_BLOCK, o1 = o0 + GEMM_BLOCK > N ? N : o0 + GEMM_BLOCK;
-        if (tr->x_sparse)
-            soma__dense_dweightT_csr(tr->dw1T, x, tr->xptr, tr->xcol, tr->dI1, R, D, N, o0, o1);
-        else
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(o1 - o0), (int)D, (int)R, 1.0f, tr->dI1 + o0,
-                        (int)N, x, (int)D, 0.0f, ly->gw + o0 * D, (int)D);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(o1 - o0), (int)D, (int)R, 1.0f, tr->dI1 + o0,
+                    (int)N, x, (int)D, 0.0f, ly->gw + o0 * D, (int)D);
         if (ly->gb) {
             for (size_t o = o0; o < o1; o++) ly->gb[o] = 0.0f;
             for (size_t r = 0; r < R; r++)
                 for (size_t o = o0; o < o1; o++) ly->gb[o] += tr->dI1[r * N + o];
         }
     }
-    if (tr->x_sparse) soma__transpose_ld(ly->gw, tr->dw1T, D, N, soma__ldw(N));
     return SOMA_STATUS_OK;
 }
 
