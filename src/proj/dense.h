@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Indices of the nonzero entries of a 0/1 row s[N] into idx; returns their count. */
+/* Indices of the nonzero entries of a row s[N] into idx, in increasing order;
+ * returns their count. idx needs room for N entries: the entries past the
+ * count may be written too. */
 size_t soma__spike_index(const float *s, size_t N, uint32_t *idx);
 /* Number of spikes in a 0/1 row. */
 size_t soma__spike_count(const float *s, size_t N);

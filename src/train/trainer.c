@@ -629,6 +629,20 @@ static uint64_t batch_key(const soma_trainer *tr) {
     return z ^ (z >> 31);
 }
 
+/* Sum of x[0..n) for statistics: in 16 float lanes, which vectorize (a
+ * running double sum is a chain of dependent adds), then the lanes in
+ * double. The order is fixed by n alone, so the result is deterministic. */
+static double sum_floats(const float *restrict x, size_t n) {
+    float lane[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (size_t k = 0; k < 16; k++) lane[k] += x[i + k];
+    double s = 0.0;
+    for (size_t k = 0; k < 16; k++) s += lane[k];
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
 /* Forward of one chunk (rows b0..b0+Bc of the batch of B) through all layers. */
 static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_t B, int tc) {
     size_t T = tr->T;
@@ -685,15 +699,16 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
             a.step = t;
             ly->m->forward(&a, prev, cur, s, in_t, Bc, N);
             /* Index lists are built only where a gather will read them: the
-             * recurrent input of the next step, or (below) the next layer. */
-            for (size_t b = 0; b < Bc; b++) {
-                size_t c = ly->recT && !ly->graded ? soma__spike_index(s + b * N, N, w->idx[l] + t * RB + b * N)
-                                                   : soma__spike_count(s + b * N, N);
-                w->cnt[l][t * Bc + b] = (uint32_t)c;
-                nspk += c;
-            }
-            if (ly->m->rate_output)
-                for (size_t i = 0; i < RB; i++) ssum += s[i];
+             * recurrent input of the next step, or (below) the next layer.
+             * Graded outputs are never gathered: no counts for them. */
+            if (!ly->graded)
+                for (size_t b = 0; b < Bc; b++) {
+                    size_t c = ly->recT ? soma__spike_index(s + b * N, N, w->idx[l] + t * RB + b * N)
+                                        : soma__spike_count(s + b * N, N);
+                    w->cnt[l][t * Bc + b] = (uint32_t)c;
+                    nspk += c;
+                }
+            if (ly->m->rate_output) ssum += sum_floats(s, RB);
         }
         w->nspk[l] = nspk;
         w->spk_sum[l] = ly->m->rate_output ? ssum : (double)nspk;
@@ -882,7 +897,7 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
     float *sum = tr->acc;
     size_t na = tr->acc_size;
     size_t nblk = (na + 4095) / 4096;
-#pragma omp parallel for num_threads(tr->threads) schedule(static)
+#pragma omp parallel for num_threads(tr->threads) schedule(static) if (nblk > 1)
     for (size_t k = 0; k < nblk; k++) {
         size_t i0 = k * 4096, i1 = i0 + 4096 > na ? na : i0 + 4096;
         for (size_t c = 1; c < nch; c++) {
