@@ -182,46 +182,27 @@ void soma__dense_dinput(float *dx, const float *din, const float *w, size_t R, s
 }
 
 #if defined(__GNUC__)
-/* Columns c .. c+16*NV of two sparse rows, accumulated in registers: NV
- * vectors per row start at the bias (or 0) and add x*wT nonzero by nonzero,
- * in the order of the scalar loop below, so the sums are the same bit for
- * bit. Two rows go together because one row's sums are chains of dependent
- * adds (an add's latency per nonzero); their nonzeros are interleaved up to
- * the shorter row's count. ox, xr1, ix1 may repeat row 0 with n1 = 0. */
-static inline __attribute__((always_inline)) void sparse_cols2(float *restrict o0, float *restrict o1,
-                                                               const float *restrict xr0, const float *restrict xr1,
-                                                               const uint32_t *restrict ix0, size_t n0,
-                                                               const uint32_t *restrict ix1, size_t n1,
-                                                               const float *restrict wT, size_t ld,
-                                                               const float *restrict bias, size_t c, const int NV,
-                                                               const int two) {
-    v16 a[4], b[4];
+/* Columns c .. c+16*NV of one sparse row, accumulated in registers: NV
+ * vectors start at the bias (or 0) and add x*wT row by row, in the order of
+ * the scalar loop below, so the sums are the same bit for bit; only the
+ * round trips of the output row through memory per nonzero are gone. The
+ * loop is bound by loading the weight rows (four vectors per nonzero), so
+ * interleaving two rows to break the add chains gains nothing (measured). */
+static inline __attribute__((always_inline)) void sparse_cols(float *restrict o, const float *restrict xr,
+                                                              const uint32_t *restrict ix, size_t n,
+                                                              const float *restrict wT, size_t ld,
+                                                              const float *restrict bias, size_t c, const int NV) {
+    v16 a[4];
     for (int v = 0; v < NV; v++) {
         a[v] = (v16){0};
         if (bias) a[v] = LOADV(bias + c + 16 * v);
-        b[v] = a[v];
     }
-    size_t m = two && n1 < n0 ? n1 : n0, k = 0;
-    if (two)
-        for (; k < m; k++) {
-            const float x0 = xr0[ix0[k]], x1 = xr1[ix1[k]];
-            const float *restrict w0 = wT + (size_t)ix0[k] * ld + c, *restrict w1 = wT + (size_t)ix1[k] * ld + c;
-            for (int v = 0; v < NV; v++) a[v] += x0 * LOADV(w0 + 16 * v), b[v] += x1 * LOADV(w1 + 16 * v);
-        }
-    for (size_t j = k; j < n0; j++) {
-        const float x0 = xr0[ix0[j]];
-        const float *restrict w0 = wT + (size_t)ix0[j] * ld + c;
-        for (int v = 0; v < NV; v++) a[v] += x0 * LOADV(w0 + 16 * v);
+    for (size_t k = 0; k < n; k++) {
+        const float xv = xr[ix[k]];
+        const float *restrict wr = wT + (size_t)ix[k] * ld + c;
+        for (int v = 0; v < NV; v++) a[v] += xv * LOADV(wr + 16 * v);
     }
-    if (two)
-        for (size_t j = k; j < n1; j++) {
-            const float x1 = xr1[ix1[j]];
-            const float *restrict w1 = wT + (size_t)ix1[j] * ld + c;
-            for (int v = 0; v < NV; v++) b[v] += x1 * LOADV(w1 + 16 * v);
-        }
-    for (int v = 0; v < NV; v++) STOREV(o0 + c + 16 * v, a[v]);
-    if (two)
-        for (int v = 0; v < NV; v++) STOREV(o1 + c + 16 * v, b[v]);
+    for (int v = 0; v < NV; v++) STOREV(o + c + 16 * v, a[v]);
 }
 #endif
 
@@ -229,35 +210,21 @@ void soma__dense_forward_sparse(float *out, const float *x, const uint32_t *idx,
                                 const float *wT, const float *bias, size_t R, size_t Nin, size_t Nout, size_t o0,
                                 size_t o1) {
     size_t ld = soma__ldw(Nout);
-    for (size_t r = 0; r < R; r += 2) {
-        int two = r + 1 < R;
-        size_t c = o0;
+    for (size_t r = 0; r < R; r++) {
+        float *restrict o = out + r * Nout;
+        const float *xr = x + r * Nin;
+        const uint32_t *ix = idx + r * stride;
+        size_t n = cnt[r], c = o0;
 #if defined(__GNUC__)
-        {
-            float *oa = out + r * Nout, *ob = two ? oa + Nout : oa;
-            const float *xa = x + r * Nin, *xb = two ? xa + Nin : xa;
-            const uint32_t *ia = idx + r * stride, *ib = two ? ia + stride : ia;
-            size_t na = cnt[r], nb = two ? cnt[r + 1] : 0;
-            if (two) {
-                for (; c + 64 <= o1; c += 64) sparse_cols2(oa, ob, xa, xb, ia, na, ib, nb, wT, ld, bias, c, 4, 1);
-                for (; c + 16 <= o1; c += 16) sparse_cols2(oa, ob, xa, xb, ia, na, ib, nb, wT, ld, bias, c, 1, 1);
-            } else {
-                for (; c + 64 <= o1; c += 64) sparse_cols2(oa, ob, xa, xb, ia, na, ib, nb, wT, ld, bias, c, 4, 0);
-                for (; c + 16 <= o1; c += 16) sparse_cols2(oa, ob, xa, xb, ia, na, ib, nb, wT, ld, bias, c, 1, 0);
-            }
-        }
+        for (; c + 64 <= o1; c += 64) sparse_cols(o, xr, ix, n, wT, ld, bias, c, 4);
+        for (; c + 16 <= o1; c += 16) sparse_cols(o, xr, ix, n, wT, ld, bias, c, 1);
 #endif
         /* the last columns, fewer than a vector */
-        for (size_t rr = r; rr < r + 2 && rr < R; rr++) {
-            float *restrict o = out + rr * Nout;
-            const float *xr = x + rr * Nin;
-            const uint32_t *ix = idx + rr * stride;
-            for (size_t i = c; i < o1; i++) o[i] = bias ? bias[i] : 0.0f;
-            for (size_t k = 0; k < cnt[rr]; k++) {
-                const float xv = xr[ix[k]];
-                const float *restrict wr = wT + (size_t)ix[k] * ld;
-                for (size_t i = c; i < o1; i++) o[i] += xv * wr[i];
-            }
+        for (size_t i = c; i < o1; i++) o[i] = bias ? bias[i] : 0.0f;
+        for (size_t k = 0; k < n; k++) {
+            const float xv = xr[ix[k]];
+            const float *restrict wr = wT + (size_t)ix[k] * ld;
+            for (size_t i = c; i < o1; i++) o[i] += xv * wr[i];
         }
     }
 }
