@@ -39,12 +39,6 @@ size_t soma__spike_index(const float *restrict s, size_t N, uint32_t *restrict i
     return n;
 }
 
-size_t soma__spike_count_zero(const float *restrict s, size_t N) {
-    uint32_t c = 0;
-    for (size_t j = 0; j < N; j++) c += s[j] == 0.0f;
-    return c;
-}
-
 size_t soma__spike_count(const float *restrict s, size_t N) {
     uint32_t c = 0; /* integer sum: vectorizes, unlike a float reduction without -ffast-math */
     for (size_t j = 0; j < N; j++) c += s[j] != 0.0f;

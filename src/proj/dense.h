@@ -13,8 +13,6 @@
 size_t soma__spike_index(const float *s, size_t N, uint32_t *idx);
 /* Number of spikes in a 0/1 row. */
 size_t soma__spike_count(const float *s, size_t N);
-/* Number of zeros in a row of any values. */
-size_t soma__spike_count_zero(const float *s, size_t N);
 
 /* out[r][:] = (acc ? out : bias|0) + x[r] W^T   (BLAS, single-threaded call) */
 void soma__dense_forward_blas(float *out, const float *x, const float *w, const float *bias, size_t R, size_t Nin,

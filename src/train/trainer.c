@@ -9,7 +9,7 @@
  *     is computed once, not T times, and its weight gradient is one GEMM
  *     against the gradient summed over time. A time-varying input (spike
  *     encodings, sequence data sets) that is sparse enough goes through a
- *     gather over its nonzeros (CSR rows) instead.
+ *     gather over its nonzeros (an index list per row) instead.
  *  2. The batch is cut into fixed chunks of tr->chunk samples. A chunk runs all
  *     layers forward over T steps, the loss, and all layers backward, with
  *     its buffers (state tape, spikes) small enough to stay in cache. Chunks
@@ -500,7 +500,7 @@ static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
      * the gather, or fixed output blocks of the GEMM. */
     const float *W = ly->proj->w, *bias = ly->proj->b;
     size_t ld = soma__ldw(N);
-    int index = !tc && tr->w1T && sparse_reserve(tr, R) == SOMA_STATUS_OK, refresh = index && tr->w1T_stale;
+    int indexed = !tc && tr->w1T && sparse_reserve(tr, R) == SOMA_STATUS_OK, refresh = indexed && tr->w1T_stale;
     size_t nnz = 0;
 #pragma omp parallel num_threads(tr->threads)
     {
@@ -508,7 +508,7 @@ static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
             int t = thread_id(), nt = team_size();
             soma__transpose_pad_rows(tr->w1T, W, N, D, ld, D * t / nt, D * (t + 1) / nt);
         }
-        if (index) {
+        if (indexed) {
 #pragma omp for schedule(static) reduction(+ : nnz)
             for (size_t r = 0; r < R; r++) {
                 size_t c = soma__spike_index(x + r * D, D, tr->xcol + r * D);
@@ -517,7 +517,7 @@ static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
             }
         }
         /* after the loop's barrier every thread sees the same nnz */
-        if (index && soma__gather_wins((double)nnz / ((double)R * (double)D), N)) {
+        if (indexed && soma__gather_wins((double)nnz / ((double)R * (double)D), N)) {
 #pragma omp for schedule(static)
             for (size_t r0 = 0; r0 < R; r0 += 8)
                 soma__dense_forward_sparse(tr->I1 + r0 * N, x + r0 * D, tr->xcol + r0 * D, tr->xcnt + r0, D, tr->w1T,
@@ -537,7 +537,7 @@ static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
         }
     }
     if (refresh) tr->w1T_stale = 0;
-    tr->x_sparse = index && soma__gather_wins((double)nnz / ((double)R * (double)D), N);
+    tr->x_sparse = indexed && soma__gather_wins((double)nnz / ((double)R * (double)D), N);
 }
 
 /* Batch-wide input weight gradient: dW1 = dI1^T X, db1 = column sums of
