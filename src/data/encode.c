@@ -70,6 +70,7 @@ static int enc_threads(const soma_data_opts *o) {
 #endif
 }
 
+/* Rows ahead whose pixels a row prefetches (see encode_rate). */
 #define ENC_AHEAD 2
 static void encode_rate(float *restrict out, /* [T][B][dim] */
                         const soma_dataset *ds, const size_t *idx, size_t B, size_t T, float gain, uint64_t seed,
@@ -88,9 +89,9 @@ static void encode_rate(float *restrict out, /* [T][B][dim] */
         uint64_t ctr = ((uint64_t)idx[b] * T + t) * blocks;
         uint32_t wbuf[4 * 256];
         /* The samples of a batch are scattered over a data set far larger
-         * than the caches: fetch the next row's pixels while this row's
+         * than the caches: fetch the pixels of a row ahead while this row's
          * random numbers are computed (without it most of the encoding time
-         * is spent waiting for memory). */
+         * was spent waiting for memory; 1 to 4 rows ahead measure alike). */
         if (r + ENC_AHEAD < rows) {
             const uint8_t *nx = ds->x + idx[(r + ENC_AHEAD) % B] * dim;
             for (size_t i = 0; i < dim; i += 64) __builtin_prefetch(nx + i);
