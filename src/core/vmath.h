@@ -57,7 +57,11 @@ static inline __attribute__((always_inline)) float soma__log1pf_unit_vec(float y
     p = p * x - 2.4999993993e-1f;
     p = p * x + 3.3333331174e-1f;
     float lu = x + (p * x * z - 0.5f * z) + big * 0.693147180559945f;
-    return u == 1.0f ? y : lu * (y / (u - 1.0f));
+    /* the division runs for every lane (a nonzero divisor where u == 1):
+     * GCC if-converts a conditional division only with AVX-512 masks, and
+     * would leave the loop scalar on AVX2 */
+    float den = u == 1.0f ? 1.0f : u - 1.0f, r = lu * (y / den);
+    return u == 1.0f ? y : r;
 }
 
 #endif

@@ -176,27 +176,45 @@ void soma__dense_dinput(float *dx, const float *din, const float *w, size_t R, s
 }
 
 #if defined(__GNUC__)
-/* Columns c .. c+16*NV of one sparse row, accumulated in registers: NV
- * vectors start at the bias (or 0) and add x*wT row by row, in the order of
- * the scalar loop below, so the sums are the same bit for bit; only the
- * round trips of the output row through memory per nonzero are gone. The
- * loop is bound by loading the weight rows (four vectors per nonzero), so
- * interleaving two rows to break the add chains gains nothing (measured). */
+/* The sparse kernels below keep tiles of output columns in registers, in
+ * vectors of the machine's width: 64-byte vectors (v16) are right for
+ * AVX-512, but GCC spills arrays of them to the stack on AVX2. */
+#if defined(__AVX512F__)
+#define VW 16
+#elif defined(__AVX__)
+#define VW 8
+#else
+#define VW 4
+#endif
+#define TILE (4 * VW) /* columns per register tile: four vectors */
+typedef float vn __attribute__((vector_size(VW * 4)));
+typedef float vnu __attribute__((vector_size(VW * 4), aligned(4), may_alias));
+#define LOADN(p) (*(const vnu *)(p))
+#define STOREN(p, v) (*(vnu *)(p) = (v))
+
+/* Columns c .. c+VW*NV of one sparse row, accumulated in registers: NV
+ * vectors start at the bias (or 0) and add x*wT nonzero by nonzero, in the
+ * order of the scalar loop below, so the sums are the same bit for bit;
+ * only the round trips of the output row through memory per nonzero are
+ * gone. The loop is bound by loading the weight rows, so interleaving two
+ * rows to break the add chains gains nothing (measured). */
 static inline __attribute__((always_inline)) void sparse_cols(float *restrict o, const float *restrict xr,
                                                               const uint32_t *restrict ix, size_t n,
                                                               const float *restrict wT, size_t ld,
                                                               const float *restrict bias, size_t c, const int NV) {
-    v16 a[4];
-    for (int v = 0; v < NV; v++) {
-        a[v] = (v16){0};
-        if (bias) a[v] = LOADV(bias + c + 16 * v);
+    vn a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    if (bias) {
+        a0 = LOADN(bias + c);
+        if (NV > 1) a1 = LOADN(bias + c + VW), a2 = LOADN(bias + c + 2 * VW), a3 = LOADN(bias + c + 3 * VW);
     }
     for (size_t k = 0; k < n; k++) {
         const float xv = xr[ix[k]];
         const float *restrict wr = wT + (size_t)ix[k] * ld + c;
-        for (int v = 0; v < NV; v++) a[v] += xv * LOADV(wr + 16 * v);
+        a0 += xv * LOADN(wr);
+        if (NV > 1) a1 += xv * LOADN(wr + VW), a2 += xv * LOADN(wr + 2 * VW), a3 += xv * LOADN(wr + 3 * VW);
     }
-    for (int v = 0; v < NV; v++) STOREV(o + c + 16 * v, a[v]);
+    STOREN(o + c, a0);
+    if (NV > 1) STOREN(o + c + VW, a1), STOREN(o + c + 2 * VW, a2), STOREN(o + c + 3 * VW, a3);
 }
 #endif
 
@@ -210,8 +228,8 @@ void soma__dense_forward_sparse(float *out, const float *x, const uint32_t *idx,
         const uint32_t *ix = idx + r * stride;
         size_t n = cnt[r], c = o0;
 #if defined(__GNUC__)
-        for (; c + 64 <= o1; c += 64) sparse_cols(o, xr, ix, n, wT, ld, bias, c, 4);
-        for (; c + 16 <= o1; c += 16) sparse_cols(o, xr, ix, n, wT, ld, bias, c, 1);
+        for (; c + TILE <= o1; c += TILE) sparse_cols(o, xr, ix, n, wT, ld, bias, c, 4);
+        for (; c + VW <= o1; c += VW) sparse_cols(o, xr, ix, n, wT, ld, bias, c, 1);
 #endif
         /* the last columns, fewer than a vector */
         for (size_t i = c; i < o1; i++) o[i] = bias ? bias[i] : 0.0f;
@@ -245,21 +263,21 @@ void soma__dense_dweightT_sparse(float *dwT, const float *x, const uint32_t *idx
         size_t k1 = j1 < Nin ? lower_bound_u32(ix, cnt[r], j1) : cnt[r];
         size_t c = 0;
 #if defined(__GNUC__)
-        /* this row's gradient held in registers, 64 columns at a time */
-        for (; c + 64 <= Nout; c += 64) {
-            v16 g0 = LOADV(g + c), g1 = LOADV(g + c + 16), g2 = LOADV(g + c + 32), g3 = LOADV(g + c + 48);
+        /* this row's gradient held in registers, a tile of columns at a time */
+        for (; c + TILE <= Nout; c += TILE) {
+            vn g0 = LOADN(g + c), g1 = LOADN(g + c + VW), g2 = LOADN(g + c + 2 * VW), g3 = LOADN(g + c + 3 * VW);
             for (size_t k = k0; k < k1; k++) {
                 const float xv = xr[ix[k]];
                 float *restrict d = dwT + (size_t)ix[k] * ld + c;
-                STOREV(d, LOADV(d) + xv * g0), STOREV(d + 16, LOADV(d + 16) + xv * g1);
-                STOREV(d + 32, LOADV(d + 32) + xv * g2), STOREV(d + 48, LOADV(d + 48) + xv * g3);
+                STOREN(d, LOADN(d) + xv * g0), STOREN(d + VW, LOADN(d + VW) + xv * g1);
+                STOREN(d + 2 * VW, LOADN(d + 2 * VW) + xv * g2), STOREN(d + 3 * VW, LOADN(d + 3 * VW) + xv * g3);
             }
         }
-        for (; c + 16 <= Nout; c += 16) {
-            v16 g0 = LOADV(g + c);
+        for (; c + VW <= Nout; c += VW) {
+            vn g0 = LOADN(g + c);
             for (size_t k = k0; k < k1; k++) {
                 float *restrict d = dwT + (size_t)ix[k] * ld + c;
-                STOREV(d, LOADV(d) + xr[ix[k]] * g0);
+                STOREN(d, LOADN(d) + xr[ix[k]] * g0);
             }
         }
 #endif
