@@ -106,15 +106,24 @@ static void test_kernels(void) {
             for (size_t o = 0; o < Nout; o++)
                 for (size_t j = 0; j < Nin; j++) dwr[o * Nin + j] += din[r * Nout + o] * x[r * Nin + j];
         memset(dwT, 0, Nin * ld * 4);
-        /* input columns cut in three ranges, the way threads split them */
-        size_t c1 = Nin / 3, c2 = Nin / 3 + 11;
-        soma__dense_dweightT_sparse(dwT, x, col, ccnt, Nin, din, R, Nin, Nout, 0, c1);
-        soma__dense_dweightT_sparse(dwT, x, col, ccnt, Nin, din, R, Nin, Nout, c2, Nin);
-        soma__dense_dweightT_sparse(dwT, x, col, ccnt, Nin, din, R, Nin, Nout, c1, c2);
+        /* output columns cut in two ranges, the way threads split them */
+        soma__dense_dweightT_sparse(dwT, x, col, ccnt, Nin, din, R, Nin, Nout, half, Nout);
+        soma__dense_dweightT_sparse(dwT, x, col, ccnt, Nin, din, R, Nin, Nout, 0, half);
         err = 0;
         for (size_t o = 0; o < Nout; o++)
             for (size_t j = 0; j < Nin; j++) err = fmax(err, fabs(dwT[j * ld + o] - dwr[o * Nin + j]));
         CHECK_MSG(err < 1e-4, "sparse weight gradient, Nout %zu: max error %g", Nout, err);
+        /* spikes given without values (x NULL) give the valued sums bit for bit */
+        float *f1 = malloc(R * Nout * 4), *f2 = malloc(R * Nout * 4), *dw2 = soma__alloc(Nin * ld * 4);
+        soma__dense_forward_sparse(f1, s, idx, cnt, Nin, wT, b, R, Nin, Nout, 0, Nout);
+        soma__dense_forward_sparse(f2, NULL, idx, cnt, Nin, wT, b, R, Nin, Nout, 0, Nout);
+        CHECK_MSG(memcmp(f1, f2, R * Nout * 4) == 0, "spike forward without values differs, Nout %zu", Nout);
+        memset(dwT, 0, Nin * ld * 4);
+        soma__dense_dweightT_sparse(dwT, s, idx, cnt, Nin, din, R, Nin, Nout, 0, Nout);
+        soma__dense_dweightT_sparse(dw2, NULL, idx, cnt, Nin, din, R, Nin, Nout, 0, Nout);
+        CHECK_MSG(memcmp(dwT, dw2, Nin * ld * 4) == 0, "spike weight gradient without values differs, Nout %zu", Nout);
+        CHECK(soma__count_nonbinary(s, R * Nin) == 0 && soma__count_nonbinary(x, R * Nin) > 0);
+        free(f1), free(f2), free(dw2);
         free(w), free(wT), free(b), free(x), free(s), free(din), free(ref), free(out), free(dwr), free(dwT);
         free(dxr), free(dx), free(idx), free(cnt), free(col), free(ccnt);
     }

@@ -201,14 +201,15 @@ typedef float vnu __attribute__((vector_size(VW * 4), aligned(4), may_alias));
 static inline __attribute__((always_inline)) void sparse_cols(float *restrict o, const float *restrict xr,
                                                               const uint32_t *restrict ix, size_t n,
                                                               const float *restrict wT, size_t ld,
-                                                              const float *restrict bias, size_t c, const int NV) {
+                                                              const float *restrict bias, size_t c, const int NV,
+                                                              const int BIN) {
     vn a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     if (bias) {
         a0 = LOADN(bias + c);
         if (NV > 1) a1 = LOADN(bias + c + VW), a2 = LOADN(bias + c + 2 * VW), a3 = LOADN(bias + c + 3 * VW);
     }
     for (size_t k = 0; k < n; k++) {
-        const float xv = xr[ix[k]];
+        const float xv = BIN ? 1.0f : xr[ix[k]];
         const float *restrict wr = wT + (size_t)ix[k] * ld + c;
         a0 += xv * LOADN(wr);
         if (NV > 1) a1 += xv * LOADN(wr + VW), a2 += xv * LOADN(wr + 2 * VW), a3 += xv * LOADN(wr + 3 * VW);
@@ -218,75 +219,85 @@ static inline __attribute__((always_inline)) void sparse_cols(float *restrict o,
 }
 #endif
 
+/* One row of soma__dense_forward_sparse; BIN: every nonzero is 1, xr unread
+ * (x * w is then w exactly, so both forms give the same sums). */
+static inline __attribute__((always_inline)) void forward_sparse_row(float *restrict o, const float *restrict xr,
+                                                                     const uint32_t *restrict ix, size_t n,
+                                                                     const float *restrict wT, size_t ld,
+                                                                     const float *restrict bias, size_t o0, size_t o1,
+                                                                     const int BIN) {
+    size_t c = o0;
+#if defined(__GNUC__)
+    for (; c + TILE <= o1; c += TILE) sparse_cols(o, xr, ix, n, wT, ld, bias, c, 4, BIN);
+    for (; c + VW <= o1; c += VW) sparse_cols(o, xr, ix, n, wT, ld, bias, c, 1, BIN);
+#endif
+    /* the last columns, fewer than a vector */
+    for (size_t i = c; i < o1; i++) o[i] = bias ? bias[i] : 0.0f;
+    for (size_t k = 0; k < n; k++) {
+        const float xv = BIN ? 1.0f : xr[ix[k]];
+        const float *restrict wr = wT + (size_t)ix[k] * ld;
+        for (size_t i = c; i < o1; i++) o[i] += xv * wr[i];
+    }
+}
+
 void soma__dense_forward_sparse(float *out, const float *x, const uint32_t *idx, const uint32_t *cnt, size_t stride,
                                 const float *wT, const float *bias, size_t R, size_t Nin, size_t Nout, size_t o0,
                                 size_t o1) {
     size_t ld = soma__ldw(Nout);
     for (size_t r = 0; r < R; r++) {
-        float *restrict o = out + r * Nout;
-        const float *xr = x + r * Nin;
-        const uint32_t *ix = idx + r * stride;
-        size_t n = cnt[r], c = o0;
-#if defined(__GNUC__)
-        for (; c + TILE <= o1; c += TILE) sparse_cols(o, xr, ix, n, wT, ld, bias, c, 4);
-        for (; c + VW <= o1; c += VW) sparse_cols(o, xr, ix, n, wT, ld, bias, c, 1);
-#endif
-        /* the last columns, fewer than a vector */
-        for (size_t i = c; i < o1; i++) o[i] = bias ? bias[i] : 0.0f;
-        for (size_t k = 0; k < n; k++) {
-            const float xv = xr[ix[k]];
-            const float *restrict wr = wT + (size_t)ix[k] * ld;
-            for (size_t i = c; i < o1; i++) o[i] += xv * wr[i];
-        }
+        if (x) forward_sparse_row(out + r * Nout, x + r * Nin, idx + r * stride, cnt[r], wT, ld, bias, o0, o1, 0);
+        else forward_sparse_row(out + r * Nout, NULL, idx + r * stride, cnt[r], wT, ld, bias, o0, o1, 1);
     }
 }
 
-/* First position in the increasing list ix[0..n) holding a value >= j. */
-static size_t lower_bound_u32(const uint32_t *ix, size_t n, size_t j) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (ix[mid] < j) lo = mid + 1;
-        else hi = mid;
+/* One row of soma__dense_dweightT_sparse, output columns o0..o1; BIN as in
+ * forward_sparse_row. */
+static inline __attribute__((always_inline)) void dweight_sparse_row(float *restrict dwT, const float *restrict xr,
+                                                                     const uint32_t *restrict ix, size_t n,
+                                                                     const float *restrict g, size_t ld, size_t o0,
+                                                                     size_t o1, const int BIN) {
+    size_t c = o0;
+#if defined(__GNUC__)
+    /* this row's gradient held in registers, a tile of columns at a time */
+    for (; c + TILE <= o1; c += TILE) {
+        vn g0 = LOADN(g + c), g1 = LOADN(g + c + VW), g2 = LOADN(g + c + 2 * VW), g3 = LOADN(g + c + 3 * VW);
+        for (size_t k = 0; k < n; k++) {
+            const float xv = BIN ? 1.0f : xr[ix[k]];
+            float *restrict d = dwT + (size_t)ix[k] * ld + c;
+            STOREN(d, LOADN(d) + xv * g0), STOREN(d + VW, LOADN(d + VW) + xv * g1);
+            STOREN(d + 2 * VW, LOADN(d + 2 * VW) + xv * g2), STOREN(d + 3 * VW, LOADN(d + 3 * VW) + xv * g3);
+        }
     }
-    return lo;
+    for (; c + VW <= o1; c += VW) {
+        vn g0 = LOADN(g + c);
+        for (size_t k = 0; k < n; k++) {
+            const float xv = BIN ? 1.0f : xr[ix[k]];
+            float *restrict d = dwT + (size_t)ix[k] * ld + c;
+            STOREN(d, LOADN(d) + xv * g0);
+        }
+    }
+#endif
+    for (size_t k = 0; k < n; k++) {
+        const float xv = BIN ? 1.0f : xr[ix[k]];
+        float *restrict d = dwT + (size_t)ix[k] * ld;
+        for (size_t i = c; i < o1; i++) d[i] += xv * g[i];
+    }
 }
 
 void soma__dense_dweightT_sparse(float *dwT, const float *x, const uint32_t *idx, const uint32_t *cnt, size_t stride,
-                                 const float *din, size_t R, size_t Nin, size_t Nout, size_t j0, size_t j1) {
+                                 const float *din, size_t R, size_t Nin, size_t Nout, size_t o0, size_t o1) {
     size_t ld = soma__ldw(Nout);
     for (size_t r = 0; r < R; r++) {
-        const float *restrict g = din + r * Nout;
-        const float *xr = x + r * Nin;
-        const uint32_t *ix = idx + r * stride;
-        size_t k0 = j0 ? lower_bound_u32(ix, cnt[r], j0) : 0;
-        size_t k1 = j1 < Nin ? lower_bound_u32(ix, cnt[r], j1) : cnt[r];
-        size_t c = 0;
-#if defined(__GNUC__)
-        /* this row's gradient held in registers, a tile of columns at a time */
-        for (; c + TILE <= Nout; c += TILE) {
-            vn g0 = LOADN(g + c), g1 = LOADN(g + c + VW), g2 = LOADN(g + c + 2 * VW), g3 = LOADN(g + c + 3 * VW);
-            for (size_t k = k0; k < k1; k++) {
-                const float xv = xr[ix[k]];
-                float *restrict d = dwT + (size_t)ix[k] * ld + c;
-                STOREN(d, LOADN(d) + xv * g0), STOREN(d + VW, LOADN(d + VW) + xv * g1);
-                STOREN(d + 2 * VW, LOADN(d + 2 * VW) + xv * g2), STOREN(d + 3 * VW, LOADN(d + 3 * VW) + xv * g3);
-            }
-        }
-        for (; c + VW <= Nout; c += VW) {
-            vn g0 = LOADN(g + c);
-            for (size_t k = k0; k < k1; k++) {
-                float *restrict d = dwT + (size_t)ix[k] * ld + c;
-                STOREN(d, LOADN(d) + xr[ix[k]] * g0);
-            }
-        }
-#endif
-        for (size_t k = k0; k < k1; k++) {
-            const float xv = xr[ix[k]];
-            float *restrict d = dwT + (size_t)ix[k] * ld;
-            for (size_t i = c; i < Nout; i++) d[i] += xv * g[i];
-        }
+        if (x) dweight_sparse_row(dwT, x + r * Nin, idx + r * stride, cnt[r], din + r * Nout, ld, o0, o1, 0);
+        else dweight_sparse_row(dwT, NULL, idx + r * stride, cnt[r], din + r * Nout, ld, o0, o1, 1);
     }
+}
+
+/* Entries of s[N] that are neither 0 nor 1 (an integer count: vectorizes). */
+size_t soma__count_nonbinary(const float *restrict s, size_t N) {
+    uint32_t c = 0;
+    for (size_t j = 0; j < N; j++) c += (s[j] != 0.0f) & (s[j] != 1.0f);
+    return c;
 }
 
 int soma__gather_wins(double density, size_t Nout) {
@@ -354,14 +365,10 @@ void soma__transpose(float *dst, size_t ld_dst, const float *src, size_t ld_src,
     transpose_strided(dst, ld_dst, src, ld_src, rows, cols);
 }
 
-void soma__transpose_pad_rows(float *dst, const float *src, size_t rows, size_t cols, size_t ld, size_t c0, size_t c1) {
-    transpose_strided(dst + c0 * ld, ld, src + c0, cols, rows, c1 - c0);
-    if (ld > rows)
-        for (size_t c = c0; c < c1; c++) memset(dst + c * ld + rows, 0, (ld - rows) * sizeof *dst);
-}
-
 void soma__transpose_pad(float *dst, const float *src, size_t rows, size_t cols, size_t ld) {
-    soma__transpose_pad_rows(dst, src, rows, cols, ld, 0, cols);
+    transpose_strided(dst, ld, src, cols, rows, cols);
+    if (ld > rows)
+        for (size_t c = 0; c < cols; c++) memset(dst + c * ld + rows, 0, (ld - rows) * sizeof *dst);
 }
 
 void soma__transpose_ld(float *dst, const float *src, size_t rows, size_t cols, size_t ld) {

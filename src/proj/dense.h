@@ -11,6 +11,8 @@
  * returns their count. idx needs room for N entries: the entries past the
  * count may be written too. */
 size_t soma__spike_index(const float *s, size_t N, uint32_t *idx);
+/* Entries of a row that are neither 0 nor 1 (0: the row is spikes). */
+size_t soma__count_nonbinary(const float *s, size_t N);
 /* Number of spikes in a 0/1 row. */
 size_t soma__spike_count(const float *s, size_t N);
 
@@ -35,16 +37,18 @@ void soma__dense_dweightT_blas(float *dwT, const float *x, const float *din, siz
 void soma__dense_dinput(float *dx, const float *din, const float *w, size_t R, size_t Nin, size_t Nout, int acc);
 /* Sparse valued input given row by row: row r's nonzero columns are
  * idx[r*stride .. r*stride + cnt[r]), increasing; the values are read from
- * x [R][Nin]. Forward: out[r][o0:o1] = (bias|0) + sum_j x[r][j] wT[j][o0:o1].
+ * x [R][Nin], or x is NULL when every nonzero is 1 (spikes: the values are
+ * not read, and the sums are the same). Forward:
+ * out[r][o0:o1] = (bias|0) + sum_j x[r][j] wT[j][o0:o1].
  * Rows are independent, so row ranges can run in parallel. */
 void soma__dense_forward_sparse(float *out, const float *x, const uint32_t *idx, const uint32_t *cnt, size_t stride,
                                 const float *wT, const float *bias, size_t R, size_t Nin, size_t Nout, size_t o0,
                                 size_t o1);
-/* dwT[j][:] += sum_r x[r][j] din[r][:] over the nonzeros with column j in
- * [j0, j1): column ranges can run in parallel, and each dwT row adds its
- * rows in the same order whatever the ranges are. */
+/* dwT[j][o0:o1] += sum_r x[r][j] din[r][o0:o1] over the nonzeros (x NULL:
+ * spikes, as above): output ranges can run in parallel, and each entry adds
+ * the batch rows in the same order whatever the ranges are. */
 void soma__dense_dweightT_sparse(float *dwT, const float *x, const uint32_t *idx, const uint32_t *cnt, size_t stride,
-                                 const float *din, size_t R, size_t Nin, size_t Nout, size_t j0, size_t j1);
+                                 const float *din, size_t R, size_t Nin, size_t Nout, size_t o0, size_t o1);
 /* Whether the spike-driven kernels beat BLAS at this density and output
  * width (crossovers measured with bench/bench_kernels). */
 int soma__gather_wins(double density, size_t Nout);
@@ -54,9 +58,6 @@ void soma__transpose_ld(float *dst, const float *src, size_t rows, size_t cols, 
 void soma__dense_dbias(float *db, const float *din, size_t R, size_t Nout);
 /* Transpose src [rows][cols] into dst [cols][ld] (padding lanes set to 0). */
 void soma__transpose_pad(float *dst, const float *src, size_t rows, size_t cols, size_t ld);
-/* Rows c0..c1 of soma__transpose_pad's dst (columns c0..c1 of src), so the
- * transpose can be cut among threads. */
-void soma__transpose_pad_rows(float *dst, const float *src, size_t rows, size_t cols, size_t ld, size_t c0, size_t c1);
 /* dst[c][r] = src[r][c] for src [rows][cols], row strides ld_src and ld_dst. */
 void soma__transpose(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t rows, size_t cols);
 #endif

@@ -108,6 +108,7 @@ struct soma_trainer {
     uint32_t *xcol;          /* [xrows][D] nonzero columns */
     size_t xrows;            /* rows xcnt and xcol hold */
     int x_sparse;            /* this batch's input took the sparse path */
+    int x_binary;            /* ... and its nonzeros are all 1 (spikes) */
     float *w1T, *dw1T;       /* [D][ldw(N1)] */
     int w1T_stale;           /* w1T must be refreshed from the weights */
     float *acc;              /* nchunks_max accumulator blocks */
@@ -452,13 +453,22 @@ static int sparse_reserve(soma_trainer *tr, size_t R) {
     return SOMA_STATUS_OK;
 }
 
-/* Threads in the current team (1 outside a parallel region). */
-static int team_size(void) {
+/* This thread's share [o0, o1) of N neurons in the current team, cut at
+ * multiples of 16 (whole cache lines of a row of W1^T, whole vectors). The
+ * sparse input layer gives each thread the same neurons in the weight
+ * gradient, in refreshing W1^T and (the parameters being laid out neuron
+ * by neuron) nearly so in the optimizer: data one core writes and the
+ * other then reads or writes costs a transfer between their caches, which
+ * made these phases slower on two threads than on one. */
+static void neuron_range(size_t N, size_t *o0, size_t *o1) {
 #ifdef SOMA_HAVE_OPENMP
-    return omp_get_num_threads();
+    size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
 #else
-    return 1;
+    size_t t = 0, nt = 1;
 #endif
+    size_t a = (N * t / nt + 8) / 16 * 16, b = (N * (t + 1) / nt + 8) / 16 * 16;
+    *o0 = t == 0 ? 0 : a < N ? a : N;
+    *o1 = t + 1 == nt ? N : b < N ? b : N;
 }
 
 /* Make room for R rows of input currents; 0 or SOMA_STATUS_NOMEM. */
@@ -501,27 +511,31 @@ static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
     const float *W = ly->proj->w, *bias = ly->proj->b;
     size_t ld = soma__ldw(N);
     int indexed = !tc && tr->w1T && sparse_reserve(tr, R) == SOMA_STATUS_OK, refresh = indexed && tr->w1T_stale;
-    size_t nnz = 0;
+    size_t nnz = 0, nonbin = 0;
 #pragma omp parallel num_threads(tr->threads)
     {
-        if (refresh) {
-            int t = thread_id(), nt = team_size();
-            soma__transpose_pad_rows(tr->w1T, W, N, D, ld, D * t / nt, D * (t + 1) / nt);
+        if (refresh) { /* this thread's neurons, as in input_backward and (nearly) the optimizer */
+            size_t o0, o1;
+            neuron_range(N, &o0, &o1);
+            soma__transpose(tr->w1T + o0, ld, W + o0 * D, D, o1 - o0, D);
         }
         if (indexed) {
-#pragma omp for schedule(static) reduction(+ : nnz)
+#pragma omp for schedule(static) reduction(+ : nnz, nonbin)
             for (size_t r = 0; r < R; r++) {
                 size_t c = soma__spike_index(x + r * D, D, tr->xcol + r * D);
                 tr->xcnt[r] = (uint32_t)c;
                 nnz += c;
+                nonbin += soma__count_nonbinary(x + r * D, D);
             }
         }
-        /* after the loop's barrier every thread sees the same nnz */
+        /* after the loop's barrier every thread sees the same counts */
         if (indexed && soma__gather_wins((double)nnz / ((double)R * (double)D), N)) {
+            /* spikes (all nonzeros 1) are gathered without reading x */
+            const float *xv = nonbin ? x : NULL;
 #pragma omp for schedule(static)
             for (size_t r0 = 0; r0 < R; r0 += 8)
-                soma__dense_forward_sparse(tr->I1 + r0 * N, x + r0 * D, tr->xcol + r0 * D, tr->xcnt + r0, D, tr->w1T,
-                                           bias, R - r0 < 8 ? R - r0 : 8, D, N, 0, N);
+                soma__dense_forward_sparse(tr->I1 + r0 * N, xv ? xv + r0 * D : NULL, tr->xcol + r0 * D, tr->xcnt + r0,
+                                           D, tr->w1T, bias, R - r0 < 8 ? R - r0 : 8, D, N, 0, N);
         } else {
 #pragma omp for schedule(static)
             for (size_t k = 0; k < nblk; k++) {
@@ -538,6 +552,7 @@ static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
     }
     if (refresh) tr->w1T_stale = 0;
     tr->x_sparse = indexed && soma__gather_wins((double)nnz / ((double)R * (double)D), N);
+    tr->x_binary = nonbin == 0;
 }
 
 /* Batch-wide input weight gradient: dW1 = dI1^T X, db1 = column sums of
@@ -574,19 +589,24 @@ static int input_backward(soma_trainer *tr, const float *x, size_t R) {
     size_t D = tr->D, N = ly->N, nblk = (N + GEMM_BLOCK - 1) / GEMM_BLOCK;
     if (ly->conv) return input_backward_conv(tr, x, R);
     if (tr->x_sparse) {
-        /* Each thread owns a range of input columns: it zeroes their rows of
-         * the transposed gradient, scatters into them and transposes them
-         * into the weight gradient, so no two threads touch the same row and
-         * each row sums the batch rows in order (thread-count independent).
-         * The bias gradient is cut by output neuron the same way. */
+        /* Each thread owns a range of neurons (neuron_range): it zeroes
+         * their columns of the transposed gradient, scatters into them and
+         * transposes them into its rows of the weight gradient, so no two
+         * threads write the same cache line and every entry sums the batch
+         * rows in order (thread-count independent). Spikes are scattered
+         * without reading x: every thread goes over every batch row, and
+         * half of x sits in the other core's cache. */
         size_t ld = soma__ldw(N);
 #pragma omp parallel num_threads(tr->threads)
         {
-            int t = thread_id(), nt = team_size();
-            size_t j0 = D * t / nt, j1 = D * (t + 1) / nt, o0 = N * t / nt, o1 = N * (t + 1) / nt;
-            memset(tr->dw1T + j0 * ld, 0, (j1 - j0) * ld * sizeof(float));
-            soma__dense_dweightT_sparse(tr->dw1T, x, tr->xcol, tr->xcnt, D, tr->dI1, R, D, N, j0, j1);
-            soma__transpose(ly->gw + j0, D, tr->dw1T + j0 * ld, ld, j1 - j0, N);
+            size_t o0, o1;
+            neuron_range(N, &o0, &o1);
+            if (o1 > o0) {
+                for (size_t j = 0; j < D; j++) memset(tr->dw1T + j * ld + o0, 0, (o1 - o0) * sizeof(float));
+                soma__dense_dweightT_sparse(tr->dw1T, tr->x_binary ? NULL : x, tr->xcol, tr->xcnt, D, tr->dI1, R, D,
+                                            N, o0, o1);
+                soma__transpose(ly->gw + o0 * D, D, tr->dw1T + o0, ld, D, o1 - o0);
+            }
             if (ly->gb) {
                 for (size_t o = o0; o < o1; o++) ly->gb[o] = 0.0f;
                 for (size_t r = 0; r < R; r++)
