@@ -4,8 +4,8 @@
  * seed gives another result. Uses rate encoding so the RNG is exercised, a
  * recurrent layer, and a batch that is not a multiple of the chunk size.
  * A second network takes the sparse input path at T = 1 (UltraPLIF, as
- * examples/fmnist-ultralif-t1.yaml): its input gradient is cut into one
- * range of input columns per thread, so 1, 2 and 3 threads are compared. */
+ * examples/fmnist-ultralif-t1.yaml): its input weight gradient is cut into
+ * one range of neurons per thread, so 1, 2 and 3 threads are compared. */
 #include <stdlib.h>
 #include <string.h>
 #include "soma.h"
@@ -105,7 +105,7 @@ int main(void) {
     CHECK(a.loss[EPOCHS - 1] < a.loss[0]); /* and it learns */
     free(a.w), free(b.w), free(c.w), free(d.w);
     soma_data_free(&ds);
-    /* UltraPLIF at T = 1 on the sparse input path, 101 inputs (uneven column ranges) */
+    /* UltraPLIF at T = 1 on the sparse input path (40 neurons: uneven ranges) */
     soma_dataset du = {0};
     make_data(&du, 200, 101);
     result u1 = train(&du, 1, 7, 1), u2 = train(&du, 2, 7, 1), u3 = train(&du, 3, 7, 1);
