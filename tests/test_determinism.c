@@ -2,7 +2,10 @@
  * run after run and with 1 or 2 threads (bit for bit: chunk gradients are
  * summed in a fixed order and BLAS calls never split a reduction); another
  * seed gives another result. Uses rate encoding so the RNG is exercised, a
- * recurrent layer, and a batch that is not a multiple of the chunk size. */
+ * recurrent layer, and a batch that is not a multiple of the chunk size.
+ * A second network takes the sparse input path at T = 1 (UltraPLIF, as
+ * examples/fmnist-ultralif-t1.yaml): its input weight gradient is cut into
+ * one range of neurons per thread, so 1, 2 and 3 threads are compared. */
 #include <stdlib.h>
 #include <string.h>
 #include "soma.h"
@@ -16,8 +19,8 @@ typedef struct result {
     size_t n;
 } result;
 
-static void make_data(soma_dataset *ds, size_t n) {
-    ds->n = n, ds->dim = 20, ds->rows = 4, ds->cols = 5, ds->classes = 4;
+static void make_data(soma_dataset *ds, size_t n, size_t dim) {
+    ds->n = n, ds->dim = dim, ds->rows = 1, ds->cols = dim, ds->classes = 4;
     ds->x = malloc(n * ds->dim);
     ds->y = malloc(n);
     soma_rng r;
@@ -29,30 +32,39 @@ static void make_data(soma_dataset *ds, size_t n) {
     }
 }
 
-static result train(const soma_dataset *ds, int threads, uint64_t seed) {
+static result train(const soma_dataset *ds, int threads, uint64_t seed, int ultra) {
     result res = {0};
     soma_net *net;
     soma_net_create(&net);
     size_t in, hid, out;
-    soma_net_add_pop(net, "in", "input", 20, &in);
-    soma_net_add_pop(net, "hidden", "lif", 24, &hid);
-    soma_net_add_pop(net, "out", "synaptic", 4, &out);
-    soma_net_set_recurrent(net, hid, 1);
-    soma_net_set_learn(net, hid, "beta", SOMA_LEARN_NEURON);
+    soma_net_add_pop(net, "in", "input", ds->dim, &in);
+    if (ultra) {
+        soma_net_add_pop(net, "hidden", "ultralif", 40, &hid);
+        soma_net_add_pop(net, "out", "ann", 4, &out);
+        soma_net_set_param(net, out, "activation", 2.0f); /* linear */
+        soma_net_set_learn(net, hid, "log_tau", SOMA_LEARN_NEURON);
+        soma_net_set_learn(net, hid, "log_eps", SOMA_LEARN_LAYER);
+    } else {
+        soma_net_add_pop(net, "hidden", "lif", 24, &hid);
+        soma_net_add_pop(net, "out", "synaptic", 4, &out);
+        soma_net_set_recurrent(net, hid, 1);
+        soma_net_set_learn(net, hid, "beta", SOMA_LEARN_NEURON);
+    }
     soma_net_connect_dense(net, in, hid, 1);
     soma_net_connect_dense(net, hid, out, 1);
     soma_train_opts o;
     soma_train_opts_default(&o);
-    o.batch = 13; /* not a multiple of the chunk size */
+    o.batch = ultra ? 40 : 13; /* not a multiple of the chunk size */
     o.lr = 5e-3f;
     o.threads = threads;
     o.seed = seed;
-    o.loss = SOMA_LOSS_CE_COUNT;
+    o.loss = ultra ? SOMA_LOSS_CE_RATE : SOMA_LOSS_CE_COUNT;
     o.rate_penalty = 0.05f;
     soma_data_opts d;
     soma_data_opts_default(&d);
     d.encoding = SOMA_ENCODING_RATE;
-    d.steps = 12;
+    d.steps = ultra ? 1 : 12;
+    d.gain = ultra ? 0.3f : 1.0f; /* sparse enough for the gather */
     soma_trainer *tr;
     int st = soma_train_create(&tr, net, &o, &d);
     CHECK_MSG(st == 0, "%s", soma_net_errmsg(net));
@@ -85,13 +97,24 @@ static int same(const result *a, const result *b) {
 
 int main(void) {
     soma_dataset ds = {0};
-    make_data(&ds, 150);
-    result a = train(&ds, 1, 7), b = train(&ds, 1, 7), c = train(&ds, 2, 7), d = train(&ds, 1, 8);
+    make_data(&ds, 150, 20);
+    result a = train(&ds, 1, 7, 0), b = train(&ds, 1, 7, 0), c = train(&ds, 2, 7, 0), d = train(&ds, 1, 8, 0);
     CHECK_MSG(same(&a, &b), "two runs with the same seed differ");
     CHECK_MSG(same(&a, &c), "1 and 2 threads differ: losses %.17g vs %.17g", a.loss[EPOCHS - 1], c.loss[EPOCHS - 1]);
     CHECK_MSG(!same(&a, &d), "another seed gave the same result");
     CHECK(a.loss[EPOCHS - 1] < a.loss[0]); /* and it learns */
     free(a.w), free(b.w), free(c.w), free(d.w);
     soma_data_free(&ds);
+    /* UltraPLIF at T = 1 on the sparse input path (40 neurons: uneven ranges) */
+    soma_dataset du = {0};
+    make_data(&du, 200, 101);
+    result u1 = train(&du, 1, 7, 1), u2 = train(&du, 2, 7, 1), u3 = train(&du, 3, 7, 1);
+    CHECK_MSG(same(&u1, &u2), "UltraPLIF: 1 and 2 threads differ: losses %.17g vs %.17g", u1.loss[EPOCHS - 1],
+              u2.loss[EPOCHS - 1]);
+    CHECK_MSG(same(&u1, &u3), "UltraPLIF: 1 and 3 threads differ: losses %.17g vs %.17g", u1.loss[EPOCHS - 1],
+              u3.loss[EPOCHS - 1]);
+    CHECK(u1.loss[EPOCHS - 1] < u1.loss[0]);
+    free(u1.w), free(u2.w), free(u3.w);
+    soma_data_free(&du);
     return t_report("test_determinism");
 }

@@ -12,7 +12,7 @@ int main(void) {
     soma_philox(0, 0, w);
     CHECK(w[0] == 0x6627e8d5u && w[1] == 0xe169c58du && w[2] == 0xbc57ac4cu && w[3] == 0x9b00dbd8u);
     /* soma__philox_n equals n single calls, for lengths around its lane width */
-    size_t lens[] = {1, 3, 15, 16, 17, 33, 196, 300};
+    size_t lens[] = {1, 3, 15, 16, 17, 33, 63, 64, 65, 80, 127, 196, 208, 300};
     for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
         size_t n = lens[li];
         uint32_t *a = malloc(4 * n * sizeof *a);
@@ -24,6 +24,15 @@ int main(void) {
             for (int k = 0; k < 4; k++) same &= a[4 * i + k] == w[k];
         }
         CHECK_MSG(same, "length %zu", n);
+        /* a counter run across a carry into the high word */
+        c0 = 0xfffffff0ull - li * 5;
+        soma__philox_n(key, c0, n, a);
+        same = 1;
+        for (size_t i = 0; i < n; i++) {
+            soma_philox(key, c0 + i, w);
+            for (int k = 0; k < 4; k++) same &= a[4 * i + k] == w[k];
+        }
+        CHECK_MSG(same, "length %zu across 2^32", n);
         free(a);
     }
     /* uniform floats: mean 1/2 within 5 sigma, in [0, 1) */

@@ -116,6 +116,34 @@ static void test_expf(void) {
     CHECK(soma__expf_vec(0.0f) == 1.0f);
 }
 
+/* soma__log1pf_unit_vec against double log1p over its domain [0, 1]: a
+ * dense sweep, every float of [0, 2^-20] spaced by powers of two down to the
+ * smallest normal (where 1 + y rounds to 1 or nearly), and both ends. */
+static void test_log1pf(void) {
+    double worst = 0;
+    for (double y = 0.0; y <= 1.0; y += 0.0000731) {
+        float yf = (float)y;
+        double ref = log1p((double)yf), got = soma__log1pf_unit_vec(yf);
+        double rel = yf > 0.0f ? fabs(got - ref) / ref : fabs(got);
+        if (rel > worst) worst = rel;
+    }
+    for (float yf = 0x1p-20f; yf >= 0x1p-126f; yf *= 0.5f)
+        for (int k = 0; k < 3; k++) {
+            float y = yf * (1.0f + 0.3f * (float)k);
+            double ref = log1p((double)y), rel = fabs(soma__log1pf_unit_vec(y) - ref) / ref;
+            if (rel > worst) worst = rel;
+        }
+    for (float y = 0x1.6a09e6p-1f - 1e-6f; y < 0x1.6a09e6p-1f + 1e-6f; y = nextafterf(y, 2.0f)) {
+        double ref = log1p((double)y), rel = fabs(soma__log1pf_unit_vec(y) - ref) / ref;
+        if (rel > worst) worst = rel; /* around sqrt 2 - 1, where u is halved */
+    }
+    float one = 1.0f;
+    double rel1 = fabs(soma__log1pf_unit_vec(one) - log(2.0)) / log(2.0);
+    if (rel1 > worst) worst = rel1;
+    CHECK_MSG(worst < 3e-7, "soma__log1pf_unit_vec max relative error %.3g", worst);
+    CHECK(soma__log1pf_unit_vec(0.0f) == 0.0f);
+}
+
 /* Error bound for a float membrane potential near |V| = vmag mV against an
  * exact trajectory: each step rounds V to float (at most half an ulp of
  * vmag), and an earlier error decays by exp(-dt/tau) per step, so the errors
@@ -1025,6 +1053,7 @@ static void test_registry(void) {
 
 int main(void) {
     test_expf();
+    test_log1pf();
     test_registry();
     test_psc_delta();
     test_psc_exp();

@@ -1,5 +1,5 @@
 /* test_sparse_input.c — the spike-driven paths equal the BLAS paths:
- * kernels (gather/scatter of spike rows, CSR rows of a sparse valued input,
+ * kernels (gather/scatter of spike rows, rows of a sparse valued input,
  * the narrow input gradient) against plain loops, and the trainer's sparse
  * input layer (taken for spike encodings at low density) against its GEMM
  * path on the same batch, weights and loss. */
@@ -23,8 +23,7 @@ static void test_kernels(void) {
         float *x = malloc(R * Nin * 4), *s = malloc(R * Nin * 4), *din = malloc(R * Nout * 4);
         float *ref = malloc(R * Nout * 4), *out = malloc(R * Nout * 4);
         float *dwr = calloc(Nin * Nout, 4), *dwT = soma__alloc(Nin * ld * 4), *dxr = calloc(R * Nin, 4), *dx = malloc(R * Nin * 4);
-        uint32_t *idx = malloc(R * Nin * 4), *cnt = malloc(R * 4), *col = malloc(R * Nin * 4);
-        size_t *ptr = malloc((R + 1) * sizeof *ptr);
+        uint32_t *idx = malloc(R * Nin * 4), *cnt = malloc(R * 4), *col = malloc(R * Nin * 4), *ccnt = malloc(R * 4);
         for (size_t i = 0; i < Nout * Nin; i++) w[i] = frand(&rng);
         for (size_t i = 0; i < Nout; i++) b[i] = frand(&rng);
         for (size_t i = 0; i < R * Nout; i++) din[i] = frand(&rng);
@@ -34,10 +33,9 @@ static void test_kernels(void) {
             x[i] = u < 0.1f ? frand(&rng) : 0.0f;
         }
         soma__transpose_pad(wT, w, Nout, Nin, ld);
-        ptr[0] = 0;
         for (size_t r = 0; r < R; r++) {
             cnt[r] = (uint32_t)soma__spike_index(s + r * Nin, Nin, idx + r * Nin);
-            ptr[r + 1] = ptr[r] + soma__spike_index(x + r * Nin, Nin, col + ptr[r]);
+            ccnt[r] = (uint32_t)soma__spike_index(x + r * Nin, Nin, col + r * Nin);
             CHECK(cnt[r] == soma__spike_count(s + r * Nin, Nin));
         }
         /* spikes: forward gather vs plain loop */
@@ -82,7 +80,7 @@ static void test_kernels(void) {
         err = 0;
         for (size_t i = 0; i < R * Nin; i++) err = fmax(err, fabs(dx[i] - dxr[i]));
         CHECK_MSG(err < 1e-4, "input gradient, Nout %zu: max error %g", Nout, err);
-        /* valued sparse rows (CSR) vs plain loop, in two column blocks */
+        /* valued sparse rows vs plain loop, in two output column blocks */
         for (size_t r = 0; r < R; r++)
             for (size_t o = 0; o < Nout; o++) {
                 double a = b[o];
@@ -90,24 +88,44 @@ static void test_kernels(void) {
                 ref[r * Nout + o] = (float)a;
             }
         size_t half = Nout / 2;
-        soma__dense_forward_csr(out, x, ptr, col, wT, b, R, Nin, Nout, 0, half);
-        soma__dense_forward_csr(out, x, ptr, col, wT, b, R, Nin, Nout, half, Nout);
+        soma__dense_forward_sparse(out, x, col, ccnt, Nin, wT, b, R, Nin, Nout, 0, half);
+        soma__dense_forward_sparse(out, x, col, ccnt, Nin, wT, b, R, Nin, Nout, half, Nout);
         err = 0;
         for (size_t i = 0; i < R * Nout; i++) err = fmax(err, fabs(out[i] - ref[i]));
-        CHECK_MSG(err < 1e-4, "CSR forward, Nout %zu: max error %g", Nout, err);
+        CHECK_MSG(err < 1e-4, "sparse forward, Nout %zu: max error %g", Nout, err);
+        /* the vector tiles give the sums of the scalar loop (taken for
+         * column windows narrower than a vector: 3 < 4 floats, SSE's width)
+         * bit for bit */
+        float *one = malloc(R * Nout * 4);
+        for (size_t c0 = 0; c0 < Nout; c0 += 3)
+            soma__dense_forward_sparse(one, x, col, ccnt, Nin, wT, b, R, Nin, Nout, c0, c0 + 3 < Nout ? c0 + 3 : Nout);
+        CHECK_MSG(memcmp(one, out, R * Nout * 4) == 0, "sparse forward, Nout %zu: vector and scalar sums differ", Nout);
+        free(one);
         memset(dwr, 0, Nin * Nout * 4);
         for (size_t r = 0; r < R; r++)
             for (size_t o = 0; o < Nout; o++)
                 for (size_t j = 0; j < Nin; j++) dwr[o * Nin + j] += din[r * Nout + o] * x[r * Nin + j];
         memset(dwT, 0, Nin * ld * 4);
-        soma__dense_dweightT_csr(dwT, x, ptr, col, din, R, Nin, Nout, 0, half);
-        soma__dense_dweightT_csr(dwT, x, ptr, col, din, R, Nin, Nout, half, Nout);
+        /* output columns cut in two ranges, the way threads split them */
+        soma__dense_dweightT_sparse(dwT, x, col, ccnt, Nin, din, R, Nin, Nout, half, Nout);
+        soma__dense_dweightT_sparse(dwT, x, col, ccnt, Nin, din, R, Nin, Nout, 0, half);
         err = 0;
         for (size_t o = 0; o < Nout; o++)
             for (size_t j = 0; j < Nin; j++) err = fmax(err, fabs(dwT[j * ld + o] - dwr[o * Nin + j]));
-        CHECK_MSG(err < 1e-4, "CSR weight gradient, Nout %zu: max error %g", Nout, err);
+        CHECK_MSG(err < 1e-4, "sparse weight gradient, Nout %zu: max error %g", Nout, err);
+        /* spikes given without values (x NULL) give the valued sums bit for bit */
+        float *f1 = malloc(R * Nout * 4), *f2 = malloc(R * Nout * 4), *dw2 = soma__alloc(Nin * ld * 4);
+        soma__dense_forward_sparse(f1, s, idx, cnt, Nin, wT, b, R, Nin, Nout, 0, Nout);
+        soma__dense_forward_sparse(f2, NULL, idx, cnt, Nin, wT, b, R, Nin, Nout, 0, Nout);
+        CHECK_MSG(memcmp(f1, f2, R * Nout * 4) == 0, "spike forward without values differs, Nout %zu", Nout);
+        memset(dwT, 0, Nin * ld * 4);
+        soma__dense_dweightT_sparse(dwT, s, idx, cnt, Nin, din, R, Nin, Nout, 0, Nout);
+        soma__dense_dweightT_sparse(dw2, NULL, idx, cnt, Nin, din, R, Nin, Nout, 0, Nout);
+        CHECK_MSG(memcmp(dwT, dw2, Nin * ld * 4) == 0, "spike weight gradient without values differs, Nout %zu", Nout);
+        CHECK(soma__count_nonbinary(s, R * Nin) == 0 && soma__count_nonbinary(x, R * Nin) > 0);
+        free(f1), free(f2), free(dw2);
         free(w), free(wT), free(b), free(x), free(s), free(din), free(ref), free(out), free(dwr), free(dwT);
-        free(dxr), free(dx), free(idx), free(cnt), free(col), free(ptr);
+        free(dxr), free(dx), free(idx), free(cnt), free(col), free(ccnt);
     }
 }
 
@@ -179,7 +197,34 @@ static void test_trainer_paths(void) {
     free(x);
 }
 
+/* The transposes (8x8 register tiles inside 32x32 blocks, scalar edges)
+ * against plain index arithmetic, for shapes around the tile sizes: every
+ * value lands in its place and soma__transpose_pad zeroes the padding. */
+static void test_transposes(void) {
+    size_t shapes[][2] = {{1, 1}, {7, 9}, {8, 8}, {16, 64}, {33, 17}, {64, 784}, {784, 64}, {41, 70}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        size_t rows = shapes[si][0], cols = shapes[si][1], ld = soma__ldw(rows), lds = cols + 3;
+        float *src = malloc(rows * lds * 4), *dst = soma__alloc(cols * ld * 4), *back = malloc(rows * cols * 4);
+        for (size_t i = 0; i < rows * lds; i++) src[i] = (float)i;
+        for (size_t i = 0; i < cols * ld; i++) dst[i] = -1.0f;
+        /* src as [rows][cols] (stride cols) into dst [cols][ld] */
+        soma__transpose_pad(dst, src, rows, cols, ld);
+        size_t bad = 0;
+        for (size_t c = 0; c < cols; c++)
+            for (size_t k = 0; k < ld; k++) bad += dst[c * ld + k] != (k < rows ? src[k * cols + c] : 0.0f);
+        CHECK_MSG(bad == 0, "transpose_pad %zux%zu: %zu wrong", rows, cols, bad);
+        /* src as [rows][cols] with stride lds into back [cols][rows] */
+        soma__transpose_ld(back, src, rows, cols, lds);
+        bad = 0;
+        for (size_t c = 0; c < cols; c++)
+            for (size_t r = 0; r < rows; r++) bad += back[c * rows + r] != src[r * lds + c];
+        CHECK_MSG(bad == 0, "transpose_ld %zux%zu: %zu wrong", rows, cols, bad);
+        free(src), free(dst), free(back);
+    }
+}
+
 int main(void) {
+    test_transposes();
     test_kernels();
     test_trainer_paths();
     return t_report("test_sparse_input");

@@ -100,26 +100,10 @@ static const char *const weight_names[] = {"sensory_mu", "sensory_sigma", "senso
 static size_t unfolds_of(float p) { return (size_t)(p + 0.5f); }
 
 static inline float sigm(float z) { return 1.0f / (1.0f + soma__expf_vec(-z)); }
-/* log(1 + y) for y in [0, 1], vectorizable: log u of u = 1 + y in [1, 2]
- * by Cephes' logf polynomial around 1 (u halved above sqrt 2), times
- * y / (u - 1), which undoes the rounding of 1 + y (Goldberg's log1p). */
-static inline float log1p_unit(float y) {
-    float u = 1.0f + y, big = u > 1.41421356f ? 1.0f : 0.0f;
-    float x = (big != 0.0f ? 0.5f * u : u) - 1.0f, z = x * x;
-    float p = 7.0376836292e-2f;
-    p = p * x - 1.1514610310e-1f;
-    p = p * x + 1.1676998740e-1f;
-    p = p * x - 1.2420140846e-1f;
-    p = p * x + 1.4249322787e-1f;
-    p = p * x - 1.6668057665e-1f;
-    p = p * x + 2.0000714765e-1f;
-    p = p * x - 2.4999993993e-1f;
-    p = p * x + 3.3333331174e-1f;
-    float lu = x + (p * x * z - 0.5f * z) + big * 0.693147180559945f;
-    return u == 1.0f ? y : lu * (y / (u - 1.0f));
-}
 /* log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), without overflow for large x. */
-static inline float softplus(float x) { return (x > 0.0f ? x : 0.0f) + log1p_unit(soma__expf_vec(-fabsf(x))); }
+static inline float softplus(float x) {
+    return (x > 0.0f ? x : 0.0f) + soma__log1pf_unit_vec(soma__expf_vec(-fabsf(x)));
+}
 
 /* sp = softplus(x) and, if dsp is not NULL, dsp = softplus'(x) = sigmoid(x), n entries. */
 static void softplus_row(float *restrict sp, float *restrict dsp, const float *restrict x, size_t n) {

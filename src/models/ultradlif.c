@@ -84,7 +84,7 @@ static void ultrad_forward(const soma_model_args *a, const float *const *prev, f
                                      expf((xi - m) / eps));
             v1[j] = u;
             ic[j] = xi;
-            o[j] = ultra_fire(u, th[j], eps, &v[j]);
+            o[j] = ultra_fire(u, th[j], 1.0f / eps, &v[j]);
         }
     }
 }
@@ -106,7 +106,7 @@ static void ultrad_backward(const soma_model_args *a, const float *const *prev, 
             float eps = expf(le[j]), u = v1[j];
             float xs = vp[j] + L[j], xl = vp[jl] + K[j], xr = vp[jr] + K[j], xi = ic[j];
             float gv = g[j] + (dv ? dv[b * N + j] : 0.0f), dtheta, deps;
-            float du = ultra_fire_backward(u, th[j], eps, gv, gs[j], &dtheta, &deps);
+            float du = ultra_fire_backward(u, th[j], 1.0f / eps, gv, gs[j], &dtheta, &deps);
             float ps = expf((xs - u) / eps), pl = expf((xl - u) / eps), pr = expf((xr - u) / eps),
                   pi = expf((xi - u) / eps);
             deps += du * (u - ps * xs - pl * xl - pr * xr - pi * xi) / eps;

@@ -29,7 +29,6 @@
  *   dL    += dV1*p_a;   dV[t-1] = dV1*p_a;   dI = dV1*p_b
  *   dlog_eps = deps*eps
  */
-#include <math.h>
 #include "models/model.h"
 #include "models/ultra.h"
 
@@ -41,44 +40,84 @@ static const soma_param_desc params[] = {
 };
 static const char *const state_names[] = {"v", "v_pre_reset", "i"};
 
+/* The per-element loops below are written to vectorize: exp and log1p from
+ * core/vmath.h (libm's are calls), eps and 1/eps computed once per neuron
+ * into scratch, selects instead of branches, and NULL gradient arrays tested
+ * outside the loops. The LSE is taken in its stable form
+ * m + eps*log1p(exp(-|a - I|/eps)), m = max(a, I): one exp, not two. */
+static void eps_of(const float *restrict le, float *restrict eps, float *restrict ie, size_t N) {
+    for (size_t j = 0; j < N; j++) {
+        eps[j] = soma__expf_vec(le[j]);
+        ie[j] = 1.0f / eps[j];
+    }
+}
+
+/* One batch row of the forward step. The rows are separate functions with
+ * restrict parameters because GCC ignores restrict on pointers declared
+ * inside a loop and then gives up on the many-array alias checks. */
+static void forward_row(float *restrict v, float *restrict v1, float *restrict ic, float *restrict o,
+                        const float *restrict vp, const float *restrict x, const float *restrict L,
+                        const float *restrict th, const float *restrict eps, const float *restrict ie, size_t N) {
+    for (size_t j = 0; j < N; j++) {
+        float p = vp[j] + L[j], q = x[j], m = p > q ? p : q, d = p > q ? q - p : p - q;
+        float u = m + eps[j] * soma__log1pf_unit_vec(soma__expf_vec(d * ie[j]));
+        v1[j] = u;
+        ic[j] = q;
+        o[j] = ultra_fire(u, th[j], ie[j], &v[j]);
+    }
+}
+
 static void ultra_forward(const soma_model_args *a, const float *const *prev, float *const *cur, float *s,
                           const float *in, size_t B, size_t N) {
-    const float *L = a->prm[P_LOG_TAU], *le = a->prm[P_LOG_EPS], *th = a->prm[P_THETA];
-    for (size_t b = 0; b < B; b++) {
-        const float *vp = prev[0] + b * N, *x = in + b * N;
-        float *v = cur[0] + b * N, *v1 = cur[1] + b * N, *ic = cur[2] + b * N, *o = s + b * N;
-        for (size_t j = 0; j < N; j++) {
-            float eps = expf(le[j]);
-            float p = vp[j] + L[j], q = x[j], m = p > q ? p : q;
-            float u = m + eps * logf(expf((p - m) / eps) + expf((q - m) / eps));
-            v1[j] = u;
-            ic[j] = q;
-            o[j] = ultra_fire(u, th[j], eps, &v[j]);
-        }
+    float *eps = a->scratch, *ie = a->scratch + N;
+    eps_of(a->prm[P_LOG_EPS], eps, ie, N);
+    for (size_t b = 0; b < B; b++)
+        forward_row(cur[0] + b * N, cur[1] + b * N, cur[2] + b * N, s + b * N, prev[0] + b * N, in + b * N,
+                    a->prm[P_LOG_TAU], a->prm[P_THETA], eps, ie, N);
+}
+
+/* One batch row of the backward step for n <= ULTRA_TILE neurons: g
+ * (dL/dV[t] in, dL/dV[t-1] out) and gi (dL/dI, added to when acc) in place,
+ * the per-neuron gradients of theta and log eps into tth and tle. */
+#define ULTRA_TILE 64
+static void backward_row(float *restrict g, float *restrict gi, float *restrict tth, float *restrict tle,
+                         const float *restrict vp, const float *restrict v1, const float *restrict ic,
+                         const float *restrict gs, const float *restrict L, const float *restrict th,
+                         const float *restrict eps, const float *restrict ie, int acc, size_t n) {
+    for (size_t j = 0; j < n; j++) {
+        float u = v1[j], av = vp[j] + L[j], x = ic[j], dtheta, deps;
+        float du = ultra_fire_backward(u, th[j], ie[j], g[j], gs[j], &dtheta, &deps);
+        float pa = soma__expf_vec((av - u) * ie[j]), pb = soma__expf_vec((x - u) * ie[j]);
+        deps += du * (u - pa * av - pb * x) * ie[j];
+        tth[j] = dtheta;
+        tle[j] = deps * eps[j];
+        gi[j] = (acc ? gi[j] : 0.0f) + du * pb;
+        g[j] = du * pa;
     }
 }
 
 static void ultra_backward(const soma_model_args *a, const float *const *prev, const float *const *cur,
                            float *const *dstate, const float *ds, const float *dv, float *din,
                            float *const *dprm, size_t B, size_t N) {
-    const float *L = a->prm[P_LOG_TAU], *le = a->prm[P_LOG_EPS], *th = a->prm[P_THETA];
     float *dL = dprm[P_LOG_TAU], *dle = dprm[P_LOG_EPS], *dth = dprm[P_THETA];
-    float keep = a->din_accumulate ? 1.0f : 0.0f;
+    float *eps = a->scratch, *ie = a->scratch + N;
+    eps_of(a->prm[P_LOG_EPS], eps, ie, N);
     for (size_t b = 0; b < B; b++) {
-        const float *vp = prev[0] + b * N, *v1 = cur[1] + b * N, *ic = cur[2] + b * N;
-        const float *gs = ds + b * N;
-        float *g = dstate[0] + b * N, *gi = din + b * N;
-        for (size_t j = 0; j < N; j++) {
-            float eps = expf(le[j]), u = v1[j], av = vp[j] + L[j], x = ic[j];
-            float gv = g[j] + (dv ? dv[b * N + j] : 0.0f), dtheta, deps;
-            float du = ultra_fire_backward(u, th[j], eps, gv, gs[j], &dtheta, &deps);
-            float pa = expf((av - u) / eps), pb = expf((x - u) / eps);
-            deps += du * (u - pa * av - pb * x) / eps;
-            if (dth) dth[j] += dtheta;
-            if (dL) dL[j] += du * pa;
-            if (dle) dle[j] += deps * eps;
-            gi[j] = keep != 0.0f ? gi[j] + du * pb : du * pb;
-            g[j] = du * pa;
+        float *g = dstate[0] + b * N;
+        if (dv) /* the membrane loss adds to dL/dV[t]; g is rewritten below */
+            for (size_t j = 0; j < N; j++) g[j] += dv[b * N + j];
+        for (size_t j0 = 0; j0 < N; j0 += ULTRA_TILE) {
+            size_t n = N - j0 < ULTRA_TILE ? N - j0 : ULTRA_TILE, o = b * N + j0;
+            float tth[ULTRA_TILE], tle[ULTRA_TILE];
+            backward_row(g + j0, din + o, tth, tle, prev[0] + o, cur[1] + o, cur[2] + o, ds + o,
+                         a->prm[P_LOG_TAU] + j0, a->prm[P_THETA] + j0, eps + j0, ie + j0, a->din_accumulate, n);
+            /* NULL (fixed) parameters are tested here, once per tile */
+            if (dth)
+                for (size_t k = 0; k < n; k++) dth[j0 + k] += tth[k];
+            if (dL) /* dL/dL = dV1*p_a, the value just written to g */
+                for (size_t k = 0; k < n; k++) dL[j0 + k] += g[j0 + k];
+            if (dle)
+                for (size_t k = 0; k < n; k++) dle[j0 + k] += tle[k];
         }
     }
 }

@@ -2,7 +2,7 @@
  * BLAS or the spike-driven form per call from the measured spike density:
  * a gather costs one row of W^T per spike, a GEMM costs the full product. */
 #include <cblas.h>
-#if defined(__AVX2__) || defined(__AVX512F__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 #include <string.h>
@@ -12,14 +12,17 @@
 size_t soma__spike_index(const float *restrict s, size_t N, uint32_t *restrict idx) {
     size_t n = 0, j = 0;
 #if defined(__AVX512F__)
-    /* Compare 16 at a time and compress the indices of the set lanes. */
+    /* Compare 16 at a time and compress the indices of the set lanes: in a
+     * register, then one full store (the compressing store to memory is
+     * microcoded and many times slower on AMD Zen 4). The store writes 16
+     * lanes at idx + n with n <= j, so it stays inside idx[0..N). */
     __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     __m512 zero = _mm512_setzero_ps();
     for (; j + 16 <= N; j += 16) {
         __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(s + j), zero, _CMP_NEQ_UQ);
         if (!m) continue;
         __m512i ix = _mm512_add_epi32(lane, _mm512_set1_epi32((int)j));
-        _mm512_mask_compressstoreu_epi32(idx + n, m, ix);
+        _mm512_storeu_si512((void *)(idx + n), _mm512_maskz_compress_epi32(m, ix));
         n += (size_t)__builtin_popcount((unsigned)m);
     }
 #elif defined(__AVX2__)
@@ -35,12 +38,6 @@ size_t soma__spike_index(const float *restrict s, size_t N, uint32_t *restrict i
     for (; j < N; j++)
         if (s[j] != 0.0f) idx[n++] = (uint32_t)j;
     return n;
-}
-
-size_t soma__spike_count_zero(const float *restrict s, size_t N) {
-    uint32_t c = 0;
-    for (size_t j = 0; j < N; j++) c += s[j] == 0.0f;
-    return c;
 }
 
 size_t soma__spike_count(const float *restrict s, size_t N) {
@@ -171,33 +168,129 @@ void soma__dense_dinput(float *dx, const float *din, const float *w, size_t R, s
                 (int)Nin, acc ? 1.0f : 0.0f, dx, (int)Nin);
 }
 
-void soma__dense_forward_csr(float *out, const float *x, const size_t *ptr, const uint32_t *col, const float *wT,
-                             const float *bias, size_t R, size_t Nin, size_t Nout, size_t o0, size_t o1) {
-    size_t ld = soma__ldw(Nout);
-    for (size_t r = 0; r < R; r++) {
-        float *restrict o = out + r * Nout;
-        const float *xr = x + r * Nin;
-        for (size_t i = o0; i < o1; i++) o[i] = bias ? bias[i] : 0.0f;
-        for (size_t k = ptr[r]; k < ptr[r + 1]; k++) {
-            const float xv = xr[col[k]];
-            const float *restrict wr = wT + (size_t)col[k] * ld;
-            for (size_t i = o0; i < o1; i++) o[i] += xv * wr[i];
-        }
+#if defined(__GNUC__)
+/* The sparse kernels below keep tiles of output columns in registers, in
+ * vectors of the machine's width: 64-byte vectors (v16) are right for
+ * AVX-512, but GCC spills arrays of them to the stack on AVX2. */
+#if defined(__AVX512F__)
+#define VW 16
+#elif defined(__AVX__)
+#define VW 8
+#else
+#define VW 4
+#endif
+#define TILE (4 * VW) /* columns per register tile: four vectors */
+typedef float vn __attribute__((vector_size(VW * 4)));
+typedef float vnu __attribute__((vector_size(VW * 4), aligned(4), may_alias));
+#define LOADN(p) (*(const vnu *)(p))
+#define STOREN(p, v) (*(vnu *)(p) = (v))
+
+/* Columns c .. c+VW*NV of one sparse row, accumulated in registers: NV
+ * vectors start at the bias (or 0) and add x*wT nonzero by nonzero, in the
+ * order of the scalar loop below, so the sums are the same bit for bit;
+ * only the round trips of the output row through memory per nonzero are
+ * gone. The loop is bound by loading the weight rows, so interleaving two
+ * rows to break the add chains gains nothing (measured). */
+static inline __attribute__((always_inline)) void sparse_cols(float *restrict o, const float *restrict xr,
+                                                              const uint32_t *restrict ix, size_t n,
+                                                              const float *restrict wT, size_t ld,
+                                                              const float *restrict bias, size_t c, const int NV,
+                                                              const int BIN) {
+    vn a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    if (bias) {
+        a0 = LOADN(bias + c);
+        if (NV > 1) a1 = LOADN(bias + c + VW), a2 = LOADN(bias + c + 2 * VW), a3 = LOADN(bias + c + 3 * VW);
+    }
+    for (size_t k = 0; k < n; k++) {
+        const float xv = BIN ? 1.0f : xr[ix[k]];
+        const float *restrict wr = wT + (size_t)ix[k] * ld + c;
+        a0 += xv * LOADN(wr);
+        if (NV > 1) a1 += xv * LOADN(wr + VW), a2 += xv * LOADN(wr + 2 * VW), a3 += xv * LOADN(wr + 3 * VW);
+    }
+    STOREN(o + c, a0);
+    if (NV > 1) STOREN(o + c + VW, a1), STOREN(o + c + 2 * VW, a2), STOREN(o + c + 3 * VW, a3);
+}
+#endif
+
+/* One row of soma__dense_forward_sparse; BIN: every nonzero is 1, xr unread
+ * (x * w is then w exactly, so both forms give the same sums). */
+static inline __attribute__((always_inline)) void forward_sparse_row(float *restrict o, const float *restrict xr,
+                                                                     const uint32_t *restrict ix, size_t n,
+                                                                     const float *restrict wT, size_t ld,
+                                                                     const float *restrict bias, size_t o0, size_t o1,
+                                                                     const int BIN) {
+    size_t c = o0;
+#if defined(__GNUC__)
+    for (; c + TILE <= o1; c += TILE) sparse_cols(o, xr, ix, n, wT, ld, bias, c, 4, BIN);
+    for (; c + VW <= o1; c += VW) sparse_cols(o, xr, ix, n, wT, ld, bias, c, 1, BIN);
+#endif
+    /* the last columns, fewer than a vector */
+    for (size_t i = c; i < o1; i++) o[i] = bias ? bias[i] : 0.0f;
+    for (size_t k = 0; k < n; k++) {
+        const float xv = BIN ? 1.0f : xr[ix[k]];
+        const float *restrict wr = wT + (size_t)ix[k] * ld;
+        for (size_t i = c; i < o1; i++) o[i] += xv * wr[i];
     }
 }
 
-void soma__dense_dweightT_csr(float *dwT, const float *x, const size_t *ptr, const uint32_t *col, const float *din,
-                              size_t R, size_t Nin, size_t Nout, size_t o0, size_t o1) {
+void soma__dense_forward_sparse(float *out, const float *x, const uint32_t *idx, const uint32_t *cnt, size_t stride,
+                                const float *wT, const float *bias, size_t R, size_t Nin, size_t Nout, size_t o0,
+                                size_t o1) {
     size_t ld = soma__ldw(Nout);
     for (size_t r = 0; r < R; r++) {
-        const float *restrict g = din + r * Nout;
-        const float *xr = x + r * Nin;
-        for (size_t k = ptr[r]; k < ptr[r + 1]; k++) {
-            const float xv = xr[col[k]];
-            float *restrict d = dwT + (size_t)col[k] * ld;
-            for (size_t i = o0; i < o1; i++) d[i] += xv * g[i];
+        if (x) forward_sparse_row(out + r * Nout, x + r * Nin, idx + r * stride, cnt[r], wT, ld, bias, o0, o1, 0);
+        else forward_sparse_row(out + r * Nout, NULL, idx + r * stride, cnt[r], wT, ld, bias, o0, o1, 1);
+    }
+}
+
+/* One row of soma__dense_dweightT_sparse, output columns o0..o1; BIN as in
+ * forward_sparse_row. */
+static inline __attribute__((always_inline)) void dweight_sparse_row(float *restrict dwT, const float *restrict xr,
+                                                                     const uint32_t *restrict ix, size_t n,
+                                                                     const float *restrict g, size_t ld, size_t o0,
+                                                                     size_t o1, const int BIN) {
+    size_t c = o0;
+#if defined(__GNUC__)
+    /* this row's gradient held in registers, a tile of columns at a time */
+    for (; c + TILE <= o1; c += TILE) {
+        vn g0 = LOADN(g + c), g1 = LOADN(g + c + VW), g2 = LOADN(g + c + 2 * VW), g3 = LOADN(g + c + 3 * VW);
+        for (size_t k = 0; k < n; k++) {
+            const float xv = BIN ? 1.0f : xr[ix[k]];
+            float *restrict d = dwT + (size_t)ix[k] * ld + c;
+            STOREN(d, LOADN(d) + xv * g0), STOREN(d + VW, LOADN(d + VW) + xv * g1);
+            STOREN(d + 2 * VW, LOADN(d + 2 * VW) + xv * g2), STOREN(d + 3 * VW, LOADN(d + 3 * VW) + xv * g3);
         }
     }
+    for (; c + VW <= o1; c += VW) {
+        vn g0 = LOADN(g + c);
+        for (size_t k = 0; k < n; k++) {
+            const float xv = BIN ? 1.0f : xr[ix[k]];
+            float *restrict d = dwT + (size_t)ix[k] * ld + c;
+            STOREN(d, LOADN(d) + xv * g0);
+        }
+    }
+#endif
+    for (size_t k = 0; k < n; k++) {
+        const float xv = BIN ? 1.0f : xr[ix[k]];
+        float *restrict d = dwT + (size_t)ix[k] * ld;
+        for (size_t i = c; i < o1; i++) d[i] += xv * g[i];
+    }
+}
+
+void soma__dense_dweightT_sparse(float *dwT, const float *x, const uint32_t *idx, const uint32_t *cnt, size_t stride,
+                                 const float *din, size_t R, size_t Nin, size_t Nout, size_t o0, size_t o1) {
+    size_t ld = soma__ldw(Nout);
+    for (size_t r = 0; r < R; r++) {
+        if (x) dweight_sparse_row(dwT, x + r * Nin, idx + r * stride, cnt[r], din + r * Nout, ld, o0, o1, 0);
+        else dweight_sparse_row(dwT, NULL, idx + r * stride, cnt[r], din + r * Nout, ld, o0, o1, 1);
+    }
+}
+
+/* Entries of s[N] that are neither 0 nor 1 (an integer count: vectorizes). */
+size_t soma__count_nonbinary(const float *restrict s, size_t N) {
+    uint32_t c = 0;
+    for (size_t j = 0; j < N; j++) c += (s[j] != 0.0f) & (s[j] != 1.0f);
+    return c;
 }
 
 int soma__gather_wins(double density, size_t Nout) {
@@ -213,19 +306,62 @@ void soma__dense_dbias(float *restrict db, const float *restrict din, size_t R, 
         for (size_t i = 0; i < Nout; i++) db[i] += din[r * Nout + i];
 }
 
-/* dst[c][r] = src[r][c] with row strides ld_dst and ld_src, in 32x32 tiles. */
+#if defined(__AVX__)
+/* One 8x8 tile: dst[c][r] = src[r][c] for r, c < 8, the classic unpack /
+ * shuffle / lane-permute sequence (24 instructions for 64 values instead of
+ * 64 scalar loads and stores). */
+static inline void transpose8(float *restrict dst, size_t ld_dst, const float *restrict src, size_t ld_src) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld_src), r2 = _mm256_loadu_ps(src + 2 * ld_src),
+           r3 = _mm256_loadu_ps(src + 3 * ld_src), r4 = _mm256_loadu_ps(src + 4 * ld_src),
+           r5 = _mm256_loadu_ps(src + 5 * ld_src), r6 = _mm256_loadu_ps(src + 6 * ld_src),
+           r7 = _mm256_loadu_ps(src + 7 * ld_src);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + ld_dst, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ld_dst, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ld_dst, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ld_dst, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ld_dst, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ld_dst, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ld_dst, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
+/* dst[c][r] = src[r][c] with row strides ld_dst and ld_src, in 32x32 tiles
+ * (of 8x8 register tiles where AVX is there; the edges one by one). */
 static void transpose_strided(float *restrict dst, size_t ld_dst, const float *restrict src, size_t ld_src,
                               size_t rows, size_t cols) {
     const size_t B = 32;
     for (size_t r0 = 0; r0 < rows; r0 += B)
-        for (size_t c0 = 0; c0 < cols; c0 += B)
-            for (size_t r = r0; r < r0 + B && r < rows; r++)
-                for (size_t c = c0; c < c0 + B && c < cols; c++) dst[c * ld_dst + r] = src[r * ld_src + c];
+        for (size_t c0 = 0; c0 < cols; c0 += B) {
+            size_t r1 = r0 + B < rows ? r0 + B : rows, c1 = c0 + B < cols ? c0 + B : cols, r = r0;
+#if defined(__AVX__)
+            for (; r + 8 <= r1; r += 8) {
+                size_t c = c0;
+                for (; c + 8 <= c1; c += 8) transpose8(dst + c * ld_dst + r, ld_dst, src + r * ld_src + c, ld_src);
+                for (size_t rr = r; rr < r + 8; rr++)
+                    for (size_t cc = c; cc < c1; cc++) dst[cc * ld_dst + rr] = src[rr * ld_src + cc];
+            }
+#endif
+            for (; r < r1; r++)
+                for (size_t c = c0; c < c1; c++) dst[c * ld_dst + r] = src[r * ld_src + c];
+        }
+}
+
+void soma__transpose(float *dst, size_t ld_dst, const float *src, size_t ld_src, size_t rows, size_t cols) {
+    transpose_strided(dst, ld_dst, src, ld_src, rows, cols);
 }
 
 void soma__transpose_pad(float *dst, const float *src, size_t rows, size_t cols, size_t ld) {
-    memset(dst, 0, cols * ld * sizeof *dst);
     transpose_strided(dst, ld, src, cols, rows, cols);
+    if (ld > rows)
+        for (size_t c = 0; c < cols; c++) memset(dst + c * ld + rows, 0, (ld - rows) * sizeof *dst);
 }
 
 void soma__transpose_ld(float *dst, const float *src, size_t rows, size_t cols, size_t ld) {

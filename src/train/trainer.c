@@ -9,7 +9,7 @@
  *     is computed once, not T times, and its weight gradient is one GEMM
  *     against the gradient summed over time. A time-varying input (spike
  *     encodings, sequence data sets) that is sparse enough goes through a
- *     gather over its nonzeros (CSR rows) instead.
+ *     gather over its nonzeros (an index list per row) instead.
  *  2. The batch is cut into fixed chunks of tr->chunk samples. A chunk runs all
  *     layers forward over T steps, the loss, and all layers backward, with
  *     its buffers (state tape, spikes) small enough to stay in cache. Chunks
@@ -39,11 +39,16 @@
 #include "proj/dense.h"
 #include "train/train.h"
 
-/* Samples per chunk: 2 for spiking and graded-neuron layers (their per-step
- * work is elementwise and gathers, and small tapes stay in L1/L2), 16 when a
+/* Samples per chunk: for spiking and graded-neuron layers about
+ * CHUNK_ROWS / T, at least 2 and at most 16 (their per-step work is
+ * elementwise and gathers, and small tapes stay in L1/L2; with few steps a
+ * chunk of 2 would leave the projections products of a few rows and the
+ * per-chunk overheads, for T = 1 a third of the batch time); 16 when a
  * layer is a cell with weight matrices of its own (CfC, LTC, ELM, L2MU):
  * their per-step products then run on 16 rows at once instead of 2. */
-#define CHUNK_NEURONS 2
+#define CHUNK_ROWS 32
+#define CHUNK_NEURONS_MIN 2
+#define CHUNK_NEURONS_MAX 16
 #define CHUNK_CELLS 16
 
 typedef struct layer {
@@ -88,7 +93,7 @@ struct soma_trainer {
     size_t L;                /* spiking layers */
     layer lay[16];
     size_t T, Bmax, D, nchunks_max, Nmax, nsmax;
-    size_t chunk;            /* samples per chunk (CHUNK_NEURONS or CHUNK_CELLS) */
+    size_t chunk;            /* samples per chunk (see CHUNK_ROWS; CHUNK_CELLS) */
     size_t wszmax, ccols_max, ctmp_max; /* cell scratch per row; conv workspaces */
     int threads;
     float *grad;             /* mirrors net->params */
@@ -96,13 +101,14 @@ struct soma_trainer {
     float *I1, *dI1;         /* batch-wide input currents and their gradients */
     uint8_t *parg1;          /* first layer max pooling: positions of I1's maxima */
     size_t i1_rows;          /* rows I1 and dI1 hold */
-    /* Sparse time-varying input (spike encodings): the batch's nonzeros as
-     * CSR rows, the input weights transposed, and their gradient. */
-    size_t *xptr;            /* row starts, xptr_cap entries */
-    size_t xptr_cap;
-    uint32_t *xcol;          /* nonzero columns, grown as needed */
-    size_t xcol_cap;
+    /* Sparse time-varying input (spike encodings): the batch's nonzeros row
+     * by row (row r's columns at xcol + r*D, xcnt[r] of them), the input
+     * weights transposed, and their gradient. */
+    uint32_t *xcnt;          /* [xrows] nonzeros per row */
+    uint32_t *xcol;          /* [xrows][D] nonzero columns */
+    size_t xrows;            /* rows xcnt and xcol hold */
     int x_sparse;            /* this batch's input took the sparse path */
+    int x_binary;            /* ... and its nonzeros are all 1 (spikes) */
     float *w1T, *dw1T;       /* [D][ldw(N1)] */
     int w1T_stale;           /* w1T must be refreshed from the weights */
     float *acc;              /* nchunks_max accumulator blocks */
@@ -238,7 +244,7 @@ void soma_train_free(soma_trainer *tr) {
     free(tr->I1);
     free(tr->dI1);
     free(tr->parg1);
-    free(tr->xptr);
+    free(tr->xcnt);
     free(tr->xcol);
     free(tr->w1T);
     free(tr->dw1T);
@@ -361,7 +367,9 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         goto error;
     }
     tr->acc_size = acc;
-    tr->chunk = CHUNK_NEURONS;
+    tr->chunk = CHUNK_ROWS / tr->T;
+    if (tr->chunk < CHUNK_NEURONS_MIN) tr->chunk = CHUNK_NEURONS_MIN;
+    if (tr->chunk > CHUNK_NEURONS_MAX) tr->chunk = CHUNK_NEURONS_MAX;
     for (size_t l = 0; l < tr->L; l++)
         if (tr->lay[l].m->n_weights) tr->chunk = CHUNK_CELLS;
     tr->nchunks_max = (tr->Bmax + tr->chunk - 1) / tr->chunk;
@@ -432,28 +440,35 @@ error:
  * each call packs only its slice of W1 and the (smaller) input is packed
  * once per block. */
 #define GEMM_BLOCK 256
-/* Index the nonzeros of x [R][D] as CSR rows; returns their count, or
- * (size_t)-1 when out of memory. Rows are counted and filled in parallel. */
-static size_t index_input(soma_trainer *tr, const float *x, size_t R) {
-    size_t D = tr->D;
-    if (R + 1 > tr->xptr_cap) {
-        size_t *p = realloc(tr->xptr, (R + 1) * sizeof *p);
-        if (!p) return (size_t)-1;
-        tr->xptr = p, tr->xptr_cap = R + 1;
+/* Room for the nonzeros of R input rows; 0 or SOMA_STATUS_NOMEM. */
+static int sparse_reserve(soma_trainer *tr, size_t R) {
+    if (R <= tr->xrows) return SOMA_STATUS_OK;
+    uint32_t *c = malloc(R * sizeof *c), *col = malloc(R * tr->D * sizeof *col);
+    if (!c || !col) {
+        free(c), free(col);
+        return SOMA_STATUS_NOMEM;
     }
-#pragma omp parallel for num_threads(tr->threads) schedule(static)
-    for (size_t r = 0; r < R; r++) tr->xptr[r + 1] = D - soma__spike_count_zero(x + r * D, D);
-    tr->xptr[0] = 0;
-    for (size_t r = 0; r < R; r++) tr->xptr[r + 1] += tr->xptr[r];
-    size_t nnz = tr->xptr[R];
-    if (nnz > tr->xcol_cap) {
-        uint32_t *c = realloc(tr->xcol, nnz * sizeof *c);
-        if (!c) return (size_t)-1;
-        tr->xcol = c, tr->xcol_cap = nnz;
-    }
-#pragma omp parallel for num_threads(tr->threads) schedule(static)
-    for (size_t r = 0; r < R; r++) soma__spike_index(x + r * D, D, tr->xcol + tr->xptr[r]);
-    return nnz;
+    free(tr->xcnt), free(tr->xcol);
+    tr->xcnt = c, tr->xcol = col, tr->xrows = R;
+    return SOMA_STATUS_OK;
+}
+
+/* This thread's share [o0, o1) of N neurons in the current team, cut at
+ * multiples of 16 (whole cache lines of a row of W1^T, whole vectors). The
+ * sparse input layer gives each thread the same neurons in the weight
+ * gradient, in refreshing W1^T and (the parameters being laid out neuron
+ * by neuron) nearly so in the optimizer: data one core writes and the
+ * other then reads or writes costs a transfer between their caches, which
+ * made these phases slower on two threads than on one. */
+static void neuron_range(size_t N, size_t *o0, size_t *o1) {
+#ifdef SOMA_HAVE_OPENMP
+    size_t t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+#else
+    size_t t = 0, nt = 1;
+#endif
+    size_t a = (N * t / nt + 8) / 16 * 16, b = (N * (t + 1) / nt + 8) / 16 * 16;
+    *o0 = t == 0 ? 0 : a < N ? a : N;
+    *o1 = t + 1 == nt ? N : b < N ? b : N;
 }
 
 /* Make room for R rows of input currents; 0 or SOMA_STATUS_NOMEM. */
@@ -488,31 +503,56 @@ static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
         return;
     }
     /* A time-varying input is usually spikes: take the sparse path when the
-     * measured density makes it faster than the GEMM. */
-    tr->x_sparse = 0;
-    if (!tc && tr->w1T) {
-        size_t nnz = index_input(tr, x, R);
-        tr->x_sparse = nnz != (size_t)-1 && soma__gather_wins((double)nnz / ((double)R * (double)D), N);
-        if (tr->x_sparse && tr->w1T_stale) {
-            soma__transpose_pad(tr->w1T, ly->proj->w, N, D, soma__ldw(N));
-            tr->w1T_stale = 0;
+     * measured density makes it faster than the GEMM. One parallel region
+     * (its fork and barriers are a sizable part of a small batch) indexes
+     * the rows' nonzeros, refreshes the transposed weights the gather reads
+     * if the optimizer moved them, and then runs the chosen product: rows of
+     * the gather, or fixed output blocks of the GEMM. */
+    const float *W = ly->proj->w, *bias = ly->proj->b;
+    size_t ld = soma__ldw(N);
+    int indexed = !tc && tr->w1T && sparse_reserve(tr, R) == SOMA_STATUS_OK, refresh = indexed && tr->w1T_stale;
+    size_t nnz = 0, nonbin = 0;
+#pragma omp parallel num_threads(tr->threads)
+    {
+        if (refresh) { /* this thread's neurons, as in input_backward and (nearly) the optimizer */
+            size_t o0, o1;
+            neuron_range(N, &o0, &o1);
+            soma__transpose(tr->w1T + o0, ld, W + o0 * D, D, o1 - o0, D);
+        }
+        if (indexed) {
+#pragma omp for schedule(static) reduction(+ : nnz, nonbin)
+            for (size_t r = 0; r < R; r++) {
+                size_t c = soma__spike_index(x + r * D, D, tr->xcol + r * D);
+                tr->xcnt[r] = (uint32_t)c;
+                nnz += c;
+                nonbin += soma__count_nonbinary(x + r * D, D);
+            }
+        }
+        /* after the loop's barrier every thread sees the same counts */
+        if (indexed && soma__gather_wins((double)nnz / ((double)R * (double)D), N)) {
+            /* spikes (all nonzeros 1) are gathered without reading x */
+            const float *xv = nonbin ? x : NULL;
+#pragma omp for schedule(static)
+            for (size_t r0 = 0; r0 < R; r0 += 8)
+                soma__dense_forward_sparse(tr->I1 + r0 * N, xv ? xv + r0 * D : NULL, tr->xcol + r0 * D, tr->xcnt + r0,
+                                           D, tr->w1T, bias, R - r0 < 8 ? R - r0 : 8, D, N, 0, N);
+        } else {
+#pragma omp for schedule(static)
+            for (size_t k = 0; k < nblk; k++) {
+                size_t o0 = k * GEMM_BLOCK, o1 = o0 + GEMM_BLOCK > N ? N : o0 + GEMM_BLOCK;
+                float *out = tr->I1 + o0;
+                for (size_t r = 0; r < R; r++) {
+                    if (bias) memcpy(out + r * N, bias + o0, (o1 - o0) * sizeof(float));
+                    else memset(out + r * N, 0, (o1 - o0) * sizeof(float));
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)(o1 - o0), (int)D, 1.0f, x, (int)D,
+                            W + o0 * D, (int)D, 1.0f, out, (int)N);
+            }
         }
     }
-#pragma omp parallel for num_threads(tr->threads) schedule(static)
-    for (size_t k = 0; k < nblk; k++) {
-        size_t o0 = k * GEMM_BLOCK, o1 = o0 + GEMM_BLOCK > N ? N : o0 + GEMM_BLOCK;
-        if (tr->x_sparse) {
-            soma__dense_forward_csr(tr->I1, x, tr->xptr, tr->xcol, tr->w1T, ly->proj->b, R, D, N, o0, o1);
-            continue;
-        }
-        float *out = tr->I1 + o0;
-        for (size_t r = 0; r < R; r++) {
-            if (ly->proj->b) memcpy(out + r * N, ly->proj->b + o0, (o1 - o0) * sizeof(float));
-            else memset(out + r * N, 0, (o1 - o0) * sizeof(float));
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)(o1 - o0), (int)D, 1.0f, x, (int)D,
-                    ly->proj->w + o0 * D, (int)D, 1.0f, out, (int)N);
-    }
+    if (refresh) tr->w1T_stale = 0;
+    tr->x_sparse = indexed && soma__gather_wins((double)nnz / ((double)R * (double)D), N);
+    tr->x_binary = nonbin == 0;
 }
 
 /* Batch-wide input weight gradient: dW1 = dI1^T X, db1 = column sums of
@@ -548,22 +588,44 @@ static int input_backward(soma_trainer *tr, const float *x, size_t R) {
     layer *ly = &tr->lay[0];
     size_t D = tr->D, N = ly->N, nblk = (N + GEMM_BLOCK - 1) / GEMM_BLOCK;
     if (ly->conv) return input_backward_conv(tr, x, R);
-    if (tr->x_sparse) memset(tr->dw1T, 0, D * soma__ldw(N) * sizeof(float));
+    if (tr->x_sparse) {
+        /* Each thread owns a range of neurons (neuron_range): it zeroes
+         * their columns of the transposed gradient, scatters into them and
+         * transposes them into its rows of the weight gradient, so no two
+         * threads write the same cache line and every entry sums the batch
+         * rows in order (thread-count independent). Spikes are scattered
+         * without reading x: every thread goes over every batch row, and
+         * half of x sits in the other core's cache. */
+        size_t ld = soma__ldw(N);
+#pragma omp parallel num_threads(tr->threads)
+        {
+            size_t o0, o1;
+            neuron_range(N, &o0, &o1);
+            if (o1 > o0) {
+                for (size_t j = 0; j < D; j++) memset(tr->dw1T + j * ld + o0, 0, (o1 - o0) * sizeof(float));
+                soma__dense_dweightT_sparse(tr->dw1T, tr->x_binary ? NULL : x, tr->xcol, tr->xcnt, D, tr->dI1, R, D,
+                                            N, o0, o1);
+                soma__transpose(ly->gw + o0 * D, D, tr->dw1T + o0, ld, D, o1 - o0);
+            }
+            if (ly->gb) {
+                for (size_t o = o0; o < o1; o++) ly->gb[o] = 0.0f;
+                for (size_t r = 0; r < R; r++)
+                    for (size_t o = o0; o < o1; o++) ly->gb[o] += tr->dI1[r * N + o];
+            }
+        }
+        return SOMA_STATUS_OK;
+    }
 #pragma omp parallel for num_threads(tr->threads) schedule(static)
     for (size_t k = 0; k < nblk; k++) {
         size_t o0 = k * GEMM_BLOCK, o1 = o0 + GEMM_BLOCK > N ? N : o0 + GEMM_BLOCK;
-        if (tr->x_sparse)
-            soma__dense_dweightT_csr(tr->dw1T, x, tr->xptr, tr->xcol, tr->dI1, R, D, N, o0, o1);
-        else
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(o1 - o0), (int)D, (int)R, 1.0f, tr->dI1 + o0,
-                        (int)N, x, (int)D, 0.0f, ly->gw + o0 * D, (int)D);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(o1 - o0), (int)D, (int)R, 1.0f, tr->dI1 + o0,
+                    (int)N, x, (int)D, 0.0f, ly->gw + o0 * D, (int)D);
         if (ly->gb) {
             for (size_t o = o0; o < o1; o++) ly->gb[o] = 0.0f;
             for (size_t r = 0; r < R; r++)
                 for (size_t o = o0; o < o1; o++) ly->gb[o] += tr->dI1[r * N + o];
         }
     }
-    if (tr->x_sparse) soma__transpose_ld(ly->gw, tr->dw1T, D, N, soma__ldw(N));
     return SOMA_STATUS_OK;
 }
 
@@ -585,6 +647,20 @@ static uint64_t batch_key(const soma_trainer *tr) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
+}
+
+/* Sum of x[0..n) for statistics: in 16 float lanes, which vectorize (a
+ * running double sum is a chain of dependent adds), then the lanes in
+ * double. The order is fixed by n alone, so the result is deterministic. */
+static double sum_floats(const float *restrict x, size_t n) {
+    float lane[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (size_t k = 0; k < 16; k++) lane[k] += x[i + k];
+    double s = 0.0;
+    for (size_t k = 0; k < 16; k++) s += lane[k];
+    for (; i < n; i++) s += x[i];
+    return s;
 }
 
 /* Forward of one chunk (rows b0..b0+Bc of the batch of B) through all layers. */
@@ -643,15 +719,16 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
             a.step = t;
             ly->m->forward(&a, prev, cur, s, in_t, Bc, N);
             /* Index lists are built only where a gather will read them: the
-             * recurrent input of the next step, or (below) the next layer. */
-            for (size_t b = 0; b < Bc; b++) {
-                size_t c = ly->recT && !ly->graded ? soma__spike_index(s + b * N, N, w->idx[l] + t * RB + b * N)
-                                                   : soma__spike_count(s + b * N, N);
-                w->cnt[l][t * Bc + b] = (uint32_t)c;
-                nspk += c;
-            }
-            if (ly->m->rate_output)
-                for (size_t i = 0; i < RB; i++) ssum += s[i];
+             * recurrent input of the next step, or (below) the next layer.
+             * Graded outputs are never gathered: no counts for them. */
+            if (!ly->graded)
+                for (size_t b = 0; b < Bc; b++) {
+                    size_t c = ly->recT ? soma__spike_index(s + b * N, N, w->idx[l] + t * RB + b * N)
+                                        : soma__spike_count(s + b * N, N);
+                    w->cnt[l][t * Bc + b] = (uint32_t)c;
+                    nspk += c;
+                }
+            if (ly->m->rate_output) ssum += sum_floats(s, RB);
         }
         w->nspk[l] = nspk;
         w->spk_sum[l] = ly->m->rate_output ? ssum : (double)nspk;
@@ -840,7 +917,7 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
     float *sum = tr->acc;
     size_t na = tr->acc_size;
     size_t nblk = (na + 4095) / 4096;
-#pragma omp parallel for num_threads(tr->threads) schedule(static)
+#pragma omp parallel for num_threads(tr->threads) schedule(static) if (nblk > 1)
     for (size_t k = 0; k < nblk; k++) {
         size_t i0 = k * 4096, i1 = i0 + 4096 > na ? na : i0 + 4096;
         for (size_t c = 1; c < nch; c++) {
