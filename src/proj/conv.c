@@ -112,9 +112,8 @@ static void col2im(const soma__proj *p, const float *cols, size_t ld, size_t c0,
  *   weight gradient: dWt[c,i,j][.] += sum over channel c's listed inputs of
  *            v * dYt[iy+pad-i][ix+pad-j][.], accumulated in registers row
  *            by row of dWt (dYt zero-bordered, so no bounds tests).
- * Stride 1 and kernels up to MAXK; taken when the n images' density is
- * below SPARSE_DENSITY (measured on the examples' shapes). */
-#define SPARSE_DENSITY 0.2
+ * Stride 1 and kernels up to MAXK; taken where a cost model says it is
+ * cheaper than im2col + GEMM (see use_sparse). */
 #define MAXK 7
 int soma__conv_sparse_mode = 0; /* tests: 0 by density, 1 always dense, 2 always sparse */
 
@@ -126,13 +125,32 @@ static inline uint32_t nonzero(float v) {
     return (u & 0x7fffffffu) != 0;
 }
 
-static int use_sparse(const soma__proj *p, const float *x, size_t xs, size_t n) {
+/* Whether the n images x take the spike path (forward, or weight gradient
+ * with grad = 1), by a cost model in cycles fitted to single-thread
+ * measurements on this project's machine (AVX-512, OpenBLAS 0.3.21), for
+ * a 64-channel hidden convolution at spike densities 0.15-1 and a
+ * 32-channel first convolution on images:
+ *   GEMM:  OH*OW * C_in*k*k * (C_out/16 + 0.5) per image, the 0.5 for
+ *          im2col; the weight gradient's GEMM, whose inner dimension is
+ *          C_in*k*k, runs at ck/64 of that speed below ck = 64, plus 2 per
+ *          column element;
+ *   spike: one cycle per 16 output channels for each nonzero and kernel
+ *          offset, plus 4 per input (the lists) and one per output value.
+ * So the hidden convolution takes the spike path up to about 0.9 density
+ * (measured: 37 against 105 us per image at 0.15, a tie at 0.6), and the
+ * first convolution of an image net the GEMM forward (22 against 26 us)
+ * and the spike-path weight gradient (16 against 21 us). */
+static int use_sparse(const soma__proj *p, const float *x, size_t xs, size_t n, int grad) {
     if (p->cv.stride != 1 || p->cv.kernel > MAXK || soma__conv_sparse_mode == 1) return 0;
     if (soma__conv_sparse_mode == 2) return 1;
-    size_t D = p->cin * p->ih * p->iw, nz = 0;
+    size_t D = p->cin * p->ih * p->iw, nz = 0, k = p->cv.kernel;
     for (size_t i = 0; i < n; i++)
         for (size_t e = 0; e < D; e++) nz += nonzero(x[i * xs + e]);
-    return (double)nz < SPARSE_DENSITY * (double)(n * D);
+    double C = (double)p->cout, HW = (double)(p->oh * p->ow), ck = (double)(p->cin * k * k), nn = (double)n;
+    double gemm = grad ? nn * HW * ck * (C / 16.0 * (ck < 64.0 ? 64.0 / ck : 1.0) + 2.0)
+                       : nn * HW * ck * (C / 16.0 + 0.5);
+    double spike = (double)nz * (double)(k * k) * (C / 16.0) + nn * (4.0 * (double)D + HW * C);
+    return spike < gemm;
 }
 
 /* Zero border of the weight gradient's dYt: rows y = iy + pad - i reach
@@ -293,7 +311,7 @@ static float pool_scale(const soma__proj *p) {
 void soma__conv_forward(const soma__proj *p, const float *x, size_t xs, float *out, size_t os, size_t n, float *cols,
                         float *tmp, uint8_t *arg) {
     size_t ck = p->cin * p->cv.kernel * p->cv.kernel, HW = p->oh * p->ow, q = p->cv.pool_size, ld = n * HW;
-    int sparse = use_sparse(p, x, xs, n);
+    int sparse = use_sparse(p, x, xs, n, 0);
     if (sparse && p->cv.pool == SOMA_POOL_MAX && p->cv.pool_size == 2) {
         /* cols holds Wt, one image's Yt, then its pooled maxima and their
          * positions, channel-last: the pooling runs along the channels, in
@@ -615,7 +633,7 @@ void soma__conv_backward(const soma__proj *p, const float *x, size_t xs, const f
                 for (size_t e = 0; e < PHW; e++) s += dout[i * ds + o * PHW + e];
                 db[o] += s;
             }
-    int sparse = use_sparse(p, x, xs, n);
+    int sparse = use_sparse(p, x, xs, n, 1);
     /* Max pooling with at most 64 positions per window (q <= 8) takes the
      * list path for dx (the tests' mode 1 keeps the GEMM for comparison). */
     int listdx = dx && p->cv.pool == SOMA_POOL_MAX && q <= 8 && p->cv.kernel <= MAXK && soma__conv_sparse_mode != 1;
