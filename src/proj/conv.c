@@ -171,39 +171,51 @@ static size_t lists_size(const soma__proj *p) {
  * off[m] = (c*k*k + px)*C_out for channel c at padded column px: the weight
  * row Wt[c,i,j] of output column x is then Wt + off[m] + (i*k - x)*C_out. */
 static void list_by_pixel(const soma__proj *p, const float *x, uint32_t *st, uint32_t *off, float *val) {
-    size_t H = p->ih, W = p->iw, pad = p->cv.padding, Wp = W + 2 * pad, NP = (H + 2 * pad) * Wp;
-    size_t kk = p->cv.kernel * p->cv.kernel, C = p->cout;
-    memset(st, 0, (NP + 1) * sizeof *st);
-    for (size_t c = 0; c < p->cin; c++)
-        for (size_t iy = 0; iy < H; iy++) {
-            uint32_t *restrict sr = st + (iy + pad) * Wp + pad + 1;
-            for (size_t ix = 0; ix < W; ix++) sr[ix] += nonzero(x[(c * H + iy) * W + ix]);
-        }
-    for (size_t P = 0; P < NP; P++) st[P + 1] += st[P];
-    for (size_t c = 0; c < p->cin; c++)
-        for (size_t iy = 0; iy < H; iy++)
-            for (size_t ix = 0; ix < W; ix++) {
-                float v = x[(c * H + iy) * W + ix];
-                if (v == 0.0f) continue;
-                size_t P = (iy + pad) * Wp + ix + pad, m = st[P]++;
-                off[m] = (uint32_t)((c * kk + ix + pad) * C), val[m] = v;
+    size_t H = p->ih, W = p->iw, HW = H * W, pad = p->cv.padding, Wp = W + 2 * pad, NP = (H + 2 * pad) * Wp;
+    size_t kk = p->cv.kernel * p->cv.kernel, C = p->cout, Ci = p->cin;
+    uint32_t m = 0;
+    /* pixel by pixel in padded order, channels inner: one pass, and every
+     * input written to slot m, which advances only past nonzeros (no branch
+     * to mispredict; a zero's slot is overwritten or never read) */
+    for (size_t P = 0; P < pad * Wp; P++) st[P] = 0;
+    for (size_t iy = 0; iy < H; iy++) {
+        size_t P = (iy + pad) * Wp;
+        for (size_t e = 0; e < pad; e++) st[P + e] = m;
+        for (size_t ix = 0; ix < W; ix++) {
+            st[P + pad + ix] = m;
+            const float *xp = x + iy * W + ix;
+            uint32_t o = (uint32_t)((ix + pad) * C);
+            for (size_t c = 0; c < Ci; c++) {
+                float v = xp[c * HW];
+                off[m] = (uint32_t)(c * kk * C) + o, val[m] = v;
+                m += nonzero(v);
             }
-    for (size_t P = NP; P > 0; P--) st[P] = st[P - 1]; /* undo the fill's advance */
-    st[0] = 0;
+        }
+        for (size_t e = pad + W; e < Wp; e++) st[P + e] = m;
+    }
+    for (size_t P = (H + pad) * Wp; P <= NP; P++) st[P] = m;
 }
 
-/* The nonzeros of image x by channel: those of channel c are at pixels
- * px[st[c] .. st[c+1]) (iy*W + ix) with values val[..]. */
-static void list_by_channel(const soma__proj *p, const float *x, uint32_t *st, uint32_t *px, float *val) {
-    size_t HW = p->ih * p->iw, m = 0;
-    for (size_t c = 0; c < p->cin; c++) {
-        st[c] = (uint32_t)m;
-        for (size_t e = 0; e < HW; e++) {
-            float v = x[c * HW + e];
-            if (v != 0.0f) px[m] = (uint32_t)e, val[m++] = v;
+/* The nonzeros of image x by channel: those of channel c are entries
+ * st[c] .. st[c+1], entry m with the value val[m] and, in pos[m], the
+ * offset in the weight gradient's zero-bordered dYp of the output its
+ * kernel offset (0, 0) reaches: ((iy + pad + b)*(OW + 2b) + ix + pad + b)*C_out. */
+static void list_by_channel(const soma__proj *p, const float *x, uint32_t *st, uint32_t *pos, float *val) {
+    size_t H = p->ih, W = p->iw, pad = p->cv.padding, b = dy_border(p), OWp = p->ow + 2 * b, C = p->cout;
+    uint32_t m = 0;
+    for (size_t c = 0; c < p->cin; c++) { /* branch-free, as list_by_pixel */
+        st[c] = m;
+        for (size_t iy = 0; iy < H; iy++) {
+            const float *xr = x + (c * H + iy) * W;
+            uint32_t r = (uint32_t)(((iy + pad + b) * OWp + pad + b) * C);
+            for (size_t ix = 0; ix < W; ix++) {
+                float v = xr[ix];
+                pos[m] = r + (uint32_t)(ix * C), val[m] = v;
+                m += nonzero(v);
+            }
         }
     }
-    st[p->cin] = (uint32_t)m;
+    st[p->cin] = m;
 }
 
 /* Forward of one image on the spike path: Yt [OH*OW][C] (overwritten).
@@ -260,7 +272,7 @@ static void gather_forward(const soma__proj *p, const float *x, const float *Wt,
  * 16-channel block are registers. */
 static inline __attribute__((always_inline)) void dw_walk_k(const soma__proj *p, const float *x, float *dWt,
                                                             const float *dYp, float *lists, size_t k) {
-    size_t pad = p->cv.padding, C = p->cout, W = p->iw, b = dy_border(p), OWp = p->ow + 2 * b, kk = k * k;
+    size_t C = p->cout, W = p->iw, b = dy_border(p), OWp = p->ow + 2 * b, kk = k * k;
     uint32_t *st = (uint32_t *)lists, *px = st + p->cin + 1;
     float *val = (float *)(px + p->cin * p->ih * W);
     list_by_channel(p, x, st, px, val);
@@ -273,9 +285,8 @@ static inline __attribute__((always_inline)) void dw_walk_k(const soma__proj *p,
             v16 a[MAXK * MAXK];
             for (size_t e = 0; e < kk; e++) a[e] = (v16){0};
             for (uint32_t m = st[c]; m < st[c + 1]; m++) {
-                size_t iy = px[m] / W, ix = px[m] % W;
                 /* dYt row y = iy + pad - i sits at y + b in dYp */
-                const float *base = dYp + ((iy + pad + b) * OWp + ix + pad + b) * C + o0;
+                const float *base = dYp + px[m] + o0;
                 float v = val[m];
                 for (size_t i = 0; i < k; i++)
                     for (size_t j = 0; j < k; j++) a[i * k + j] += v * LOADV(base - (i * OWp + j) * C);
@@ -284,8 +295,7 @@ static inline __attribute__((always_inline)) void dw_walk_k(const soma__proj *p,
         }
 #endif
         for (uint32_t m = st[c]; o0 < C && m < st[c + 1]; m++) {
-            size_t iy = px[m] / W, ix = px[m] % W;
-            const float *base = dYp + ((iy + pad + b) * OWp + ix + pad + b) * C;
+            const float *base = dYp + px[m];
             for (size_t i = 0; i < k; i++)
                 for (size_t j = 0; j < k; j++) {
                     const float *restrict d = base - (i * OWp + j) * C;
