@@ -450,7 +450,9 @@ static void check_yaml_and_file(void) {
  * reads 83 channels, so its input gradient takes the window-list path
  * (blocks of 32 and 16 channels in registers plus a remainder of 3) in
  * mode 2, the GEMM in mode 1, and the first convolution's 83 outputs take
- * the spike path's blocks of 64 and 16 channels and its scalar tail. */
+ * the spike path's blocks of 64 and 16 channels and its scalar tail.
+ * With big = 2, 48 and 32 channels: whole 16-channel blocks, so the weight
+ * gradients' dY is laid out block-major instead of channel-last. */
 static void check_sparse_path(int tc, int big) {
     double loss[2];
     float *g[2] = {NULL, NULL};
@@ -461,7 +463,7 @@ static void check_sparse_path(int tc, int big) {
         size_t in, c1, c2, o;
         soma_net_create(&net);
         size_t d0[3] = {2, 6, 6}, d1[3] = {3, 3, 3}, d2[3] = {4, 2, 2};
-        if (big) d0[1] = d0[2] = 8, d1[0] = 83, d1[1] = d1[2] = 4, d2[0] = 5;
+        if (big) d0[1] = d0[2] = 8, d1[0] = big == 2 ? 48 : 83, d1[1] = d1[2] = 4, d2[0] = big == 2 ? 32 : 5;
         soma_net_add_pop(net, "in", "input", d0[0] * d0[1] * d0[2], &in);
         soma_net_add_pop(net, "c1", "lif", d1[0] * d1[1] * d1[2], &c1);
         soma_net_add_pop(net, "c2", "lif", d2[0] * d2[1] * d2[2], &c2);
@@ -554,6 +556,8 @@ int main(void) {
     check_sparse_path(0, 0);
     check_sparse_path(1, 1);
     check_sparse_path(0, 1);
+    check_sparse_path(1, 2);
+    check_sparse_path(0, 2);
     check_spiking_twin(0);
     check_yaml_and_file();
     return t_report("test_conv");

@@ -159,6 +159,22 @@ static size_t dy_border(const soma__proj *p) {
     return p->cv.kernel - 1 > p->cv.padding ? p->cv.kernel - 1 - p->cv.padding : 0;
 }
 
+/* The weight gradient's dYp layout: value (pos, o) at (o/16)*BS + pos*S + o%16.
+ * With whole 16-channel vectors, block-major (S = 16, BS = positions*16),
+ * so the walk over one block of channels reads 1/(C_out/16) of dYp and
+ * stays in L1; otherwise channel-last (S = C_out, BS = 16). */
+static void dy_layout(const soma__proj *p, size_t *S, size_t *BS) {
+    size_t b = dy_border(p), npos = (p->oh + 2 * b) * (p->ow + 2 * b);
+#ifdef SOMA_HAVE_V16
+    if (p->cout % 16 == 0) {
+        *S = 16, *BS = npos * 16;
+        return;
+    }
+#endif
+    (void)npos;
+    *S = p->cout, *BS = 16;
+}
+
 /* Floats of the nonzero lists of one image (see list_by_pixel and list_by_channel). */
 static size_t lists_size(const soma__proj *p) {
     size_t pad = p->cv.padding;
@@ -198,19 +214,19 @@ static void list_by_pixel(const soma__proj *p, const float *x, uint32_t *st, uin
 
 /* The nonzeros of image x by channel: those of channel c are entries
  * st[c] .. st[c+1], entry m with the value val[m] and, in pos[m], the
- * offset in the weight gradient's zero-bordered dYp of the output its
- * kernel offset (0, 0) reaches: ((iy + pad + b)*(OW + 2b) + ix + pad + b)*C_out. */
+ * position in the weight gradient's zero-bordered dYp of the output its
+ * kernel offset (0, 0) reaches: (iy + pad + b)*(OW + 2b) + ix + pad + b. */
 static void list_by_channel(const soma__proj *p, const float *x, uint32_t *st, uint32_t *pos, float *val) {
-    size_t H = p->ih, W = p->iw, pad = p->cv.padding, b = dy_border(p), OWp = p->ow + 2 * b, C = p->cout;
+    size_t H = p->ih, W = p->iw, pad = p->cv.padding, b = dy_border(p), OWp = p->ow + 2 * b;
     uint32_t m = 0;
     for (size_t c = 0; c < p->cin; c++) { /* branch-free, as list_by_pixel */
         st[c] = m;
         for (size_t iy = 0; iy < H; iy++) {
             const float *xr = x + (c * H + iy) * W;
-            uint32_t r = (uint32_t)(((iy + pad + b) * OWp + pad + b) * C);
+            uint32_t r = (uint32_t)((iy + pad + b) * OWp + pad + b);
             for (size_t ix = 0; ix < W; ix++) {
                 float v = xr[ix];
-                pos[m] = r + (uint32_t)(ix * C), val[m] = v;
+                pos[m] = r + (uint32_t)ix, val[m] = v;
                 m += nonzero(v);
             }
         }
@@ -272,38 +288,40 @@ static void gather_forward(const soma__proj *p, const float *x, const float *Wt,
  * 16-channel block are registers. */
 static inline __attribute__((always_inline)) void dw_walk_k(const soma__proj *p, const float *x, float *dWt,
                                                             const float *dYp, float *lists, size_t k) {
-    size_t C = p->cout, W = p->iw, b = dy_border(p), OWp = p->ow + 2 * b, kk = k * k;
+    size_t C = p->cout, W = p->iw, b = dy_border(p), OWp = p->ow + 2 * b, kk = k * k, S, BS;
+    dy_layout(p, &S, &BS);
     uint32_t *st = (uint32_t *)lists, *px = st + p->cin + 1;
     float *val = (float *)(px + p->cin * p->ih * W);
     list_by_channel(p, x, st, px, val);
-    for (size_t c = 0; c < p->cin; c++) {
-        if (st[c] == st[c + 1]) continue;
-        float *dw = dWt + c * kk * C;
-        size_t o0 = 0;
+    size_t o0 = 0;
 #ifdef SOMA_HAVE_V16
-        for (; o0 + 16 <= C; o0 += 16) {
+    for (; o0 + 16 <= C; o0 += 16) /* a block of channels at a time over all inputs: its dYp stays in L1 */
+        for (size_t c = 0; c < p->cin; c++) {
+            if (st[c] == st[c + 1]) continue;
+            float *dw = dWt + c * kk * C + o0;
+            const float *blk = dYp + (o0 / 16) * BS;
             v16 a[MAXK * MAXK];
             for (size_t e = 0; e < kk; e++) a[e] = (v16){0};
             for (uint32_t m = st[c]; m < st[c + 1]; m++) {
                 /* dYt row y = iy + pad - i sits at y + b in dYp */
-                const float *base = dYp + px[m] + o0;
+                const float *base = blk + px[m] * S;
                 float v = val[m];
                 for (size_t i = 0; i < k; i++)
-                    for (size_t j = 0; j < k; j++) a[i * k + j] += v * LOADV(base - (i * OWp + j) * C);
+                    for (size_t j = 0; j < k; j++) a[i * k + j] += v * LOADV(base - (i * OWp + j) * S);
             }
-            for (size_t e = 0; e < kk; e++) STOREV(dw + e * C + o0, LOADV(dw + e * C + o0) + a[e]);
+            for (size_t e = 0; e < kk; e++) STOREV(dw + e * C, LOADV(dw + e * C) + a[e]);
         }
 #endif
-        for (uint32_t m = st[c]; o0 < C && m < st[c + 1]; m++) {
-            const float *base = dYp + px[m];
+    for (size_t c = 0; o0 < C && c < p->cin; c++) /* channel-last here (S = C_out) */
+        for (uint32_t m = st[c]; m < st[c + 1]; m++) {
+            const float *base = dYp + px[m] * S;
             for (size_t i = 0; i < k; i++)
                 for (size_t j = 0; j < k; j++) {
-                    const float *restrict d = base - (i * OWp + j) * C;
-                    float *restrict w = dw + (i * k + j) * C;
+                    const float *restrict d = base - (i * OWp + j) * S;
+                    float *restrict w = dWt + (c * kk + i * k + j) * C;
                     for (size_t o = o0; o < C; o++) w[o] += val[m] * d[o];
                 }
         }
-    }
 }
 
 static void dw_walk(const soma__proj *p, const float *x, float *dWt, const float *dYp, float *lists) {
@@ -505,28 +523,30 @@ static void pool_back(const soma__proj *p, const float *dout, size_t ds, size_t 
 /* dY of one image, channel-last with a zero border of b (dYp [OH+2b][OW+2b][C_out],
  * overwritten) = pool^T(dout). */
 static void pool_back_cl(const soma__proj *p, const float *g, const uint8_t *ag, float *restrict dYp, size_t b) {
-    size_t C = p->cout, q = p->cv.pool_size, PH = p->ph, PW = p->pw, PHW = PH * PW, OWp = p->ow + 2 * b;
+    size_t C = p->cout, q = p->cv.pool_size, PH = p->ph, PW = p->pw, PHW = PH * PW, OWp = p->ow + 2 * b, S, BS;
+    dy_layout(p, &S, &BS);
     float a = pool_scale(p);
     memset(dYp, 0, (p->oh + 2 * b) * OWp * C * sizeof *dYp);
-    float *d0 = dYp + (b * OWp + b) * C; /* output (0, 0) */
-    size_t woff[64];                       /* window position -> offset (no division per element) */
-    for (size_t k = 0; k < q * q && k < 64; k++) woff[k] = ((k / q) * OWp + k % q) * C;
-    for (size_t o = 0; o < C; o++)
+    size_t woff[64]; /* window position -> offset (no division per element) */
+    for (size_t k = 0; k < q * q && k < 64; k++) woff[k] = ((k / q) * OWp + k % q) * S;
+    for (size_t o = 0; o < C; o++) {
+        float *d0 = dYp + (o / 16) * BS + o % 16 + (b * OWp + b) * S; /* output (0, 0), channel o */
         for (size_t u = 0; u < PH; u++)
             for (size_t v = 0; v < PW; v++) {
                 float gv = g[o * PHW + u * PW + v];
                 if (p->cv.pool == SOMA_POOL_NONE) {
-                    d0[(u * OWp + v) * C + o] = gv;
+                    d0[(u * OWp + v) * S] = gv;
                 } else if (p->cv.pool == SOMA_POOL_MAX && q <= 8) {
-                    d0[(u * q * OWp + v * q) * C + o + woff[ag[o * PHW + u * PW + v]]] = gv;
+                    d0[(u * q * OWp + v * q) * S + woff[ag[o * PHW + u * PW + v]]] = gv;
                 } else if (p->cv.pool == SOMA_POOL_MAX) {
                     unsigned k = ag[o * PHW + u * PW + v];
-                    d0[((u * q + k / q) * OWp + v * q + k % q) * C + o] = gv;
+                    d0[((u * q + k / q) * OWp + v * q + k % q) * S] = gv;
                 } else {
                     for (size_t dy = 0; dy < q; dy++)
-                        for (size_t dx = 0; dx < q; dx++) d0[((u * q + dy) * OWp + v * q + dx) * C + o] = a * gv;
+                        for (size_t dx = 0; dx < q; dx++) d0[((u * q + dy) * OWp + v * q + dx) * S] = a * gv;
                 }
             }
+    }
 }
 
 /* dx of one image (overwritten) under max pooling, where dY is zero but at
