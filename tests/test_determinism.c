@@ -5,7 +5,10 @@
  * recurrent layer, and a batch that is not a multiple of the chunk size.
  * A second network takes the sparse input path at T = 1 (UltraPLIF, as
  * examples/fmnist-ultralif-t1.yaml): its input weight gradient is cut into
- * one range of neurons per thread, so 1, 2 and 3 threads are compared. */
+ * one range of neurons per thread, so 1, 2 and 3 threads are compared.
+ * The trainer flushes denormals while it runs: the caller's floating-point
+ * mode (MXCSR on x86) must be the same after each epoch, in the calling
+ * thread and in the OpenMP threads that ran it. */
 #include <stdlib.h>
 #include <string.h>
 #include "soma.h"
@@ -30,6 +33,23 @@ static void make_data(soma_dataset *ds, size_t n, size_t dim) {
         for (size_t k = 0; k < ds->dim; k++)
             ds->x[i * ds->dim + k] = (uint8_t)((soma_rng_u32(&r) % 120) + (k % 4 == ds->y[i] ? 135 : 0));
     }
+}
+
+/* The mode bits of MXCSR (all but the six sticky exception flags) of the
+ * calling thread and of every thread of a team of n are 0x1f80 (all
+ * exceptions masked, round to nearest, no FTZ/DAZ), the default this test
+ * starts from. */
+static void check_fp_mode(int n) {
+#if defined(__SSE2__) && (defined(__x86_64__) || defined(__i386__))
+    unsigned bad = 0;
+    CHECK_MSG((__builtin_ia32_stmxcsr() & ~0x3fu) == 0x1f80u, "caller's MXCSR %#x after training",
+              __builtin_ia32_stmxcsr());
+#pragma omp parallel num_threads(n) reduction(| : bad)
+    bad |= (__builtin_ia32_stmxcsr() & ~0x3fu) ^ 0x1f80u;
+    CHECK_MSG(bad == 0, "an OpenMP thread's MXCSR differs from 0x1f80 in bits %#x after training", bad);
+#else
+    (void)n;
+#endif
 }
 
 static result train(const soma_dataset *ds, int threads, uint64_t seed, int ultra) {
@@ -72,6 +92,7 @@ static result train(const soma_dataset *ds, int threads, uint64_t seed, int ultr
     for (int e = 0; e < EPOCHS; e++) {
         soma_epoch_result er;
         CHECK(soma_train_epoch(tr, ds, e, NULL, NULL, &er) == 0);
+        check_fp_mode(threads);
         res.loss[e] = er.loss;
     }
     res.n = soma_net_param_count(net);
