@@ -137,9 +137,11 @@ static inline uint32_t nonzero(float v) {
  *   spike: one cycle per 16 output channels for each nonzero and kernel
  *          offset, plus 4 per input (the lists) and one per output value.
  * So the hidden convolution takes the spike path up to about 0.9 density
- * (measured: 37 against 105 us per image at 0.15, a tie at 0.6), and the
- * first convolution of an image net the GEMM forward (22 against 26 us)
- * and the spike-path weight gradient (16 against 21 us). */
+ * (measured when fitted: 37 against 105 us per image at 0.15, a tie at 0.6;
+ * the spike path has become faster since, 25 us at 0.15: see
+ * bench/bench_conv.c), and the first convolution of an image net the GEMM
+ * forward (22 against 26 us) and the spike-path weight gradient (16
+ * against 21 us). */
 static int use_sparse(const soma__proj *p, const float *x, size_t xs, size_t n, int grad) {
     if (p->cv.stride != 1 || p->cv.kernel > MAXK || soma__conv_sparse_mode == 1) return 0;
     if (soma__conv_sparse_mode == 2) return 1;
