@@ -33,6 +33,9 @@
  * apply restrict to the local pointers of an inlined row function, and
  * without this it gives up on the many alias checks. */
 #define SIM_IVDEP _Pragma("GCC ivdep")
+/* Row loops load every value and make every comparison unconditionally
+ * (values first, selects last): a load or float compare under a condition
+ * would block the if-conversion that vectorizing needs. */
 
 /* ROW(U, E): U = parameters uniform, E = an external input array is given. */
 #define SIM_DISPATCH(a, ROW)              \

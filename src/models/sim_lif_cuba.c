@@ -106,9 +106,7 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
     SIM_ARR(VR, a->prm[P_V_RESET]);
     SIM_IVDEP
     for (size_t i = i0; i < i1; i++) {
-        /* Every load and comparison is unconditional (values first, selects
-         * last): a load or float compare under a condition would block the
-         * if-conversion that vectorizing needs. */
+        /* Loads first, selects last (see sim_common.h). */
         const float th = SIM_AT(TH), vr = SIM_AT(VR), rs = SIM_AT(R);
         float x = v[i], r = refr[i];
         float e = ge[i] + we[i], g = gi[i] + wi[i];

@@ -333,6 +333,20 @@ static void dw_walk(const soma__proj *p, const float *x, float *dWt, const float
         dw_walk_k(p, x, dWt, dYp, lists, p->cv.kernel);
 }
 
+#ifdef SOMA_HAVE_V16
+/* The 2x2 max-pool selection on 16 windows at once: the first maximum in
+ * window order 0, 1, 2, 3 (ties keep the earlier one, as torch), and its
+ * position in *ix. Branch-free (masks, no float compare under a condition). */
+static inline v16 max4(v16 y0, v16 y1, v16 y2, v16 y3, v16i *ix) {
+    v16i g01 = y1 > y0, g23 = y3 > y2;
+    v16 m01 = (v16)((g01 & (v16i)y1) | (~g01 & (v16i)y0));
+    v16 m23 = (v16)((g23 & (v16i)y3) | (~g23 & (v16i)y2));
+    v16i hi = m23 > m01;
+    *ix = (hi & (2 + (g23 & 1))) | (~hi & (g01 & 1));
+    return (v16)((hi & (v16i)m23) | (~hi & (v16i)m01));
+}
+#endif
+
 static float pool_scale(const soma__proj *p) {
     size_t q = p->cv.pool_size;
     return p->cv.pool == SOMA_POOL_AVG ? 1.0f / (float)(q * q) : 1.0f;
@@ -362,14 +376,10 @@ void soma__conv_forward(const soma__proj *p, const float *x, size_t xs, float *o
                     int32_t *restrict pa = At + (u * PW + v) * C;
                     size_t o = 0;
 #ifdef SOMA_HAVE_V16
-                    for (; o + 16 <= C; o += 16) { /* the same selection, 16 channels at a time */
-                        v16 a0 = LOADV(y0 + o), a1 = LOADV(y1 + o), a2 = LOADV(y2 + o), a3 = LOADV(y3 + o);
-                        v16i g01 = a1 > a0, g23 = a3 > a2;
-                        v16 m01 = (v16)((g01 & (v16i)a1) | (~g01 & (v16i)a0));
-                        v16 m23 = (v16)((g23 & (v16i)a3) | (~g23 & (v16i)a2));
-                        v16i hi = m23 > m01, i01 = g01 & 1, i23 = 2 + (g23 & 1);
-                        STOREV(pm + o, (v16)((hi & (v16i)m23) | (~hi & (v16i)m01)));
-                        STOREVI(pa + o, (hi & i23) | (~hi & i01));
+                    for (; o + 16 <= C; o += 16) { /* 16 channels at a time */
+                        v16i ix;
+                        STOREV(pm + o, max4(LOADV(y0 + o), LOADV(y1 + o), LOADV(y2 + o), LOADV(y3 + o), &ix));
+                        STOREVI(pa + o, ix);
                     }
 #endif
                     for (; o < C; o++) { /* first maximum in window order 0, 1, 2, 3, as below */
@@ -425,31 +435,19 @@ void soma__conv_forward(const soma__proj *p, const float *x, size_t xs, float *o
                     uint8_t *restrict ar = ag + u * PW;
                     size_t v = 0;
 #ifdef SOMA_HAVE_V16
-                    for (; v + 16 <= PW; v += 16) { /* the selection below, 16 windows at a time */
-                        v16 a = LOADV(r0 + 2 * v), bb = LOADV(r0 + 2 * v + 16), c = LOADV(r1 + 2 * v),
-                            d = LOADV(r1 + 2 * v + 16);
-                        v16 y0 = EVENV(a, bb), y1 = ODDV(a, bb), y2 = EVENV(c, d), y3 = ODDV(c, d);
-                        v16i g01 = y1 > y0, g23 = y3 > y2;
-                        v16 m01 = (v16)((g01 & (v16i)y1) | (~g01 & (v16i)y0));
-                        v16 m23 = (v16)((g23 & (v16i)y3) | (~g23 & (v16i)y2));
-                        v16i hi = m23 > m01, ix = (hi & (2 + (g23 & 1))) | (~hi & (g01 & 1));
-                        STOREV(dr + v, (v16)((hi & (v16i)m23) | (~hi & (v16i)m01)) + b);
-                        for (size_t t = 0; t < 16; t++) ar[v + t] = (uint8_t)ix[t];
-                    }
-                    if (v < PW) { /* the last windows through zero-padded copies, still vectorised */
-                        size_t nv = PW - v;
+                    for (; v < PW; v += 16) { /* 16 windows at a time; the last ones from zero-padded copies */
+                        size_t nv = PW - v < 16 ? PW - v : 16;
                         float t0[32] = {0}, t1[32] = {0};
-                        memcpy(t0, r0 + 2 * v, 2 * nv * sizeof(float));
-                        memcpy(t1, r1 + 2 * v, 2 * nv * sizeof(float));
-                        v16 a = LOADV(t0), bb = LOADV(t0 + 16), c = LOADV(t1), d = LOADV(t1 + 16);
-                        v16 y0 = EVENV(a, bb), y1 = ODDV(a, bb), y2 = EVENV(c, d), y3 = ODDV(c, d);
-                        v16i g01 = y1 > y0, g23 = y3 > y2;
-                        v16 m01 = (v16)((g01 & (v16i)y1) | (~g01 & (v16i)y0));
-                        v16 m23 = (v16)((g23 & (v16i)y3) | (~g23 & (v16i)y2));
-                        v16i hi = m23 > m01, ix = (hi & (2 + (g23 & 1))) | (~hi & (g01 & 1));
-                        v16 m = (v16)((hi & (v16i)m23) | (~hi & (v16i)m01)) + b;
+                        const float *a = r0 + 2 * v, *c = r1 + 2 * v;
+                        if (nv < 16) {
+                            memcpy(t0, a, 2 * nv * sizeof(float));
+                            memcpy(t1, c, 2 * nv * sizeof(float));
+                            a = t0, c = t1;
+                        }
+                        v16 a0 = LOADV(a), a1 = LOADV(a + 16), c0 = LOADV(c), c1 = LOADV(c + 16);
+                        v16i ix;
+                        v16 m = max4(EVENV(a0, a1), ODDV(a0, a1), EVENV(c0, c1), ODDV(c0, c1), &ix) + b;
                         for (size_t t = 0; t < nv; t++) dr[v + t] = m[t], ar[v + t] = (uint8_t)ix[t];
-                        v = PW;
                     }
 #endif
                     for (; v < PW; v++) {

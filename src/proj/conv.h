@@ -1,17 +1,19 @@
-/* conv.h — 2-D convolution projections (im2col + BLAS) with optional
- * average/sum pooling, one image at a time. */
+/* conv.h — 2-D convolution projections (im2col + BLAS, or along the
+ * nonzero inputs) with optional max/average/sum pooling, n images per call. */
 #ifndef SOMA_CONV_H
 #define SOMA_CONV_H
 #include <stdint.h>
 #include "net/net.h"
 
-/* Floats of workspace ONE image needs: cols (C_in*k*k x OH*OW) and the
+/* Floats of workspace ONE image needs: cols (the largest of im2col's
+ * C_in*k*k x OH*OW and the spike path's buffers, see conv.c) and the
  * unpooled output or its gradient (C_out x OH*OW). n images need n times them. */
 size_t soma__conv_cols_size(const soma__proj *p);
 size_t soma__conv_out_size(const soma__proj *p);
 
-/* Sparse inputs take the spike path (see conv.c) below a density; tests set
- * this to 1 (always im2col + GEMM) or 2 (always the spike path) to compare. */
+/* Inputs take the spike path where conv.c's cost model says it is cheaper
+ * than im2col + GEMM; tests set this to 1 (always im2col + GEMM) or 2
+ * (always the spike path) to compare. */
 extern int soma__conv_sparse_mode;
 
 /* Images per call the trainer uses (workspaces are sized for it). */
