@@ -150,6 +150,11 @@ void soma_net_free(soma_net *net);
 /* Last detailed error message on this net ("" if none). */
 const char *soma_net_errmsg(const soma_net *net);
 
+/* The network's time step in ms (default 0.1). Models stated in physical
+ * units derive their discrete constants from it (lif: beta = exp(-dt/tau_m)). */
+int soma_net_set_dt(soma_net *net, double dt_ms);
+double soma_net_dt(const soma_net *net);
+
 /* Add a population of `size` neurons of model `model`; parameters start at
  * their defaults. *index (may be NULL) receives its index. */
 int soma_net_add_pop(soma_net *net, const char *name, const char *model, size_t size, size_t *index);

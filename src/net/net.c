@@ -32,8 +32,20 @@ int soma__net_fail(soma_net *net, int status, const char *fmt, ...) {
 int soma_net_create(soma_net **out) {
     if (!out) return SOMA_STATUS_INVALID;
     *out = calloc(1, sizeof **out);
-    return *out ? SOMA_STATUS_OK : SOMA_STATUS_NOMEM;
+    if (!*out) return SOMA_STATUS_NOMEM;
+    (*out)->dt = 0.1;
+    return SOMA_STATUS_OK;
 }
+
+int soma_net_set_dt(soma_net *net, double dt_ms) {
+    if (!net) return SOMA_STATUS_INVALID;
+    if (!(dt_ms > 0.0) || dt_ms > 1e6)
+        return soma__net_fail(net, SOMA_STATUS_INVALID, "dt must be a positive time, got %g ms", dt_ms);
+    net->dt = dt_ms;
+    return SOMA_STATUS_OK;
+}
+
+double soma_net_dt(const soma_net *net) { return net ? net->dt : 0.0; }
 
 /* Drop the parameter buffer: the net changed shape. */
 static void net_release(soma_net *net) {

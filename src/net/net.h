@@ -47,6 +47,7 @@ struct soma_net {
     soma__tensor *tensors;
     size_t ntensors;
     int initialised;      /* weights drawn */
+    double dt;            /* time step, ms (default 0.1): prepare(dt) derives each model's discrete constants */
     char errmsg[512];
 };
 
