@@ -425,8 +425,8 @@ int soma_experiment_load(const char *path, soma_net **net, soma_data_opts *data,
 
 
 /* ------------------------------------------------------------- simulator */
-/* The event-driven simulator runs one instance of a biological network on a
- * fixed time step. Its network description (soma_simnet) holds populations
+/* The event-driven simulator runs one instance of a network on a fixed time
+ * step. It runs the same description (soma_net) as the trainer: populations
  * of neurons with physical parameters, sparse projections made by
  * connectors, and external drives.
  *
@@ -444,7 +444,6 @@ int soma_experiment_load(const char *path, soma_net **net, soma_data_opts *data,
  * feels it, so the shortest delay is one step (dt). NEST's delays mean the
  * same; Brian2's delay d is soma's d + dt (Brian2 applies a spike within
  * the step that emits it). */
-typedef struct soma_simnet soma_simnet; /* opaque */
 
 /* How a projection's synapses are drawn. */
 typedef enum soma_conn_rule {
@@ -478,37 +477,34 @@ void soma_connector_default(soma_connector *c, int rule);
  * (positive -> the model's port 0, "e"; negative -> port 1, "i"), or fixed. */
 #define SOMA_PORT_BY_SIGN (-1)
 
-int soma_simnet_create(soma_simnet **sn);
-void soma_simnet_free(soma_simnet *sn);
-const char *soma_simnet_errmsg(const soma_simnet *sn);
-/* Time step in ms (default 0.1). */
-int soma_simnet_set_dt(soma_simnet *sn, double dt_ms);
-double soma_simnet_dt(const soma_simnet *sn);
-/* A population of a simulator model (iaf_psc_delta, iaf_psc_exp,
- * iaf_psc_alpha, lif_coba, lif_cuba, izhikevich, adex, poisson,
- * spike_source). Parameters start at their defaults. */
-int soma_simnet_add_pop(soma_simnet *sn, const char *name, const char *model, size_t size, size_t *index);
-int soma_simnet_find_pop(const soma_simnet *sn, const char *name, size_t *index);
-size_t soma_simnet_pop_count(const soma_simnet *sn);
+/* The simulator's parts of a network description (soma_net, above).
+ * Time step: soma_net_set_dt (before any sparse projection or Poisson
+ * input). Populations: soma_net_add_pop with any model; an executor refuses,
+ * by name, a model that lacks its half (soma models lists them). */
 /* Define a named constant for later expressions ("J" = "0.1mV", then
  * weight "-g*J"). Redefining replaces the value for later uses only. */
-int soma_simnet_define(soma_simnet *sn, const char *name, const char *expr);
-/* Set a parameter, or the initial value of a state variable, from an expression. */
-int soma_simnet_set(soma_simnet *sn, size_t pop, const char *name, const char *expr);
-/* A projection from -> to; weight and delay are expressions evaluated per
- * synapse (r is then a per-synapse uniform). port: SOMA_PORT_BY_SIGN or a
- * port index of the target model. *index (may be NULL) gets its index. */
-int soma_simnet_connect(soma_simnet *sn, size_t from, size_t to, const soma_connector *c, const char *weight,
-                        const char *delay, int port, size_t *index);
+int soma_net_define(soma_net *net, const char *name, const char *expr);
+/* Set a parameter, or the initial value of a state variable, from an
+ * expression. A constant sets the population's one value (as
+ * soma_net_set_param); an expression with r, i, N or a random draw sets
+ * per-neuron values, which the simulator evaluates. An enum-valued
+ * parameter takes one of its names ("subtract"). */
+int soma_net_set(soma_net *net, size_t pop, const char *name, const char *expr);
+/* A sparse projection from -> to whose synapses a connector draws; weight
+ * and delay are expressions evaluated per synapse (r is then a per-synapse
+ * uniform). port: SOMA_PORT_BY_SIGN or a port index of the target model.
+ * *index (may be NULL) gets its index among all projections. */
+int soma_net_connect(soma_net *net, size_t from, size_t to, const soma_connector *c, const char *weight,
+                     const char *delay, int port, size_t *index);
 /* Independent Poisson input to every neuron of pop: rate (Hz, one value for
  * the population), each event adds weight on port. */
-int soma_simnet_add_poisson(soma_simnet *sn, size_t pop, const char *rate, const char *weight, int port);
+int soma_net_add_poisson(soma_net *net, size_t pop, const char *rate, const char *weight, int port);
 /* A piecewise-constant input from time t[k] (ms) on: value v[k] is added to
  * the model's external input (a current in pA; the rate in Hz for poisson).
  * n >= 1 points with increasing times; before t[0] it adds 0. */
-int soma_simnet_add_steps(soma_simnet *sn, size_t pop, const double *t_ms, const double *v, size_t n);
+int soma_net_add_steps(soma_net *net, size_t pop, const double *t_ms, const double *v, size_t n);
 /* Spikes a spike_source population emits: neuron ids[k] at time t_ms[k]. */
-int soma_simnet_set_spikes(soma_simnet *sn, size_t pop, const uint32_t *ids, const double *t_ms, size_t n);
+int soma_net_set_spikes(soma_net *net, size_t pop, const uint32_t *ids, const double *t_ms, size_t n);
 
 typedef struct soma_sim_opts {
     int threads;           /* 0 = all cores */
@@ -526,10 +522,11 @@ typedef struct soma_spike {
     uint32_t id;
 } soma_spike;
 
-/* Build the network: draw connectivity and initial values. On error *sim is
- * NULL and err holds the reason. A network whose estimated memory exceeds
+/* Compile the network into the simulator's own plan: draw connectivity and
+ * initial values. The simulator keeps no pointer into net: net may be
+ * changed or freed afterwards. On error *sim is NULL and err holds the reason. A network whose estimated memory exceeds
  * the limit is refused before allocation, with the estimate. */
-int soma_sim_create(soma_sim **sim, const soma_simnet *sn, const soma_sim_opts *o, char *err, size_t errlen);
+int soma_sim_create(soma_sim **sim, const soma_net *net, const soma_sim_opts *o, char *err, size_t errlen);
 void soma_sim_free(soma_sim *sim);
 const char *soma_sim_errmsg(const soma_sim *sim);
 /* Progress callback after each chunk of steps; nonzero return cancels. */
@@ -638,7 +635,7 @@ typedef struct soma_sim_file_opts {
     double ref_hz[32];
 } soma_sim_file_opts;
 /* params: NULL or "name=value" overrides of the file's `params:` section (n of them). */
-int soma_simnet_load_yaml(const char *path, const char *const *params, size_t n_params, soma_simnet **sn,
+int soma_net_load_yaml(const char *path, const char *const *params, size_t n_params, soma_net **net,
                           soma_sim_file_opts *o, char *err, size_t errlen);
 
 /* ----------------------------------------------------------------- plots */

@@ -46,7 +46,7 @@
 #endif
 
 #include "core/rng.h"
-#include "sim/simnet.h"
+#include "net/net.h"
 
 #define CHUNK_ALIGN 16
 #define DRIVE_BLOCK 256
@@ -73,7 +73,7 @@ typedef struct state_rec {
 } state_rec;
 
 typedef struct spop {
-    const sn_pop *d;
+    char name[64];
     const soma_model *m;
     size_t N;
     uint32_t first;
@@ -87,6 +87,8 @@ typedef struct spop {
     size_t ndrives;
     float *ext;         /* step input [N], or NULL */
     uint64_t *st_step;  /* steps at which the step input changes */
+    float *st_v;        /* the value from each of those steps on */
+    size_t n_st;
     soma_spike *sched;  /* spike_source: (step, index) sorted */
     size_t nsched;
     uint64_t key;
@@ -185,6 +187,7 @@ void soma_sim_free(soma_sim *s) {
         free(P->spk);
         free(P->ext);
         free(P->st_step);
+        free(P->st_v);
         free(P->sched);
     }
     if (s->ts)
@@ -224,10 +227,10 @@ static uint64_t key_of(uint64_t seed, uint64_t a, uint64_t b) {
 enum { KEY_POP = 1, KEY_CONN, KEY_WEIGHT, KEY_DELAY, KEY_DRIVE, KEY_NOISE };
 
 /* Per-neuron parameter values and derived constants of population p. */
-static int build_pop(soma_sim *s, const soma_simnet *sn, size_t p) {
+static int build_pop(soma_sim *s, const soma_net *sn, size_t p) {
     spop *P = &s->pops[p];
-    const sn_pop *d = &sn->pops[p];
-    const soma_model *m = d->m;
+    const soma__pop *d = &sn->pops[p];
+    const soma_model *m = d->model;
     size_t N = d->size;
     uint64_t key = key_of(s->seed, KEY_POP, p);
     P->uniform = 1;
@@ -235,14 +238,11 @@ static int build_pop(soma_sim *s, const soma_simnet *sn, size_t p) {
         P->prm[k] = xalloc(N * sizeof(float));
         if (!P->prm[k]) return SOMA_STATUS_NOMEM;
         const soma_param_desc *pd = &m->params[k];
-        const sn_value *v = d->prm[k];
+        const soma__value *v = d->val[k];
         if (!v) {
-            for (size_t i = 0; i < N; i++) P->prm[k][i] = pd->def;
-            continue;
-        }
-        if (soma__expr_is_const(v->e)) {
-            float x = (float)(soma__expr_eval(v->e, key, 0, N) * v->scale);
-            for (size_t i = 0; i < N; i++) P->prm[k][i] = x;
+            /* One value for the population (constants are never kept as
+             * expressions: soma_net_set stores them here). */
+            for (size_t i = 0; i < N; i++) P->prm[k][i] = d->prm[k];
             continue;
         }
         P->uniform = 0;
@@ -268,7 +268,7 @@ static int build_pop(soma_sim *s, const soma_simnet *sn, size_t p) {
     }
     if (m->sim_init) m->sim_init((const float *const *)P->prm, P->st, N);
     for (size_t k = 0; k < m->n_state; k++) {
-        const sn_value *v = d->init[k];
+        const soma__value *v = d->init[k];
         if (!v) continue;
         for (size_t i = 0; i < N; i++) P->st[k][i] = (float)(soma__expr_eval(v->e, key, i, N) * v->scale);
     }
@@ -277,8 +277,11 @@ static int build_pop(soma_sim *s, const soma_simnet *sn, size_t p) {
     if (d->n_st) {
         P->ext = xalloc(N * sizeof(float));
         P->st_step = malloc(d->n_st * sizeof *P->st_step);
-        if (!P->ext || !P->st_step) return SOMA_STATUS_NOMEM;
+        P->st_v = malloc(d->n_st * sizeof *P->st_v);
+        if (!P->ext || !P->st_step || !P->st_v) return SOMA_STATUS_NOMEM;
         for (size_t k = 0; k < d->n_st; k++) P->st_step[k] = (uint64_t)llround(d->st_t[k] / s->dt);
+        for (size_t k = 0; k < d->n_st; k++) P->st_v[k] = (float)d->st_v[k];
+        P->n_st = d->n_st;
     }
     if (d->n_src) {
         P->sched = malloc(d->n_src * sizeof *P->sched);
@@ -304,7 +307,7 @@ static int cmp_spike(const void *a, const void *b) {
 }
 
 /* Poisson drive: the cumulative distribution table for lambda events per step. */
-static int build_drive(soma_sim *s, const sn_drive *d, size_t index, drive *out) {
+static int build_drive(soma_sim *s, const soma__drive *d, size_t index, drive *out) {
     double lam = d->rate_hz * s->dt * 1e-3;
     double pk = exp(-lam), F = pk;
     int K = 0;
@@ -330,7 +333,7 @@ static int build_drive(soma_sim *s, const sn_drive *d, size_t index, drive *out)
  * rows (and finds the delay range), a fill pass writes the synapses. */
 typedef struct conn_ctx {
     soma_sim *s;
-    const sn_proj *pr;
+    const soma__proj *pr;
     size_t iproj;
     uint32_t first_from, first_to;
     size_t cs_to;
@@ -354,20 +357,20 @@ static int delay_steps(conn_ctx *c, uint64_t edge, const double *d, size_t *out)
         *out = c->d0;
         return 0;
     } else
-        ms = soma__expr_eval(c->pr->d.e, c->kd, edge, 0) * c->pr->d.scale;
+        ms = soma__expr_eval(c->pr->dv.e, c->kd, edge, 0) * c->pr->dv.scale;
     long long st = llround(ms / s->dt);
     int rc = 0;
     if (!(ms == ms) || st < 1 || ms < 0.5 * s->dt) {
 #pragma omp critical(soma_sim_errmsg)
         rc = sfail(s, SOMA_STATUS_INVALID, "%s%sprojection %s -> %s, synapse %llu: delay %g ms is shorter than the time step %g ms",
-                     c->pr->d.where, c->pr->d.where[0] ? ": " : "", s->pops[c->pr->from].d->name,
-                     s->pops[c->pr->to].d->name, (unsigned long long)edge, ms, s->dt);
+                     c->pr->dv.where, c->pr->dv.where[0] ? ": " : "", s->pops[c->pr->from].name,
+                     s->pops[c->pr->to].name, (unsigned long long)edge, ms, s->dt);
         return rc;
     }
     if ((unsigned long long)st > 1000000ULL) {
 #pragma omp critical(soma_sim_errmsg)
         rc = sfail(s, SOMA_STATUS_INVALID, "projection %s -> %s: delay %g ms is longer than 10^6 steps",
-                   s->pops[c->pr->from].d->name, s->pops[c->pr->to].d->name, ms);
+                   s->pops[c->pr->from].name, s->pops[c->pr->to].name, ms);
         return rc;
     }
     *out = (size_t)st;
@@ -396,7 +399,7 @@ static int on_edge(void *user, uint32_t pre, uint32_t post, uint64_t edge, const
     }
     if (ds < c->dmin) c->dmin = ds;
     if (ds > c->dmax) c->dmax = ds;
-    double wv = w ? *w : c->const_w ? c->w0 : soma__expr_eval(c->pr->w.e, c->kw, edge, 0) * c->pr->w.scale;
+    double wv = w ? *w : c->const_w ? c->w0 : soma__expr_eval(c->pr->wv.e, c->kw, edge, 0) * c->pr->wv.scale;
     int port = c->pr->port == SOMA_PORT_BY_SIGN ? (wv < 0 && c->nports > 1) : c->pr->port;
     uint32_t pos = c->cnt[th][g]++;
     syn *sy = &s->ts[th].syn[pos];
@@ -410,7 +413,7 @@ static double phys_bytes(void) {
     return pages > 0 && psz > 0 ? (double)pages * (double)psz : 16e9;
 }
 
-int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *o, char *err, size_t errlen) {
+int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, char *err, size_t errlen) {
     if (!out || !sn) return SOMA_STATUS_INVALID;
     *out = NULL;
     soma_sim_opts def;
@@ -438,6 +441,20 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
         rc = sfail(s, SOMA_STATUS_INVALID, "the network has no populations");
         goto done;
     }
+    for (size_t p = 0; p < sn->npops; p++) {
+        const soma_model *m = sn->pops[p].model;
+        if (!m->sim_step && m != &soma__model_spike_source) {
+            rc = sfail(s, SOMA_STATUS_UNSUPPORTED, "population '%s': model %s has no simulation ops (soma models lists the models the simulator runs)",
+                       sn->pops[p].name, m->name);
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < sn->nproj; i++)
+        if (!sn->projs[i].sparse) {
+            rc = sfail(s, SOMA_STATUS_UNSUPPORTED, "projection %s -> %s: the simulator runs sparse (connector) projections only, not %s ones",
+                       sn->pops[sn->projs[i].from].name, sn->pops[sn->projs[i].to].name, sn->projs[i].conv ? "conv" : "dense");
+            goto done;
+        }
     s->npops = sn->npops;
     s->pops = calloc(sn->npops, sizeof *s->pops);
     s->ts = calloc((size_t)T, sizeof *s->ts);
@@ -448,9 +465,9 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
     size_t Ntot = 0;
     for (size_t p = 0; p < sn->npops; p++) {
         spop *P = &s->pops[p];
-        P->d = &sn->pops[p];
-        P->m = P->d->m;
-        P->N = P->d->size;
+        snprintf(P->name, sizeof P->name, "%s", sn->pops[p].name);
+        P->m = sn->pops[p].model;
+        P->N = sn->pops[p].size;
         P->first = (uint32_t)Ntot;
         size_t cs = (P->N + (size_t)T - 1) / (size_t)T;
         P->cs = (cs + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
@@ -465,13 +482,13 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
     /* Memory estimate before any big allocation. */
     double syn_expected = 0;
     for (size_t i = 0; i < sn->nproj; i++) {
-        const sn_proj *pr = &sn->projs[i];
+        const soma__proj *pr = &sn->projs[i];
         syn_expected += soma__connect_expected(&pr->c, sn->pops[pr->from].size, sn->pops[pr->to].size,
                                                pr->from == pr->to);
     }
     double state_bytes = 0;
     for (size_t p = 0; p < sn->npops; p++) {
-        const soma_model *m = sn->pops[p].m;
+        const soma_model *m = sn->pops[p].model;
         state_bytes += (double)sn->pops[p].size * 4.0 * (double)(m->n_params + m->n_state + m->n_derived + 1);
     }
     double est = syn_expected * sizeof(syn) + 2.0 * T * 4.0 * (double)(Ntot + 1) + 2.0 * 4.0 * 64.0 * (double)Ntot +
@@ -532,7 +549,7 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
             char cerr_t[400];
             size_t dmin = (size_t)-1, dmax = 0;
             for (size_t i = 0; i < sn->nproj && !trc; i++) {
-                const sn_proj *pr = &sn->projs[i];
+                const soma__proj *pr = &sn->projs[i];
                 conn_ctx c;
                 memset(&c, 0, sizeof c);
                 c.s = s;
@@ -543,15 +560,15 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
                 c.cs_to = s->pops[pr->to].cs;
                 c.kw = key_of(s->seed, KEY_WEIGHT, i);
                 c.kd = key_of(s->seed, KEY_DELAY, i);
-                c.const_w = soma__expr_is_const(pr->w.e);
-                c.const_d = soma__expr_is_const(pr->d.e);
-                if (c.const_w) c.w0 = soma__expr_eval(pr->w.e, 0, 0, 1) * pr->w.scale;
+                c.const_w = soma__expr_is_const(pr->wv.e);
+                c.const_d = soma__expr_is_const(pr->dv.e);
+                if (c.const_w) c.w0 = soma__expr_eval(pr->wv.e, 0, 0, 1) * pr->wv.scale;
                 c.nports = (int)s->pops[pr->to].m->n_ports;
                 c.only = t;
                 c.dmin = (size_t)-1;
                 c.dmax = 0;
                 if (c.const_d) {
-                    double ms = soma__expr_eval(pr->d.e, 0, 0, 1) * pr->d.scale;
+                    double ms = soma__expr_eval(pr->dv.e, 0, 0, 1) * pr->dv.scale;
                     c.const_d = 0;
                     trc = delay_steps(&c, 0, &ms, &c.d0);
                     if (trc) break;
@@ -564,7 +581,7 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
                                          key_of(s->seed, KEY_CONN, i), on_edge, &c, cerr_t, sizeof cerr_t);
                 if (trc && cerr_t[0]) {
 #pragma omp critical(soma_sim_errmsg)
-                    sfail(s, trc, "projection %s -> %s: %s", s->pops[pr->from].d->name, s->pops[pr->to].d->name,
+                    sfail(s, trc, "projection %s -> %s: %s", s->pops[pr->from].name, s->pops[pr->to].name,
                           cerr_t);
                 }
                 if (c.dmin < dmin) dmin = c.dmin;
@@ -741,9 +758,9 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
                 apply_drive(&P->drives[di], ts, in[P->drives[di].port], a, b, step);
             if (P->ext) {
                 size_t pos = ts->st_pos[p];
-                while (pos < P->d->n_st && P->st_step[pos] <= step) pos++;
+                while (pos < P->n_st && P->st_step[pos] <= step) pos++;
                 if (pos != ts->st_pos[p]) { /* ext starts at 0, the value before the first point */
-                    float v = pos ? (float)P->d->st_v[pos - 1] : 0.0f;
+                    float v = pos ? P->st_v[pos - 1] : 0.0f;
                     for (size_t i = a; i < b; i++) P->ext[i] = v;
                 }
                 ts->st_pos[p] = pos;
@@ -1001,12 +1018,12 @@ int soma_sim_record_state(soma_sim *s, size_t pop, const char *var, const size_t
         char names[256];
         soma__model_state_list(P->m, names, sizeof names);
         return sfail(s, SOMA_STATUS_NOTFOUND, "population '%s' (model %s) has no state variable '%s'; expected one of: %s",
-                     P->d->name, P->m->name, var, names);
+                     P->name, P->m->name, var, names);
     }
     for (size_t j = 0; j < n; j++)
         if (idx[j] >= P->N)
             return sfail(s, SOMA_STATUS_INVALID, "neuron %zu is out of range (population '%s' has %zu)", idx[j],
-                         P->d->name, P->N);
+                         P->name, P->N);
     state_rec *nr = realloc(s->recs, (s->nrecs + 1) * sizeof *nr);
     if (!nr) return SOMA_STATUS_NOMEM;
     s->recs = nr;
@@ -1050,7 +1067,7 @@ size_t soma_sim_pop_count(const soma_sim *s) { return s ? s->npops : 0; }
 int soma_sim_pop(const soma_sim *s, size_t pop, soma_sim_pop_info *info) {
     if (!s || !info || pop >= s->npops) return SOMA_STATUS_INVALID;
     const spop *P = &s->pops[pop];
-    info->name = P->d->name;
+    info->name = P->name;
     info->model = P->m->name;
     info->size = P->N;
     info->first = P->first;

@@ -1,4 +1,4 @@
-/* sim_yaml.c — reads a simulator network file (YAML) into a soma_simnet.
+/* sim_yaml.c — reads a simulator network file (YAML) into a soma_net.
  *
  *   params:  {NAME: value, ...}          named constants for expressions
  *   sets:    {SET: {NAME: value, ...}}   named overrides of params (chosen with "set=SET")
@@ -28,7 +28,7 @@
 #include <yaml.h>
 
 #include "core/names.h"
-#include "sim/simnet.h"
+#include "net/net.h"
 
 typedef struct ctx {
     const char *path;
@@ -36,7 +36,7 @@ typedef struct ctx {
     char *err;
     size_t errlen;
     yaml_document_t *doc;
-    soma_simnet *sn;
+    soma_net *sn;
     /* Overrides of params (from a set or the command line), applied where
      * the param is defined, so params computed from it see the new value. */
     struct ov {
@@ -63,9 +63,9 @@ static int fail(ctx *c, const yaml_node_t *at, int status, const char *fmt, ...)
     return status;
 }
 
-/* Report an error the simnet already formatted with "FILE:LINE: " in front. */
+/* Report an error the net already formatted with "FILE:LINE: " in front. */
 static int fail_sn(ctx *c, int status) {
-    if (c->err && c->errlen) snprintf(c->err, c->errlen, "%s", soma_simnet_errmsg(c->sn));
+    if (c->err && c->errlen) snprintf(c->err, c->errlen, "%s", soma_net_errmsg(c->sn));
     return status;
 }
 
@@ -77,11 +77,11 @@ static const char *kind(const yaml_node_t *n) {
     return n->type == YAML_MAPPING_NODE ? "a mapping" : n->type == YAML_SEQUENCE_NODE ? "a list" : "a value";
 }
 
-/* Mark the simnet's next values with this node's file:line. */
+/* Mark the net's next values with this node's file:line. */
 static void where(ctx *c, const yaml_node_t *n) {
     char w[96];
     snprintf(w, sizeof w, "%s:%d", c->path, line_of(n));
-    soma__simnet_where(c->sn, w);
+    soma__net_where(c->sn, w);
 }
 
 static int want_map(ctx *c, const yaml_node_t *n, const char *what) {
@@ -200,9 +200,9 @@ static int parse_params(ctx *c, const yaml_node_t *n, const char *what) {
             for (size_t i = 0; i < c->nov; i++)
                 if (!strcmp(c->ov[i].name, str(k))) c->ov[i].used = 1;
             s = o->text;
-            soma__simnet_where(c->sn, o->where);
+            soma__net_where(c->sn, o->where);
         }
-        if ((rc = soma_simnet_define(c->sn, str(k), s))) return fail_sn(c, rc);
+        if ((rc = soma_net_define(c->sn, str(k), s))) return fail_sn(c, rc);
     }
     return 0;
 }
@@ -220,8 +220,8 @@ static int apply_pop_values(ctx *c, size_t pop, const yaml_node_t *spec) {
         int rc = want_scalar(c, v, str(k), &s);
         if (rc) return rc;
         where(c, v);
-        if ((rc = soma_simnet_set(c->sn, pop, str(k), s))) {
-            if (rc == SOMA_STATUS_NOTFOUND) where(c, k), soma_simnet_set(c->sn, pop, str(k), s);
+        if ((rc = soma_net_set(c->sn, pop, str(k), s))) {
+            if (rc == SOMA_STATUS_NOTFOUND) where(c, k), soma_net_set(c->sn, pop, str(k), s);
             return fail_sn(c, rc);
         }
     }
@@ -241,7 +241,7 @@ static int parse_pops(ctx *c, const yaml_node_t *n) {
             const char *ln;
             if ((rc = want_scalar(c, like, "like", &ln))) return rc;
             size_t bi;
-            if (soma_simnet_find_pop(c->sn, ln, &bi))
+            if (soma_net_find_pop(c->sn, ln, &bi))
                 return fail(c, like, SOMA_STATUS_NOTFOUND, "%s: like: no population '%s' defined above", what, ln);
             /* Find the base population's mapping to copy its entries. */
             const yaml_node_t *pops = n;
@@ -260,7 +260,7 @@ static int parse_pops(ctx *c, const yaml_node_t *n) {
         if ((rc = get_count(c, sz, "size", 1, 1073741824.0, &size))) return rc;
         where(c, mn);
         size_t pop;
-        if ((rc = soma_simnet_add_pop(c->sn, str(k), model, size, &pop))) return fail_sn(c, rc);
+        if ((rc = soma_net_add_pop(c->sn, str(k), model, size, &pop))) return fail_sn(c, rc);
         if (base && (rc = apply_pop_values(c, pop, base))) return rc;
         if ((rc = apply_pop_values(c, pop, spec))) return rc;
     }
@@ -283,7 +283,7 @@ static int pop_list(ctx *c, const yaml_node_t *n, const char *what, size_t *out,
         const char *s;
         int rc = want_scalar(c, items[i], what, &s);
         if (rc) return rc;
-        if (soma_simnet_find_pop(c->sn, s, &out[*count])) {
+        if (soma_net_find_pop(c->sn, s, &out[*count])) {
             char names[400] = "";
             for (size_t p = 0; p < c->sn->npops; p++) soma__names_add(names, sizeof names, c->sn->pops[p].name);
             return fail(c, items[i], SOMA_STATUS_NOTFOUND, "%s: no population '%s'; expected one of: %s", what, s,
@@ -301,7 +301,7 @@ static int get_port(ctx *c, const yaml_node_t *n, size_t to, int *port) {
     int rc = want_scalar(c, n, "port", &s);
     if (rc) return rc;
     if (!strcmp(s, "sign")) return 0;
-    const soma_model *m = c->sn->pops[to].m;
+    const soma_model *m = c->sn->pops[to].model;
     int k = soma__model_port_index(m, s);
     if (k < 0 && isdigit((unsigned char)s[0])) k = atoi(s);
     if (k < 0 || (size_t)k >= m->n_ports) {
@@ -382,7 +382,7 @@ static int parse_proj(ctx *c, const yaml_node_t *n) {
             snprintf(ww, sizeof ww, "%s:%d", c->path, line_of(w ? w : cn));
             snprintf(wd, sizeof wd, "%s:%d", c->path, line_of(d ? d : cn));
             where(c, cn);
-            rc = soma__simnet_connect_at(c->sn, from[i], to[j], &con, ws, ds, port, NULL, ww, wd);
+            rc = soma__net_connect_at(c->sn, from[i], to[j], &con, ws, ds, port, NULL, ww, wd);
             if (rc) return fail_sn(c, rc);
         }
     return 0;
@@ -449,7 +449,7 @@ static int read_spike_file(ctx *c, const yaml_node_t *at, size_t pop, const char
     if (!ids || !ts) rc = SOMA_STATUS_NOMEM;
     if (!rc) {
         where(c, at);
-        if ((rc = soma_simnet_set_spikes(c->sn, pop, ids, ts, n))) rc = fail_sn(c, rc);
+        if ((rc = soma_net_set_spikes(c->sn, pop, ids, ts, n))) rc = fail_sn(c, rc);
     }
     free(ids);
     free(ts);
@@ -497,11 +497,11 @@ static int parse_input(ctx *c, const yaml_node_t *n) {
             int port;
             if ((rc = get_port(c, get(c, v, "port"), to[j], &port))) return rc;
             where(c, v);
-            if ((rc = soma_simnet_add_poisson(c->sn, to[j], rate, w, port))) return fail_sn(c, rc);
+            if ((rc = soma_net_add_poisson(c->sn, to[j], rate, w, port))) return fail_sn(c, rc);
         } else if ((v = get(c, n, "steps"))) {
             static const char *const sk[] = {"times", "values", NULL};
             if ((rc = want_map(c, v, "steps")) || (rc = check_keys(c, v, "steps", sk))) return rc;
-            const soma_model *m = c->sn->pops[to[j]].m;
+            const soma_model *m = c->sn->pops[to[j]].model;
             /* The external input is in the unit of the model's I_e (a rate for poisson, mV for lif_cuba). */
             int ie = soma__model_param_index(m, "I_e");
             const char *unit = m == &soma__model_poisson ? "Hz" : ie >= 0 ? m->params[ie].unit
@@ -514,7 +514,7 @@ static int parse_input(ctx *c, const yaml_node_t *n) {
                 rc = fail(c, v, SOMA_STATUS_INVALID, "steps: %zu times but %zu values; expected as many", n1, n2);
             if (!rc) {
                 where(c, v);
-                if ((rc = soma_simnet_add_steps(c->sn, to[j], t, val, n1))) rc = fail_sn(c, rc);
+                if ((rc = soma_net_add_steps(c->sn, to[j], t, val, n1))) rc = fail_sn(c, rc);
             }
             free(t);
             free(val);
@@ -539,7 +539,7 @@ static int parse_network(ctx *c, const yaml_node_t *n) {
         double dt;
         if ((rc = get_quantity(c, v, "dt", "ms", &dt))) return rc;
         where(c, v);
-        if ((rc = soma_simnet_set_dt(c->sn, dt))) return fail_sn(c, rc);
+        if ((rc = soma_net_set_dt(c->sn, dt))) return fail_sn(c, rc);
     }
     if (!(v = get(c, n, "populations"))) return fail(c, n, SOMA_STATUS_INVALID, "network: no populations");
     if ((rc = parse_pops(c, v))) return rc;
@@ -576,10 +576,10 @@ static int parse_state(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
         if (!get(c, m, "pop") || !get(c, m, "var"))
             return fail(c, m, SOMA_STATUS_INVALID, "record.state entry: expected pop and var");
         if ((rc = want_scalar(c, get(c, m, "pop"), "pop", &pn))) return rc;
-        if (soma_simnet_find_pop(c->sn, pn, &pop))
+        if (soma_net_find_pop(c->sn, pn, &pop))
             return fail(c, get(c, m, "pop"), SOMA_STATUS_NOTFOUND, "record.state: no population '%s'", pn);
         if ((rc = want_scalar(c, get(c, m, "var"), "var", &var))) return rc;
-        const soma_model *mo = c->sn->pops[pop].m;
+        const soma_model *mo = c->sn->pops[pop].model;
         if (soma__model_state_index(mo, var) < 0) {
             char names[200];
             soma__model_state_list(mo, names, sizeof names);
@@ -641,7 +641,7 @@ static int parse_simulate(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
         for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
             const yaml_node_t *k = node(c, p->key), *r = node(c, p->value);
             size_t pop;
-            if (soma_simnet_find_pop(c->sn, str(k), &pop))
+            if (soma_net_find_pop(c->sn, str(k), &pop))
                 return fail(c, k, SOMA_STATUS_NOTFOUND, "reference_rates: no population '%s'", str(k));
             if (o->n_ref == sizeof o->ref_hz / sizeof o->ref_hz[0])
                 return fail(c, k, SOMA_STATUS_INVALID, "reference_rates: at most %zu populations",
@@ -664,7 +664,7 @@ static int parse_simulate(ctx *c, const yaml_node_t *n, soma_sim_file_opts *o) {
                 const char *name;
                 size_t pop;
                 if ((rc = want_scalar(c, pn, "record.spikes", &name))) return rc;
-                if (soma_simnet_find_pop(c->sn, name, &pop))
+                if (soma_net_find_pop(c->sn, name, &pop))
                     return fail(c, pn, SOMA_STATUS_NOTFOUND, "record.spikes: no population '%s'", name);
                 if (o->n_spike_pops == sizeof o->spike_pops / sizeof o->spike_pops[0])
                     return fail(c, pn, SOMA_STATUS_INVALID, "record.spikes: at most %zu populations",
@@ -764,7 +764,7 @@ static int check_overrides(ctx *c) {
     return 0;
 }
 
-int soma_simnet_load_yaml(const char *path, const char *const *ov, size_t nov, soma_simnet **out,
+int soma_net_load_yaml(const char *path, const char *const *ov, size_t nov, soma_net **out,
                           soma_sim_file_opts *o, char *err, size_t errlen) {
     if (!path || !out) return SOMA_STATUS_INVALID;
     *out = NULL;
@@ -803,7 +803,7 @@ int soma_simnet_load_yaml(const char *path, const char *const *ov, size_t nov, s
     c.doc = &doc;
     const char *slash = strrchr(path, '/');
     if (slash) snprintf(c.dir, sizeof c.dir, "%.*s", (int)(slash - path), path);
-    int rc = soma_simnet_create(&c.sn);
+    int rc = soma_net_create(&c.sn);
     if (rc) goto done;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root) {
@@ -826,10 +826,10 @@ int soma_simnet_load_yaml(const char *path, const char *const *ov, size_t nov, s
 done:
     yaml_document_delete(&doc);
     if (rc) {
-        soma_simnet_free(c.sn);
+        soma_net_free(c.sn);
         return rc;
     }
-    soma__simnet_where(c.sn, NULL);
+    soma__net_where(c.sn, NULL);
     *out = c.sn;
     return 0;
 }

@@ -49,7 +49,7 @@
 #include <string.h>
 
 #include "core/rng.h"
-#include "sim/sim.h"
+#include "core/value.h"
 
 /* ------------------------------------------------------------- units */
 
