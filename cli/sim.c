@@ -201,7 +201,7 @@ int cli_sim(int argc, char **argv) {
     char err[1024];
     soma_net *sn = NULL;
     soma_sim_file_opts fo;
-    int rc = soma_net_load_yaml(file, ov, nov, &sn, &fo, err, sizeof err);
+    int rc = soma_net_load_yaml(file, ov, nov, &sn, NULL, NULL, &fo, err, sizeof err);
     if (rc) {
         fprintf(stderr, "soma sim: %s\n", err);
         return 1;

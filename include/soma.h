@@ -418,8 +418,8 @@ int soma_model_save(const char *path, soma_net *net, const soma_data_opts *data,
 int soma_model_load(const char *path, soma_net **net, soma_data_opts *data, soma_train_opts *train,
                     char *err, size_t errlen);
 
-/* Experiment files (YAML): network, data and train sections. Errors are
- * "file:line: what was wrong; expected ...". */
+/* soma_net_load_yaml without overrides or a simulate section (the
+ * experiment files of earlier versions load unchanged). */
 int soma_experiment_load(const char *path, soma_net **net, soma_data_opts *data, soma_train_opts *train,
                          char *err, size_t errlen);
 
@@ -611,8 +611,8 @@ int soma_plot_rates(const char *path, size_t npops, const char *const *names, co
  * ("ms"); a plain number is taken in `unit`. */
 int soma_parse_quantity(const char *text, const char *unit, double *out, char *err, size_t errlen);
 
-/* Network file (YAML): network {dt, populations, projections, inputs} and
- * simulate {time, record, seed, threads}. Errors are "file:line: ...". */
+/* The simulate section of a network file: {time, warmup, seed, threads,
+ * record, reference_rates}. */
 typedef struct soma_sim_file_opts {
     double time_ms;       /* simulate.time (default 1000) */
     double warmup_ms;     /* simulate.warmup: left out of the rates (default 0) */
@@ -634,9 +634,19 @@ typedef struct soma_sim_file_opts {
     char ref_pop[32][64];
     double ref_hz[32];
 } soma_sim_file_opts;
-/* params: NULL or "name=value" overrides of the file's `params:` section (n of them). */
+void soma_sim_file_opts_default(soma_sim_file_opts *o);
+
+/* Network files (YAML), one format for every executor: params, sets,
+ * network {dt, populations, projections, inputs}, and the sections of the
+ * executors the file configures: data and train (trainer), simulate
+ * (simulator). Any of data, train and sim may be NULL (the section is
+ * still checked); absent sections give the defaults. params: NULL or
+ * "name=value" overrides of the file's `params:` (n_params of them; "set=S"
+ * applies the named set S). Errors are "file:line: what; expected ...".
+ * See docs/experiment-files.md. */
 int soma_net_load_yaml(const char *path, const char *const *params, size_t n_params, soma_net **net,
-                          soma_sim_file_opts *o, char *err, size_t errlen);
+                       soma_data_opts *data, soma_train_opts *train, soma_sim_file_opts *sim, char *err,
+                       size_t errlen);
 
 /* ----------------------------------------------------------------- plots */
 /* Loss and accuracy per epoch (two panels) as a PNG. Arrays have n entries;

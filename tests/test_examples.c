@@ -66,7 +66,7 @@ static void check_sim_example(const char *path, const char *name) {
     char err[1024] = "";
     soma_net *sn = NULL;
     soma_sim_file_opts fo;
-    int st = soma_net_load_yaml(path, mc ? ov : NULL, mc ? 1 : 0, &sn, &fo, err, sizeof err);
+    int st = soma_net_load_yaml(path, mc ? ov : NULL, mc ? 1 : 0, &sn, NULL, NULL, &fo, err, sizeof err);
     CHECK_MSG(st == 0, "%s", err);
     if (st) return;
     CHECK_MSG(fo.time_ms > 0, "%s: simulate.time", name);

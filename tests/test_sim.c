@@ -326,7 +326,7 @@ static void test_yaml_errors(void) {
         t_write_file(path, cases[k].body, strlen(cases[k].body));
         soma_net *sn = NULL;
         soma_sim_file_opts fo;
-        int rc = soma_net_load_yaml(path, NULL, 0, &sn, &fo, err, sizeof err);
+        int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, &fo, err, sizeof err);
         if (rc == 0) {
             /* Errors in per-synapse values surface when building. */
             soma_sim *sim = NULL;
@@ -353,7 +353,7 @@ static void test_yaml_errors(void) {
              edges);
     t_write_file(path, body, strlen(body));
     soma_net *sn = NULL;
-    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, NULL, err, sizeof err);
     if (!rc) {
         soma_sim *sim = NULL;
         rc = soma_sim_create(&sim, sn, NULL, err, sizeof err);
@@ -380,7 +380,7 @@ static void test_override_order(void) {
     size_t nov[] = {0, 1, 1, 2}, want[] = {300, 600, 3000, 150};
     for (int k = 0; k < 4; k++) {
         soma_net *sn = NULL;
-        int rc = soma_net_load_yaml(path, ovs[k], nov[k], &sn, NULL, err, sizeof err);
+        int rc = soma_net_load_yaml(path, ovs[k], nov[k], &sn, NULL, NULL, NULL, err, sizeof err);
         CHECK_MSG(rc == 0, "%s", err);
         if (rc) continue;
         soma_sim *sim = NULL;
@@ -396,7 +396,7 @@ static void test_override_order(void) {
     }
     const char *bad[] = {"q=1"};
     soma_net *sn = NULL;
-    CHECK(soma_net_load_yaml(path, bad, 1, &sn, NULL, err, sizeof err) == SOMA_STATUS_NOTFOUND);
+    CHECK(soma_net_load_yaml(path, bad, 1, &sn, NULL, NULL, NULL, err, sizeof err) == SOMA_STATUS_NOTFOUND);
     CHECK_MSG(strstr(err, "no 'q'") != NULL, "%s", err);
 }
 
@@ -414,7 +414,7 @@ static void test_spike_file(void) {
                        "  inputs:\n    - {to: src, spikes: in.csv}\nsimulate: {time: 10ms}\n";
     t_write_file(path, body, strlen(body));
     soma_net *sn = NULL;
-    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, NULL, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
     if (!rc) {
         soma_sim *sim = NULL;
@@ -447,14 +447,14 @@ static void test_spike_file(void) {
         t_write_file(spk, bad[k][0], strlen(bad[k][0]));
         sn = NULL;
         err[0] = 0;
-        rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+        rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, NULL, err, sizeof err);
         soma_net_free(sn);
         char want[600];
         snprintf(want, sizeof want, "%s%s", spk, bad[k][1]);
         CHECK_MSG(rc != 0 && strstr(err, want), "spike file case %zu: '%s'", k, err);
     }
     remove(spk);
-    rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, NULL, err, sizeof err);
     CHECK_MSG(rc == SOMA_STATUS_IO && strstr(err, "cannot open spike file") && strstr(err, "net.yaml:8"), "%s", err);
 }
 
@@ -468,7 +468,7 @@ static void test_poisson_rate_series(void) {
                        "simulate: {time: 100ms}\n";
     t_write_file(path, body, strlen(body));
     soma_net *sn = NULL;
-    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, NULL, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
     if (rc) return;
     soma_sim *sim = NULL;

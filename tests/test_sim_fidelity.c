@@ -131,7 +131,7 @@ static void test_net100(void) {
     snprintf(path, sizeof path, "%s/fidelity/net100.yaml", test_dir);
     soma_net *sn = NULL;
     soma_sim_file_opts fo;
-    int rc = soma_net_load_yaml(path, NULL, 0, &sn, &fo, err, sizeof err);
+    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, &fo, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
     if (rc) return;
     soma_sim_opts o;
@@ -220,7 +220,7 @@ static void test_cuba(void) {
     for (size_t k = 0; k < n; k++) {
         soma_net *sn = NULL;
         soma_sim_file_opts fo;
-        int rc = soma_net_load_yaml(path, NULL, 0, &sn, &fo, err, sizeof err);
+        int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, &fo, err, sizeof err);
         CHECK_MSG(rc == 0, "%s", err);
         if (rc) return;
         soma_sim_opts o;

@@ -45,7 +45,7 @@ int main(void) {
     char err[1024] = "";
     soma_net *sn = NULL;
     soma_sim_file_opts fo;
-    int rc = soma_net_load_yaml(path, NULL, 0, &sn, &fo, err, sizeof err);
+    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, &fo, err, sizeof err);
     CHECK_MSG(rc == 0, "base file: %s", err);
     soma_net_free(sn);
     for (int it = 0; it < 2000; it++) {
@@ -63,7 +63,7 @@ int main(void) {
         t_write_file(path, buf, n);
         err[0] = 0;
         sn = NULL;
-        rc = soma_net_load_yaml(path, NULL, 0, &sn, &fo, err, sizeof err);
+        rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, &fo, err, sizeof err);
         if (rc) {
             refused++;
             if (!strstr(err, path)) unnamed++;

@@ -117,7 +117,7 @@ static void test_yaml_random_delay_names_delay_line(void) {
     CHECK(t_write_file(path, text, strlen(text)) == 0);
     soma_net *sn = NULL;
     char err[512] = "";
-    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, NULL, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
     if (!rc) {
         soma_sim *sim = NULL;
@@ -147,7 +147,7 @@ static void test_yaml_long_pop_list_refused(void) {
     CHECK(t_write_file(path, text, len) == 0);
     soma_net *sn = NULL;
     char err[512] = "";
-    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, NULL, err, sizeof err);
     char want[1100];
     snprintf(want, sizeof want, "%s:", path);
     CHECK_MSG(rc != 0 && strstr(err, want) && strstr(err, "64"), "rc %d: %s", rc, err);

@@ -79,7 +79,7 @@ int soma_net_set(soma_net *sn, size_t pop, const char *name, const char *expr) {
                 }
                 soma__names_add(names, sizeof names, d->choices[j]);
             }
-            return soma__net_fail(sn, SOMA_STATUS_INVALID, "%s: unknown value '%s'; expected one of: %s", what, expr, names);
+            return soma__net_fail(sn, SOMA_STATUS_INVALID, "%s: unknown choice '%s'; expected one of: %s", what, expr, names);
         }
         soma__value *v = malloc(sizeof *v);
         if (!v) return SOMA_STATUS_NOMEM;
@@ -97,8 +97,9 @@ int soma_net_set(soma_net *sn, size_t pop, const char *name, const char *expr) {
             soma__value_free(v);
             free(v);
             if (!(x >= d->lo && x <= d->hi))
-                return soma__net_fail(sn, SOMA_STATUS_INVALID, "%s = %g %s is outside the valid range [%g, %g] %s", what, x,
-                            d->unit, (double)d->lo, (double)d->hi, d->unit);
+                return soma__net_fail(sn, SOMA_STATUS_INVALID, "%s = %g%s%s is outside the valid range; expected a value in [%g, %g]%s%s",
+                                      what, x, d->unit[0] ? " " : "", d->unit, (double)d->lo, (double)d->hi,
+                                      d->unit[0] ? " " : "", d->unit);
             soma_net_set_param(sn, pop, name, (float)x);
             return 0;
         }
