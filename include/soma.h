@@ -539,6 +539,24 @@ int soma_sim_record_state(soma_sim *sim, size_t pop, const char *var, const size
                           size_t *rec);
 /* Samples so far of a state recorder: data[s][n] (borrowed), *samples rows. */
 const float *soma_sim_state_data(const soma_sim *sim, size_t rec, size_t *samples, size_t *n, size_t *every);
+/* The values of an input population (model input), read by its dense
+ * projections: x [steps][N] for steps 0 .. steps-1 (0 after), or, with
+ * constant = 1, x [N] at every step (direct encoding). Copied. */
+int soma_sim_set_input(soma_sim *sim, size_t pop, const float *x, size_t steps, int constant);
+/* The first step population pop runs. The trainer feeds a dense projection
+ * to its target within the step; the simulator's delays are at least one
+ * step, so a population d dense projections away from the input starts at
+ * step d and from then on sees what the trainer's population sees, d steps
+ * later. 0 in networks without dense projections. */
+uint64_t soma_sim_start_step(const soma_sim *sim, size_t pop);
+/* A trained network in the simulator, sample by sample: samples idx[0..n)
+ * of ds, encoded as soma_train_evaluate encodes them (data options d, the
+ * training seed), each run from rest in a simulator of its own for
+ * d->steps steps from the output population's start step. counts [n][C]
+ * gets the spike counts of the output population (the last one, C
+ * neurons). The net needs one input population (model input). */
+int soma_sim_run_samples(const soma_net *net, const soma_data_opts *d, const soma_dataset *ds, const size_t *idx,
+                         size_t n, uint64_t seed, int threads, uint32_t *counts, char *err, size_t errlen);
 /* Keep (on = 1, the default) or leave out (0) population pop's spikes in
  * the record from now on; counts and the fingerprint cover all populations. */
 int soma_sim_record_spikes(soma_sim *sim, size_t pop, int on);

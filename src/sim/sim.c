@@ -94,6 +94,24 @@ typedef struct spop {
     uint64_t key;
     uint64_t spikes;
     int record; /* keep this population's spikes (when the sim records) */
+    /* Networks with dense (trained) projections: */
+    uint64_t start;     /* first step the population runs: when its inputs can first arrive */
+    float *bias;        /* [N] summed biases of its dense projections, added from `start` on, or NULL */
+    struct pull {       /* a dense projection from a graded source (model input), computed by the target */
+        size_t src;     /* source population */
+        float *w;       /* [N][Nsrc] copy of the weights */
+        size_t nsrc;
+    } *pulls;
+    size_t npulls;
+    float *gx;          /* model input: its values [gsteps][N] (or [N] when gconst) */
+    size_t gsteps;
+    int gconst;
+    /* Trainer models run through their forward op on a batch of one: */
+    int train_op;
+    float *prev[SOMA_MAX_STATE]; /* [N] state before the step */
+    float *sf;          /* [N] the step's spikes as floats */
+    float *scr;         /* [2N] the model's per-call scratch */
+    int reset;          /* value of the model's "reset" parameter */
 } spop;
 
 typedef struct tstate {
@@ -189,6 +207,13 @@ void soma_sim_free(soma_sim *s) {
         free(P->st_step);
         free(P->st_v);
         free(P->sched);
+        free(P->bias);
+        for (size_t k = 0; k < P->npulls; k++) free(P->pulls[k].w);
+        free(P->pulls);
+        free(P->gx);
+        for (size_t k = 0; k < SOMA_MAX_STATE; k++) free(P->prev[k]);
+        free(P->sf);
+        free(P->scr);
     }
     if (s->ts)
         for (int t = 0; t < s->T; t++) {
@@ -239,6 +264,13 @@ static int build_pop(soma_sim *s, const soma_net *sn, size_t p) {
         if (!P->prm[k]) return SOMA_STATUS_NOMEM;
         const soma_param_desc *pd = &m->params[k];
         const soma__value *v = d->val[k];
+        if (d->prm_data[k] && d->learn[k] != SOMA_LEARN_NONE) {
+            /* A trained parameter: its learned value(s). */
+            int per_neuron = d->learn[k] == SOMA_LEARN_NEURON;
+            for (size_t i = 0; i < N; i++) P->prm[k][i] = d->prm_data[k][per_neuron ? i : 0];
+            if (per_neuron) P->uniform = 0;
+            continue;
+        }
         if (!v) {
             /* One value for the population (constants are never kept as
              * expressions: soma_net_set stores them here). */
@@ -297,7 +329,29 @@ static int build_pop(soma_sim *s, const soma_net *sn, size_t p) {
     }
     P->key = key_of(s->seed, KEY_NOISE, p);
     P->record = 1;
+    if (!m->sim_step && soma__model_trainable(m) && m != &soma__model_input) {
+        /* A trainer model: its forward op steps a batch of one. */
+        P->train_op = 1;
+        for (size_t k = 0; k < m->n_state; k++)
+            if (!(P->prev[k] = xalloc(N * sizeof(float)))) return SOMA_STATUS_NOMEM;
+        P->sf = xalloc(N * sizeof(float));
+        P->scr = xalloc(2 * N * sizeof(float));
+        if (!P->sf || !P->scr) return SOMA_STATUS_NOMEM;
+        int kr = soma__model_param_index(m, "reset");
+        P->reset = kr >= 0 ? (int)d->prm[kr] : 0;
+    }
     return 0;
+}
+
+/* Why the simulator cannot run model m (NULL if it can). */
+static const char *sim_refusal(const soma_model *m, const float *prm, size_t N) {
+    if (m->sim_step || m == &soma__model_spike_source || m == &soma__model_input) return NULL;
+    if (!soma__model_trainable(m)) return "has neither simulation nor training ops";
+    if (m->n_weights) return "is a cell model with weight matrices of its own, which the simulator does not run yet";
+    if (m->graded) return "has real-valued outputs, which the simulator's spike events cannot carry";
+    for (size_t k = 0; k < m->n_state; k++)
+        if (soma__state_width(m, prm, N, k) != N) return "has state wider than its neurons";
+    return NULL;
 }
 
 static int cmp_spike(const void *a, const void *b) {
@@ -408,6 +462,59 @@ static int on_edge(void *user, uint32_t pre, uint32_t post, uint64_t edge, const
     return 0;
 }
 
+/* Every synapse of a dense weight matrix W [n_post][n_pre], source by
+ * source (the order rows keep). */
+static int each_dense(const float *W, size_t n_pre, size_t n_post, conn_ctx *c) {
+    for (size_t pre = 0; pre < n_pre; pre++)
+        for (size_t post = 0; post < n_post; post++) {
+            double w = W[post * n_pre + pre];
+            int rc = on_edge(c, (uint32_t)pre, (uint32_t)post, (uint64_t)pre * n_post + post, &w, NULL);
+            if (rc) return rc;
+        }
+    return 0;
+}
+
+/* Dense projections: biases, projections from graded sources (computed by
+ * their targets), and the step each population starts at. The trainer
+ * feeds a projection's output to its target in the same step; the
+ * simulator's delays are at least one step, so a population d dense
+ * projections deep starts at step d and then sees, step for step, what the
+ * trainer's population sees: its spikes are the trainer's, d steps later. */
+static int build_dense(soma_sim *s, const soma_net *sn) {
+    int any = 0;
+    for (size_t i = 0; i < sn->nproj; i++) {
+        const soma__proj *pr = &sn->projs[i];
+        if (pr->sparse) continue;
+        any = 1;
+        spop *T = &s->pops[pr->to];
+        if (pr->b) {
+            if (!T->bias && !(T->bias = xalloc(T->N * sizeof(float)))) return SOMA_STATUS_NOMEM;
+            for (size_t j = 0; j < T->N; j++) T->bias[j] += pr->b[j];
+        }
+        if (sn->pops[pr->from].model != &soma__model_input) continue;
+        struct pull *np = realloc(T->pulls, (T->npulls + 1) * sizeof *np);
+        if (!np) return SOMA_STATUS_NOMEM;
+        T->pulls = np;
+        struct pull *pl = &T->pulls[T->npulls++];
+        pl->src = pr->from;
+        pl->nsrc = sn->pops[pr->from].size;
+        pl->w = xalloc(T->N * pl->nsrc * sizeof(float));
+        if (!pl->w) return SOMA_STATUS_NOMEM;
+        memcpy(pl->w, pr->w, T->N * pl->nsrc * sizeof(float));
+    }
+    if (!any) return 0;
+    /* Longest path of dense projections (cycles go through recurrent
+     * weights, which are not projections here). */
+    for (size_t pass = 0; pass < sn->npops; pass++)
+        for (size_t i = 0; i < sn->nproj; i++) {
+            const soma__proj *pr = &sn->projs[i];
+            if (pr->sparse || pr->from == pr->to) continue;
+            uint64_t st = s->pops[pr->from].start + 1;
+            if (s->pops[pr->to].start < st) s->pops[pr->to].start = st;
+        }
+    return 0;
+}
+
 static double phys_bytes(void) {
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
     return pages > 0 && psz > 0 ? (double)pages * (double)psz : 16e9;
@@ -443,18 +550,31 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
     }
     for (size_t p = 0; p < sn->npops; p++) {
         const soma_model *m = sn->pops[p].model;
-        if (!m->sim_step && m != &soma__model_spike_source) {
-            rc = sfail(s, SOMA_STATUS_UNSUPPORTED, "population '%s': model %s has no simulation ops (soma models lists the models the simulator runs)",
-                       sn->pops[p].name, m->name);
+        const char *why = sim_refusal(m, sn->pops[p].prm, sn->pops[p].size);
+        if (why) {
+            rc = sfail(s, SOMA_STATUS_UNSUPPORTED, "population '%s': model %s %s (soma models lists what each model supports)",
+                       sn->pops[p].name, m->name, why);
             goto done;
         }
     }
-    for (size_t i = 0; i < sn->nproj; i++)
-        if (!sn->projs[i].sparse) {
-            rc = sfail(s, SOMA_STATUS_UNSUPPORTED, "projection %s -> %s: the simulator runs sparse (connector) projections only, not %s ones",
-                       sn->pops[sn->projs[i].from].name, sn->pops[sn->projs[i].to].name, sn->projs[i].conv ? "conv" : "dense");
+    for (size_t i = 0; i < sn->nproj; i++) {
+        const soma__proj *pr = &sn->projs[i];
+        if (pr->conv) {
+            rc = sfail(s, SOMA_STATUS_UNSUPPORTED, "projection %s -> %s: conv projections run in the trainer only",
+                       sn->pops[pr->from].name, sn->pops[pr->to].name);
             goto done;
         }
+        if (!pr->sparse && !pr->w) {
+            rc = sfail(s, SOMA_STATUS_INVALID, "projection %s -> %s: a dense projection needs its weights (train the net, "
+                       "load a model file or call soma_net_init_weights)", sn->pops[pr->from].name, sn->pops[pr->to].name);
+            goto done;
+        }
+        if (sn->pops[pr->from].model == &soma__model_input && pr->sparse) {
+            rc = sfail(s, SOMA_STATUS_UNSUPPORTED, "projection %s -> %s: an input population (model input) feeds dense projections only",
+                       sn->pops[pr->from].name, sn->pops[pr->to].name);
+            goto done;
+        }
+    }
     s->npops = sn->npops;
     s->pops = calloc(sn->npops, sizeof *s->pops);
     s->ts = calloc((size_t)T, sizeof *s->ts);
@@ -483,9 +603,14 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
     double syn_expected = 0;
     for (size_t i = 0; i < sn->nproj; i++) {
         const soma__proj *pr = &sn->projs[i];
-        syn_expected += soma__connect_expected(&pr->c, sn->pops[pr->from].size, sn->pops[pr->to].size,
-                                               pr->from == pr->to);
+        if (!pr->sparse)
+            syn_expected += (double)sn->pops[pr->from].size * (double)sn->pops[pr->to].size;
+        else
+            syn_expected += soma__connect_expected(&pr->c, sn->pops[pr->from].size, sn->pops[pr->to].size,
+                                                   pr->from == pr->to);
     }
+    for (size_t p = 0; p < sn->npops; p++)
+        if (sn->pops[p].recurrent) syn_expected += (double)sn->pops[p].size * (double)sn->pops[p].size;
     double state_bytes = 0;
     for (size_t p = 0; p < sn->npops; p++) {
         const soma_model *m = sn->pops[p].model;
@@ -504,6 +629,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
 
     for (size_t p = 0; p < sn->npops; p++)
         if ((rc = build_pop(s, sn, p))) goto done;
+    if ((rc = build_dense(s, sn))) goto done;
     for (size_t i = 0; i < sn->ndrives; i++) {
         spop *P = &s->pops[sn->drives[i].pop];
         drive *nd = realloc(P->drives, (P->ndrives + 1) * sizeof *nd);
@@ -548,8 +674,24 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
             int trc = 0;
             char cerr_t[400];
             size_t dmin = (size_t)-1, dmax = 0;
-            for (size_t i = 0; i < sn->nproj && !trc; i++) {
-                const soma__proj *pr = &sn->projs[i];
+            for (size_t i = 0; i < sn->nproj + sn->npops && !trc; i++) {
+                /* Dense projections (trained weights) become synapses of one
+                 * step's delay from their matrix; i >= nproj: population
+                 * i - nproj's recurrent weights. */
+                soma__proj rec;
+                const float *W = NULL;
+                const soma__proj *pr = i < sn->nproj ? &sn->projs[i] : NULL;
+                if (!pr) {
+                    const soma__pop *P = &sn->pops[i - sn->nproj];
+                    if (!P->recurrent) continue;
+                    memset(&rec, 0, sizeof rec);
+                    rec.from = rec.to = i - sn->nproj;
+                    pr = &rec;
+                    W = P->rec_w;
+                } else if (!pr->sparse) {
+                    if (sn->pops[pr->from].model == &soma__model_input) continue; /* pulled by its target */
+                    W = pr->w;
+                }
                 conn_ctx c;
                 memset(&c, 0, sizeof c);
                 c.s = s;
@@ -560,14 +702,16 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
                 c.cs_to = s->pops[pr->to].cs;
                 c.kw = key_of(s->seed, KEY_WEIGHT, i);
                 c.kd = key_of(s->seed, KEY_DELAY, i);
-                c.const_w = soma__expr_is_const(pr->wv.e);
-                c.const_d = soma__expr_is_const(pr->dv.e);
+                c.const_w = W ? 0 : soma__expr_is_const(pr->wv.e);
+                c.const_d = W ? 1 : soma__expr_is_const(pr->dv.e);
                 if (c.const_w) c.w0 = soma__expr_eval(pr->wv.e, 0, 0, 1) * pr->wv.scale;
                 c.nports = (int)s->pops[pr->to].m->n_ports;
                 c.only = t;
                 c.dmin = (size_t)-1;
                 c.dmax = 0;
-                if (c.const_d) {
+                if (W) {
+                    c.d0 = 1;
+                } else if (c.const_d) {
                     double ms = soma__expr_eval(pr->dv.e, 0, 0, 1) * pr->dv.scale;
                     c.const_d = 0;
                     trc = delay_steps(&c, 0, &ms, &c.d0);
@@ -577,8 +721,11 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
                 c.cnt = cnt;
                 c.fill = fill;
                 cerr_t[0] = 0;
-                trc = soma__connect_each(&pr->c, s->pops[pr->from].N, s->pops[pr->to].N, pr->from == pr->to,
-                                         key_of(s->seed, KEY_CONN, i), on_edge, &c, cerr_t, sizeof cerr_t);
+                if (W)
+                    trc = each_dense(W, s->pops[pr->from].N, s->pops[pr->to].N, &c);
+                else
+                    trc = soma__connect_each(&pr->c, s->pops[pr->from].N, s->pops[pr->to].N, pr->from == pr->to,
+                                             key_of(s->seed, KEY_CONN, i), on_edge, &c, cerr_t, sizeof cerr_t);
                 if (trc && cerr_t[0]) {
 #pragma omp critical(soma_sim_errmsg)
                     sfail(s, trc, "projection %s -> %s: %s", s->pops[pr->from].name, s->pops[pr->to].name,
@@ -726,6 +873,53 @@ static void apply_drive(const drive *d, tstate *ts, float *restrict in, size_t a
     }
 }
 
+/* The input of neurons [a, b) of P from its dense projections at `step`:
+ * their biases and W x of graded sources (x as it was one step earlier). */
+static void dense_input(const soma_sim *s, const spop *P, float *restrict in, size_t a, size_t b, uint64_t step) {
+    if (P->bias)
+        for (size_t i = a; i < b; i++) in[i] += P->bias[i];
+    for (size_t k = 0; k < P->npulls; k++) {
+        const struct pull *pl = &P->pulls[k];
+        const spop *S = &s->pops[pl->src];
+        uint64_t t = step - 1; /* step >= start >= 1 */
+        if (!S->gx || (!S->gconst && t >= S->gsteps)) continue;
+        const float *restrict x = S->gx + (S->gconst ? 0 : t * pl->nsrc);
+        for (size_t i = a; i < b; i++) {
+            const float *restrict w = pl->w + i * pl->nsrc;
+            float acc = 0.0f;
+            for (size_t j = 0; j < pl->nsrc; j++) acc += w[j] * x[j];
+            in[i] += acc;
+        }
+    }
+}
+
+/* A trainer model's step for neurons [a, b): its forward op on a batch of
+ * one, the state before the step copied aside (forward reads the previous
+ * state and writes the new one). Consumes in[a..b). */
+static void train_op_step(spop *P, float *restrict in, size_t a, size_t b, uint64_t step) {
+    const soma_model *m = P->m;
+    size_t n = b - a;
+    soma_model_args ma;
+    memset(&ma, 0, sizeof ma);
+    for (size_t k = 0; k < m->n_params; k++) ma.prm[k] = P->prm[k] + a;
+    ma.reset = P->reset;
+    ma.surrogate = SOMA_SURROGATE_FAST_SIGMOID;
+    ma.surrogate_param = soma_surrogate_default_param(SOMA_SURROGATE_FAST_SIGMOID);
+    ma.scratch = P->scr + 2 * a;
+    ma.rng_key = P->key;
+    ma.step = step;
+    const float *prev[SOMA_MAX_STATE];
+    float *cur[SOMA_MAX_STATE];
+    for (size_t k = 0; k < m->n_state; k++) {
+        memcpy(P->prev[k] + a, P->st[k] + a, n * sizeof(float));
+        prev[k] = P->prev[k] + a;
+        cur[k] = P->st[k] + a;
+    }
+    m->forward(&ma, prev, cur, P->sf + a, in + a, 1, n);
+    memset(in + a, 0, n * sizeof(float));
+    for (size_t i = a; i < b; i++) P->spk[i] = P->sf[i] != 0.0f;
+}
+
 /* Thread t's update of every population for steps [t0, t0+L), spikes into
  * list parity q. */
 static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
@@ -753,7 +947,19 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
                 ts->sched_pos[p] = pos;
                 continue;
             }
+            if (P->m == &soma__model_input) continue; /* a graded source: its targets read its values */
             float *in[2] = {s->ring + slot * Ntot + P->first, s->ring + (s->nslots + slot) * Ntot + P->first};
+            if (step < P->start) {
+                /* Not started: the neurons stay as they are (nothing of the
+                 * dense projections has arrived; anything else is dropped). */
+                memset(in[0] + a, 0, (b - a) * sizeof(float));
+                memset(in[1] + a, 0, (b - a) * sizeof(float));
+                continue;
+            }
+            if (P->bias || P->npulls) dense_input(s, P, in[0], a, b, step);
+            if (P->train_op) {
+                train_op_step(P, in[0], a, b, step);
+            } else {
             for (size_t di = 0; di < P->ndrives; di++)
                 apply_drive(&P->drives[di], ts, in[P->drives[di].port], a, b, step);
             if (P->ext) {
@@ -774,6 +980,7 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
             args.rng_key = P->key;
             args.ext = P->ext;
             P->m->sim_step(&args, P->st, in, P->spk, a, b); /* consumes (zeroes) in[][a..b) */
+            }
             /* Collect spikes: skip 8 silent neurons at a time. */
             if (!list_room(ts, q, n, b - a)) continue;
             uint32_t *restrict lst = ts->list[q];
@@ -1050,6 +1257,24 @@ const float *soma_sim_state_data(const soma_sim *s, size_t rec, size_t *samples,
     if (every) *every = R->every;
     return R->data;
 }
+
+int soma_sim_set_input(soma_sim *s, size_t pop, const float *x, size_t steps, int constant) {
+    if (!s || pop >= s->npops || !x || (!constant && steps == 0)) return SOMA_STATUS_INVALID;
+    spop *P = &s->pops[pop];
+    if (P->m != &soma__model_input)
+        return sfail(s, SOMA_STATUS_INVALID, "population '%s' is a %s, not an input population", P->name, P->m->name);
+    size_t n = (constant ? 1 : steps) * P->N;
+    float *g = malloc(n * sizeof *g);
+    if (!g) return SOMA_STATUS_NOMEM;
+    memcpy(g, x, n * sizeof *g);
+    free(P->gx);
+    P->gx = g;
+    P->gsteps = constant ? 0 : steps;
+    P->gconst = !!constant;
+    return 0;
+}
+
+uint64_t soma_sim_start_step(const soma_sim *s, size_t pop) { return s && pop < s->npops ? s->pops[pop].start : 0; }
 
 int soma_sim_record_spikes(soma_sim *s, size_t pop, int on) {
     if (!s || pop >= s->npops) return SOMA_STATUS_INVALID;
