@@ -31,7 +31,6 @@
 #define _DEFAULT_SOURCE
 #include <math.h>
 #include <nettle/sha2.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +44,7 @@
 #include <omp.h>
 #endif
 
+#include "core/err.h"
 #include "core/rng.h"
 #include "sim/simnet.h"
 
@@ -142,13 +142,8 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int sfail(soma_sim *s, int status, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
-    va_end(ap);
-    return status;
-}
+/* The message into the sim's own buffer (printf-style); returns status. */
+#define sfail(s, status, ...) soma__errf((s)->errmsg, sizeof (s)->errmsg, (status), __VA_ARGS__)
 
 static void *xalloc(size_t bytes) {
     void *p = NULL;

@@ -26,7 +26,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +33,7 @@
 #ifdef SOMA_HAVE_OPENMP
 #include <omp.h>
 #endif
+#include "core/err.h"
 #include "net/net.h"
 #include "proj/conv.h"
 #include "proj/dense.h"
@@ -138,13 +138,8 @@ void soma__train_profile(const soma_trainer *tr, double out[16]) {
         for (int k = 0; k < 5; k++) out[8 + k] += tr->work[t].prof[k];
 }
 
-static int fail(soma_trainer *tr, int st, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(tr->errmsg, sizeof tr->errmsg, fmt, ap);
-    va_end(ap);
-    return st;
-}
+/* The message into the trainer's own buffer (printf-style); returns st. */
+#define fail(tr, st, ...) soma__errf((tr)->errmsg, sizeof (tr)->errmsg, (st), __VA_ARGS__)
 
 const char *soma_train_errmsg(const soma_trainer *tr) { return tr ? tr->errmsg : ""; }
 const soma_train_opts *soma_train_options(const soma_trainer *tr) { return &tr->opt; }
