@@ -10,14 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include "proj/conv.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 int main(int argc, char **argv) {
     double dens = argc > 1 ? atof(argv[1]) : 0.2;
@@ -50,13 +43,13 @@ int main(int argc, char **argv) {
         soma__conv_forward(&p, x, D, out, N, n, cols, tmp, arg);
         soma__conv_backward(&p, x, D, dout, N, n, arg, dw, db, dx, cols, tmp, dcols);
     }
-    double t0 = now();
+    double t0 = soma_clock_seconds();
     for (int r = 0; r < R; r++) soma__conv_forward(&p, x, D, out, N, n, cols, tmp, arg);
-    double t1 = now();
+    double t1 = soma_clock_seconds();
     for (int r = 0; r < R; r++) soma__conv_backward(&p, x, D, dout, N, n, arg, dw, db, NULL, cols, tmp, dcols);
-    double t2 = now();
+    double t2 = soma_clock_seconds();
     for (int r = 0; r < R; r++) soma__conv_backward(&p, x, D, dout, N, n, arg, dw, db, dx, cols, tmp, dcols);
-    double t3 = now(), per = 1e6 / (R * (double)n);
+    double t3 = soma_clock_seconds(), per = 1e6 / (R * (double)n);
     printf("%s convolution, density %.2f, path %s: forward %.1f us/image, weight gradient %.1f, input gradient %.1f\n",
            first ? "first" : "second", dens, soma__conv_sparse_mode == 1 ? "GEMM" : soma__conv_sparse_mode == 2 ? "spike" : "auto",
            (t1 - t0) * per, (t2 - t1) * per, ((t3 - t2) - (t2 - t1)) * per);

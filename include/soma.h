@@ -57,6 +57,11 @@ const char *soma_strerror(int status);
 /* Symbolic name of a status code, e.g. "SOMA_STATUS_IO". */
 const char *soma_status_name(int status);
 
+/* ----------------------------------------------------------------- clock */
+/* Seconds on a monotonic clock (CLOCK_MONOTONIC), for timing: only
+ * differences between two readings mean anything. */
+double soma_clock_seconds(void);
+
 /* ------------------------------------------------------------------- rng */
 /* Counter-based random numbers (Philox-4x32-10). A stream is fully described
  * by a 64-bit key and a 64-bit counter, so any value can be computed in any

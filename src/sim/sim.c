@@ -34,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
@@ -44,6 +43,7 @@
 #include <omp.h>
 #endif
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/rng.h"
 #include "sim/simnet.h"
@@ -136,11 +136,8 @@ struct soma_sim {
     char errmsg[512];
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+/* The library's clock (core/clock.h) under the short name the timings use. */
+#define now_s() soma__now()
 
 /* The message into the sim's own buffer (printf-style); returns status. */
 #define sfail(s, status, ...) soma__errf((s)->errmsg, sizeof (s)->errmsg, (status), __VA_ARGS__)

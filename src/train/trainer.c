@@ -29,10 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef SOMA_HAVE_OPENMP
 #include <omp.h>
 #endif
+#include "core/clock.h"
 #include "core/err.h"
 #include "net/net.h"
 #include "proj/conv.h"
@@ -130,7 +130,6 @@ struct soma_trainer {
 /* Phases timed in every batch: cheap (a few clock reads) and read by bench/. */
 enum { PROF_INPUT_FWD, PROF_CHUNKS, PROF_INPUT_BWD, PROF_REDUCE, PROF_APPLY, PROF_ENCODE };
 void soma__train_profile(const soma_trainer *tr, double out[16]);
-static double now(void);
 void soma__train_profile(const soma_trainer *tr, double out[16]) {
     memcpy(out, tr->prof, sizeof tr->prof);
     for (int k = 0; k < 8; k++) out[8 + k] = 0.0;
@@ -144,11 +143,8 @@ void soma__train_profile(const soma_trainer *tr, double out[16]) {
 const char *soma_train_errmsg(const soma_trainer *tr) { return tr ? tr->errmsg : ""; }
 const soma_train_opts *soma_train_options(const soma_trainer *tr) { return &tr->opt; }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+/* The library's clock (core/clock.h) under the short name the phase timings use. */
+#define now() soma__now()
 
 static int thread_id(void) {
 #ifdef SOMA_HAVE_OPENMP
