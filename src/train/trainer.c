@@ -34,6 +34,7 @@
 #endif
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/rng.h"
 #include "net/net.h"
 #include "proj/conv.h"
 #include "proj/dense.h"
@@ -636,10 +637,7 @@ static void model_args(const soma_trainer *tr, const layer *ly, work *w, soma_mo
 /* Key of the current batch's random draws (stochastic models): the seed mixed
  * (splitmix64 finaliser) with the count of forward passes so far. */
 static uint64_t batch_key(const soma_trainer *tr) {
-    uint64_t z = tr->opt.seed ^ (tr->batch_counter * 0x9E3779B97F4A7C15ull + 0xD1B54A32D192ED03ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return soma__mix64(tr->opt.seed ^ (tr->batch_counter * 0x9E3779B97F4A7C15ull + 0xD1B54A32D192ED03ull));
 }
 
 /* Sum of x[0..n) for statistics: in 16 float lanes, which vectorize (a
