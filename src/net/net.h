@@ -4,6 +4,7 @@
 #define SOMA_NET_H
 #include "soma.h"
 #include "models/model.h"
+#include "proj/conv.h"
 
 typedef struct soma__pop {
     char name[64];
@@ -57,6 +58,14 @@ static inline size_t soma__proj_rows(const soma_net *net, const soma__proj *p) {
 }
 static inline size_t soma__proj_cols(const soma_net *net, const soma__proj *p) {
     return p->conv ? p->cin * p->cv.kernel * p->cv.kernel : net->pops[p->from].size;
+}
+
+/* The convolution kernels' view of a conv projection (path AUTO), borrowing
+ * its weights: valid until the net changes shape. */
+static inline soma__conv_plan soma__proj_conv_plan(const soma__proj *p) {
+    return (soma__conv_plan){.cv = p->cv, .cin = p->cin, .ih = p->ih, .iw = p->iw, .cout = p->cout, .oh = p->oh,
+                             .ow = p->ow, .ph = p->ph, .pw = p->pw, .w = p->w, .b = p->b,
+                             .path = SOMA__CONV_PATH_AUTO};
 }
 
 /* Lay out net->params and the tensor table if not yet done. */

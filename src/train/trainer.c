@@ -60,6 +60,7 @@ typedef struct layer {
     size_t wsz;                /* cell models: scratch floats per batch row */
     int conv;                  /* the incoming projection is a convolution */
     soma__proj *proj;          /* incoming feed-forward projection */
+    soma__conv_plan cplan;     /* conv: what the convolution kernels read of proj */
     int first;                 /* fed by the data */
     int graded;                /* real-valued outputs: never gathered as spikes */
     int reset;
@@ -136,6 +137,10 @@ void soma__train_profile(const soma_trainer *tr, double out[16]) {
     for (int k = 0; k < 8; k++) out[8 + k] = 0.0;
     for (int t = 0; t < tr->threads; t++)
         for (int k = 0; k < 5; k++) out[8 + k] += tr->work[t].prof[k];
+}
+
+void soma__train_set_conv_path(soma_trainer *tr, int path) {
+    for (size_t l = 0; l < tr->L; l++) tr->lay[l].cplan.path = path;
 }
 
 /* The message into the trainer's own buffer (printf-style); returns st. */
@@ -324,8 +329,9 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         if (ly->sw > tr->nsmax) tr->nsmax = ly->sw; /* nsmax: state floats per row */
         if (ly->wsz > tr->wszmax) tr->wszmax = ly->wsz;
         if (ly->conv) {
-            if (soma__conv_cols_size(ly->proj) > tr->ccols_max) tr->ccols_max = soma__conv_cols_size(ly->proj);
-            if (soma__conv_out_size(ly->proj) > tr->ctmp_max) tr->ctmp_max = soma__conv_out_size(ly->proj);
+            ly->cplan = soma__proj_conv_plan(ly->proj);
+            if (soma__conv_cols_size(&ly->cplan) > tr->ccols_max) tr->ccols_max = soma__conv_cols_size(&ly->cplan);
+            if (soma__conv_out_size(&ly->cplan) > tr->ctmp_max) tr->ctmp_max = soma__conv_out_size(&ly->cplan);
         }
         for (size_t k = 0; k < ly->m->n_params; k++)
             if (!(ly->prm[k] = soma__alloc(N * sizeof(float)))) goto nomem;
@@ -491,7 +497,7 @@ static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
         for (size_t k = 0; k < nb; k++) {
             work *w = &tr->work[thread_id()];
             size_t r0 = k * ni, n = r0 + ni > R ? R - r0 : ni;
-            soma__conv_forward(ly->proj, x + r0 * D, D, tr->I1 + r0 * N, N, n, w->ccols, w->ctmp,
+            soma__conv_forward(&ly->cplan, x + r0 * D, D, tr->I1 + r0 * N, N, n, w->ccols, w->ctmp,
                                tr->parg1 ? tr->parg1 + r0 * N : NULL);
         }
         return;
@@ -567,8 +573,8 @@ static int input_backward_conv(soma_trainer *tr, const float *x, size_t R) {
         work *w = &tr->work[thread_id()];
         float *dw = acc + k * stride, *db = p->b ? dw + stride - (p->cout + 15) / 16 * 16 : NULL;
         size_t r0 = k * CONV_BLOCK, n = r0 + CONV_BLOCK > R ? R - r0 : CONV_BLOCK;
-        soma__conv_backward(p, x + r0 * D, D, tr->dI1 + r0 * N, N, n, tr->parg1 ? tr->parg1 + r0 * N : NULL, dw, db,
-                            NULL, w->ccols, w->ctmp, w->cdcols);
+        soma__conv_backward(&ly->cplan, x + r0 * D, D, tr->dI1 + r0 * N, N, n, tr->parg1 ? tr->parg1 + r0 * N : NULL,
+                            dw, db, NULL, w->ccols, w->ctmp, w->cdcols);
     }
     for (size_t k = 1; k < nblk; k++)
         for (size_t i = 0; i < stride; i++) acc[i] += acc[k * stride + i];
@@ -668,7 +674,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         if (!ly->first && ly->conv) {
             for (size_t r = 0; r < T * Bc; r += SOMA_CONV_IMAGES) {
                 size_t n = r + SOMA_CONV_IMAGES > T * Bc ? T * Bc - r : SOMA_CONV_IMAGES;
-                soma__conv_forward(ly->proj, w->s[l - 1] + r * ly->Nin, ly->Nin, w->in[l] + r * N, N, n, w->ccols,
+                soma__conv_forward(&ly->cplan, w->s[l - 1] + r * ly->Nin, ly->Nin, w->in[l] + r * N, N, n, w->ccols,
                                    w->ctmp, w->parg[l] ? w->parg[l] + r * N : NULL);
             }
         } else if (!ly->first) {
@@ -800,7 +806,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
         if (ly->conv) {
             for (size_t r = 0; r < R; r += SOMA_CONV_IMAGES) {
                 size_t n = r + SOMA_CONV_IMAGES > R ? R - r : SOMA_CONV_IMAGES;
-                soma__conv_backward(ly->proj, w->s[l - 1] + r * Nin, Nin, w->din[l] + r * N, N, n,
+                soma__conv_backward(&ly->cplan, w->s[l - 1] + r * Nin, Nin, w->din[l] + r * N, N, n,
                                     w->parg[l] ? w->parg[l] + r * N : NULL, acc + ly->aw,
                                     ly->proj->b ? acc + ly->ab : NULL, w->ds[l - 1] + r * Nin, w->ccols, w->ctmp,
                                     w->cdcols);
