@@ -322,6 +322,16 @@ static size_t points_in(const rect *r, const axis *x, const axis *y, const doubl
     return k;
 }
 
+/* A legend's background: near-opaque white with a grey border. */
+static void legend_box(cairo_t *cr, const rect *b) {
+    cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
+    cairo_rectangle(cr, b->x, b->y, b->w, b->h);
+    cairo_fill_preserve(cr);
+    cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+    cairo_set_line_width(cr, 1);
+    cairo_stroke(cr);
+}
+
 static void legend(cairo_t *cr, const rect *r, const axis *x, const axis *y, const double *train, const double *test,
                    size_t n) {
     set_font(cr, 12, 0);
@@ -337,12 +347,7 @@ static void legend(cairo_t *cr, const rect *r, const axis *x, const axis *y, con
         if (k < best_k) { best_k = k; best = i; }
     }
     rect b = cand[best];
-    cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
-    cairo_rectangle(cr, b.x, b.y, b.w, b.h);
-    cairo_fill_preserve(cr);
-    cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
-    cairo_set_line_width(cr, 1);
-    cairo_stroke(cr);
+    legend_box(cr, &b);
     const char *names[2] = {"train", "test"};
     rgb cols[2] = {C_TRAIN, C_TEST};
     for (int i = 0; i < (test ? 2 : 1); i++) {
@@ -857,12 +862,7 @@ int soma_plot_rates(const char *path, size_t npops, const char *const *names, co
             if (cx + slot / 2 > r.x + r.w - m - lw) hr = fmax(hr, v);
         }
         rect b = {hr <= hl ? r.x + r.w - lw - m : r.x + m, r.y + m, lw, lh};
-        cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
-        cairo_rectangle(cr, b.x, b.y, b.w, b.h);
-        cairo_fill_preserve(cr);
-        cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
-        cairo_set_line_width(cr, 1);
-        cairo_stroke(cr);
+        legend_box(cr, &b);
         for (int k = 0; k < 3; k++) { /* bars take their population's colour: show a few */
             rgb c = PALETTE[k];
             cairo_set_source_rgb(cr, c.r, c.g, c.b);
