@@ -522,6 +522,18 @@ static const char *pop_name(const char *const *names, size_t p, char *buf, size_
     return buf;
 }
 
+/* Width in pixels of the widest population name in the current font. */
+static double widest_name(cairo_t *cr, const char *const *names, size_t npops) {
+    char nb[32];
+    double w = 0;
+    for (size_t p = 0; p < npops; p++) {
+        cairo_text_extents_t te;
+        cairo_text_extents(cr, pop_name(names, p, nb, sizeof nb), &te);
+        w = fmax(w, te.x_advance);
+    }
+    return w;
+}
+
 int soma_plot_sim_raster(const char *path, const soma_spike *sp, size_t n, size_t npops, const char *const *names,
                          const uint32_t *first, const size_t *size, double dt_ms, uint64_t step0, uint64_t step1,
                          size_t max_per_pop, double bin_ms, char *err, size_t errlen) {
@@ -600,12 +612,7 @@ int soma_plot_sim_raster(const char *path, const soma_spike *sp, size_t n, size_
     /* left margin wide enough for the longest population name */
     char nb[32], buf[160];
     set_font(cr, 12, 1);
-    double namew = 0;
-    for (size_t p = 0; p < npops; p++) {
-        cairo_text_extents_t te;
-        cairo_text_extents(cr, pop_name(names, p, nb, sizeof nb), &te);
-        namew = fmax(namew, te.x_advance);
-    }
+    double namew = widest_name(cr, names, npops);
     double L = fmin(220.0, fmax(72.0, ceil(namew) + 22));
     rect rr = {L, TOP + 22, W - L - 22, 420}, rh = {L, rr.y + rr.h + 34, W - L - 22, H - (rr.y + rr.h + 34) - 52};
     axis tx = {(double)step0 * dt_ms, (double)step1 * dt_ms, 0, 0};
@@ -778,12 +785,7 @@ int soma_plot_rates(const char *path, size_t npops, const char *const *names, co
      * are turned 45 degrees, and the plot leaves room below for them. */
     const double L = 72, R = 22, slot = (W - L - R) / (double)npops;
     set_font(cr, 12, 0);
-    double namew = 0;
-    for (size_t p = 0; p < npops; p++) {
-        cairo_text_extents_t te;
-        cairo_text_extents(cr, pop_name(names, p, nb, sizeof nb), &te);
-        namew = fmax(namew, te.x_advance);
-    }
+    double namew = widest_name(cr, names, npops);
     int slanted = namew > slot - 6;
     double below = slanted ? fmin(130.0, namew * 0.71 + 14) : 22;
     rect r = {L, TOP + 8, W - L - R, H - TOP - 8 - below - 34};
