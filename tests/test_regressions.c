@@ -330,7 +330,7 @@ static void regression_lif_cuba_float_bias(void) {
         }
     CHECK(soma_simnet_set_spikes(sn, src, ids, ts, n) == 0);
     soma_connector c;
-    soma_connector_default(&c, SOMA_CONN_FILE);
+    soma_connector_default(&c, SOMA_CONN_RULE_FILE);
     const char *dir = t_tmpdir("regressions");
     char path[600], err[512];
     snprintf(path, sizeof path, "%s/cuba_bias_edges.csv", dir);

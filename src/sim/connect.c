@@ -184,17 +184,17 @@ int soma__connect_check(const soma_connector *c, size_t n_pre, size_t n_post, in
                           n_pre, n_post);
     size_t n = n_pre;
     switch (c->rule) {
-    case SOMA_CONN_ALL_TO_ALL: return 0;
-    case SOMA_CONN_ONE_TO_ONE:
+    case SOMA_CONN_RULE_ALL_TO_ALL: return 0;
+    case SOMA_CONN_RULE_ONE_TO_ONE:
         if (n_pre != n_post)
             return soma__errf(err, errlen, SOMA_STATUS_INVALID,
                               "one_to_one needs populations of equal size, got %zu and %zu", n_pre, n_post);
         return 0;
-    case SOMA_CONN_FIXED_PROBABILITY:
-    case SOMA_CONN_SMALL_WORLD:
+    case SOMA_CONN_RULE_FIXED_PROBABILITY:
+    case SOMA_CONN_RULE_SMALL_WORLD:
         if (!(c->p >= 0.0 && c->p <= 1.0))
             return soma__errf(err, errlen, SOMA_STATUS_INVALID, "connection probability %g is outside [0, 1]", c->p);
-        if (c->rule == SOMA_CONN_FIXED_PROBABILITY) return 0;
+        if (c->rule == SOMA_CONN_RULE_FIXED_PROBABILITY) return 0;
         if (!same)
             return soma__errf(err, errlen, SOMA_STATUS_INVALID,
                               "small_world connects a population to itself (from and to must be the same)");
@@ -205,9 +205,9 @@ int soma__connect_check(const soma_connector *c, size_t n_pre, size_t n_post, in
             return soma__errf(err, errlen, SOMA_STATUS_INVALID,
                               "small_world k = %zu must be smaller than the population (%zu neurons)", c->k, n);
         return 0;
-    case SOMA_CONN_FIXED_INDEGREE:
-    case SOMA_CONN_FIXED_OUTDEGREE: {
-        int in = c->rule == SOMA_CONN_FIXED_INDEGREE;
+    case SOMA_CONN_RULE_FIXED_INDEGREE:
+    case SOMA_CONN_RULE_FIXED_OUTDEGREE: {
+        int in = c->rule == SOMA_CONN_RULE_FIXED_INDEGREE;
         size_t pool = in ? n_pre : n_post;
         size_t rows = in ? n_post : n_pre;
         if (no_self(c, same) && pool > 0) pool--;
@@ -219,7 +219,7 @@ int soma__connect_check(const soma_connector *c, size_t n_pre, size_t n_post, in
             return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: k = %zu is too large", name, c->k);
         return 0;
     }
-    case SOMA_CONN_FIXED_TOTAL: {
+    case SOMA_CONN_RULE_FIXED_TOTAL: {
         uint64_t pairs = (uint64_t)n_pre * n_post - (no_self(c, same) ? n_pre : 0);
         if (c->n > 0 && (c->multapses ? pairs == 0 : (uint64_t)c->n > pairs))
             return soma__errf(err, errlen, SOMA_STATUS_INVALID,
@@ -227,7 +227,7 @@ int soma__connect_check(const soma_connector *c, size_t n_pre, size_t n_post, in
                               c->multapses ? "" : " (multapses off: they must be distinct)");
         return 0;
     }
-    case SOMA_CONN_SCALE_FREE:
+    case SOMA_CONN_RULE_SCALE_FREE:
         if (!same)
             return soma__errf(err, errlen, SOMA_STATUS_INVALID,
                               "scale_free connects a population to itself (from and to must be the same)");
@@ -235,7 +235,7 @@ int soma__connect_check(const soma_connector *c, size_t n_pre, size_t n_post, in
             return soma__errf(err, errlen, SOMA_STATUS_INVALID,
                               "scale_free needs 1 <= m < population size (%zu neurons), got m = %zu", n, c->k);
         return 0;
-    case SOMA_CONN_FILE: return check_file(c->path, err, errlen);
+    case SOMA_CONN_RULE_FILE: return check_file(c->path, err, errlen);
     }
     return soma__errf(err, errlen, SOMA_STATUS_INVALID, "unknown connection rule %d", c->rule);
 }
@@ -799,19 +799,19 @@ int soma__connect_each(const soma_connector *c, size_t n_pre, size_t n_post, int
     int st = soma__connect_check(c, n_pre, n_post, same, err, errlen);
     if (st) return st;
     if (!fn) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "no edge callback");
-    if (c->rule == SOMA_CONN_FILE) return file_each(c, n_pre, n_post, same, fn, user, NULL, err, errlen);
+    if (c->rule == SOMA_CONN_RULE_FILE) return file_each(c, n_pre, n_post, same, fn, user, NULL, err, errlen);
     emit e = {fn, user, 0, soma_conn_rule_name(c->rule), err, errlen};
     uint32_t a = (uint32_t)n_pre, b = (uint32_t)n_post;
     int ns = no_self(c, same);
     switch (c->rule) {
-    case SOMA_CONN_ALL_TO_ALL: st = all_to_all(&e, a, b, ns); break;
-    case SOMA_CONN_ONE_TO_ONE: st = one_to_one(&e, a, ns); break;
-    case SOMA_CONN_FIXED_PROBABILITY: st = fixed_probability(&e, a, b, ns, c->p, key); break;
-    case SOMA_CONN_FIXED_INDEGREE: st = fixed_degree(&e, a, b, ns, c->multapses, (uint32_t)c->k, key, 1); break;
-    case SOMA_CONN_FIXED_OUTDEGREE: st = fixed_degree(&e, a, b, ns, c->multapses, (uint32_t)c->k, key, 0); break;
-    case SOMA_CONN_FIXED_TOTAL: st = fixed_total(&e, a, b, ns, c->multapses, c->n, key); break;
-    case SOMA_CONN_SMALL_WORLD: st = small_world(&e, a, (uint32_t)c->k, c->p, key); break;
-    case SOMA_CONN_SCALE_FREE: st = scale_free(&e, a, (uint32_t)c->k, key); break;
+    case SOMA_CONN_RULE_ALL_TO_ALL: st = all_to_all(&e, a, b, ns); break;
+    case SOMA_CONN_RULE_ONE_TO_ONE: st = one_to_one(&e, a, ns); break;
+    case SOMA_CONN_RULE_FIXED_PROBABILITY: st = fixed_probability(&e, a, b, ns, c->p, key); break;
+    case SOMA_CONN_RULE_FIXED_INDEGREE: st = fixed_degree(&e, a, b, ns, c->multapses, (uint32_t)c->k, key, 1); break;
+    case SOMA_CONN_RULE_FIXED_OUTDEGREE: st = fixed_degree(&e, a, b, ns, c->multapses, (uint32_t)c->k, key, 0); break;
+    case SOMA_CONN_RULE_FIXED_TOTAL: st = fixed_total(&e, a, b, ns, c->multapses, c->n, key); break;
+    case SOMA_CONN_RULE_SMALL_WORLD: st = small_world(&e, a, (uint32_t)c->k, c->p, key); break;
+    case SOMA_CONN_RULE_SCALE_FREE: st = scale_free(&e, a, (uint32_t)c->k, key); break;
     }
     return st;
 }
@@ -820,18 +820,18 @@ double soma__connect_expected(const soma_connector *c, size_t n_pre, size_t n_po
     double a = (double)n_pre, b = (double)n_post;
     double self = no_self(c, same) ? a : 0.0;
     switch (c->rule) {
-    case SOMA_CONN_ALL_TO_ALL: return a * b - self;
-    case SOMA_CONN_ONE_TO_ONE: return self > 0 ? 0.0 : a;
-    case SOMA_CONN_FIXED_PROBABILITY: return c->p * (a * b - self);
-    case SOMA_CONN_FIXED_INDEGREE: return (double)c->k * b;
-    case SOMA_CONN_FIXED_OUTDEGREE: return (double)c->k * a;
-    case SOMA_CONN_FIXED_TOTAL: return (double)c->n;
-    case SOMA_CONN_SMALL_WORLD: return (double)c->k * a;
-    case SOMA_CONN_SCALE_FREE: {
+    case SOMA_CONN_RULE_ALL_TO_ALL: return a * b - self;
+    case SOMA_CONN_RULE_ONE_TO_ONE: return self > 0 ? 0.0 : a;
+    case SOMA_CONN_RULE_FIXED_PROBABILITY: return c->p * (a * b - self);
+    case SOMA_CONN_RULE_FIXED_INDEGREE: return (double)c->k * b;
+    case SOMA_CONN_RULE_FIXED_OUTDEGREE: return (double)c->k * a;
+    case SOMA_CONN_RULE_FIXED_TOTAL: return (double)c->n;
+    case SOMA_CONN_RULE_SMALL_WORLD: return (double)c->k * a;
+    case SOMA_CONN_RULE_SCALE_FREE: {
         double m = (double)c->k;
         return c->k < n_pre ? 2.0 * (m * (m + 1) / 2 + m * (a - m - 1)) : 0.0;
     }
-    case SOMA_CONN_FILE: {
+    case SOMA_CONN_RULE_FILE: {
         uint64_t lines = 0;
         if (file_each(c, n_pre, n_post, same, NULL, NULL, &lines, NULL, 0)) return 0.0;
         return (double)lines;

@@ -981,11 +981,11 @@ static int train_grad_run(soma_trainer *tr, const float *x, int tc, const uint8_
 
 float soma_train_lr(const soma_train_opts *o, int epoch, long batch, long nbatches) {
     switch (o->schedule) {
-    case SOMA_SCHED_STEP: {
+    case SOMA_SCHEDULE_STEP: {
         int k = o->step_size > 0 ? epoch / o->step_size : 0;
         return o->lr * powf(o->gamma, (float)k);
     }
-    case SOMA_SCHED_COSINE: {
+    case SOMA_SCHEDULE_COSINE: {
         double total = (double)o->epochs * (double)(nbatches > 0 ? nbatches : 1);
         double pos = (double)epoch * (double)(nbatches > 0 ? nbatches : 1) + (double)batch;
         if (pos > total) pos = total;
