@@ -5,16 +5,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <cblas.h>
 #include "proj/dense.h"
 #include "net/net.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv) {
     size_t Nin = argc > 1 ? (size_t)atol(argv[1]) : 1000, R = argc > 2 ? (size_t)atol(argv[2]) : 200;
@@ -37,15 +30,15 @@ int main(int argc, char **argv) {
             double t[4] = {0};
             int reps = 20;
             for (int k = 0; k < reps; k++) {
-                double t0 = now();
+                double t0 = soma_clock_seconds();
                 soma__dense_forward_blas(out, s, w, b, R, Nin, Nout, 0);
-                double t1 = now();
+                double t1 = soma_clock_seconds();
                 soma__dense_forward_spikes(out, idx, cnt, Nin, wT, b, R, Nout, 0);
-                double t2 = now();
+                double t2 = soma_clock_seconds();
                 soma__dense_dweightT_blas(dw, s, out, R, Nin, Nout);
-                double t3 = now();
+                double t3 = soma_clock_seconds();
                 soma__dense_dweight_spikes(dw, idx, cnt, Nin, out, R, Nout);
-                double t4 = now();
+                double t4 = soma_clock_seconds();
                 if (k) t[0] += t1 - t0, t[1] += t2 - t1, t[2] += t3 - t2, t[3] += t4 - t3;
             }
             printf("%6zu %7.2f %10.0f %10.0f %10.0f %10.0f\n", Nout, dens[di], 1e9 * t[0] / (reps - 1) / R,

@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "cli.h"
 
@@ -22,18 +21,12 @@ typedef struct bar_state {
     double last_draw;
 } bar_state;
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Progress bar on a terminal: batch, loss, running accuracy, samples/s, ETA. */
 static int progress(void *user, const soma_progress *p) {
     bar_state *bs = user;
     if (interrupted) return 1;
     if (!bs->tty) return 0;
-    double t = now();
+    double t = soma_clock_seconds();
     if (p->batch != p->batches && t - bs->last_draw < 0.1) return 0;
     bs->last_draw = t;
     int width = 24, filled = (int)((double)width * (double)p->batch / (double)p->batches);
@@ -110,7 +103,7 @@ int cli_train(int argc, char **argv) {
     if (data_dir) snprintf(dopt.dir, sizeof dopt.dir, "%s", data_dir);
 
     soma_dataset train = {0}, test = {0};
-    double t_start = now();
+    double t_start = soma_clock_seconds();
     st = soma_data_load(&dopt, &train, &test, err, sizeof err);
     if (st) {
         fprintf(stderr, "soma: %s\n", err);
@@ -228,8 +221,9 @@ int cli_train(int argc, char **argv) {
              "  \"infer_samples_per_second\": %.1f,\n  \"epochs\": %d,\n  \"seconds\": %.3f,\n  \"peak_rss_bytes\": %lld,\n"
              "  \"threads\": %d,\n  \"seed\": %llu,\n  \"batch\": %zu,\n  \"steps\": %d,\n  \"parameters\": %zu,\n"
              "  \"status\": \"%s\",\n",
-             file, done ? teacc[done - 1] : 0.0, train_sps, infer_sps, done, now() - t_start, cli_peak_rss(), topt.threads,
-             (unsigned long long)topt.seed, topt.batch, dopt.steps, soma_net_param_count(net),
+             file, done ? teacc[done - 1] : 0.0, train_sps, infer_sps, done, soma_clock_seconds() - t_start,
+             cli_peak_rss(), topt.threads, (unsigned long long)topt.seed, topt.batch, dopt.steps,
+             soma_net_param_count(net),
              rc == 0 ? "ok" : rc == 3 ? "non-finite loss" : rc == 130 ? "interrupted" : "failed");
     json_array(js, cap, "loss", loss, (size_t)done);
     json_array(js, cap, "train_accuracy", tracc, (size_t)done);

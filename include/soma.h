@@ -57,6 +57,11 @@ const char *soma_strerror(int status);
 /* Symbolic name of a status code, e.g. "SOMA_STATUS_IO". */
 const char *soma_status_name(int status);
 
+/* ----------------------------------------------------------------- clock */
+/* Seconds on a monotonic clock (CLOCK_MONOTONIC), for timing: only
+ * differences between two readings mean anything. */
+double soma_clock_seconds(void);
+
 /* ------------------------------------------------------------------- rng */
 /* Counter-based random numbers (Philox-4x32-10). A stream is fully described
  * by a 64-bit key and a 64-bit counter, so any value can be computed in any
@@ -301,11 +306,28 @@ typedef enum soma_loss {
 int soma_loss_find(const char *name);
 const char *soma_loss_name(int l);
 
-typedef enum soma_optimizer { SOMA_OPT_SGD = 0, SOMA_OPT_ADAM = 1, SOMA_OPT_ADAMW = 2 } soma_optimizer;
+typedef enum soma_optimizer {
+    SOMA_OPTIMIZER_SGD = 0,
+    SOMA_OPTIMIZER_ADAM = 1,
+    SOMA_OPTIMIZER_ADAMW = 2
+} soma_optimizer;
+/* Deprecated spellings (0.1.0), kept for one version so that code written
+ * against them still compiles; they will be removed in the next one. */
+#define SOMA_OPT_SGD SOMA_OPTIMIZER_SGD
+#define SOMA_OPT_ADAM SOMA_OPTIMIZER_ADAM
+#define SOMA_OPT_ADAMW SOMA_OPTIMIZER_ADAMW
 int soma_optimizer_find(const char *name);
 const char *soma_optimizer_name(int o);
 
-typedef enum soma_schedule { SOMA_SCHED_CONSTANT = 0, SOMA_SCHED_STEP = 1, SOMA_SCHED_COSINE = 2 } soma_schedule;
+typedef enum soma_schedule {
+    SOMA_SCHEDULE_CONSTANT = 0,
+    SOMA_SCHEDULE_STEP = 1,
+    SOMA_SCHEDULE_COSINE = 2
+} soma_schedule;
+/* Deprecated spellings (0.1.0), kept for one version: see SOMA_OPT_SGD. */
+#define SOMA_SCHED_CONSTANT SOMA_SCHEDULE_CONSTANT
+#define SOMA_SCHED_STEP SOMA_SCHEDULE_STEP
+#define SOMA_SCHED_COSINE SOMA_SCHEDULE_COSINE
 int soma_schedule_find(const char *name);
 const char *soma_schedule_name(int s);
 
@@ -447,16 +469,26 @@ int soma_experiment_load(const char *path, soma_net **net, soma_data_opts *data,
 
 /* How a projection's synapses are drawn. */
 typedef enum soma_conn_rule {
-    SOMA_CONN_ALL_TO_ALL = 0,
-    SOMA_CONN_ONE_TO_ONE = 1,
-    SOMA_CONN_FIXED_PROBABILITY = 2, /* each pair independently with probability p */
-    SOMA_CONN_FIXED_INDEGREE = 3,    /* each target gets k sources drawn uniformly */
-    SOMA_CONN_FIXED_OUTDEGREE = 4,   /* each source gets k targets drawn uniformly */
-    SOMA_CONN_FIXED_TOTAL = 5,       /* n synapses, each (pre, post) drawn uniformly */
-    SOMA_CONN_SMALL_WORLD = 6,       /* Watts-Strogatz: ring of k neighbours, rewired with probability p */
-    SOMA_CONN_SCALE_FREE = 7,        /* Barabasi-Albert: m edges per new node, both directions */
-    SOMA_CONN_FILE = 8               /* edge list file: pre,post[,weight[,delay]] per line */
+    SOMA_CONN_RULE_ALL_TO_ALL = 0,
+    SOMA_CONN_RULE_ONE_TO_ONE = 1,
+    SOMA_CONN_RULE_FIXED_PROBABILITY = 2, /* each pair independently with probability p */
+    SOMA_CONN_RULE_FIXED_INDEGREE = 3,    /* each target gets k sources drawn uniformly */
+    SOMA_CONN_RULE_FIXED_OUTDEGREE = 4,   /* each source gets k targets drawn uniformly */
+    SOMA_CONN_RULE_FIXED_TOTAL = 5,       /* n synapses, each (pre, post) drawn uniformly */
+    SOMA_CONN_RULE_SMALL_WORLD = 6,       /* Watts-Strogatz: ring of k neighbours, rewired with probability p */
+    SOMA_CONN_RULE_SCALE_FREE = 7,        /* Barabasi-Albert: m edges per new node, both directions */
+    SOMA_CONN_RULE_FILE = 8               /* edge list file: pre,post[,weight[,delay]] per line */
 } soma_conn_rule;
+/* Deprecated spellings (0.1.0), kept for one version: see SOMA_OPT_SGD. */
+#define SOMA_CONN_ALL_TO_ALL SOMA_CONN_RULE_ALL_TO_ALL
+#define SOMA_CONN_ONE_TO_ONE SOMA_CONN_RULE_ONE_TO_ONE
+#define SOMA_CONN_FIXED_PROBABILITY SOMA_CONN_RULE_FIXED_PROBABILITY
+#define SOMA_CONN_FIXED_INDEGREE SOMA_CONN_RULE_FIXED_INDEGREE
+#define SOMA_CONN_FIXED_OUTDEGREE SOMA_CONN_RULE_FIXED_OUTDEGREE
+#define SOMA_CONN_FIXED_TOTAL SOMA_CONN_RULE_FIXED_TOTAL
+#define SOMA_CONN_SMALL_WORLD SOMA_CONN_RULE_SMALL_WORLD
+#define SOMA_CONN_SCALE_FREE SOMA_CONN_RULE_SCALE_FREE
+#define SOMA_CONN_FILE SOMA_CONN_RULE_FILE
 /* Names: all_to_all, one_to_one, fixed_probability, fixed_indegree,
  * fixed_outdegree, fixed_total, small_world, scale_free, file. */
 int soma_conn_rule_find(const char *name); /* -1 if unknown */

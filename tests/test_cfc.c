@@ -246,7 +246,7 @@ static soma_trainer *trainer(soma_net *net, int loss, size_t B, int T, int threa
     o.batch = B;
     o.threads = threads;
     o.loss = loss;
-    o.optimizer = SOMA_OPT_ADAM;
+    o.optimizer = SOMA_OPTIMIZER_ADAM;
     o.lr = 1e-2f;
     soma_data_opts d;
     soma_data_opts_default(&d);

@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "proj/connect.h"
 #include "soma.h"
 #include "testlib.h"
@@ -125,12 +124,6 @@ static int no_autapse(const edges *E) {
     return 1;
 }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* Pearson's chi-square of counts against expectations; the bound used is
  * df + 6 sqrt(2 df) (the chi-square's mean plus six of its sd). */
 static double chi2(const double *obs, const double *expct, size_t n) {
@@ -162,17 +155,17 @@ static void test_names(void) {
     CHECK(soma_conn_rule_find("pairwise_bernoulli") == -1);
     CHECK(soma_conn_rule_find(NULL) == -1);
     CHECK(soma_conn_rule_name(9) == NULL && soma_conn_rule_name(-1) == NULL);
-    CHECK(SOMA_CONN_FILE == 8 && SOMA_CONN_SCALE_FREE == 7);
+    CHECK(SOMA_CONN_RULE_FILE == 8 && SOMA_CONN_RULE_SCALE_FREE == 7);
     soma_connector c;
     memset(&c, 0x5a, sizeof c);
-    soma_connector_default(&c, SOMA_CONN_FIXED_INDEGREE);
-    CHECK(c.rule == SOMA_CONN_FIXED_INDEGREE && c.autapses == 1 && c.multapses == 1);
+    soma_connector_default(&c, SOMA_CONN_RULE_FIXED_INDEGREE);
+    CHECK(c.rule == SOMA_CONN_RULE_FIXED_INDEGREE && c.autapses == 1 && c.multapses == 1);
     CHECK(c.p == 0.0 && c.k == 0 && c.n == 0 && c.path == NULL);
 }
 
 /* ------------------------------------------- 2. all_to_all, one_to_one */
 static void test_simple(edges *E) {
-    soma_connector c = conn(SOMA_CONN_ALL_TO_ALL);
+    soma_connector c = conn(SOMA_CONN_RULE_ALL_TO_ALL);
     CHECK(run(&c, 30, 40, 0, 1, E) == 0);
     CHECK(E->n == 1200 && E->numbered && distinct(E, 40) && E->nw == 0 && E->nd == 0);
     CHECK(soma__connect_expected(&c, 30, 40, 0) == 1200.0);
@@ -182,7 +175,7 @@ static void test_simple(edges *E) {
     CHECK(E->n == 870 && no_autapse(E) && distinct(E, 30) && soma__connect_expected(&c, 30, 30, 1) == 870.0);
     CHECK(run(&c, 30, 30, 0, 1, E) == 0 && E->n == 900); /* two populations: nothing is an autapse */
 
-    c = conn(SOMA_CONN_ONE_TO_ONE);
+    c = conn(SOMA_CONN_RULE_ONE_TO_ONE);
     CHECK(run(&c, 50, 50, 0, 1, E) == 0 && E->n == 50 && soma__connect_expected(&c, 50, 50, 0) == 50.0);
     int ok = 1;
     for (size_t i = 0; i < E->n; i++) ok &= E->pre[i] == i && E->post[i] == i;
@@ -194,7 +187,7 @@ static void test_simple(edges *E) {
 
 /* --------------------------------------------------- fixed_probability */
 static void test_fixed_probability(edges *E) {
-    soma_connector c = conn(SOMA_CONN_FIXED_PROBABILITY);
+    soma_connector c = conn(SOMA_CONN_RULE_FIXED_PROBABILITY);
     /* A: 2000 x 1000 at p = 0.05 */
     const size_t A = 2000, B = 1000;
     const double p = 0.05;
@@ -284,7 +277,7 @@ static void test_fixed_probability(edges *E) {
 
 /* ---------------------------------------------- fixed in/out-degree */
 static void test_degree(edges *E, int in) {
-    int rule = in ? SOMA_CONN_FIXED_INDEGREE : SOMA_CONN_FIXED_OUTDEGREE;
+    int rule = in ? SOMA_CONN_RULE_FIXED_INDEGREE : SOMA_CONN_RULE_FIXED_OUTDEGREE;
     soma_connector c = conn(rule);
     /* row(i) = the row an edge belongs to, other(i) = the drawn end */
 #define ROW(i) (in ? E->post[i] : E->pre[i])
@@ -391,7 +384,7 @@ static void test_degree(edges *E, int in) {
 
 /* ------------------------------------------------------- fixed_total */
 static void test_fixed_total(edges *E) {
-    soma_connector c = conn(SOMA_CONN_FIXED_TOTAL);
+    soma_connector c = conn(SOMA_CONN_RULE_FIXED_TOTAL);
     /* A: multapses (default): 50000 uniform pairs over 100 x 80 */
     c.n = 50000;
     CHECK(run(&c, 100, 80, 0, 31, E) == 0 && E->n == 50000 && E->numbered);
@@ -413,7 +406,7 @@ static void test_fixed_total(edges *E) {
     CHECK(run(&c, 40, 40, 1, 32, E) == 0 && E->n == 20000 && no_autapse(E));
 
     /* B: distinct pairs, in increasing order of pre * n_post + post */
-    c = conn(SOMA_CONN_FIXED_TOTAL);
+    c = conn(SOMA_CONN_RULE_FIXED_TOTAL);
     c.multapses = 0;
     c.n = 3000;
     CHECK(run(&c, 100, 80, 0, 33, E) == 0 && E->n == 3000 && distinct(E, 80));
@@ -431,7 +424,7 @@ static void test_fixed_total(edges *E) {
     CHECK(run(&c, 50, 50, 1, 34, E) == 0 && E->n == 1000 && no_autapse(E) && distinct(E, 50));
 
     /* C: every 2-subset of 6 pairs (2 x 3) equally likely (Method A) */
-    c = conn(SOMA_CONN_FIXED_TOTAL);
+    c = conn(SOMA_CONN_RULE_FIXED_TOTAL);
     c.multapses = 0;
     c.n = 2;
     double cnt[64] = {0};
@@ -506,7 +499,7 @@ static size_t ring(size_t a, size_t b, size_t n) {
 }
 
 static void test_small_world(edges *E) {
-    soma_connector c = conn(SOMA_CONN_SMALL_WORLD);
+    soma_connector c = conn(SOMA_CONN_RULE_SMALL_WORLD);
     /* p = 0: the ring lattice exactly */
     c.k = 6;
     c.p = 0;
@@ -568,7 +561,7 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 static void test_scale_free(edges *E) {
-    soma_connector c = conn(SOMA_CONN_SCALE_FREE);
+    soma_connector c = conn(SOMA_CONN_RULE_SCALE_FREE);
     const size_t n = 5000, m = 3;
     c.k = m;
     CHECK(run(&c, n, n, 1, 51, E) == 0 && E->numbered);
@@ -634,7 +627,7 @@ static const char *write_tmp(const char *name, const char *text) {
 /* The file's error message must be exactly "PATH:" + tail. */
 static void file_error(const char *text, size_t a, size_t b, const char *tail) {
     edges E = {0};
-    soma_connector c = conn(SOMA_CONN_FILE);
+    soma_connector c = conn(SOMA_CONN_RULE_FILE);
     c.path = write_tmp("bad.csv", text);
     char want[600];
     snprintf(want, sizeof want, "%s:%s", c.path, tail);
@@ -644,7 +637,7 @@ static void file_error(const char *text, size_t a, size_t b, const char *tail) {
 }
 
 static void test_file(edges *E) {
-    soma_connector c = conn(SOMA_CONN_FILE);
+    soma_connector c = conn(SOMA_CONN_RULE_FILE);
     /* four columns, a header, comments, blank lines, blanks and commas, CRLF */
     c.path = write_tmp("w.csv", "\xEF\xBB\xBFpre,post,weight,delay_ms\r\n"
                                 "# a comment\n"
@@ -708,7 +701,7 @@ static void test_file(edges *E) {
 
 /* ---------------------------------------------- checks and stopping */
 static void test_checks(edges *E) {
-    soma_connector c = conn(SOMA_CONN_FIXED_PROBABILITY);
+    soma_connector c = conn(SOMA_CONN_RULE_FIXED_PROBABILITY);
     c.p = 1.5;
     CHECK(soma__connect_check(&c, 10, 10, 0, err, sizeof err) == SOMA_STATUS_INVALID &&
           strcmp(err, "connection probability 1.5 is outside [0, 1]") == 0);
@@ -722,12 +715,12 @@ static void test_checks(edges *E) {
     CHECK(soma__connect_check(&c, 10, 12, 1, err, sizeof err) == SOMA_STATUS_INVALID); /* same needs equal sizes */
     c.rule = 42;
     CHECK(soma__connect_check(&c, 10, 10, 0, err, sizeof err) == SOMA_STATUS_INVALID && strstr(err, "42"));
-    c = conn(SOMA_CONN_FIXED_INDEGREE);
+    c = conn(SOMA_CONN_RULE_FIXED_INDEGREE);
     c.multapses = 0;
     c.k = 11;
     CHECK(soma__connect_check(&c, 10, 5, 0, err, sizeof err) == SOMA_STATUS_INVALID && strstr(err, "k = 11") &&
           strstr(err, "10 available sources"));
-    c.rule = SOMA_CONN_FIXED_OUTDEGREE;
+    c.rule = SOMA_CONN_RULE_FIXED_OUTDEGREE;
     CHECK(soma__connect_check(&c, 5, 10, 0, err, sizeof err) == SOMA_STATUS_INVALID &&
           strstr(err, "10 available targets"));
     c.multapses = 1; /* with multapses any k */
@@ -737,14 +730,14 @@ static void test_checks(edges *E) {
     const char *text = "0,1\n1,2\n2,3\n3,4\n4,5\n5,6\n6,7\n7,8\n8,9\n9,0\n0,2\n1,3\n";
     soma_connector all[9];
     for (int r = 0; r < 9; r++) all[r] = conn(r);
-    all[SOMA_CONN_FIXED_PROBABILITY].p = 0.5;
-    all[SOMA_CONN_FIXED_INDEGREE].k = all[SOMA_CONN_FIXED_OUTDEGREE].k = 3;
-    all[SOMA_CONN_FIXED_INDEGREE].multapses = 0;
-    all[SOMA_CONN_FIXED_TOTAL].n = 50;
-    all[SOMA_CONN_FIXED_TOTAL].multapses = 0;
-    all[SOMA_CONN_SMALL_WORLD].k = 4, all[SOMA_CONN_SMALL_WORLD].p = 0.5;
-    all[SOMA_CONN_SCALE_FREE].k = 2;
-    all[SOMA_CONN_FILE].path = write_tmp("stop.csv", text);
+    all[SOMA_CONN_RULE_FIXED_PROBABILITY].p = 0.5;
+    all[SOMA_CONN_RULE_FIXED_INDEGREE].k = all[SOMA_CONN_RULE_FIXED_OUTDEGREE].k = 3;
+    all[SOMA_CONN_RULE_FIXED_INDEGREE].multapses = 0;
+    all[SOMA_CONN_RULE_FIXED_TOTAL].n = 50;
+    all[SOMA_CONN_RULE_FIXED_TOTAL].multapses = 0;
+    all[SOMA_CONN_RULE_SMALL_WORLD].k = 4, all[SOMA_CONN_RULE_SMALL_WORLD].p = 0.5;
+    all[SOMA_CONN_RULE_SCALE_FREE].k = 2;
+    all[SOMA_CONN_RULE_FILE].path = write_tmp("stop.csv", text);
     for (int r = 0; r < 9; r++) {
         reset(E);
         E->stop_at = 10;
@@ -752,15 +745,15 @@ static void test_checks(edges *E) {
         CHECK_MSG(st == 7 && E->n == 10, "rule %s: status %d after %zu edges", soma_conn_rule_name(r), st, E->n);
         /* and the expected count is exact for the rules that fix it */
         CHECK(run(&all[r], 30, 30, 1, 9, E) == 0);
-        if (r != SOMA_CONN_FIXED_PROBABILITY)
+        if (r != SOMA_CONN_RULE_FIXED_PROBABILITY)
             CHECK_MSG(soma__connect_expected(&all[r], 30, 30, 1) == (double)E->n, "rule %s: expected %g, got %zu",
                       soma_conn_rule_name(r), soma__connect_expected(&all[r], 30, 30, 1), E->n);
     }
     /* no hidden state: a run between two equal runs changes nothing */
-    CHECK(run(&all[SOMA_CONN_FIXED_PROBABILITY], 300, 300, 0, 77, E) == 0);
+    CHECK(run(&all[SOMA_CONN_RULE_FIXED_PROBABILITY], 300, 300, 0, 77, E) == 0);
     uint64_t h = E->hash;
-    CHECK(run(&all[SOMA_CONN_SCALE_FREE], 300, 300, 1, 78, E) == 0);
-    CHECK(run(&all[SOMA_CONN_FIXED_PROBABILITY], 300, 300, 0, 77, E) == 0 && E->hash == h);
+    CHECK(run(&all[SOMA_CONN_RULE_SCALE_FREE], 300, 300, 1, 78, E) == 0);
+    CHECK(run(&all[SOMA_CONN_RULE_FIXED_PROBABILITY], 300, 300, 0, 77, E) == 0 && E->hash == h);
 }
 
 /* ------------------------------------------------------------- speed */
@@ -771,12 +764,12 @@ static int count_only(void *u, uint32_t pre, uint32_t post, uint64_t edge, const
 }
 
 static void test_speed(void) {
-    soma_connector c = conn(SOMA_CONN_FIXED_PROBABILITY);
+    soma_connector c = conn(SOMA_CONN_RULE_FIXED_PROBABILITY);
     c.p = 0.01;
     uint64_t n = 0;
-    double t = now();
+    double t = soma_clock_seconds();
     CHECK(soma__connect_each(&c, 100000, 100000, 0, 1, count_only, &n, err, sizeof err) == 0);
-    t = now() - t;
+    t = soma_clock_seconds() - t;
     double mean = 1e8, sd = sqrt(1e10 * 0.01 * 0.99);
     CHECK_MSG(fabs((double)n - mean) < 5 * sd, "count %llu", (unsigned long long)n);
     printf("fixed_probability 1e5 x 1e5, p = 0.01: %llu synapses in %.3f s (%.1f ns each)\n", (unsigned long long)n,

@@ -20,6 +20,7 @@
 #include <zlib.h>
 #include "testlib.h"
 #include "proj/conv.h"
+#include "train/train.h"
 
 /* ---------------------------------------------------------------- 1 */
 static void direct_conv(const float *x, const float *w, const float *bias, size_t cin, size_t h, size_t wd, size_t cout,
@@ -448,8 +449,8 @@ static void check_yaml_and_file(void) {
  * two convolutions, the second fed by spikes) on sparse inputs, direct and
  * time-varying. With big, the second convolution is max-pooled too and
  * reads 83 channels, so its input gradient takes the window-list path
- * (blocks of 32 and 16 channels in registers plus a remainder of 3) in
- * mode 2, the GEMM in mode 1, and the first convolution's 83 outputs take
+ * (blocks of 32 and 16 channels in registers plus a remainder of 3) on
+ * the spike path, the GEMM on the other, and the first convolution's 83 outputs take
  * the spike path's blocks of 64 and 16 channels and its scalar tail.
  * With big = 2, 48 and 32 channels: whole 16-channel blocks, so the weight
  * gradients' dY is laid out block-major instead of channel-last. */
@@ -458,7 +459,6 @@ static void check_sparse_path(int tc, int big) {
     float *g[2] = {NULL, NULL};
     size_t total = 0, cut[8] = {0}, nt = 0;
     for (int mode = 1; mode <= 2; mode++) {
-        soma__conv_sparse_mode = mode;
         soma_net *net = NULL;
         size_t in, c1, c2, o;
         soma_net_create(&net);
@@ -504,6 +504,7 @@ static void check_sparse_path(int tc, int big) {
         soma_trainer *tr = NULL;
         CHECK(soma_train_create(&tr, net, &to, &d) == 0);
         if (tr) {
+            soma__train_set_conv_path(tr, mode == 1 ? SOMA__CONV_PATH_GEMM : SOMA__CONV_PATH_SPIKES);
             CHECK(soma_train_grad(tr, x, tc, y, 5, &loss[mode - 1], NULL) == 0);
             total = 0;
             nt = soma_net_tensor_count(net);
@@ -519,7 +520,6 @@ static void check_sparse_path(int tc, int big) {
         soma_train_free(tr);
         soma_net_free(net);
     }
-    soma__conv_sparse_mode = 0;
     /* Tensor by tensor, relative to the tensor's largest gradient: the
      * inner layers' gradients are orders of magnitude below the output's. */
     CHECK_NEAR(loss[0], loss[1], 1e-5);

@@ -263,7 +263,7 @@ static void test_train(void) {
     soma_train_opts_default(&o);
     o.epochs = 3;
     o.batch = 16;
-    o.optimizer = SOMA_OPT_ADAM;
+    o.optimizer = SOMA_OPTIMIZER_ADAM;
     o.lr = 1e-2f;
     o.threads = 1;
     o.seed = 5;

@@ -77,7 +77,7 @@ static void test_example(void) {
     CHECK(t.epochs == 1);
     CHECK(t.batch == 128);
     CHECK(t.loss == SOMA_LOSS_CE_RATE);
-    CHECK(t.optimizer == SOMA_OPT_ADAM);
+    CHECK(t.optimizer == SOMA_OPTIMIZER_ADAM);
     CHECK_NEAR(t.lr, 5e-4, 1e-9);
     CHECK(t.surrogate == SOMA_SURROGATE_FAST_SIGMOID);
     CHECK_NEAR(t.surrogate_param, 25.0, 0);
@@ -93,7 +93,7 @@ static void test_example(void) {
     CHECK(t.loss == SOMA_LOSS_CE_MEM);
     CHECK(d.readout == SOMA_READOUT_MEMBRANE);
     CHECK_NEAR(t.lr, 1e-3, 1e-9);
-    CHECK(t.schedule == SOMA_SCHED_COSINE);
+    CHECK(t.schedule == SOMA_SCHEDULE_COSINE);
     CHECK(t.epochs == 10);
     soma_net_free(net);
 }
@@ -188,7 +188,7 @@ static void test_all_keys(void) {
 
     CHECK(t.epochs == 3 && t.batch == 32);
     CHECK(t.loss == SOMA_LOSS_MSE_COUNT);
-    CHECK(t.optimizer == SOMA_OPT_SGD);
+    CHECK(t.optimizer == SOMA_OPTIMIZER_SGD);
     CHECK_NEAR(t.momentum, 0.5, 0);
     CHECK_NEAR(t.beta1, 0.8, 1e-7);
     CHECK_NEAR(t.beta2, 0.99, 1e-7);
@@ -196,7 +196,7 @@ static void test_all_keys(void) {
     CHECK_NEAR(t.weight_decay, 1e-4, 1e-10);
     CHECK_NEAR(t.lr, 0.01, 1e-9);
     CHECK_NEAR(t.clip_norm, 1.5, 0);
-    CHECK(t.schedule == SOMA_SCHED_STEP);
+    CHECK(t.schedule == SOMA_SCHEDULE_STEP);
     CHECK(t.step_size == 2);
     CHECK_NEAR(t.gamma, 0.25, 0);
     CHECK_NEAR(t.lr_min, 1e-5, 1e-11);
@@ -217,7 +217,8 @@ static void test_all_keys(void) {
                "train: {optimizer: adamw, schedule: cosine, surrogate: sigmoid, lr: 1e-3}\n");
     rc = soma_experiment_load(path, &net, &d, &t, err, sizeof err);
     CHECK_MSG(rc == 0, "%d %s", rc, err);
-    CHECK(t.optimizer == SOMA_OPT_ADAMW && t.schedule == SOMA_SCHED_COSINE && t.surrogate == SOMA_SURROGATE_SIGMOID);
+    CHECK(t.optimizer == SOMA_OPTIMIZER_ADAMW && t.schedule == SOMA_SCHEDULE_COSINE &&
+          t.surrogate == SOMA_SURROGATE_SIGMOID);
     CHECK_NEAR(t.lr, 1e-3, 1e-9);
     soma_net_free(net);
 

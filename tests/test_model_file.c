@@ -100,7 +100,7 @@ static void make_opts(soma_data_opts *d, soma_train_opts *t) {
     t->epochs = 7;
     t->batch = 96;
     t->loss = SOMA_LOSS_MSE_COUNT;
-    t->optimizer = SOMA_OPT_ADAMW;
+    t->optimizer = SOMA_OPTIMIZER_ADAMW;
     t->lr = 3.5e-4f;
     t->momentum = 0.85f;
     t->beta1 = 0.8f;
@@ -108,7 +108,7 @@ static void make_opts(soma_data_opts *d, soma_train_opts *t) {
     t->eps = 1e-7f;
     t->weight_decay = 0.0125f;
     t->clip_norm = 2.5f;
-    t->schedule = SOMA_SCHED_COSINE;
+    t->schedule = SOMA_SCHEDULE_COSINE;
     t->step_size = 3;
     t->gamma = 0.25f;
     t->lr_min = 1e-6f;

@@ -330,7 +330,7 @@ static void regression_lif_cuba_float_bias(void) {
         }
     CHECK(soma_net_set_spikes(sn, src, ids, ts, n) == 0);
     soma_connector c;
-    soma_connector_default(&c, SOMA_CONN_FILE);
+    soma_connector_default(&c, SOMA_CONN_RULE_FILE);
     const char *dir = t_tmpdir("regressions");
     char path[600], err[512];
     snprintf(path, sizeof path, "%s/cuba_bias_edges.csv", dir);
@@ -391,9 +391,9 @@ static soma_sim *uaf_sim(soma_net **keep) {
     double st[] = {0, 20, 60}, sv[] = {300, 450, 0};
     CHECK(soma_net_add_steps(net, a, st, sv, 3) == 0);
     soma_connector c;
-    soma_connector_default(&c, SOMA_CONN_ALL_TO_ALL);
+    soma_connector_default(&c, SOMA_CONN_RULE_ALL_TO_ALL);
     CHECK(soma_net_connect(net, src, a, &c, "400pA", "1ms", SOMA_PORT_BY_SIGN, NULL) == 0);
-    soma_connector_default(&c, SOMA_CONN_FIXED_PROBABILITY);
+    soma_connector_default(&c, SOMA_CONN_RULE_FIXED_PROBABILITY);
     c.p = 0.2;
     CHECK(soma_net_connect(net, a, b, &c, "uniform(1mV, 3mV)", "uniform(1ms, 3ms)", SOMA_PORT_BY_SIGN, NULL) == 0);
     soma_sim_opts o;

@@ -35,7 +35,7 @@ static void test_delivery_and_delay(void) {
         double ts[] = {1.0, 2.0, 5.5};
         CHECK(soma_net_set_spikes(sn, src, ids, ts, 3) == 0);
         soma_connector c;
-        soma_connector_default(&c, SOMA_CONN_ALL_TO_ALL);
+        soma_connector_default(&c, SOMA_CONN_RULE_ALL_TO_ALL);
         char delay[32];
         snprintf(delay, sizeof delay, "%gms", d * 0.1);
         CHECK(soma_net_connect(sn, src, dst, &c, "0.5mV", delay, SOMA_PORT_BY_SIGN, NULL) == 0);
@@ -87,7 +87,7 @@ static soma_net *balanced(size_t ne, size_t ni) {
     CHECK(soma_net_set(sn, e, "V_m", "uniform(-70mV, -55mV)") == 0);
     CHECK(soma_net_set(sn, i, "V_m", "uniform(-70mV, -55mV)") == 0);
     soma_connector c;
-    soma_connector_default(&c, SOMA_CONN_FIXED_INDEGREE);
+    soma_connector_default(&c, SOMA_CONN_RULE_FIXED_INDEGREE);
     c.k = 50;
     CHECK(soma_net_connect(sn, e, e, &c, "normal(40pA, 4pA)", "normal_clipped(1.5ms, 0.7ms, 0.1ms, 10ms)",
                               SOMA_PORT_BY_SIGN, NULL) == 0);
@@ -250,7 +250,7 @@ static void test_connectivity_roundtrip(void) {
     CHECK(soma_net_add_pop(sn2, "all", "iaf_psc_exp", 250, &all) == 0);
     CHECK(soma_net_set(sn2, all, "V_m", "-70mV") == 0);
     soma_connector c;
-    soma_connector_default(&c, SOMA_CONN_FILE);
+    soma_connector_default(&c, SOMA_CONN_RULE_FILE);
     c.path = path;
     CHECK(soma_net_connect(sn2, all, all, &c, "0pA", "1ms", SOMA_PORT_BY_SIGN, NULL) == 0);
     soma_sim *sim2 = NULL;
@@ -282,7 +282,7 @@ static void test_memory_refusal(void) {
     size_t a;
     CHECK(soma_net_add_pop(sn, "a", "iaf_psc_delta", 100000, &a) == 0);
     soma_connector c;
-    soma_connector_default(&c, SOMA_CONN_FIXED_INDEGREE);
+    soma_connector_default(&c, SOMA_CONN_RULE_FIXED_INDEGREE);
     c.k = 10000; /* 1e9 synapses: 8 GB */
     CHECK(soma_net_connect(sn, a, a, &c, "0.1mV", "1ms", SOMA_PORT_BY_SIGN, NULL) == 0);
     soma_sim_opts o;

@@ -55,7 +55,7 @@ static void test_memory_limit_counts_long_delay_ring(void) {
     CHECK(soma_net_add_pop(sn, "a", "spike_source", 1, &a) == 0);
     CHECK(soma_net_add_pop(sn, "b", "iaf_psc_delta", 40, &b) == 0);
     soma_connector c;
-    soma_connector_default(&c, SOMA_CONN_ALL_TO_ALL);
+    soma_connector_default(&c, SOMA_CONN_RULE_ALL_TO_ALL);
     /* 10^6 steps: 2^20 slots x 2 ports x 41 neurons x 4 bytes = 344 MB. */
     CHECK(soma_net_connect(sn, a, b, &c, "1mV", "100000ms", SOMA_PORT_BY_SIGN, NULL) == 0);
     soma_sim_opts o;
@@ -175,7 +175,7 @@ static void test_run_with_smaller_omp_team_no_hang(void) {
     CHECK(soma_net_set(sn, a, "rate", "50Hz") == 0);
     CHECK(soma_net_add_pop(sn, "b", "iaf_psc_delta", 200, &b) == 0);
     soma_connector c;
-    soma_connector_default(&c, SOMA_CONN_ALL_TO_ALL);
+    soma_connector_default(&c, SOMA_CONN_RULE_ALL_TO_ALL);
     CHECK(soma_net_connect(sn, a, b, &c, "0.5mV", "1ms", SOMA_PORT_BY_SIGN, NULL) == 0);
     unsigned char sha[2][32];
     size_t nsp[2] = {0, 0};

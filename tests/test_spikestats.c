@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------ helpers */
@@ -373,12 +372,6 @@ static void test_poisson(void) {
     trains_free(&t);
 }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The microcircuit's largest population (L4E has 21,915 neurons; the whole
  * circuit 77,169) with 1e7 spikes: memory must stay O(size) and time
  * O(spikes), whatever the number of bins. The spikes come straight in
@@ -397,10 +390,10 @@ static soma_spike *test_large(size_t *np, size_t *Np, uint32_t *stepsp) {
     uint64_t end = (uint64_t)steps * N;
     for (uint64_t x = geometric(p) - 1; x < end && n < target + target / 50; x += geometric(p))
         sp[n++] = (soma_spike){(uint32_t)(x / N), (uint32_t)(x % N)};
-    double t0 = now();
+    double t0 = soma_clock_seconds();
     soma_spike_stats st;
     CHECK(soma_spike_stats_compute(sp, n, 0, N, 0.1, 0, steps, 1.0, 100.0, &st) == SOMA_STATUS_OK);
-    double t1 = now();
+    double t1 = soma_clock_seconds();
     printf("large: %zu neurons, %zu spikes over %u steps: %.3f s (1 ms bins, 100 ms windows)\n", N, n, steps,
            t1 - t0);
     /* 1e7 spikes: the rate is within 0.03 % x 5; a neuron's ~130 ISIs give
@@ -410,9 +403,9 @@ static soma_spike *test_large(size_t *np, size_t *Np, uint32_t *stepsp) {
     CHECK_MSG(fabs(st.fano - (1 - p)) < 0.03, "fano %g", st.fano);
     CHECK_MSG(fabs(st.synchrony * sqrt((double)N) - 1) < 0.06, "chi*sqrt(N) %g", st.synchrony * sqrt((double)N));
     /* fine bins cost no more than coarse ones */
-    t0 = now();
+    t0 = soma_clock_seconds();
     CHECK(soma_spike_stats_compute(sp, n, 0, N, 0.1, 0, steps, 0.1, 0.1, &st) == SOMA_STATUS_OK);
-    t1 = now();
+    t1 = soma_clock_seconds();
     printf("large: one-step bins and windows: %.3f s\n", t1 - t0);
     *np = n;
     *Np = N;
@@ -521,10 +514,10 @@ static void test_plot_raster(const char *dir, const soma_spike *big, size_t nbig
         for (int k = 0; k < 8; k++) { pf[k] = (uint32_t)acc; acc += pn[k]; }
         CHECK(acc == 77169 && Nbig <= acc);
         snprintf(p, sizeof p, "%s/sim_big.png", dir);
-        double t0 = now();
+        double t0 = soma_clock_seconds();
         CHECK(soma_plot_sim_raster(p, big, nbig, 8, pd, pf, pn, 0.1, 0, steps, 100, 1.0, err, sizeof err) ==
               SOMA_STATUS_OK);
-        printf("raster of %zu spikes: %.3f s\n", nbig, now() - t0);
+        printf("raster of %zu spikes: %.3f s\n", nbig, soma_clock_seconds() - t0);
         cairo_surface_t *s = load(p);
         CHECK(s != NULL);
         if (s) {

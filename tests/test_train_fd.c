@@ -272,7 +272,7 @@ static void test_optimizers(void) {
 
     /* SGD, momentum 0: p -= lr * g exactly. */
     soma_train_opts to = base;
-    to.optimizer = SOMA_OPT_SGD;
+    to.optimizer = SOMA_OPTIMIZER_SGD;
     to.momentum = 0.0f;
     to.lr = 0.1f;
     tr = opt_trainer(&net, &to, x, y);
@@ -301,7 +301,7 @@ static void test_optimizers(void) {
     /* SGD with momentum 0.9 and L2 weight decay, two steps (torch.optim.SGD):
      * buf1 = g1 + wd p0; p1 = p0 - lr buf1; buf2 = 0.9 buf1 + g2 + wd p1; p2 = p1 - lr buf2. */
     to = base;
-    to.optimizer = SOMA_OPT_SGD;
+    to.optimizer = SOMA_OPTIMIZER_SGD;
     to.momentum = 0.9f;
     to.weight_decay = 0.05f;
     to.lr = 0.1f;
@@ -331,7 +331,7 @@ static void test_optimizers(void) {
      * step against the torch formulas in double. */
     const float lr = 0.01f;
     to = base;
-    to.optimizer = SOMA_OPT_ADAM;
+    to.optimizer = SOMA_OPTIMIZER_ADAM;
     to.lr = lr;
     to.eps = 1e-8f;
     tr = opt_trainer(&net, &to, x, y);
@@ -369,7 +369,7 @@ static void test_optimizers(void) {
      * p (1 - lr wd) - lr g / (|g| + eps)), first step. */
     for (int w = 0; w < 2; w++) {
         to = base;
-        to.optimizer = w ? SOMA_OPT_ADAMW : SOMA_OPT_ADAM;
+        to.optimizer = w ? SOMA_OPTIMIZER_ADAMW : SOMA_OPTIMIZER_ADAM;
         to.lr = lr;
         to.weight_decay = 0.5f;
         tr = opt_trainer(&net, &to, x, y);
@@ -399,7 +399,7 @@ static void test_optimizers(void) {
      * clip_norm leaves the gradient alone. */
     for (int big = 0; big < 2; big++) {
         to = base;
-        to.optimizer = SOMA_OPT_SGD;
+        to.optimizer = SOMA_OPTIMIZER_SGD;
         to.momentum = 0.0f;
         to.lr = 0.1f;
         tr = opt_trainer(&net, &to, x, y);
@@ -442,12 +442,12 @@ static void test_schedules(void) {
     soma_train_opts o;
     soma_train_opts_default(&o);
     o.lr = 0.1f;
-    o.schedule = SOMA_SCHED_CONSTANT;
+    o.schedule = SOMA_SCHEDULE_CONSTANT;
     CHECK(soma_train_lr(&o, 0, 0, 10) == 0.1f);
     CHECK(soma_train_lr(&o, 7, 3, 10) == 0.1f);
 
     /* step: lr * gamma^floor(epoch / step_size) */
-    o.schedule = SOMA_SCHED_STEP;
+    o.schedule = SOMA_SCHEDULE_STEP;
     o.step_size = 2;
     o.gamma = 0.5f;
     static const double want_step[6] = {0.1, 0.1, 0.05, 0.05, 0.025, 0.025};
@@ -461,7 +461,7 @@ static void test_schedules(void) {
 
     /* cosine: lr_min + (lr - lr_min)(1 + cos(pi pos / total)) / 2 with
      * pos = epoch * nbatches + batch, total = epochs * nbatches, clamped. */
-    o.schedule = SOMA_SCHED_COSINE;
+    o.schedule = SOMA_SCHEDULE_COSINE;
     o.epochs = 4;
     o.lr_min = 0.001f;
     const long nb = 10;

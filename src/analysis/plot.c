@@ -12,32 +12,17 @@
  * earlier plot. */
 #define _POSIX_C_SOURCE 200809L
 #include "analysis/analysis.h"
+#include "core/err.h"
 
 #include <cairo.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 static const double PI = 3.14159265358979323846;
-
-/* ------------------------------------------------------------- errors */
-
-static int fail(char *err, size_t errlen, int status, const char *path, const char *fmt, ...) {
-    if (err && errlen) {
-        int k = snprintf(err, errlen, "%s: ", path ? path : "(null)");
-        if (k >= 0 && (size_t)k < errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return status;
-}
 
 /* ------------------------------------------------------- atomic write */
 
@@ -50,7 +35,7 @@ static cairo_status_t png_write_cb(void *closure, const unsigned char *data, uns
 static int write_png_atomic(cairo_surface_t *s, const char *path, char *err, size_t errlen) {
     size_t len = strlen(path) + 32;
     char *tmp = malloc(len);
-    if (!tmp) return fail(err, errlen, SOMA_STATUS_NOMEM, path, "out of memory");
+    if (!tmp) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory", path);
     snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
 
     char why[128] = "";
@@ -58,7 +43,7 @@ static int write_png_atomic(cairo_surface_t *s, const char *path, char *err, siz
     if (!f) {
         strerror_r(errno, why, sizeof why);
         free(tmp);
-        return fail(err, errlen, SOMA_STATUS_IO, path, "cannot create file: %s", why);
+        return soma__errf(err, errlen, SOMA_STATUS_IO, "%s: cannot create file: %s", path, why);
     }
     cairo_status_t cs = cairo_surface_write_to_png_stream(s, png_write_cb, f);
     int werr = errno;
@@ -69,15 +54,15 @@ static int write_png_atomic(cairo_surface_t *s, const char *path, char *err, siz
     if (cs != CAIRO_STATUS_SUCCESS || flush_bad || close_bad) {
         remove(tmp);
         free(tmp);
-        if (cs == CAIRO_STATUS_NO_MEMORY) return fail(err, errlen, SOMA_STATUS_NOMEM, path, "out of memory");
+        if (cs == CAIRO_STATUS_NO_MEMORY) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory", path);
         strerror_r(werr ? werr : EIO, why, sizeof why);
-        return fail(err, errlen, SOMA_STATUS_IO, path, "write failed: %s", why);
+        return soma__errf(err, errlen, SOMA_STATUS_IO, "%s: write failed: %s", path, why);
     }
     if (rename(tmp, path) != 0) {
         strerror_r(errno, why, sizeof why);
         remove(tmp);
         free(tmp);
-        return fail(err, errlen, SOMA_STATUS_IO, path, "cannot rename temporary file: %s", why);
+        return soma__errf(err, errlen, SOMA_STATUS_IO, "%s: cannot rename temporary file: %s", path, why);
     }
     free(tmp);
     return SOMA_STATUS_OK;
@@ -266,7 +251,8 @@ static int canvas(int w, int h, cairo_surface_t **s, cairo_t **cr) {
 static int finish(cairo_surface_t *s, cairo_t *cr, const char *path, char *err, size_t errlen) {
     int rc;
     if (cairo_status(cr) != CAIRO_STATUS_SUCCESS)
-        rc = fail(err, errlen, SOMA_STATUS_NOMEM, path, "drawing failed: %s", cairo_status_to_string(cairo_status(cr)));
+        rc = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: drawing failed: %s", path,
+                        cairo_status_to_string(cairo_status(cr)));
     else {
         cairo_surface_flush(s);
         rc = write_png_atomic(s, path, err, errlen);
@@ -336,6 +322,16 @@ static size_t points_in(const rect *r, const axis *x, const axis *y, const doubl
     return k;
 }
 
+/* A legend's background: near-opaque white with a grey border. */
+static void legend_box(cairo_t *cr, const rect *b) {
+    cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
+    cairo_rectangle(cr, b->x, b->y, b->w, b->h);
+    cairo_fill_preserve(cr);
+    cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+    cairo_set_line_width(cr, 1);
+    cairo_stroke(cr);
+}
+
 static void legend(cairo_t *cr, const rect *r, const axis *x, const axis *y, const double *train, const double *test,
                    size_t n) {
     set_font(cr, 12, 0);
@@ -351,12 +347,7 @@ static void legend(cairo_t *cr, const rect *r, const axis *x, const axis *y, con
         if (k < best_k) { best_k = k; best = i; }
     }
     rect b = cand[best];
-    cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
-    cairo_rectangle(cr, b.x, b.y, b.w, b.h);
-    cairo_fill_preserve(cr);
-    cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
-    cairo_set_line_width(cr, 1);
-    cairo_stroke(cr);
+    legend_box(cr, &b);
     const char *names[2] = {"train", "test"};
     rgb cols[2] = {C_TRAIN, C_TEST};
     for (int i = 0; i < (test ? 2 : 1); i++) {
@@ -380,14 +371,16 @@ static void legend(cairo_t *cr, const rect *r, const axis *x, const axis *y, con
 
 int soma_plot_curves(const char *path, const double *loss, const double *train_acc, const double *test_acc,
                      size_t n, char *err, size_t errlen) {
-    if (!path || !*path) return fail(err, errlen, SOMA_STATUS_INVALID, path, "no output path");
-    if (!loss || !train_acc) return fail(err, errlen, SOMA_STATUS_INVALID, path, "no loss or accuracy data");
-    if (n == 0) return fail(err, errlen, SOMA_STATUS_INVALID, path, "no epochs to plot");
+    if (!path || !*path)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no output path", path ? path : "(null)");
+    if (!loss || !train_acc) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no loss or accuracy data", path);
+    if (n == 0) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no epochs to plot", path);
 
     const int W = 900, H = 400;
     cairo_surface_t *s;
     cairo_t *cr;
-    if (canvas(W, H, &s, &cr)) return fail(err, errlen, SOMA_STATUS_NOMEM, path, "cannot create a %dx%d image", W, H);
+    if (canvas(W, H, &s, &cr))
+        return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot create a %dx%d image", path, W, H);
 
     cairo_set_source_rgb(cr, 0, 0, 0);
     set_font(cr, 16, 1);
@@ -438,19 +431,22 @@ static void fill_px(uint32_t *px, int stride32, int x0, int y0, int x1, int y1, 
 
 int soma_plot_raster(const char *path, const uint8_t *spikes, size_t T, size_t B, size_t N, const char *title,
                      char *err, size_t errlen) {
-    if (!path || !*path) return fail(err, errlen, SOMA_STATUS_INVALID, path, "no output path");
-    if (!spikes) return fail(err, errlen, SOMA_STATUS_INVALID, path, "no spike data");
+    if (!path || !*path)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no output path", path ? path : "(null)");
+    if (!spikes) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no spike data", path);
     if (T == 0 || B == 0 || N == 0)
-        return fail(err, errlen, SOMA_STATUS_INVALID, path, "empty raster (T=%zu, B=%zu, N=%zu)", T, B, N);
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: empty raster (T=%zu, B=%zu, N=%zu)", path, T, B, N);
     if (B > SIZE_MAX / N || T > SIZE_MAX / (B * N))
-        return fail(err, errlen, SOMA_STATUS_INVALID, path, "raster size overflows (T=%zu, B=%zu, N=%zu)", T, B, N);
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: raster size overflows (T=%zu, B=%zu, N=%zu)", path, T,
+                          B, N);
 
     const size_t nb = B < 4 ? B : 4;
     const int W = 900, TOP = 44, PH = 215;
     const int H = TOP + (int)nb * PH + 6;
     cairo_surface_t *s;
     cairo_t *cr;
-    if (canvas(W, H, &s, &cr)) return fail(err, errlen, SOMA_STATUS_NOMEM, path, "cannot create a %dx%d image", W, H);
+    if (canvas(W, H, &s, &cr))
+        return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot create a %dx%d image", path, W, H);
 
     char buf[160];
     cairo_set_source_rgb(cr, 0, 0, 0);
@@ -526,25 +522,38 @@ static const char *pop_name(const char *const *names, size_t p, char *buf, size_
     return buf;
 }
 
+/* Width in pixels of the widest population name in the current font. */
+static double widest_name(cairo_t *cr, const char *const *names, size_t npops) {
+    char nb[32];
+    double w = 0;
+    for (size_t p = 0; p < npops; p++) {
+        cairo_text_extents_t te;
+        cairo_text_extents(cr, pop_name(names, p, nb, sizeof nb), &te);
+        w = fmax(w, te.x_advance);
+    }
+    return w;
+}
+
 int soma_plot_sim_raster(const char *path, const soma_spike *sp, size_t n, size_t npops, const char *const *names,
                          const uint32_t *first, const size_t *size, double dt_ms, uint64_t step0, uint64_t step1,
                          size_t max_per_pop, double bin_ms, char *err, size_t errlen) {
-    if (!path || !*path) return fail(err, errlen, SOMA_STATUS_INVALID, path, "no output path");
-    if (n && !sp) return fail(err, errlen, SOMA_STATUS_INVALID, path, "no spike data");
-    if (npops == 0 || !first || !size) return fail(err, errlen, SOMA_STATUS_INVALID, path, "no populations");
+    if (!path || !*path)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no output path", path ? path : "(null)");
+    if (n && !sp) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no spike data", path);
+    if (npops == 0 || !first || !size) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no populations", path);
     if (!(dt_ms > 0) || !isfinite(dt_ms))
-        return fail(err, errlen, SOMA_STATUS_INVALID, path, "time step %g ms is not positive", dt_ms);
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: time step %g ms is not positive", path, dt_ms);
     if (step1 <= step0)
-        return fail(err, errlen, SOMA_STATUS_INVALID, path, "empty time window (steps %llu to %llu)",
-                    (unsigned long long)step0, (unsigned long long)step1);
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: empty time window (steps %llu to %llu)", path,
+                          (unsigned long long)step0, (unsigned long long)step1);
     uint64_t wb = soma__whole_steps(bin_ms, dt_ms);
     if (!wb)
-        return fail(err, errlen, SOMA_STATUS_INVALID, path, "rate bin %g ms is under half a time step (%g ms)",
-                    bin_ms, dt_ms);
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: rate bin %g ms is under half a time step (%g ms)",
+                          path, bin_ms, dt_ms);
     for (size_t p = 0; p < npops; p++)
         if (size[p] == 0 || (uint64_t)first[p] + size[p] > (uint64_t)UINT32_MAX + 1)
-            return fail(err, errlen, SOMA_STATUS_INVALID, path, "population %zu has a bad id range (first %u, size %zu)",
-                        p, first[p], size[p]);
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID,
+                              "%s: population %zu has a bad id range (first %u, size %zu)", path, p, first[p], size[p]);
 
     const int W = 900, H = 720, TOP = 44;
     int rc = SOMA_STATUS_OK;
@@ -556,7 +565,7 @@ int soma_plot_sim_raster(const char *path, const soma_spike *sp, size_t n, size_
      * networks have few populations). */
     size_t *order = malloc(npops * sizeof *order), *row0 = malloc(npops * sizeof *row0);
     if (!order || !row0) {
-        rc = fail(err, errlen, SOMA_STATUS_NOMEM, path, "out of memory");
+        rc = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory", path);
         goto done;
     }
     for (size_t p = 0; p < npops; p++) {
@@ -566,8 +575,8 @@ int soma_plot_sim_raster(const char *path, const soma_spike *sp, size_t n, size_
     }
     for (size_t k = 1; k < npops; k++)
         if ((uint64_t)first[order[k - 1]] + size[order[k - 1]] > first[order[k]]) {
-            rc = fail(err, errlen, SOMA_STATUS_INVALID, path, "populations %zu and %zu overlap", order[k - 1],
-                      order[k]);
+            rc = soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: populations %zu and %zu overlap", path, order[k - 1],
+                            order[k]);
             goto done;
         }
     /* Pixel rows of the raster go to at most max_per_pop neurons of each
@@ -590,25 +599,20 @@ int soma_plot_sim_raster(const char *path, const soma_spike *sp, size_t n, size_
     }
     rate = calloc(npops * (size_t)nbins, sizeof *rate);
     if (!rate) {
-        rc = fail(err, errlen, SOMA_STATUS_NOMEM, path, "out of memory");
+        rc = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory", path);
         goto done;
     }
     if (canvas(W, H, &s, &cr)) {
         s = NULL;
         cr = NULL;
-        rc = fail(err, errlen, SOMA_STATUS_NOMEM, path, "cannot create a %dx%d image", W, H);
+        rc = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot create a %dx%d image", path, W, H);
         goto done;
     }
 
     /* left margin wide enough for the longest population name */
     char nb[32], buf[160];
     set_font(cr, 12, 1);
-    double namew = 0;
-    for (size_t p = 0; p < npops; p++) {
-        cairo_text_extents_t te;
-        cairo_text_extents(cr, pop_name(names, p, nb, sizeof nb), &te);
-        namew = fmax(namew, te.x_advance);
-    }
+    double namew = widest_name(cr, names, npops);
     double L = fmin(220.0, fmax(72.0, ceil(namew) + 22));
     rect rr = {L, TOP + 22, W - L - 22, 420}, rh = {L, rr.y + rr.h + 34, W - L - 22, H - (rr.y + rr.h + 34) - 52};
     axis tx = {(double)step0 * dt_ms, (double)step1 * dt_ms, 0, 0};
@@ -652,7 +656,7 @@ int soma_plot_sim_raster(const char *path, const soma_spike *sp, size_t n, size_
     }
     cairo_surface_mark_dirty(s);
     if (unsorted) {
-        rc = fail(err, errlen, SOMA_STATUS_INVALID, path, "spikes are not sorted by step");
+        rc = soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: spikes are not sorted by step", path);
         goto done;
     }
 
@@ -755,16 +759,17 @@ done:
 
 int soma_plot_rates(const char *path, size_t npops, const char *const *names, const double *rate_hz,
                     const double *ref_hz, char *err, size_t errlen) {
-    if (!path || !*path) return fail(err, errlen, SOMA_STATUS_INVALID, path, "no output path");
-    if (npops == 0 || !rate_hz) return fail(err, errlen, SOMA_STATUS_INVALID, path, "no rates to plot");
+    if (!path || !*path)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no output path", path ? path : "(null)");
+    if (npops == 0 || !rate_hz) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no rates to plot", path);
     double top = 0;
     for (size_t p = 0; p < npops; p++) {
         if (!isnan(rate_hz[p]) && !(rate_hz[p] >= 0 && isfinite(rate_hz[p])))
-            return fail(err, errlen, SOMA_STATUS_INVALID, path, "rate of population %zu (%g Hz) is not a rate", p,
-                        rate_hz[p]);
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: rate of population %zu (%g Hz) is not a rate",
+                              path, p, rate_hz[p]);
         if (ref_hz && !isnan(ref_hz[p]) && !(ref_hz[p] >= 0 && isfinite(ref_hz[p])))
-            return fail(err, errlen, SOMA_STATUS_INVALID, path, "reference rate of population %zu (%g Hz) is not a rate",
-                        p, ref_hz[p]);
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID,
+                              "%s: reference rate of population %zu (%g Hz) is not a rate", path, p, ref_hz[p]);
         if (!isnan(rate_hz[p])) top = fmax(top, rate_hz[p]);
         if (ref_hz && !isnan(ref_hz[p])) top = fmax(top, ref_hz[p]);
     }
@@ -772,19 +777,15 @@ int soma_plot_rates(const char *path, size_t npops, const char *const *names, co
     const int W = 900, H = 420, TOP = 44;
     cairo_surface_t *s;
     cairo_t *cr;
-    if (canvas(W, H, &s, &cr)) return fail(err, errlen, SOMA_STATUS_NOMEM, path, "cannot create a %dx%d image", W, H);
+    if (canvas(W, H, &s, &cr))
+        return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot create a %dx%d image", path, W, H);
     char nb[32], buf[64];
 
     /* Names go under their bars; when the widest does not fit its slot they
      * are turned 45 degrees, and the plot leaves room below for them. */
     const double L = 72, R = 22, slot = (W - L - R) / (double)npops;
     set_font(cr, 12, 0);
-    double namew = 0;
-    for (size_t p = 0; p < npops; p++) {
-        cairo_text_extents_t te;
-        cairo_text_extents(cr, pop_name(names, p, nb, sizeof nb), &te);
-        namew = fmax(namew, te.x_advance);
-    }
+    double namew = widest_name(cr, names, npops);
     int slanted = namew > slot - 6;
     double below = slanted ? fmin(130.0, namew * 0.71 + 14) : 22;
     rect r = {L, TOP + 8, W - L - R, H - TOP - 8 - below - 34};
@@ -863,12 +864,7 @@ int soma_plot_rates(const char *path, size_t npops, const char *const *names, co
             if (cx + slot / 2 > r.x + r.w - m - lw) hr = fmax(hr, v);
         }
         rect b = {hr <= hl ? r.x + r.w - lw - m : r.x + m, r.y + m, lw, lh};
-        cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
-        cairo_rectangle(cr, b.x, b.y, b.w, b.h);
-        cairo_fill_preserve(cr);
-        cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
-        cairo_set_line_width(cr, 1);
-        cairo_stroke(cr);
+        legend_box(cr, &b);
         for (int k = 0; k < 3; k++) { /* bars take their population's colour: show a few */
             rgb c = PALETTE[k];
             cairo_set_source_rgb(cr, c.r, c.g, c.b);

@@ -151,16 +151,12 @@ void soma__philox_n(uint64_t key, uint64_t ctr0, size_t n, uint32_t *restrict ou
 #endif
 }
 
-/* splitmix64 finaliser: turns (seed, stream) into a well-mixed key. */
-static uint64_t mix64(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+/* One splitmix64 step (add the golden gamma, then the finaliser): turns
+ * (seed, stream) into a well-mixed key. */
+static uint64_t splitmix64(uint64_t z) { return soma__mix64(z + 0x9E3779B97F4A7C15ull); }
 
 void soma_rng_init(soma_rng *rng, uint64_t seed, uint64_t stream) {
-    rng->key = mix64(seed ^ mix64(stream));
+    rng->key = splitmix64(seed ^ splitmix64(stream));
     rng->counter = 0;
     rng->avail = 0;
 }

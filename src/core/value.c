@@ -49,6 +49,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "core/err.h"
 #include "core/value.h"
 
 /* ------------------------------------------------------------- units */
@@ -808,8 +809,7 @@ int soma__expr_parse(const char *text, const soma__sym *syms, size_t nsyms, soma
     const char *q = t;
     while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r') q++;
     if (!*q) {
-        if (err && errlen) snprintf(err, errlen, "empty expression");
-        return SOMA_STATUS_INVALID;
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "empty expression");
     }
     parser ps = {.text = t, .p = t, .syms = syms, .nsyms = nsyms, .err = err, .errlen = errlen};
     /* Every node but the folded ones consumes at least one character. */
@@ -994,8 +994,7 @@ int soma__expr_to_unit(const soma__expr *e, const char *unit, double *scale, cha
     if (!e || !scale) return SOMA_STATUS_INVALID;
     soma__unit u;
     if (soma__unit_parse(unit, &u)) {
-        if (err && errlen) snprintf(err, errlen, "unknown unit '%s'", unit ? unit : "(null)");
-        return SOMA_STATUS_INVALID;
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "unknown unit '%s'", unit ? unit : "(null)");
     }
     soma__dim none = {0, 0, 0};
     if (soma__dim_eq(e->dim, u.dim)) {

@@ -11,12 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "data/seq.h"
+#include "core/err.h"
 
 int soma__adding_build(const soma_dataset *src, uint64_t key, soma_dataset *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (!src || !src->seq || src->n < 2 || src->steps == 0) {
-        if (err && errlen) snprintf(err, errlen, "SHD-Adding needs a sequence data set of at least 2 samples");
-        return SOMA_STATUS_INVALID;
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID,
+                          "SHD-Adding needs a sequence data set of at least 2 samples");
     }
     size_t n = src->n, S = src->steps, D = src->dim;
     size_t *perm = malloc(n * sizeof *perm);
@@ -25,8 +26,7 @@ int soma__adding_build(const soma_dataset *src, uint64_t key, soma_dataset *out,
     if (!perm || !out->seq || !out->y) {
         free(perm), free(out->seq), free(out->y);
         memset(out, 0, sizeof *out);
-        if (err && errlen) snprintf(err, errlen, "SHD-Adding: out of memory for %zu pairs", n);
-        return SOMA_STATUS_NOMEM;
+        return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "SHD-Adding: out of memory for %zu pairs", n);
     }
     soma_shuffle(perm, n, key, 0);
     for (size_t i = 0; i < n; i++) {
@@ -49,8 +49,8 @@ int soma__adding_build(const soma_dataset *src, uint64_t key, soma_dataset *out,
 int soma__load_shd_adding(const soma_data_opts *opts, soma_dataset *train, soma_dataset *test, char *err,
                           size_t errlen) {
     if (opts->steps < 2 || opts->steps % 2) {
-        if (err && errlen) snprintf(err, errlen, "shd-adding: data.steps = %d; expected an even number >= 2 (half per digit)", opts->steps);
-        return SOMA_STATUS_INVALID;
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID,
+                          "shd-adding: data.steps = %d; expected an even number >= 2 (half per digit)", opts->steps);
     }
     soma_data_opts half = *opts;
     half.steps = opts->steps / 2;

@@ -35,27 +35,17 @@
  * nothing allocated. */
 #define _POSIX_C_SOURCE 200809L
 #include "soma.h"
+#include "core/err.h"
 #include "data/seq.h"
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Largest t accepted in a header: a bigger one is a typo, not a window. */
 #define CSV_MAX_T 10000000ul
-
-static int fail(char *err, size_t errlen, int status, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 /* A parsed header: the line (owned) and the channel names pointing into it. */
 typedef struct csv_header {
@@ -117,7 +107,8 @@ static int parse_header(csv_header *h, char *line, const char *path, char *err, 
     h->chlen = malloc(ncols * sizeof *h->chlen);
     if (!col || !h->ch || !h->chlen) {
         free(col);
-        return fail(err, errlen, SOMA_STATUS_NOMEM, "%s:1: cannot allocate the header's %zu columns", path, ncols);
+        return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s:1: cannot allocate the header's %zu columns", path,
+                          ncols);
     }
     for (size_t j = 0; j < ncols; j++) {
         col[j] = s;
@@ -126,13 +117,15 @@ static int parse_header(csv_header *h, char *line, const char *path, char *err, 
     }
     int st = SOMA_STATUS_OK;
     if (strcmp(col[0], "label") != 0) {
-        st = fail(err, errlen, SOMA_STATUS_FORMAT,
-                  "%s:1: column 1 '%.64s': expected 'label' (the header is label,<channel>@<t>,...)", path, col[0]);
+        st = soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                        "%s:1: column 1 '%.64s': expected 'label' (the header is label,<channel>@<t>,...)", path,
+                        col[0]);
         goto done;
     }
     if (ncols < 2) {
-        st = fail(err, errlen, SOMA_STATUS_FORMAT,
-                  "%s:1: no value columns (expected label, then <channel>@<t> columns in time-major order)", path);
+        st =
+            soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                       "%s:1: no value columns (expected label, then <channel>@<t> columns in time-major order)", path);
         goto done;
     }
     /* Channels in order of first appearance and the largest step. For a
@@ -155,30 +148,33 @@ static int parse_header(csv_header *h, char *line, const char *path, char *err, 
         size_t v = j - 1, n;
         unsigned long t;
         if (!split_name(col[j], &n, &t) && (C == 0 || v >= need)) {
-            st = fail(err, errlen, SOMA_STATUS_FORMAT,
-                      "%s:1: column %zu '%.64s': expected '<channel>@<t>' in time-major order", path, j + 1, col[j]);
+            st = soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                            "%s:1: column %zu '%.64s': expected '<channel>@<t>' in time-major order", path, j + 1,
+                            col[j]);
             goto done;
         }
         if (v >= need) {
-            st = fail(err, errlen, SOMA_STATUS_FORMAT,
-                      "%s:1: column %zu '%.64s': expected '<channel>@<t>' in time-major order, here the end of the "
-                      "header (%zu steps x %zu channels)",
-                      path, j + 1, col[j], steps, C);
+            st = soma__errf(
+                err, errlen, SOMA_STATUS_FORMAT,
+                "%s:1: column %zu '%.64s': expected '<channel>@<t>' in time-major order, here the end of the "
+                "header (%zu steps x %zu channels)",
+                path, j + 1, col[j], steps, C);
             goto done;
         }
         size_t c = v % C;
         if (!name_is(col[j], h->ch[c], h->chlen[c], v / C)) {
-            st = fail(err, errlen, SOMA_STATUS_FORMAT,
-                      "%s:1: column %zu '%.64s': expected '<channel>@<t>' in time-major order, here '%.*s@%zu'", path,
-                      j + 1, col[j], (int)(h->chlen[c] < 64 ? h->chlen[c] : 64), h->ch[c], v / C);
+            st = soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                            "%s:1: column %zu '%.64s': expected '<channel>@<t>' in time-major order, here '%.*s@%zu'",
+                            path, j + 1, col[j], (int)(h->chlen[c] < 64 ? h->chlen[c] : 64), h->ch[c], v / C);
             goto done;
         }
     }
     if (ncols - 1 < need) {
         size_t v = ncols - 1, c = v % C;
-        st = fail(err, errlen, SOMA_STATUS_FORMAT,
-                  "%s:1: column %zu: missing, expected '%.*s@%zu' (time-major order needs %zu steps x %zu channels)",
-                  path, ncols + 1, (int)(h->chlen[c] < 64 ? h->chlen[c] : 64), h->ch[c], v / C, steps, C);
+        st = soma__errf(
+            err, errlen, SOMA_STATUS_FORMAT,
+            "%s:1: column %zu: missing, expected '%.*s@%zu' (time-major order needs %zu steps x %zu channels)", path,
+            ncols + 1, (int)(h->chlen[c] < 64 ? h->chlen[c] : 64), h->ch[c], v / C, steps, C);
         goto done;
     }
     h->channels = C;
@@ -192,16 +188,16 @@ done:
 static int header_check(const csv_header *h, const csv_header *ref, const char *path, const char *refpath, char *err,
                         size_t errlen) {
     if (h->channels != ref->channels || h->steps != ref->steps)
-        return fail(err, errlen, SOMA_STATUS_FORMAT,
-                    "%s:1: header has %zu steps x %zu channels but %s has %zu steps x %zu channels (expected the "
-                    "same header)",
-                    path, h->steps, h->channels, refpath, ref->steps, ref->channels);
+        return soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                          "%s:1: header has %zu steps x %zu channels but %s has %zu steps x %zu channels (expected the "
+                          "same header)",
+                          path, h->steps, h->channels, refpath, ref->steps, ref->channels);
     for (size_t c = 0; c < h->channels; c++)
         if (h->chlen[c] != ref->chlen[c] || memcmp(h->ch[c], ref->ch[c], h->chlen[c]) != 0)
-            return fail(err, errlen, SOMA_STATUS_FORMAT,
-                        "%s:1: channel %zu is '%.*s' but '%.*s' in %s (expected the same header)", path, c + 1,
-                        (int)(h->chlen[c] < 64 ? h->chlen[c] : 64), h->ch[c],
-                        (int)(ref->chlen[c] < 64 ? ref->chlen[c] : 64), ref->ch[c], refpath);
+            return soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                              "%s:1: channel %zu is '%.*s' but '%.*s' in %s (expected the same header)", path, c + 1,
+                              (int)(h->chlen[c] < 64 ? h->chlen[c] : 64), h->ch[c],
+                              (int)(ref->chlen[c] < 64 ? ref->chlen[c] : 64), ref->ch[c], refpath);
     return SOMA_STATUS_OK;
 }
 
@@ -216,13 +212,14 @@ static int parse_row(char *line, size_t len, const csv_header *h, const char *pa
                      float *seq, uint8_t *y, char *err, size_t errlen) {
     const size_t dim = h->channels, steps = h->steps, want = 1 + dim * steps;
     if (strlen(line) != len)
-        return fail(err, errlen, SOMA_STATUS_FORMAT, "%s:%zu: sample %zu: line contains a NUL byte", path, lineno, k);
+        return soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s:%zu: sample %zu: line contains a NUL byte", path, lineno,
+                          k);
     size_t nf = 1;
     for (const char *p = line; *p; p++) nf += *p == ',';
     if (nf != want)
-        return fail(err, errlen, SOMA_STATUS_FORMAT,
-                    "%s:%zu: sample %zu: %zu values (expected %zu: label + %zu steps x %zu channels)", path, lineno, k,
-                    nf, want, steps, dim);
+        return soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                          "%s:%zu: sample %zu: %zu values (expected %zu: label + %zu steps x %zu channels)", path,
+                          lineno, k, nf, want, steps, dim);
     char *f = line;
     for (size_t j = 0; j < want; j++) {
         char *c = strchr(f, ',');
@@ -233,32 +230,34 @@ static int parse_row(char *line, size_t len, const csv_header *h, const char *pa
             errno = 0;
             long v = strtol(p, &end, 10);
             if (!*p || end == p || *skip_blank(end) != '\0')
-                return fail(err, errlen, SOMA_STATUS_FORMAT,
-                            "%s:%zu: sample %zu: column 1: label '%.32s' is not an integer (expected 0..255)", path,
-                            lineno, k, f);
+                return soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                                  "%s:%zu: sample %zu: column 1: label '%.32s' is not an integer (expected 0..255)",
+                                  path, lineno, k, f);
             if (errno == ERANGE || v < 0 || v > 255)
-                return fail(err, errlen, SOMA_STATUS_FORMAT,
-                            "%s:%zu: sample %zu: column 1: label '%.32s' out of range (expected 0..255)", path, lineno,
-                            k, f);
+                return soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                                  "%s:%zu: sample %zu: column 1: label '%.32s' out of range (expected 0..255)", path,
+                                  lineno, k, f);
             y[k] = (uint8_t)v;
         } else {
             if (!*p)
-                return fail(err, errlen, SOMA_STATUS_FORMAT,
-                            "%s:%zu: sample %zu: column %zu: empty value (expected a number)", path, lineno, k, j + 1);
+                return soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                                  "%s:%zu: sample %zu: column %zu: empty value (expected a number)", path, lineno, k,
+                                  j + 1);
             double d = strtod(p, &end);
             if (end == p || *skip_blank(end) != '\0')
-                return fail(err, errlen, SOMA_STATUS_FORMAT, "%s:%zu: sample %zu: column %zu: '%.32s' is not a number",
-                            path, lineno, k, j + 1, f);
+                return soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                                  "%s:%zu: sample %zu: column %zu: '%.32s' is not a number", path, lineno, k, j + 1, f);
             float x = (float)d;
             if (isnan(d))
-                return fail(err, errlen, SOMA_STATUS_FORMAT,
-                            "%s:%zu: sample %zu: column %zu: '%.32s' is not a number (NaN)", path, lineno, k, j + 1,
-                            f);
+                return soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                                  "%s:%zu: sample %zu: column %zu: '%.32s' is not a number (NaN)", path, lineno, k,
+                                  j + 1, f);
             if (!isfinite(x))
-                return fail(err, errlen, SOMA_STATUS_FORMAT,
-                            "%s:%zu: sample %zu: column %zu: '%.32s' is not finite (expected a float of magnitude "
-                            "below 3.4e38)",
-                            path, lineno, k, j + 1, f);
+                return soma__errf(
+                    err, errlen, SOMA_STATUS_FORMAT,
+                    "%s:%zu: sample %zu: column %zu: '%.32s' is not finite (expected a float of magnitude "
+                    "below 3.4e38)",
+                    path, lineno, k, j + 1, f);
             seq[j - 1] = x; /* header order = [t][c] = the layout of one window */
         }
         if (c) f = c + 1;
@@ -274,7 +273,8 @@ static int load_file(soma_dataset *ds, const char *path, size_t limit, const csv
     errno = 0;
     FILE *f = fopen(path, "r");
     if (!f)
-        return fail(err, errlen, SOMA_STATUS_IO, "%s: cannot open: %s", path, errno ? strerror(errno) : "unknown error");
+        return soma__errf(err, errlen, SOMA_STATUS_IO, "%s: cannot open: %s", path,
+                          errno ? strerror(errno) : "unknown error");
     int st = SOMA_STATUS_OK;
     csv_header h;
     memset(&h, 0, sizeof h);
@@ -286,17 +286,18 @@ static int load_file(soma_dataset *ds, const char *path, size_t limit, const csv
 
     ssize_t got = getline(&line, &cap, f);
     if (got < 0) {
-        if (ferror(f)) st = fail(err, errlen, SOMA_STATUS_IO, "%s: read error: %s", path, strerror(errno));
+        if (ferror(f))
+            st = soma__errf(err, errlen, SOMA_STATUS_IO, "%s: read error: %s", path, strerror(errno));
         else
-            st = fail(err, errlen, SOMA_STATUS_FORMAT,
-                      "%s: empty file (expected a header line label,<channel>@<t>,..., then one window per line)",
-                      path);
+            st = soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                            "%s: empty file (expected a header line label,<channel>@<t>,..., then one window per line)",
+                            path);
         goto done;
     }
     lineno = 1;
     size_t len = chomp(line, (size_t)got);
     if (strlen(line) != len) {
-        st = fail(err, errlen, SOMA_STATUS_FORMAT, "%s:1: header contains a NUL byte", path);
+        st = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s:1: header contains a NUL byte", path);
         goto done;
     }
     st = parse_header(&h, line, path, err, errlen); /* h owns line now */
@@ -309,7 +310,7 @@ static int load_file(soma_dataset *ds, const char *path, size_t limit, const csv
         errno = 0;
         got = getline(&line, &cap, f);
         if (got < 0) {
-            if (ferror(f)) st = fail(err, errlen, SOMA_STATUS_IO, "%s: read error: %s", path, strerror(errno));
+            if (ferror(f)) st = soma__errf(err, errlen, SOMA_STATUS_IO, "%s: read error: %s", path, strerror(errno));
             break;
         }
         lineno++;
@@ -319,16 +320,17 @@ static int load_file(soma_dataset *ds, const char *path, size_t limit, const csv
             continue;
         }
         if (blank_at) {
-            st = fail(err, errlen, SOMA_STATUS_FORMAT,
-                      "%s:%zu: sample %zu: empty line (expected label + %zu steps x %zu channels; blank lines are "
-                      "allowed only at the end)",
-                      path, blank_at, n, h.steps, h.channels);
+            st =
+                soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                           "%s:%zu: sample %zu: empty line (expected label + %zu steps x %zu channels; blank lines are "
+                           "allowed only at the end)",
+                           path, blank_at, n, h.steps, h.channels);
             break;
         }
         if (n == ncap) {
             size_t nc = ncap ? 2 * ncap : 64;
             if (nc > SIZE_MAX / sizeof(float) / per) {
-                st = fail(err, errlen, SOMA_STATUS_NOMEM, "%s:%zu: too many windows", path, lineno);
+                st = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s:%zu: too many windows", path, lineno);
                 break;
             }
             float *s2 = realloc(seq, nc * per * sizeof *s2);
@@ -336,8 +338,8 @@ static int load_file(soma_dataset *ds, const char *path, size_t limit, const csv
             uint8_t *y2 = s2 ? realloc(y, nc) : NULL;
             if (y2) y = y2;
             if (!s2 || !y2) {
-                st = fail(err, errlen, SOMA_STATUS_NOMEM, "%s:%zu: cannot allocate %zu windows of %zu values", path,
-                          lineno, nc, per);
+                st = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s:%zu: cannot allocate %zu windows of %zu values",
+                                path, lineno, nc, per);
                 break;
             }
             ncap = nc;
@@ -348,9 +350,10 @@ static int load_file(soma_dataset *ds, const char *path, size_t limit, const csv
         n++;
     }
     if (!st && n == 0)
-        st = fail(err, errlen, SOMA_STATUS_FORMAT,
-                  "%s: no samples (expected one window per line after the header: label + %zu steps x %zu channels)",
-                  path, h.steps, h.channels);
+        st = soma__errf(
+            err, errlen, SOMA_STATUS_FORMAT,
+            "%s: no samples (expected one window per line after the header: label + %zu steps x %zu channels)", path,
+            h.steps, h.channels);
     if (st) goto done;
     if (n < ncap) { /* give back the unused tail */
         float *s2 = realloc(seq, n * per * sizeof *s2);
@@ -380,7 +383,8 @@ done:
 int soma__load_csv(const soma_data_opts *opts, soma_dataset *train, soma_dataset *test, char *err, size_t errlen) {
     if (train) memset(train, 0, sizeof *train);
     if (test) memset(test, 0, sizeof *test);
-    if (!opts || (!train && !test)) return fail(err, errlen, SOMA_STATUS_INVALID, "soma__load_csv: NULL argument");
+    if (!opts || (!train && !test))
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "soma__load_csv: NULL argument");
     char trpath[sizeof opts->dir + 16], tepath[sizeof opts->dir + 16];
     snprintf(trpath, sizeof trpath, "%s/train.csv", opts->dir);
     snprintf(tepath, sizeof tepath, "%s/test.csv", opts->dir);

@@ -10,10 +10,10 @@
  * in the caller's buffer and leaves nothing allocated. */
 #define _POSIX_C_SOURCE 200809L
 #include "soma.h"
+#include "core/err.h"
 #include "data/seq.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,16 +28,6 @@
 #define IDX_MAX_DIM 10000000u  /* rows * cols */
 /* gzread takes an unsigned length; read large payloads in pieces. */
 #define IDX_CHUNK ((size_t)1 << 26)
-
-static int fail(char *err, size_t errlen, int status, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 static uint32_t be32(const unsigned char *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
@@ -64,11 +54,11 @@ static long long gz_read_all(gzFile f, void *buf, size_t n, const char *path, in
             int zerr = Z_OK;
             const char *msg = gz_msg(f, path, &zerr);
             if (zerr == Z_ERRNO) {
-                *status = fail(err, errlen, SOMA_STATUS_IO, "%s: read error: %s", path, strerror(errno));
+                *status = soma__errf(err, errlen, SOMA_STATUS_IO, "%s: read error: %s", path, strerror(errno));
             } else {
-                *status = fail(err, errlen, SOMA_STATUS_FORMAT,
-                               "%s: corrupt gzip data (zlib: %s; expected a valid gzip stream or a plain IDX file)",
-                               path, msg);
+                *status = soma__errf(
+                    err, errlen, SOMA_STATUS_FORMAT,
+                    "%s: corrupt gzip data (zlib: %s; expected a valid gzip stream or a plain IDX file)", path, msg);
             }
             return -1;
         }
@@ -79,8 +69,7 @@ static long long gz_read_all(gzFile f, void *buf, size_t n, const char *path, in
             int zerr = Z_OK;
             const char *msg = gz_msg(f, path, &zerr);
             if (zerr != Z_OK && zerr != Z_STREAM_END && zerr != Z_BUF_ERROR) {
-                *status = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: corrupt gzip data (zlib: %s)", path,
-                               msg);
+                *status = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: corrupt gzip data (zlib: %s)", path, msg);
                 return -1;
             }
             break;
@@ -106,21 +95,21 @@ static int idx_read(idx_file *out, const char *path, uint32_t magic, char *err, 
     errno = 0;
     gzFile f = gzopen(path, "rb");
     if (!f) {
-        return fail(err, errlen, SOMA_STATUS_IO, "%s: cannot open: %s", path,
-                    errno ? strerror(errno) : "out of memory");
+        return soma__errf(err, errlen, SOMA_STATUS_IO, "%s: cannot open: %s", path,
+                          errno ? strerror(errno) : "out of memory");
     }
     int status = SOMA_STATUS_OK;
     unsigned char hdr[16];
     long long got = gz_read_all(f, hdr, hdr_len, path, &status, err, errlen);
     if (got < 0) goto done;
     if (got == 0) {
-        status = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: empty file (expected an IDX %s file with a %zu-byte header)",
-                      path, what, hdr_len);
+        status = soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                            "%s: empty file (expected an IDX %s file with a %zu-byte header)", path, what, hdr_len);
         goto done;
     }
     if ((size_t)got < 4) {
-        status = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: truncated header (expected %zu bytes, found %lld)", path,
-                      hdr_len, got);
+        status = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: truncated header (expected %zu bytes, found %lld)",
+                            path, hdr_len, got);
         goto done;
     }
     uint32_t m = be32(hdr);
@@ -129,13 +118,14 @@ static int idx_read(idx_file *out, const char *path, uint32_t magic, char *err, 
         if (m == IDX_MAGIC_LABELS) hint = "; this looks like a label file";
         else if (m == IDX_MAGIC_IMAGES) hint = "; this looks like an image file";
         else if (hdr[0] == 0x1f && hdr[1] == 0x8b) hint = "; this looks like a damaged gzip file";
-        status = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: bad magic number 0x%08x (expected 0x%08x for IDX %s%s)",
-                      path, (unsigned)m, (unsigned)magic, what, hint);
+        status =
+            soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: bad magic number 0x%08x (expected 0x%08x for IDX %s%s)",
+                       path, (unsigned)m, (unsigned)magic, what, hint);
         goto done;
     }
     if ((size_t)got < hdr_len) {
-        status = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: truncated header (expected %zu bytes, found %lld)", path,
-                      hdr_len, got);
+        status = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: truncated header (expected %zu bytes, found %lld)",
+                            path, hdr_len, got);
         goto done;
     }
     uint32_t n = be32(hdr + 4);
@@ -143,35 +133,36 @@ static int idx_read(idx_file *out, const char *path, uint32_t magic, char *err, 
     uint64_t dim = (uint64_t)rows * cols;
     if (n == 0 || n >= IDX_MAX_N || rows == 0 || cols == 0 || dim >= IDX_MAX_DIM) {
         if (images) {
-            status = fail(err, errlen, SOMA_STATUS_FORMAT,
-                          "%s: bad dimensions n=%u rows=%u cols=%u (expected nonzero, n < %u, rows*cols < %u)", path,
-                          (unsigned)n, (unsigned)rows, (unsigned)cols, IDX_MAX_N, IDX_MAX_DIM);
+            status = soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                                "%s: bad dimensions n=%u rows=%u cols=%u (expected nonzero, n < %u, rows*cols < %u)",
+                                path, (unsigned)n, (unsigned)rows, (unsigned)cols, IDX_MAX_N, IDX_MAX_DIM);
         } else {
-            status = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: bad label count %u (expected 0 < n < %u)", path,
-                          (unsigned)n, IDX_MAX_N);
+            status = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: bad label count %u (expected 0 < n < %u)", path,
+                                (unsigned)n, IDX_MAX_N);
         }
         goto done;
     }
     size_t bytes = (size_t)n * (size_t)dim;
     out->data = malloc(bytes);
     if (!out->data) {
-        status = fail(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot allocate %zu bytes for %u %s", path, bytes,
-                      (unsigned)n, what);
+        status = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot allocate %zu bytes for %u %s", path, bytes,
+                            (unsigned)n, what);
         goto done;
     }
     got = gz_read_all(f, out->data, bytes, path, &status, err, errlen);
     if (got < 0) goto done;
     if ((size_t)got < bytes) {
         if (images) {
-            status = fail(err, errlen, SOMA_STATUS_FORMAT,
-                          "%s: truncated image data (expected %u images of %ux%u = %zu bytes, found %lld bytes = %llu "
-                          "complete images)",
-                          path, (unsigned)n, (unsigned)rows, (unsigned)cols, bytes, got,
-                          (unsigned long long)((uint64_t)got / dim));
+            status =
+                soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                           "%s: truncated image data (expected %u images of %ux%u = %zu bytes, found %lld bytes = %llu "
+                           "complete images)",
+                           path, (unsigned)n, (unsigned)rows, (unsigned)cols, bytes, got,
+                           (unsigned long long)((uint64_t)got / dim));
         } else {
-            status = fail(err, errlen, SOMA_STATUS_FORMAT,
-                          "%s: truncated label data (expected %u labels = %zu bytes, found %lld)", path, (unsigned)n,
-                          bytes, got);
+            status = soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                                "%s: truncated label data (expected %u labels = %zu bytes, found %lld)", path,
+                                (unsigned)n, bytes, got);
         }
         goto done;
     }
@@ -189,7 +180,8 @@ done:
 }
 
 int soma_data_load_idx(soma_dataset *ds, const char *images, const char *labels, char *err, size_t errlen) {
-    if (!ds || !images || !labels) return fail(err, errlen, SOMA_STATUS_INVALID, "soma_data_load_idx: NULL argument");
+    if (!ds || !images || !labels)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "soma_data_load_idx: NULL argument");
     memset(ds, 0, sizeof *ds);
     idx_file im, lb;
     int st = idx_read(&im, images, IDX_MAGIC_IMAGES, err, errlen);
@@ -202,8 +194,8 @@ int soma_data_load_idx(soma_dataset *ds, const char *images, const char *labels,
     if (im.n != lb.n) {
         free(im.data);
         free(lb.data);
-        return fail(err, errlen, SOMA_STATUS_FORMAT, "%s: %zu labels but %s has %zu images (expected equal counts)",
-                    labels, lb.n, images, im.n);
+        return soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                          "%s: %zu labels but %s has %zu images (expected equal counts)", labels, lb.n, images, im.n);
     }
     /* Labels are uint8, so "< 256" holds by construction; classes spans up to
      * the largest label seen. */
@@ -267,12 +259,12 @@ static int find_file(char *out, size_t outlen, const char *dir, const char *base
                      size_t errlen) {
     int k = snprintf(out, outlen, "%s/%s.gz", dir, base);
     if (k < 0 || (size_t)k >= outlen)
-        return fail(err, errlen, SOMA_STATUS_INVALID, "%s: data directory path too long", dir);
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: data directory path too long", dir);
     if (is_file(out)) return SOMA_STATUS_OK;
     snprintf(out, outlen, "%s/%s", dir, base);
     if (is_file(out)) return SOMA_STATUS_OK;
-    return fail(err, errlen, SOMA_STATUS_IO, "%s/%s: file not found (expected %s.gz or %s in %s)%s", dir, base, base,
-                base, dir, hint);
+    return soma__errf(err, errlen, SOMA_STATUS_IO, "%s/%s: file not found (expected %s.gz or %s in %s)%s", dir, base,
+                      base, base, dir, hint);
 }
 
 static int load_split(soma_dataset *ds, const char *dir, const char *prefix, size_t limit, const char *hint,
@@ -300,9 +292,10 @@ static int load_split(soma_dataset *ds, const char *dir, const char *prefix, siz
 int soma_data_load(const soma_data_opts *opts, soma_dataset *train, soma_dataset *test, char *err, size_t errlen) {
     if (train) memset(train, 0, sizeof *train);
     if (test) memset(test, 0, sizeof *test);
-    if (!opts || (!train && !test)) return fail(err, errlen, SOMA_STATUS_INVALID, "soma_data_load: NULL argument");
+    if (!opts || (!train && !test))
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "soma_data_load: NULL argument");
     if (!memchr(opts->dataset, 0, sizeof opts->dataset) || !memchr(opts->dir, 0, sizeof opts->dir))
-        return fail(err, errlen, SOMA_STATUS_INVALID, "data options: dataset or dir name is not NUL-terminated");
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "data options: dataset or dir name is not NUL-terminated");
     int set = find_set(opts->dataset);
     if (set < 0) {
         char names[256] = "";
@@ -310,8 +303,8 @@ int soma_data_load(const soma_data_opts *opts, soma_dataset *train, soma_dataset
             strncat(names, i ? ", " : "", sizeof names - strlen(names) - 1);
             strncat(names, known_sets[i].name, sizeof names - strlen(names) - 1);
         }
-        return fail(err, errlen, SOMA_STATUS_INVALID, "unknown dataset '%.32s' (expected one of: %s)", opts->dataset,
-                    names);
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "unknown dataset '%.32s' (expected one of: %s)",
+                          opts->dataset, names);
     }
     char hint[128] = "";
     if (known_sets[set].package)
@@ -319,11 +312,15 @@ int soma_data_load(const soma_data_opts *opts, soma_dataset *train, soma_dataset
 
     if (known_sets[set].load) {
         if (!opts->dir[0] && !known_sets[set].generated)
-            return fail(err, errlen, SOMA_STATUS_INVALID, "dataset '%s' needs data.dir (or --data DIR): it cannot be "
-                        "downloaded here", known_sets[set].name);
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID,
+                              "dataset '%s' needs data.dir (or --data DIR): it cannot be "
+                              "downloaded here",
+                              known_sets[set].name);
         if (opts->encoding != SOMA_ENCODING_SEQUENCE)
-            return fail(err, errlen, SOMA_STATUS_INVALID, "dataset '%s' is a sequence data set: expected "
-                        "data.encoding: sequence", known_sets[set].name);
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID,
+                              "dataset '%s' is a sequence data set: expected "
+                              "data.encoding: sequence",
+                              known_sets[set].name);
         int st = known_sets[set].load(opts, train, test, err, errlen);
         if (st) {
             soma_data_free(train);
@@ -340,19 +337,20 @@ int soma_data_load(const soma_data_opts *opts, soma_dataset *train, soma_dataset
     } else if (known_sets[set].dir) {
         snprintf(dir, sizeof dir, "%s", known_sets[set].dir);
     } else {
-        return fail(err, errlen, SOMA_STATUS_INVALID,
-                    "dataset '%s' has no default directory (expected data.dir naming a directory with "
-                    "train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and "
-                    "t10k-labels-idx1-ubyte[.gz])",
-                    known_sets[set].name);
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID,
+                          "dataset '%s' has no default directory (expected data.dir naming a directory with "
+                          "train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and "
+                          "t10k-labels-idx1-ubyte[.gz])",
+                          known_sets[set].name);
     }
     struct stat sb;
     int exists = stat(dir, &sb) == 0;
     if (!exists || !S_ISDIR(sb.st_mode)) {
-        return fail(err, errlen, SOMA_STATUS_IO,
-                    "%s: %s data directory %s (expected a directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte"
-                    "[.gz])%s",
-                    dir, known_sets[set].name, !exists ? "not found" : "is not a directory", hint);
+        return soma__errf(
+            err, errlen, SOMA_STATUS_IO,
+            "%s: %s data directory %s (expected a directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte"
+            "[.gz])%s",
+            dir, known_sets[set].name, !exists ? "not found" : "is not a directory", hint);
     }
 
     int st = SOMA_STATUS_OK;
@@ -360,9 +358,9 @@ int soma_data_load(const soma_data_opts *opts, soma_dataset *train, soma_dataset
     if (!st && test) st = load_split(test, dir, "t10k", opts->limit_test, hint, err, errlen);
     if (!st && train && test) {
         if (train->rows != test->rows || train->cols != test->cols) {
-            st = fail(err, errlen, SOMA_STATUS_FORMAT,
-                      "%s: test images are %zux%zu but training images are %zux%zu (expected the same size)", dir,
-                      test->rows, test->cols, train->rows, train->cols);
+            st = soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                            "%s: test images are %zux%zu but training images are %zux%zu (expected the same size)", dir,
+                            test->rows, test->cols, train->rows, train->cols);
         } else {
             /* Both splits share one output layer, so they share one class count. */
             size_t c = train->classes > test->classes ? train->classes : test->classes;

@@ -26,11 +26,11 @@
  * leaves nothing allocated. */
 #define _POSIX_C_SOURCE 200809L
 #include "data/seq.h"
+#include "core/err.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,16 +42,6 @@
 #define NM_EVENT 5
 /* Refuse data sets whose binned floats would exceed this many bytes. */
 #define NM_MAX_BYTES ((uint64_t)16 << 30)
-
-static int fail(char *err, size_t errlen, int status, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 /* malloc'd "a/b" (NULL when out of memory). */
 static char *join(const char *a, const char *b) {
@@ -92,7 +82,7 @@ static int ends_with_bin(const char *s) {
 /* Append the .bin files of one digit folder, names sorted. */
 static int scan_digit(nm_list *l, const char *ddir, uint8_t label, char *err, size_t errlen) {
     DIR *d = opendir(ddir);
-    if (!d) return fail(err, errlen, SOMA_STATUS_IO, "%s: cannot open directory: %s", ddir, strerror(errno));
+    if (!d) return soma__errf(err, errlen, SOMA_STATUS_IO, "%s: cannot open directory: %s", ddir, strerror(errno));
     char **names = NULL;
     size_t nn = 0, cap = 0;
     int st = SOMA_STATUS_OK;
@@ -101,7 +91,7 @@ static int scan_digit(nm_list *l, const char *ddir, uint8_t label, char *err, si
         if (!ends_with_bin(e->d_name)) continue;
         char *p = join(ddir, e->d_name);
         if (!p) {
-            st = fail(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory listing files", ddir);
+            st = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory listing files", ddir);
             break;
         }
         struct stat sb;
@@ -117,7 +107,7 @@ static int scan_digit(nm_list *l, const char *ddir, uint8_t label, char *err, si
             char **nb = realloc(names, nc * sizeof *nb);
             if (!nb) {
                 free(p);
-                st = fail(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory listing files", ddir);
+                st = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory listing files", ddir);
                 break;
             }
             names = nb;
@@ -134,7 +124,7 @@ static int scan_digit(nm_list *l, const char *ddir, uint8_t label, char *err, si
             while (nc < l->n + nn) nc *= 2;
             nm_file *nf = realloc(l->f, nc * sizeof *nf);
             if (!nf) {
-                st = fail(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory listing files", ddir);
+                st = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory listing files", ddir);
             } else {
                 l->f = nf;
                 l->cap = nc;
@@ -158,16 +148,17 @@ static int scan_digit(nm_list *l, const char *ddir, uint8_t label, char *err, si
 static int scan_split(nm_list *l, const char *dir, const char *split, size_t limit, char *err, size_t errlen) {
     memset(l, 0, sizeof *l);
     char *sdir = join(dir, split);
-    if (!sdir) return fail(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory", dir);
+    if (!sdir) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory", dir);
     struct stat sb;
     int st = SOMA_STATUS_OK;
     if (stat(sdir, &sb) != 0) {
-        st = fail(err, errlen, SOMA_STATUS_IO, "%s: not found (expected N-MNIST's %s/<digit>/*.bin)", sdir, split);
+        st =
+            soma__errf(err, errlen, SOMA_STATUS_IO, "%s: not found (expected N-MNIST's %s/<digit>/*.bin)", sdir, split);
         goto done;
     }
     if (!S_ISDIR(sb.st_mode)) {
-        st = fail(err, errlen, SOMA_STATUS_IO, "%s: not a directory (expected N-MNIST's %s/<digit>/*.bin)", sdir,
-                  split);
+        st = soma__errf(err, errlen, SOMA_STATUS_IO, "%s: not a directory (expected N-MNIST's %s/<digit>/*.bin)", sdir,
+                        split);
         goto done;
     }
     for (int digit = 0; digit <= 9 && !st; digit++) {
@@ -175,15 +166,15 @@ static int scan_split(nm_list *l, const char *dir, const char *split, size_t lim
         char name[2] = {(char)('0' + digit), 0};
         char *ddir = join(sdir, name);
         if (!ddir) {
-            st = fail(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory", sdir);
+            st = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory", sdir);
             break;
         }
         if (stat(ddir, &sb) == 0 && S_ISDIR(sb.st_mode)) st = scan_digit(l, ddir, (uint8_t)digit, err, errlen);
         free(ddir);
     }
     if (!st && l->n == 0)
-        st = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: no samples found (expected N-MNIST's %s/<digit>/*.bin, digit 0-9)",
-                  sdir, split);
+        st = soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                        "%s: no samples found (expected N-MNIST's %s/<digit>/*.bin, digit 0-9)", sdir, split);
     if (!st && limit && l->n > limit) {
         for (size_t i = limit; i < l->n; i++) free(l->f[i].path);
         l->n = limit;
@@ -199,7 +190,7 @@ static int read_file(const char *path, size_t k, unsigned char **buf, size_t *le
     *buf = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, errlen, SOMA_STATUS_IO, "%s: sample %zu: cannot open: %s", path, k, strerror(errno));
+    if (!f) return soma__errf(err, errlen, SOMA_STATUS_IO, "%s: sample %zu: cannot open: %s", path, k, strerror(errno));
     unsigned char *b = NULL;
     size_t n = 0, cap = 0;
     int st = SOMA_STATUS_OK;
@@ -208,7 +199,8 @@ static int read_file(const char *path, size_t k, unsigned char **buf, size_t *le
             size_t nc = cap ? 2 * cap : 65536;
             unsigned char *nb = realloc(b, nc);
             if (!nb) {
-                st = fail(err, errlen, SOMA_STATUS_NOMEM, "%s: sample %zu: out of memory reading the file", path, k);
+                st = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: sample %zu: out of memory reading the file", path,
+                                k);
                 break;
             }
             b = nb;
@@ -218,7 +210,8 @@ static int read_file(const char *path, size_t k, unsigned char **buf, size_t *le
         n += r;
         if (r == 0) {
             if (ferror(f))
-                st = fail(err, errlen, SOMA_STATUS_IO, "%s: sample %zu: read error: %s", path, k, strerror(errno));
+                st =
+                    soma__errf(err, errlen, SOMA_STATUS_IO, "%s: sample %zu: read error: %s", path, k, strerror(errno));
             break;
         }
     }
@@ -240,8 +233,8 @@ static int bin_file(const char *path, size_t k, const soma_data_opts *opts, floa
     if (st) return st;
     if (len % NM_EVENT) {
         free(b);
-        return fail(err, errlen, SOMA_STATUS_FORMAT, "%s: sample %zu: %zu bytes is not a whole number of %d-byte events",
-                    path, k, len, NM_EVENT);
+        return soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                          "%s: sample %zu: %zu bytes is not a whole number of %d-byte events", path, k, len, NM_EVENT);
     }
     size_t ne = len / NM_EVENT;
     uint32_t maxts = 0;
@@ -249,8 +242,8 @@ static int bin_file(const char *path, size_t k, const soma_data_opts *opts, floa
         const unsigned char *p = b + e * NM_EVENT;
         if (p[0] >= NM_SIDE || p[1] >= NM_SIDE) {
             int isx = p[0] >= NM_SIDE;
-            st = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: sample %zu: event %zu has %c = %u (expected < %d)", path,
-                      k, e, isx ? 'x' : 'y', (unsigned)(isx ? p[0] : p[1]), NM_SIDE);
+            st = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: sample %zu: event %zu has %c = %u (expected < %d)",
+                            path, k, e, isx ? 'x' : 'y', (unsigned)(isx ? p[0] : p[1]), NM_SIDE);
             free(b);
             return st;
         }
@@ -287,10 +280,10 @@ static int load_split(soma_dataset *ds, const soma_data_opts *opts, const char *
     const uint64_t per = (uint64_t)opts->steps * NM_DIM * sizeof(float); /* bytes a sample */
     if ((uint64_t)l.n > NM_MAX_BYTES / per) {
         double gib = (double)l.n * (double)per / (double)((uint64_t)1 << 30);
-        st = fail(err, errlen, SOMA_STATUS_NOMEM,
-                  "%s/%s: %zu samples x %d steps x %d channels need %.1f GiB of floats (limit 16 GiB; lower "
-                  "data.steps or set data.limit_train / data.limit_test)",
-                  opts->dir, split, l.n, opts->steps, NM_DIM, gib);
+        st = soma__errf(err, errlen, SOMA_STATUS_NOMEM,
+                        "%s/%s: %zu samples x %d steps x %d channels need %.1f GiB of floats (limit 16 GiB; lower "
+                        "data.steps or set data.limit_train / data.limit_test)",
+                        opts->dir, split, l.n, opts->steps, NM_DIM, gib);
         list_free(&l);
         return st;
     }
@@ -298,8 +291,8 @@ static int load_split(soma_dataset *ds, const soma_data_opts *opts, const char *
     ds->seq = calloc(l.n * per_floats, sizeof *ds->seq);
     ds->y = malloc(l.n);
     if (!ds->seq || !ds->y) {
-        st = fail(err, errlen, SOMA_STATUS_NOMEM, "%s/%s: cannot allocate %.1f MiB for %zu samples", opts->dir, split,
-                  (double)l.n * (double)per / (1024.0 * 1024.0), l.n);
+        st = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s/%s: cannot allocate %.1f MiB for %zu samples", opts->dir,
+                        split, (double)l.n * (double)per / (1024.0 * 1024.0), l.n);
         goto done;
     }
     unsigned maxl = 0;
@@ -326,23 +319,23 @@ done:
 int soma__load_nmnist(const soma_data_opts *opts, soma_dataset *train, soma_dataset *test, char *err, size_t errlen) {
     if (train) memset(train, 0, sizeof *train);
     if (test) memset(test, 0, sizeof *test);
-    if (!opts || (!train && !test)) return fail(err, errlen, SOMA_STATUS_INVALID, "nmnist loader: NULL argument");
+    if (!opts || (!train && !test)) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "nmnist loader: NULL argument");
     if (opts->steps < 1)
-        return fail(err, errlen, SOMA_STATUS_INVALID, "nmnist: data.steps = %d (expected >= 1)", opts->steps);
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "nmnist: data.steps = %d (expected >= 1)", opts->steps);
     if (!isfinite(opts->bin_ms) || opts->bin_ms < 0.0f)
-        return fail(err, errlen, SOMA_STATUS_INVALID, "nmnist: data.bin_ms is %g (expected ms > 0, or 0)",
-                    (double)opts->bin_ms);
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "nmnist: data.bin_ms is %g (expected ms > 0, or 0)",
+                          (double)opts->bin_ms);
     /* Both split directories first, so a missing Test/ is reported before Train/ is read. */
     const char *splits[2] = {train ? "Train" : NULL, test ? "Test" : NULL};
     for (int i = 0; i < 2; i++) {
         if (!splits[i]) continue;
         char *sdir = join(opts->dir, splits[i]);
-        if (!sdir) return fail(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory", opts->dir);
+        if (!sdir) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: out of memory", opts->dir);
         struct stat sb;
         int found = stat(sdir, &sb) == 0;
         if (!found || !S_ISDIR(sb.st_mode)) {
-            int r = fail(err, errlen, SOMA_STATUS_IO, "%s: %s (expected N-MNIST's %s/<digit>/*.bin)", sdir,
-                         found ? "not a directory" : "not found", splits[i]);
+            int r = soma__errf(err, errlen, SOMA_STATUS_IO, "%s: %s (expected N-MNIST's %s/<digit>/*.bin)", sdir,
+                               found ? "not a directory" : "not found", splits[i]);
             free(sdir);
             return r;
         }

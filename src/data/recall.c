@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "data/seq.h"
+#include "core/err.h"
 
 enum { CLASSES = 8, CUE_STEPS = 4, DIM = CLASSES + 1 };
 #define DISTRACTOR_P 0.05f
@@ -32,8 +33,7 @@ static int build(soma_dataset *ds, size_t n, size_t T, uint64_t split, char *err
     if (!ds->seq || !ds->y) {
         free(ds->seq), free(ds->y);
         memset(ds, 0, sizeof *ds);
-        if (err && errlen) snprintf(err, errlen, "recall: out of memory for %zu samples of %zu steps", n, T);
-        return SOMA_STATUS_NOMEM;
+        return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "recall: out of memory for %zu samples of %zu steps", n, T);
     }
     for (size_t i = 0; i < n; i++) {
         soma_rng rng;
@@ -61,10 +61,9 @@ static int build(soma_dataset *ds, size_t n, size_t T, uint64_t split, char *err
 
 int soma__load_recall(const soma_data_opts *opts, soma_dataset *train, soma_dataset *test, char *err, size_t errlen) {
     if (opts->steps < CUE_STEPS + 1) {
-        if (err && errlen)
-            snprintf(err, errlen, "recall: data.steps = %d; expected at least %d (a %d-step cue, then the delay)",
-                     opts->steps, CUE_STEPS + 1, CUE_STEPS);
-        return SOMA_STATUS_INVALID;
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID,
+                          "recall: data.steps = %d; expected at least %d (a %d-step cue, then the delay)", opts->steps,
+                          CUE_STEPS + 1, CUE_STEPS);
     }
     size_t T = (size_t)opts->steps;
     int st = SOMA_STATUS_OK;

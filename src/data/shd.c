@@ -16,12 +16,12 @@
  * everything; HDF5's own error printing is off while loading. */
 #define _POSIX_C_SOURCE 200809L
 #include "soma.h"
+#include "core/err.h"
 #include "data/seq.h"
 
 #include <errno.h>
 #include <hdf5.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,16 +35,6 @@
 #define SHD_BLOCK 256
 /* Added to a sample's last spike time when bin_ms = 0, so that spike lands in the last bin. */
 #define SHD_SPAN_PAD 1e-6
-
-static int fail(char *err, size_t errlen, int status, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 static void reclaim(hid_t type, hid_t space, void *buf) {
 #if H5_VERSION_GE(1, 12, 0)
@@ -72,13 +62,15 @@ static hid_t open_1d(hid_t file, const char *fname, const char *group, const cha
     if (group) ok = H5Lexists(file, group, H5P_DEFAULT);
     if (ok > 0) ok = H5Lexists(file, full, H5P_DEFAULT);
     if (ok <= 0) {
-        *status = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: missing dataset /%s (expected /spikes/times, "
-                       "/spikes/units and /labels as in the SHD files)", fname, full);
+        *status = soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                             "%s: missing dataset /%s (expected /spikes/times, "
+                             "/spikes/units and /labels as in the SHD files)",
+                             fname, full);
         return H5I_INVALID_HID;
     }
     hid_t d = H5Dopen2(file, full, H5P_DEFAULT);
     if (d < 0) {
-        *status = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: /%s is not a dataset", fname, full);
+        *status = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: /%s is not a dataset", fname, full);
         return H5I_INVALID_HID;
     }
     hid_t sp = H5Dget_space(d), ty = H5Dget_type(d);
@@ -99,10 +91,11 @@ static hid_t open_1d(hid_t file, const char *fname, const char *group, const cha
     if (sp >= 0) H5Sclose(sp);
     if (ty >= 0) H5Tclose(ty);
     if (ndims != 1) {
-        *status = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: /%s has %d dimensions (expected 1)", fname, full, ndims);
+        *status =
+            soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: /%s has %d dimensions (expected 1)", fname, full, ndims);
     } else if ((want_vlen && cls != H5T_VLEN) || base != want) {
-        *status = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: /%s has the wrong type (expected %s%s)", fname, full,
-                       want_vlen ? "variable-length arrays of " : "", kind);
+        *status = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: /%s has the wrong type (expected %s%s)", fname, full,
+                             want_vlen ? "variable-length arrays of " : "", kind);
     } else {
         *len = dims[0];
         return d;
@@ -129,18 +122,22 @@ static void close_spaces(hid_t *fs, hid_t *ms) {
 static int bin_sample(const hvl_t *tv, const hvl_t *uv, size_t k, int steps, double bin_s, float *out,
                       const char *fname, char *err, size_t errlen) {
     if (tv->len != uv->len)
-        return fail(err, errlen, SOMA_STATUS_FORMAT, "%s: sample %zu: %zu spike times but %zu units (expected equal "
-                    "lengths)", fname, k, tv->len, uv->len);
+        return soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                          "%s: sample %zu: %zu spike times but %zu units (expected equal "
+                          "lengths)",
+                          fname, k, tv->len, uv->len);
     const float *t = tv->p;
     const int *u = uv->p;
     double tmax = 0;
     for (size_t j = 0; j < tv->len; j++) {
         if (!(t[j] >= 0) || isinf(t[j]))
-            return fail(err, errlen, SOMA_STATUS_FORMAT, "%s: sample %zu: spike %zu has time %g (expected a finite "
-                        "time >= 0 in seconds)", fname, k, j, (double)t[j]);
+            return soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                              "%s: sample %zu: spike %zu has time %g (expected a finite "
+                              "time >= 0 in seconds)",
+                              fname, k, j, (double)t[j]);
         if (u[j] < 0 || u[j] >= SHD_UNITS)
-            return fail(err, errlen, SOMA_STATUS_FORMAT, "%s: sample %zu: unit %d (expected < %d)", fname, k, u[j],
-                        SHD_UNITS);
+            return soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: sample %zu: unit %d (expected < %d)", fname, k,
+                              u[j], SHD_UNITS);
         if (t[j] > tmax) tmax = t[j];
     }
     double w = bin_s > 0 ? bin_s : (tmax + SHD_SPAN_PAD) / steps;
@@ -157,14 +154,15 @@ static int load_file(soma_dataset *ds, const char *path, size_t limit, int steps
     memset(ds, 0, sizeof *ds);
     struct stat sb;
     if (stat(path, &sb) != 0)
-        return fail(err, errlen, SOMA_STATUS_IO, "%s: cannot open: %s (expected the SHD file here)", path,
-                    strerror(errno));
-    if (S_ISDIR(sb.st_mode)) return fail(err, errlen, SOMA_STATUS_IO, "%s: is a directory (expected a file)", path);
+        return soma__errf(err, errlen, SOMA_STATUS_IO, "%s: cannot open: %s (expected the SHD file here)", path,
+                          strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        return soma__errf(err, errlen, SOMA_STATUS_IO, "%s: is a directory (expected a file)", path);
     FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, errlen, SOMA_STATUS_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return soma__errf(err, errlen, SOMA_STATUS_IO, "%s: cannot open: %s", path, strerror(errno));
     fclose(f);
     if (H5Fis_hdf5(path) <= 0)
-        return fail(err, errlen, SOMA_STATUS_FORMAT, "%s: not an HDF5 file (expected the SHD HDF5 layout)", path);
+        return soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: not an HDF5 file (expected the SHD HDF5 layout)", path);
 
     int st = SOMA_STATUS_OK;
     hid_t file = H5I_INVALID_HID, dt = H5I_INVALID_HID, du = H5I_INVALID_HID, dl = H5I_INVALID_HID;
@@ -176,7 +174,7 @@ static int load_file(soma_dataset *ds, const char *path, size_t limit, int steps
 
     file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0) {
-        st = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: cannot open as HDF5 (damaged file?)", path);
+        st = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: cannot open as HDF5 (damaged file?)", path);
         goto done;
     }
     hsize_t nt = 0, nu = 0, nl = 0;
@@ -187,21 +185,23 @@ static int load_file(soma_dataset *ds, const char *path, size_t limit, int steps
     dl = open_1d(file, path, NULL, "labels", 0, H5T_INTEGER, &nl, &st, err, errlen);
     if (dl < 0) goto done;
     if (nt != nu || nt != nl) {
-        st = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: /spikes/times has %llu samples, /spikes/units %llu and "
-                  "/labels %llu (expected equal lengths)", path, (unsigned long long)nt, (unsigned long long)nu,
-                  (unsigned long long)nl);
+        st = soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                        "%s: /spikes/times has %llu samples, /spikes/units %llu and "
+                        "/labels %llu (expected equal lengths)",
+                        path, (unsigned long long)nt, (unsigned long long)nu, (unsigned long long)nl);
         goto done;
     }
     if (nl == 0) {
-        st = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: no samples (expected at least one)", path);
+        st = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: no samples (expected at least one)", path);
         goto done;
     }
     hsize_t n = limit && (hsize_t)limit < nl ? (hsize_t)limit : nl;
     double bytes = (double)n * steps * SHD_UNITS * sizeof(float) + (double)n * (sizeof(int) + 1);
     if (bytes > SHD_MAX_BYTES || n > SIZE_MAX / ((size_t)steps * SHD_UNITS * sizeof(float))) {
-        st = fail(err, errlen, SOMA_STATUS_NOMEM, "%s: %llu samples x %d steps x %d units need about %.1f GiB "
-                  "(more than the 16 GiB allowed; lower data.steps or data.limit_train/limit_test)", path,
-                  (unsigned long long)n, steps, SHD_UNITS, bytes / (1024.0 * 1024 * 1024));
+        st = soma__errf(err, errlen, SOMA_STATUS_NOMEM,
+                        "%s: %llu samples x %d steps x %d units need about %.1f GiB "
+                        "(more than the 16 GiB allowed; lower data.steps or data.limit_train/limit_test)",
+                        path, (unsigned long long)n, steps, SHD_UNITS, bytes / (1024.0 * 1024 * 1024));
         goto done;
     }
     size_t N = (size_t)n, per = (size_t)steps * SHD_UNITS;
@@ -213,19 +213,20 @@ static int load_file(soma_dataset *ds, const char *path, size_t limit, int steps
     tbuf = calloc(SHD_BLOCK, sizeof *tbuf);
     ubuf = calloc(SHD_BLOCK, sizeof *ubuf);
     if (!labels || !y || !seq || !tbuf || !ubuf) {
-        st = fail(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot allocate %.0f bytes for %zu samples", path, bytes, N);
+        st = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot allocate %.0f bytes for %zu samples", path, bytes,
+                        N);
         goto done;
     }
     if (select_block(dl, 0, n, &fs, &ms) < 0 || H5Dread(dl, H5T_NATIVE_INT, ms, fs, H5P_DEFAULT, labels) < 0) {
-        st = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: cannot read /labels", path);
+        st = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: cannot read /labels", path);
         goto done;
     }
     close_spaces(&fs, &ms);
     int maxl = 0;
     for (size_t k = 0; k < N; k++) {
         if (labels[k] < 0 || labels[k] > SHD_MAX_LABEL) {
-            st = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: sample %zu: label %d (expected 0..%d)", path, k,
-                      labels[k], SHD_MAX_LABEL);
+            st = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: sample %zu: label %d (expected 0..%d)", path, k,
+                            labels[k], SHD_MAX_LABEL);
             goto done;
         }
         y[k] = (uint8_t)labels[k];
@@ -236,7 +237,7 @@ static int load_file(soma_dataset *ds, const char *path, size_t limit, int steps
     mt = H5Tvlen_create(H5T_NATIVE_FLOAT);
     mu = H5Tvlen_create(H5T_NATIVE_INT);
     if (mt < 0 || mu < 0) {
-        st = fail(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot create HDF5 memory types", path);
+        st = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot create HDF5 memory types", path);
         goto done;
     }
     for (size_t s = 0; s < N && !st; s += SHD_BLOCK) {
@@ -244,7 +245,7 @@ static int load_file(soma_dataset *ds, const char *path, size_t limit, int steps
         memset(tbuf, 0, c * sizeof *tbuf);
         memset(ubuf, 0, c * sizeof *ubuf);
         if (select_block(dt, s, c, &fs, &ms) < 0) {
-            st = fail(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot select samples %zu..%zu", path, s, s + c - 1);
+            st = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot select samples %zu..%zu", path, s, s + c - 1);
             break;
         }
         herr_t rt = H5Dread(dt, mt, ms, fs, H5P_DEFAULT, tbuf);
@@ -253,8 +254,8 @@ static int load_file(soma_dataset *ds, const char *path, size_t limit, int steps
         if (rt >= 0 && select_block(du, s, c, &fs, &ms) >= 0) ru = H5Dread(du, mu, ms, fs, H5P_DEFAULT, ubuf);
         close_spaces(&fs, &ms);
         if (rt < 0 || ru < 0) {
-            st = fail(err, errlen, SOMA_STATUS_FORMAT, "%s: cannot read /spikes/%s of samples %zu..%zu", path,
-                      rt < 0 ? "times" : "units", s, s + c - 1);
+            st = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s: cannot read /spikes/%s of samples %zu..%zu", path,
+                            rt < 0 ? "times" : "units", s, s + c - 1);
         }
         for (size_t i = 0; i < c && !st; i++)
             st = bin_sample(&tbuf[i], &ubuf[i], s + i, steps, bin_s, seq + (s + i) * per, path, err, errlen);
@@ -300,18 +301,18 @@ done:
 int soma__load_shd(const soma_data_opts *opts, soma_dataset *train, soma_dataset *test, char *err, size_t errlen) {
     if (train) memset(train, 0, sizeof *train);
     if (test) memset(test, 0, sizeof *test);
-    if (!opts || (!train && !test)) return fail(err, errlen, SOMA_STATUS_INVALID, "shd: NULL argument");
+    if (!opts || (!train && !test)) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "shd: NULL argument");
     if (opts->steps < 1)
-        return fail(err, errlen, SOMA_STATUS_INVALID, "shd: data.steps is %d (expected >= 1)", opts->steps);
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "shd: data.steps is %d (expected >= 1)", opts->steps);
     if (!(opts->bin_ms >= 0) || isinf(opts->bin_ms))
-        return fail(err, errlen, SOMA_STATUS_INVALID, "shd: data.bin_ms is %g (expected >= 0; 0 = span / steps)",
-                    (double)opts->bin_ms);
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "shd: data.bin_ms is %g (expected >= 0; 0 = span / steps)",
+                          (double)opts->bin_ms);
     double bin_s = opts->bin_ms > 0 ? (double)opts->bin_ms / 1000.0 : 0.0;
     char tr_path[1100], te_path[1100];
     int k1 = snprintf(tr_path, sizeof tr_path, "%s/shd_train.h5", opts->dir);
     int k2 = snprintf(te_path, sizeof te_path, "%s/shd_test.h5", opts->dir);
     if (k1 < 0 || k2 < 0 || (size_t)k1 >= sizeof tr_path || (size_t)k2 >= sizeof te_path)
-        return fail(err, errlen, SOMA_STATUS_INVALID, "%s: data directory path too long", opts->dir);
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: data directory path too long", opts->dir);
 
     H5E_auto2_t old_fn = NULL;
     void *old_data = NULL;

@@ -54,6 +54,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "soma.h"
+#include "core/err.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -80,14 +81,11 @@
 #define MIN_TENSOR_BYTES (4u + 8u + 8u)
 
 /* "PATH: message" into a caller's buffer (which may be NULL). */
+static void set_err(char *err, size_t errlen, const char *path, const char *fmt, ...) SOMA__PRINTF(4, 5);
 static void set_err(char *err, size_t errlen, const char *path, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    int n = snprintf(err, errlen, "%s: ", path ? path : "(null)");
-    if (n < 0) { err[0] = 0; return; }
-    if ((size_t)n >= errlen) return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    soma__verrf(err, errlen, 0, path ? path : "(null)", fmt, ap);
     va_end(ap);
 }
 
@@ -417,18 +415,14 @@ typedef struct cursor {
     uint32_t version; /* of the file being read */
 } cursor;
 
+static int cur_fail(cursor *c, int status, const char *fmt, ...) SOMA__PRINTF(3, 4);
 static int cur_fail(cursor *c, int status, const char *fmt, ...) {
     if (c->status) return c->status;
     c->status = status;
-    if (c->err && c->errlen) {
-        int n = snprintf(c->err, c->errlen, "%s: ", c->path);
-        if (n >= 0 && (size_t)n < c->errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    soma__verrf(c->err, c->errlen, status, c->path, fmt, ap);
+    va_end(ap);
     return status;
 }
 

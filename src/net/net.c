@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/err.h"
 #include "core/names.h"
 #include "net/net.h"
 
@@ -21,14 +22,12 @@ void *soma__alloc(size_t bytes) {
 }
 
 int soma__net_fail(soma_net *net, int status, const char *fmt, ...) {
-    if (net) {
-        /* A loader marks where the values it sets come from ("net.yaml:14"). */
-        int k = net->where[0] ? snprintf(net->errmsg, sizeof net->errmsg, "%s: ", net->where) : 0;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(net->errmsg + k, sizeof net->errmsg - (size_t)k, fmt, ap);
-        va_end(ap);
-    }
+    if (!net) return status;
+    /* A loader marks where the values it sets come from ("net.yaml:14"). */
+    va_list ap;
+    va_start(ap, fmt);
+    soma__verrf(net->errmsg, sizeof net->errmsg, status, net->where[0] ? net->where : NULL, fmt, ap);
+    va_end(ap);
     return status;
 }
 

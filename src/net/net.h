@@ -12,6 +12,7 @@
 #include "core/value.h"
 #include "models/model.h"
 #include "proj/connect.h"
+#include "proj/conv.h"
 
 /* A value a user wrote as an expression, with where it came from
  * ("file.yaml:12"), for messages when it is evaluated per neuron or synapse. */
@@ -120,6 +121,13 @@ void soma__model_state_list(const soma_model *m, char *buf, size_t cap);
 int soma__net_add_proj(soma_net *net, const soma__proj *pr);
 /* Free what a value holds (not the value itself). */
 void soma__value_free(soma__value *v);
+/* The convolution kernels' view of a conv projection (path AUTO), borrowing
+ * its weights: valid until the net changes shape. */
+static inline soma__conv_plan soma__proj_conv_plan(const soma__proj *p) {
+    return (soma__conv_plan){.cv = p->cv, .cin = p->cin, .ih = p->ih, .iw = p->iw, .cout = p->cout, .oh = p->oh,
+                             .ow = p->ow, .ph = p->ph, .pw = p->pw, .w = p->w, .b = p->b,
+                             .path = SOMA__CONV_PATH_AUTO};
+}
 
 /* Lay out net->params and the tensor table if not yet done. */
 int soma__net_alloc(soma_net *net);

@@ -42,6 +42,7 @@
 #include <yaml.h>
 
 #include "soma.h"
+#include "core/err.h"
 #include "core/names.h"
 #include "net/net.h"
 
@@ -69,16 +70,14 @@ typedef struct ctx {
 static int node_line(const yaml_node_t *n) { return n ? (int)n->start_mark.line + 1 : 0; }
 
 /* Write "PATH:LINE: <fmt>" into the error buffer and return status. */
+static int fail(ctx *c, int line, int status, const char *fmt, ...) SOMA__PRINTF(4, 5);
 static int fail(ctx *c, int line, int status, const char *fmt, ...) {
-    if (!c->err || c->errlen == 0) return status;
-    int k = snprintf(c->err, c->errlen, "%s:%d: ", c->path, line);
-    if (k < 0) k = 0;
-    if ((size_t)k < c->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(c->err + k, c->errlen - (size_t)k, fmt, ap);
-        va_end(ap);
-    }
+    char where[1100];
+    snprintf(where, sizeof where, "%s:%d", c->path, line);
+    va_list ap;
+    va_start(ap, fmt);
+    soma__verrf(c->err, c->errlen, status, where, fmt, ap);
+    va_end(ap);
     return status;
 }
 

@@ -54,6 +54,7 @@
  * and total rules; the others never repeat a pair (except a file that does).
  */
 #define _POSIX_C_SOURCE 200809L
+#include "core/err.h"
 #include "proj/connect.h"
 #include "core/names.h"
 #include "core/rng.h"
@@ -61,7 +62,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,16 +83,6 @@ void soma_connector_default(soma_connector *c, int rule) {
     c->rule = rule;
     c->autapses = 1;
     c->multapses = 1;
-}
-
-static int fail(char *err, size_t errlen, int status, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return status;
 }
 
 /* ---------------------------------------------------------------- streams
@@ -172,80 +162,82 @@ static inline void bit_clear(bitset *b, uint32_t i) { b->w[i >> 6] &= ~((uint64_
 static int no_self(const soma_connector *c, int same) { return same && !c->autapses; }
 
 static int check_file(const char *path, char *err, size_t errlen) {
-    if (!path || !*path) return fail(err, errlen, SOMA_STATUS_INVALID, "file rule needs a path");
+    if (!path || !*path) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "file rule needs a path");
     errno = 0;
     FILE *f = fopen(path, "r");
-    if (!f) return fail(err, errlen, SOMA_STATUS_IO, "cannot open %s: %s", path, strerror(errno ? errno : ENOENT));
+    if (!f)
+        return soma__errf(err, errlen, SOMA_STATUS_IO, "cannot open %s: %s", path, strerror(errno ? errno : ENOENT));
     fclose(f);
     return 0;
 }
 
 int soma__connect_check(const soma_connector *c, size_t n_pre, size_t n_post, int same, char *err, size_t errlen) {
-    if (!c) return fail(err, errlen, SOMA_STATUS_INVALID, "no connector");
+    if (!c) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "no connector");
     const char *name = soma_conn_rule_name(c->rule);
-    if (!name) return fail(err, errlen, SOMA_STATUS_INVALID, "unknown connection rule %d", c->rule);
+    if (!name) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "unknown connection rule %d", c->rule);
     /* Indices travel as uint32 (the engine's synapse target type). */
     if (n_pre > UINT32_MAX || n_post > UINT32_MAX)
-        return fail(err, errlen, SOMA_STATUS_INVALID, "%s: a population of %zu neurons exceeds the limit of %u", name,
-                    n_pre > n_post ? n_pre : n_post, (unsigned)UINT32_MAX);
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: a population of %zu neurons exceeds the limit of %u",
+                          name, n_pre > n_post ? n_pre : n_post, (unsigned)UINT32_MAX);
     if (same && n_pre != n_post)
-        return fail(err, errlen, SOMA_STATUS_INVALID, "%s: one population cannot have sizes %zu and %zu", name, n_pre,
-                    n_post);
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: one population cannot have sizes %zu and %zu", name,
+                          n_pre, n_post);
     size_t n = n_pre;
     switch (c->rule) {
-    case SOMA_CONN_ALL_TO_ALL: return 0;
-    case SOMA_CONN_ONE_TO_ONE:
+    case SOMA_CONN_RULE_ALL_TO_ALL: return 0;
+    case SOMA_CONN_RULE_ONE_TO_ONE:
         if (n_pre != n_post)
-            return fail(err, errlen, SOMA_STATUS_INVALID,
-                        "one_to_one needs populations of equal size, got %zu and %zu", n_pre, n_post);
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID,
+                              "one_to_one needs populations of equal size, got %zu and %zu", n_pre, n_post);
         return 0;
-    case SOMA_CONN_FIXED_PROBABILITY:
-    case SOMA_CONN_SMALL_WORLD:
+    case SOMA_CONN_RULE_FIXED_PROBABILITY:
+    case SOMA_CONN_RULE_SMALL_WORLD:
         if (!(c->p >= 0.0 && c->p <= 1.0))
-            return fail(err, errlen, SOMA_STATUS_INVALID, "connection probability %g is outside [0, 1]", c->p);
-        if (c->rule == SOMA_CONN_FIXED_PROBABILITY) return 0;
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID, "connection probability %g is outside [0, 1]", c->p);
+        if (c->rule == SOMA_CONN_RULE_FIXED_PROBABILITY) return 0;
         if (!same)
-            return fail(err, errlen, SOMA_STATUS_INVALID,
-                        "small_world connects a population to itself (from and to must be the same)");
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID,
+                              "small_world connects a population to itself (from and to must be the same)");
         if (c->k % 2)
-            return fail(err, errlen, SOMA_STATUS_INVALID, "small_world needs an even k (k/2 neighbours a side), got %zu",
-                        c->k);
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID,
+                              "small_world needs an even k (k/2 neighbours a side), got %zu", c->k);
         if (c->k >= n && c->k > 0)
-            return fail(err, errlen, SOMA_STATUS_INVALID,
-                        "small_world k = %zu must be smaller than the population (%zu neurons)", c->k, n);
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID,
+                              "small_world k = %zu must be smaller than the population (%zu neurons)", c->k, n);
         return 0;
-    case SOMA_CONN_FIXED_INDEGREE:
-    case SOMA_CONN_FIXED_OUTDEGREE: {
-        int in = c->rule == SOMA_CONN_FIXED_INDEGREE;
+    case SOMA_CONN_RULE_FIXED_INDEGREE:
+    case SOMA_CONN_RULE_FIXED_OUTDEGREE: {
+        int in = c->rule == SOMA_CONN_RULE_FIXED_INDEGREE;
         size_t pool = in ? n_pre : n_post;
         size_t rows = in ? n_post : n_pre;
         if (no_self(c, same) && pool > 0) pool--;
         if (c->k > 0 && rows > 0 && (c->multapses ? pool == 0 : c->k > pool))
-            return fail(err, errlen, SOMA_STATUS_INVALID, "%s: k = %zu exceeds the %zu available %s%s", name, c->k,
-                        pool, in ? "sources" : "targets",
-                        c->multapses ? "" : " (multapses off: they must be distinct)");
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: k = %zu exceeds the %zu available %s%s", name,
+                              c->k, pool, in ? "sources" : "targets",
+                              c->multapses ? "" : " (multapses off: they must be distinct)");
         if (c->k > UINT32_MAX)
-            return fail(err, errlen, SOMA_STATUS_INVALID, "%s: k = %zu is too large", name, c->k);
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: k = %zu is too large", name, c->k);
         return 0;
     }
-    case SOMA_CONN_FIXED_TOTAL: {
+    case SOMA_CONN_RULE_FIXED_TOTAL: {
         uint64_t pairs = (uint64_t)n_pre * n_post - (no_self(c, same) ? n_pre : 0);
         if (c->n > 0 && (c->multapses ? pairs == 0 : (uint64_t)c->n > pairs))
-            return fail(err, errlen, SOMA_STATUS_INVALID, "fixed_total: n = %zu exceeds the %llu possible pairs%s", c->n,
-                        (unsigned long long)pairs, c->multapses ? "" : " (multapses off: they must be distinct)");
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID,
+                              "fixed_total: n = %zu exceeds the %llu possible pairs%s", c->n, (unsigned long long)pairs,
+                              c->multapses ? "" : " (multapses off: they must be distinct)");
         return 0;
     }
-    case SOMA_CONN_SCALE_FREE:
+    case SOMA_CONN_RULE_SCALE_FREE:
         if (!same)
-            return fail(err, errlen, SOMA_STATUS_INVALID,
-                        "scale_free connects a population to itself (from and to must be the same)");
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID,
+                              "scale_free connects a population to itself (from and to must be the same)");
         if (c->k == 0 || c->k >= n)
-            return fail(err, errlen, SOMA_STATUS_INVALID,
-                        "scale_free needs 1 <= m < population size (%zu neurons), got m = %zu", n, c->k);
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID,
+                              "scale_free needs 1 <= m < population size (%zu neurons), got m = %zu", n, c->k);
         return 0;
-    case SOMA_CONN_FILE: return check_file(c->path, err, errlen);
+    case SOMA_CONN_RULE_FILE: return check_file(c->path, err, errlen);
     }
-    return fail(err, errlen, SOMA_STATUS_INVALID, "unknown connection rule %d", c->rule);
+    return soma__errf(err, errlen, SOMA_STATUS_INVALID, "unknown connection rule %d", c->rule);
 }
 
 /* ------------------------------------------------------------ edge lists
@@ -346,8 +338,8 @@ static int file_each(const soma_connector *c, size_t n_pre, size_t n_post, int s
     errno = 0;
     FILE *f = path ? fopen(path, "r") : NULL;
     if (!f)
-        return fail(err, errlen, path ? SOMA_STATUS_IO : SOMA_STATUS_INVALID, "cannot open %s: %s",
-                    path ? path : "(no path)", strerror(errno ? errno : ENOENT));
+        return soma__errf(err, errlen, path ? SOMA_STATUS_IO : SOMA_STATUS_INVALID, "cannot open %s: %s",
+                          path ? path : "(no path)", strerror(errno ? errno : ENOENT));
     char *line = NULL, *raw = NULL;
     size_t cap = 0, rawcap = 0;
     size_t lineno = 0, first_data = 0;
@@ -359,7 +351,7 @@ static int file_each(const soma_connector *c, size_t n_pre, size_t n_post, int s
         errno = 0;
         ssize_t got = getline(&line, &cap, f);
         if (got < 0) {
-            if (ferror(f)) st = fail(err, errlen, SOMA_STATUS_IO, "%s: read error: %s", path, strerror(errno));
+            if (ferror(f)) st = soma__errf(err, errlen, SOMA_STATUS_IO, "%s: read error: %s", path, strerror(errno));
             break;
         }
         lineno++;
@@ -369,7 +361,7 @@ static int file_each(const soma_connector *c, size_t n_pre, size_t n_post, int s
             if ((size_t)got + 1 > rawcap) {
                 char *r = realloc(raw, (size_t)got + 1);
                 if (!r) {
-                    st = fail(err, errlen, SOMA_STATUS_NOMEM, "%s:%zu: out of memory", path, lineno);
+                    st = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s:%zu: out of memory", path, lineno);
                     break;
                 }
                 raw = r, rawcap = (size_t)got + 1;
@@ -386,14 +378,15 @@ static int file_each(const soma_connector *c, size_t n_pre, size_t n_post, int s
         lines++;
         if (!fn) continue;
         if (bad || lf.n < 2) {
-            st = fail(err, errlen, SOMA_STATUS_FORMAT, "%s:%zu: expected 'pre,post[,weight[,delay]]', got '%s'",
-                      path, lineno, shown(raw, show, sizeof show));
+            st = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s:%zu: expected 'pre,post[,weight[,delay]]', got '%s'",
+                            path, lineno, shown(raw, show, sizeof show));
             break;
         }
         if (!ncols) ncols = lf.n, first_data = lineno;
         if (lf.n != ncols) {
-            st = fail(err, errlen, SOMA_STATUS_FORMAT, "%s:%zu: expected %d fields as on line %zu, got %d in '%s'",
-                      path, lineno, ncols, first_data, lf.n, shown(raw, show, sizeof show));
+            st =
+                soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s:%zu: expected %d fields as on line %zu, got %d in '%s'",
+                           path, lineno, ncols, first_data, lf.n, shown(raw, show, sizeof show));
             break;
         }
         uint64_t ix[2];
@@ -401,28 +394,29 @@ static int file_each(const soma_connector *c, size_t n_pre, size_t n_post, int s
         const char *what[2] = {"pre", "post"};
         for (int q = 0; q < 2 && !st; q++) {
             if (parse_index(lf.f[q], &ix[q]))
-                st = fail(err, errlen, SOMA_STATUS_FORMAT, "%s:%zu: %s '%s' is not a neuron index (an integer >= 0)",
-                          path, lineno, what[q], lf.f[q]);
+                st = soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                                "%s:%zu: %s '%s' is not a neuron index (an integer >= 0)", path, lineno, what[q],
+                                lf.f[q]);
             else if (ix[q] >= sz[q])
-                st = fail(err, errlen, SOMA_STATUS_FORMAT,
-                          "%s:%zu: %s %llu is out of range (population has %zu neurons)", path, lineno, what[q],
-                          (unsigned long long)ix[q], sz[q]);
+                st = soma__errf(err, errlen, SOMA_STATUS_FORMAT,
+                                "%s:%zu: %s %llu is out of range (population has %zu neurons)", path, lineno, what[q],
+                                (unsigned long long)ix[q], sz[q]);
         }
         if (st) break;
         double w = 0, d = 0;
         if (ncols >= 3 && parse_num(lf.f[2], &w)) {
-            st = fail(err, errlen, SOMA_STATUS_FORMAT, "%s:%zu: weight '%s' is not a finite number", path, lineno,
-                      lf.f[2]);
+            st = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s:%zu: weight '%s' is not a finite number", path, lineno,
+                            lf.f[2]);
             break;
         }
         if (ncols >= 4) {
             if (parse_num(lf.f[3], &d)) {
-                st = fail(err, errlen, SOMA_STATUS_FORMAT, "%s:%zu: delay '%s' is not a finite number", path, lineno,
-                          lf.f[3]);
+                st = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s:%zu: delay '%s' is not a finite number", path,
+                                lineno, lf.f[3]);
                 break;
             }
             if (d < 0) {
-                st = fail(err, errlen, SOMA_STATUS_FORMAT, "%s:%zu: delay %g ms is negative", path, lineno, d);
+                st = soma__errf(err, errlen, SOMA_STATUS_FORMAT, "%s:%zu: delay %g ms is negative", path, lineno, d);
                 break;
             }
         }
@@ -448,7 +442,7 @@ typedef struct emit {
 } emit;
 
 /* The rules' own failure (the callback's codes pass through untouched). */
-static int no_memory(emit *e) { return fail(e->err, e->errlen, SOMA_STATUS_NOMEM, "%s: out of memory", e->rule); }
+static int no_memory(emit *e) { return soma__errf(e->err, e->errlen, SOMA_STATUS_NOMEM, "%s: out of memory", e->rule); }
 
 #define EMIT(e, pre, post)                                                                                   \
     do {                                                                                                     \
@@ -804,20 +798,20 @@ int soma__connect_each(const soma_connector *c, size_t n_pre, size_t n_post, int
                        soma__edge_fn fn, void *user, char *err, size_t errlen) {
     int st = soma__connect_check(c, n_pre, n_post, same, err, errlen);
     if (st) return st;
-    if (!fn) return fail(err, errlen, SOMA_STATUS_INVALID, "no edge callback");
-    if (c->rule == SOMA_CONN_FILE) return file_each(c, n_pre, n_post, same, fn, user, NULL, err, errlen);
+    if (!fn) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "no edge callback");
+    if (c->rule == SOMA_CONN_RULE_FILE) return file_each(c, n_pre, n_post, same, fn, user, NULL, err, errlen);
     emit e = {fn, user, 0, soma_conn_rule_name(c->rule), err, errlen};
     uint32_t a = (uint32_t)n_pre, b = (uint32_t)n_post;
     int ns = no_self(c, same);
     switch (c->rule) {
-    case SOMA_CONN_ALL_TO_ALL: st = all_to_all(&e, a, b, ns); break;
-    case SOMA_CONN_ONE_TO_ONE: st = one_to_one(&e, a, ns); break;
-    case SOMA_CONN_FIXED_PROBABILITY: st = fixed_probability(&e, a, b, ns, c->p, key); break;
-    case SOMA_CONN_FIXED_INDEGREE: st = fixed_degree(&e, a, b, ns, c->multapses, (uint32_t)c->k, key, 1); break;
-    case SOMA_CONN_FIXED_OUTDEGREE: st = fixed_degree(&e, a, b, ns, c->multapses, (uint32_t)c->k, key, 0); break;
-    case SOMA_CONN_FIXED_TOTAL: st = fixed_total(&e, a, b, ns, c->multapses, c->n, key); break;
-    case SOMA_CONN_SMALL_WORLD: st = small_world(&e, a, (uint32_t)c->k, c->p, key); break;
-    case SOMA_CONN_SCALE_FREE: st = scale_free(&e, a, (uint32_t)c->k, key); break;
+    case SOMA_CONN_RULE_ALL_TO_ALL: st = all_to_all(&e, a, b, ns); break;
+    case SOMA_CONN_RULE_ONE_TO_ONE: st = one_to_one(&e, a, ns); break;
+    case SOMA_CONN_RULE_FIXED_PROBABILITY: st = fixed_probability(&e, a, b, ns, c->p, key); break;
+    case SOMA_CONN_RULE_FIXED_INDEGREE: st = fixed_degree(&e, a, b, ns, c->multapses, (uint32_t)c->k, key, 1); break;
+    case SOMA_CONN_RULE_FIXED_OUTDEGREE: st = fixed_degree(&e, a, b, ns, c->multapses, (uint32_t)c->k, key, 0); break;
+    case SOMA_CONN_RULE_FIXED_TOTAL: st = fixed_total(&e, a, b, ns, c->multapses, c->n, key); break;
+    case SOMA_CONN_RULE_SMALL_WORLD: st = small_world(&e, a, (uint32_t)c->k, c->p, key); break;
+    case SOMA_CONN_RULE_SCALE_FREE: st = scale_free(&e, a, (uint32_t)c->k, key); break;
     }
     return st;
 }
@@ -826,18 +820,18 @@ double soma__connect_expected(const soma_connector *c, size_t n_pre, size_t n_po
     double a = (double)n_pre, b = (double)n_post;
     double self = no_self(c, same) ? a : 0.0;
     switch (c->rule) {
-    case SOMA_CONN_ALL_TO_ALL: return a * b - self;
-    case SOMA_CONN_ONE_TO_ONE: return self > 0 ? 0.0 : a;
-    case SOMA_CONN_FIXED_PROBABILITY: return c->p * (a * b - self);
-    case SOMA_CONN_FIXED_INDEGREE: return (double)c->k * b;
-    case SOMA_CONN_FIXED_OUTDEGREE: return (double)c->k * a;
-    case SOMA_CONN_FIXED_TOTAL: return (double)c->n;
-    case SOMA_CONN_SMALL_WORLD: return (double)c->k * a;
-    case SOMA_CONN_SCALE_FREE: {
+    case SOMA_CONN_RULE_ALL_TO_ALL: return a * b - self;
+    case SOMA_CONN_RULE_ONE_TO_ONE: return self > 0 ? 0.0 : a;
+    case SOMA_CONN_RULE_FIXED_PROBABILITY: return c->p * (a * b - self);
+    case SOMA_CONN_RULE_FIXED_INDEGREE: return (double)c->k * b;
+    case SOMA_CONN_RULE_FIXED_OUTDEGREE: return (double)c->k * a;
+    case SOMA_CONN_RULE_FIXED_TOTAL: return (double)c->n;
+    case SOMA_CONN_RULE_SMALL_WORLD: return (double)c->k * a;
+    case SOMA_CONN_RULE_SCALE_FREE: {
         double m = (double)c->k;
         return c->k < n_pre ? 2.0 * (m * (m + 1) / 2 + m * (a - m - 1)) : 0.0;
     }
-    case SOMA_CONN_FILE: {
+    case SOMA_CONN_RULE_FILE: {
         uint64_t lines = 0;
         if (file_each(c, n_pre, n_post, same, NULL, NULL, &lines, NULL, 0)) return 0.0;
         return (double)lines;

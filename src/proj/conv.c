@@ -25,10 +25,10 @@
 #include "proj/conv.h"
 #include "core/vec.h"
 
-static size_t dy_border(const soma__proj *p);
-static size_t lists_size(const soma__proj *p);
+static size_t dy_border(const soma__conv_plan *p);
+static size_t lists_size(const soma__conv_plan *p);
 
-size_t soma__conv_cols_size(const soma__proj *p) {
+size_t soma__conv_cols_size(const soma__conv_plan *p) {
     /* im2col's columns; or (spike path) the transposed weights, one image's
      * channel-last output and its pooled copy with the max positions; or
      * (max-pool input gradient) the reordered weights, one image's
@@ -39,10 +39,10 @@ size_t soma__conv_cols_size(const soma__proj *p) {
            c = ck * p->cout + p->cin * p->ih * p->iw + 2 * p->cv.pool_size * p->cv.pool_size * p->cout;
     return a > b ? (a > c ? a : c) : (b > c ? b : c);
 }
-size_t soma__conv_out_size(const soma__proj *p) { return p->cout * p->oh * p->ow; }
+size_t soma__conv_out_size(const soma__conv_plan *p) { return p->cout * p->oh * p->ow; }
 
 /* Columns of image x written into cols, a [C_in*k*k][ld] matrix, from column c0 on. */
-static void im2col(const soma__proj *p, const float *x, float *cols, size_t ld, size_t c0) {
+static void im2col(const soma__conv_plan *p, const float *x, float *cols, size_t ld, size_t c0) {
     size_t k = p->cv.kernel, s = p->cv.stride, pad = p->cv.padding, OH = p->oh, OW = p->ow, H = p->ih, W = p->iw;
     for (size_t c = 0; c < p->cin; c++)
         for (size_t i = 0; i < k; i++)
@@ -75,7 +75,7 @@ static void im2col(const soma__proj *p, const float *x, float *cols, size_t ld, 
 }
 
 /* dx (one image, overwritten) = the sum of the columns c0.. of cols ([C_in*k*k][ld]) folded back. */
-static void col2im(const soma__proj *p, const float *cols, size_t ld, size_t c0, float *dx) {
+static void col2im(const soma__conv_plan *p, const float *cols, size_t ld, size_t c0, float *dx) {
     size_t k = p->cv.kernel, s = p->cv.stride, pad = p->cv.padding, OH = p->oh, OW = p->ow, H = p->ih, W = p->iw;
     memset(dx, 0, p->cin * H * W * sizeof *dx);
     for (size_t c = 0; c < p->cin; c++)
@@ -115,7 +115,6 @@ static void col2im(const soma__proj *p, const float *cols, size_t ld, size_t c0,
  * Stride 1 and kernels up to MAXK; taken where a cost model says it is
  * cheaper than im2col + GEMM (see use_sparse). */
 #define MAXK 7
-int soma__conv_sparse_mode = 0; /* tests: 0 by density, 1 always dense, 2 always sparse */
 
 /* 1 if v is not +-0 (NaN counts), by its bits: an integer test, which
  * vectorises where a float comparison would branch on NaN. */
@@ -142,9 +141,9 @@ static inline uint32_t nonzero(float v) {
  * bench/bench_conv.c), and the first convolution of an image net the GEMM
  * forward (22 against 26 us) and the spike-path weight gradient (16
  * against 21 us). */
-static int use_sparse(const soma__proj *p, const float *x, size_t xs, size_t n, int grad) {
-    if (p->cv.stride != 1 || p->cv.kernel > MAXK || soma__conv_sparse_mode == 1) return 0;
-    if (soma__conv_sparse_mode == 2) return 1;
+static int use_sparse(const soma__conv_plan *p, const float *x, size_t xs, size_t n, int grad) {
+    if (p->cv.stride != 1 || p->cv.kernel > MAXK || p->path == SOMA__CONV_PATH_GEMM) return 0;
+    if (p->path == SOMA__CONV_PATH_SPIKES) return 1;
     size_t D = p->cin * p->ih * p->iw, nz = 0, k = p->cv.kernel;
     for (size_t i = 0; i < n; i++)
         for (size_t e = 0; e < D; e++) nz += nonzero(x[i * xs + e]);
@@ -157,7 +156,7 @@ static int use_sparse(const soma__proj *p, const float *x, size_t xs, size_t n, 
 
 /* Zero border of the weight gradient's dYt: rows y = iy + pad - i reach
  * from pad - (k-1) to OH - 1 + (k-1-pad). */
-static size_t dy_border(const soma__proj *p) {
+static size_t dy_border(const soma__conv_plan *p) {
     return p->cv.kernel - 1 > p->cv.padding ? p->cv.kernel - 1 - p->cv.padding : 0;
 }
 
@@ -165,7 +164,7 @@ static size_t dy_border(const soma__proj *p) {
  * With whole 16-channel vectors, block-major (S = 16, BS = positions*16),
  * so the walk over one block of channels reads 1/(C_out/16) of dYp and
  * stays in L1; otherwise channel-last (S = C_out, BS = 16). */
-static void dy_layout(const soma__proj *p, size_t *S, size_t *BS) {
+static void dy_layout(const soma__conv_plan *p, size_t *S, size_t *BS) {
     size_t b = dy_border(p), npos = (p->oh + 2 * b) * (p->ow + 2 * b);
 #ifdef SOMA_HAVE_V16
     if (p->cout % 16 == 0) {
@@ -178,7 +177,7 @@ static void dy_layout(const soma__proj *p, size_t *S, size_t *BS) {
 }
 
 /* Floats of the nonzero lists of one image (see list_by_pixel and list_by_channel). */
-static size_t lists_size(const soma__proj *p) {
+static size_t lists_size(const soma__conv_plan *p) {
     size_t pad = p->cv.padding;
     return (p->ih + 2 * pad) * (p->iw + 2 * pad) + p->cin + 2 + 2 * p->cin * p->ih * p->iw;
 }
@@ -188,7 +187,7 @@ static size_t lists_size(const soma__proj *p) {
  * row is one run of entries. Entry m holds the value val[m] and
  * off[m] = (c*k*k + px)*C_out for channel c at padded column px: the weight
  * row Wt[c,i,j] of output column x is then Wt + off[m] + (i*k - x)*C_out. */
-static void list_by_pixel(const soma__proj *p, const float *x, uint32_t *st, uint32_t *off, float *val) {
+static void list_by_pixel(const soma__conv_plan *p, const float *x, uint32_t *st, uint32_t *off, float *val) {
     size_t H = p->ih, W = p->iw, HW = H * W, pad = p->cv.padding, Wp = W + 2 * pad, NP = (H + 2 * pad) * Wp;
     size_t kk = p->cv.kernel * p->cv.kernel, C = p->cout, Ci = p->cin;
     uint32_t m = 0;
@@ -218,7 +217,7 @@ static void list_by_pixel(const soma__proj *p, const float *x, uint32_t *st, uin
  * st[c] .. st[c+1], entry m with the value val[m] and, in pos[m], the
  * position in the weight gradient's zero-bordered dYp of the output its
  * kernel offset (0, 0) reaches: (iy + pad + b)*(OW + 2b) + ix + pad + b. */
-static void list_by_channel(const soma__proj *p, const float *x, uint32_t *st, uint32_t *pos, float *val) {
+static void list_by_channel(const soma__conv_plan *p, const float *x, uint32_t *st, uint32_t *pos, float *val) {
     size_t H = p->ih, W = p->iw, pad = p->cv.padding, b = dy_border(p), OWp = p->ow + 2 * b;
     uint32_t m = 0;
     for (size_t c = 0; c < p->cin; c++) { /* branch-free, as list_by_pixel */
@@ -239,7 +238,7 @@ static void list_by_channel(const soma__proj *p, const float *x, uint32_t *st, u
 /* Forward of one image on the spike path: Yt [OH*OW][C] (overwritten).
  * Output by output, kernel row by kernel row: the k pixels a kernel row
  * covers are one run of entries (few, hard-to-predict loop ends). */
-static void gather_forward(const soma__proj *p, const float *x, const float *Wt, float *Yt, float *lists) {
+static void gather_forward(const soma__conv_plan *p, const float *x, const float *Wt, float *Yt, float *lists) {
     size_t k = p->cv.kernel, pad = p->cv.padding, OH = p->oh, OW = p->ow, C = p->cout;
     size_t Wp = p->iw + 2 * pad, NP = (p->ih + 2 * pad) * Wp;
     uint32_t *st = (uint32_t *)lists, *off = st + NP + 1;
@@ -288,7 +287,7 @@ static void gather_forward(const soma__proj *p, const float *x, const float *Wt,
  * from dYp, the zero-bordered dYt ([OH+2b][OW+2b][C], b = dy_border).
  * Always inlined with k constant for k = 3, so the k*k accumulators of a
  * 16-channel block are registers. */
-static inline __attribute__((always_inline)) void dw_walk_k(const soma__proj *p, const float *x, float *dWt,
+static inline __attribute__((always_inline)) void dw_walk_k(const soma__conv_plan *p, const float *x, float *dWt,
                                                             const float *dYp, float *lists, size_t k) {
     size_t C = p->cout, W = p->iw, b = dy_border(p), OWp = p->ow + 2 * b, kk = k * k, S, BS;
     dy_layout(p, &S, &BS);
@@ -326,7 +325,7 @@ static inline __attribute__((always_inline)) void dw_walk_k(const soma__proj *p,
         }
 }
 
-static void dw_walk(const soma__proj *p, const float *x, float *dWt, const float *dYp, float *lists) {
+static void dw_walk(const soma__conv_plan *p, const float *x, float *dWt, const float *dYp, float *lists) {
     if (p->cv.kernel == 3)
         dw_walk_k(p, x, dWt, dYp, lists, 3);
     else
@@ -347,13 +346,13 @@ static inline v16 max4(v16 y0, v16 y1, v16 y2, v16 y3, v16i *ix) {
 }
 #endif
 
-static float pool_scale(const soma__proj *p) {
+static float pool_scale(const soma__conv_plan *p) {
     size_t q = p->cv.pool_size;
     return p->cv.pool == SOMA_POOL_AVG ? 1.0f / (float)(q * q) : 1.0f;
 }
 
-void soma__conv_forward(const soma__proj *p, const float *x, size_t xs, float *out, size_t os, size_t n, float *cols,
-                        float *tmp, uint8_t *arg) {
+void soma__conv_forward(const soma__conv_plan *p, const float *x, size_t xs, float *out, size_t os, size_t n,
+                        float *cols, float *tmp, uint8_t *arg) {
     size_t ck = p->cin * p->cv.kernel * p->cv.kernel, HW = p->oh * p->ow, q = p->cv.pool_size, ld = n * HW;
     int sparse = use_sparse(p, x, xs, n, 0);
     if (sparse && p->cv.pool == SOMA_POOL_MAX && p->cv.pool_size == 2) {
@@ -489,7 +488,7 @@ void soma__conv_forward(const soma__proj *p, const float *x, size_t xs, float *o
 }
 
 /* dY [C_out][n*HW] (tmp) = pool^T(dout) (zero where pooling dropped a row or column). */
-static void pool_back(const soma__proj *p, const float *dout, size_t ds, size_t n, const uint8_t *arg, float *tmp,
+static void pool_back(const soma__conv_plan *p, const float *dout, size_t ds, size_t n, const uint8_t *arg, float *tmp,
                       float a) {
     size_t HW = p->oh * p->ow, q = p->cv.pool_size, ld = n * HW, PH = p->ph, PW = p->pw, PHW = PH * PW;
     if (p->cv.pool == SOMA_POOL_MAX || (p->cv.pool != SOMA_POOL_NONE && (PH * q != p->oh || PW * q != p->ow)))
@@ -522,7 +521,7 @@ static void pool_back(const soma__proj *p, const float *dout, size_t ds, size_t 
 
 /* dY of one image, channel-last with a zero border of b (dYp [OH+2b][OW+2b][C_out],
  * overwritten) = pool^T(dout). */
-static void pool_back_cl(const soma__proj *p, const float *g, const uint8_t *ag, float *restrict dYp, size_t b) {
+static void pool_back_cl(const soma__conv_plan *p, const float *g, const uint8_t *ag, float *restrict dYp, size_t b) {
     size_t C = p->cout, q = p->cv.pool_size, PH = p->ph, PW = p->pw, PHW = PH * PW, OWp = p->ow + 2 * b, S, BS;
     dy_layout(p, &S, &BS);
     float a = pool_scale(p);
@@ -557,9 +556,9 @@ static void pool_back_cl(const soma__proj *p, const float *g, const uint8_t *ag,
  * dense W^T * dY (for 2x2 windows), no im2col and no col2im.
  * work: Wr [C_out][k*k][C_in] (already filled), dXt [H*W][C_in], lists
  * [q*q][C_out] of channels and of their dY. */
-static inline __attribute__((always_inline)) void maxpool_dx_k(const soma__proj *p, const float *g, const uint8_t *ag,
-                                                               const float *Wr, float *dXt, uint32_t *lists, float *lg,
-                                                               float *dx, size_t k) {
+static inline __attribute__((always_inline)) void maxpool_dx_k(const soma__conv_plan *p, const float *g,
+                                                               const uint8_t *ag, const float *Wr, float *dXt,
+                                                               uint32_t *lists, float *lg, float *dx, size_t k) {
     size_t C = p->cout, Ci = p->cin, kk = k * k, s = p->cv.stride, pad = p->cv.padding;
     size_t q = p->cv.pool_size, PH = p->ph, PW = p->pw, PHW = PH * PW, H = p->ih, W = p->iw;
     size_t cnt[64];
@@ -643,7 +642,7 @@ static inline __attribute__((always_inline)) void maxpool_dx_k(const soma__proj 
         for (size_t e = 0; e < H * W; e++) dx[c * H * W + e] = dXt[e * Ci + c];
 }
 
-static void maxpool_dx(const soma__proj *p, const float *g, const uint8_t *ag, const float *Wr, float *dXt,
+static void maxpool_dx(const soma__conv_plan *p, const float *g, const uint8_t *ag, const float *Wr, float *dXt,
                        uint32_t *lists, float *lg, float *dx) {
     if (p->cv.kernel == 3)
         maxpool_dx_k(p, g, ag, Wr, dXt, lists, lg, dx, 3);
@@ -651,7 +650,7 @@ static void maxpool_dx(const soma__proj *p, const float *g, const uint8_t *ag, c
         maxpool_dx_k(p, g, ag, Wr, dXt, lists, lg, dx, p->cv.kernel);
 }
 
-void soma__conv_backward(const soma__proj *p, const float *x, size_t xs, const float *dout, size_t ds, size_t n,
+void soma__conv_backward(const soma__conv_plan *p, const float *x, size_t xs, const float *dout, size_t ds, size_t n,
                          const uint8_t *arg, float *dw, float *db, float *dx, float *cols, float *tmp, float *dcols) {
     size_t ck = p->cin * p->cv.kernel * p->cv.kernel, HW = p->oh * p->ow, q = p->cv.pool_size, ld = n * HW;
     size_t PH = p->ph, PW = p->pw, PHW = PH * PW, C = p->cout;
@@ -665,8 +664,8 @@ void soma__conv_backward(const soma__proj *p, const float *x, size_t xs, const f
             }
     int sparse = use_sparse(p, x, xs, n, 1);
     /* Max pooling with at most 64 positions per window (q <= 8) takes the
-     * list path for dx (the tests' mode 1 keeps the GEMM for comparison). */
-    int listdx = dx && p->cv.pool == SOMA_POOL_MAX && q <= 8 && p->cv.kernel <= MAXK && soma__conv_sparse_mode != 1;
+     * list path for dx (a plan forced to the GEMM path keeps the GEMM, for comparison). */
+    int listdx = dx && p->cv.pool == SOMA_POOL_MAX && q <= 8 && p->cv.kernel <= MAXK && p->path != SOMA__CONV_PATH_GEMM;
     int have_tmp = 0;
     if (sparse) {
         /* cols holds dWt, one image's zero-bordered dYt, then its nonzero lists. */

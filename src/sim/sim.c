@@ -31,11 +31,9 @@
 #define _DEFAULT_SOURCE
 #include <math.h>
 #include <nettle/sha2.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
@@ -45,6 +43,8 @@
 #include <omp.h>
 #endif
 
+#include "core/clock.h"
+#include "core/err.h"
 #include "core/rng.h"
 #include "net/net.h"
 
@@ -156,19 +156,11 @@ struct soma_sim {
     char errmsg[512];
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+/* The library's clock (core/clock.h) under the short name the timings use. */
+#define now_s() soma__now()
 
-static int sfail(soma_sim *s, int status, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
-    va_end(ap);
-    return status;
-}
+/* The message into the sim's own buffer (printf-style); returns status. */
+#define sfail(s, status, ...) soma__errf((s)->errmsg, sizeof (s)->errmsg, (status), __VA_ARGS__)
 
 static void *xalloc(size_t bytes) {
     void *p = NULL;

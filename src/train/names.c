@@ -20,7 +20,7 @@ void soma_train_opts_default(soma_train_opts *o) {
     o->epochs = 1;
     o->batch = 128;
     o->loss = SOMA_LOSS_CE_RATE;
-    o->optimizer = SOMA_OPT_ADAM;
+    o->optimizer = SOMA_OPTIMIZER_ADAM;
     o->lr = 5e-4f;
     o->momentum = 0.9f;
     o->beta1 = 0.9f;
@@ -28,7 +28,7 @@ void soma_train_opts_default(soma_train_opts *o) {
     o->eps = 1e-8f;
     o->weight_decay = 0.0f;
     o->clip_norm = 0.0f;
-    o->schedule = SOMA_SCHED_CONSTANT;
+    o->schedule = SOMA_SCHEDULE_CONSTANT;
     o->step_size = 1;
     o->gamma = 0.5f;
     o->lr_min = 0.0f;

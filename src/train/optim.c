@@ -27,7 +27,7 @@ void soma__optim_step(soma__optim *st, const soma_train_opts *o, float lr, float
     float *restrict m = st->m, *restrict v = st->v;
     float wd = o->weight_decay;
     st->step++;
-    if (o->optimizer == SOMA_OPT_SGD) {
+    if (o->optimizer == SOMA_OPTIMIZER_SGD) {
         /* torch.optim.SGD: buf = momentum*buf + g (buf = g on the first step); p -= lr*buf */
         float mu = o->momentum;
         int first = st->step == 1;
@@ -43,7 +43,7 @@ void soma__optim_step(soma__optim *st, const soma_train_opts *o, float lr, float
     float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
     float bc1 = 1.0f - powf(b1, (float)st->step), bc2 = 1.0f - powf(b2, (float)st->step);
     float step = lr / bc1, rbc2 = 1.0f / sqrtf(bc2);
-    int decoupled = o->optimizer == SOMA_OPT_ADAMW;
+    int decoupled = o->optimizer == SOMA_OPTIMIZER_ADAMW;
 #pragma omp parallel for num_threads(o->threads > 0 ? o->threads : 1) schedule(static)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];

@@ -1,4 +1,5 @@
-/* train.h — internal pieces of the BPTT trainer: losses and optimizers. */
+/* train.h — internal pieces of the BPTT trainer: losses, optimizers and a
+ * hook for tests. */
 #ifndef SOMA_TRAIN_H
 #define SOMA_TRAIN_H
 #include <stddef.h>
@@ -25,4 +26,8 @@ int soma__optim_init(soma__optim *st, size_t n);
 void soma__optim_free(soma__optim *st);
 /* One step on p[n] with gradient g[n] at learning rate lr. */
 void soma__optim_step(soma__optim *st, const soma_train_opts *o, float lr, float *p, const float *g, size_t n);
+
+/* Force the kernel path (soma__conv_path, proj/conv.h) of every convolution
+ * layer of a created trainer: tests compare the paths' gradients. */
+void soma__train_set_conv_path(soma_trainer *tr, int path);
 #endif

@@ -26,14 +26,15 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef SOMA_HAVE_OPENMP
 #include <omp.h>
 #endif
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/rng.h"
 #include "net/net.h"
 #include "proj/conv.h"
 #include "proj/dense.h"
@@ -59,6 +60,7 @@ typedef struct layer {
     size_t wsz;                /* cell models: scratch floats per batch row */
     int conv;                  /* the incoming projection is a convolution */
     soma__proj *proj;          /* incoming feed-forward projection */
+    soma__conv_plan cplan;     /* conv: what the convolution kernels read of proj */
     int first;                 /* fed by the data */
     int graded;                /* real-valued outputs: never gathered as spikes */
     int reset;
@@ -130,7 +132,6 @@ struct soma_trainer {
 /* Phases timed in every batch: cheap (a few clock reads) and read by bench/. */
 enum { PROF_INPUT_FWD, PROF_CHUNKS, PROF_INPUT_BWD, PROF_REDUCE, PROF_APPLY, PROF_ENCODE };
 void soma__train_profile(const soma_trainer *tr, double out[16]);
-static double now(void);
 void soma__train_profile(const soma_trainer *tr, double out[16]) {
     memcpy(out, tr->prof, sizeof tr->prof);
     for (int k = 0; k < 8; k++) out[8 + k] = 0.0;
@@ -138,22 +139,18 @@ void soma__train_profile(const soma_trainer *tr, double out[16]) {
         for (int k = 0; k < 5; k++) out[8 + k] += tr->work[t].prof[k];
 }
 
-static int fail(soma_trainer *tr, int st, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(tr->errmsg, sizeof tr->errmsg, fmt, ap);
-    va_end(ap);
-    return st;
+void soma__train_set_conv_path(soma_trainer *tr, int path) {
+    for (size_t l = 0; l < tr->L; l++) tr->lay[l].cplan.path = path;
 }
+
+/* The message into the trainer's own buffer (printf-style); returns st. */
+#define fail(tr, st, ...) soma__errf((tr)->errmsg, sizeof (tr)->errmsg, (st), __VA_ARGS__)
 
 const char *soma_train_errmsg(const soma_trainer *tr) { return tr ? tr->errmsg : ""; }
 const soma_train_opts *soma_train_options(const soma_trainer *tr) { return &tr->opt; }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+/* The library's clock (core/clock.h) under the short name the phase timings use. */
+#define now() soma__now()
 
 static int thread_id(void) {
 #ifdef SOMA_HAVE_OPENMP
@@ -367,8 +364,9 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         if (ly->sw > tr->nsmax) tr->nsmax = ly->sw; /* nsmax: state floats per row */
         if (ly->wsz > tr->wszmax) tr->wszmax = ly->wsz;
         if (ly->conv) {
-            if (soma__conv_cols_size(ly->proj) > tr->ccols_max) tr->ccols_max = soma__conv_cols_size(ly->proj);
-            if (soma__conv_out_size(ly->proj) > tr->ctmp_max) tr->ctmp_max = soma__conv_out_size(ly->proj);
+            ly->cplan = soma__proj_conv_plan(ly->proj);
+            if (soma__conv_cols_size(&ly->cplan) > tr->ccols_max) tr->ccols_max = soma__conv_cols_size(&ly->cplan);
+            if (soma__conv_out_size(&ly->cplan) > tr->ctmp_max) tr->ctmp_max = soma__conv_out_size(&ly->cplan);
         }
         for (size_t k = 0; k < ly->m->n_params; k++)
             if (!(ly->prm[k] = soma__alloc(N * sizeof(float)))) goto nomem;
@@ -534,7 +532,7 @@ static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
         for (size_t k = 0; k < nb; k++) {
             work *w = &tr->work[thread_id()];
             size_t r0 = k * ni, n = r0 + ni > R ? R - r0 : ni;
-            soma__conv_forward(ly->proj, x + r0 * D, D, tr->I1 + r0 * N, N, n, w->ccols, w->ctmp,
+            soma__conv_forward(&ly->cplan, x + r0 * D, D, tr->I1 + r0 * N, N, n, w->ccols, w->ctmp,
                                tr->parg1 ? tr->parg1 + r0 * N : NULL);
         }
         return;
@@ -610,8 +608,8 @@ static int input_backward_conv(soma_trainer *tr, const float *x, size_t R) {
         work *w = &tr->work[thread_id()];
         float *dw = acc + k * stride, *db = p->b ? dw + stride - (p->cout + 15) / 16 * 16 : NULL;
         size_t r0 = k * CONV_BLOCK, n = r0 + CONV_BLOCK > R ? R - r0 : CONV_BLOCK;
-        soma__conv_backward(p, x + r0 * D, D, tr->dI1 + r0 * N, N, n, tr->parg1 ? tr->parg1 + r0 * N : NULL, dw, db,
-                            NULL, w->ccols, w->ctmp, w->cdcols);
+        soma__conv_backward(&ly->cplan, x + r0 * D, D, tr->dI1 + r0 * N, N, n, tr->parg1 ? tr->parg1 + r0 * N : NULL,
+                            dw, db, NULL, w->ccols, w->ctmp, w->cdcols);
     }
     for (size_t k = 1; k < nblk; k++)
         for (size_t i = 0; i < stride; i++) acc[i] += acc[k * stride + i];
@@ -680,10 +678,7 @@ static void model_args(const soma_trainer *tr, const layer *ly, work *w, soma_mo
 /* Key of the current batch's random draws (stochastic models): the seed mixed
  * (splitmix64 finaliser) with the count of forward passes so far. */
 static uint64_t batch_key(const soma_trainer *tr) {
-    uint64_t z = tr->opt.seed ^ (tr->batch_counter * 0x9E3779B97F4A7C15ull + 0xD1B54A32D192ED03ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return soma__mix64(tr->opt.seed ^ (tr->batch_counter * 0x9E3779B97F4A7C15ull + 0xD1B54A32D192ED03ull));
 }
 
 /* Sum of x[0..n) for statistics: in 16 float lanes, which vectorize (a
@@ -714,7 +709,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         if (!ly->first && ly->conv) {
             for (size_t r = 0; r < T * Bc; r += SOMA_CONV_IMAGES) {
                 size_t n = r + SOMA_CONV_IMAGES > T * Bc ? T * Bc - r : SOMA_CONV_IMAGES;
-                soma__conv_forward(ly->proj, w->s[l - 1] + r * ly->Nin, ly->Nin, w->in[l] + r * N, N, n, w->ccols,
+                soma__conv_forward(&ly->cplan, w->s[l - 1] + r * ly->Nin, ly->Nin, w->in[l] + r * N, N, n, w->ccols,
                                    w->ctmp, w->parg[l] ? w->parg[l] + r * N : NULL);
             }
         } else if (!ly->first) {
@@ -846,7 +841,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
         if (ly->conv) {
             for (size_t r = 0; r < R; r += SOMA_CONV_IMAGES) {
                 size_t n = r + SOMA_CONV_IMAGES > R ? R - r : SOMA_CONV_IMAGES;
-                soma__conv_backward(ly->proj, w->s[l - 1] + r * Nin, Nin, w->din[l] + r * N, N, n,
+                soma__conv_backward(&ly->cplan, w->s[l - 1] + r * Nin, Nin, w->din[l] + r * N, N, n,
                                     w->parg[l] ? w->parg[l] + r * N : NULL, acc + ly->aw,
                                     ly->proj->b ? acc + ly->ab : NULL, w->ds[l - 1] + r * Nin, w->ccols, w->ctmp,
                                     w->cdcols);
@@ -1021,11 +1016,11 @@ static int train_grad_run(soma_trainer *tr, const float *x, int tc, const uint8_
 
 float soma_train_lr(const soma_train_opts *o, int epoch, long batch, long nbatches) {
     switch (o->schedule) {
-    case SOMA_SCHED_STEP: {
+    case SOMA_SCHEDULE_STEP: {
         int k = o->step_size > 0 ? epoch / o->step_size : 0;
         return o->lr * powf(o->gamma, (float)k);
     }
-    case SOMA_SCHED_COSINE: {
+    case SOMA_SCHEDULE_COSINE: {
         double total = (double)o->epochs * (double)(nbatches > 0 ? nbatches : 1);
         double pos = (double)epoch * (double)(nbatches > 0 ? nbatches : 1) + (double)batch;
         if (pos > total) pos = total;
