@@ -8,6 +8,8 @@ int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_sim(int argc, char **argv);
+/* soma sim MODEL.soma: a trained model in the simulator (sim_model.c). */
+int cli_sim_model(int argc, char **argv);
 int cli_models(int argc, char **argv);
 
 /* Parse a non-negative integer option value; prints an error and returns -1 if bad. */

@@ -145,6 +145,9 @@ static void json_num(char *buf, size_t cap, size_t *len, double v) {
 }
 
 int cli_sim(int argc, char **argv) {
+    for (int i = 0; i < argc; i++) /* a trained model file instead of a network file */
+        if (argv[i][0] != '-' && strlen(argv[i]) > 5 && !strcmp(argv[i] + strlen(argv[i]) - 5, ".soma"))
+            return cli_sim_model(argc, argv);
     const char *file = NULL, *out = NULL, *conn_out = NULL, *time_s = NULL, *warm_s = NULL;
     long threads = -1, seed = -1;
     int no_record = 0, csv = 0;

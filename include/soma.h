@@ -415,6 +415,11 @@ int soma_train_predict(soma_trainer *tr, const float *x, int time_constant, size
  * where an activation is not 0 (ann). */
 int soma_train_record(soma_trainer *tr, const float *x, int time_constant, size_t B, size_t pop,
                       uint8_t *spikes);
+/* Output spike counts of samples idx[0..n) of ds, encoded as
+ * soma_train_evaluate encodes them: counts [n][C] for population pop (C
+ * neurons), summed over the T steps. */
+int soma_train_count_samples(soma_trainer *tr, const soma_dataset *ds, const size_t *idx, size_t n, size_t pop,
+                             uint32_t *counts);
 /* The i-th parameter tensor with its gradient (from the last soma_train_grad). */
 int soma_train_tensor(soma_trainer *tr, size_t i, soma_tensor *out);
 /* The trainer keeps derived copies of the weights (transposed for spike

@@ -97,5 +97,23 @@ check "[ $st -eq 130 ]" "Ctrl-C exit status $st, expected 130"
 check "grep -q '\"cancelled\": true' $DIR/int/metrics.json" "Ctrl-C: metrics.json missing or not marked cancelled"
 t=$(grep -o '"time_ms": [0-9.e+]*' $DIR/int/metrics.json | grep -o '[0-9.e+]*$')
 check "awk 'BEGIN{exit !(${t:-0} > 0 && ${t:-0} < 1e7)}'" "Ctrl-C: simulated time ${t:-?} ms"
+# A trained model in the simulator: the trainer's output counts on test samples.
+cat > "$DIR/tiny.yaml" <<'EOF2'
+network:
+  populations:
+    in: {model: input, size: 784}
+    h: {model: lif, size: 40, beta: 0.9, recurrent: true}
+    out: {model: lif, size: 10, beta: 0.9}
+  projections:
+    - {from: in, to: h}
+    - {from: h, to: out}
+data: {dataset: fashion-mnist, encoding: rate, steps: 10, limit_train: 640, limit_test: 30}
+train: {epochs: 1, batch: 64, threads: 2}
+EOF2
+"$BIN" train "$DIR/tiny.yaml" --out "$DIR/tiny" > "$DIR/tiny.log" 2>&1 || { echo "FAIL: train tiny"; cat "$DIR/tiny.log"; fail=1; }
+"$BIN" sim "$DIR/tiny/model.soma" --limit 30 --threads 2 > "$DIR/simm.log" 2>&1 || { echo "FAIL: soma sim model.soma"; cat "$DIR/simm.log"; fail=1; }
+check "grep -q '30 of 30 with identical output counts' $DIR/simm.log" "soma sim model.soma: $(cat $DIR/simm.log)"
+if "$BIN" sim "$DIR/tiny/model.soma" --bogus 1 > "$DIR/simm2.log" 2>&1; then echo "FAIL: bad option accepted"; fail=1; fi
+check "grep -q \"unknown option '--bogus'\" $DIR/simm2.log" "bad option message: $(cat $DIR/simm2.log)"
 [ $fail = 0 ] && echo "test_sim_cli: all passed"
 exit $fail

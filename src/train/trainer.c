@@ -1225,6 +1225,33 @@ int soma_train_record(soma_trainer *tr, const float *x, int tc, size_t B, size_t
     return forward_batch(tr, x, tc, B, NULL, pop, spikes);
 }
 
+int soma_train_count_samples(soma_trainer *tr, const soma_dataset *ds, const size_t *idx, size_t n, size_t pop,
+                             uint32_t *counts) {
+    if (!tr) return SOMA_STATUS_INVALID;
+    const soma_train_opts *o = &tr->opt;
+    const soma_net *net = tr->net;
+    if (!ds || pop >= net->npops || (n && (!idx || !counts))) return SOMA_STATUS_INVALID;
+    const soma_data_opts *d = &tr->data;
+    size_t T = (size_t)d->steps, C = net->pops[pop].size, B = 64;
+    float *x = soma__alloc(soma_encode_size(d, ds, B) * sizeof(float));
+    uint8_t *spk = malloc(T * B * C);
+    int rc = x && spk ? 0 : SOMA_STATUS_NOMEM;
+    for (size_t b0 = 0; b0 < n && !rc; b0 += B) {
+        size_t Bb = b0 + B > n ? n - b0 : B;
+        int tc;
+        /* The stream soma_train_evaluate encodes test samples with. */
+        if ((rc = soma_encode(d, ds, idx + b0, Bb, o->seed, 0xE7A1u, x, &tc))) break;
+        if ((rc = soma_train_record(tr, x, tc, Bb, pop, spk))) break;
+        memset(counts + b0 * C, 0, Bb * C * sizeof *counts);
+        for (size_t t = 0; t < T; t++)
+            for (size_t b = 0; b < Bb; b++)
+                for (size_t c = 0; c < C; c++) counts[(b0 + b) * C + c] += spk[(t * Bb + b) * C + c];
+    }
+    free(x);
+    free(spk);
+    return rc;
+}
+
 static int train_evaluate_run(soma_trainer *tr, const soma_dataset *ds, size_t limit, double *accuracy,
                               double *samples_per_second) {
     if (!ds || ds->n == 0) return fail(tr, SOMA_STATUS_INVALID, "empty data set");
