@@ -1,5 +1,5 @@
 /* test_sim_models.c — the simulator's neuron models (src/models/sim_*.c),
- * driven through their vtable (sim_prepare, sim_init, sim_step) with
+ * driven through their vtable (prepare, sim_init, sim_step) with
  * hand-made input arrays and compared with independent references in
  * double: analytic membrane trajectories, inter-spike intervals and PSPs,
  * tiny-step integrations (RK4), the Izhikevich paper's own scheme, Brian2's
@@ -87,7 +87,7 @@ static float *state(pop *p, const char *name) { return p->st[sidx(p, name)]; }
 /* Derived constants and default initial state. */
 static void pop_prepare(pop *p, int uniform) {
     p->a.uniform = uniform;
-    if (p->m->sim_prepare) p->m->sim_prepare((const float *const *)p->prm, p->N, p->a.dt, uniform, p->drv);
+    if (p->m->prepare) p->m->prepare((const float *const *)p->prm, p->N, p->a.dt, uniform, p->drv);
     if (p->m->sim_init) p->m->sim_init((const float *const *)p->prm, p->st, p->N);
     p->a.step = 0;
 }

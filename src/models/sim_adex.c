@@ -240,7 +240,7 @@ const soma_model soma__model_adex = {
     .weight_unit = "pA",
     .state_units = state_units,
     .n_derived = N_D,
-    .sim_prepare = prepare,
+    .prepare = prepare,
     .sim_init = init,
     .sim_step = step,
 };

@@ -59,7 +59,7 @@
         SIM_DISPATCH(a, SIM_ROW_WHOLE_);                                                                    \
     }
 
-/* How many neurons sim_prepare fills: 1 when uniform, else N. */
+/* How many neurons prepare fills: 1 when uniform, else N. */
 static inline size_t soma__sim_count(size_t N, int uniform) { return uniform ? 1 : N; }
 
 /* Steps of a refractory period as NEST counts them: t_ref rounded to the

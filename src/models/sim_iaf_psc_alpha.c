@@ -143,7 +143,7 @@ const soma_model soma__model_iaf_psc_alpha = {
     .weight_unit = "pA",
     .state_units = state_units,
     .n_derived = N_D,
-    .sim_prepare = prepare,
+    .prepare = prepare,
     .sim_init = init,
     .sim_step = step,
 };

@@ -12,7 +12,7 @@
  * tau_m 10 ms, tau_syn_ex = tau_syn_in = 2 ms, t_ref 2 ms, E_L -70,
  * V_th -55, V_reset -70 mV, I_e 0 pA).
  *
- * Exact integration with propagators precomputed in sim_prepare, in NEST's
+ * Exact integration with propagators precomputed in prepare, in NEST's
  * order (iaf_psc_exp.cpp, update()), y = V - E_L:
  *   1. not refractory: y = P22 y + P21ex I_ex + P21in I_in + P20 (I_e + I_ext)
  *      refractory:     refr -= 1
@@ -120,7 +120,7 @@ const soma_model soma__model_iaf_psc_exp = {
     .weight_unit = "pA",
     .state_units = state_units,
     .n_derived = N_D,
-    .sim_prepare = prepare,
+    .prepare = prepare,
     .sim_init = init,
     .sim_step = step,
 };

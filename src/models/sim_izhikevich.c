@@ -160,7 +160,7 @@ const soma_model soma__model_izhikevich = {
     .weight_unit = "",
     .state_units = state_units,
     .n_derived = N_D,
-    .sim_prepare = prepare,
+    .prepare = prepare,
     .sim_init = init,
     .sim_step = step,
 };

@@ -129,7 +129,7 @@ const soma_model soma__model_lif_coba = {
     .weight_unit = "nS",
     .state_units = state_units,
     .n_derived = N_D,
-    .sim_prepare = prepare,
+    .prepare = prepare,
     .sim_init = init,
     .sim_step = step,
 };

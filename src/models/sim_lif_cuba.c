@@ -140,7 +140,7 @@ const soma_model soma__model_lif_cuba = {
     .weight_unit = "mV",
     .state_units = state_units,
     .n_derived = N_D,
-    .sim_prepare = prepare,
+    .prepare = prepare,
     .sim_init = init,
     .sim_step = step,
 };

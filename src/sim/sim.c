@@ -261,7 +261,7 @@ static int build_pop(soma_sim *s, const soma_simnet *sn, size_t p) {
         P->drv[k] = xalloc((P->uniform ? 1 : N) * sizeof(float));
         if (!P->drv[k]) return SOMA_STATUS_NOMEM;
     }
-    if (m->sim_prepare) m->sim_prepare((const float *const *)P->prm, N, s->dt, P->uniform, P->drv);
+    if (m->prepare) m->prepare((const float *const *)P->prm, N, s->dt, P->uniform, P->drv);
     for (size_t k = 0; k < m->n_state; k++) {
         P->st[k] = xalloc(N * sizeof(float));
         if (!P->st[k]) return SOMA_STATUS_NOMEM;
