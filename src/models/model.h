@@ -32,10 +32,10 @@ typedef struct soma_model_args {
     uint64_t rng_key;                  /* key of this batch's random draws (stochastic models) */
     size_t row0;                       /* index in the batch of the first row of this call */
     size_t step;                       /* time step t of this call */
-    /* Cell models (n_weights > 0) only: */
+    /* Cell models (n_weights > 0) only (`in`: every model): */
     const float *w[SOMA_MAX_WEIGHTS];  /* the population's own weight tensors, weight_names order */
     float *dw[SOMA_MAX_WEIGHTS];       /* backward: accumulate dL/dw here (NULL in forward) */
-    const float *in;                   /* backward: the input current of this step (forward's `in`) */
+    const float *in;                   /* backward: the input of this step (forward's `in`) */
     float *work;                       /* scratch_floats(N) * B floats of per-call scratch */
     /* Models with prepare only: */
     float dt;                          /* time step of the net, ms */
@@ -114,7 +114,8 @@ struct soma_model {
      * prm[k] is the population's set value of parameter k; learn[k] its
      * learn mode (0 none). */
     int (*check)(const float *prm, const soma_learn *learn, char *err, size_t cap);
-    /* Default initial state (before the user's initial values), e.g. V = E_L. */
+    /* Default initial state (before the user's initial values), e.g. V = E_L;
+     * the trainer starts every sample from it too (else from zeros). */
     void (*sim_init)(const float *const *prm, float *const *state, size_t N);
     /* Advance neurons [i0, i1) by one step: in[p] ([N]) holds the summed
      * weights arriving on port p at this step, and the model consumes them:

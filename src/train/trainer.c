@@ -714,6 +714,12 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         double t1 = now();
         w->prof[0] += t1 - t0;
         memset(w->tape[l], 0, SB * sizeof(float)); /* state at t = -1 */
+        if (ly->m->sim_init) /* physical models start at rest (V = E_L), as in the simulator */
+            for (size_t b = 0; b < Bc; b++) {
+                float *st[SOMA_MAX_STATE];
+                for (size_t k = 0; k < ns; k++) st[k] = w->tape[l] + ly->soff[k] * Bc + b * N;
+                ly->m->sim_init((const float *const *)ly->prm, st, N);
+            }
         size_t nspk = 0;
         double ssum = 0.0;
         for (size_t t = 0; t < T; t++) {
@@ -797,8 +803,9 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
                 prev[k] = w->tape[l] + t * SB + ly->soff[k] * Bc;
                 cur[k] = w->tape[l] + (t + 1) * SB + ly->soff[k] * Bc;
             }
-            if (ly->m->n_weights) /* cell models read their input again */
-                a.in = ly->first && !ly->recT ? (tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N) : w->in[l] + t * RB;
+            /* Cell and physical models read their input again (the latter
+             * recompute the step to find the membrane before its reset). */
+            a.in = ly->first && !ly->recT ? (tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N) : w->in[l] + t * RB;
             /* The first layer's input gradient goes to the batch-wide buffer;
              * with a time-constant input it is summed over steps there, by the
              * model itself unless the per-step value is needed (recurrence). */
