@@ -165,6 +165,63 @@ static inline int soma__sim_check_reset(float v_th, float v_reset, char *err, si
     return SOMA_STATUS_INVALID;
 }
 
+/* The training half's boilerplate around a model's always-inline
+ * bwd_row(S, a, prev, dstate, ds, dv, din, b, N): `static void
+ * backward(...)` runs it over the batch with the surrogate a compile-time
+ * constant (SOMA_SURROGATE_DISPATCH); nothing is learned and the spike is
+ * recomputed, so cur and dprm go unread. */
+#define SIM_BWD_ROW_(S) bwd_row(S, a, prev, dstate, ds, dv, din, b, N)
+#define SIM_BACKWARD_FROM_ROW                                                                                       \
+    static void backward(const soma_model_args *a, const float *const *prev, const float *const *cur,             \
+                         float *const *dstate, const float *ds, const float *dv, float *din, float *const *dprm,   \
+                         size_t B, size_t N) {                                                                     \
+        (void)cur, (void)dprm;                                                                                     \
+        for (size_t b = 0; b < B; b++) SOMA_SURROGATE_DISPATCH(a->surrogate, SIM_BWD_ROW_);                       \
+    }
+/* `static void forward(...)` of a trainable model with NS state variables
+ * (V, NS - 2 synaptic ones, refr) from its always-inline
+ * train_neuron(a, st, in, k, j, x), which steps row k (neuron j) and puts
+ * the synaptic variables after the step in x[]. */
+#define SIM_FORWARD_FROM_NEURON(NS)                                                                                 \
+    static void forward(const soma_model_args *a, const float *const *prev, float *const *cur, float *s,          \
+                        const float *in, size_t B, size_t N) {                                                     \
+        for (size_t b = 0; b < B; b++)                                                                             \
+            for (size_t j = 0, k = b * N; j < N; j++, k++) {                                                       \
+                float x[2] = {0.0f, 0.0f};                                                                         \
+                sim_fire f = train_neuron(a, prev, in, k, j, x);                                                   \
+                cur[0][k] = f.v;                                                                                   \
+                for (size_t v = 1; v + 1 < (NS); v++) cur[v][k] = x[v - 1];                                        \
+                cur[(NS) - 1][k] = f.refr;                                                                         \
+                s[k] = f.s ? 1.0f : 0.0f;                                                                          \
+            }                                                                                                      \
+    }
+/* `static int check(...)` of a trainable model: V_reset (parameter VR) below V_th (TH). */
+#define SIM_CHECK_RESET(TH, VR)                                                                 \
+    static int check(const float *prm, const soma_learn *learn, char *err, size_t cap) {       \
+        (void)learn;                                                                            \
+        return soma__sim_check_reset(prm[TH], prm[VR], err, cap);                              \
+    }
+
+/* The vtable fields that the two-port models of the simulator fill alike,
+ * from their file's params/N_P, state_names/state_units, port_names, N_D,
+ * prepare, init and step; name, state count and weight unit differ. */
+#define SIM_MODEL_FIELDS(NAME, NSTATE, WUNIT)                                                                  \
+    .name = NAME, .params = params, .n_params = N_P, .n_state = NSTATE, .state_names = state_names,          \
+    .spiking = 1, .n_ports = 2, .port_names = port_names, .weight_unit = WUNIT, .state_units = state_units,  \
+    .n_derived = N_D, .prepare = prepare, .sim_init = init, .sim_step = step
+/* ... and those of the training half, for the models that have one. */
+#define SIM_TRAIN_FIELDS .forward = forward, .backward = backward, .check = check
+
+/* `static void init(...)`: the neuron at rest, V = E_L (parameter EL), the
+ * other NSTATE - 1 state variables (currents, conductances, refr) 0. */
+#define SIM_INIT_AT_REST(EL, NSTATE)                                                 \
+    static void init(const float *const *prm, float *const *state, size_t N) {        \
+        for (size_t j = 0; j < N; j++) {                                              \
+            state[0][j] = prm[EL][j];                                                 \
+            for (size_t k = 1; k < (NSTATE); k++) state[k][j] = 0.0f;                 \
+        }                                                                             \
+    }
+
 /* How many neurons prepare fills: 1 when uniform, else N. */
 static inline size_t soma__sim_count(size_t N, int uniform) { return uniform ? 1 : N; }
 

@@ -80,9 +80,7 @@ static void prepare(const float *const *prm, size_t N, float dt, int uniform, fl
     }
 }
 
-static void init(const float *const *prm, float *const *state, size_t N) {
-    for (size_t j = 0; j < N; j++) state[0][j] = prm[P_E_L][j], state[1][j] = 0.0f;
-}
+SIM_INIT_AT_REST(P_E_L, 2)
 
 /* One neuron over one step, for the simulator and the trainer alike (one
  * copy of the arithmetic, so that both give the same floats): v, r the
@@ -124,21 +122,13 @@ SIM_STEP_FROM_ROW
 /* ---- Training half. Row k = b*N + j of the batch is one instance of
  * neuron j whose only input is in[k] on port e (the summed weight, mV). */
 SIM_INLINE sim_fire train_neuron(const soma_model_args *a, const float *const *st, const float *in, size_t k,
-                                 size_t j) {
+                                 size_t j, float *x) {
+    (void)x; /* no synaptic state */
     return neuron(st[0][k], st[1][k], in[k], 0.0f, a->prm[P_I_E][j], 0.0f, a->prm[P_E_L][j], a->prm[P_V_TH][j],
                   a->prm[P_V_RESET][j], a->drv[D_REFR][j], a->drv[D_P22][j], a->drv[D_P20][j]);
 }
 
-static void forward(const soma_model_args *a, const float *const *prev, float *const *cur, float *s, const float *in,
-                    size_t B, size_t N) {
-    for (size_t b = 0; b < B; b++)
-        for (size_t j = 0, k = b * N; j < N; j++, k++) {
-            sim_fire f = train_neuron(a, prev, in, k, j);
-            cur[0][k] = f.v;
-            cur[1][k] = f.refr;
-            s[k] = f.s ? 1.0f : 0.0f;
-        }
-}
+SIM_FORWARD_FROM_NEURON(2)
 
 /* The step recomputed from the tape (same floats as forward), then dy =
  * dL/dy (y the membrane before the threshold), as in the header. */
@@ -146,7 +136,7 @@ SIM_INLINE void bwd_row(const int S, const soma_model_args *a, const float *cons
                         const float *ds, const float *dv, float *din, size_t b, size_t N) {
     const float sp = a->surrogate_param;
     for (size_t j = 0, k = b * N; j < N; j++, k++) {
-        sim_fire f = train_neuron(a, prev, a->in, k, j);
+        sim_fire f = train_neuron(a, prev, a->in, k, j, NULL);
         const float el = a->prm[P_E_L][j], th = a->prm[P_V_TH][j], inv = soma__sim_sg_inv(th, a->prm[P_V_RESET][j]);
         float g = dstate[0][k] + (dv ? dv[k] : 0.0f);
         float dy = (f.s ? 0.0f : g) + ds[k] * inv * soma__surrogate(S, sp, (f.pre - (th - el)) * inv);
@@ -157,38 +147,10 @@ SIM_INLINE void bwd_row(const int S, const soma_model_args *a, const float *cons
     }
 }
 
-static void backward(const soma_model_args *a, const float *const *prev, const float *const *cur,
-                     float *const *dstate, const float *ds, const float *dv, float *din, float *const *dprm, size_t B,
-                     size_t N) {
-    (void)cur, (void)dprm; /* the spike and the reset are recomputed; no parameter is learned */
-    for (size_t b = 0; b < B; b++) {
-#define ROW(S) bwd_row(S, a, prev, dstate, ds, dv, din, b, N)
-        SOMA_SURROGATE_DISPATCH(a->surrogate, ROW);
-#undef ROW
-    }
-}
-
-static int check(const float *prm, const soma_learn *learn, char *err, size_t cap) {
-    (void)learn;
-    return soma__sim_check_reset(prm[P_V_TH], prm[P_V_RESET], err, cap);
-}
+SIM_BACKWARD_FROM_ROW
+SIM_CHECK_RESET(P_V_TH, P_V_RESET)
 
 const soma_model soma__model_iaf_psc_delta = {
-    .name = "iaf_psc_delta",
-    .params = params,
-    .n_params = N_P,
-    .n_state = 2,
-    .state_names = state_names,
-    .spiking = 1,
-    .n_ports = 2,
-    .port_names = port_names,
-    .weight_unit = "mV",
-    .state_units = state_units,
-    .n_derived = N_D,
-    .prepare = prepare,
-    .sim_init = init,
-    .sim_step = step,
-    .forward = forward,
-    .backward = backward,
-    .check = check,
+    SIM_MODEL_FIELDS("iaf_psc_delta", 2, "mV"),
+    SIM_TRAIN_FIELDS,
 };

@@ -90,10 +90,7 @@ static void prepare(const float *const *prm, size_t N, float dt, int uniform, fl
     }
 }
 
-static void init(const float *const *prm, float *const *state, size_t N) {
-    for (size_t j = 0; j < N; j++)
-        state[0][j] = prm[P_E_L][j], state[1][j] = state[2][j] = state[3][j] = 0.0f;
-}
+SIM_INIT_AT_REST(P_E_L, 4)
 
 /* One neuron over one step, for the simulator and the trainer alike (one
  * copy of the arithmetic, so that both give the same floats): v, r, ie, ii
@@ -146,26 +143,14 @@ SIM_STEP_FROM_ROW
 /* ---- Training half. Row k = b*N + j of the batch is one instance of
  * neuron j whose only input is in[k] on port e (the summed weight, pA). */
 SIM_INLINE sim_fire train_neuron(const soma_model_args *a, const float *const *st, const float *in, size_t k, size_t j,
-                                 float *ie, float *ii) {
+                                 float *x) {
     const float *const *d = a->drv;
     return neuron(st[0][k], st[3][k], st[1][k], st[2][k], in[k], 0.0f, a->prm[P_I_E][j], 0.0f, a->prm[P_E_L][j],
                   a->prm[P_V_TH][j], a->prm[P_V_RESET][j], d[D_REFR][j], d[D_P22][j], d[D_P20][j], d[D_P21EX][j],
-                  d[D_P21IN][j], d[D_P11EX][j], d[D_P11IN][j], ie, ii);
+                  d[D_P21IN][j], d[D_P11EX][j], d[D_P11IN][j], &x[0], &x[1]);
 }
 
-static void forward(const soma_model_args *a, const float *const *prev, float *const *cur, float *s, const float *in,
-                    size_t B, size_t N) {
-    for (size_t b = 0; b < B; b++)
-        for (size_t j = 0, k = b * N; j < N; j++, k++) {
-            float ie, ii;
-            sim_fire f = train_neuron(a, prev, in, k, j, &ie, &ii);
-            cur[0][k] = f.v;
-            cur[1][k] = ie;
-            cur[2][k] = ii;
-            cur[3][k] = f.refr;
-            s[k] = f.s ? 1.0f : 0.0f;
-        }
-}
+SIM_FORWARD_FROM_NEURON(4)
 
 /* The step recomputed from the tape (same floats as forward), then the
  * chain rule of the header's backward equations. */
@@ -174,8 +159,8 @@ SIM_INLINE void bwd_row(const int S, const soma_model_args *a, const float *cons
     const float sp = a->surrogate_param;
     const float *const *d = a->drv;
     for (size_t j = 0, k = b * N; j < N; j++, k++) {
-        float ie, ii;
-        sim_fire f = train_neuron(a, prev, a->in, k, j, &ie, &ii);
+        float x[2];
+        sim_fire f = train_neuron(a, prev, a->in, k, j, x);
         const float el = a->prm[P_E_L][j], th = a->prm[P_V_TH][j], inv = soma__sim_sg_inv(th, a->prm[P_V_RESET][j]);
         float g = dstate[0][k] + (dv ? dv[k] : 0.0f), gie = dstate[1][k], gii = dstate[2][k];
         float dy = (f.s ? 0.0f : g) + ds[k] * inv * soma__surrogate(S, sp, (f.pre - (th - el)) * inv);
@@ -188,38 +173,10 @@ SIM_INLINE void bwd_row(const int S, const soma_model_args *a, const float *cons
     }
 }
 
-static void backward(const soma_model_args *a, const float *const *prev, const float *const *cur,
-                     float *const *dstate, const float *ds, const float *dv, float *din, float *const *dprm, size_t B,
-                     size_t N) {
-    (void)cur, (void)dprm; /* the spike and the reset are recomputed; no parameter is learned */
-    for (size_t b = 0; b < B; b++) {
-#define ROW(S) bwd_row(S, a, prev, dstate, ds, dv, din, b, N)
-        SOMA_SURROGATE_DISPATCH(a->surrogate, ROW);
-#undef ROW
-    }
-}
-
-static int check(const float *prm, const soma_learn *learn, char *err, size_t cap) {
-    (void)learn;
-    return soma__sim_check_reset(prm[P_V_TH], prm[P_V_RESET], err, cap);
-}
+SIM_BACKWARD_FROM_ROW
+SIM_CHECK_RESET(P_V_TH, P_V_RESET)
 
 const soma_model soma__model_iaf_psc_exp = {
-    .name = "iaf_psc_exp",
-    .params = params,
-    .n_params = N_P,
-    .n_state = 4,
-    .state_names = state_names,
-    .spiking = 1,
-    .n_ports = 2,
-    .port_names = port_names,
-    .weight_unit = "pA",
-    .state_units = state_units,
-    .n_derived = N_D,
-    .prepare = prepare,
-    .sim_init = init,
-    .sim_step = step,
-    .forward = forward,
-    .backward = backward,
-    .check = check,
+    SIM_MODEL_FIELDS("iaf_psc_exp", 4, "pA"),
+    SIM_TRAIN_FIELDS,
 };

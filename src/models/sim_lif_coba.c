@@ -71,10 +71,7 @@ static void prepare(const float *const *prm, size_t N, float dt, int uniform, fl
     }
 }
 
-static void init(const float *const *prm, float *const *state, size_t N) {
-    for (size_t j = 0; j < N; j++)
-        state[0][j] = prm[P_E_L][j], state[1][j] = state[2][j] = state[3][j] = 0.0f;
-}
+SIM_INIT_AT_REST(P_E_L, 4)
 
 /* The kernel it shares with lif_cuba (sim_common.h), with this model's
  * membrane constants. */
@@ -88,18 +85,5 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
 SIM_STEP_FROM_ROW
 
 const soma_model soma__model_lif_coba = {
-    .name = "lif_coba",
-    .params = params,
-    .n_params = N_P,
-    .n_state = 4,
-    .state_names = state_names,
-    .spiking = 1,
-    .n_ports = 2,
-    .port_names = port_names,
-    .weight_unit = "nS",
-    .state_units = state_units,
-    .n_derived = N_D,
-    .prepare = prepare,
-    .sim_init = init,
-    .sim_step = step,
+    SIM_MODEL_FIELDS("lif_coba", 4, "nS"),
 };

@@ -113,10 +113,7 @@ static void prepare(const float *const *prm, size_t N, float dt, int uniform, fl
     }
 }
 
-static void init(const float *const *prm, float *const *state, size_t N) {
-    for (size_t j = 0; j < N; j++)
-        state[0][j] = prm[P_E_L][j], state[1][j] = state[2][j] = state[3][j] = 0.0f;
-}
+SIM_INIT_AT_REST(P_E_L, 4)
 
 /* The kernel it shares with lif_coba (sim_common.h), with this model's
  * membrane constants (e_l twice: the fifth is unused by cuba). */
@@ -132,26 +129,14 @@ SIM_STEP_FROM_ROW
 /* ---- Training half. Row k = b*N + j of the batch is one instance of
  * neuron j whose only input is in[k] on port e (the summed weight, mV). */
 SIM_INLINE sim_fire train_neuron(const soma_model_args *a, const float *const *st, const float *in, size_t k, size_t j,
-                                 float *ge, float *gi) {
+                                 float *x) {
     const float *const *d = a->drv;
     const float m[5] = {d[D_Q][j], d[D_PE][j], d[D_PI][j], a->prm[P_E_L][j], a->prm[P_E_L][j]};
     return soma__sim_brian(0, st[0][k], st[3][k], st[1][k], st[2][k], in[k], 0.0f, 0.0f, m, d[D_DE][j], d[D_DI][j],
-                           a->prm[P_V_TH][j], a->prm[P_V_RESET][j], d[D_REFR][j], ge, gi);
+                           a->prm[P_V_TH][j], a->prm[P_V_RESET][j], d[D_REFR][j], &x[0], &x[1]);
 }
 
-static void forward(const soma_model_args *a, const float *const *prev, float *const *cur, float *s, const float *in,
-                    size_t B, size_t N) {
-    for (size_t b = 0; b < B; b++)
-        for (size_t j = 0, k = b * N; j < N; j++, k++) {
-            float ge, gi;
-            sim_fire f = train_neuron(a, prev, in, k, j, &ge, &gi);
-            cur[0][k] = f.v;
-            cur[1][k] = ge;
-            cur[2][k] = gi;
-            cur[3][k] = f.refr;
-            s[k] = f.s ? 1.0f : 0.0f;
-        }
-}
+SIM_FORWARD_FROM_NEURON(4)
 
 /* The step recomputed from the tape (same floats as forward), then the
  * chain rule of the header's backward equations. */
@@ -160,8 +145,8 @@ SIM_INLINE void bwd_row(const int S, const soma_model_args *a, const float *cons
     const float sp = a->surrogate_param;
     const float *const *d = a->drv;
     for (size_t j = 0, k = b * N; j < N; j++, k++) {
-        float ge, gi;
-        sim_fire f = train_neuron(a, prev, a->in, k, j, &ge, &gi);
+        float x[2];
+        sim_fire f = train_neuron(a, prev, a->in, k, j, x);
         const float th = a->prm[P_V_TH][j], inv = soma__sim_sg_inv(th, a->prm[P_V_RESET][j]);
         float g = dstate[0][k] + (dv ? dv[k] : 0.0f);
         /* S = active & (xn > v_th): only an active step's spike has a gradient. */
@@ -178,38 +163,10 @@ SIM_INLINE void bwd_row(const int S, const soma_model_args *a, const float *cons
     }
 }
 
-static void backward(const soma_model_args *a, const float *const *prev, const float *const *cur,
-                     float *const *dstate, const float *ds, const float *dv, float *din, float *const *dprm, size_t B,
-                     size_t N) {
-    (void)cur, (void)dprm; /* the spike and the reset are recomputed; no parameter is learned */
-    for (size_t b = 0; b < B; b++) {
-#define ROW(S) bwd_row(S, a, prev, dstate, ds, dv, din, b, N)
-        SOMA_SURROGATE_DISPATCH(a->surrogate, ROW);
-#undef ROW
-    }
-}
-
-static int check(const float *prm, const soma_learn *learn, char *err, size_t cap) {
-    (void)learn;
-    return soma__sim_check_reset(prm[P_V_TH], prm[P_V_RESET], err, cap);
-}
+SIM_BACKWARD_FROM_ROW
+SIM_CHECK_RESET(P_V_TH, P_V_RESET)
 
 const soma_model soma__model_lif_cuba = {
-    .name = "lif_cuba",
-    .params = params,
-    .n_params = N_P,
-    .n_state = 4,
-    .state_names = state_names,
-    .spiking = 1,
-    .n_ports = 2,
-    .port_names = port_names,
-    .weight_unit = "mV",
-    .state_units = state_units,
-    .n_derived = N_D,
-    .prepare = prepare,
-    .sim_init = init,
-    .sim_step = step,
-    .forward = forward,
-    .backward = backward,
-    .check = check,
+    SIM_MODEL_FIELDS("lif_cuba", 4, "mV"),
+    SIM_TRAIN_FIELDS,
 };
