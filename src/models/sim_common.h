@@ -90,6 +90,21 @@ SIM_INLINE sim_fire soma__sim_fire(const int BRIAN, float y, float yn, float r, 
     return f;
 }
 
+/* Write a step's end: the membrane, the refractory count and the spike. */
+SIM_INLINE void soma__sim_put(sim_fire f, float *v, float *refr, uint8_t *spk) {
+    *v = f.v;
+    *refr = f.refr;
+    *spk = (uint8_t)f.s;
+}
+
+/* Backward of the tail: dL/dy of the membrane before the threshold, from g
+ * = dL/dV_t and ds = dL/dS_t, with the reset detached (dV_t/dy = 1 - S)
+ * and dS/dy = surrogate(x) inv, x = dist inv (dist = y - threshold, inv =
+ * soma__sim_sg_inv); surrogate S with parameter sp. */
+SIM_INLINE float soma__sim_dpre(const int S, float sp, sim_fire f, float g, float ds, float dist, float inv) {
+    return (f.s ? 0.0f : g) + ds * inv * soma__surrogate(S, sp, dist * inv);
+}
+
 /* One neuron of Brian2's integrate-and-fire models over one step: lif_cuba
  * (COBA = 0) and lif_coba (COBA = 1) are one kernel apart only in the
  * membrane update (see their headers for the equations and the order):
@@ -145,9 +160,7 @@ SIM_INLINE void soma__sim_brian_row(const int COBA, const int U, const int E, co
         wi[i] = 0.0f;
         ge[i] = e;
         gi[i] = g;
-        v[i] = f.v;
-        refr[i] = f.refr;
-        spk[i] = (uint8_t)f.s;
+        soma__sim_put(f, &v[i], &refr[i], &spk[i]);
     }
 }
 

@@ -115,9 +115,7 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
         dIi[i] = SIM_AT(P11I) * di + SIM_AT(JI) * wi[i];
         we[i] = 0.0f;
         wi[i] = 0.0f;
-        V[i] = f.v;
-        refr[i] = f.refr;
-        spk[i] = (uint8_t)f.s;
+        soma__sim_put(f, &V[i], &refr[i], &spk[i]);
     }
 }
 

@@ -111,9 +111,7 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
                             SIM_AT(VR), SIM_AT(R), SIM_AT(P22), SIM_AT(P20));
         we[i] = 0.0f;
         wi[i] = 0.0f;
-        V[i] = f.v;
-        refr[i] = f.refr;
-        spk[i] = (uint8_t)f.s;
+        soma__sim_put(f, &V[i], &refr[i], &spk[i]);
     }
 }
 
@@ -139,7 +137,7 @@ SIM_INLINE void bwd_row(const int S, const soma_model_args *a, const float *cons
         sim_fire f = train_neuron(a, prev, a->in, k, j, NULL);
         const float el = a->prm[P_E_L][j], th = a->prm[P_V_TH][j], inv = soma__sim_sg_inv(th, a->prm[P_V_RESET][j]);
         float g = dstate[0][k] + (dv ? dv[k] : 0.0f);
-        float dy = (f.s ? 0.0f : g) + ds[k] * inv * soma__surrogate(S, sp, (f.pre - (th - el)) * inv);
+        float dy = soma__sim_dpre(S, sp, f, g, ds[k], f.pre - (th - el), inv);
         float dw = f.active ? dy : 0.0f;
         dstate[0][k] = f.active ? a->drv[D_P22][j] * dy : dy;
         dstate[1][k] = 0.0f;

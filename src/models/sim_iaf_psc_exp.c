@@ -132,9 +132,7 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
         wi[i] = 0.0f;
         Iex[i] = ie;
         Iin[i] = ii;
-        V[i] = f.v;
-        refr[i] = f.refr;
-        spk[i] = (uint8_t)f.s;
+        soma__sim_put(f, &V[i], &refr[i], &spk[i]);
     }
 }
 
@@ -163,7 +161,7 @@ SIM_INLINE void bwd_row(const int S, const soma_model_args *a, const float *cons
         sim_fire f = train_neuron(a, prev, a->in, k, j, x);
         const float el = a->prm[P_E_L][j], th = a->prm[P_V_TH][j], inv = soma__sim_sg_inv(th, a->prm[P_V_RESET][j]);
         float g = dstate[0][k] + (dv ? dv[k] : 0.0f), gie = dstate[1][k], gii = dstate[2][k];
-        float dy = (f.s ? 0.0f : g) + ds[k] * inv * soma__surrogate(S, sp, (f.pre - (th - el)) * inv);
+        float dy = soma__sim_dpre(S, sp, f, g, ds[k], f.pre - (th - el), inv);
         float dya = f.active ? dy : 0.0f; /* what reaches the propagation (none while refractory) */
         dstate[0][k] = f.active ? d[D_P22][j] * dy : dy;
         dstate[1][k] = d[D_P21EX][j] * dya + d[D_P11EX][j] * gie;

@@ -150,8 +150,7 @@ SIM_INLINE void bwd_row(const int S, const soma_model_args *a, const float *cons
         const float th = a->prm[P_V_TH][j], inv = soma__sim_sg_inv(th, a->prm[P_V_RESET][j]);
         float g = dstate[0][k] + (dv ? dv[k] : 0.0f);
         /* S = active & (xn > v_th): only an active step's spike has a gradient. */
-        float sg = f.active ? ds[k] * inv * soma__surrogate(S, sp, (f.pre - th) * inv) : 0.0f;
-        float dx = (f.s ? 0.0f : g) + sg;
+        float dx = soma__sim_dpre(S, sp, f, g, f.active ? ds[k] : 0.0f, f.pre - th, inv);
         float dxa = f.active ? dx : 0.0f; /* what reaches the propagation (none while refractory) */
         float de = d[D_PE][j] * dxa + d[D_DE][j] * dstate[1][k];
         float dg = d[D_PI][j] * dxa + d[D_DI][j] * dstate[2][k];
