@@ -134,8 +134,9 @@ static inline size_t soma__state_width(const soma_model *m, const float *prm, si
 }
 
 /* 1 if the trainer can run model m: it has a forward step, or it is the
- * input pseudo-model (which the trainer fills with data); the simulator's
- * models (src/models/sim_*.c) have forward NULL. */
+ * input pseudo-model (which the trainer fills with data). Of the
+ * simulator's models (src/models/sim_*.c) iaf_psc_delta, iaf_psc_exp and
+ * lif_cuba have one too; the others have forward NULL. */
 extern const soma_model soma__model_input;
 static inline int soma__model_trainable(const soma_model *m) {
     return m && (m->forward != NULL || m == &soma__model_input);
