@@ -3,6 +3,12 @@
 #include <string.h>
 #include "cli.h"
 
+/* Which executors run the model: a model may fill both halves of the vtable. */
+static const char *executors(const soma_model *m) {
+    int sim = soma_model_is_simulator(m), train = soma_model_is_trainable(m);
+    return sim && train ? "simulator, trainer" : sim ? "simulator" : "trainer";
+}
+
 int cli_models(int argc, char **argv) {
     if (argc > 1) {
         fprintf(stderr, "usage: soma models [NAME]\n");
@@ -14,8 +20,7 @@ int cli_models(int argc, char **argv) {
             const soma_model *m = soma_model_find(soma_model_name_at(i));
             size_t np;
             soma_model_params(m, &np);
-            printf("  %-14s %-10s %zu parameters\n", soma_model_name(m),
-                   soma_model_is_simulator(m) ? "simulator" : "trainer", np);
+            printf("  %-14s %-18s %zu parameters\n", soma_model_name(m), executors(m), np);
         }
         return 0;
     }
@@ -28,7 +33,7 @@ int cli_models(int argc, char **argv) {
     }
     size_t np;
     const soma_param_desc *d = soma_model_params(m, &np);
-    printf("%s (%s)\n", soma_model_name(m), soma_model_is_simulator(m) ? "simulator" : "trainer");
+    printf("%s (%s)\n", soma_model_name(m), executors(m));
     for (size_t k = 0; k < np; k++) {
         char unit[16];
         snprintf(unit, sizeof unit, "%s", d[k].unit[0] ? d[k].unit : "-");

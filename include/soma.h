@@ -112,6 +112,8 @@ const char *soma_model_name_at(size_t i);
 const char *soma_model_name(const soma_model *m);
 /* 1 if the model runs in the event-driven simulator (soma_simnet), 0 if it is a trainer model. */
 int soma_model_is_simulator(const soma_model *m);
+/* 1 if the trainer runs the model (it has a training half, or it is the input); a model may run in both. */
+int soma_model_is_trainable(const soma_model *m);
 /* The model's parameter descriptors (borrowed, static). */
 const soma_param_desc *soma_model_params(const soma_model *m, size_t *count);
 

@@ -51,6 +51,10 @@ run ltc       "model: ltc, size: 8, unfolds: 3" "kind: dense" "model: input, siz
 run elm       "model: elm, size: 16" "kind: dense" "model: input, size: 9"
 run elm_v2    "model: elm, size: 16, branches: 4, mlp_hidden: 24" "kind: dense" "model: input, size: 9"
 run l2mu      "model: l2mu, size: 16, order: 6, theta: 12" "kind: dense" "model: input, size: 9"
+# physical models (mV, pA; the net's dt 0.1 ms): thresholds near rest so the data drive them
+run iaf_psc_delta "model: iaf_psc_delta, size: 16, V_th: -68, t_ref: 0.2" "kind: dense" "model: input, size: 9"
+run iaf_psc_exp "model: iaf_psc_exp, size: 16, C_m: 2, V_th: -68, t_ref: 0.2" "kind: dense" "model: input, size: 9"
+run lif_cuba  "model: lif_cuba, size: 16, e_l: -60, v_th: -58, v_reset: -62, t_ref: 0.2, tau_m: 1" "kind: dense" "model: input, size: 9"
 run conv      "model: lif, shape: [4, 2, 2]" "kind: conv, kernel: 2" "model: input, shape: [1, 3, 3]"
 # soma info names the convolution and the shapes
 if ! "$BIN" info "$DIR/conv/model.soma" 2>&1 | grep -q "in -> hidden  conv 2x2, stride 1, padding 0 + bias" ||

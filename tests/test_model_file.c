@@ -189,7 +189,7 @@ static void compare_nets(soma_net *a, soma_net *b) {
                       x.name, pd[k].name);
         }
     }
-    CHECK(nchecked == 7); /* lif: beta, threshold, reset; synaptic: alpha, beta, threshold, reset */
+    CHECK(nchecked == 8); /* lif: beta, threshold, reset, tau_m; synaptic: alpha, beta, threshold, reset */
     size_t nj = soma_net_proj_count(a);
     CHECK(nj == 2);
     CHECK(soma_net_proj_count(b) == nj);

@@ -30,6 +30,8 @@
 /* Per-neuron parameter arrays in descriptor order, by name. */
 typedef struct params {
     float v[SOMA_MAX_PARAMS][MAXN];
+    float d[SOMA_MAX_DERIVED][MAXN]; /* what the model's prepare derives (lif: beta) */
+    float *dp[SOMA_MAX_DERIVED];
 } params;
 
 static int pidx(const soma_model *m, const char *name) {
@@ -54,6 +56,13 @@ static void make_args(const soma_model *m, params *p, soma_model_args *a, float 
         p->v[kt][j] = theta[j];
         if (ka >= 0 && alpha) p->v[ka][j] = alpha[j];
         if (kr >= 0) p->v[kr][j] = (float)reset;
+    }
+    /* As the trainer does: derive the constants (lif's beta) from the values. */
+    if (m->prepare) {
+        for (size_t k = 0; k < m->n_derived; k++) p->dp[k] = p->d[k];
+        a->dt = 1.0f;
+        m->prepare(a->prm, N, a->dt, 0, p->dp);
+        a->drv = (const float *const *)p->dp;
     }
     a->reset = reset;
     a->surrogate = SOMA_SURROGATE_SIGMOID;

@@ -202,6 +202,12 @@ static void regression_din_not_read(void) {
             for (size_t j = 0; j < N; j++) prm[k][j] = pset[k];
             a.prm[k] = prm[k];
         }
+        /* As the trainer does: the derived constants for the net's dt. */
+        float drv[SOMA_MAX_DERIVED][N], *dp[SOMA_MAX_DERIVED];
+        for (size_t k = 0; k < md->n_derived; k++) dp[k] = drv[k];
+        a.dt = (float)soma_net_dt(net);
+        if (md->prepare) md->prepare(a.prm, N, a.dt, 0, dp);
+        a.drv = (const float *const *)dp;
         char tname[200];
         for (size_t k = 0; k < md->n_weights; k++) {
             soma_tensor t;

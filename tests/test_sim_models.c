@@ -1,5 +1,5 @@
 /* test_sim_models.c — the simulator's neuron models (src/models/sim_*.c),
- * driven through their vtable (sim_prepare, sim_init, sim_step) with
+ * driven through their vtable (prepare, sim_init, sim_step) with
  * hand-made input arrays and compared with independent references in
  * double: analytic membrane trajectories, inter-spike intervals and PSPs,
  * tiny-step integrations (RK4), the Izhikevich paper's own scheme, Brian2's
@@ -87,7 +87,7 @@ static float *state(pop *p, const char *name) { return p->st[sidx(p, name)]; }
 /* Derived constants and default initial state. */
 static void pop_prepare(pop *p, int uniform) {
     p->a.uniform = uniform;
-    if (p->m->sim_prepare) p->m->sim_prepare((const float *const *)p->prm, p->N, p->a.dt, uniform, p->drv);
+    if (p->m->prepare) p->m->prepare((const float *const *)p->prm, p->N, p->a.dt, uniform, p->drv);
     if (p->m->sim_init) p->m->sim_init((const float *const *)p->prm, p->st, p->N);
     p->a.step = 0;
 }
@@ -1029,7 +1029,12 @@ static void test_registry(void) {
         const soma_model *m = soma_model_find(names[k]);
         CHECK_MSG(m != NULL, "%s not registered", names[k]);
         if (!m) continue;
-        CHECK(m->forward == NULL && m->backward == NULL);
+        /* These have a training half too (tests/test_physical_train.c). */
+        int trainable = !strcmp(names[k], "iaf_psc_delta") || !strcmp(names[k], "iaf_psc_exp") ||
+                        !strcmp(names[k], "lif_cuba");
+        CHECK_MSG((m->forward != NULL && m->backward != NULL) == trainable, "%s", m->name);
+        CHECK_MSG((m->forward == NULL && m->backward == NULL) == !trainable, "%s", m->name);
+        CHECK_MSG(soma_model_is_trainable(m) == trainable && soma_model_is_simulator(m), "%s", m->name);
         CHECK(m->n_params <= SOMA_MAX_PARAMS && m->n_state <= SOMA_MAX_STATE && m->n_derived <= MAXD);
         CHECK(m->weight_unit != NULL);
         CHECK((m->sim_step == NULL) == (strcmp(names[k], "spike_source") == 0));
@@ -1039,7 +1044,9 @@ static void test_registry(void) {
         }
         for (size_t j = 0; j < m->n_state; j++) CHECK(m->state_names[j] && m->state_units[j]);
         for (size_t j = 0; j < m->n_ports; j++) CHECK(m->port_names[j] != NULL);
-        /* The net takes it; the trainer refuses it by name, naming trainable models. */
+        /* The net takes it; the trainer takes it or refuses it by name,
+         * naming the trainable models: those of this list with a training
+         * half, none of the others. */
         soma_net *net;
         soma_net_create(&net);
         CHECK(soma_net_add_pop(net, "x", "input", 4, NULL) == 0);
@@ -1051,11 +1058,23 @@ static void test_registry(void) {
         soma_train_opts_default(&to);
         soma_data_opts_default(&dopt);
         soma_trainer *tr = NULL;
-        CHECK(soma_train_create(&tr, net, &to, &dopt) == SOMA_STATUS_UNSUPPORTED && tr == NULL);
-        const char *msg = soma_net_errmsg(net), *list = strstr(msg, "one of: ");
-        int ok = strstr(msg, names[k]) && strstr(msg, "no training ops") && list && strstr(list, "lif");
-        for (size_t j = 0; ok && j < sizeof names / sizeof names[0]; j++) ok = !strstr(list, names[j]);
-        CHECK_MSG(ok, "message: %s", msg);
+        int st = soma_train_create(&tr, net, &to, &dopt);
+        CHECK_MSG(st == (trainable ? SOMA_STATUS_OK : SOMA_STATUS_UNSUPPORTED), "%s: %d %s", names[k], st,
+                  soma_net_errmsg(net));
+        soma_train_free(tr);
+        if (!trainable) {
+            const char *msg = soma_net_errmsg(net), *list = strstr(msg, "one of: ");
+            int ok = strstr(msg, names[k]) && strstr(msg, "no training ops") && list && strstr(list, "lif");
+            for (size_t j = 0; ok && j < sizeof names / sizeof names[0]; j++) {
+                const char *hit = strstr(list, names[j]);
+                int other_trainable = j == 0 || j == 1 || j == 3; /* delta, exp, cuba */
+                /* "lif_cuba" must be listed; "iaf_psc_alpha" must not (a whole-name match) */
+                size_t len = strlen(names[j]);
+                int whole = hit && (hit[len] == '\0' || hit[len] == ',');
+                ok = other_trainable ? whole : !whole;
+            }
+            CHECK_MSG(ok, "message: %s", msg);
+        }
         soma_net_free(net);
     }
 }

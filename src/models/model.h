@@ -19,6 +19,7 @@
 #define SOMA_MAX_PARAMS 16 /* adex has 14 */
 #define SOMA_MAX_STATE 8
 #define SOMA_MAX_WEIGHTS 12
+#define SOMA_MAX_DERIVED 40 /* derived constants per model (the simulator's table holds 2*SOMA_MAX_PARAMS + 8) */
 
 /* Everything one step of a model needs besides state and data. */
 typedef struct soma_model_args {
@@ -31,18 +32,21 @@ typedef struct soma_model_args {
     uint64_t rng_key;                  /* key of this batch's random draws (stochastic models) */
     size_t row0;                       /* index in the batch of the first row of this call */
     size_t step;                       /* time step t of this call */
-    /* Cell models (n_weights > 0) only: */
+    /* Cell models (n_weights > 0) only (`in`: every model): */
     const float *w[SOMA_MAX_WEIGHTS];  /* the population's own weight tensors, weight_names order */
     float *dw[SOMA_MAX_WEIGHTS];       /* backward: accumulate dL/dw here (NULL in forward) */
-    const float *in;                   /* backward: the input current of this step (forward's `in`) */
+    const float *in;                   /* backward: the input of this step (forward's `in`) */
     float *work;                       /* scratch_floats(N) * B floats of per-call scratch */
+    /* Models with prepare only: */
+    float dt;                          /* time step of the net, ms */
+    const float *const *drv;           /* [n_derived] constants prepare derived for dt: [N] each */
 } soma_model_args;
 
 /* One step of a population in the event-driven simulator (batch of one,
  * physical units: ms, mV, pA, pF, nS, Hz). */
 typedef struct soma_sim_args {
     const float *const *prm; /* [n_params] per-neuron parameter values [N], in each descriptor's unit */
-    const float *const *drv; /* [n_derived] constants from sim_prepare: [N] each, or [1] when uniform */
+    const float *const *drv; /* [n_derived] constants from prepare: [N] each, or [1] when uniform */
     int uniform;             /* every parameter is the same for all N neurons: use drv[k][0] */
     float dt;                /* time step, ms */
     uint64_t step;           /* index of this step (time step*dt at its start) */
@@ -92,11 +96,26 @@ struct soma_model {
     const char *const *port_names;     /* e.g. {"e", "i"} */
     const char *weight_unit;           /* unit of a synaptic weight onto this model ("mV", "pA", "nS") */
     const char *const *state_units;    /* n_state units ("mV", "pA", "nS", "" ...) */
-    size_t n_derived;                  /* derived constants (propagators) sim_prepare writes */
-    /* Derived constants for time step dt from the parameters: drv[k] has N
-     * entries, or 1 when uniform (then prm[j][0] is every neuron's value). */
-    void (*sim_prepare)(const float *const *prm, size_t N, float dt, int uniform, float *const *drv);
-    /* Default initial state (before the user's initial values), e.g. V = E_L. */
+    size_t n_derived;                  /* derived constants (propagators) prepare writes */
+    /* Derived constants for time step dt (ms) from the parameters: drv[k]
+     * has N entries, or 1 when uniform (then prm[j][0] is every neuron's
+     * value). Both executors call it, with the same parameters and dt, so
+     * both run on the same float constants: the simulator when it builds its
+     * plan (uniform when it can), the trainer (uniform = 0, per-neuron
+     * parameter arrays) when it builds its plan and again whenever
+     * parameters change (soma_train_sync; after an optimizer step when one
+     * of the model's parameters is learned). It sits in the shared part of
+     * the vtable: a model with only a training half may have one too (lif
+     * derives beta from tau_m). */
+    void (*prepare)(const float *const *prm, size_t N, float dt, int uniform, float *const *drv);
+    /* Optional: refuse a combination of set values that no single parameter
+     * range can (e.g. lif's tau_m together with beta): 0 if fine, else
+     * writes why into err (cap bytes) and returns SOMA_STATUS_INVALID.
+     * prm[k] is the population's set value of parameter k; learn[k] its
+     * learn mode (0 none). */
+    int (*check)(const float *prm, const soma_learn *learn, char *err, size_t cap);
+    /* Default initial state (before the user's initial values), e.g. V = E_L;
+     * the trainer starts every sample from it too (else from zeros). */
     void (*sim_init)(const float *const *prm, float *const *state, size_t N);
     /* Advance neurons [i0, i1) by one step: in[p] ([N]) holds the summed
      * weights arriving on port p at this step, and the model consumes them:
@@ -115,8 +134,9 @@ static inline size_t soma__state_width(const soma_model *m, const float *prm, si
 }
 
 /* 1 if the trainer can run model m: it has a forward step, or it is the
- * input pseudo-model (which the trainer fills with data); the simulator's
- * models (src/models/sim_*.c) have forward NULL. */
+ * input pseudo-model (which the trainer fills with data). Of the
+ * simulator's models (src/models/sim_*.c) iaf_psc_delta, iaf_psc_exp and
+ * lif_cuba have one too; the others have forward NULL. */
 extern const soma_model soma__model_input;
 static inline int soma__model_trainable(const soma_model *m) {
     return m && (m->forward != NULL || m == &soma__model_input);

@@ -62,3 +62,4 @@ int soma__model_param_index(const soma_model *m, const char *name) {
 int soma_model_is_simulator(const soma_model *m) {
     return m && (m->sim_step != NULL || m == &soma__model_spike_source);
 }
+int soma_model_is_trainable(const soma_model *m) { return soma__model_trainable(m); }

@@ -112,12 +112,7 @@ static void prepare(const float *const *prm, size_t N, float dt, int uniform, fl
     }
 }
 
-static void init(const float *const *prm, float *const *state, size_t N) {
-    for (size_t j = 0; j < N; j++) {
-        state[0][j] = prm[P_E_L][j];
-        for (int k = 1; k < 5; k++) state[k][j] = 0.0f;
-    }
-}
+SIM_INIT_AT_REST(P_E_L, 5)
 
 /* Neurons [i0, i1) (at most BLOCK). The substeps are passes over the block
  * (state kept in the arrays, per-neuron flags in small stack arrays), so
@@ -229,18 +224,5 @@ static void step(const soma_sim_args *a, float *const *state, float *const *in, 
 }
 
 const soma_model soma__model_adex = {
-    .name = "adex",
-    .params = params,
-    .n_params = N_P,
-    .n_state = 5,
-    .state_names = state_names,
-    .spiking = 1,
-    .n_ports = 2,
-    .port_names = port_names,
-    .weight_unit = "pA",
-    .state_units = state_units,
-    .n_derived = N_D,
-    .sim_prepare = prepare,
-    .sim_init = init,
-    .sim_step = step,
+    SIM_MODEL_FIELDS("adex", 5, "pA"),
 };

@@ -74,12 +74,7 @@ static void prepare(const float *const *prm, size_t N, float dt, int uniform, fl
     }
 }
 
-static void init(const float *const *prm, float *const *state, size_t N) {
-    for (size_t j = 0; j < N; j++) {
-        state[0][j] = prm[P_E_L][j];
-        for (int k = 1; k < 6; k++) state[k][j] = 0.0f;
-    }
-}
+SIM_INIT_AT_REST(P_E_L, 6)
 
 SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, float *const *in,
                     uint8_t *restrict spk, size_t i0, size_t i1) {
@@ -107,43 +102,25 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
     SIM_IVDEP
     for (size_t i = i0; i < i1; i++) {
         /* Loads first, selects last (see sim_common.h). */
-        const float el = SIM_AT(EL), th = SIM_AT(TH) - el, vr = SIM_AT(VR), rs = SIM_AT(R);
-        float y = V[i] - el, r = refr[i];
+        const float el = SIM_AT(EL);
+        float y = V[i] - el;
         float de = dIe[i], ie = Ie[i], di = dIi[i], ii = Ii[i];
         float I = SIM_AT(IE) + (E ? ext[i] : 0.0f);
-        int active = r < 0.5f;
         float yn = SIM_AT(P33) * y + SIM_AT(P31E) * de + SIM_AT(P32E) * ie + SIM_AT(P31I) * di +
                    SIM_AT(P32I) * ii + SIM_AT(P30) * I;
-        y = active ? yn : y;
-        r = active ? r : r - 1.0f;
+        sim_fire f = soma__sim_fire(0, y, yn, refr[i], SIM_AT(TH) - el, SIM_AT(VR), el, SIM_AT(R));
         Ie[i] = SIM_AT(P21E) * de + SIM_AT(P11E) * ie;
         Ii[i] = SIM_AT(P21I) * di + SIM_AT(P11I) * ii;
         dIe[i] = SIM_AT(P11E) * de + SIM_AT(JE) * we[i];
         dIi[i] = SIM_AT(P11I) * di + SIM_AT(JI) * wi[i];
         we[i] = 0.0f;
         wi[i] = 0.0f;
-        int s = y >= th;
-        V[i] = s ? vr : y + el;
-        refr[i] = s ? rs : r;
-        spk[i] = (uint8_t)s;
+        soma__sim_put(f, &V[i], &refr[i], &spk[i]);
     }
 }
 
 SIM_STEP_FROM_ROW
 
 const soma_model soma__model_iaf_psc_alpha = {
-    .name = "iaf_psc_alpha",
-    .params = params,
-    .n_params = N_P,
-    .n_state = 6,
-    .state_names = state_names,
-    .spiking = 1,
-    .n_ports = 2,
-    .port_names = port_names,
-    .weight_unit = "pA",
-    .state_units = state_units,
-    .n_derived = N_D,
-    .sim_prepare = prepare,
-    .sim_init = init,
-    .sim_step = step,
+    SIM_MODEL_FIELDS("iaf_psc_alpha", 6, "pA"),
 };

@@ -27,6 +27,31 @@
  * Ports: e (port 0) and i (port 1) are both plain voltage jumps; two ports
  * only so that projections split by sign work as for the other models.
  * State: V_m (mV), refr (steps left, a float).
+ *
+ * Training half (the trainer's forward/backward over [B][N]; row b*N + j is
+ * one instance of neuron j whose only input is in[b*N + j] on port e, the
+ * summed weight in mV, with I_e as set): forward calls the same inline
+ * step (neuron() below) as sim_step, with port i and the external input 0,
+ * so it gives the simulator's floats bit for bit (tests/
+ * test_physical_train.c). The state starts from init (V = E_L).
+ * Backward recomputes the step from the tape and follows the exact
+ * propagators by the chain rule. With y the membrane before the threshold
+ * (propagated, or held while refractory), S = H(y - (V_th - E_L)), and
+ * g = dL/dV_t (from t+1 plus the loss):
+ *   dy     = (1 - S) g + dL/dS_t dS/dy
+ *   dL/dV_{t-1} = P22 dy, dL/dw_t = dy   (not refractory)
+ *   dL/dV_{t-1} = dy,     dL/dw_t = 0    (refractory)
+ * The spike's derivative is the surrogate at x = (y + E_L - V_th)/(V_th -
+ * V_reset) (distance to threshold in units of the reset depth, so one slope
+ * suits any voltage scale), dS/dy = surrogate(x)/(V_th - V_reset). The
+ * reset is detached, as snnTorch's reset with detach: V_t = (1 - S) y +
+ * S V_reset with S a constant, so dV_t/dy = 1 - S and nothing passes
+ * through a spike's reset. A refractory step holds y: the input and the
+ * propagation pass no gradient (the clamp), the held value passes it back
+ * unchanged (to the reset value before it, so nothing crosses a refractory
+ * period started by a spike). refr carries none. No parameter is learned
+ * (physical constants; prepare runs once per plan); check refuses
+ * V_reset >= V_th for training.
  */
 #include "models/sim_common.h"
 
@@ -55,8 +80,17 @@ static void prepare(const float *const *prm, size_t N, float dt, int uniform, fl
     }
 }
 
-static void init(const float *const *prm, float *const *state, size_t N) {
-    for (size_t j = 0; j < N; j++) state[0][j] = prm[P_E_L][j], state[1][j] = 0.0f;
+SIM_INIT_AT_REST(P_E_L, 2)
+
+/* One neuron over one step, for the simulator and the trainer alike (one
+ * copy of the arithmetic, so that both give the same floats): v, r the
+ * state at the step's start, we + wi the weights arriving (mV), ie + ext
+ * the current (pA). */
+SIM_INLINE sim_fire neuron(float v, float r, float we, float wi, float ie, float ext, float el, float vth, float vr,
+                           float rs, float p22, float p20) {
+    const float y = v - el;
+    const float yn = p22 * y + p20 * (ie + ext) + (we + wi);
+    return soma__sim_fire(0, y, yn, r, vth - el, vr, el, rs);
 }
 
 SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, float *const *in,
@@ -73,38 +107,48 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
     SIM_ARR(IE, a->prm[P_I_E]);
     SIM_IVDEP
     for (size_t i = i0; i < i1; i++) {
-        /* Loads first, selects last (see sim_common.h). */
-        const float el = SIM_AT(EL), th = SIM_AT(TH) - el, vr = SIM_AT(VR), rs = SIM_AT(R);
-        float y = V[i] - el, r = refr[i];
-        float I = SIM_AT(IE) + (E ? ext[i] : 0.0f);
-        float yn = SIM_AT(P22) * y + SIM_AT(P20) * I + (we[i] + wi[i]);
+        sim_fire f = neuron(V[i], refr[i], we[i], wi[i], SIM_AT(IE), E ? ext[i] : 0.0f, SIM_AT(EL), SIM_AT(TH),
+                            SIM_AT(VR), SIM_AT(R), SIM_AT(P22), SIM_AT(P20));
         we[i] = 0.0f;
         wi[i] = 0.0f;
-        int active = r < 0.5f;
-        y = active ? yn : y;
-        r = active ? r : r - 1.0f;
-        int s = y >= th;
-        V[i] = s ? vr : y + el;
-        refr[i] = s ? rs : r;
-        spk[i] = (uint8_t)s;
+        soma__sim_put(f, &V[i], &refr[i], &spk[i]);
     }
 }
 
 SIM_STEP_FROM_ROW
 
+/* ---- Training half. Row k = b*N + j of the batch is one instance of
+ * neuron j whose only input is in[k] on port e (the summed weight, mV). */
+SIM_INLINE sim_fire train_neuron(const soma_model_args *a, const float *const *st, const float *in, size_t k,
+                                 size_t j, float *x) {
+    (void)x; /* no synaptic state */
+    return neuron(st[0][k], st[1][k], in[k], 0.0f, a->prm[P_I_E][j], 0.0f, a->prm[P_E_L][j], a->prm[P_V_TH][j],
+                  a->prm[P_V_RESET][j], a->drv[D_REFR][j], a->drv[D_P22][j], a->drv[D_P20][j]);
+}
+
+SIM_FORWARD_FROM_NEURON(2)
+
+/* The step recomputed from the tape (same floats as forward), then dy =
+ * dL/dy (y the membrane before the threshold), as in the header. */
+SIM_INLINE void bwd_row(const int S, const soma_model_args *a, const float *const *prev, float *const *dstate,
+                        const float *ds, const float *dv, float *din, size_t b, size_t N) {
+    const float sp = a->surrogate_param;
+    for (size_t j = 0, k = b * N; j < N; j++, k++) {
+        sim_fire f = train_neuron(a, prev, a->in, k, j, NULL);
+        const float el = a->prm[P_E_L][j], th = a->prm[P_V_TH][j], inv = soma__sim_sg_inv(th, a->prm[P_V_RESET][j]);
+        float g = dstate[0][k] + (dv ? dv[k] : 0.0f);
+        float dy = soma__sim_dpre(S, sp, f, g, ds[k], f.pre - (th - el), inv);
+        float dw = f.active ? dy : 0.0f;
+        dstate[0][k] = f.active ? a->drv[D_P22][j] * dy : dy;
+        dstate[1][k] = 0.0f;
+        din[k] = a->din_accumulate ? din[k] + dw : dw;
+    }
+}
+
+SIM_BACKWARD_FROM_ROW
+SIM_CHECK_RESET(P_V_TH, P_V_RESET)
+
 const soma_model soma__model_iaf_psc_delta = {
-    .name = "iaf_psc_delta",
-    .params = params,
-    .n_params = N_P,
-    .n_state = 2,
-    .state_names = state_names,
-    .spiking = 1,
-    .n_ports = 2,
-    .port_names = port_names,
-    .weight_unit = "mV",
-    .state_units = state_units,
-    .n_derived = N_D,
-    .sim_prepare = prepare,
-    .sim_init = init,
-    .sim_step = step,
+    SIM_MODEL_FIELDS("iaf_psc_delta", 2, "mV"),
+    SIM_TRAIN_FIELDS,
 };

@@ -12,7 +12,7 @@
  * tau_m 10 ms, tau_syn_ex = tau_syn_in = 2 ms, t_ref 2 ms, E_L -70,
  * V_th -55, V_reset -70 mV, I_e 0 pA).
  *
- * Exact integration with propagators precomputed in sim_prepare, in NEST's
+ * Exact integration with propagators precomputed in prepare, in NEST's
  * order (iaf_psc_exp.cpp, update()), y = V - E_L:
  *   1. not refractory: y = P22 y + P21ex I_ex + P21in I_in + P20 (I_e + I_ext)
  *      refractory:     refr -= 1
@@ -29,6 +29,32 @@
  * port (receptor 1, i_1) is not modelled.
  *
  * State: V_m (mV), I_syn_ex, I_syn_in (pA), refr (steps left, a float).
+ *
+ * Training half (the trainer's forward/backward over [B][N]; row b*N + j is
+ * one instance of neuron j whose only input is in[b*N + j] on port e, the
+ * summed weight in pA, with I_e as set): forward calls the same inline
+ * step (neuron() below) as sim_step, with port i and the external input 0,
+ * so it gives the simulator's floats bit for bit (tests/
+ * test_physical_train.c). The state starts from init (V = E_L, currents 0).
+ * Backward recomputes the step from the tape and follows the exact
+ * propagators by the chain rule. With y the membrane before the threshold
+ * (propagated, or held while refractory), S = H(y - (V_th - E_L)), and
+ * g = dL/dV_t (from t+1 plus the loss):
+ *   dy      = (1 - S) g + dL/dS_t dS/dy,  dya = dy if not refractory, else 0
+ *   dL/dV_{t-1}     = P22 dy (refractory: dy)
+ *   dL/dI_ex,{t-1}  = P21ex dya + P11ex dL/dI_ex,t   (likewise I_in)
+ *   dL/dw_t         = dL/dI_ex,t                      (w is added to I_ex)
+ * The spike's derivative is the surrogate at x = (y + E_L - V_th)/(V_th -
+ * V_reset) (distance to threshold in units of the reset depth, so one slope
+ * suits any voltage scale), dS/dy = surrogate(x)/(V_th - V_reset). The
+ * reset is detached, as snnTorch's reset with detach: V_t = (1 - S) y +
+ * S V_reset with S a constant, so dV_t/dy = 1 - S and nothing passes
+ * through a spike's reset. A refractory step holds y: the input and the
+ * propagation pass no gradient (the clamp), the held value passes it back
+ * unchanged (to the reset value before it, so nothing crosses a refractory
+ * period started by a spike). refr carries none. No parameter is learned
+ * (physical constants; prepare runs once per plan); check refuses
+ * V_reset >= V_th for training.
  */
 #include "models/sim_common.h"
 
@@ -64,9 +90,20 @@ static void prepare(const float *const *prm, size_t N, float dt, int uniform, fl
     }
 }
 
-static void init(const float *const *prm, float *const *state, size_t N) {
-    for (size_t j = 0; j < N; j++)
-        state[0][j] = prm[P_E_L][j], state[1][j] = state[2][j] = state[3][j] = 0.0f;
+SIM_INIT_AT_REST(P_E_L, 4)
+
+/* One neuron over one step, for the simulator and the trainer alike (one
+ * copy of the arithmetic, so that both give the same floats): v, r, ie, ii
+ * the state at the step's start, we and wi the weights arriving (pA), ic +
+ * ext the current (pA). The currents after the step go to *ie_out, *ii_out. */
+SIM_INLINE sim_fire neuron(float v, float r, float ie, float ii, float we, float wi, float ic, float ext, float el,
+                           float vth, float vr, float rs, float p22, float p20, float p21e, float p21i, float p11e,
+                           float p11i, float *ie_out, float *ii_out) {
+    const float y = v - el;
+    const float yn = p22 * y + p21e * ie + p21i * ii + p20 * (ic + ext);
+    *ie_out = p11e * ie + we;
+    *ii_out = p11i * ii + wi;
+    return soma__sim_fire(0, y, yn, r, vth - el, vr, el, rs);
 }
 
 SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, float *const *in,
@@ -87,40 +124,57 @@ SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *con
     SIM_ARR(IE, a->prm[P_I_E]);
     SIM_IVDEP
     for (size_t i = i0; i < i1; i++) {
-        /* Loads first, selects last (see sim_common.h). */
-        const float el = SIM_AT(EL), th = SIM_AT(TH) - el, vr = SIM_AT(VR), rs = SIM_AT(R);
-        float y = V[i] - el, r = refr[i], ie = Iex[i], ii = Iin[i];
-        float I = SIM_AT(IE) + (E ? ext[i] : 0.0f);
-        int active = r < 0.5f;
-        float yn = SIM_AT(P22) * y + SIM_AT(P21E) * ie + SIM_AT(P21I) * ii + SIM_AT(P20) * I;
-        y = active ? yn : y;
-        r = active ? r : r - 1.0f;
-        Iex[i] = SIM_AT(P11E) * ie + we[i];
-        Iin[i] = SIM_AT(P11I) * ii + wi[i];
+        float ie, ii;
+        sim_fire f = neuron(V[i], refr[i], Iex[i], Iin[i], we[i], wi[i], SIM_AT(IE), E ? ext[i] : 0.0f, SIM_AT(EL),
+                            SIM_AT(TH), SIM_AT(VR), SIM_AT(R), SIM_AT(P22), SIM_AT(P20), SIM_AT(P21E), SIM_AT(P21I),
+                            SIM_AT(P11E), SIM_AT(P11I), &ie, &ii);
         we[i] = 0.0f;
         wi[i] = 0.0f;
-        int s = y >= th;
-        V[i] = s ? vr : y + el;
-        refr[i] = s ? rs : r;
-        spk[i] = (uint8_t)s;
+        Iex[i] = ie;
+        Iin[i] = ii;
+        soma__sim_put(f, &V[i], &refr[i], &spk[i]);
     }
 }
 
 SIM_STEP_FROM_ROW
 
+/* ---- Training half. Row k = b*N + j of the batch is one instance of
+ * neuron j whose only input is in[k] on port e (the summed weight, pA). */
+SIM_INLINE sim_fire train_neuron(const soma_model_args *a, const float *const *st, const float *in, size_t k, size_t j,
+                                 float *x) {
+    const float *const *d = a->drv;
+    return neuron(st[0][k], st[3][k], st[1][k], st[2][k], in[k], 0.0f, a->prm[P_I_E][j], 0.0f, a->prm[P_E_L][j],
+                  a->prm[P_V_TH][j], a->prm[P_V_RESET][j], d[D_REFR][j], d[D_P22][j], d[D_P20][j], d[D_P21EX][j],
+                  d[D_P21IN][j], d[D_P11EX][j], d[D_P11IN][j], &x[0], &x[1]);
+}
+
+SIM_FORWARD_FROM_NEURON(4)
+
+/* The step recomputed from the tape (same floats as forward), then the
+ * chain rule of the header's backward equations. */
+SIM_INLINE void bwd_row(const int S, const soma_model_args *a, const float *const *prev, float *const *dstate,
+                        const float *ds, const float *dv, float *din, size_t b, size_t N) {
+    const float sp = a->surrogate_param;
+    const float *const *d = a->drv;
+    for (size_t j = 0, k = b * N; j < N; j++, k++) {
+        float x[2];
+        sim_fire f = train_neuron(a, prev, a->in, k, j, x);
+        const float el = a->prm[P_E_L][j], th = a->prm[P_V_TH][j], inv = soma__sim_sg_inv(th, a->prm[P_V_RESET][j]);
+        float g = dstate[0][k] + (dv ? dv[k] : 0.0f), gie = dstate[1][k], gii = dstate[2][k];
+        float dy = soma__sim_dpre(S, sp, f, g, ds[k], f.pre - (th - el), inv);
+        float dya = f.active ? dy : 0.0f; /* what reaches the propagation (none while refractory) */
+        dstate[0][k] = f.active ? d[D_P22][j] * dy : dy;
+        dstate[1][k] = d[D_P21EX][j] * dya + d[D_P11EX][j] * gie;
+        dstate[2][k] = d[D_P21IN][j] * dya + d[D_P11IN][j] * gii;
+        dstate[3][k] = 0.0f;
+        din[k] = a->din_accumulate ? din[k] + gie : gie;
+    }
+}
+
+SIM_BACKWARD_FROM_ROW
+SIM_CHECK_RESET(P_V_TH, P_V_RESET)
+
 const soma_model soma__model_iaf_psc_exp = {
-    .name = "iaf_psc_exp",
-    .params = params,
-    .n_params = N_P,
-    .n_state = 4,
-    .state_names = state_names,
-    .spiking = 1,
-    .n_ports = 2,
-    .port_names = port_names,
-    .weight_unit = "pA",
-    .state_units = state_units,
-    .n_derived = N_D,
-    .sim_prepare = prepare,
-    .sim_init = init,
-    .sim_step = step,
+    SIM_MODEL_FIELDS("iaf_psc_exp", 4, "pA"),
+    SIM_TRAIN_FIELDS,
 };

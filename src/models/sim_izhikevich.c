@@ -149,18 +149,5 @@ static void step(const soma_sim_args *a, float *const *state, float *const *in, 
 }
 
 const soma_model soma__model_izhikevich = {
-    .name = "izhikevich",
-    .params = params,
-    .n_params = N_P,
-    .n_state = 2,
-    .state_names = state_names,
-    .spiking = 1,
-    .n_ports = 2,
-    .port_names = port_names,
-    .weight_unit = "",
-    .state_units = state_units,
-    .n_derived = N_D,
-    .sim_prepare = prepare,
-    .sim_init = init,
-    .sim_step = step,
+    SIM_MODEL_FIELDS("izhikevich", 2, ""),
 };

@@ -71,65 +71,19 @@ static void prepare(const float *const *prm, size_t N, float dt, int uniform, fl
     }
 }
 
-static void init(const float *const *prm, float *const *state, size_t N) {
-    for (size_t j = 0; j < N; j++)
-        state[0][j] = prm[P_E_L][j], state[1][j] = state[2][j] = state[3][j] = 0.0f;
-}
+SIM_INIT_AT_REST(P_E_L, 4)
 
+/* The kernel it shares with lif_cuba (sim_common.h), with this model's
+ * membrane constants. */
 SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, float *const *in,
                     uint8_t *restrict spk, size_t i0, size_t i1) {
-    float *restrict v = st[0], *restrict gex = st[1], *restrict gin = st[2], *restrict refr = st[3];
-    float *restrict we = in[0], *restrict wi = in[1];
-    const float *restrict ext = a->ext;
-    SIM_ARR(KDT, a->drv[D_KDT]);
-    SIM_ARR(GLEL, a->drv[D_GLEL]);
-    SIM_ARR(DEX, a->drv[D_DEX]);
-    SIM_ARR(DIN, a->drv[D_DIN]);
-    SIM_ARR(R, a->drv[D_REFR]);
-    SIM_ARR(GL, a->prm[P_G_L]);
-    SIM_ARR(EEX, a->prm[P_E_EX]);
-    SIM_ARR(EIN, a->prm[P_E_IN]);
-    SIM_ARR(TH, a->prm[P_V_TH]);
-    SIM_ARR(VR, a->prm[P_V_RESET]);
-    SIM_IVDEP
-    for (size_t i = i0; i < i1; i++) {
-        /* Loads first, selects last (see sim_common.h). */
-        const float th = SIM_AT(TH), vr = SIM_AT(VR), rs = SIM_AT(R);
-        float x = v[i], r = refr[i];
-        float ge = gex[i] + we[i], gi = gin[i] + wi[i];
-        we[i] = 0.0f;
-        wi[i] = 0.0f;
-        float gt = SIM_AT(GL) + ge + gi;
-        float num = SIM_AT(GLEL) + ge * SIM_AT(EEX) + gi * SIM_AT(EIN) + (E ? ext[i] : 0.0f);
-        float vinf = num / gt;
-        float xn = vinf + (x - vinf) * soma__expf_vec(gt * SIM_AT(KDT));
-        int active = r < 0.5f, above = xn > th;
-        x = active ? xn : x;
-        r = active ? r : r - 1.0f;
-        gex[i] = SIM_AT(DEX) * ge;
-        gin[i] = SIM_AT(DIN) * gi;
-        int s = active & above;
-        v[i] = s ? vr : x;
-        refr[i] = s ? rs : r;
-        spk[i] = (uint8_t)s;
-    }
+    const float *const mc[5] = {a->prm[P_G_L], a->drv[D_GLEL], a->prm[P_E_EX], a->prm[P_E_IN], a->drv[D_KDT]};
+    soma__sim_brian_row(1, U, E, a, st, in, spk, i0, i1, mc, a->drv[D_DEX], a->drv[D_DIN], a->drv[D_REFR],
+                        a->prm[P_V_TH], a->prm[P_V_RESET]);
 }
 
 SIM_STEP_FROM_ROW
 
 const soma_model soma__model_lif_coba = {
-    .name = "lif_coba",
-    .params = params,
-    .n_params = N_P,
-    .n_state = 4,
-    .state_names = state_names,
-    .spiking = 1,
-    .n_ports = 2,
-    .port_names = port_names,
-    .weight_unit = "nS",
-    .state_units = state_units,
-    .n_derived = N_D,
-    .sim_prepare = prepare,
-    .sim_init = init,
-    .sim_step = step,
+    SIM_MODEL_FIELDS("lif_coba", 4, "nS"),
 };

@@ -54,6 +54,34 @@
  * precision, and the error it leaves is ~1e-6 mV.
  *
  * State: v, ge, gi (mV), refr (steps left, a float).
+ *
+ * Training half (the trainer's forward/backward over [B][N]; row b*N + j is
+ * one instance of neuron j whose only input is in[b*N + j] on port e, the
+ * summed weight in mV): forward calls the same inline step as sim_step
+ * (soma__sim_brian in sim_common.h, the kernel shared with lif_coba), with
+ * port i and the external input 0, so it gives the simulator's floats bit
+ * for bit (tests/test_physical_train.c). The state starts from init (v =
+ * e_l, ge = gi = 0). Backward recomputes the step from the tape and follows
+ * the exact propagators by the chain rule. With xn the propagated v, y the
+ * membrane before the threshold (xn, or v held while refractory), S =
+ * H(xn - v_th) when not refractory (else 0, with no gradient), gv = dL/dv_t
+ * (from t+1 plus the loss) and e = ge + w (gi gets no input):
+ *   dy  = (1 - S) gv + dL/dS_t dS/dxn   (the second term only if not refractory)
+ *   dya = dy if not refractory, else 0
+ *   dL/dv_{t-1}  = (1 - Q) dy (refractory: dy)
+ *   dL/de        = Pe dya + exp(-dt/tau_e) dL/dge_t  = dL/dge_{t-1} = dL/dw_t
+ *   dL/dgi_{t-1} = Pi dya + exp(-dt/tau_i) dL/dgi_t
+ * The spike's derivative is the surrogate at x = (xn - v_th)/(v_th -
+ * v_reset) (distance to threshold in units of the reset depth, so one
+ * slope suits any voltage scale), dS/dxn = surrogate(x)/(v_th - v_reset).
+ * The reset is detached, as snnTorch's reset with detach: v_t = (1 - S) y +
+ * S v_reset with S a constant, so dv_t/dy = 1 - S and nothing passes
+ * through a spike's reset. A refractory step holds v: the input and the
+ * propagation pass no gradient (the clamp), the held value passes it back
+ * unchanged (to the reset value before it, so nothing crosses a refractory
+ * period started by a spike). refr carries none. No parameter is learned
+ * (physical constants; prepare runs once per plan); check refuses
+ * v_reset >= v_th for training.
  */
 #include "models/sim_common.h"
 
@@ -85,62 +113,59 @@ static void prepare(const float *const *prm, size_t N, float dt, int uniform, fl
     }
 }
 
-static void init(const float *const *prm, float *const *state, size_t N) {
-    for (size_t j = 0; j < N; j++)
-        state[0][j] = prm[P_E_L][j], state[1][j] = state[2][j] = state[3][j] = 0.0f;
-}
+SIM_INIT_AT_REST(P_E_L, 4)
 
+/* The kernel it shares with lif_coba (sim_common.h), with this model's
+ * membrane constants (e_l twice: the fifth is unused by cuba). */
 SIM_INLINE void row(const int U, const int E, const soma_sim_args *a, float *const *st, float *const *in,
                     uint8_t *restrict spk, size_t i0, size_t i1) {
-    float *restrict v = st[0], *restrict ge = st[1], *restrict gi = st[2], *restrict refr = st[3];
-    float *restrict we = in[0], *restrict wi = in[1];
-    const float *restrict ext = a->ext;
-    SIM_ARR(Q, a->drv[D_Q]);
-    SIM_ARR(PE, a->drv[D_PE]);
-    SIM_ARR(PI, a->drv[D_PI]);
-    SIM_ARR(DE, a->drv[D_DE]);
-    SIM_ARR(DI, a->drv[D_DI]);
-    SIM_ARR(R, a->drv[D_REFR]);
-    SIM_ARR(EL, a->prm[P_E_L]);
-    SIM_ARR(TH, a->prm[P_V_TH]);
-    SIM_ARR(VR, a->prm[P_V_RESET]);
-    SIM_IVDEP
-    for (size_t i = i0; i < i1; i++) {
-        /* Loads first, selects last (see sim_common.h). */
-        const float th = SIM_AT(TH), vr = SIM_AT(VR), rs = SIM_AT(R);
-        float x = v[i], r = refr[i];
-        float e = ge[i] + we[i], g = gi[i] + wi[i];
-        we[i] = 0.0f;
-        wi[i] = 0.0f;
-        float rest = SIM_AT(EL) + (E ? ext[i] : 0.0f);
-        float xn = x + SIM_AT(Q) * (rest - x) + SIM_AT(PE) * e + SIM_AT(PI) * g;
-        int active = r < 0.5f, above = xn > th;
-        x = active ? xn : x;
-        r = active ? r : r - 1.0f;
-        ge[i] = SIM_AT(DE) * e;
-        gi[i] = SIM_AT(DI) * g;
-        int s = active & above;
-        v[i] = s ? vr : x;
-        refr[i] = s ? rs : r;
-        spk[i] = (uint8_t)s;
-    }
+    const float *const mc[5] = {a->drv[D_Q], a->drv[D_PE], a->drv[D_PI], a->prm[P_E_L], a->prm[P_E_L]};
+    soma__sim_brian_row(0, U, E, a, st, in, spk, i0, i1, mc, a->drv[D_DE], a->drv[D_DI], a->drv[D_REFR],
+                        a->prm[P_V_TH], a->prm[P_V_RESET]);
 }
 
 SIM_STEP_FROM_ROW
 
+/* ---- Training half. Row k = b*N + j of the batch is one instance of
+ * neuron j whose only input is in[k] on port e (the summed weight, mV). */
+SIM_INLINE sim_fire train_neuron(const soma_model_args *a, const float *const *st, const float *in, size_t k, size_t j,
+                                 float *x) {
+    const float *const *d = a->drv;
+    const float m[5] = {d[D_Q][j], d[D_PE][j], d[D_PI][j], a->prm[P_E_L][j], a->prm[P_E_L][j]};
+    return soma__sim_brian(0, st[0][k], st[3][k], st[1][k], st[2][k], in[k], 0.0f, 0.0f, m, d[D_DE][j], d[D_DI][j],
+                           a->prm[P_V_TH][j], a->prm[P_V_RESET][j], d[D_REFR][j], &x[0], &x[1]);
+}
+
+SIM_FORWARD_FROM_NEURON(4)
+
+/* The step recomputed from the tape (same floats as forward), then the
+ * chain rule of the header's backward equations. */
+SIM_INLINE void bwd_row(const int S, const soma_model_args *a, const float *const *prev, float *const *dstate,
+                        const float *ds, const float *dv, float *din, size_t b, size_t N) {
+    const float sp = a->surrogate_param;
+    const float *const *d = a->drv;
+    for (size_t j = 0, k = b * N; j < N; j++, k++) {
+        float x[2];
+        sim_fire f = train_neuron(a, prev, a->in, k, j, x);
+        const float th = a->prm[P_V_TH][j], inv = soma__sim_sg_inv(th, a->prm[P_V_RESET][j]);
+        float g = dstate[0][k] + (dv ? dv[k] : 0.0f);
+        /* S = active & (xn > v_th): only an active step's spike has a gradient. */
+        float dx = soma__sim_dpre(S, sp, f, g, f.active ? ds[k] : 0.0f, f.pre - th, inv);
+        float dxa = f.active ? dx : 0.0f; /* what reaches the propagation (none while refractory) */
+        float de = d[D_PE][j] * dxa + d[D_DE][j] * dstate[1][k];
+        float dg = d[D_PI][j] * dxa + d[D_DI][j] * dstate[2][k];
+        dstate[0][k] = f.active ? (1.0f - d[D_Q][j]) * dx : dx;
+        dstate[1][k] = de;
+        dstate[2][k] = dg;
+        dstate[3][k] = 0.0f;
+        din[k] = a->din_accumulate ? din[k] + de : de;
+    }
+}
+
+SIM_BACKWARD_FROM_ROW
+SIM_CHECK_RESET(P_V_TH, P_V_RESET)
+
 const soma_model soma__model_lif_cuba = {
-    .name = "lif_cuba",
-    .params = params,
-    .n_params = N_P,
-    .n_state = 4,
-    .state_names = state_names,
-    .spiking = 1,
-    .n_ports = 2,
-    .port_names = port_names,
-    .weight_unit = "mV",
-    .state_units = state_units,
-    .n_derived = N_D,
-    .sim_prepare = prepare,
-    .sim_init = init,
-    .sim_step = step,
+    SIM_MODEL_FIELDS("lif_cuba", 4, "mV"),
+    SIM_TRAIN_FIELDS,
 };

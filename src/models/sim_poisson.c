@@ -55,6 +55,6 @@ const soma_model soma__model_poisson = {
     .n_ports = 0,
     .weight_unit = "",
     .n_derived = N_D,
-    .sim_prepare = prepare,
+    .prepare = prepare,
     .sim_step = step,
 };

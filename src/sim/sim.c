@@ -282,10 +282,11 @@ static int build_pop(soma_sim *s, const soma_net *sn, size_t p) {
     if (m->n_derived > sizeof P->drv / sizeof P->drv[0])
         return sfail(s, SOMA_STATUS_UNSUPPORTED, "model %s has too many derived constants", m->name);
     for (size_t k = 0; k < m->n_derived; k++) {
-        P->drv[k] = xalloc((P->uniform ? 1 : N) * sizeof(float));
+        /* A trainer model's forward reads its constants per neuron. */
+        P->drv[k] = xalloc((P->uniform && m->sim_step ? 1 : N) * sizeof(float));
         if (!P->drv[k]) return SOMA_STATUS_NOMEM;
     }
-    if (m->sim_prepare) m->sim_prepare((const float *const *)P->prm, N, s->dt, P->uniform, P->drv);
+    if (m->prepare) m->prepare((const float *const *)P->prm, N, s->dt, P->uniform && m->sim_step, P->drv);
     for (size_t k = 0; k < m->n_state; k++) {
         P->st[k] = xalloc(N * sizeof(float));
         if (!P->st[k]) return SOMA_STATUS_NOMEM;
@@ -888,12 +889,16 @@ static void dense_input(const soma_sim *s, const spop *P, float *restrict in, si
 /* A trainer model's step for neurons [a, b): its forward op on a batch of
  * one, the state before the step copied aside (forward reads the previous
  * state and writes the new one). Consumes in[a..b). */
-static void train_op_step(spop *P, float *restrict in, size_t a, size_t b, uint64_t step) {
+static void train_op_step(spop *P, float *restrict in, size_t a, size_t b, uint64_t step, float dt) {
     const soma_model *m = P->m;
     size_t n = b - a;
     soma_model_args ma;
     memset(&ma, 0, sizeof ma);
     for (size_t k = 0; k < m->n_params; k++) ma.prm[k] = P->prm[k] + a;
+    const float *drv[sizeof P->drv / sizeof P->drv[0]];
+    for (size_t k = 0; k < m->n_derived; k++) drv[k] = P->drv[k] + a;
+    ma.drv = drv;
+    ma.dt = dt;
     ma.reset = P->reset;
     ma.surrogate = SOMA_SURROGATE_FAST_SIGMOID;
     ma.surrogate_param = soma_surrogate_default_param(SOMA_SURROGATE_FAST_SIGMOID);
@@ -950,7 +955,7 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
             }
             if (P->bias || P->npulls) dense_input(s, P, in[0], a, b, step);
             if (P->train_op) {
-                train_op_step(P, in[0], a, b, step);
+                train_op_step(P, in[0], a, b, step, s->dt);
             } else {
             for (size_t di = 0; di < P->ndrives; di++)
                 apply_drive(&P->drives[di], ts, in[P->drives[di].port], a, b, step);

@@ -65,6 +65,8 @@ typedef struct layer {
     int graded;                /* real-valued outputs: never gathered as spikes */
     int reset;
     float *prm[SOMA_MAX_PARAMS]; /* per-neuron parameter values [N] */
+    float *drv[SOMA_MAX_DERIVED]; /* the model's derived constants [N] (models with prepare) */
+    int learns;                /* some parameter of the model is learned: prepare again after each step */
     float *wT;                 /* [Nin][N] transposed feed-forward weights (not first) */
     float *recT;               /* [N][N] transposed recurrent weights */
     /* Gradient tensors inside tr->grad (mirror of net->params). */
@@ -240,6 +242,15 @@ static int build_chain(soma_trainer *tr) {
         ly->graded = ly->m->graded;
         int kr = soma__model_param_index(ly->m, "reset");
         ly->reset = kr >= 0 ? (int)ly->pop->prm[kr] : 0;
+        ly->learns = 0;
+        for (size_t k = 0; k < ly->m->n_params; k++) ly->learns |= ly->pop->learn[k] != SOMA_LEARN_NONE;
+        if (ly->m->check) {
+            char why[256];
+            if (ly->m->check(ly->pop->prm, ly->pop->learn, why, sizeof why))
+                return fail(tr, SOMA_STATUS_INVALID, "population '%s' (%s): %s", ly->pop->name, ly->m->name, why);
+        }
+        if (ly->m->n_derived > SOMA_MAX_DERIVED)
+            return fail(tr, SOMA_STATUS_UNSUPPORTED, "model %s has too many derived constants", ly->m->name);
         L++;
         cur = nxt;
         if (L > net->npops) return fail(tr, SOMA_STATUS_INVALID, "the projections form a cycle");
@@ -260,6 +271,7 @@ void soma_train_free(soma_trainer *tr) {
     for (size_t l = 0; l < tr->L; l++) {
         layer *ly = &tr->lay[l];
         for (int k = 0; k < SOMA_MAX_PARAMS; k++) free(ly->prm[k]);
+        for (int k = 0; k < SOMA_MAX_DERIVED; k++) free(ly->drv[k]);
         free(ly->wT);
         free(ly->recT);
     }
@@ -291,8 +303,11 @@ void soma_train_free(soma_trainer *tr) {
 }
 
 /* Copy parameter values and transposed weights from the net into the
- * layers' working arrays (after creation and after every optimizer step). */
-static void sync_params(soma_trainer *tr) {
+ * layers' working arrays (after creation and after every optimizer step),
+ * and derive the models' constants for the net's dt from them: always when
+ * `all` (creation, soma_train_sync: the caller may have set any value),
+ * after an optimizer step only for models with a learned parameter. */
+static void sync_params(soma_trainer *tr, int all) {
     for (size_t l = 0; l < tr->L; l++) {
         layer *ly = &tr->lay[l];
         for (size_t k = 0; k < ly->m->n_params; k++) {
@@ -304,6 +319,8 @@ static void sync_params(soma_trainer *tr) {
                 for (size_t j = 0; j < ly->N; j++) dst[j] = v;
             }
         }
+        if (ly->m->prepare && (all || ly->learns))
+            ly->m->prepare((const float *const *)ly->prm, ly->N, (float)tr->net->dt, 0, ly->drv);
         size_t ld = soma__ldw(ly->N);
         if (ly->wT && !ly->conv) soma__transpose_pad(ly->wT, ly->proj->w, ly->N, ly->Nin, ld);
         if (ly->recT) soma__transpose_pad(ly->recT, ly->pop->rec_w, ly->N, ly->N, ld);
@@ -370,6 +387,8 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         }
         for (size_t k = 0; k < ly->m->n_params; k++)
             if (!(ly->prm[k] = soma__alloc(N * sizeof(float)))) goto nomem;
+        for (size_t k = 0; k < ly->m->n_derived; k++)
+            if (!(ly->drv[k] = soma__alloc(N * sizeof(float)))) goto nomem;
         ly->gw = grad_of(tr, ly->proj->w);
         ly->gb = grad_of(tr, ly->proj->b);
         ly->grec = grad_of(tr, ly->pop->rec_w);
@@ -455,7 +474,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
                               !(w->ctmp = soma__alloc(ni * tr->ctmp_max * sizeof(float)))))
             goto nomem;
     }
-    sync_params(tr);
+    sync_params(tr, 1);
     *out = tr;
     return SOMA_STATUS_OK;
 nomem:
@@ -673,6 +692,8 @@ static void model_args(const soma_trainer *tr, const layer *ly, work *w, soma_mo
     a->scratch = w->scratch;
     for (size_t k = 0; k < ly->m->n_weights; k++) a->w[k] = ly->pop->cw[k];
     a->work = w->cwork;
+    a->dt = (float)tr->net->dt;
+    a->drv = (const float *const *)ly->drv;
 }
 
 /* Key of the current batch's random draws (stochastic models): the seed mixed
@@ -723,6 +744,12 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         double t1 = now();
         w->prof[0] += t1 - t0;
         memset(w->tape[l], 0, SB * sizeof(float)); /* state at t = -1 */
+        if (ly->m->sim_init) /* physical models start at rest (V = E_L), as in the simulator */
+            for (size_t b = 0; b < Bc; b++) {
+                float *st[SOMA_MAX_STATE];
+                for (size_t k = 0; k < ns; k++) st[k] = w->tape[l] + ly->soff[k] * Bc + b * N;
+                ly->m->sim_init((const float *const *)ly->prm, st, N);
+            }
         size_t nspk = 0;
         double ssum = 0.0;
         for (size_t t = 0; t < T; t++) {
@@ -806,8 +833,9 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
                 prev[k] = w->tape[l] + t * SB + ly->soff[k] * Bc;
                 cur[k] = w->tape[l] + (t + 1) * SB + ly->soff[k] * Bc;
             }
-            if (ly->m->n_weights) /* cell models read their input again */
-                a.in = ly->first && !ly->recT ? (tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N) : w->in[l] + t * RB;
+            /* Cell and physical models read their input again (the latter
+             * recompute the step to find the membrane before its reset). */
+            a.in = ly->first && !ly->recT ? (tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N) : w->in[l] + t * RB;
             /* The first layer's input gradient goes to the batch-wide buffer;
              * with a time-constant input it is summed over steps there, by the
              * model itself unless the per-step value is needed (recurrence). */
@@ -1094,7 +1122,7 @@ static int train_apply_run(soma_trainer *tr) {
             }
         }
     }
-    sync_params(tr);
+    sync_params(tr, 0);
     tr->w1T_stale = 1;
     tr->prof[PROF_APPLY] += now() - t0;
     return SOMA_STATUS_OK;
@@ -1316,7 +1344,7 @@ int soma_train_evaluate(soma_trainer *tr, const soma_dataset *ds, size_t limit, 
 
 int soma_train_sync(soma_trainer *tr) {
     if (!tr) return SOMA_STATUS_INVALID;
-    sync_params(tr);
+    sync_params(tr, 1);
     tr->w1T_stale = 1;
     return SOMA_STATUS_OK;
 }
