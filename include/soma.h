@@ -407,14 +407,19 @@ const soma_train_opts *soma_train_options(const soma_trainer *tr);
 
 /* ------------------------------------------------------------------- io */
 #define SOMA_MODEL_MAGIC "SOMAMDL\0"
-#define SOMA_MODEL_VERSION 2u
+/* Version 3 (this soma) leaves the thread count out: threads are a run
+ * setting, never saved with a trained model. Version-2 files load (their
+ * threads field is ignored); version 1 is refused. */
+#define SOMA_MODEL_VERSION 3u
 
 /* Write net + options to path atomically (temp file, fsync, rename): on
  * failure an existing file at path is left untouched. */
 int soma_model_save(const char *path, soma_net *net, const soma_data_opts *data, const soma_train_opts *train,
                     char *err, size_t errlen);
 /* Read a model file. Truncated, corrupted or wrong-version files give
- * SOMA_STATUS_FORMAT / CHECKSUM / VERSION with a message. data and train may be NULL. */
+ * SOMA_STATUS_FORMAT / CHECKSUM / VERSION with a message (for a version it
+ * does not read, how to convert). data and train may be NULL; train->threads
+ * comes back 0 (all cores): set the run's thread count after loading. */
 int soma_model_load(const char *path, soma_net **net, soma_data_opts *data, soma_train_opts *train,
                     char *err, size_t errlen);
 
