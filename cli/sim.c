@@ -10,14 +10,9 @@
 #include "cli.h"
 
 static volatile sig_atomic_t interrupted = 0;
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-}
+static void on_sigint(int sig) { (void)sig, interrupted = 1; }
 
-typedef struct prog {
-    int tty, shown;
-} prog;
+typedef struct prog { int tty, shown; } prog; /* stderr is a terminal; a progress line is on it */
 
 static int progress(void *user, double t_ms, double t_end_ms, double wall) {
     prog *p = user;

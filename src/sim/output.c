@@ -161,15 +161,25 @@ int soma_sim_session_summary(const soma_sim_session *s, soma_sim_summary *out) {
     return SOMA_STATUS_OK;
 }
 
+/* Population pop's rate over the window (Hz) from the simulator's counters,
+ * so it needs no recorded spikes; 0 for an empty window. */
+static double window_rate(const soma_sim_session *s, size_t pop) {
+    soma_sim_stats st;
+    soma_sim_stats_get(s->sim, &st);
+    soma_sim_pop_info pi;
+    soma_sim_pop(s->sim, pop, &pi);
+    double model_s = (double)(st.steps - s->step0) * st.dt_ms * 1e-3;
+    return model_s > 0 ? (double)(pi.spikes - s->spikes0[pop]) / ((double)pi.size * model_s) : 0;
+}
+
 int soma_sim_session_pop_metrics(const soma_sim_session *s, size_t pop, soma_sim_pop_metrics *out) {
     if (!s || !out || pop >= s->npops) return SOMA_STATUS_INVALID;
     soma_sim_stats st;
     soma_sim_stats_get(s->sim, &st);
     soma_sim_pop_info pi;
     soma_sim_pop(s->sim, pop, &pi);
-    double model_s = (double)(st.steps - s->step0) * st.dt_ms * 1e-3;
     out->name = pi.name;
-    out->rate_hz = model_s > 0 ? (double)(pi.spikes - s->spikes0[pop]) / ((double)pi.size * model_s) : 0;
+    out->rate_hz = window_rate(s, pop);
     out->cv_isi = out->fano = out->synchrony = NAN;
     size_t nsp = 0;
     const soma_spike *sp = soma_sim_spikes(s->sim, &nsp);
@@ -188,10 +198,9 @@ int soma_sim_session_pop_metrics(const soma_sim_session *s, size_t pop, soma_sim
 static double rate_of(const soma_sim_session *s, const char *pop) {
     double r = NAN;
     for (size_t p = 0; p < s->npops; p++) {
-        soma_sim_pop_metrics m;
         soma_sim_pop_info pi;
         soma_sim_pop(s->sim, p, &pi);
-        if (!strcmp(pi.name, pop) && !soma_sim_session_pop_metrics(s, p, &m)) r = m.rate_hz;
+        if (!strcmp(pi.name, pop)) r = window_rate(s, p);
     }
     return r;
 }
@@ -439,14 +448,12 @@ int soma_sim_write_plots(const soma_sim_session *s, const char *dir, char *err, 
         goto done;
     }
     for (size_t p = 0; p < np; p++) {
-        soma_sim_pop_metrics m;
         soma_sim_pop_info pi;
         soma_sim_pop(s->sim, p, &pi);
-        soma_sim_session_pop_metrics(s, p, &m);
         names[p] = pi.name;
         first[p] = (uint32_t)pi.first;
         sizes[p] = pi.size;
-        rates[p] = m.rate_hz;
+        rates[p] = window_rate(s, p);
         ref[p] = NAN;
         for (size_t k = 0; k < s->fo.n_ref; k++)
             if (!strcmp(s->fo.ref_pop[k], pi.name)) ref[p] = s->fo.ref_hz[k];
