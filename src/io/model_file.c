@@ -557,15 +557,12 @@ static void rd_pops(cursor *c, soma_net *net) {
         uint64_t size = rd_u64(c, "population size");
         uint32_t recurrent = rd_u32(c, "recurrent flag");
         uint64_t dims[3] = {size, 1, 1};
-        uint32_t nd = 1;
-        if (c->version >= 2) {
-            nd = rd_u32(c, "shape dimension count");
-            if (!c->status && (nd < 1 || nd > 3)) {
-                cur_fail(c, SOMA_STATUS_FORMAT, "population '%s': shape has %u dimensions; expected 1 to 3", name, nd);
-                return;
-            }
-            for (uint32_t k = 0; k < nd && !c->status; k++) dims[k] = rd_u64(c, "shape dimension");
+        uint32_t nd = rd_u32(c, "shape dimension count");
+        if (!c->status && (nd < 1 || nd > 3)) {
+            cur_fail(c, SOMA_STATUS_FORMAT, "population '%s': shape has %u dimensions; expected 1 to 3", name, nd);
+            return;
         }
+        for (uint32_t k = 0; k < nd && !c->status; k++) dims[k] = rd_u64(c, "shape dimension");
         if (c->status) return;
         const soma_model *m = soma_model_find(model_name);
         if (!m) { cur_fail(c, SOMA_STATUS_FORMAT, "population '%s': unknown model '%s'", name, model_name); return; }
