@@ -8,9 +8,28 @@ int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_sim(int argc, char **argv);
-/* soma sim MODEL.soma: a trained model in the simulator (sim_model.c). */
+/* soma sim MODEL.soma, or a network file whose network has an input
+ * population: the network run on data-set samples (sim_model.c). */
 int cli_sim_model(int argc, char **argv);
+/* 1 if the FILE among soma sim's arguments is such a file. */
+int cli_sim_dataset_file(int argc, char **argv);
 int cli_models(int argc, char **argv);
+
+/* The command line of `soma sim FILE [options]`. */
+typedef struct cli_sim_args {
+    const char *file, *out, *conn_out, *time_s, *warm_s;
+    long threads, seed; /* -1: the file's */
+    int no_record, csv;
+    const char *ov[64]; /* --param NAME=VALUE and --set NAME (as "set=NAME") */
+    size_t nov;
+    char setbuf[160];
+} cli_sim_args;
+/* Parse the options (after "sim"); prints and returns 2 if they are bad. */
+int cli_sim_parse(int argc, char **argv, cli_sim_args *a);
+/* Build net (borrowed) in the simulator, run it as fo and the options say
+ * (the options' --time/--warmup override fo), print progress and the
+ * results, write the outputs; the exit status of `soma sim`. */
+int cli_sim_run(const cli_sim_args *a, const soma_net *net, soma_sim_file_opts *fo);
 
 /* Parse a non-negative integer option value; prints an error and returns -1 if bad. */
 long cli_long(const char *opt, const char *val, long lo, long hi);

@@ -1,10 +1,45 @@
-/* sim_model.c — `soma sim MODEL.soma`: a trained model in the event-driven
- * simulator, fed the test set through the trainer's encoders, sample by
- * sample; its output spike counts are set beside the trainer's (soma eval)
- * on the same samples. */
+/* sim_model.c — `soma sim MODEL.soma` (a trained model) or `soma sim
+ * FILE.yaml` whose network has an input population (its weights drawn from
+ * the training seed): the network in the event-driven simulator, fed the
+ * test set through the trainer's encoders, sample by sample; its output
+ * spike counts are set beside the trainer's (soma eval) on the same samples. */
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+
+static int is_model(const char *f) { return strlen(f) > 5 && !strcmp(f + strlen(f) - 5, ".soma"); }
+
+/* soma sim's FILE: the first argument that is neither an option nor an option's value. */
+static const char *sim_file(int argc, char **argv) {
+    static const char *const valued[] = {"--time", "--warmup", "--out", "--write-connectivity", "--threads", "--seed",
+                                         "--set", "--param", "--data", "--encoding", "--steps", "--limit", NULL};
+    for (int i = 0; i < argc; i++) {
+        if (argv[i][0] == '-') {
+            for (size_t k = 0; valued[k]; k++)
+                if (!strcmp(argv[i], valued[k])) i++;
+            continue;
+        }
+        return argv[i];
+    }
+    return NULL;
+}
+
+int cli_sim_dataset_file(int argc, char **argv) {
+    const char *f = sim_file(argc, argv);
+    if (!f) return 0;
+    if (is_model(f)) return 1;
+    soma_net *net = NULL;
+    char err[256];
+    if (soma_net_load_yaml(f, NULL, 0, &net, NULL, NULL, NULL, err, sizeof err)) return 0; /* cli_sim reports it */
+    int found = 0;
+    for (size_t p = 0; p < soma_net_pop_count(net); p++) {
+        soma_pop_info info;
+        soma_net_pop_info(net, p, &info);
+        found |= !strcmp(info.model, "input");
+    }
+    soma_net_free(net);
+    return found;
+}
 
 int cli_sim_model(int argc, char **argv) {
     const char *model = NULL, *data_dir = NULL, *enc = NULL;
@@ -41,8 +76,15 @@ int cli_sim_model(int argc, char **argv) {
     soma_net *net = NULL;
     soma_data_opts d;
     soma_train_opts t;
-    if (soma_model_load(model, &net, &d, &t, err, sizeof err)) {
+    if (is_model(model) ? soma_model_load(model, &net, &d, &t, err, sizeof err)
+                        : soma_net_load_yaml(model, NULL, 0, &net, &d, &t, NULL, err, sizeof err)) {
         fprintf(stderr, "soma: %s\n", err);
+        return 1;
+    }
+    /* A network file's weights are drawn as the trainer draws them. */
+    if (!is_model(model) && soma_net_init_weights(net, t.seed)) {
+        fprintf(stderr, "soma: %s: %s\n", model, soma_net_errmsg(net));
+        soma_net_free(net);
         return 1;
     }
     if (data_dir) snprintf(d.dir, sizeof d.dir, "%s", data_dir);

@@ -436,14 +436,19 @@ const soma_train_opts *soma_train_options(const soma_trainer *tr);
 
 /* ------------------------------------------------------------------- io */
 #define SOMA_MODEL_MAGIC "SOMAMDL\0"
-#define SOMA_MODEL_VERSION 2u
+/* Version 3 (this soma) leaves the thread count out: threads are a run
+ * setting, never saved with a trained model. Version-2 files load (their
+ * threads field is ignored); version 1 is refused. */
+#define SOMA_MODEL_VERSION 3u
 
 /* Write net + options to path atomically (temp file, fsync, rename): on
  * failure an existing file at path is left untouched. */
 int soma_model_save(const char *path, soma_net *net, const soma_data_opts *data, const soma_train_opts *train,
                     char *err, size_t errlen);
 /* Read a model file. Truncated, corrupted or wrong-version files give
- * SOMA_STATUS_FORMAT / CHECKSUM / VERSION with a message. data and train may be NULL. */
+ * SOMA_STATUS_FORMAT / CHECKSUM / VERSION with a message (for a version it
+ * does not read, how to convert). data and train may be NULL; train->threads
+ * comes back 0 (all cores): set the run's thread count after loading. */
 int soma_model_load(const char *path, soma_net **net, soma_data_opts *data, soma_train_opts *train,
                     char *err, size_t errlen);
 
@@ -692,6 +697,79 @@ typedef struct soma_sim_file_opts {
     double ref_hz[32];
 } soma_sim_file_opts;
 void soma_sim_file_opts_default(soma_sim_file_opts *o);
+
+/* A session runs a simulator as a simulate section says and writes what
+ * the run leaves behind. It applies the section's recording choices
+ * (record.spikes [POP, ...] keeps only those populations' spikes;
+ * record.state adds its state recorders), runs warmup then time, and
+ * remembers where the warm-up ended: rates and statistics cover the
+ * measured window, steps [step0, step1), only. sim is borrowed and must
+ * outlive the session; fo and source (the file's name, written into
+ * metrics.json; may be NULL) are copied. Create it before running sim. */
+typedef struct soma_sim_session soma_sim_session; /* opaque */
+int soma_sim_session_create(soma_sim_session **s, soma_sim *sim, const soma_sim_file_opts *fo, const char *source,
+                            char *err, size_t errlen);
+void soma_sim_session_free(soma_sim_session *s);
+/* Run fo->warmup_ms, open the measured window, run fo->time_ms. A nonzero
+ * return of cb cancels: SOMA_STATUS_CANCELLED, and the outputs still cover
+ * what was simulated (a cancelled warm-up leaves an empty window). Other
+ * errors: soma_sim_errmsg. Without this call the window opens when the
+ * session is created. */
+int soma_sim_session_run(soma_sim_session *s, soma_sim_progress_fn cb, void *user);
+
+typedef struct soma_sim_summary {
+    uint64_t step0, step1;   /* measured window: steps [step0, step1) */
+    double warmup_ms;        /* simulated before the window (step0 * dt), ms */
+    double time_ms;          /* simulated in the window, ms */
+    double wall_seconds;     /* wall time the simulator spent in the window, s */
+    double real_time_factor; /* wall_seconds / simulated seconds (0 if none simulated) */
+    int cancelled;           /* 1 if soma_sim_session_run was cancelled */
+    int spikes_recorded;     /* 1 if the simulator kept spikes (soma_sim_spikes) */
+} soma_sim_summary;
+int soma_sim_session_summary(const soma_sim_session *s, soma_sim_summary *out);
+
+/* One population over the measured window. */
+typedef struct soma_sim_pop_metrics {
+    const char *name;   /* borrowed from the simulator */
+    double rate_hz;     /* spikes in the window / (size * window), Hz; from counters, recorded or not */
+    double cv_isi, fano, synchrony; /* soma_spike_stats_compute over the window, bins of 1 ms, Fano
+                                       windows of 100 ms; NaN if its spikes are not recorded */
+    int recorded;       /* 1 if its spikes are recorded */
+} soma_sim_pop_metrics;
+int soma_sim_session_pop_metrics(const soma_sim_session *s, size_t pop, soma_sim_pop_metrics *out);
+
+/* simulate.reference_rates against the measured rates. */
+typedef struct soma_sim_rate_cmp {
+    const char *pop;    /* borrowed from the session */
+    double ref_hz;      /* the file's reference rate, Hz */
+    double rate_hz;     /* measured (soma_sim_pop_metrics.rate_hz); NaN if no population has that name */
+    double rel_diff;    /* (rate_hz - ref_hz) / ref_hz */
+} soma_sim_rate_cmp;
+/* Fills out[0 .. min(n, cap)) (caller-owned; out may be NULL to count) and
+ * returns n, the number of reference rates (at most 32). */
+size_t soma_sim_compare_rates(const soma_sim_session *s, soma_sim_rate_cmp *out, size_t cap);
+
+/* metrics.json at path: file, neurons, synapses, spikes (whole run),
+ * dt_ms, time_ms and warmup_ms (ms), threads, build_seconds, sim_seconds
+ * (the window's wall time), real_time_factor, bytes_per_synapse,
+ * connectivity_bytes, peak_rss_bytes (this process), spikes_sha256,
+ * cancelled; reference_rate_hz and rate_rel_diff (with reference rates);
+ * then rate_hz, cv_isi, fano, synchrony per population (null where
+ * undefined). Numbers as %.6g. Written atomically ("PATH.tmp.<pid>",
+ * fsync, rename): on failure an earlier file at path is left untouched. */
+int soma_sim_write_metrics(const soma_sim_session *s, const char *path, char *err, size_t errlen);
+/* Into the existing folder dir, atomically each: spikes.bin ("SOMASPK1",
+ * dt_ms as f64, count as u64, then soma_spike pairs, native byte order)
+ * and, with csv, spikes.csv (time_ms,neuron) when spikes are recorded
+ * (whole run, warm-up included); state_POP_VAR.csv per state recorder
+ * (time_ms, then n<i> per neuron); pop_rate.csv (population rates in Hz in
+ * bins of fo->rate_bin_ms from step 0). Every file is tried; the first
+ * error is returned. */
+int soma_sim_write_records(const soma_sim_session *s, const char *dir, int csv, char *err, size_t errlen);
+/* Into dir: raster.png (when spikes are recorded: the last 1 s of the
+ * window at most, the first 200 neurons of each population, rates in 1 ms
+ * bins) and rates.png (measured rates, reference rates marked). */
+int soma_sim_write_plots(const soma_sim_session *s, const char *dir, char *err, size_t errlen);
 
 /* Network files (YAML), one format for every executor: params, sets,
  * network {dt, populations, projections, inputs}, and the sections of the

@@ -9,7 +9,8 @@
  *
  *   header, 28 bytes
  *     u8[8]  magic            SOMA_MODEL_MAGIC ("SOMAMDL\0")
- *     u32    format version   SOMA_MODEL_VERSION (2; version 1 files are still read)
+ *     u32    format version   SOMA_MODEL_VERSION (3; version 2 files are still read,
+ *                             version 1 files are refused: re-save them with soma 0.1)
  *     u32    flags            0 (no flags are defined; others are refused)
  *     u64    payload length   bytes after the header; must equal file size - 28
  *     u32    payload CRC-32   zlib crc32 of the payload bytes
@@ -24,15 +25,19 @@
  *       f32 beta1, f32 beta2, f32 eps, f32 weight_decay, f32 clip_norm,
  *       i32 schedule, i32 step_size, f32 gamma, f32 lr_min, f32 rate_penalty,
  *       i32 surrogate, f32 surrogate_param, f32 correct_rate,
- *       f32 incorrect_rate, i32 threads, u64 seed, i64 max_batches
+ *       f32 incorrect_rate, [v2 only] i32 threads, u64 seed, i64 max_batches
+ *       (version 3 drops threads: the thread count is a run setting, given on
+ *       the command line or in the experiment file, never saved with a
+ *       trained model; a version-2 file's threads field is read and ignored,
+ *       and a loaded model's train.threads is 0, all cores)
  *     u32 population count, then per population:
  *       str name, str model, u64 size, u32 recurrent (0/1),
- *       [v2] u32 ndims (1..3), u64[ndims] shape
+ *       u32 ndims (1..3), u64[ndims] shape
  *       u32 parameter count, then per parameter:
  *         str name, f32 value, u32 learn (soma_learn: 0 none, 1 layer, 2 neuron)
  *     u32 projection count, then per projection (in connection order):
  *       u32 from, u32 to (population indices), u32 bias (0/1),
- *       [v2] u32 kind (0 dense, 1 conv); for conv: u64 kernel, u64 stride,
+ *       u32 kind (0 dense, 1 conv); for conv: u64 kernel, u64 stride,
  *            u64 padding, u32 pool (soma_pool: 0 none, 1 avg, 2 sum, 3 max), u64 pool_size
  *     u32 tensor count, then per tensor (in soma_net_tensor order):
  *       str name, u64 rows, u64 cols, f32[rows*cols] data (row-major)
@@ -191,7 +196,6 @@ static void put_train_opts(wbuf *b, const soma_train_opts *t) {
     put_f32(b, t->surrogate_param);
     put_f32(b, t->correct_rate);
     put_f32(b, t->incorrect_rate);
-    put_i32(b, t->threads);
     put_u64(b, t->seed);
     put_i64(b, t->max_batches);
 }
@@ -517,7 +521,8 @@ static void rd_train_opts(cursor *c, soma_train_opts *t) {
     t->surrogate_param = rd_f32(c, "train.surrogate_param");
     t->correct_rate = rd_f32(c, "train.correct_rate");
     t->incorrect_rate = rd_f32(c, "train.incorrect_rate");
-    t->threads = rd_i32(c, "train.threads");
+    if (c->version == 2) (void)rd_i32(c, "train.threads (version 2; ignored)");
+    t->threads = 0;
     t->seed = rd_u64(c, "train.seed");
     int64_t mb = u64_to_i64(rd_u64(c, "train.max_batches"));
     if (!c->status && (mb < LONG_MIN || mb > LONG_MAX))
@@ -546,15 +551,12 @@ static void rd_pops(cursor *c, soma_net *net) {
         uint64_t size = rd_u64(c, "population size");
         uint32_t recurrent = rd_u32(c, "recurrent flag");
         uint64_t dims[3] = {size, 1, 1};
-        uint32_t nd = 1;
-        if (c->version >= 2) {
-            nd = rd_u32(c, "shape dimension count");
-            if (!c->status && (nd < 1 || nd > 3)) {
-                cur_fail(c, SOMA_STATUS_FORMAT, "population '%s': shape has %u dimensions; expected 1 to 3", name, nd);
-                return;
-            }
-            for (uint32_t k = 0; k < nd && !c->status; k++) dims[k] = rd_u64(c, "shape dimension");
+        uint32_t nd = rd_u32(c, "shape dimension count");
+        if (!c->status && (nd < 1 || nd > 3)) {
+            cur_fail(c, SOMA_STATUS_FORMAT, "population '%s': shape has %u dimensions; expected 1 to 3", name, nd);
+            return;
         }
+        for (uint32_t k = 0; k < nd && !c->status; k++) dims[k] = rd_u64(c, "shape dimension");
         if (c->status) return;
         const soma_model *m = soma_model_find(model_name);
         if (!m) { cur_fail(c, SOMA_STATUS_FORMAT, "population '%s': unknown model '%s'", name, model_name); return; }
@@ -624,7 +626,7 @@ static void rd_projs(cursor *c, soma_net *net) {
         uint32_t to = rd_u32(c, "projection target");
         uint32_t bias = rd_u32(c, "projection bias flag");
         if (c->status) return;
-        uint32_t kind = c->version >= 2 ? rd_u32(c, "projection kind") : 0;
+        uint32_t kind = rd_u32(c, "projection kind");
         soma_conv cv = {0, 0, 0, 0, 0};
         if (kind == 1) {
             uint64_t k = rd_u64(c, "conv kernel"), st = rd_u64(c, "conv stride"), pad = rd_u64(c, "conv padding");
@@ -780,8 +782,15 @@ int soma_model_load(const char *path, soma_net **net, soma_data_opts *data, soma
     }
     uint32_t version = get32(hdr + 8), flags = get32(hdr + 12), crc = get32(hdr + 24);
     uint64_t plen = get64(hdr + 16);
-    if (version != SOMA_MODEL_VERSION && version != 1) {
-        set_err(err, errlen, path, "format version %u, this soma reads version %u", version, SOMA_MODEL_VERSION);
+    if (version != SOMA_MODEL_VERSION && version != 2) {
+        if (version == 1)
+            set_err(err, errlen, path,
+                    "format version 1, this soma reads versions 2 and %u; retrain the model, or load it with "
+                    "soma 0.1 and save it again", SOMA_MODEL_VERSION);
+        else
+            set_err(err, errlen, path,
+                    "format version %u, this soma reads versions 2 and %u; retrain the model, or re-save it with "
+                    "a soma that writes version %u", version, SOMA_MODEL_VERSION, SOMA_MODEL_VERSION);
         fclose(f);
         return SOMA_STATUS_VERSION;
     }
