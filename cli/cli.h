@@ -9,6 +9,7 @@ int cli_eval(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_sim(int argc, char **argv);
 int cli_models(int argc, char **argv);
+int cli_sites(int argc, char **argv);
 
 /* Parse a non-negative integer option value; prints an error and returns -1 if bad. */
 long cli_long(const char *opt, const char *val, long lo, long hi);
