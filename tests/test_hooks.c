@@ -106,6 +106,12 @@ static int pattern_cb(void *user, const soma_hook_event *ev) {
         for (size_t i = 0; i < ev->n; i++) ev->data[r * ev->n + i] = pattern(ev->step, ev->row0 + r, i);
     return 0;
 }
+static int half_cb(void *user, const soma_hook_event *ev) {
+    (void)user;
+    for (size_t r = 0; r < ev->batch; r++)
+        for (size_t i = 0; i < ev->n; i++) ev->data[r * ev->n + i] = 0.5f * pattern(ev->step, ev->row0 + r, i);
+    return 0;
+}
 static int perturb_cb(void *user, const soma_hook_event *ev) {
     tape *tp = user;
     if (ev->step == tp->t0 && tp->b0 >= ev->row0 && tp->b0 < ev->row0 + ev->batch)
@@ -263,6 +269,31 @@ static void test_train_hooks(void) {
         CHECK(memcmp(os, ref.spk, sizeof os) != 0);
     }
 
+    /* An override with values other than 0/1 reaches the next projection
+     * as values (W s), not as spikes (a gather of W's columns). */
+    {
+        soma_hooks *h = NULL;
+        memset(&tp, 0, sizeof tp);
+        CHECK(soma_hooks_create(&h) == 0);
+        CHECK(soma_hooks_add(h, "hid.spikes", SOMA_HOOK_OVERRIDE, half_cb, NULL) == 0);
+        CHECK(soma_hooks_add(h, "hid->out.out", SOMA_HOOK_READ, read_cb, &tp) == 0);
+        CHECK(soma_train_set_hooks(tr, h) == 0);
+        soma_hooks_free(h);
+        uint8_t os[T * B * NO];
+        CHECK(soma_train_record(tr, x, 1, B, 2, os) == 0);
+        soma_tensor w;
+        CHECK(soma_net_tensor_find(net, "hid->out.weight", &w) == 0);
+        bad = 0;
+        for (size_t t = 0; t < T; t++)
+            for (size_t b = 0; b < B; b++)
+                for (size_t i = 0; i < NO; i++) {
+                    double want = 0;
+                    for (size_t j = 0; j < NH; j++) want += (double)w.data[i * NH + j] * 0.5 * pattern(t, b, j);
+                    bad += fabs(tp.v[(t * B + b) * NO + i] - want) > 1e-5;
+                }
+        CHECK_MSG(bad == 0, "%d values of hid->out.out differ from W times the override", bad);
+    }
+
     /* A hook that cancels stops the run; no hook is called after it. */
     memset(&tp, 0, sizeof tp);
     tp.cancel_at = 2;
@@ -274,7 +305,7 @@ static void test_train_hooks(void) {
 
     /* Unknown sites and refused kinds. */
     CHECK(set1(tr, "hid.spike", SOMA_HOOK_READ, read_cb, &tp) == SOMA_STATUS_NOTFOUND);
-    CHECK_MSG(strstr(soma_train_errmsg(tr), "hid.spikes") != NULL, "%s", soma_train_errmsg(tr));
+    CHECK_MSG(strstr(soma_train_errmsg(tr), "close names: hid.spikes, hid.v (") != NULL, "%s", soma_train_errmsg(tr));
     CHECK(set1(tr, "nope.v", SOMA_HOOK_READ, read_cb, &tp) == SOMA_STATUS_NOTFOUND);
     CHECK(set1(tr, "hid.v", SOMA_HOOK_GRAD, read_cb, &tp) == SOMA_STATUS_UNSUPPORTED);
     CHECK(set1(tr, "in->hid.in", SOMA_HOOK_GRAD, read_cb, &tp) == SOMA_STATUS_UNSUPPORTED);
@@ -505,7 +536,8 @@ static void test_sim_hooks(int threads) {
     soma_sim_stats_get(sim, &st);
     CHECK(st.steps < 10000);
     CHECK(sim_set1(sim, "dst.v", SOMA_HOOK_READ, sim_read_cb, &tv) == SOMA_STATUS_NOTFOUND);
-    CHECK_MSG(strstr(soma_sim_errmsg(sim), "dst.V_m") != NULL, "%s", soma_sim_errmsg(sim));
+    CHECK_MSG(strstr(soma_sim_errmsg(sim), "close names: dst.spikes, dst.V_m, dst.refr (") != NULL, "%s",
+              soma_sim_errmsg(sim));
     CHECK(sim_set1(sim, "dst.V_m", SOMA_HOOK_GRAD, sim_read_cb, &tv) == SOMA_STATUS_UNSUPPORTED);
     CHECK(sim_set1(sim, "src->dst.out", SOMA_HOOK_READ, sim_read_cb, &tv) == SOMA_STATUS_UNSUPPORTED);
     CHECK_MSG(strstr(soma_sim_errmsg(sim), "src->dst.out") != NULL, "%s", soma_sim_errmsg(sim));
