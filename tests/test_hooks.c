@@ -7,7 +7,8 @@
  * bit (loss, every gradient, out's spikes); an override's pattern is what
  * the next projection reads; GRAD of hid->out.out matches a central
  * difference of the loss against an override that perturbs that site, and
- * GRAD of hid.spikes and of hid->out.in equal W^T times it. Simulator:
+ * GRAD of hid.spikes and of hid->out.in equal W^T times it; GRAD of
+ * in->hid.out summed against the input is the input weights' gradient. Simulator:
  * READ of dst.V_m equals soma_sim_record_state's trace (1 and 2 threads), a
  * mask of src.spikes removes exactly the masked neurons' spikes and a zero
  * mask leaves the target unmoved. Both: unknown sites (NOTFOUND, with
@@ -239,9 +240,9 @@ static void test_train_hooks(void) {
         free(r.grad);
     }
 
-    /* A zero mask on hid.spikes (or on the projection's input) silences out. */
-    const char *silence[] = {"hid.spikes", "hid->out.in", "hid->out.out"};
-    for (size_t k = 0; k < 3; k++) {
+    /* A zero mask on hid.spikes, on what hid->out carries, or on hid's input silences out. */
+    const char *silence[] = {"hid.spikes", "hid->out.in", "hid->out.out", "in->hid.out"};
+    for (size_t k = 0; k < 4; k++) {
         CHECK(set1(tr, silence[k], SOMA_HOOK_MASK, mask_zero_cb, NULL) == 0);
         uint8_t os[T * B * NO];
         CHECK(soma_train_record(tr, x, 1, B, 2, os) == 0);
@@ -330,7 +331,8 @@ static void test_train_grad(void) {
     float x[B * D];
     uint8_t y[B];
     make_data(x, y);
-    static tape g_out, g_spk, g_in;
+    static tape g_out, g_spk, g_in, g_in1;
+    memset(&g_in1, 0, sizeof g_in1);
     memset(&g_out, 0, sizeof g_out);
     memset(&g_spk, 0, sizeof g_spk);
     memset(&g_in, 0, sizeof g_in);
@@ -339,6 +341,7 @@ static void test_train_grad(void) {
     CHECK(soma_hooks_add(h, "hid->out.out", SOMA_HOOK_GRAD, read_cb, &g_out) == 0);
     CHECK(soma_hooks_add(h, "hid.spikes", SOMA_HOOK_GRAD, read_cb, &g_spk) == 0);
     CHECK(soma_hooks_add(h, "hid->out.in", SOMA_HOOK_GRAD, read_cb, &g_in) == 0);
+    CHECK(soma_hooks_add(h, "in->hid.out", SOMA_HOOK_GRAD, read_cb, &g_in1) == 0);
     CHECK(soma_train_set_hooks(tr, h) == 0);
     soma_hooks_free(h);
     double loss;
@@ -357,6 +360,21 @@ static void test_train_grad(void) {
             bad += fabs(s - g_spk.v[r * NH + j]) > 1e-6 || g_in.v[r * NH + j] != g_spk.v[r * NH + j];
         }
     CHECK_MSG(bad == 0 && gmax > 0, "%d gradients of hid.spikes / hid->out.in differ from W^T g", bad);
+    /* dL/d(in->hid.out) per step, summed against the (direct, every step's)
+     * input, is the input weight gradient the trainer reports. */
+    soma_tensor w1;
+    CHECK(soma_train_tensor(tr, 0, &w1) == 0 && strcmp(w1.name, "in->hid.weight") == 0);
+    bad = 0;
+    gmax = 0;
+    for (size_t i = 0; i < NH; i++)
+        for (size_t d = 0; d < D; d++) {
+            double s = 0;
+            for (size_t t = 0; t < T; t++)
+                for (size_t b = 0; b < B; b++) s += (double)g_in1.v[(t * B + b) * NH + i] * x[b * D + d];
+            gmax = fmax(gmax, fabs(s));
+            bad += fabs(s - w1.grad[i * D + d]) > 1e-5 + 1e-4 * fabs(s);
+        }
+    CHECK_MSG(bad == 0 && gmax > 0 && g_in1.n == NH, "%d entries of in->hid.weight's gradient differ from sum g x", bad);
 
     static tape pt;
     memset(&pt, 0, sizeof pt);

@@ -72,7 +72,6 @@ typedef struct layer {
     size_t aw, ab, arec, aprm[SOMA_MAX_PARAMS];
     float *gcw[SOMA_MAX_WEIGHTS]; /* cell models: gradients of the model's own weights */
     size_t acw[SOMA_MAX_WEIGHTS];
-    int dense;                 /* consumers use dense products of its outputs (graded; see work.nb for hooks) */
     /* Hooks: the kinds (bits) asked at the layer's sites, 0 when none, and
      * the sites' indices in tr->sites. hk is their union: the run loops test
      * it once per layer and step. in_copy: hooks change the projection's
@@ -80,6 +79,9 @@ typedef struct layer {
     unsigned hk, hk_spk, hk_state, hk_in, hk_out;
     size_t sid_spk, sid_state, sid_in, sid_out;
     int in_copy;
+    int hkg;                   /* GRAD asked at its spikes or its input current: one test per backward step */
+    int from_i1;               /* reads its input current from tr->I1 (the first layer, unless hooks see it:
+                                * then from its copy in w->in, so that I1, every step's with direct input, is untouched) */
 } layer;
 
 typedef struct work {
@@ -231,7 +233,7 @@ static int build_chain(soma_trainer *tr) {
         ly->conv = ly->proj->conv;
         ly->first = L == 0;
         ly->graded = ly->m->graded;
-        ly->dense = ly->graded;
+        ly->from_i1 = ly->first;
         int kr = soma__model_param_index(ly->m, "reset");
         ly->reset = kr >= 0 ? (int)ly->pop->prm[kr] : 0;
         L++;
@@ -748,6 +750,18 @@ static const float *hook_proj_in(soma_trainer *tr, work *w, size_t l, size_t b0,
     return w->incp[l] ? w->hin[l] : w->s[l - 1];
 }
 
+/* Hooks of layer l's input current (its projection's output, before the
+ * recurrent input is added), all steps of a chunk at once: a first layer's
+ * is copied out of the batch-wide I1 into w->in[l] first. */
+static void hook_proj_out(soma_trainer *tr, work *w, size_t l, size_t b0, size_t Bc, size_t B, int tc) {
+    layer *ly = &tr->lay[l];
+    size_t N = ly->N, RB = Bc * N;
+    if (ly->first)
+        for (size_t t = 0; t < tr->T; t++)
+            memcpy(w->in[l] + t * RB, tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N, RB * sizeof(float));
+    for (size_t t = 0; t < tr->T; t++) hook_run(tr, w, ly->sid_out, HOOK_FWD, t, b0, Bc, N, w->in[l] + t * RB);
+}
+
 /* GRAD of layer l's projection input: its part of dL/d(previous outputs), step by step. */
 static void hook_proj_in_grad(soma_trainer *tr, work *w, size_t l, size_t b0, size_t Bc) {
     layer *ly = &tr->lay[l];
@@ -884,7 +898,8 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
         }
         ly->hk = ly->hk_spk | ly->hk_state;
         ly->in_copy = (ly->hk_in & HOOK_CHANGE) != 0;
-        ly->dense = ly->graded;
+        ly->hkg = ((ly->hk_spk | ly->hk_out) & SOMA_HOOK_BIT(SOMA_HOOK_GRAD)) != 0;
+        ly->from_i1 = ly->first && !(ly->hk_out & HOOK_FWD);
     }
     return SOMA_STATUS_OK;
 nomem:
@@ -915,28 +930,28 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         } else if (!ly->first) {
             size_t R = T * Bc, Nin = ly->Nin;
             double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
-            if (!tr->lay[l - 1].dense && !w->nb[l - 1] && !w->incp[l] && soma__gather_wins(density, N))
+            if (!tr->lay[l - 1].graded && !w->nb[l - 1] && !w->incp[l] && soma__gather_wins(density, N))
                 soma__dense_forward_spikes(w->in[l], w->idx[l - 1], w->cnt[l - 1], Nin, ly->wT, ly->proj->b, R, N, 0);
             else
                 soma__dense_forward_blas(w->in[l], src, ly->proj->w, ly->proj->b, R, Nin, N, 0);
         }
         double t1 = now();
         w->prof[0] += t1 - t0;
+        if (ly->hk_out & HOOK_FWD) hook_proj_out(tr, w, l, b0, Bc, B, tc);
         memset(w->tape[l], 0, SB * sizeof(float)); /* state at t = -1 */
         size_t nspk = 0;
         double ssum = 0.0;
         for (size_t t = 0; t < T; t++) {
             float *in_t;
-            if (ly->first) {
+            if (ly->from_i1) {
                 float *base = tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N;
-                if (ly->recT || (tc && ly->hk_out)) { /* a copy per step: I1 is every step's */
+                if (ly->recT) {
                     in_t = w->in[l] + t * RB;
                     memcpy(in_t, base, RB * sizeof(float));
                 } else in_t = base;
             } else in_t = w->in[l] + t * RB;
-            if (ly->hk_out) hook_run(tr, w, ly->sid_out, ly->hk_out, t, b0, Bc, N, in_t);
             if (ly->recT && t > 0) {
-                if (ly->dense || w->nb[l])
+                if (ly->graded || w->nb[l])
                     soma__dense_forward_blas(in_t, w->s[l] + (t - 1) * RB, ly->pop->rec_w, NULL, Bc, N, N, 1);
                 else
                     soma__dense_forward_spikes(in_t, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, ly->recT,
@@ -966,7 +981,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         }
         w->nspk[l] = nspk;
         w->spk_sum[l] = ly->m->rate_output ? ssum : (double)nspk;
-        if (!ly->recT && !ly->dense && !w->nb[l] && l + 1 < tr->L && !tr->lay[l + 1].conv &&
+        if (!ly->recT && !ly->graded && !w->nb[l] && l + 1 < tr->L && !tr->lay[l + 1].conv &&
             soma__gather_wins((double)nspk / (double)(T * RB), tr->lay[l + 1].N))
             for (size_t r = 0; r < T * Bc; r++) soma__spike_index(w->s[l] + r * N, N, w->idx[l] + r * N);
         w->prof[1] += now() - t1;
@@ -1009,8 +1024,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
                 cur[k] = w->tape[l] + (t + 1) * SB + ly->soff[k] * Bc;
             }
             if (ly->m->n_weights) /* cell models read their input again */
-                a.in = ly->first && !ly->recT && !(tc && ly->hk_out) ? (tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N)
-                                                                     : w->in[l] + t * RB;
+                a.in = ly->from_i1 && !ly->recT ? (tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N) : w->in[l] + t * RB;
             /* The first layer's input gradient goes to the batch-wide buffer;
              * with a time-constant input it is summed over steps there, by the
              * model itself unless the per-step value is needed (recurrence). */
@@ -1021,14 +1035,16 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
             a.din_accumulate = sum_in_model && t != T - 1;
             a.step = t;
             const float *dv = (l == tr->L - 1 && dv_used) ? w->dv + t * RB : NULL;
-            if (ly->hk_spk & SOMA_HOOK_BIT(SOMA_HOOK_GRAD))
-                hook_run(tr, w, ly->sid_spk, SOMA_HOOK_BIT(SOMA_HOOK_GRAD), t, b0, Bc, N, w->ds[l] + t * RB);
-            ly->m->backward(&a, prev, cur, dstate, w->ds[l] + t * RB, dv, din, dprm, Bc, N);
-            if (ly->hk_out & SOMA_HOOK_BIT(SOMA_HOOK_GRAD))
-                hook_run(tr, w, ly->sid_out, SOMA_HOOK_BIT(SOMA_HOOK_GRAD), t, b0, Bc, N, din);
+            if (!ly->hkg) ly->m->backward(&a, prev, cur, dstate, w->ds[l] + t * RB, dv, din, dprm, Bc, N);
+            else { /* GRAD hooks: dL/d(spikes) before the step, dL/d(input current) after it */
+                const unsigned g = SOMA_HOOK_BIT(SOMA_HOOK_GRAD);
+                if (ly->hk_spk & g) hook_run(tr, w, ly->sid_spk, g, t, b0, Bc, N, w->ds[l] + t * RB);
+                ly->m->backward(&a, prev, cur, dstate, w->ds[l] + t * RB, dv, din, dprm, Bc, N);
+                if (ly->hk_out & g) hook_run(tr, w, ly->sid_out, g, t, b0, Bc, N, din);
+            }
             if (ly->recT && t > 0) {
                 soma__dense_dinput(w->ds[l] + (t - 1) * RB, din, ly->pop->rec_w, Bc, N, N, 1);
-                if (ly->dense || w->nb[l])
+                if (ly->graded || w->nb[l])
                     soma__dense_dweightT_blas(acc + ly->arec, w->s[l] + (t - 1) * RB, din, Bc, N, N);
                 else
                     soma__dense_dweight_spikes(acc + ly->arec, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N,
@@ -1063,7 +1079,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
             continue;
         }
         double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
-        if (!tr->lay[l - 1].dense && !w->nb[l - 1] && !w->incp[l] && soma__gather_wins(density, N))
+        if (!tr->lay[l - 1].graded && !w->nb[l - 1] && !w->incp[l] && soma__gather_wins(density, N))
             soma__dense_dweight_spikes(acc + ly->aw, w->idx[l - 1], w->cnt[l - 1], Nin, w->din[l], R, N);
         else
             soma__dense_dweightT_blas(acc + ly->aw, src, w->din[l], R, Nin, N);
