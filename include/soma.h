@@ -234,8 +234,11 @@ size_t soma_net_param_count(soma_net *net);
  * resolve every site name once and copy the hooks, so the set may be freed
  * or changed afterwards (call set_hooks again to apply changes). A
  * population or projection nobody asked for runs exactly the executor's
- * fused path; an asked one may take a slower path (the trainer then uses
- * dense products for the values it hands to hooks).
+ * fused path; an asked one may take a slower path (copies of the values
+ * hooks change; dense products where they change spikes into other values).
+ * A hook's nonzero return cancels: no hook is called after it, and the
+ * call running (soma_train_grad ..., soma_sim_run) returns
+ * SOMA_STATUS_CANCELLED with the site and step in its message.
  *
  * At one site and step an executor runs, in this order: MASK hooks (the
  * mask starts at 1; several MASK hooks see the mask the previous left),
@@ -244,13 +247,18 @@ size_t soma_net_param_count(soma_net *net);
  * trainer's backward pass.
  *
  * Trainer: an event covers one chunk of the batch (rows row0 .. row0 +
- * batch), a step t in 0..T-1; chunks run on several threads, so events of
+ * batch) at a step t in 0..T-1; chunks run on several threads, so events of
  * different chunks come in any order, but calls are serialized (a hook
- * needs no lock of its own). A layer's steps are handed out in order, and
- * layers in chain order, per chunk. The input population's sites
- * (`in.spikes`, `in->hidden.in`, the encoded input) come once per step for
- * the whole batch, before the chunks. Backward treats masked or overridden
- * values as the forward's values (the gradient passes them unchanged).
+ * needs no lock of its own). Within a chunk, layers come in chain order;
+ * for each layer, its projection's `.in` then `.out` for steps 0..T-1, then
+ * step by step its state variables and spikes. The input population's
+ * sites (`in.spikes`, `in->hidden.in`: both the encoded input) come once
+ * per step for the whole batch (row0 0, batch B), before the chunks.
+ * Backward treats masked or overridden values as the forward's values (the
+ * gradient passes them unchanged). Hooks that change spikes into values
+ * other than 0/1 make the next projection use dense products for that
+ * chunk; hooks that leave every value as it was (a mask of ones) keep the
+ * usual path, bit for bit.
  * GRAD: dL/d(site) at that step, writable: `<pop>.spikes` (before the
  * layer's own backward step), `<from>-><to>.out` (the input current's
  * gradient) and `<from>-><to>.in` (this projection's part of the gradient
@@ -267,7 +275,20 @@ size_t soma_net_param_count(soma_net *net);
  * for all its projections); `.out` sites and GRAD are refused with
  * SOMA_STATUS_UNSUPPORTED (the simulator sums all projections into one
  * buffer per target). A cancel takes effect at the end of the current
- * segment (at most 100 ms of model time); no hook is called after it. */
+ * segment (at most 100 ms of model time); no hook is called after it.
+ *
+ * Sketch (ablate half of a hidden layer while training):
+ *
+ *   static int half(void *user, const soma_hook_event *ev) {
+ *       for (size_t r = 0; r < ev->batch; r++)
+ *           for (size_t i = 0; i < ev->n / 2; i++) ev->data[r * ev->n + i] = 0.0f;
+ *       return 0;
+ *   }
+ *   soma_hooks *h;
+ *   soma_hooks_create(&h);
+ *   soma_hooks_add(h, "hidden.spikes", SOMA_HOOK_MASK, half, NULL);
+ *   if (soma_train_set_hooks(tr, h)) puts(soma_train_errmsg(tr));
+ *   soma_hooks_free(h);  (the trainer keeps its own copy) */
 typedef enum soma_hook_kind {
     SOMA_HOOK_READ = 0,     /* see the values (do not write them) */
     SOMA_HOOK_MASK = 1,     /* fill a mask (initialised to 1) that multiplies the values */
