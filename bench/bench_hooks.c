@@ -1,7 +1,8 @@
 /* bench_hooks.c — unused hooks cost nothing: a same-run A/B of each
  * executor with no hook set (A), an empty hook set (B) and a set that asks
  * for a site on another, small population (C), run alternately (the order
- * rotating), medians of R repeats each, printed with the ratios to A.
+ * rotating), medians of R repeats each of wall and process CPU time
+ * (steadier on a loaded machine), printed with the ratios to A.
  *
  * Trainer: in (784) -> hidden (lif, 1000) -> out (lif, 10), direct input of
  * synthetic data, T = 25, batch 64, 4 soma_train_grad calls per repeat; C
@@ -23,6 +24,14 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* CPU time of the process: on a loaded machine it counts the work, not the
+ * waits for a core (with 1 thread it is the run's own time). */
+static double cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -39,15 +48,15 @@ static int noop(void *user, const soma_hook_event *ev) {
     return 0;
 }
 
-static void report(const char *what, double t[3][64], int R, long calls) {
-    double m[3], lo[3];
-    for (int k = 0; k < 3; k++) m[k] = median(t[k], R), lo[k] = t[k][0]; /* sorted by median() */
-    printf("%s; medians (and minima) of %d alternating repeats:\n", what, R);
-    printf("  A no hook set            %9.3f ms (%9.3f)\n", 1e3 * m[0], 1e3 * lo[0]);
-    printf("  B empty hook set         %9.3f ms (%9.3f)   B/A = %.4f (%.4f)\n", 1e3 * m[1], 1e3 * lo[1], m[1] / m[0],
-           lo[1] / lo[0]);
-    printf("  C hook on another pop    %9.3f ms (%9.3f)   C/A = %.4f (%.4f)   %ld hook calls\n", 1e3 * m[2], 1e3 * lo[2],
-           m[2] / m[0], lo[2] / lo[0], calls);
+static void report(const char *what, double t[3][64], double c[3][64], int R, long calls) {
+    double m[3], mc[3];
+    for (int k = 0; k < 3; k++) m[k] = median(t[k], R), mc[k] = median(c[k], R);
+    printf("%s; medians of %d alternating repeats, wall (CPU):\n", what, R);
+    printf("  A no hook set            %9.3f ms (%9.3f)\n", 1e3 * m[0], 1e3 * mc[0]);
+    printf("  B empty hook set         %9.3f ms (%9.3f)   B/A = %.4f (%.4f)\n", 1e3 * m[1], 1e3 * mc[1], m[1] / m[0],
+           mc[1] / mc[0]);
+    printf("  C hook on another pop    %9.3f ms (%9.3f)   C/A = %.4f (%.4f)   %ld hook calls\n", 1e3 * m[2], 1e3 * mc[2],
+           m[2] / m[0], mc[2] / mc[0], calls);
 }
 
 #define GRADS 4 /* soma_train_grad calls per repeat */
@@ -90,20 +99,21 @@ static int bench_train(int R, int threads) {
     soma_hooks_create(&empty);
     soma_hooks_create(&other);
     soma_hooks_add(other, "out.v", SOMA_HOOK_READ, noop, &calls);
-    double loss, t[3][64];
+    double loss, t[3][64], c[3][64];
     soma_train_grad(tr, x, 1, y, B, &loss, NULL); /* warm-up */
     for (int r = 0; r < R; r++)
         for (int j = 0; j < 3; j++) {
             int k = (j + r) % 3; /* the order rotates, so no variant always runs first */
             soma_train_set_hooks(tr, k == 0 ? NULL : k == 1 ? empty : other);
-            double t0 = now();
+            double t0 = now(), c0 = cpu();
             for (int i = 0; i < GRADS; i++) soma_train_grad(tr, x, 1, y, B, &loss, NULL);
             t[k][r] = now() - t0;
+            c[k][r] = cpu() - c0;
         }
     char what[160];
     snprintf(what, sizeof what, "trainer 784-1000-10 lif, T %d, batch %d, %d threads, %d soma_train_grad per repeat", T,
              B, soma_train_options(tr)->threads, GRADS);
-    report(what, t, R, calls);
+    report(what, t, c, R, calls);
     soma_hooks_free(empty);
     soma_hooks_free(other);
     free(x);
@@ -136,7 +146,7 @@ static int bench_sim(int R, int threads, const char *path, double ms) {
     soma_hooks_create(&other);
     soma_hooks_add(other, "probe.spikes", SOMA_HOOK_READ, noop, &calls);
     /* Each repeat builds the same network (same seed) and times the run only. */
-    double t[3][64];
+    double t[3][64], c[3][64];
     uint8_t sha[3][32];
     int nthreads = 0;
     for (int r = 0; r < R; r++)
@@ -148,9 +158,10 @@ static int bench_sim(int R, int threads, const char *path, double ms) {
                 return 1;
             }
             if (k) soma_sim_set_hooks(sim, k == 1 ? empty : other);
-            double t0 = now();
+            double t0 = now(), c0 = cpu();
             soma_sim_run(sim, ms, NULL, NULL);
             t[k][r] = now() - t0;
+            c[k][r] = cpu() - c0;
             soma_sim_stats st;
             soma_sim_stats_get(sim, &st);
             memcpy(sha[k], st.spikes_sha256, 32);
@@ -160,7 +171,7 @@ static int bench_sim(int R, int threads, const char *path, double ms) {
     char what[1200];
     snprintf(what, sizeof what, "simulator %s + probe, %g ms, %d threads (spikes identical A/B/C: %s)", path, ms,
              nthreads, memcmp(sha[0], sha[1], 32) == 0 && memcmp(sha[0], sha[2], 32) == 0 ? "yes" : "NO");
-    report(what, t, R, calls);
+    report(what, t, c, R, calls);
     soma_hooks_free(empty);
     soma_hooks_free(other);
     soma_simnet_free(sn);
