@@ -462,7 +462,10 @@ static void test_sim_hooks(int threads) {
     soma_simnet *sn = NULL;
     /* Reference: no hooks; spikes per source neuron and the fingerprint. */
     soma_sim *sim = make_sim(threads, &sn);
-    if (!sim) return;
+    if (!sim) {
+        soma_simnet_free(sn);
+        return;
+    }
     CHECK(soma_sim_site_count(sim) == 1 + 1 + 2 + 2); /* src.spikes; dst.spikes, V_m, refr; in, out */
     soma_site_info si;
     CHECK(soma_sim_site(sim, 5, &si) == 0 && strcmp(si.name, "src->dst.out") == 0 && si.size == 8);
@@ -477,6 +480,7 @@ static void test_sim_hooks(int threads) {
     soma_sim_stats_get(sim, &ref);
     CHECK(ref.spikes > 100 && upper > 0 && upper < ref.spikes);
     soma_sim_free(sim);
+    soma_simnet_free(sn); /* the simulator reads its description while it runs */
 
     /* READ of dst.V_m equals the recorder; a READ and an unasked
      * population leave the spikes bit-identical. */
@@ -510,6 +514,7 @@ static void test_sim_hooks(int threads) {
     for (size_t k = 0; k < nsp; k++) src_spikes += sp[k].id < NS;
     CHECK_MSG(ones == src_spikes, "src->dst.in saw %zu spikes, src fired %zu", ones, src_spikes);
     soma_sim_free(sim);
+    soma_simnet_free(sn);
 
     /* An empty hook set: bit-identical. */
     sim = make_sim(threads, &sn);
@@ -520,6 +525,7 @@ static void test_sim_hooks(int threads) {
     soma_sim_stats_get(sim, &st);
     CHECK(memcmp(st.spikes_sha256, ref.spikes_sha256, 32) == 0);
     soma_sim_free(sim);
+    soma_simnet_free(sn);
 
     /* A mask on src.spikes: exactly the unmasked half's spikes remain
      * (poisson draws do not depend on other neurons). */
@@ -530,6 +536,7 @@ static void test_sim_hooks(int threads) {
     CHECK(soma_sim_pop(sim, 0, &pi) == 0);
     CHECK_MSG(pi.spikes == upper, "masked: %llu spikes, expected %zu", (unsigned long long)pi.spikes, upper);
     soma_sim_free(sim);
+    soma_simnet_free(sn);
 
     /* A zero mask: the target receives nothing. */
     sim = make_sim(threads, &sn);
@@ -542,6 +549,7 @@ static void test_sim_hooks(int threads) {
     CHECK(soma_sim_pop(sim, 0, &pi) == 0 && pi.spikes == 0);
     CHECK_MSG(bad == 0, "%d samples of dst.V_m moved", bad);
     soma_sim_free(sim);
+    soma_simnet_free(sn);
 
     /* Cancel, unknown sites, refused kinds. */
     sim = make_sim(threads, &sn);
