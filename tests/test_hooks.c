@@ -1,7 +1,7 @@
 /* test_hooks.c — named sites and hooks in both executors.
  *
- * Trainer: in (D) -> hid (lif) -> out (lif, no bias on hid->out), a batch
- * of two chunks on two threads. READ of hid.spikes equals
+ * Trainer: in (D) -> hid (lif, also with a recurrent projection) -> out
+ * (lif, no bias on hid->out), a batch of two chunks on two threads. READ of hid.spikes equals
  * soma_train_record; a zero mask of hid.spikes silences out, a mask of
  * ones and an override that writes the same values change nothing bit for
  * bit (loss, every gradient, out's spikes); an override's pattern is what
@@ -32,7 +32,7 @@
 
 /* ------------------------------------------------------------ trainer */
 
-static soma_net *make_net(float out_threshold) {
+static soma_net *make_net(float out_threshold, int recurrent) {
     soma_net *net = NULL;
     size_t in, hid, out;
     int st = soma_net_create(&net);
@@ -43,6 +43,7 @@ static soma_net *make_net(float out_threshold) {
     st |= soma_net_set_param(net, out, "threshold", out_threshold);
     st |= soma_net_connect_dense(net, in, hid, 1);
     st |= soma_net_connect_dense(net, hid, out, 0);
+    if (recurrent) st |= soma_net_set_recurrent(net, hid, 1);
     st |= soma_net_init_weights(net, 7);
     CHECK_MSG(st == 0, "net: %s", soma_net_errmsg(net));
     return net;
@@ -168,7 +169,7 @@ static int set1(soma_trainer *tr, const char *site, int kind, soma_hook_fn fn, v
 }
 
 static void test_train_sites(void) {
-    soma_net *net = make_net(1.0f);
+    soma_net *net = make_net(1.0f, 0);
     size_t n = soma_net_site_count(net);
     CHECK(n == 1 + 2 + 2 + 4); /* in.spikes; hid.spikes, hid.v; out.spikes, out.v; 2 per projection */
     const char *want[] = {"in.spikes", "hid.spikes", "out.spikes", "in->hid.in", "in->hid.out", "hid->out.in",
@@ -186,8 +187,8 @@ static void test_train_sites(void) {
     soma_net_free(net);
 }
 
-static void test_train_hooks(void) {
-    soma_net *net = make_net(1.0f);
+static void test_train_hooks(int recurrent) {
+    soma_net *net = make_net(1.0f, recurrent);
     soma_trainer *tr = make_trainer(net, SOMA_LOSS_CE_RATE);
     if (!tr) return;
     float x[B * D];
@@ -325,7 +326,7 @@ static void test_train_hooks(void) {
  * = W^T dL/d(hid->out.out). The output never spikes (threshold 100) and the
  * loss reads its membrane, so the loss is smooth in the site's values. */
 static void test_train_grad(void) {
-    soma_net *net = make_net(100.0f);
+    soma_net *net = make_net(100.0f, 0);
     soma_trainer *tr = make_trainer(net, SOMA_LOSS_CE_MEM);
     if (!tr) return;
     float x[B * D];
@@ -606,7 +607,8 @@ static void test_sim_source(void) {
 
 int main(void) {
     test_train_sites();
-    test_train_hooks();
+    test_train_hooks(0);
+    test_train_hooks(1); /* hid recurrent: its own spikes feed it back */
     test_train_grad();
     test_sim_hooks(1);
     test_sim_hooks(2);
