@@ -72,7 +72,7 @@ static void make_data(float *x, uint8_t *y) {
 
 /* A [T][B][n] buffer that hooks fill from their events. */
 typedef struct tape {
-    float v[T * B * NH];
+    float v[T * B * 72];
     size_t n;
     int calls, cancel_at, after_cancel;
     float delta;     /* perturbation: added by `perturb` at (t0, b0, i0) */
@@ -139,6 +139,7 @@ typedef struct result {
     uint8_t spk[T * B * NO];
 } result;
 
+static size_t out_pop = 2; /* index of "out" in the net being run */
 static void run(soma_trainer *tr, const float *x, const uint8_t *y, result *r) {
     CHECK(soma_train_grad(tr, x, 1, y, B, &r->loss, NULL) == 0);
     size_t n = 0;
@@ -151,7 +152,7 @@ static void run(soma_trainer *tr, const float *x, const uint8_t *y, result *r) {
         memcpy(r->grad + n, t.grad, t.rows * t.cols * sizeof(float));
         n += t.rows * t.cols;
     }
-    CHECK(soma_train_record(tr, x, 1, B, 2, r->spk) == 0);
+    CHECK(soma_train_record(tr, x, 1, B, out_pop, r->spk) == 0);
 }
 
 static int same_result(const result *a, const result *b) {
@@ -395,6 +396,77 @@ static void test_train_grad(void) {
     soma_net_free(net);
 }
 
+/* A convolution between hidden layers: in (6) -> h (lif, 36 as 1x6x6) ->
+ * c (lif, 2x6x6, 3x3 kernel, padding 1) -> out (lif 4, no bias). */
+static void test_train_conv(void) {
+    soma_net *net = NULL;
+    size_t in, hh, cc, out;
+    int st = soma_net_create(&net);
+    st |= soma_net_add_pop(net, "in", "input", D, &in);
+    st |= soma_net_add_pop(net, "h", "lif", 36, &hh);
+    st |= soma_net_add_pop(net, "c", "lif", 72, &cc);
+    st |= soma_net_add_pop(net, "out", "lif", NO, &out);
+    size_t d1[3] = {1, 6, 6}, d2[3] = {2, 6, 6};
+    st |= soma_net_set_shape(net, hh, d1, 3);
+    st |= soma_net_set_shape(net, cc, d2, 3);
+    soma_conv cv = {3, 1, 1, SOMA_POOL_NONE, 1};
+    st |= soma_net_connect_dense(net, in, hh, 1);
+    st |= soma_net_connect_conv(net, hh, cc, 1, &cv);
+    st |= soma_net_connect_dense(net, cc, out, 0);
+    st |= soma_net_init_weights(net, 11);
+    CHECK_MSG(st == 0, "conv net: %s", soma_net_errmsg(net));
+    soma_trainer *tr = st ? NULL : make_trainer(net, SOMA_LOSS_CE_RATE);
+    if (!tr) {
+        soma_net_free(net);
+        return;
+    }
+    float x[B * D];
+    uint8_t y[B];
+    make_data(x, y);
+    result ref, r;
+    out_pop = 3;
+    run(tr, x, y, &ref);
+    const char *sites[] = {"h.spikes", "h->c.in", "h->c.out", "c.spikes", "c.v"};
+    for (size_t k = 0; k < sizeof sites / sizeof *sites; k++) {
+        CHECK(set1(tr, sites[k], SOMA_HOOK_MASK, mask_keep_cb, NULL) == 0);
+        run(tr, x, y, &r);
+        CHECK_MSG(same_result(&ref, &r), "conv net: mask of ones on %s", sites[k]);
+        free(r.grad);
+    }
+    const char *silence[] = {"h->c.out", "c.spikes"};
+    for (size_t k = 0; k < 2; k++) {
+        CHECK(set1(tr, silence[k], SOMA_HOOK_MASK, mask_zero_cb, NULL) == 0);
+        uint8_t os[T * B * NO];
+        CHECK(soma_train_record(tr, x, 1, B, 3, os) == 0);
+        int n1 = 0;
+        for (size_t i = 0; i < sizeof os; i++) n1 += os[i];
+        CHECK_MSG(n1 == 0, "conv net: zero mask on %s: %d output spikes", silence[k], n1);
+    }
+    /* A zero mask on the convolution's input leaves it its bias only: the
+     * same as zero weights. */
+    CHECK(set1(tr, "h->c.in", SOMA_HOOK_MASK, mask_zero_cb, NULL) == 0);
+    static tape tp;
+    memset(&tp, 0, sizeof tp);
+    soma_hooks *h = NULL;
+    CHECK(soma_hooks_create(&h) == 0);
+    CHECK(soma_hooks_add(h, "h->c.in", SOMA_HOOK_MASK, mask_zero_cb, NULL) == 0);
+    CHECK(soma_hooks_add(h, "h->c.out", SOMA_HOOK_READ, read_cb, &tp) == 0);
+    CHECK(soma_train_set_hooks(tr, h) == 0);
+    soma_hooks_free(h);
+    double loss;
+    CHECK(soma_train_grad(tr, x, 1, y, B, &loss, NULL) == 0);
+    soma_tensor tb;
+    CHECK(soma_net_tensor_find(net, "h->c.bias", &tb) == 0);
+    int bad = 0;
+    for (size_t rr = 0; rr < T * B; rr++)
+        for (size_t i = 0; i < 72; i++) bad += tp.v[rr * 72 + i] != tb.data[i / 36];
+    CHECK_MSG(bad == 0 && tp.n == 72, "conv net: %d values of h->c.out are not the bias", bad);
+    out_pop = 2;
+    free(ref.grad);
+    soma_train_free(tr);
+    soma_net_free(net);
+}
+
 /* ---------------------------------------------------------- simulator */
 
 #define NS 64
@@ -610,6 +682,7 @@ int main(void) {
     test_train_hooks(0);
     test_train_hooks(1); /* hid recurrent: its own spikes feed it back */
     test_train_grad();
+    test_train_conv();
     test_sim_hooks(1);
     test_sim_hooks(2);
     test_sim_source();
