@@ -124,15 +124,15 @@ static int bench_train(int R, int threads) {
 
 static int bench_sim(int R, int threads, const char *path, double ms) {
     char err[1024];
-    soma_simnet *sn = NULL;
+    soma_net *sn = NULL;
     soma_sim_file_opts fo;
-    if (soma_simnet_load_yaml(path, NULL, 0, &sn, &fo, err, sizeof err)) {
+    if (soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, &fo, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
     size_t probe;
-    if (soma_simnet_add_pop(sn, "probe", "poisson", 16, &probe) || soma_simnet_set(sn, probe, "rate", "10Hz")) {
-        fprintf(stderr, "%s\n", soma_simnet_errmsg(sn));
+    if (soma_net_add_pop(sn, "probe", "poisson", 16, &probe) || soma_net_set(sn, probe, "rate", "10Hz")) {
+        fprintf(stderr, "%s\n", soma_net_errmsg(sn));
         return 1;
     }
     soma_sim_opts o;
@@ -174,7 +174,7 @@ static int bench_sim(int R, int threads, const char *path, double ms) {
     report(what, t, c, R, calls);
     soma_hooks_free(empty);
     soma_hooks_free(other);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
     return 0;
 }
 

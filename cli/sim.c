@@ -199,9 +199,9 @@ int cli_sim(int argc, char **argv) {
         return 2;
     }
     char err[1024];
-    soma_simnet *sn = NULL;
+    soma_net *sn = NULL;
     soma_sim_file_opts fo;
-    int rc = soma_simnet_load_yaml(file, ov, nov, &sn, &fo, err, sizeof err);
+    int rc = soma_net_load_yaml(file, ov, nov, &sn, NULL, NULL, &fo, err, sizeof err);
     if (rc) {
         fprintf(stderr, "soma sim: %s\n", err);
         return 1;
@@ -228,7 +228,7 @@ int cli_sim(int argc, char **argv) {
     }
     if (cli_mkdirs(outdir)) {
         fprintf(stderr, "soma sim: cannot create output folder %s\n", outdir);
-        soma_simnet_free(sn);
+        soma_net_free(sn);
         return 1;
     }
     soma_sim_opts so;
@@ -241,7 +241,7 @@ int cli_sim(int argc, char **argv) {
     rc = soma_sim_create(&sim, sn, &so, err, sizeof err);
     if (rc) {
         fprintf(stderr, "soma sim: %s\n", err);
-        soma_simnet_free(sn);
+        soma_net_free(sn);
         return 1;
     }
     soma_sim_stats st;
@@ -265,7 +265,7 @@ int cli_sim(int argc, char **argv) {
     size_t recs[8];
     for (size_t k = 0; k < fo.n_state; k++) {
         size_t pop;
-        soma_simnet_find_pop(sn, fo.state[k].pop, &pop);
+        soma_net_find_pop(sn, fo.state[k].pop, &pop);
         size_t every = (size_t)llround(fo.state[k].every_ms / st.dt_ms);
         if (soma_sim_record_state(sim, pop, fo.state[k].var, fo.state[k].idx, fo.state[k].n, every ? every : 1,
                                   &recs[k])) {
@@ -440,6 +440,6 @@ int cli_sim(int argc, char **argv) {
     }
 end:
     soma_sim_free(sim);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
     return rc;
 }

@@ -274,7 +274,9 @@ size_t soma_net_param_count(soma_net *net);
  * changed). `<from>-><to>.in` is READ only (the source's spikes, the same
  * for all its projections); `.out` sites and GRAD are refused with
  * SOMA_STATUS_UNSUPPORTED (the simulator sums all projections into one
- * buffer per target). A cancel takes effect at the end of the current
+ * buffer per target), and so are hooks on a graded source (model input),
+ * whose values its targets compute. A population's hooks run from the step
+ * it starts at (a trained network's layers start at their depth). A cancel takes effect at the end of the current
  * segment (at most 100 ms of model time); no hook is called after it.
  *
  * Sketch (ablate half of a hidden layer while training):
@@ -548,15 +550,15 @@ int soma_model_save(const char *path, soma_net *net, const soma_data_opts *data,
 int soma_model_load(const char *path, soma_net **net, soma_data_opts *data, soma_train_opts *train,
                     char *err, size_t errlen);
 
-/* Experiment files (YAML): network, data and train sections. Errors are
- * "file:line: what was wrong; expected ...". */
+/* soma_net_load_yaml without overrides or a simulate section (the
+ * experiment files of earlier versions load unchanged). */
 int soma_experiment_load(const char *path, soma_net **net, soma_data_opts *data, soma_train_opts *train,
                          char *err, size_t errlen);
 
 
 /* ------------------------------------------------------------- simulator */
-/* The event-driven simulator runs one instance of a biological network on a
- * fixed time step. Its network description (soma_simnet) holds populations
+/* The event-driven simulator runs one instance of a network on a fixed time
+ * step. It runs the same description (soma_net) as the trainer: populations
  * of neurons with physical parameters, sparse projections made by
  * connectors, and external drives.
  *
@@ -574,7 +576,6 @@ int soma_experiment_load(const char *path, soma_net **net, soma_data_opts *data,
  * feels it, so the shortest delay is one step (dt). NEST's delays mean the
  * same; Brian2's delay d is soma's d + dt (Brian2 applies a spike within
  * the step that emits it). */
-typedef struct soma_simnet soma_simnet; /* opaque */
 
 /* How a projection's synapses are drawn. */
 typedef enum soma_conn_rule {
@@ -608,37 +609,34 @@ void soma_connector_default(soma_connector *c, int rule);
  * (positive -> the model's port 0, "e"; negative -> port 1, "i"), or fixed. */
 #define SOMA_PORT_BY_SIGN (-1)
 
-int soma_simnet_create(soma_simnet **sn);
-void soma_simnet_free(soma_simnet *sn);
-const char *soma_simnet_errmsg(const soma_simnet *sn);
-/* Time step in ms (default 0.1). */
-int soma_simnet_set_dt(soma_simnet *sn, double dt_ms);
-double soma_simnet_dt(const soma_simnet *sn);
-/* A population of a simulator model (iaf_psc_delta, iaf_psc_exp,
- * iaf_psc_alpha, lif_coba, lif_cuba, izhikevich, adex, poisson,
- * spike_source). Parameters start at their defaults. */
-int soma_simnet_add_pop(soma_simnet *sn, const char *name, const char *model, size_t size, size_t *index);
-int soma_simnet_find_pop(const soma_simnet *sn, const char *name, size_t *index);
-size_t soma_simnet_pop_count(const soma_simnet *sn);
+/* The simulator's parts of a network description (soma_net, above).
+ * Time step: soma_net_set_dt (before any sparse projection or Poisson
+ * input). Populations: soma_net_add_pop with any model; an executor refuses,
+ * by name, a model that lacks its half (soma models lists them). */
 /* Define a named constant for later expressions ("J" = "0.1mV", then
  * weight "-g*J"). Redefining replaces the value for later uses only. */
-int soma_simnet_define(soma_simnet *sn, const char *name, const char *expr);
-/* Set a parameter, or the initial value of a state variable, from an expression. */
-int soma_simnet_set(soma_simnet *sn, size_t pop, const char *name, const char *expr);
-/* A projection from -> to; weight and delay are expressions evaluated per
- * synapse (r is then a per-synapse uniform). port: SOMA_PORT_BY_SIGN or a
- * port index of the target model. *index (may be NULL) gets its index. */
-int soma_simnet_connect(soma_simnet *sn, size_t from, size_t to, const soma_connector *c, const char *weight,
-                        const char *delay, int port, size_t *index);
+int soma_net_define(soma_net *net, const char *name, const char *expr);
+/* Set a parameter, or the initial value of a state variable, from an
+ * expression. A constant sets the population's one value (as
+ * soma_net_set_param); an expression with r, i, N or a random draw sets
+ * per-neuron values, which the simulator evaluates. An enum-valued
+ * parameter takes one of its names ("subtract"). */
+int soma_net_set(soma_net *net, size_t pop, const char *name, const char *expr);
+/* A sparse projection from -> to whose synapses a connector draws; weight
+ * and delay are expressions evaluated per synapse (r is then a per-synapse
+ * uniform). port: SOMA_PORT_BY_SIGN or a port index of the target model.
+ * *index (may be NULL) gets its index among all projections. */
+int soma_net_connect(soma_net *net, size_t from, size_t to, const soma_connector *c, const char *weight,
+                     const char *delay, int port, size_t *index);
 /* Independent Poisson input to every neuron of pop: rate (Hz, one value for
  * the population), each event adds weight on port. */
-int soma_simnet_add_poisson(soma_simnet *sn, size_t pop, const char *rate, const char *weight, int port);
+int soma_net_add_poisson(soma_net *net, size_t pop, const char *rate, const char *weight, int port);
 /* A piecewise-constant input from time t[k] (ms) on: value v[k] is added to
  * the model's external input (a current in pA; the rate in Hz for poisson).
  * n >= 1 points with increasing times; before t[0] it adds 0. */
-int soma_simnet_add_steps(soma_simnet *sn, size_t pop, const double *t_ms, const double *v, size_t n);
+int soma_net_add_steps(soma_net *net, size_t pop, const double *t_ms, const double *v, size_t n);
 /* Spikes a spike_source population emits: neuron ids[k] at time t_ms[k]. */
-int soma_simnet_set_spikes(soma_simnet *sn, size_t pop, const uint32_t *ids, const double *t_ms, size_t n);
+int soma_net_set_spikes(soma_net *net, size_t pop, const uint32_t *ids, const double *t_ms, size_t n);
 
 typedef struct soma_sim_opts {
     int threads;           /* 0 = all cores */
@@ -656,10 +654,11 @@ typedef struct soma_spike {
     uint32_t id;
 } soma_spike;
 
-/* Build the network: draw connectivity and initial values. On error *sim is
- * NULL and err holds the reason. A network whose estimated memory exceeds
+/* Compile the network into the simulator's own plan: draw connectivity and
+ * initial values. The simulator keeps no pointer into net: net may be
+ * changed or freed afterwards. On error *sim is NULL and err holds the reason. A network whose estimated memory exceeds
  * the limit is refused before allocation, with the estimate. */
-int soma_sim_create(soma_sim **sim, const soma_simnet *sn, const soma_sim_opts *o, char *err, size_t errlen);
+int soma_sim_create(soma_sim **sim, const soma_net *net, const soma_sim_opts *o, char *err, size_t errlen);
 void soma_sim_free(soma_sim *sim);
 const char *soma_sim_errmsg(const soma_sim *sim);
 /* Progress callback after each chunk of steps; nonzero return cancels. */
@@ -672,6 +671,24 @@ int soma_sim_record_state(soma_sim *sim, size_t pop, const char *var, const size
                           size_t *rec);
 /* Samples so far of a state recorder: data[s][n] (borrowed), *samples rows. */
 const float *soma_sim_state_data(const soma_sim *sim, size_t rec, size_t *samples, size_t *n, size_t *every);
+/* The values of an input population (model input), read by its dense
+ * projections: x [steps][N] for steps 0 .. steps-1 (0 after), or, with
+ * constant = 1, x [N] at every step (direct encoding). Copied. */
+int soma_sim_set_input(soma_sim *sim, size_t pop, const float *x, size_t steps, int constant);
+/* The first step population pop runs. The trainer feeds a dense projection
+ * to its target within the step; the simulator's delays are at least one
+ * step, so a population d dense projections away from the input starts at
+ * step d and from then on sees what the trainer's population sees, d steps
+ * later. 0 in networks without dense projections. */
+uint64_t soma_sim_start_step(const soma_sim *sim, size_t pop);
+/* A trained network in the simulator, sample by sample: samples idx[0..n)
+ * of ds, encoded as soma_train_evaluate encodes them (data options d, the
+ * training seed), each run from rest in a simulator of its own for
+ * d->steps steps from the output population's start step. counts [n][C]
+ * gets the spike counts of the output population (the last one, C
+ * neurons). The net needs one input population (model input). */
+int soma_sim_run_samples(const soma_net *net, const soma_data_opts *d, const soma_dataset *ds, const size_t *idx,
+                         size_t n, uint64_t seed, int threads, uint32_t *counts, char *err, size_t errlen);
 /* Keep (on = 1, the default) or leave out (0) population pop's spikes in
  * the record from now on; counts and the fingerprint cover all populations. */
 int soma_sim_record_spikes(soma_sim *sim, size_t pop, int on);
@@ -686,7 +703,7 @@ typedef struct soma_sim_pop_info {
 } soma_sim_pop_info;
 size_t soma_sim_pop_count(const soma_sim *sim);
 int soma_sim_pop(const soma_sim *sim, size_t pop, soma_sim_pop_info *info);
-/* The simulator's sites (see "hooks"), named from the network it was built from. */
+/* The simulator's sites (see "hooks"): the net's (soma_net_site), copied when it was built. */
 size_t soma_sim_site_count(const soma_sim *sim);
 int soma_sim_site(const soma_sim *sim, size_t i, soma_site_info *info);
 /* The ask phase of hooks: as soma_train_set_hooks; GRAD and `.out` sites,
@@ -750,8 +767,8 @@ int soma_plot_rates(const char *path, size_t npops, const char *const *names, co
  * ("ms"); a plain number is taken in `unit`. */
 int soma_parse_quantity(const char *text, const char *unit, double *out, char *err, size_t errlen);
 
-/* Network file (YAML): network {dt, populations, projections, inputs} and
- * simulate {time, record, seed, threads}. Errors are "file:line: ...". */
+/* The simulate section of a network file: {time, warmup, seed, threads,
+ * record, reference_rates}. */
 typedef struct soma_sim_file_opts {
     double time_ms;       /* simulate.time (default 1000) */
     double warmup_ms;     /* simulate.warmup: left out of the rates (default 0) */
@@ -773,9 +790,19 @@ typedef struct soma_sim_file_opts {
     char ref_pop[32][64];
     double ref_hz[32];
 } soma_sim_file_opts;
-/* params: NULL or "name=value" overrides of the file's `params:` section (n of them). */
-int soma_simnet_load_yaml(const char *path, const char *const *params, size_t n_params, soma_simnet **sn,
-                          soma_sim_file_opts *o, char *err, size_t errlen);
+void soma_sim_file_opts_default(soma_sim_file_opts *o);
+
+/* Network files (YAML), one format for every executor: params, sets,
+ * network {dt, populations, projections, inputs}, and the sections of the
+ * executors the file configures: data and train (trainer), simulate
+ * (simulator). Any of data, train and sim may be NULL (the section is
+ * still checked); absent sections give the defaults. params: NULL or
+ * "name=value" overrides of the file's `params:` (n_params of them; "set=S"
+ * applies the named set S). Errors are "file:line: what; expected ...".
+ * See docs/experiment-files.md. */
+int soma_net_load_yaml(const char *path, const char *const *params, size_t n_params, soma_net **net,
+                       soma_data_opts *data, soma_train_opts *train, soma_sim_file_opts *sim, char *err,
+                       size_t errlen);
 
 /* ----------------------------------------------------------------- plots */
 /* Loss and accuracy per epoch (two panels) as a PNG. Arrays have n entries;

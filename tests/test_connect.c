@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "sim/sim.h"
+#include "proj/connect.h"
 #include "soma.h"
 #include "testlib.h"
 

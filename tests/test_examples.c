@@ -64,9 +64,9 @@ static void check_sim_example(const char *path, const char *name) {
     const char *ov[] = {"scale=0.01"};
     int mc = strstr(name, "microcircuit") != NULL;
     char err[1024] = "";
-    soma_simnet *sn = NULL;
+    soma_net *sn = NULL;
     soma_sim_file_opts fo;
-    int st = soma_simnet_load_yaml(path, mc ? ov : NULL, mc ? 1 : 0, &sn, &fo, err, sizeof err);
+    int st = soma_net_load_yaml(path, mc ? ov : NULL, mc ? 1 : 0, &sn, NULL, NULL, &fo, err, sizeof err);
     CHECK_MSG(st == 0, "%s", err);
     if (st) return;
     CHECK_MSG(fo.time_ms > 0, "%s: simulate.time", name);
@@ -84,7 +84,7 @@ static void check_sim_example(const char *path, const char *name) {
                   (unsigned long long)ss.spikes, ss.synapses);
         soma_sim_free(sim);
     }
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 }
 
 int main(void) {

@@ -261,7 +261,7 @@ static const bad_case bad[] = {
     {"beta_nan", "network:\n  populations:\n    h: {model: lif, size: 3, beta: nan}\n", SOMA_STATUS_INVALID, 3,
      "number"},
     {"beta_hex", "network:\n  populations:\n    h: {model: lif, size: 3, beta: 0x1}\n", SOMA_STATUS_INVALID, 3,
-     "number"},
+     "unknown unit"},
     {"reset_choice", "network:\n  populations:\n    h: {model: lif, size: 3, reset: maybe}\n", SOMA_STATUS_INVALID,
      3, "subtract"},
     {"learn_not_learnable", "network:\n  populations:\n    h: {model: lif, size: 3,\n        learn: [reset]}\n",
@@ -300,8 +300,8 @@ static const bad_case bad[] = {
     {"steps_string", NET_OK "data: {steps: \"\"}\n", SOMA_STATUS_INVALID, 5, "integer"},
     {"delta_off_bool", NET_OK "data: {delta_off: 2}\n", SOMA_STATUS_INVALID, 5, "true or false"},
     {"readout", NET_OK "data: {readout: max}\n", SOMA_STATUS_INVALID, 5, "membrane"},
-    {"unknown_section", NET_OK "simulate: {time: 1}\n", SOMA_STATUS_INVALID, 5, "train"},
-    {"unknown_network_key", "network:\n  dt: 1\n  populations: {a: {model: input, size: 1}}\n",
+    {"unknown_section", NET_OK "simulation: {time: 1}\n", SOMA_STATUS_INVALID, 5, "simulate"},
+    {"unknown_network_key", "network:\n  dtt: 1\n  populations: {a: {model: input, size: 1}}\n",
      SOMA_STATUS_INVALID, 2, "populations"},
     {"no_network", "# nothing but data\ndata: {steps: 5}\n", SOMA_STATUS_INVALID, 2, "network"},
     {"empty_file", "# only a comment\n", SOMA_STATUS_INVALID, 1, "network"},
@@ -369,6 +369,54 @@ static void test_io(void) {
     CHECK(net == NULL);
 }
 
+/* One format: a trainer network written with the simulator's tools
+ * (params, sets, overrides, like:, expressions with units, a recurrent
+ * projection written as a projection onto its own population, dt) loads into
+ * the same net as the plain form, and its simulate section is read too. */
+static void test_one_format(void) {
+    char plain[800];
+    snprintf(plain, sizeof plain, "%s", put("plain.yaml",
+                            "network:\n  populations:\n    in: {model: input, size: 4}\n"
+                            "    h: {model: lif, size: 6, beta: 0.9, threshold: 0.5, recurrent: true}\n"
+                            "    o: {model: lif, size: 6, beta: 0.9, threshold: 0.5}\n"
+                            "  projections:\n    - {from: in, to: h}\n    - {from: h, to: o}\n"));
+    const char *rich = put("rich.yaml",
+                           "params: {n: 3, b: 0.8}\nsets: {slow: {b: 0.9}}\n"
+                           "network:\n  dt: 0.5ms\n  populations:\n    in: {model: input, size: \"n + 1\"}\n"
+                           "    h: {model: lif, size: \"2*n\", beta: b, threshold: \"1/2\"}\n"
+                           "    o: {like: h}\n"
+                           "  projections:\n    - {from: in, to: h}\n    - {from: h, to: h, kind: dense, bias: false}\n"
+                           "    - {from: h, to: o}\n"
+                           "simulate: {time: 2s, seed: 7}\n");
+    soma_net *a = NULL, *b = NULL;
+    char err[512] = "";
+    soma_sim_file_opts so;
+    const char *ov[] = {"set=slow"};
+    CHECK_MSG(soma_net_load_yaml(plain, NULL, 0, &a, NULL, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(soma_net_load_yaml(rich, ov, 1, &b, NULL, NULL, &so, err, sizeof err) == 0, "%s", err);
+    if (!a || !b) return;
+    CHECK(so.time_ms == 2000 && so.seed == 7);
+    CHECK(soma_net_dt(a) == 0.1 && soma_net_dt(b) == 0.5);
+    CHECK(soma_net_pop_count(a) == soma_net_pop_count(b) && soma_net_proj_count(a) == soma_net_proj_count(b));
+    for (size_t p = 0; p < soma_net_pop_count(a); p++) {
+        soma_pop_info x, y;
+        soma_net_pop_info(a, p, &x);
+        soma_net_pop_info(b, p, &y);
+        CHECK_MSG(!strcmp(x.name, y.name) && !strcmp(x.model, y.model) && x.size == y.size &&
+                      x.recurrent == y.recurrent,
+                  "population %zu: %s %s %zu %d vs %s %s %zu %d", p, x.name, x.model, x.size, x.recurrent, y.name,
+                  y.model, y.size, y.recurrent);
+        float va, vb;
+        if (p) {
+            CHECK(soma_net_get_param(a, p, "beta", &va) == 0 && soma_net_get_param(b, p, "beta", &vb) == 0 && va == vb);
+            CHECK(soma_net_get_param(a, p, "threshold", &va) == 0 &&
+                  soma_net_get_param(b, p, "threshold", &vb) == 0 && va == vb);
+        }
+    }
+    soma_net_free(a);
+    soma_net_free(b);
+}
+
 int main(void) {
     const char *d = t_tmpdir("experiment");
     if (!d) {
@@ -380,5 +428,6 @@ int main(void) {
     test_all_keys();
     test_bad();
     test_io();
+    test_one_format();
     return t_report("test_experiment");
 }

@@ -472,20 +472,20 @@ static void test_train_conv(void) {
 #define NS 64
 
 /* src (poisson, 64) -> dst (iaf_psc_delta, 8, no leak to speak of, no threshold). */
-static soma_sim *make_sim(int threads, soma_simnet **out) {
-    soma_simnet *sn = NULL;
-    CHECK(soma_simnet_create(&sn) == 0);
+static soma_sim *make_sim(int threads, soma_net **out) {
+    soma_net *sn = NULL;
+    CHECK(soma_net_create(&sn) == 0);
     size_t src, dst;
-    CHECK(soma_simnet_add_pop(sn, "src", "poisson", NS, &src) == 0);
-    CHECK(soma_simnet_set(sn, src, "rate", "200Hz") == 0);
-    CHECK(soma_simnet_add_pop(sn, "dst", "iaf_psc_delta", 8, &dst) == 0);
-    CHECK(soma_simnet_set(sn, dst, "tau_m", "1e9ms") == 0);
-    CHECK(soma_simnet_set(sn, dst, "V_th", "5000mV") == 0);
-    CHECK(soma_simnet_set(sn, dst, "E_L", "0mV") == 0);
-    CHECK(soma_simnet_set(sn, dst, "V_m", "0mV") == 0);
+    CHECK(soma_net_add_pop(sn, "src", "poisson", NS, &src) == 0);
+    CHECK(soma_net_set(sn, src, "rate", "200Hz") == 0);
+    CHECK(soma_net_add_pop(sn, "dst", "iaf_psc_delta", 8, &dst) == 0);
+    CHECK(soma_net_set(sn, dst, "tau_m", "1e9ms") == 0);
+    CHECK(soma_net_set(sn, dst, "V_th", "5000mV") == 0);
+    CHECK(soma_net_set(sn, dst, "E_L", "0mV") == 0);
+    CHECK(soma_net_set(sn, dst, "V_m", "0mV") == 0);
     soma_connector c;
     soma_connector_default(&c, SOMA_CONN_ALL_TO_ALL);
-    CHECK(soma_simnet_connect(sn, src, dst, &c, "0.1mV", "1ms", SOMA_PORT_BY_SIGN, NULL) == 0);
+    CHECK(soma_net_connect(sn, src, dst, &c, "0.1mV", "1ms", SOMA_PORT_BY_SIGN, NULL) == 0);
     soma_sim_opts o;
     soma_sim_opts_default(&o);
     o.threads = threads;
@@ -532,11 +532,11 @@ static int sim_set1(soma_sim *sim, const char *site, int kind, soma_hook_fn fn, 
 }
 
 static void test_sim_hooks(int threads) {
-    soma_simnet *sn = NULL;
+    soma_net *sn = NULL;
     /* Reference: no hooks; spikes per source neuron and the fingerprint. */
     soma_sim *sim = make_sim(threads, &sn);
     if (!sim) {
-        soma_simnet_free(sn);
+        soma_net_free(sn);
         return;
     }
     CHECK(soma_sim_site_count(sim) == 1 + 1 + 2 + 2); /* src.spikes; dst.spikes, V_m, refr; in, out */
@@ -553,7 +553,7 @@ static void test_sim_hooks(int threads) {
     soma_sim_stats_get(sim, &ref);
     CHECK(ref.spikes > 100 && upper > 0 && upper < ref.spikes);
     soma_sim_free(sim);
-    soma_simnet_free(sn); /* the simulator reads its description while it runs */
+    soma_net_free(sn); /* the simulator reads its description while it runs */
 
     /* READ of dst.V_m equals the recorder; a READ and an unasked
      * population leave the spikes bit-identical. */
@@ -587,7 +587,7 @@ static void test_sim_hooks(int threads) {
     for (size_t k = 0; k < nsp; k++) src_spikes += sp[k].id < NS;
     CHECK_MSG(ones == src_spikes, "src->dst.in saw %zu spikes, src fired %zu", ones, src_spikes);
     soma_sim_free(sim);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 
     /* An empty hook set: bit-identical. */
     sim = make_sim(threads, &sn);
@@ -598,7 +598,7 @@ static void test_sim_hooks(int threads) {
     soma_sim_stats_get(sim, &st);
     CHECK(memcmp(st.spikes_sha256, ref.spikes_sha256, 32) == 0);
     soma_sim_free(sim);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 
     /* A mask on src.spikes: exactly the unmasked half's spikes remain
      * (poisson draws do not depend on other neurons). */
@@ -609,7 +609,7 @@ static void test_sim_hooks(int threads) {
     CHECK(soma_sim_pop(sim, 0, &pi) == 0);
     CHECK_MSG(pi.spikes == upper, "masked: %llu spikes, expected %zu", (unsigned long long)pi.spikes, upper);
     soma_sim_free(sim);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 
     /* A zero mask: the target receives nothing. */
     sim = make_sim(threads, &sn);
@@ -622,7 +622,7 @@ static void test_sim_hooks(int threads) {
     CHECK(soma_sim_pop(sim, 0, &pi) == 0 && pi.spikes == 0);
     CHECK_MSG(bad == 0, "%d samples of dst.V_m moved", bad);
     soma_sim_free(sim);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 
     /* Cancel, unknown sites, refused kinds. */
     sim = make_sim(threads, &sn);
@@ -642,7 +642,7 @@ static void test_sim_hooks(int threads) {
     CHECK_MSG(strstr(soma_sim_errmsg(sim), "src->dst.out") != NULL, "%s", soma_sim_errmsg(sim));
     CHECK(sim_set1(sim, "src->dst.in", SOMA_HOOK_MASK, sim_mask_half_cb, NULL) == SOMA_STATUS_UNSUPPORTED);
     soma_sim_free(sim);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 }
 
 /* Hooks on a spike_source population: an override adds spikes. */
@@ -653,13 +653,13 @@ static int add_spike_cb(void *user, const soma_hook_event *ev) {
 }
 
 static void test_sim_source(void) {
-    soma_simnet *sn = NULL;
-    CHECK(soma_simnet_create(&sn) == 0);
+    soma_net *sn = NULL;
+    CHECK(soma_net_create(&sn) == 0);
     size_t src;
-    CHECK(soma_simnet_add_pop(sn, "src", "spike_source", 3, &src) == 0);
+    CHECK(soma_net_add_pop(sn, "src", "spike_source", 3, &src) == 0);
     uint32_t ids[] = {0, 2};
     double t[] = {1.0, 2.0};
-    CHECK(soma_simnet_set_spikes(sn, src, ids, t, 2) == 0);
+    CHECK(soma_net_set_spikes(sn, src, ids, t, 2) == 0);
     soma_sim_opts o;
     soma_sim_opts_default(&o);
     o.threads = 1;
@@ -674,7 +674,7 @@ static void test_sim_source(void) {
     CHECK(n == 3 && sp && sp[0].step == 10 && sp[0].id == 0 && sp[1].step == 10 && sp[1].id == 1 &&
           sp[2].step == 20 && sp[2].id == 2);
     soma_sim_free(sim);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 }
 
 int main(void) {

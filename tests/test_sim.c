@@ -11,10 +11,10 @@
 #include "soma.h"
 #include "testlib.h"
 
-static soma_simnet *net_new(double dt) {
-    soma_simnet *sn = NULL;
-    CHECK(soma_simnet_create(&sn) == 0);
-    CHECK(soma_simnet_set_dt(sn, dt) == 0);
+static soma_net *net_new(double dt) {
+    soma_net *sn = NULL;
+    CHECK(soma_net_create(&sn) == 0);
+    CHECK(soma_net_set_dt(sn, dt) == 0);
     return sn;
 }
 
@@ -23,22 +23,22 @@ static soma_simnet *net_new(double dt) {
  * spike, on the step NEST's convention says. */
 static void test_delivery_and_delay(void) {
     for (int d = 1; d <= 37; d += 12) {
-        soma_simnet *sn = net_new(0.1);
+        soma_net *sn = net_new(0.1);
         size_t src, dst;
-        CHECK(soma_simnet_add_pop(sn, "src", "spike_source", 3, &src) == 0);
-        CHECK(soma_simnet_add_pop(sn, "dst", "iaf_psc_delta", 2, &dst) == 0);
-        CHECK(soma_simnet_set(sn, dst, "tau_m", "1e9ms") == 0);
-        CHECK(soma_simnet_set(sn, dst, "V_th", "5000mV") == 0);
-        CHECK(soma_simnet_set(sn, dst, "E_L", "0mV") == 0);
-        CHECK(soma_simnet_set(sn, dst, "V_m", "0mV") == 0);
+        CHECK(soma_net_add_pop(sn, "src", "spike_source", 3, &src) == 0);
+        CHECK(soma_net_add_pop(sn, "dst", "iaf_psc_delta", 2, &dst) == 0);
+        CHECK(soma_net_set(sn, dst, "tau_m", "1e9ms") == 0);
+        CHECK(soma_net_set(sn, dst, "V_th", "5000mV") == 0);
+        CHECK(soma_net_set(sn, dst, "E_L", "0mV") == 0);
+        CHECK(soma_net_set(sn, dst, "V_m", "0mV") == 0);
         uint32_t ids[] = {0, 2, 0};
         double ts[] = {1.0, 2.0, 5.5};
-        CHECK(soma_simnet_set_spikes(sn, src, ids, ts, 3) == 0);
+        CHECK(soma_net_set_spikes(sn, src, ids, ts, 3) == 0);
         soma_connector c;
         soma_connector_default(&c, SOMA_CONN_ALL_TO_ALL);
         char delay[32];
         snprintf(delay, sizeof delay, "%gms", d * 0.1);
-        CHECK(soma_simnet_connect(sn, src, dst, &c, "0.5mV", delay, SOMA_PORT_BY_SIGN, NULL) == 0);
+        CHECK(soma_net_connect(sn, src, dst, &c, "0.5mV", delay, SOMA_PORT_BY_SIGN, NULL) == 0);
         soma_sim_opts o;
         soma_sim_opts_default(&o);
         o.threads = 1;
@@ -47,7 +47,7 @@ static void test_delivery_and_delay(void) {
         int rc = soma_sim_create(&sim, sn, &o, err, sizeof err);
         CHECK_MSG(rc == 0, "%s", err);
         if (rc) {
-            soma_simnet_free(sn);
+            soma_net_free(sn);
             continue;
         }
         size_t idx[] = {0, 1}, rec;
@@ -74,33 +74,33 @@ static void test_delivery_and_delay(void) {
         CHECK(st.bytes_per_synapse <= 8);
         CHECK(st.spikes == 3);
         soma_sim_free(sim);
-        soma_simnet_free(sn);
+        soma_net_free(sn);
     }
 }
 
 /* A small recurrent net with Poisson drive, random weights and delays. */
-static soma_simnet *balanced(size_t ne, size_t ni) {
-    soma_simnet *sn = net_new(0.1);
+static soma_net *balanced(size_t ne, size_t ni) {
+    soma_net *sn = net_new(0.1);
     size_t e, i;
-    CHECK(soma_simnet_add_pop(sn, "e", "iaf_psc_exp", ne, &e) == 0);
-    CHECK(soma_simnet_add_pop(sn, "i", "iaf_psc_exp", ni, &i) == 0);
-    CHECK(soma_simnet_set(sn, e, "V_m", "uniform(-70mV, -55mV)") == 0);
-    CHECK(soma_simnet_set(sn, i, "V_m", "uniform(-70mV, -55mV)") == 0);
+    CHECK(soma_net_add_pop(sn, "e", "iaf_psc_exp", ne, &e) == 0);
+    CHECK(soma_net_add_pop(sn, "i", "iaf_psc_exp", ni, &i) == 0);
+    CHECK(soma_net_set(sn, e, "V_m", "uniform(-70mV, -55mV)") == 0);
+    CHECK(soma_net_set(sn, i, "V_m", "uniform(-70mV, -55mV)") == 0);
     soma_connector c;
     soma_connector_default(&c, SOMA_CONN_FIXED_INDEGREE);
     c.k = 50;
-    CHECK(soma_simnet_connect(sn, e, e, &c, "normal(40pA, 4pA)", "normal_clipped(1.5ms, 0.7ms, 0.1ms, 10ms)",
+    CHECK(soma_net_connect(sn, e, e, &c, "normal(40pA, 4pA)", "normal_clipped(1.5ms, 0.7ms, 0.1ms, 10ms)",
                               SOMA_PORT_BY_SIGN, NULL) == 0);
-    CHECK(soma_simnet_connect(sn, e, i, &c, "40pA", "1ms", SOMA_PORT_BY_SIGN, NULL) == 0);
+    CHECK(soma_net_connect(sn, e, i, &c, "40pA", "1ms", SOMA_PORT_BY_SIGN, NULL) == 0);
     c.k = 20;
-    CHECK(soma_simnet_connect(sn, i, e, &c, "-160pA", "uniform(0.5ms, 2ms)", SOMA_PORT_BY_SIGN, NULL) == 0);
-    CHECK(soma_simnet_connect(sn, i, i, &c, "-160pA", "0.8ms", SOMA_PORT_BY_SIGN, NULL) == 0);
-    CHECK(soma_simnet_add_poisson(sn, e, "9kHz", "20pA", SOMA_PORT_BY_SIGN) == 0);
-    CHECK(soma_simnet_add_poisson(sn, i, "9kHz", "20pA", SOMA_PORT_BY_SIGN) == 0);
+    CHECK(soma_net_connect(sn, i, e, &c, "-160pA", "uniform(0.5ms, 2ms)", SOMA_PORT_BY_SIGN, NULL) == 0);
+    CHECK(soma_net_connect(sn, i, i, &c, "-160pA", "0.8ms", SOMA_PORT_BY_SIGN, NULL) == 0);
+    CHECK(soma_net_add_poisson(sn, e, "9kHz", "20pA", SOMA_PORT_BY_SIGN) == 0);
+    CHECK(soma_net_add_poisson(sn, i, "9kHz", "20pA", SOMA_PORT_BY_SIGN) == 0);
     return sn;
 }
 
-static void run_net(const soma_simnet *sn, int threads, double ms, soma_sim_stats *st, soma_spike **sp, size_t *n) {
+static void run_net(const soma_net *sn, int threads, double ms, soma_sim_stats *st, soma_spike **sp, size_t *n) {
     soma_sim_opts o;
     soma_sim_opts_default(&o);
     o.threads = threads;
@@ -123,7 +123,7 @@ static void run_net(const soma_simnet *sn, int threads, double ms, soma_sim_stat
 }
 
 static void test_threads_identical(void) {
-    soma_simnet *sn = balanced(400, 100);
+    soma_net *sn = balanced(400, 100);
     soma_sim_stats a, b, c;
     soma_spike *sa, *sb, *sc;
     size_t na, nb, nc;
@@ -145,21 +145,21 @@ static void test_threads_identical(void) {
     free(sa);
     free(sb);
     free(sc);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 }
 
 /* Poisson drive into non-leaky integrators: V after T steps is w times a
  * Poisson count of mean lambda*T. */
 static void test_poisson_drive(void) {
-    soma_simnet *sn = net_new(0.1);
+    soma_net *sn = net_new(0.1);
     size_t p;
     size_t N = 2000;
-    CHECK(soma_simnet_add_pop(sn, "acc", "iaf_psc_delta", N, &p) == 0);
-    CHECK(soma_simnet_set(sn, p, "tau_m", "1e9ms") == 0);
-    CHECK(soma_simnet_set(sn, p, "V_th", "5000mV") == 0);
-    CHECK(soma_simnet_set(sn, p, "E_L", "0mV") == 0);
-    CHECK(soma_simnet_set(sn, p, "V_m", "0mV") == 0);
-    CHECK(soma_simnet_add_poisson(sn, p, "15kHz", "0.01mV", SOMA_PORT_BY_SIGN) == 0);
+    CHECK(soma_net_add_pop(sn, "acc", "iaf_psc_delta", N, &p) == 0);
+    CHECK(soma_net_set(sn, p, "tau_m", "1e9ms") == 0);
+    CHECK(soma_net_set(sn, p, "V_th", "5000mV") == 0);
+    CHECK(soma_net_set(sn, p, "E_L", "0mV") == 0);
+    CHECK(soma_net_set(sn, p, "V_m", "0mV") == 0);
+    CHECK(soma_net_add_poisson(sn, p, "15kHz", "0.01mV", SOMA_PORT_BY_SIGN) == 0);
     soma_sim_opts o;
     soma_sim_opts_default(&o);
     o.threads = 2;
@@ -188,17 +188,17 @@ static void test_poisson_drive(void) {
     CHECK_MSG(fabs(var / lam - 1) < 0.15, "variance/mean %g, expected 1", var / lam);
     free(idx);
     soma_sim_free(sim);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 }
 
 /* Step input: constant current into a leaky neuron, V follows the analytic charge curve. */
 static void test_steps(void) {
-    soma_simnet *sn = net_new(0.1);
+    soma_net *sn = net_new(0.1);
     size_t p;
-    CHECK(soma_simnet_add_pop(sn, "n", "iaf_psc_delta", 20, &p) == 0);
-    CHECK(soma_simnet_set(sn, p, "V_th", "5000mV") == 0);
+    CHECK(soma_net_add_pop(sn, "n", "iaf_psc_delta", 20, &p) == 0);
+    CHECK(soma_net_set(sn, p, "V_th", "5000mV") == 0);
     double t[] = {5.0, 15.0}, v[] = {100.0, 0.0};
-    CHECK(soma_simnet_add_steps(sn, p, t, v, 2) == 0);
+    CHECK(soma_net_add_steps(sn, p, t, v, 2) == 0);
     soma_sim *sim = NULL;
     char err[512];
     soma_sim_opts o;
@@ -221,13 +221,13 @@ static void test_steps(void) {
     }
     CHECK_MSG(err_max < 2e-4, "max error %g mV", err_max);
     soma_sim_free(sim);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 }
 
 /* Connectivity written to a file and read back by the file connector gives
  * the same network, hence the same spikes. */
 static void test_connectivity_roundtrip(void) {
-    soma_simnet *sn = balanced(200, 50);
+    soma_net *sn = balanced(200, 50);
     soma_sim_opts o;
     soma_sim_opts_default(&o);
     o.threads = 2;
@@ -245,14 +245,14 @@ static void test_connectivity_roundtrip(void) {
     soma_sim_free(sim);
     /* The same populations, one all-in-one projection from the file: ids are
      * global, so make one population per side of the same total size. */
-    soma_simnet *sn2 = net_new(0.1);
+    soma_net *sn2 = net_new(0.1);
     size_t all;
-    CHECK(soma_simnet_add_pop(sn2, "all", "iaf_psc_exp", 250, &all) == 0);
-    CHECK(soma_simnet_set(sn2, all, "V_m", "-70mV") == 0);
+    CHECK(soma_net_add_pop(sn2, "all", "iaf_psc_exp", 250, &all) == 0);
+    CHECK(soma_net_set(sn2, all, "V_m", "-70mV") == 0);
     soma_connector c;
     soma_connector_default(&c, SOMA_CONN_FILE);
     c.path = path;
-    CHECK(soma_simnet_connect(sn2, all, all, &c, "0pA", "1ms", SOMA_PORT_BY_SIGN, NULL) == 0);
+    CHECK(soma_net_connect(sn2, all, all, &c, "0pA", "1ms", SOMA_PORT_BY_SIGN, NULL) == 0);
     soma_sim *sim2 = NULL;
     int rc = soma_sim_create(&sim2, sn2, &o, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
@@ -273,18 +273,18 @@ static void test_connectivity_roundtrip(void) {
         free(f2);
         soma_sim_free(sim2);
     }
-    soma_simnet_free(sn);
-    soma_simnet_free(sn2);
+    soma_net_free(sn);
+    soma_net_free(sn2);
 }
 
 static void test_memory_refusal(void) {
-    soma_simnet *sn = net_new(0.1);
+    soma_net *sn = net_new(0.1);
     size_t a;
-    CHECK(soma_simnet_add_pop(sn, "a", "iaf_psc_delta", 100000, &a) == 0);
+    CHECK(soma_net_add_pop(sn, "a", "iaf_psc_delta", 100000, &a) == 0);
     soma_connector c;
     soma_connector_default(&c, SOMA_CONN_FIXED_INDEGREE);
     c.k = 10000; /* 1e9 synapses: 8 GB */
-    CHECK(soma_simnet_connect(sn, a, a, &c, "0.1mV", "1ms", SOMA_PORT_BY_SIGN, NULL) == 0);
+    CHECK(soma_net_connect(sn, a, a, &c, "0.1mV", "1ms", SOMA_PORT_BY_SIGN, NULL) == 0);
     soma_sim_opts o;
     soma_sim_opts_default(&o);
     o.memory_limit = 1e9;
@@ -293,7 +293,7 @@ static void test_memory_refusal(void) {
     int rc = soma_sim_create(&sim, sn, &o, err, sizeof err);
     CHECK(rc == SOMA_STATUS_NOMEM && sim == NULL);
     CHECK_MSG(strstr(err, "8.") && strstr(err, "GB") && strstr(err, "refused"), "message: %s", err);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 }
 
 /* Bad network files: each message names file:line and the reason. */
@@ -324,15 +324,15 @@ static void test_yaml_errors(void) {
         char path[512], err[1024] = "";
         snprintf(path, sizeof path, "%s/case%zu.yaml", dir, k);
         t_write_file(path, cases[k].body, strlen(cases[k].body));
-        soma_simnet *sn = NULL;
+        soma_net *sn = NULL;
         soma_sim_file_opts fo;
-        int rc = soma_simnet_load_yaml(path, NULL, 0, &sn, &fo, err, sizeof err);
+        int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, &fo, err, sizeof err);
         if (rc == 0) {
             /* Errors in per-synapse values surface when building. */
             soma_sim *sim = NULL;
             rc = soma_sim_create(&sim, sn, NULL, err, sizeof err);
             soma_sim_free(sim);
-            soma_simnet_free(sn);
+            soma_net_free(sn);
         }
         CHECK_MSG(rc != 0, "case %zu accepted", k);
         char want_loc[600];
@@ -352,13 +352,13 @@ static void test_yaml_errors(void) {
              "    - {from: a, to: a, connect: {rule: file, file: %s}, weight: 1mV}\n",
              edges);
     t_write_file(path, body, strlen(body));
-    soma_simnet *sn = NULL;
-    int rc = soma_simnet_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    soma_net *sn = NULL;
+    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, NULL, err, sizeof err);
     if (!rc) {
         soma_sim *sim = NULL;
         rc = soma_sim_create(&sim, sn, NULL, err, sizeof err);
         soma_sim_free(sim);
-        soma_simnet_free(sn);
+        soma_net_free(sn);
     }
     char want[600];
     snprintf(want, sizeof want, "%s:3", edges);
@@ -379,8 +379,8 @@ static void test_override_order(void) {
     const char *const *ovs[] = {NULL, ov1, ov2, ov3};
     size_t nov[] = {0, 1, 1, 2}, want[] = {300, 600, 3000, 150};
     for (int k = 0; k < 4; k++) {
-        soma_simnet *sn = NULL;
-        int rc = soma_simnet_load_yaml(path, ovs[k], nov[k], &sn, NULL, err, sizeof err);
+        soma_net *sn = NULL;
+        int rc = soma_net_load_yaml(path, ovs[k], nov[k], &sn, NULL, NULL, NULL, err, sizeof err);
         CHECK_MSG(rc == 0, "%s", err);
         if (rc) continue;
         soma_sim *sim = NULL;
@@ -392,11 +392,11 @@ static void test_override_order(void) {
             CHECK_MSG(st.synapses == want[k], "case %d: %zu synapses, expected %zu", k, st.synapses, want[k]);
         }
         soma_sim_free(sim);
-        soma_simnet_free(sn);
+        soma_net_free(sn);
     }
     const char *bad[] = {"q=1"};
-    soma_simnet *sn = NULL;
-    CHECK(soma_simnet_load_yaml(path, bad, 1, &sn, NULL, err, sizeof err) == SOMA_STATUS_NOTFOUND);
+    soma_net *sn = NULL;
+    CHECK(soma_net_load_yaml(path, bad, 1, &sn, NULL, NULL, NULL, err, sizeof err) == SOMA_STATUS_NOTFOUND);
     CHECK_MSG(strstr(err, "no 'q'") != NULL, "%s", err);
 }
 
@@ -413,8 +413,8 @@ static void test_spike_file(void) {
                        "  projections:\n    - {from: src, to: dst, connect: {rule: all_to_all}, weight: 1mV, delay: 0.1ms}\n"
                        "  inputs:\n    - {to: src, spikes: in.csv}\nsimulate: {time: 10ms}\n";
     t_write_file(path, body, strlen(body));
-    soma_simnet *sn = NULL;
-    int rc = soma_simnet_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    soma_net *sn = NULL;
+    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, NULL, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
     if (!rc) {
         soma_sim *sim = NULL;
@@ -439,7 +439,7 @@ static void test_spike_file(void) {
                   fabsf(v[34] - 3.0f) < 1e-5f && fabsf(v[76] - 4.0f) < 1e-5f);
             soma_sim_free(sim);
         }
-        soma_simnet_free(sn);
+        soma_net_free(sn);
     }
     const char *bad[][2] = {{"0,1.0\n1;2\n", ":2: expected"}, {"0,1.0\n7,2.0\n", ":2: neuron 7 is out of range"},
                             {"0,-1\n", ":1: expected a time"}};
@@ -447,14 +447,14 @@ static void test_spike_file(void) {
         t_write_file(spk, bad[k][0], strlen(bad[k][0]));
         sn = NULL;
         err[0] = 0;
-        rc = soma_simnet_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
-        soma_simnet_free(sn);
+        rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, NULL, err, sizeof err);
+        soma_net_free(sn);
         char want[600];
         snprintf(want, sizeof want, "%s%s", spk, bad[k][1]);
         CHECK_MSG(rc != 0 && strstr(err, want), "spike file case %zu: '%s'", k, err);
     }
     remove(spk);
-    rc = soma_simnet_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, NULL, err, sizeof err);
     CHECK_MSG(rc == SOMA_STATUS_IO && strstr(err, "cannot open spike file") && strstr(err, "net.yaml:8"), "%s", err);
 }
 
@@ -467,8 +467,8 @@ static void test_poisson_rate_series(void) {
                        "  inputs:\n    - {to: p, steps: {times: [10ms, 60ms], values: [100Hz, 0Hz]}}\n"
                        "simulate: {time: 100ms}\n";
     t_write_file(path, body, strlen(body));
-    soma_simnet *sn = NULL;
-    int rc = soma_simnet_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    soma_net *sn = NULL;
+    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, NULL, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
     if (rc) return;
     soma_sim *sim = NULL;
@@ -485,7 +485,7 @@ static void test_poisson_rate_series(void) {
         CHECK_MSG(fabs((double)n - mu) < 5 * sd, "%zu spikes, expected %g +- %g", n, mu, sd);
         soma_sim_free(sim);
     }
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 }
 
 int main(void) {

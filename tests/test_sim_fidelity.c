@@ -129,9 +129,9 @@ static size_t match(const soma_spike *a, size_t na, const soma_spike *b, size_t 
 static void test_net100(void) {
     char path[1400], err[600];
     snprintf(path, sizeof path, "%s/fidelity/net100.yaml", test_dir);
-    soma_simnet *sn = NULL;
+    soma_net *sn = NULL;
     soma_sim_file_opts fo;
-    int rc = soma_simnet_load_yaml(path, NULL, 0, &sn, &fo, err, sizeof err);
+    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, &fo, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
     if (rc) return;
     soma_sim_opts o;
@@ -143,10 +143,10 @@ static void test_net100(void) {
     rc = soma_sim_create(&sim, sn, &o, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
     if (rc) {
-        soma_simnet_free(sn);
+        soma_net_free(sn);
         return;
     }
-    double dt = soma_simnet_dt(sn);
+    double dt = soma_net_dt(sn);
 
     /* The connectivity Brian2 ran on. */
     snprintf(path, sizeof path, "%s/conn.csv", t_tmpdir("sim_fidelity"));
@@ -195,7 +195,7 @@ static void test_net100(void) {
     free(s);
     free(b);
     soma_sim_free(sim);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 }
 
 /* ------------------------------------------------------------ cuba */
@@ -218,9 +218,9 @@ static void test_cuba(void) {
     snprintf(path, sizeof path, "%s/cuba.yaml", examples_dir);
     double sum[2] = {0, 0}, bsum[2] = {0, 0}, sq[2] = {0, 0};
     for (size_t k = 0; k < n; k++) {
-        soma_simnet *sn = NULL;
+        soma_net *sn = NULL;
         soma_sim_file_opts fo;
-        int rc = soma_simnet_load_yaml(path, NULL, 0, &sn, &fo, err, sizeof err);
+        int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, &fo, err, sizeof err);
         CHECK_MSG(rc == 0, "%s", err);
         if (rc) return;
         soma_sim_opts o;
@@ -241,7 +241,7 @@ static void test_cuba(void) {
             sum[p] += r, sq[p] += r * r, bsum[p] += br[k][p];
         }
         soma_sim_free(sim);
-        soma_simnet_free(sn);
+        soma_net_free(sn);
     }
     const char *name[2] = {"exc", "inh"};
     for (int p = 0; p < 2; p++) {

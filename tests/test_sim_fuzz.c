@@ -43,11 +43,11 @@ int main(void) {
     /* The unmutated file must work. */
     t_write_file(path, base, len);
     char err[1024] = "";
-    soma_simnet *sn = NULL;
+    soma_net *sn = NULL;
     soma_sim_file_opts fo;
-    int rc = soma_simnet_load_yaml(path, NULL, 0, &sn, &fo, err, sizeof err);
+    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, &fo, err, sizeof err);
     CHECK_MSG(rc == 0, "base file: %s", err);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
     for (int it = 0; it < 2000; it++) {
         size_t n = len;
         memcpy(buf, base, len);
@@ -63,7 +63,7 @@ int main(void) {
         t_write_file(path, buf, n);
         err[0] = 0;
         sn = NULL;
-        rc = soma_simnet_load_yaml(path, NULL, 0, &sn, &fo, err, sizeof err);
+        rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, &fo, err, sizeof err);
         if (rc) {
             refused++;
             if (!strstr(err, path)) unnamed++;
@@ -85,7 +85,7 @@ int main(void) {
         } else {
             CHECK_MSG(err[0] != 0, "mutation %d: build refused without a message", it);
         }
-        soma_simnet_free(sn);
+        soma_net_free(sn);
     }
     printf("2000 mutations: %d refused, %d loaded, %d built and ran\n", refused, loaded, built);
     CHECK_MSG(unnamed == 0, "%d refusals did not name the file", unnamed);

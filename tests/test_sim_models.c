@@ -1039,12 +1039,21 @@ static void test_registry(void) {
         }
         for (size_t j = 0; j < m->n_state; j++) CHECK(m->state_names[j] && m->state_units[j]);
         for (size_t j = 0; j < m->n_ports; j++) CHECK(m->port_names[j] != NULL);
-        /* The trainer refuses it, naming trainable models. */
+        /* The net takes it; the trainer refuses it by name, naming trainable models. */
         soma_net *net;
         soma_net_create(&net);
-        CHECK(soma_net_add_pop(net, "h", names[k], 4, NULL) == SOMA_STATUS_INVALID);
+        CHECK(soma_net_add_pop(net, "x", "input", 4, NULL) == 0);
+        CHECK(soma_net_add_pop(net, "h", names[k], 4, NULL) == 0);
+        CHECK(soma_net_connect_dense(net, 0, 1, 1) == 0 || strcmp(names[k], "poisson") == 0 ||
+              strcmp(names[k], "spike_source") == 0);
+        soma_train_opts to;
+        soma_data_opts dopt;
+        soma_train_opts_default(&to);
+        soma_data_opts_default(&dopt);
+        soma_trainer *tr = NULL;
+        CHECK(soma_train_create(&tr, net, &to, &dopt) == SOMA_STATUS_UNSUPPORTED && tr == NULL);
         const char *msg = soma_net_errmsg(net), *list = strstr(msg, "one of: ");
-        int ok = strstr(msg, names[k]) && strstr(msg, "simulator model") && list && strstr(list, "lif");
+        int ok = strstr(msg, names[k]) && strstr(msg, "no training ops") && list && strstr(list, "lif");
         for (size_t j = 0; ok && j < sizeof names / sizeof names[0]; j++) ok = !strstr(list, names[j]);
         CHECK_MSG(ok, "message: %s", msg);
         soma_net_free(net);

@@ -14,22 +14,22 @@
 #include "soma.h"
 #include "testlib.h"
 
-static soma_simnet *net_new(double dt) {
-    soma_simnet *sn = NULL;
-    CHECK(soma_simnet_create(&sn) == 0);
-    CHECK(soma_simnet_set_dt(sn, dt) == 0);
+static soma_net *net_new(double dt) {
+    soma_net *sn = NULL;
+    CHECK(soma_net_create(&sn) == 0);
+    CHECK(soma_net_set_dt(sn, dt) == 0);
     return sn;
 }
 
 /* A spike scheduled beyond 2^32 steps was truncated to 32 bits and fired at
  * (step mod 2^32): here at step 10 of a 2 ms run. */
 static void test_spike_source_far_future_no_wrap(void) {
-    soma_simnet *sn = net_new(0.1);
+    soma_net *sn = net_new(0.1);
     size_t src;
-    CHECK(soma_simnet_add_pop(sn, "src", "spike_source", 1, &src) == 0);
+    CHECK(soma_net_add_pop(sn, "src", "spike_source", 1, &src) == 0);
     uint32_t ids[] = {0};
     double ts[] = {(4294967296.0 + 10.0) * (double)0.1f}; /* the sim keeps dt as a float */
-    CHECK(soma_simnet_set_spikes(sn, src, ids, ts, 1) == 0);
+    CHECK(soma_net_set_spikes(sn, src, ids, ts, 1) == 0);
     soma_sim_opts o;
     soma_sim_opts_default(&o);
     o.threads = 1;
@@ -44,20 +44,20 @@ static void test_spike_source_far_future_no_wrap(void) {
         CHECK_MSG(n == 0, "%zu spikes in 2 ms from a spike scheduled after 2^32 steps", n);
         soma_sim_free(sim);
     }
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 }
 
 /* The memory estimate assumed 64 ring slots: a long delay (2^20 slots) made
  * the input ring far larger than the limit, and it was allocated anyway. */
 static void test_memory_limit_counts_long_delay_ring(void) {
-    soma_simnet *sn = net_new(0.1);
+    soma_net *sn = net_new(0.1);
     size_t a, b;
-    CHECK(soma_simnet_add_pop(sn, "a", "spike_source", 1, &a) == 0);
-    CHECK(soma_simnet_add_pop(sn, "b", "iaf_psc_delta", 40, &b) == 0);
+    CHECK(soma_net_add_pop(sn, "a", "spike_source", 1, &a) == 0);
+    CHECK(soma_net_add_pop(sn, "b", "iaf_psc_delta", 40, &b) == 0);
     soma_connector c;
     soma_connector_default(&c, SOMA_CONN_ALL_TO_ALL);
     /* 10^6 steps: 2^20 slots x 2 ports x 41 neurons x 4 bytes = 344 MB. */
-    CHECK(soma_simnet_connect(sn, a, b, &c, "1mV", "100000ms", SOMA_PORT_BY_SIGN, NULL) == 0);
+    CHECK(soma_net_connect(sn, a, b, &c, "1mV", "100000ms", SOMA_PORT_BY_SIGN, NULL) == 0);
     soma_sim_opts o;
     soma_sim_opts_default(&o);
     o.threads = 1;
@@ -68,16 +68,16 @@ static void test_memory_limit_counts_long_delay_ring(void) {
     CHECK_MSG(rc == SOMA_STATUS_NOMEM, "rc %d: a 344 MB input ring was built under a 50 MB limit (%s)", rc, err);
     CHECK_MSG(strstr(err, "GB") != NULL, "message: %s", err);
     soma_sim_free(sim);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 }
 
 /* soma_sim_record_state with n = 0: the second run grew the buffer with
  * realloc(p, 0), which frees p and returns NULL; the run then failed with
  * "out of memory" and soma_sim_free freed the buffer again. */
 static void test_record_state_zero_neurons_two_runs(void) {
-    soma_simnet *sn = net_new(0.1);
+    soma_net *sn = net_new(0.1);
     size_t b;
-    CHECK(soma_simnet_add_pop(sn, "b", "iaf_psc_delta", 4, &b) == 0);
+    CHECK(soma_net_add_pop(sn, "b", "iaf_psc_delta", 4, &b) == 0);
     soma_sim *sim = NULL;
     char err[512];
     int rc = soma_sim_create(&sim, sn, NULL, err, sizeof err);
@@ -93,7 +93,7 @@ static void test_record_state_zero_neurons_two_runs(void) {
         CHECK(n == 0 && ns == 20);
         soma_sim_free(sim);
     }
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 }
 
 /* A delay drawn per synapse that is too short is found at build time; the
@@ -115,9 +115,9 @@ static void test_yaml_random_delay_names_delay_line(void) {
                        "      weight: 1mV\n"                            /* 10 */
                        "      delay: uniform(0.001ms, 0.002ms)\n";      /* 11 */
     CHECK(t_write_file(path, text, strlen(text)) == 0);
-    soma_simnet *sn = NULL;
+    soma_net *sn = NULL;
     char err[512] = "";
-    int rc = soma_simnet_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, NULL, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
     if (!rc) {
         soma_sim *sim = NULL;
@@ -128,7 +128,7 @@ static void test_yaml_random_delay_names_delay_line(void) {
         CHECK_MSG(strstr(err, want) != NULL, "expected '%s' in: %s", want, err);
         soma_sim_free(sim);
     }
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 }
 
 /* A from/to list of more than 64 populations was cut to its first 64
@@ -145,13 +145,13 @@ static void test_yaml_long_pop_list_refused(void) {
     for (int k = 0; k < 65; k++) len += (size_t)snprintf(text + len, sizeof text - len, "%sp%d", k ? ", " : "", k);
     len += (size_t)snprintf(text + len, sizeof text - len, "]\n      to: p0\n      connect: {rule: all_to_all}\n");
     CHECK(t_write_file(path, text, len) == 0);
-    soma_simnet *sn = NULL;
+    soma_net *sn = NULL;
     char err[512] = "";
-    int rc = soma_simnet_load_yaml(path, NULL, 0, &sn, NULL, err, sizeof err);
+    int rc = soma_net_load_yaml(path, NULL, 0, &sn, NULL, NULL, NULL, err, sizeof err);
     char want[1100];
     snprintf(want, sizeof want, "%s:", path);
     CHECK_MSG(rc != 0 && strstr(err, want) && strstr(err, "64"), "rc %d: %s", rc, err);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 }
 
 #ifdef _OPENMP
@@ -169,14 +169,14 @@ static void on_alarm(int sig) {
  * forever at the slice barrier for a second thread that never came. */
 static void test_run_with_smaller_omp_team_no_hang(void) {
 #ifdef _OPENMP
-    soma_simnet *sn = net_new(0.1);
+    soma_net *sn = net_new(0.1);
     size_t a, b;
-    CHECK(soma_simnet_add_pop(sn, "a", "poisson", 200, &a) == 0);
-    CHECK(soma_simnet_set(sn, a, "rate", "50Hz") == 0);
-    CHECK(soma_simnet_add_pop(sn, "b", "iaf_psc_delta", 200, &b) == 0);
+    CHECK(soma_net_add_pop(sn, "a", "poisson", 200, &a) == 0);
+    CHECK(soma_net_set(sn, a, "rate", "50Hz") == 0);
+    CHECK(soma_net_add_pop(sn, "b", "iaf_psc_delta", 200, &b) == 0);
     soma_connector c;
     soma_connector_default(&c, SOMA_CONN_ALL_TO_ALL);
-    CHECK(soma_simnet_connect(sn, a, b, &c, "0.5mV", "1ms", SOMA_PORT_BY_SIGN, NULL) == 0);
+    CHECK(soma_net_connect(sn, a, b, &c, "0.5mV", "1ms", SOMA_PORT_BY_SIGN, NULL) == 0);
     unsigned char sha[2][32];
     size_t nsp[2] = {0, 0};
     for (int pass = 0; pass < 2; pass++) {
@@ -211,7 +211,7 @@ static void test_run_with_smaller_omp_team_no_hang(void) {
     }
     CHECK(nsp[0] > 0 && nsp[0] == nsp[1]);
     CHECK(memcmp(sha[0], sha[1], 32) == 0);
-    soma_simnet_free(sn);
+    soma_net_free(sn);
 #endif
 }
 

@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "core/rng.h"
-#include "sim/sim.h"
+#include "core/value.h"
 #include "testlib.h"
 
 static const soma__dim NONE = {0, 0, 0}, TIME = {1, 0, 0}, VOLT = {0, 1, 0}, CURR = {-1, 1, 1}, CAP = {0, 0, 1},

@@ -1,5 +1,5 @@
 /* sim_spike_source.c — the simulator's spike source: a population that
- * emits the spikes set with soma_simnet_set_spikes. The engine recognises
+ * emits the spikes set with soma_net_set_spikes. The engine recognises
  * &soma__model_spike_source and plays those spikes itself, so the model has
  * no parameters, ports, state or step function (sim_step NULL).
  */

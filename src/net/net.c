@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/names.h"
 #include "net/net.h"
 
 void *soma__alloc(size_t bytes) {
@@ -21,9 +22,11 @@ void *soma__alloc(size_t bytes) {
 
 int soma__net_fail(soma_net *net, int status, const char *fmt, ...) {
     if (net) {
+        /* A loader marks where the values it sets come from ("net.yaml:14"). */
+        int k = net->where[0] ? snprintf(net->errmsg, sizeof net->errmsg, "%s: ", net->where) : 0;
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(net->errmsg, sizeof net->errmsg, fmt, ap);
+        vsnprintf(net->errmsg + k, sizeof net->errmsg - (size_t)k, fmt, ap);
         va_end(ap);
     }
     return status;
@@ -39,8 +42,13 @@ int soma_net_create(soma_net **out) {
 
 int soma_net_set_dt(soma_net *net, double dt_ms) {
     if (!net) return SOMA_STATUS_INVALID;
-    if (!(dt_ms > 0.0) || dt_ms > 1e6)
-        return soma__net_fail(net, SOMA_STATUS_INVALID, "dt must be a positive time, got %g ms", dt_ms);
+    if (!(dt_ms > 0) || dt_ms > 100)
+        return soma__net_fail(net, SOMA_STATUS_INVALID, "time step %g ms: expected a value in (0, 100] ms", dt_ms);
+    int drawn = net->ndrives > 0;
+    for (size_t i = 0; i < net->nproj; i++) drawn |= net->projs[i].sparse;
+    if (drawn)
+        return soma__net_fail(net, SOMA_STATUS_INVALID,
+                              "the time step must be set before any projection or Poisson input (delays and rates are checked against it)");
     net->dt = dt_ms;
     return SOMA_STATUS_OK;
 }
@@ -66,6 +74,30 @@ static void net_release(soma_net *net) {
 void soma_net_free(soma_net *net) {
     if (!net) return;
     net_release(net);
+    for (size_t p = 0; p < net->npops; p++) {
+        soma__pop *P = &net->pops[p];
+        for (size_t k = 0; k < SOMA_MAX_PARAMS; k++) {
+            soma__value_free(P->val[k]);
+            free(P->val[k]);
+        }
+        for (size_t k = 0; k < SOMA_MAX_STATE; k++) {
+            soma__value_free(P->init[k]);
+            free(P->init[k]);
+        }
+        free(P->src_ids);
+        free(P->src_t);
+        free(P->st_t);
+        free(P->st_v);
+    }
+    for (size_t i = 0; i < net->nproj; i++) {
+        soma__value_free(&net->projs[i].wv);
+        soma__value_free(&net->projs[i].dv);
+        free(net->projs[i].path);
+    }
+    for (size_t i = 0; i < net->ndrives; i++) soma__value_free(&net->drives[i].w);
+    for (size_t i = 0; i < net->nsyms; i++) free((char *)net->syms[i].name);
+    free(net->syms);
+    free(net->drives);
     free(net->pops);
     free(net->projs);
     free(net);
@@ -85,18 +117,19 @@ int soma_net_find_pop(const soma_net *net, const char *name, size_t *index) {
 int soma_net_add_pop(soma_net *net, const char *name, const char *model, size_t size, size_t *index) {
     if (!net || !name || !model) return SOMA_STATUS_INVALID;
     const soma_model *m = soma_model_find(model);
-    if (!m) return soma__net_fail(net, SOMA_STATUS_NOTFOUND, "unknown neuron model '%s'", model);
-    if (!soma__model_trainable(m)) {
-        char names[400];
-        soma__model_trainable_names(names, sizeof names);
-        return soma__net_fail(net, SOMA_STATUS_INVALID, "model '%s' is a simulator model; the trainer needs one of: %s",
-                              model, names);
-    }
-    if (size == 0) return soma__net_fail(net, SOMA_STATUS_INVALID, "population '%s': size must be positive", name);
     if (strlen(name) == 0 || strlen(name) >= sizeof net->pops[0].name)
-        return soma__net_fail(net, SOMA_STATUS_INVALID, "population name '%s': must have 1 to 63 characters", name);
+        return soma__net_fail(net, SOMA_STATUS_INVALID, "population name '%s': expected 1 to 63 characters", name);
     if (soma_net_find_pop(net, name, NULL) == SOMA_STATUS_OK)
-        return soma__net_fail(net, SOMA_STATUS_INVALID, "population '%s' defined twice", name);
+        return soma__net_fail(net, SOMA_STATUS_INVALID, "population '%s' is defined twice", name);
+    if (!m) {
+        char names[600] = "";
+        for (size_t i = 0; i < soma_model_count(); i++) soma__names_add(names, sizeof names, soma_model_name_at(i));
+        return soma__net_fail(net, SOMA_STATUS_NOTFOUND, "population '%s': unknown model '%s'; expected one of: %s",
+                              name, model, names);
+    }
+    if (size == 0 || size > (1u << 30))
+        return soma__net_fail(net, SOMA_STATUS_INVALID, "population '%s': size %zu; expected 1 to 2^30 neurons", name,
+                              size);
     if (net->npops == net->cap_pops) {
         size_t cap = net->cap_pops ? 2 * net->cap_pops : 8;
         soma__pop *p = realloc(net->pops, cap * sizeof *p);
@@ -196,7 +229,7 @@ static int connect(soma_net *net, size_t from, size_t to, int bias, const soma_c
         return soma__net_fail(net, SOMA_STATUS_INVALID, "projection %s -> %s: an input population cannot receive a projection",
                               fn, tn);
     for (size_t i = 0; i < net->nproj; i++)
-        if (net->projs[i].from == from && net->projs[i].to == to)
+        if (!net->projs[i].sparse && net->projs[i].from == from && net->projs[i].to == to)
             return soma__net_fail(net, SOMA_STATUS_INVALID, "projection %s -> %s defined twice", fn, tn);
     soma__proj pr = {.from = from, .to = to, .bias = !!bias};
     if (cv) {
@@ -226,6 +259,10 @@ static int connect(soma_net *net, size_t from, size_t to, int bias, const soma_c
                                   fn, tn, a[0], a[1], a[2], pr.oh, pr.ow, cv->pool ? ", pooled" : "", pr.ph, pr.pw, tn,
                                   pr.ph, pr.pw, b[0], b[1], b[2]);
     }
+    return soma__net_add_proj(net, &pr);
+}
+
+int soma__net_add_proj(soma_net *net, const soma__proj *pr) {
     if (net->nproj == net->cap_proj) {
         size_t cap = net->cap_proj ? 2 * net->cap_proj : 8;
         soma__proj *p = realloc(net->projs, cap * sizeof *p);
@@ -234,7 +271,7 @@ static int connect(soma_net *net, size_t from, size_t to, int bias, const soma_c
         net->cap_proj = cap;
     }
     net_release(net);
-    net->projs[net->nproj++] = pr;
+    net->projs[net->nproj++] = *pr;
     return SOMA_STATUS_OK;
 }
 
@@ -338,6 +375,7 @@ static size_t layout(soma_net *net, soma__tensor *t, float *base, size_t *floats
     } while (0)
     for (size_t i = 0; i < net->nproj; i++) {
         soma__proj *pr = &net->projs[i];
+        if (pr->sparse) continue; /* synapses drawn by the simulator, no tensor */
         const char *f = net->pops[pr->from].name, *to = net->pops[pr->to].name;
         size_t rows = soma__proj_rows(net, pr), cols = soma__proj_cols(net, pr);
         ADD("%s->%s.weight", f, to, rows, cols, pr->w);
@@ -403,6 +441,7 @@ int soma_net_init_weights(soma_net *net, uint64_t seed) {
      * weight and bias. One counter-based stream per projection. */
     for (size_t i = 0; i < net->nproj; i++) {
         soma__proj *pr = &net->projs[i];
+        if (pr->sparse) continue;
         size_t rows = soma__proj_rows(net, pr), cols = soma__proj_cols(net, pr);
         float bound = 1.0f / sqrtf((float)cols);
         soma_rng rng;

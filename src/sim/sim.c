@@ -47,7 +47,7 @@
 
 #include "core/hooks.h"
 #include "core/rng.h"
-#include "sim/simnet.h"
+#include "net/net.h"
 
 #define CHUNK_ALIGN 16
 #define DRIVE_BLOCK 256
@@ -74,7 +74,7 @@ typedef struct state_rec {
 } state_rec;
 
 typedef struct spop {
-    const sn_pop *d;
+    char name[64];
     const soma_model *m;
     size_t N;
     uint32_t first;
@@ -88,11 +88,31 @@ typedef struct spop {
     size_t ndrives;
     float *ext;         /* step input [N], or NULL */
     uint64_t *st_step;  /* steps at which the step input changes */
+    float *st_v;        /* the value from each of those steps on */
+    size_t n_st;
     soma_spike *sched;  /* spike_source: (step, index) sorted */
     size_t nsched;
     uint64_t key;
     uint64_t spikes;
     int record; /* keep this population's spikes (when the sim records) */
+    /* Networks with dense (trained) projections: */
+    uint64_t start;     /* first step the population runs: when its inputs can first arrive */
+    float *bias;        /* [N] summed biases of its dense projections, added from `start` on, or NULL */
+    struct pull {       /* a dense projection from a graded source (model input), computed by the target */
+        size_t src;     /* source population */
+        float *w;       /* [N][Nsrc] copy of the weights */
+        size_t nsrc;
+    } *pulls;
+    size_t npulls;
+    float *gx;          /* model input: its values [gsteps][N] (or [N] when gconst) */
+    size_t gsteps;
+    int gconst;
+    /* Trainer models run through their forward op on a batch of one: */
+    int train_op;
+    float *prev[SOMA_MAX_STATE]; /* [N] state before the step */
+    float *sf;          /* [N] the step's spikes as floats */
+    float *scr;         /* [2N] the model's per-call scratch */
+    int reset;          /* value of the model's "reset" parameter */
     /* Hooks (soma_sim_set_hooks): kinds asked (bits) at its spikes, at its
      * state variables and (READ) at the .in of its projections; hk is
      * their union, tested once per population and step. */
@@ -195,7 +215,15 @@ void soma_sim_free(soma_sim *s) {
         free(P->spk);
         free(P->ext);
         free(P->st_step);
+        free(P->st_v);
         free(P->sched);
+        free(P->bias);
+        for (size_t k = 0; k < P->npulls; k++) free(P->pulls[k].w);
+        free(P->pulls);
+        free(P->gx);
+        for (size_t k = 0; k < SOMA_MAX_STATE; k++) free(P->prev[k]);
+        free(P->sf);
+        free(P->scr);
     }
     if (s->ts)
         for (int t = 0; t < s->T; t++) {
@@ -238,10 +266,10 @@ static uint64_t key_of(uint64_t seed, uint64_t a, uint64_t b) {
 enum { KEY_POP = 1, KEY_CONN, KEY_WEIGHT, KEY_DELAY, KEY_DRIVE, KEY_NOISE };
 
 /* Per-neuron parameter values and derived constants of population p. */
-static int build_pop(soma_sim *s, const soma_simnet *sn, size_t p) {
+static int build_pop(soma_sim *s, const soma_net *sn, size_t p) {
     spop *P = &s->pops[p];
-    const sn_pop *d = &sn->pops[p];
-    const soma_model *m = d->m;
+    const soma__pop *d = &sn->pops[p];
+    const soma_model *m = d->model;
     size_t N = d->size;
     uint64_t key = key_of(s->seed, KEY_POP, p);
     P->uniform = 1;
@@ -249,14 +277,18 @@ static int build_pop(soma_sim *s, const soma_simnet *sn, size_t p) {
         P->prm[k] = xalloc(N * sizeof(float));
         if (!P->prm[k]) return SOMA_STATUS_NOMEM;
         const soma_param_desc *pd = &m->params[k];
-        const sn_value *v = d->prm[k];
-        if (!v) {
-            for (size_t i = 0; i < N; i++) P->prm[k][i] = pd->def;
+        const soma__value *v = d->val[k];
+        if (d->prm_data[k] && d->learn[k] != SOMA_LEARN_NONE) {
+            /* A trained parameter: its learned value(s). */
+            int per_neuron = d->learn[k] == SOMA_LEARN_NEURON;
+            for (size_t i = 0; i < N; i++) P->prm[k][i] = d->prm_data[k][per_neuron ? i : 0];
+            if (per_neuron) P->uniform = 0;
             continue;
         }
-        if (soma__expr_is_const(v->e)) {
-            float x = (float)(soma__expr_eval(v->e, key, 0, N) * v->scale);
-            for (size_t i = 0; i < N; i++) P->prm[k][i] = x;
+        if (!v) {
+            /* One value for the population (constants are never kept as
+             * expressions: soma_net_set stores them here). */
+            for (size_t i = 0; i < N; i++) P->prm[k][i] = d->prm[k];
             continue;
         }
         P->uniform = 0;
@@ -282,7 +314,7 @@ static int build_pop(soma_sim *s, const soma_simnet *sn, size_t p) {
     }
     if (m->sim_init) m->sim_init((const float *const *)P->prm, P->st, N);
     for (size_t k = 0; k < m->n_state; k++) {
-        const sn_value *v = d->init[k];
+        const soma__value *v = d->init[k];
         if (!v) continue;
         for (size_t i = 0; i < N; i++) P->st[k][i] = (float)(soma__expr_eval(v->e, key, i, N) * v->scale);
     }
@@ -291,8 +323,11 @@ static int build_pop(soma_sim *s, const soma_simnet *sn, size_t p) {
     if (d->n_st) {
         P->ext = xalloc(N * sizeof(float));
         P->st_step = malloc(d->n_st * sizeof *P->st_step);
-        if (!P->ext || !P->st_step) return SOMA_STATUS_NOMEM;
+        P->st_v = malloc(d->n_st * sizeof *P->st_v);
+        if (!P->ext || !P->st_step || !P->st_v) return SOMA_STATUS_NOMEM;
         for (size_t k = 0; k < d->n_st; k++) P->st_step[k] = (uint64_t)llround(d->st_t[k] / s->dt);
+        for (size_t k = 0; k < d->n_st; k++) P->st_v[k] = (float)d->st_v[k];
+        P->n_st = d->n_st;
     }
     if (d->n_src) {
         P->sched = malloc(d->n_src * sizeof *P->sched);
@@ -308,44 +343,43 @@ static int build_pop(soma_sim *s, const soma_simnet *sn, size_t p) {
     }
     P->key = key_of(s->seed, KEY_NOISE, p);
     P->record = 1;
+    if (!m->sim_step && soma__model_trainable(m) && m != &soma__model_input) {
+        /* A trainer model: its forward op steps a batch of one. */
+        P->train_op = 1;
+        for (size_t k = 0; k < m->n_state; k++)
+            if (!(P->prev[k] = xalloc(N * sizeof(float)))) return SOMA_STATUS_NOMEM;
+        P->sf = xalloc(N * sizeof(float));
+        P->scr = xalloc(2 * N * sizeof(float));
+        if (!P->sf || !P->scr) return SOMA_STATUS_NOMEM;
+        int kr = soma__model_param_index(m, "reset");
+        P->reset = kr >= 0 ? (int)d->prm[kr] : 0;
+    }
     return 0;
 }
 
-/* The named sites of the network (see "hooks" in soma.h), kept by the
- * simulator so that they outlive the description. */
-static int build_sites(soma_sim *s, const soma_simnet *sn) {
-    size_t n = 2 * sn->nproj;
-    for (size_t p = 0; p < sn->npops; p++) n += 1 + sn->pops[p].m->n_state;
+/* The named sites of the network (see "hooks" in soma.h): the net's own
+ * table (soma_net_site), copied, as the simulator keeps nothing of the net. */
+static int build_sites(soma_sim *s, const soma_net *net) {
+    size_t n = soma_net_site_count(net);
     s->sites = calloc(n ? n : 1, sizeof *s->sites);
     if (!s->sites) return SOMA_STATUS_NOMEM;
-    size_t i = 0;
-    for (size_t p = 0; p < sn->npops; p++) {
-        const sn_pop *d = &sn->pops[p];
-        for (size_t k = 0; k <= d->m->n_state; k++, i++) {
-            soma_site_info *si = &s->sites[i];
-            si->pop = si->from = p;
-            si->proj = (size_t)-1;
-            si->size = d->size;
-            si->kind = k ? SOMA_SITE_STATE : SOMA_SITE_SPIKES;
-            si->state = k ? k - 1 : 0;
-            snprintf(si->name, sizeof si->name, "%s.%s", d->name, k ? d->m->state_names[k - 1] : "spikes");
-        }
-        s->pops[p].sid_spk = i - 1 - d->m->n_state;
+    for (size_t i = 0; i < n; i++) {
+        soma_net_site(net, i, &s->sites[i]);
+        if (s->sites[i].kind == SOMA_SITE_SPIKES && s->sites[i].pop < s->npops) s->pops[s->sites[i].pop].sid_spk = i;
     }
-    for (size_t j = 0; j < sn->nproj; j++)
-        for (int out = 0; out < 2; out++, i++) {
-            const sn_proj *pr = &sn->projs[j];
-            soma_site_info *si = &s->sites[i];
-            si->kind = out ? SOMA_SITE_PROJ_OUT : SOMA_SITE_PROJ_IN;
-            si->pop = pr->to;
-            si->from = pr->from;
-            si->proj = j;
-            si->size = sn->pops[out ? pr->to : pr->from].size;
-            snprintf(si->name, sizeof si->name, "%s->%s.%s", sn->pops[pr->from].name, sn->pops[pr->to].name,
-                     out ? "out" : "in");
-        }
     s->nsites = n;
     return 0;
+}
+
+/* Why the simulator cannot run model m (NULL if it can). */
+static const char *sim_refusal(const soma_model *m, const float *prm, size_t N) {
+    if (m->sim_step || m == &soma__model_spike_source || m == &soma__model_input) return NULL;
+    if (!soma__model_trainable(m)) return "has neither simulation nor training ops";
+    if (m->n_weights) return "is a cell model with weight matrices of its own, which the simulator does not run yet";
+    if (m->graded) return "has real-valued outputs, which the simulator's spike events cannot carry";
+    for (size_t k = 0; k < m->n_state; k++)
+        if (soma__state_width(m, prm, N, k) != N) return "has state wider than its neurons";
+    return NULL;
 }
 
 static int cmp_spike(const void *a, const void *b) {
@@ -355,7 +389,7 @@ static int cmp_spike(const void *a, const void *b) {
 }
 
 /* Poisson drive: the cumulative distribution table for lambda events per step. */
-static int build_drive(soma_sim *s, const sn_drive *d, size_t index, drive *out) {
+static int build_drive(soma_sim *s, const soma__drive *d, size_t index, drive *out) {
     double lam = d->rate_hz * s->dt * 1e-3;
     double pk = exp(-lam), F = pk;
     int K = 0;
@@ -381,7 +415,7 @@ static int build_drive(soma_sim *s, const sn_drive *d, size_t index, drive *out)
  * rows (and finds the delay range), a fill pass writes the synapses. */
 typedef struct conn_ctx {
     soma_sim *s;
-    const sn_proj *pr;
+    const soma__proj *pr;
     size_t iproj;
     uint32_t first_from, first_to;
     size_t cs_to;
@@ -405,20 +439,20 @@ static int delay_steps(conn_ctx *c, uint64_t edge, const double *d, size_t *out)
         *out = c->d0;
         return 0;
     } else
-        ms = soma__expr_eval(c->pr->d.e, c->kd, edge, 0) * c->pr->d.scale;
+        ms = soma__expr_eval(c->pr->dv.e, c->kd, edge, 0) * c->pr->dv.scale;
     long long st = llround(ms / s->dt);
     int rc = 0;
     if (!(ms == ms) || st < 1 || ms < 0.5 * s->dt) {
 #pragma omp critical(soma_sim_errmsg)
         rc = sfail(s, SOMA_STATUS_INVALID, "%s%sprojection %s -> %s, synapse %llu: delay %g ms is shorter than the time step %g ms",
-                     c->pr->d.where, c->pr->d.where[0] ? ": " : "", s->pops[c->pr->from].d->name,
-                     s->pops[c->pr->to].d->name, (unsigned long long)edge, ms, s->dt);
+                     c->pr->dv.where, c->pr->dv.where[0] ? ": " : "", s->pops[c->pr->from].name,
+                     s->pops[c->pr->to].name, (unsigned long long)edge, ms, s->dt);
         return rc;
     }
     if ((unsigned long long)st > 1000000ULL) {
 #pragma omp critical(soma_sim_errmsg)
         rc = sfail(s, SOMA_STATUS_INVALID, "projection %s -> %s: delay %g ms is longer than 10^6 steps",
-                   s->pops[c->pr->from].d->name, s->pops[c->pr->to].d->name, ms);
+                   s->pops[c->pr->from].name, s->pops[c->pr->to].name, ms);
         return rc;
     }
     *out = (size_t)st;
@@ -447,7 +481,7 @@ static int on_edge(void *user, uint32_t pre, uint32_t post, uint64_t edge, const
     }
     if (ds < c->dmin) c->dmin = ds;
     if (ds > c->dmax) c->dmax = ds;
-    double wv = w ? *w : c->const_w ? c->w0 : soma__expr_eval(c->pr->w.e, c->kw, edge, 0) * c->pr->w.scale;
+    double wv = w ? *w : c->const_w ? c->w0 : soma__expr_eval(c->pr->wv.e, c->kw, edge, 0) * c->pr->wv.scale;
     int port = c->pr->port == SOMA_PORT_BY_SIGN ? (wv < 0 && c->nports > 1) : c->pr->port;
     uint32_t pos = c->cnt[th][g]++;
     syn *sy = &s->ts[th].syn[pos];
@@ -456,12 +490,65 @@ static int on_edge(void *user, uint32_t pre, uint32_t post, uint64_t edge, const
     return 0;
 }
 
+/* Every synapse of a dense weight matrix W [n_post][n_pre], source by
+ * source (the order rows keep). */
+static int each_dense(const float *W, size_t n_pre, size_t n_post, conn_ctx *c) {
+    for (size_t pre = 0; pre < n_pre; pre++)
+        for (size_t post = 0; post < n_post; post++) {
+            double w = W[post * n_pre + pre];
+            int rc = on_edge(c, (uint32_t)pre, (uint32_t)post, (uint64_t)pre * n_post + post, &w, NULL);
+            if (rc) return rc;
+        }
+    return 0;
+}
+
+/* Dense projections: biases, projections from graded sources (computed by
+ * their targets), and the step each population starts at. The trainer
+ * feeds a projection's output to its target in the same step; the
+ * simulator's delays are at least one step, so a population d dense
+ * projections deep starts at step d and then sees, step for step, what the
+ * trainer's population sees: its spikes are the trainer's, d steps later. */
+static int build_dense(soma_sim *s, const soma_net *sn) {
+    int any = 0;
+    for (size_t i = 0; i < sn->nproj; i++) {
+        const soma__proj *pr = &sn->projs[i];
+        if (pr->sparse) continue;
+        any = 1;
+        spop *T = &s->pops[pr->to];
+        if (pr->b) {
+            if (!T->bias && !(T->bias = xalloc(T->N * sizeof(float)))) return SOMA_STATUS_NOMEM;
+            for (size_t j = 0; j < T->N; j++) T->bias[j] += pr->b[j];
+        }
+        if (sn->pops[pr->from].model != &soma__model_input) continue;
+        struct pull *np = realloc(T->pulls, (T->npulls + 1) * sizeof *np);
+        if (!np) return SOMA_STATUS_NOMEM;
+        T->pulls = np;
+        struct pull *pl = &T->pulls[T->npulls++];
+        pl->src = pr->from;
+        pl->nsrc = sn->pops[pr->from].size;
+        pl->w = xalloc(T->N * pl->nsrc * sizeof(float));
+        if (!pl->w) return SOMA_STATUS_NOMEM;
+        memcpy(pl->w, pr->w, T->N * pl->nsrc * sizeof(float));
+    }
+    if (!any) return 0;
+    /* Longest path of dense projections (cycles go through recurrent
+     * weights, which are not projections here). */
+    for (size_t pass = 0; pass < sn->npops; pass++)
+        for (size_t i = 0; i < sn->nproj; i++) {
+            const soma__proj *pr = &sn->projs[i];
+            if (pr->sparse || pr->from == pr->to) continue;
+            uint64_t st = s->pops[pr->from].start + 1;
+            if (s->pops[pr->to].start < st) s->pops[pr->to].start = st;
+        }
+    return 0;
+}
+
 static double phys_bytes(void) {
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
     return pages > 0 && psz > 0 ? (double)pages * (double)psz : 16e9;
 }
 
-int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *o, char *err, size_t errlen) {
+int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, char *err, size_t errlen) {
     if (!out || !sn) return SOMA_STATUS_INVALID;
     *out = NULL;
     soma_sim_opts def;
@@ -489,6 +576,33 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
         rc = sfail(s, SOMA_STATUS_INVALID, "the network has no populations");
         goto done;
     }
+    for (size_t p = 0; p < sn->npops; p++) {
+        const soma_model *m = sn->pops[p].model;
+        const char *why = sim_refusal(m, sn->pops[p].prm, sn->pops[p].size);
+        if (why) {
+            rc = sfail(s, SOMA_STATUS_UNSUPPORTED, "population '%s': model %s %s (soma models lists what each model supports)",
+                       sn->pops[p].name, m->name, why);
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < sn->nproj; i++) {
+        const soma__proj *pr = &sn->projs[i];
+        if (pr->conv) {
+            rc = sfail(s, SOMA_STATUS_UNSUPPORTED, "projection %s -> %s: conv projections run in the trainer only",
+                       sn->pops[pr->from].name, sn->pops[pr->to].name);
+            goto done;
+        }
+        if (!pr->sparse && !pr->w) {
+            rc = sfail(s, SOMA_STATUS_INVALID, "projection %s -> %s: a dense projection needs its weights (train the net, "
+                       "load a model file or call soma_net_init_weights)", sn->pops[pr->from].name, sn->pops[pr->to].name);
+            goto done;
+        }
+        if (sn->pops[pr->from].model == &soma__model_input && pr->sparse) {
+            rc = sfail(s, SOMA_STATUS_UNSUPPORTED, "projection %s -> %s: an input population (model input) feeds dense projections only",
+                       sn->pops[pr->from].name, sn->pops[pr->to].name);
+            goto done;
+        }
+    }
     s->npops = sn->npops;
     s->pops = calloc(sn->npops, sizeof *s->pops);
     s->ts = calloc((size_t)T, sizeof *s->ts);
@@ -499,9 +613,9 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
     size_t Ntot = 0;
     for (size_t p = 0; p < sn->npops; p++) {
         spop *P = &s->pops[p];
-        P->d = &sn->pops[p];
-        P->m = P->d->m;
-        P->N = P->d->size;
+        snprintf(P->name, sizeof P->name, "%s", sn->pops[p].name);
+        P->m = sn->pops[p].model;
+        P->N = sn->pops[p].size;
         P->first = (uint32_t)Ntot;
         size_t cs = (P->N + (size_t)T - 1) / (size_t)T;
         P->cs = (cs + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
@@ -516,13 +630,18 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
     /* Memory estimate before any big allocation. */
     double syn_expected = 0;
     for (size_t i = 0; i < sn->nproj; i++) {
-        const sn_proj *pr = &sn->projs[i];
-        syn_expected += soma__connect_expected(&pr->c, sn->pops[pr->from].size, sn->pops[pr->to].size,
-                                               pr->from == pr->to);
+        const soma__proj *pr = &sn->projs[i];
+        if (!pr->sparse)
+            syn_expected += (double)sn->pops[pr->from].size * (double)sn->pops[pr->to].size;
+        else
+            syn_expected += soma__connect_expected(&pr->c, sn->pops[pr->from].size, sn->pops[pr->to].size,
+                                                   pr->from == pr->to);
     }
+    for (size_t p = 0; p < sn->npops; p++)
+        if (sn->pops[p].recurrent) syn_expected += (double)sn->pops[p].size * (double)sn->pops[p].size;
     double state_bytes = 0;
     for (size_t p = 0; p < sn->npops; p++) {
-        const soma_model *m = sn->pops[p].m;
+        const soma_model *m = sn->pops[p].model;
         state_bytes += (double)sn->pops[p].size * 4.0 * (double)(m->n_params + m->n_state + m->n_derived + 1);
     }
     double est = syn_expected * sizeof(syn) + 2.0 * T * 4.0 * (double)(Ntot + 1) + 2.0 * 4.0 * 64.0 * (double)Ntot +
@@ -538,6 +657,7 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
 
     for (size_t p = 0; p < sn->npops; p++)
         if ((rc = build_pop(s, sn, p))) goto done;
+    if ((rc = build_dense(s, sn))) goto done;
     for (size_t i = 0; i < sn->ndrives; i++) {
         spop *P = &s->pops[sn->drives[i].pop];
         drive *nd = realloc(P->drives, (P->ndrives + 1) * sizeof *nd);
@@ -582,8 +702,24 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
             int trc = 0;
             char cerr_t[400];
             size_t dmin = (size_t)-1, dmax = 0;
-            for (size_t i = 0; i < sn->nproj && !trc; i++) {
-                const sn_proj *pr = &sn->projs[i];
+            for (size_t i = 0; i < sn->nproj + sn->npops && !trc; i++) {
+                /* Dense projections (trained weights) become synapses of one
+                 * step's delay from their matrix; i >= nproj: population
+                 * i - nproj's recurrent weights. */
+                soma__proj rec;
+                const float *W = NULL;
+                const soma__proj *pr = i < sn->nproj ? &sn->projs[i] : NULL;
+                if (!pr) {
+                    const soma__pop *P = &sn->pops[i - sn->nproj];
+                    if (!P->recurrent) continue;
+                    memset(&rec, 0, sizeof rec);
+                    rec.from = rec.to = i - sn->nproj;
+                    pr = &rec;
+                    W = P->rec_w;
+                } else if (!pr->sparse) {
+                    if (sn->pops[pr->from].model == &soma__model_input) continue; /* pulled by its target */
+                    W = pr->w;
+                }
                 conn_ctx c;
                 memset(&c, 0, sizeof c);
                 c.s = s;
@@ -594,15 +730,17 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
                 c.cs_to = s->pops[pr->to].cs;
                 c.kw = key_of(s->seed, KEY_WEIGHT, i);
                 c.kd = key_of(s->seed, KEY_DELAY, i);
-                c.const_w = soma__expr_is_const(pr->w.e);
-                c.const_d = soma__expr_is_const(pr->d.e);
-                if (c.const_w) c.w0 = soma__expr_eval(pr->w.e, 0, 0, 1) * pr->w.scale;
+                c.const_w = W ? 0 : soma__expr_is_const(pr->wv.e);
+                c.const_d = W ? 1 : soma__expr_is_const(pr->dv.e);
+                if (c.const_w) c.w0 = soma__expr_eval(pr->wv.e, 0, 0, 1) * pr->wv.scale;
                 c.nports = (int)s->pops[pr->to].m->n_ports;
                 c.only = t;
                 c.dmin = (size_t)-1;
                 c.dmax = 0;
-                if (c.const_d) {
-                    double ms = soma__expr_eval(pr->d.e, 0, 0, 1) * pr->d.scale;
+                if (W) {
+                    c.d0 = 1;
+                } else if (c.const_d) {
+                    double ms = soma__expr_eval(pr->dv.e, 0, 0, 1) * pr->dv.scale;
                     c.const_d = 0;
                     trc = delay_steps(&c, 0, &ms, &c.d0);
                     if (trc) break;
@@ -611,11 +749,14 @@ int soma_sim_create(soma_sim **out, const soma_simnet *sn, const soma_sim_opts *
                 c.cnt = cnt;
                 c.fill = fill;
                 cerr_t[0] = 0;
-                trc = soma__connect_each(&pr->c, s->pops[pr->from].N, s->pops[pr->to].N, pr->from == pr->to,
-                                         key_of(s->seed, KEY_CONN, i), on_edge, &c, cerr_t, sizeof cerr_t);
+                if (W)
+                    trc = each_dense(W, s->pops[pr->from].N, s->pops[pr->to].N, &c);
+                else
+                    trc = soma__connect_each(&pr->c, s->pops[pr->from].N, s->pops[pr->to].N, pr->from == pr->to,
+                                             key_of(s->seed, KEY_CONN, i), on_edge, &c, cerr_t, sizeof cerr_t);
                 if (trc && cerr_t[0]) {
 #pragma omp critical(soma_sim_errmsg)
-                    sfail(s, trc, "projection %s -> %s: %s", s->pops[pr->from].d->name, s->pops[pr->to].d->name,
+                    sfail(s, trc, "projection %s -> %s: %s", s->pops[pr->from].name, s->pops[pr->to].name,
                           cerr_t);
                 }
                 if (c.dmin < dmin) dmin = c.dmin;
@@ -810,6 +951,53 @@ static void apply_drive(const drive *d, tstate *ts, float *restrict in, size_t a
     }
 }
 
+/* The input of neurons [a, b) of P from its dense projections at `step`:
+ * their biases and W x of graded sources (x as it was one step earlier). */
+static void dense_input(const soma_sim *s, const spop *P, float *restrict in, size_t a, size_t b, uint64_t step) {
+    if (P->bias)
+        for (size_t i = a; i < b; i++) in[i] += P->bias[i];
+    for (size_t k = 0; k < P->npulls; k++) {
+        const struct pull *pl = &P->pulls[k];
+        const spop *S = &s->pops[pl->src];
+        uint64_t t = step - 1; /* step >= start >= 1 */
+        if (!S->gx || (!S->gconst && t >= S->gsteps)) continue;
+        const float *restrict x = S->gx + (S->gconst ? 0 : t * pl->nsrc);
+        for (size_t i = a; i < b; i++) {
+            const float *restrict w = pl->w + i * pl->nsrc;
+            float acc = 0.0f;
+            for (size_t j = 0; j < pl->nsrc; j++) acc += w[j] * x[j];
+            in[i] += acc;
+        }
+    }
+}
+
+/* A trainer model's step for neurons [a, b): its forward op on a batch of
+ * one, the state before the step copied aside (forward reads the previous
+ * state and writes the new one). Consumes in[a..b). */
+static void train_op_step(spop *P, float *restrict in, size_t a, size_t b, uint64_t step) {
+    const soma_model *m = P->m;
+    size_t n = b - a;
+    soma_model_args ma;
+    memset(&ma, 0, sizeof ma);
+    for (size_t k = 0; k < m->n_params; k++) ma.prm[k] = P->prm[k] + a;
+    ma.reset = P->reset;
+    ma.surrogate = SOMA_SURROGATE_FAST_SIGMOID;
+    ma.surrogate_param = soma_surrogate_default_param(SOMA_SURROGATE_FAST_SIGMOID);
+    ma.scratch = P->scr + 2 * a;
+    ma.rng_key = P->key;
+    ma.step = step;
+    const float *prev[SOMA_MAX_STATE];
+    float *cur[SOMA_MAX_STATE];
+    for (size_t k = 0; k < m->n_state; k++) {
+        memcpy(P->prev[k] + a, P->st[k] + a, n * sizeof(float));
+        prev[k] = P->prev[k] + a;
+        cur[k] = P->st[k] + a;
+    }
+    m->forward(&ma, prev, cur, P->sf + a, in + a, 1, n);
+    memset(in + a, 0, n * sizeof(float));
+    for (size_t i = a; i < b; i++) P->spk[i] = P->sf[i] != 0.0f;
+}
+
 /* Thread t's update of every population for steps [t0, t0+L), spikes into
  * list parity q. */
 static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
@@ -844,14 +1032,26 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
                 ts->sched_pos[p] = pos;
                 continue;
             }
+            if (P->m == &soma__model_input) continue; /* a graded source: its targets read its values */
             float *in[2] = {s->ring + slot * Ntot + P->first, s->ring + (s->nslots + slot) * Ntot + P->first};
+            if (step < P->start) {
+                /* Not started: the neurons stay as they are (nothing of the
+                 * dense projections has arrived; anything else is dropped). */
+                memset(in[0] + a, 0, (b - a) * sizeof(float));
+                memset(in[1] + a, 0, (b - a) * sizeof(float));
+                continue;
+            }
+            if (P->bias || P->npulls) dense_input(s, P, in[0], a, b, step);
+            if (P->train_op) {
+                train_op_step(P, in[0], a, b, step);
+            } else {
             for (size_t di = 0; di < P->ndrives; di++)
                 apply_drive(&P->drives[di], ts, in[P->drives[di].port], a, b, step);
             if (P->ext) {
                 size_t pos = ts->st_pos[p];
-                while (pos < P->d->n_st && P->st_step[pos] <= step) pos++;
+                while (pos < P->n_st && P->st_step[pos] <= step) pos++;
                 if (pos != ts->st_pos[p]) { /* ext starts at 0, the value before the first point */
-                    float v = pos ? (float)P->d->st_v[pos - 1] : 0.0f;
+                    float v = pos ? P->st_v[pos - 1] : 0.0f;
                     for (size_t i = a; i < b; i++) P->ext[i] = v;
                 }
                 ts->st_pos[p] = pos;
@@ -865,6 +1065,7 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
             args.rng_key = P->key;
             args.ext = P->ext;
             P->m->sim_step(&args, P->st, in, P->spk, a, b); /* consumes (zeroes) in[][a..b) */
+            }
             if (P->hk) hook_pop(s, ts, p, a, b, step);
             /* Collect spikes: skip 8 silent neurons at a time. */
             if (!list_room(ts, q, n, b - a)) continue;
@@ -1114,12 +1315,12 @@ int soma_sim_record_state(soma_sim *s, size_t pop, const char *var, const size_t
         char names[256];
         soma__model_state_list(P->m, names, sizeof names);
         return sfail(s, SOMA_STATUS_NOTFOUND, "population '%s' (model %s) has no state variable '%s'; expected one of: %s",
-                     P->d->name, P->m->name, var, names);
+                     P->name, P->m->name, var, names);
     }
     for (size_t j = 0; j < n; j++)
         if (idx[j] >= P->N)
             return sfail(s, SOMA_STATUS_INVALID, "neuron %zu is out of range (population '%s' has %zu)", idx[j],
-                         P->d->name, P->N);
+                         P->name, P->N);
     state_rec *nr = realloc(s->recs, (s->nrecs + 1) * sizeof *nr);
     if (!nr) return SOMA_STATUS_NOMEM;
     s->recs = nr;
@@ -1147,6 +1348,24 @@ const float *soma_sim_state_data(const soma_sim *s, size_t rec, size_t *samples,
     return R->data;
 }
 
+int soma_sim_set_input(soma_sim *s, size_t pop, const float *x, size_t steps, int constant) {
+    if (!s || pop >= s->npops || !x || (!constant && steps == 0)) return SOMA_STATUS_INVALID;
+    spop *P = &s->pops[pop];
+    if (P->m != &soma__model_input)
+        return sfail(s, SOMA_STATUS_INVALID, "population '%s' is a %s, not an input population", P->name, P->m->name);
+    size_t n = (constant ? 1 : steps) * P->N;
+    float *g = malloc(n * sizeof *g);
+    if (!g) return SOMA_STATUS_NOMEM;
+    memcpy(g, x, n * sizeof *g);
+    free(P->gx);
+    P->gx = g;
+    P->gsteps = constant ? 0 : steps;
+    P->gconst = !!constant;
+    return 0;
+}
+
+uint64_t soma_sim_start_step(const soma_sim *s, size_t pop) { return s && pop < s->npops ? s->pops[pop].start : 0; }
+
 int soma_sim_record_spikes(soma_sim *s, size_t pop, int on) {
     if (!s || pop >= s->npops) return SOMA_STATUS_INVALID;
     s->pops[pop].record = on != 0;
@@ -1163,7 +1382,7 @@ size_t soma_sim_pop_count(const soma_sim *s) { return s ? s->npops : 0; }
 int soma_sim_pop(const soma_sim *s, size_t pop, soma_sim_pop_info *info) {
     if (!s || !info || pop >= s->npops) return SOMA_STATUS_INVALID;
     const spop *P = &s->pops[pop];
-    info->name = P->d->name;
+    info->name = P->name;
     info->model = P->m->name;
     info->size = P->N;
     info->first = P->first;
@@ -1239,6 +1458,8 @@ int soma_sim_set_hooks(soma_sim *s, const soma_hooks *h) {
         int k = plan.h[i].kind;
         const char *why = NULL;
         if (k == SOMA_HOOK_GRAD) why = "the simulator computes no gradients";
+        else if (s->pops[si->from].m == &soma__model_input && si->kind != SOMA_SITE_PROJ_OUT)
+            why = "the population is a graded source (model input) whose values its targets compute themselves";
         else if (si->kind == SOMA_SITE_PROJ_OUT)
             why = "the simulator sums every projection onto a population into one input buffer per target, so one "
                   "projection's output is not available; hook the target's state or the source's spikes instead";

@@ -190,6 +190,41 @@ static int thread_id(void) {
 #endif
 }
 
+/* Refuse, by name, what the trainer does not run: models without training
+ * ops, values that differ per neuron, projections drawn by a connector,
+ * and the simulator's inputs. */
+static int check_trainable(soma_trainer *tr) {
+    const soma_net *net = tr->net;
+    for (size_t i = 0; i < net->npops; i++) {
+        const soma__pop *p = &net->pops[i];
+        if (!soma__model_trainable(p->model)) {
+            char names[400];
+            soma__model_trainable_names(names, sizeof names);
+            return fail(tr, SOMA_STATUS_UNSUPPORTED, "population '%s': model %s has no training ops; the trainer runs one of: %s",
+                        p->name, p->model->name, names);
+        }
+        for (size_t k = 0; k < p->model->n_params; k++)
+            if (p->val[k])
+                return fail(tr, SOMA_STATUS_UNSUPPORTED,
+                            "%s%spopulation '%s': %s = '%s' differs per neuron; the trainer takes one value per population "
+                            "(or learn: neuron)", p->val[k]->where, p->val[k]->where[0] ? ": " : "", p->name,
+                            p->model->params[k].name, p->val[k]->text);
+        if (p->n_src || p->n_st)
+            return fail(tr, SOMA_STATUS_UNSUPPORTED, "population '%s': spike files and step inputs are simulator inputs; the trainer reads its data set",
+                        p->name);
+    }
+    for (size_t i = 0; i < net->nproj; i++)
+        if (net->projs[i].sparse)
+            return fail(tr, SOMA_STATUS_UNSUPPORTED,
+                        "projection %s -> %s draws its synapses by a connector (%s); the trainer runs dense and conv projections",
+                        net->pops[net->projs[i].from].name, net->pops[net->projs[i].to].name,
+                        soma_conn_rule_name(net->projs[i].c.rule));
+    if (net->ndrives)
+        return fail(tr, SOMA_STATUS_UNSUPPORTED, "Poisson inputs (population '%s') are simulator inputs; the trainer reads its data set",
+                    net->pops[net->drives[0].pop].name);
+    return SOMA_STATUS_OK;
+}
+
 /* Find the chain input -> ... -> out, fill tr->lay. */
 static int build_chain(soma_trainer *tr) {
     soma_net *net = tr->net;
@@ -337,7 +372,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         goto error;
     }
     if (tr->opt.surrogate_param <= 0.0f) tr->opt.surrogate_param = soma_surrogate_default_param(opts->surrogate);
-    if ((st = build_chain(tr))) goto error;
+    if ((st = check_trainable(tr)) || (st = build_chain(tr))) goto error;
     if ((st = soma__net_alloc(net))) {
         fail(tr, st, "%s", net->errmsg);
         goto error;

@@ -54,7 +54,7 @@
  * and total rules; the others never repeat a pair (except a file that does).
  */
 #define _POSIX_C_SOURCE 200809L
-#include "sim/sim.h"
+#include "proj/connect.h"
 #include "core/names.h"
 #include "core/rng.h"
 

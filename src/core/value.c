@@ -49,7 +49,7 @@
 #include <string.h>
 
 #include "core/rng.h"
-#include "sim/sim.h"
+#include "core/value.h"
 
 /* ------------------------------------------------------------- units */
 
@@ -77,6 +77,7 @@ static const unit_def UNITS[] = {
     {"S", 9, D_COND},     {"mS", 6, D_COND},    {"uS", 3, D_COND},    {"nS", 0, D_COND},
     {"pS", -3, D_COND},   {"Hz", -3, D_RATE},   {"kHz", 0, D_RATE},   {"Ohm", -9, D_RES},
     {"kOhm", -6, D_RES},  {"MOhm", -3, D_RES},  {"GOhm", 0, D_RES},
+    {"steps", 0, {0, 0, 0}}, /* a count of time steps (trainer models stated per step) */
 };
 #define N_UNITS (sizeof UNITS / sizeof UNITS[0])
 
