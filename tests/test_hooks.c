@@ -14,7 +14,8 @@
  * mask leaves the target unmoved. Both: unknown sites (NOTFOUND, with
  * close names), refused kinds (UNSUPPORTED), a cancelling hook, and a hook
  * set that asks for nothing (or for another population) giving results
- * bit-identical to no hook set.
+ * bit-identical to no hook set; and the same READ hook on the same net in
+ * both executors sees the same membranes and spikes.
  */
 #include <math.h>
 #include <stdint.h>
@@ -467,6 +468,88 @@ static void test_train_conv(void) {
     soma_net_free(net);
 }
 
+/* One API for both executors: the same READ hook on hid.v and hid.spikes
+ * of the same trained-model net, in the trainer (a batch) and in the
+ * simulator (one sample at a time, hid starting one step later). Both add
+ * in different orders, so values agree to rounding and spikes almost all. */
+typedef struct both {
+    float v[T + 2][B][NH], s[T + 2][B][NH];
+    int sim;
+    size_t b_sim;
+} both;
+static int both_cb(void *user, const soma_hook_event *ev) {
+    both *c = user;
+    if (ev->step >= T + 2) return 0;
+    float(*dst)[B][NH] = strcmp(ev->site, "hid.v") == 0 ? c->v : c->s;
+    for (size_t r = 0; r < ev->batch; r++)
+        memcpy(&dst[ev->step][c->sim ? c->b_sim : ev->row0 + r][ev->first], ev->data + r * ev->n,
+               ev->n * sizeof(float));
+    return 0;
+}
+
+static void test_both_executors(void) {
+    soma_net *net = make_net(1.0f, 0);
+    soma_trainer *tr = make_trainer(net, SOMA_LOSS_CE_RATE);
+    if (!tr) {
+        soma_net_free(net);
+        return;
+    }
+    float x[B * D];
+    uint8_t y[B];
+    make_data(x, y);
+    static both bt, bs;
+    memset(&bt, 0, sizeof bt);
+    memset(&bs, 0, sizeof bs);
+    bs.sim = 1;
+    soma_hooks *h = NULL;
+    CHECK(soma_hooks_create(&h) == 0);
+    CHECK(soma_hooks_add(h, "hid.v", SOMA_HOOK_READ, both_cb, &bt) == 0);
+    CHECK(soma_hooks_add(h, "hid.spikes", SOMA_HOOK_READ, both_cb, &bt) == 0);
+    CHECK(soma_train_set_hooks(tr, h) == 0);
+    uint8_t pred[B];
+    CHECK(soma_train_predict(tr, x, 1, B, pred) == 0);
+    soma_hooks_free(h);
+    CHECK(soma_hooks_create(&h) == 0);
+    CHECK(soma_hooks_add(h, "hid.v", SOMA_HOOK_READ, both_cb, &bs) == 0);
+    CHECK(soma_hooks_add(h, "hid.spikes", SOMA_HOOK_READ, both_cb, &bs) == 0);
+    soma_sim_opts o;
+    soma_sim_opts_default(&o);
+    o.threads = 1;
+    size_t start = 0;
+    for (size_t b = 0; b < B; b++) {
+        soma_sim *sim = NULL;
+        char err[512];
+        int rc = soma_sim_create(&sim, net, &o, err, sizeof err);
+        CHECK_MSG(rc == 0, "%s", err);
+        if (rc) break;
+        soma_hooks *bad = NULL;
+        CHECK(soma_hooks_create(&bad) == 0);
+        CHECK(soma_hooks_add(bad, "in.spikes", SOMA_HOOK_READ, both_cb, &bs) == 0);
+        CHECK(soma_sim_set_hooks(sim, bad) == SOMA_STATUS_UNSUPPORTED); /* a graded source */
+        soma_hooks_free(bad);
+        CHECK(soma_sim_set_hooks(sim, h) == 0);
+        CHECK(soma_sim_set_input(sim, 0, x + b * D, T, 1) == 0);
+        start = (size_t)soma_sim_start_step(sim, 1);
+        bs.b_sim = b;
+        CHECK(soma_sim_run(sim, (double)(T + start) * soma_net_dt(net), NULL, NULL) == 0);
+        soma_sim_free(sim);
+    }
+    soma_hooks_free(h);
+    size_t vbad = 0, sdiff = 0, spikes = 0;
+    for (size_t t = 0; t < T; t++)
+        for (size_t b = 0; b < B; b++)
+            for (size_t i = 0; i < NH; i++) {
+                vbad += fabsf(bt.v[t][b][i] - bs.v[t + start][b][i]) > 1e-4f * fmaxf(1.0f, fabsf(bt.v[t][b][i]));
+                sdiff += bt.s[t][b][i] != bs.s[t + start][b][i];
+                spikes += bt.s[t][b][i] != 0.0f;
+            }
+    printf("hid in both executors: %zu trainer spikes, %zu differ; %zu membrane values differ\n", spikes, sdiff, vbad);
+    CHECK_MSG(start == 1 && spikes > 20 && sdiff <= spikes / 100 && vbad <= sdiff * T,
+              "start %zu, %zu spikes, %zu differ, %zu membrane values differ", start, spikes, sdiff, vbad);
+    soma_train_free(tr);
+    soma_net_free(net);
+}
+
 /* ---------------------------------------------------------- simulator */
 
 #define NS 64
@@ -686,5 +769,6 @@ int main(void) {
     test_sim_hooks(1);
     test_sim_hooks(2);
     test_sim_source();
+    test_both_executors();
     return t_report("test_hooks");
 }
