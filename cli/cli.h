@@ -14,6 +14,7 @@ int cli_sim_model(int argc, char **argv);
 /* 1 if the FILE among soma sim's arguments is such a file. */
 int cli_sim_dataset_file(int argc, char **argv);
 int cli_models(int argc, char **argv);
+int cli_sites(int argc, char **argv);
 
 /* The command line of `soma sim FILE [options]`. */
 typedef struct cli_sim_args {

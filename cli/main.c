@@ -17,6 +17,7 @@ static void usage(FILE *f) {
             "  soma sim FILE.yaml [--time T] [--warmup T] [--threads N] [--seed S] [--out DIR] [--no-record]\n"
             "                     [--csv] [--set NAME] [--param NAME=VALUE]... [--write-connectivity FILE]\n"
             "  soma models [NAME]\n"
+            "  soma sites FILE.yaml|MODEL\n"
             "  soma help\n");
 }
 
@@ -31,6 +32,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "info") == 0) return cli_info(argc - 2, argv + 2);
     if (strcmp(cmd, "sim") == 0) return cli_sim(argc - 2, argv + 2);
     if (strcmp(cmd, "models") == 0) return cli_models(argc - 2, argv + 2);
+    if (strcmp(cmd, "sites") == 0) return cli_sites(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;
@@ -39,6 +41,6 @@ int main(int argc, char **argv) {
         printf("soma %s\n", SOMA_VERSION_STRING);
         return 0;
     }
-    fprintf(stderr, "soma: unknown command '%s'; expected one of: train, eval, info, sim, models, help\n", cmd);
+    fprintf(stderr, "soma: unknown command '%s'; expected one of: train, eval, info, sim, models, sites, help\n", cmd);
     return 2;
 }

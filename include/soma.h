@@ -226,6 +226,130 @@ int soma_net_tensor_find(soma_net *net, const char *name, soma_tensor *out);
 /* Total number of learnable scalars. */
 size_t soma_net_param_count(soma_net *net);
 
+/* ----------------------------------------------------------------- hooks */
+/* Sites are the named places where an executor's values can be read,
+ * masked, overridden or (trainer) given a gradient. Both executors name
+ * them from the network, in this order: for each population `<pop>.spikes`
+ * then one `<pop>.<state>` per state variable (the model's state names,
+ * e.g. hidden.v, exc.V_m); then for each projection `<from>-><to>.in` (the
+ * presynaptic values it reads) and `<from>-><to>.out` (what it delivers to
+ * its target, per target neuron, before the sum with other projections; in
+ * the trainer, W s + b of that projection). Recurrent trainer projections
+ * have no sites yet.
+ *
+ * Hooks have an ask phase: soma_train_set_hooks / soma_sim_set_hooks
+ * resolve every site name once and copy the hooks, so the set may be freed
+ * or changed afterwards (call set_hooks again to apply changes). A
+ * population or projection nobody asked for runs exactly the executor's
+ * fused path; an asked one may take a slower path (copies of the values
+ * hooks change; dense products where they change spikes into other values).
+ * A hook's nonzero return cancels: no hook is called after it, and the
+ * call running (soma_train_grad ..., soma_sim_run) returns
+ * SOMA_STATUS_CANCELLED with the site and step in its message.
+ *
+ * At one site and step an executor runs, in this order: MASK hooks (the
+ * mask starts at 1; several MASK hooks see the mask the previous left),
+ * then multiplies the values by the mask; OVERRIDE hooks (write the values
+ * in place); READ hooks (see what flows on). GRAD hooks run in the
+ * trainer's backward pass.
+ *
+ * Trainer: an event covers one chunk of the batch (rows row0 .. row0 +
+ * batch) at a step t in 0..T-1; chunks run on several threads, so events of
+ * different chunks come in any order, but calls are serialized (a hook
+ * needs no lock of its own). Within a chunk, layers come in chain order;
+ * for each layer, its projection's `.in` then `.out` for steps 0..T-1, then
+ * step by step its state variables and spikes. The input population's
+ * sites (`in.spikes`, `in->hidden.in`: both the encoded input) come once
+ * per step for the whole batch (row0 0, batch B), before the chunks.
+ * Backward treats masked or overridden values as the forward's values (the
+ * gradient passes them unchanged). Hooks that change spikes into values
+ * other than 0/1 make the next projection use dense products for that
+ * chunk; hooks that leave every value as it was (a mask of ones) keep the
+ * usual path, bit for bit.
+ * GRAD: dL/d(site) at that step, writable: `<pop>.spikes` (before the
+ * layer's own backward step), `<from>-><to>.out` (the input current's
+ * gradient) and `<from>-><to>.in` (this projection's part of the gradient
+ * of its presynaptic values); state variables and the input population's
+ * sites are refused (SOMA_STATUS_UNSUPPORTED).
+ *
+ * Simulator: batch is 1 and the event covers neurons first .. first + n of
+ * the site's size (each thread owns a range of every population; with one
+ * thread, first = 0 and n = size); step is the global step. Spikes are
+ * handed as floats 0/1 in a scratch buffer (made only when asked): after
+ * the hooks a neuron spikes where the value is not 0 (a mask of 0 removes
+ * a spike, an override of 1 adds one; the neuron's own reset is not
+ * changed). `<from>-><to>.in` is READ only (the source's spikes, the same
+ * for all its projections); `.out` sites and GRAD are refused with
+ * SOMA_STATUS_UNSUPPORTED (the simulator sums all projections into one
+ * buffer per target), and so are hooks on a graded source (model input),
+ * whose values its targets compute. A population's hooks run from the step
+ * it starts at (a trained network's layers start at their depth). A cancel takes effect at the end of the current
+ * segment (at most 100 ms of model time); no hook is called after it.
+ *
+ * Sketch (ablate half of a hidden layer while training):
+ *
+ *   static int half(void *user, const soma_hook_event *ev) {
+ *       for (size_t r = 0; r < ev->batch; r++)
+ *           for (size_t i = 0; i < ev->n / 2; i++) ev->data[r * ev->n + i] = 0.0f;
+ *       return 0;
+ *   }
+ *   soma_hooks *h;
+ *   soma_hooks_create(&h);
+ *   soma_hooks_add(h, "hidden.spikes", SOMA_HOOK_MASK, half, NULL);
+ *   if (soma_train_set_hooks(tr, h)) puts(soma_train_errmsg(tr));
+ *   soma_hooks_free(h);  (the trainer keeps its own copy) */
+typedef enum soma_hook_kind {
+    SOMA_HOOK_READ = 0,     /* see the values (do not write them) */
+    SOMA_HOOK_MASK = 1,     /* fill a mask (initialised to 1) that multiplies the values */
+    SOMA_HOOK_OVERRIDE = 2, /* write the values in place; the executor continues with them */
+    SOMA_HOOK_GRAD = 3      /* trainer backward: dL/d(values), readable and writable */
+} soma_hook_kind;
+
+typedef enum soma_site_kind {
+    SOMA_SITE_SPIKES = 0,   /* <pop>.spikes */
+    SOMA_SITE_STATE = 1,    /* <pop>.<state> */
+    SOMA_SITE_PROJ_IN = 2,  /* <from>-><to>.in */
+    SOMA_SITE_PROJ_OUT = 3  /* <from>-><to>.out */
+} soma_site_kind;
+
+typedef struct soma_site_info {
+    char name[160]; /* "hidden.spikes", "hidden.v", "in->hidden.out" */
+    int kind;       /* soma_site_kind */
+    size_t size;    /* values per instance */
+    size_t pop;     /* its population (spikes, state), or the projection's target */
+    size_t proj;    /* its projection (in, out); (size_t)-1 otherwise */
+    size_t state;   /* state: index of the state variable; 0 otherwise */
+    size_t from;    /* in, out: the projection's source population; else pop */
+} soma_site_info;
+
+typedef struct soma_hook_event {
+    const char *site; /* the site's name */
+    int kind;         /* soma_hook_kind of the hook called */
+    size_t step;      /* trainer: time step 0..T-1; simulator: global step */
+    size_t batch;     /* rows of data (trainer: samples of a chunk; simulator: 1) */
+    size_t n;         /* values per row of data */
+    float *data;      /* [batch][n]: the values, the mask (MASK) or the gradient (GRAD) */
+    size_t row0;      /* trainer: index in the batch of data's row 0 */
+    size_t first;     /* simulator: index in the site of data's value 0 */
+    size_t size;      /* values per instance of the whole site */
+} soma_hook_event;
+/* Nonzero return cancels the run (SOMA_STATUS_CANCELLED). */
+typedef int (*soma_hook_fn)(void *user, const soma_hook_event *ev);
+
+typedef struct soma_hooks soma_hooks; /* caller-owned set of hooks */
+int soma_hooks_create(soma_hooks **h);
+void soma_hooks_free(soma_hooks *h);
+/* Add a hook of `kind` (soma_hook_kind) on the named site (copied). Names
+ * are checked when an executor takes the set. */
+int soma_hooks_add(soma_hooks *h, const char *site, int kind, soma_hook_fn fn, void *user);
+size_t soma_hooks_count(const soma_hooks *h);
+
+/* The trainer's sites of a net, in the order above. */
+size_t soma_net_site_count(const soma_net *net);
+int soma_net_site(const soma_net *net, size_t i, soma_site_info *info);
+/* Index of a site by name; SOMA_STATUS_NOTFOUND if none. */
+int soma_net_site_find(const soma_net *net, const char *name, size_t *index);
+
 /* ------------------------------------------------------------------ data */
 typedef enum soma_encoding {
     SOMA_ENCODING_DIRECT = 0,  /* x fed as input current every step */
@@ -433,6 +557,14 @@ int soma_train_sync(soma_trainer *tr);
 float soma_train_lr(const soma_train_opts *o, int epoch, long batch, long nbatches);
 /* Options the trainer runs with (threads resolved). */
 const soma_train_opts *soma_train_options(const soma_trainer *tr);
+/* The ask phase of hooks (see "hooks"): resolve the set's sites against the
+ * net's and copy its hooks; NULL (or an empty set) removes all hooks. An
+ * unknown site gives SOMA_STATUS_NOTFOUND, a kind the site does not take
+ * SOMA_STATUS_UNSUPPORTED, both with a message (soma_train_errmsg), and
+ * leave the trainer's hooks as they were. Hooks run in soma_train_grad,
+ * soma_train_predict, soma_train_record, soma_train_epoch and
+ * soma_train_evaluate. */
+int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h);
 
 /* ------------------------------------------------------------------- io */
 #define SOMA_MODEL_MAGIC "SOMAMDL\0"
@@ -615,6 +747,12 @@ typedef struct soma_sim_pop_info {
 } soma_sim_pop_info;
 size_t soma_sim_pop_count(const soma_sim *sim);
 int soma_sim_pop(const soma_sim *sim, size_t pop, soma_sim_pop_info *info);
+/* The simulator's sites (see "hooks"): the net's (soma_net_site), copied when it was built. */
+size_t soma_sim_site_count(const soma_sim *sim);
+int soma_sim_site(const soma_sim *sim, size_t i, soma_site_info *info);
+/* The ask phase of hooks: as soma_train_set_hooks; GRAD and `.out` sites,
+ * and MASK or OVERRIDE of `.in` sites, are refused (SOMA_STATUS_UNSUPPORTED). */
+int soma_sim_set_hooks(soma_sim *sim, const soma_hooks *h);
 
 typedef struct soma_sim_stats {
     size_t neurons, synapses;

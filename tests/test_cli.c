@@ -1,6 +1,6 @@
 /* test_cli.c — the soma command end to end on a small synthetic data set in
  * the real IDX format: train writes model.soma, metrics.json and plots and
- * learns; eval and info read the model; bad input gets file:line errors; a
+ * learns; eval, info and sites read the model; bad input gets file:line errors; a
  * non-finite loss and Ctrl-C stop training and keep the last good model. */
 #define _DEFAULT_SOURCE
 #include <signal.h>
@@ -135,6 +135,14 @@ static void test_train_eval_info(void) {
     /* 16*32 + 32 + 32*3 + 3 parameters */
     CHECK(out && strstr(out, "total learnable parameters: 643"));
     free(out);
+    /* sites of the model file and of its experiment file: the same list */
+    rc = run(&out, "%s sites %s/run/model.soma", bin, dir);
+    CHECK_MSG(rc == 0 && out && strstr(out, "9 sites\n") && strstr(out, "hidden.v ") &&
+              strstr(out, "in->hidden.out") && strstr(out, "hidden->out.in"), "soma sites MODEL: %s", out ? out : "");
+    char *yout = NULL;
+    rc = run(&yout, "%s sites %s/ok.yaml", bin, dir);
+    CHECK(rc == 0 && out && yout && strcmp(strchr(out, ':'), strchr(yout, ':')) == 0);
+    free(out), free(yout);
 }
 
 static void test_bad_input(void) {

@@ -45,6 +45,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/hooks.h"
 #include "core/rng.h"
 #include "net/net.h"
 
@@ -112,6 +113,11 @@ typedef struct spop {
     float *sf;          /* [N] the step's spikes as floats */
     float *scr;         /* [2N] the model's per-call scratch */
     int reset;          /* value of the model's "reset" parameter */
+    /* Hooks (soma_sim_set_hooks): kinds asked (bits) at its spikes, at its
+     * state variables and (READ) at the .in of its projections; hk is
+     * their union, tested once per population and step. */
+    unsigned hk, hk_spk, hk_state, hk_in;
+    size_t sid_spk;
 } spop;
 
 typedef struct tstate {
@@ -125,6 +131,7 @@ typedef struct tstate {
     size_t *sched_pos;  /* [npops] cursor in each spike_source schedule */
     size_t *st_pos;     /* [npops] cursor in each step input */
     int grow_failed;
+    float *hval, *hmask; /* hooks: spikes as floats and a mask, [widest chunk] */
 } tstate;
 
 struct soma_sim {
@@ -153,6 +160,9 @@ struct soma_sim {
     uint64_t spikes;
     double build_s, sim_s;
     uint64_t seed;
+    soma_site_info *sites; /* named sites (see "hooks" in soma.h) */
+    size_t nsites;
+    soma__hookplan hooks;
     char errmsg[512];
 };
 
@@ -220,7 +230,11 @@ void soma_sim_free(soma_sim *s) {
             free(ts->c);
             free(ts->sched_pos);
             free(ts->st_pos);
+            free(ts->hval);
+            free(ts->hmask);
         }
+    soma__hookplan_free(&s->hooks);
+    free(s->sites);
     for (size_t r = 0; r < s->nrecs; r++) {
         free(s->recs[r].idx);
         free(s->recs[r].data);
@@ -333,6 +347,20 @@ static int build_pop(soma_sim *s, const soma_net *sn, size_t p) {
         int kr = soma__model_param_index(m, "reset");
         P->reset = kr >= 0 ? (int)d->prm[kr] : 0;
     }
+    return 0;
+}
+
+/* The named sites of the network (see "hooks" in soma.h): the net's own
+ * table (soma_net_site), copied, as the simulator keeps nothing of the net. */
+static int build_sites(soma_sim *s, const soma_net *net) {
+    size_t n = soma_net_site_count(net);
+    s->sites = calloc(n ? n : 1, sizeof *s->sites);
+    if (!s->sites) return SOMA_STATUS_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        soma_net_site(net, i, &s->sites[i]);
+        if (s->sites[i].kind == SOMA_SITE_SPIKES && s->sites[i].pop < s->npops) s->pops[s->sites[i].pop].sid_spk = i;
+    }
+    s->nsites = n;
     return 0;
 }
 
@@ -818,6 +846,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
     for (size_t p = 0; p < s->npops; p++)
         if (s->pops[p].nsched) qsort(s->pops[p].sched, s->pops[p].nsched, sizeof(soma_spike), cmp_spike);
     sha256_init(&s->sha);
+    if ((rc = build_sites(s, sn))) goto done;
     s->build_s = now_s() - t_start;
 done:
     if (rc) {
@@ -830,6 +859,55 @@ done:
 }
 
 /* ------------------------------------------------------------- running */
+
+/* Hooks at population p's neurons [a, b) after its step (only when asked):
+ * state variables, then spikes (as floats in ts->hval; back to bytes where
+ * hooks may have changed them), then READ of its projections' inputs. */
+static void hook_pop(soma_sim *s, tstate *ts, size_t p, size_t a, size_t b, uint64_t step) {
+    spop *P = &s->pops[p];
+    soma__hookplan *H = &s->hooks;
+    const unsigned fwd = SOMA_HOOK_BIT(SOMA_HOOK_READ) | SOMA_HOOK_BIT(SOMA_HOOK_MASK) | SOMA_HOOK_BIT(SOMA_HOOK_OVERRIDE);
+    soma_hook_event ev = {NULL, 0, (size_t)step, 1, b - a, NULL, 0, a, P->N};
+    if (P->hk_state)
+        for (size_t k = 0; k < P->m->n_state; k++) {
+            size_t sid = P->sid_spk + 1 + k;
+            if (!H->kinds[sid]) continue;
+            ev.site = s->sites[sid].name;
+            ev.data = P->st[k] + a;
+            soma__hookplan_run(H, sid, fwd, &ev, ts->hmask);
+        }
+    if (!(P->hk_spk | P->hk_in)) return;
+    float *v = ts->hval;
+    for (size_t i = a; i < b; i++) v[i - a] = P->spk[i] ? 1.0f : 0.0f;
+    ev.data = v;
+    if (P->hk_spk) {
+        ev.site = s->sites[P->sid_spk].name;
+        soma__hookplan_run(H, P->sid_spk, fwd, &ev, ts->hmask);
+        if (P->hk_spk & (SOMA_HOOK_BIT(SOMA_HOOK_MASK) | SOMA_HOOK_BIT(SOMA_HOOK_OVERRIDE)))
+            for (size_t i = a; i < b; i++) P->spk[i] = v[i - a] != 0.0f;
+    }
+    if (P->hk_in)
+        for (size_t sid = 0; sid < s->nsites; sid++) {
+            const soma_site_info *si = &s->sites[sid];
+            if (si->kind != SOMA_SITE_PROJ_IN || !H->kinds[sid] || si->from != p) continue;
+            ev.site = si->name;
+            soma__hookplan_run(H, sid, SOMA_HOOK_BIT(SOMA_HOOK_READ), &ev, ts->hmask);
+        }
+}
+
+/* A spike_source population with hooks: its scheduled spikes at `step` as
+ * bytes in P->spk[a, b), then hook_pop. Returns the schedule cursor. */
+static size_t source_spikes(soma_sim *s, tstate *ts, size_t p, size_t a, size_t b, uint64_t step, size_t pos) {
+    spop *P = &s->pops[p];
+    memset(P->spk + a, 0, b - a);
+    while (pos < P->nsched && P->sched[pos].step < step) pos++;
+    for (; pos < P->nsched && P->sched[pos].step == step; pos++) {
+        uint32_t id = P->sched[pos].id;
+        if (id >= a && id < b) P->spk[id] = 1;
+    }
+    hook_pop(s, ts, p, a, b, step);
+    return pos;
+}
 
 /* Make room for n more ids in a thread's list; 0 if it could not grow. */
 static int list_room(tstate *ts, int q, size_t used, size_t n) {
@@ -932,6 +1010,13 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
             size_t a = (size_t)t * P->cs, b = a + P->cs;
             if (b > P->N) b = P->N;
             if (a >= b) continue;
+            if (P->m == &soma__model_spike_source && P->hk) {
+                ts->sched_pos[p] = source_spikes(s, ts, p, a, b, step, ts->sched_pos[p]);
+                if (!list_room(ts, q, n, b - a)) continue;
+                for (size_t i = a; i < b; i++)
+                    if (P->spk[i]) ts->list[q][n++] = P->first + (uint32_t)i;
+                continue;
+            }
             if (P->m == &soma__model_spike_source) {
                 size_t pos = ts->sched_pos[p];
                 while (pos < P->nsched && P->sched[pos].step < step) pos++;
@@ -978,6 +1063,7 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
             args.ext = P->ext;
             P->m->sim_step(&args, P->st, in, P->spk, a, b); /* consumes (zeroes) in[][a..b) */
             }
+            if (P->hk) hook_pop(s, ts, p, a, b, step);
             /* Collect spikes: skip 8 silent neurons at a time. */
             if (!list_room(ts, q, n, b - a)) continue;
             uint32_t *restrict lst = ts->list[q];
@@ -1185,6 +1271,7 @@ int soma_sim_run(soma_sim *s, double t_ms, soma_sim_progress_fn cb, void *user) 
         }
     }
     double t_start = now_s(), t_end_ms = (double)(s->step + nsteps) * s->dt;
+    s->hooks.cancel = 0;
     /* Segments of about 100 ms of model time, whole slices, for progress. */
     uint64_t seg = (uint64_t)(100.0 / s->dt);
     if (seg < s->D) seg = s->D;
@@ -1197,6 +1284,9 @@ int soma_sim_run(soma_sim *s, double t_ms, soma_sim_progress_fn cb, void *user) 
         uint64_t to_edge = s->D - s->step % s->D;
         if (to_edge != s->D && n > to_edge) n = to_edge;
         rc = run_segment(s, s->step, n);
+        if (!rc && soma__hookplan_cancelled(&s->hooks))
+            rc = sfail(s, SOMA_STATUS_CANCELLED, "cancelled by a hook on '%s' at step %zu", s->hooks.cancel_site,
+                       s->hooks.cancel_step);
         s->step += n;
         left -= n;
         for (size_t r = 0; r < s->nrecs; r++) {
@@ -1342,5 +1432,64 @@ int soma_sim_write_connectivity(const soma_sim *s, const char *path) {
         remove(tmp);
         return sfail((soma_sim *)s, SOMA_STATUS_IO, "cannot write %s", path);
     }
+    return 0;
+}
+
+/* ----------------------------------------------------------------- hooks */
+
+size_t soma_sim_site_count(const soma_sim *s) { return s ? s->nsites : 0; }
+
+int soma_sim_site(const soma_sim *s, size_t i, soma_site_info *info) {
+    if (!s || !info || i >= s->nsites) return SOMA_STATUS_INVALID;
+    *info = s->sites[i];
+    return 0;
+}
+
+int soma_sim_set_hooks(soma_sim *s, const soma_hooks *h) {
+    if (!s) return SOMA_STATUS_INVALID;
+    soma__hookplan plan;
+    int rc = soma__hookplan_build(&plan, h, s->sites, s->nsites, s->errmsg, sizeof s->errmsg);
+    if (rc) return rc;
+    for (size_t i = 0; i < plan.n; i++) {
+        const soma_site_info *si = &s->sites[plan.h[i].site];
+        int k = plan.h[i].kind;
+        const char *why = NULL;
+        if (k == SOMA_HOOK_GRAD) why = "the simulator computes no gradients";
+        else if (s->pops[si->from].m == &soma__model_input && si->kind != SOMA_SITE_PROJ_OUT)
+            why = "the population is a graded source (model input) whose values its targets compute themselves";
+        else if (si->kind == SOMA_SITE_PROJ_OUT)
+            why = "the simulator sums every projection onto a population into one input buffer per target, so one "
+                  "projection's output is not available; hook the target's state or the source's spikes instead";
+        else if (si->kind == SOMA_SITE_PROJ_IN && k != SOMA_HOOK_READ)
+            why = "a projection's input is its source's spikes, which all its projections share; mask or override "
+                  "the source's spikes instead";
+        if (why) {
+            soma__hookplan_free(&plan);
+            return sfail(s, SOMA_STATUS_UNSUPPORTED, "%s hook on '%s' is not supported: %s", soma__hook_kind_name(k),
+                         si->name, why);
+        }
+    }
+    size_t widest = 0;
+    for (size_t p = 0; p < s->npops; p++) widest = s->pops[p].cs > widest ? s->pops[p].cs : widest;
+    for (int t = 0; t < s->T && plan.n; t++) {
+        tstate *ts = &s->ts[t];
+        if (!ts->hval) ts->hval = xalloc(widest * sizeof(float));
+        if (!ts->hmask) ts->hmask = xalloc(widest * sizeof(float));
+        if (!ts->hval || !ts->hmask) {
+            soma__hookplan_free(&plan);
+            return sfail(s, SOMA_STATUS_NOMEM, "out of memory for hook buffers");
+        }
+    }
+    soma__hookplan_free(&s->hooks);
+    s->hooks = plan;
+    for (size_t p = 0; p < s->npops; p++) {
+        spop *P = &s->pops[p];
+        P->hk_spk = plan.kinds[P->sid_spk];
+        P->hk_state = P->hk_in = 0;
+        for (size_t k = 0; k < P->m->n_state; k++) P->hk_state |= plan.kinds[P->sid_spk + 1 + k];
+    }
+    for (size_t i = 0; i < s->nsites; i++)
+        if (s->sites[i].kind == SOMA_SITE_PROJ_IN) s->pops[s->sites[i].from].hk_in |= plan.kinds[i];
+    for (size_t p = 0; p < s->npops; p++) s->pops[p].hk = s->pops[p].hk_spk | s->pops[p].hk_state | s->pops[p].hk_in;
     return 0;
 }

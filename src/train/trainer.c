@@ -34,6 +34,7 @@
 #endif
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/hooks.h"
 #include "core/rng.h"
 #include "net/net.h"
 #include "proj/conv.h"
@@ -75,6 +76,16 @@ typedef struct layer {
     size_t aw, ab, arec, aprm[SOMA_MAX_PARAMS];
     float *gcw[SOMA_MAX_WEIGHTS]; /* cell models: gradients of the model's own weights */
     size_t acw[SOMA_MAX_WEIGHTS];
+    /* Hooks: the kinds (bits) asked at the layer's sites, 0 when none, and
+     * the sites' indices in tr->sites. hk is their union: the run loops test
+     * it once per layer and step. in_copy: hooks change the projection's
+     * input, which then runs on a copy (w->hin) with dense products. */
+    unsigned hk, hk_spk, hk_state, hk_in, hk_out;
+    size_t sid_spk, sid_state, sid_in, sid_out;
+    int in_copy;
+    int hkg;                   /* GRAD asked at its spikes or its input current: one test per backward step */
+    int from_i1;               /* reads its input current from tr->I1 (the first layer, unless hooks see it:
+                                * then from its copy in w->in, so that I1, every step's with direct input, is untouched) */
 } layer;
 
 typedef struct work {
@@ -87,6 +98,12 @@ typedef struct work {
     float *cwork;                 /* cell models' scratch */
     float *ccols, *ctmp, *cdcols; /* convolution workspaces (one image) */
     uint8_t *pred;
+    float *hmask;                 /* hooks: a mask of one chunk's step (rows x widest site) */
+    float *hin[16];               /* hooks: copies of projection inputs that hooks change, [T][chunk][Nin] */
+    /* Set by hooks for the chunk being run (0 otherwise): nb[l], layer l's
+     * outputs are no longer all 0/1 (consumers use dense products); incp[l],
+     * hooks changed the input of layer l's projection (it reads hin[l]). */
+    int nb[16], incp[16];
     double prof[5]; /* thread time in: projections fwd, neurons fwd, loss, neurons bwd, projections bwd */
 } work;
 
@@ -128,6 +145,16 @@ struct soma_trainer {
     double last_rate;
     uint64_t batch_counter;  /* soma_train_grad / forward_batch calls: keys stochastic models' draws */
     double prof[8];          /* seconds spent per phase, for bench/ (see soma__train_profile) */
+    /* Hooks (soma_train_set_hooks): the net's sites, the resolved plan, and
+     * the input population's asked kinds (its spikes and the first
+     * projection's input are both the encoded input, hooked batch-wide). */
+    soma_site_info *sites;
+    size_t nsites;
+    soma__hookplan hooks;
+    unsigned hk_x, hk_xin;
+    size_t sid_x, sid_xin;
+    float *xh, *xh_mask;     /* the input as [T][B][D] when hooks see it, and a mask of one step */
+    size_t xh_rows;
     char errmsg[512];
 };
 
@@ -240,6 +267,7 @@ static int build_chain(soma_trainer *tr) {
         ly->conv = ly->proj->conv;
         ly->first = L == 0;
         ly->graded = ly->m->graded;
+        ly->from_i1 = ly->first;
         int kr = soma__model_param_index(ly->m, "reset");
         ly->reset = kr >= 0 ? (int)ly->pop->prm[kr] : 0;
         ly->learns = 0;
@@ -284,7 +312,13 @@ void soma_train_free(soma_trainer *tr) {
             }
             free(w->dv); free(w->dstate); free(w->scratch); free(w->pred);
             free(w->cwork); free(w->ccols); free(w->ctmp); free(w->cdcols);
+            free(w->hmask);
+            for (size_t l = 0; l < tr->L; l++) free(w->hin[l]);
         }
+    soma__hookplan_free(&tr->hooks);
+    free(tr->sites);
+    free(tr->xh);
+    free(tr->xh_mask);
     free(tr->work);
     free(tr->grad);
     free(tr->I1);
@@ -716,6 +750,215 @@ static double sum_floats(const float *restrict x, size_t n) {
     return s;
 }
 
+/* ----------------------------------------------------------------- hooks
+ * Everything below runs only for layers whose hk bits are set (the ask
+ * phase, soma_train_set_hooks, sets them); an unasked layer never calls it. */
+
+/* Run the hooks of `kinds` of site sid on x ([Bc][n], rows b0.. of the batch) at step t. */
+static void hook_run(soma_trainer *tr, work *w, size_t sid, unsigned kinds, size_t t, size_t b0, size_t Bc, size_t n,
+                     float *x) {
+    soma_hook_event ev = {tr->sites[sid].name, 0, t, Bc, n, x, b0, 0, n};
+    soma__hookplan_run(&tr->hooks, sid, kinds, &ev, w->hmask);
+}
+
+#define HOOK_FWD (SOMA_HOOK_BIT(SOMA_HOOK_READ) | SOMA_HOOK_BIT(SOMA_HOOK_MASK) | SOMA_HOOK_BIT(SOMA_HOOK_OVERRIDE))
+#define HOOK_CHANGE (SOMA_HOOK_BIT(SOMA_HOOK_MASK) | SOMA_HOOK_BIT(SOMA_HOOK_OVERRIDE))
+
+/* After a layer's forward step t: its state variables, then its spikes. */
+static void hook_layer_step(soma_trainer *tr, work *w, const layer *ly, size_t t, size_t b0, size_t Bc,
+                            float *const *cur, float *s) {
+    if (ly->hk_state & HOOK_FWD)
+        for (size_t k = 0; k < ly->ns; k++) {
+            size_t sid = ly->sid_state + k;
+            if (tr->hooks.kinds[sid] & HOOK_FWD)
+                hook_run(tr, w, sid, HOOK_FWD, t, b0, Bc, tr->sites[sid].size, cur[k]);
+        }
+    if (ly->hk_spk & HOOK_FWD) {
+        size_t l = (size_t)(ly - tr->lay);
+        hook_run(tr, w, ly->sid_spk, HOOK_FWD, t, b0, Bc, ly->N, s);
+        /* Spikes changed into other values than 0/1 are no longer gathered. */
+        if (t == 0) w->nb[l] = 0;
+        if ((ly->hk_spk & HOOK_CHANGE) && !ly->graded && !w->nb[l]) w->nb[l] = soma__count_nonbinary(s, Bc * ly->N) != 0;
+    }
+}
+
+/* The input of layer l's projection (l > 0) with its hooks run step by
+ * step: the previous layer's outputs themselves for READ hooks, a copy in
+ * w->hin[l] when hooks change it (the layer's recurrence and backward keep
+ * reading the unchanged outputs). */
+static const float *hook_proj_in(soma_trainer *tr, work *w, size_t l, size_t b0, size_t Bc) {
+    layer *ly = &tr->lay[l];
+    size_t RB = Bc * ly->Nin;
+    float *src = w->s[l - 1];
+    if (ly->in_copy) {
+        memcpy(w->hin[l], src, tr->T * RB * sizeof(float));
+        src = w->hin[l];
+    }
+    if (ly->hk_in & HOOK_FWD)
+        for (size_t t = 0; t < tr->T; t++) hook_run(tr, w, ly->sid_in, HOOK_FWD, t, b0, Bc, ly->Nin, src + t * RB);
+    /* Hooks that left the input as it was (a mask of ones) keep the usual path. */
+    w->incp[l] = ly->in_copy && memcmp(w->hin[l], w->s[l - 1], tr->T * RB * sizeof(float)) != 0;
+    return w->incp[l] ? w->hin[l] : w->s[l - 1];
+}
+
+/* Hooks of layer l's input current (its projection's output, before the
+ * recurrent input is added), all steps of a chunk at once: a first layer's
+ * is copied out of the batch-wide I1 into w->in[l] first. */
+static void hook_proj_out(soma_trainer *tr, work *w, size_t l, size_t b0, size_t Bc, size_t B, int tc) {
+    layer *ly = &tr->lay[l];
+    size_t N = ly->N, RB = Bc * N;
+    if (ly->first)
+        for (size_t t = 0; t < tr->T; t++)
+            memcpy(w->in[l] + t * RB, tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N, RB * sizeof(float));
+    for (size_t t = 0; t < tr->T; t++) hook_run(tr, w, ly->sid_out, HOOK_FWD, t, b0, Bc, N, w->in[l] + t * RB);
+}
+
+/* GRAD of layer l's projection input: its part of dL/d(previous outputs), step by step. */
+static void hook_proj_in_grad(soma_trainer *tr, work *w, size_t l, size_t b0, size_t Bc) {
+    layer *ly = &tr->lay[l];
+    size_t RB = Bc * ly->Nin;
+    for (size_t t = 0; t < tr->T; t++)
+        hook_run(tr, w, ly->sid_in, SOMA_HOOK_BIT(SOMA_HOOK_GRAD), t, b0, Bc, ly->Nin, w->ds[l - 1] + t * RB);
+}
+
+/* The input population's sites (its spikes, the first projection's input):
+ * the encoded input as [T][B][D] in tr->xh, hooked step by step for the
+ * whole batch. If hooks changed it, *x and *tc then point at it (a
+ * time-varying input). */
+static int hook_input(soma_trainer *tr, const float **x, int *tc, size_t B) {
+    size_t T = tr->T, D = tr->D, rows = T * B;
+    if (rows > tr->xh_rows) {
+        float *a = soma__alloc(rows * D * sizeof(float)), *m = soma__alloc(B * D * sizeof(float));
+        if (!a || !m) {
+            free(a), free(m);
+            return fail(tr, SOMA_STATUS_NOMEM, "out of memory for the input hooks");
+        }
+        free(tr->xh), free(tr->xh_mask);
+        tr->xh = a, tr->xh_mask = m, tr->xh_rows = rows;
+    }
+    int changed = 0;
+    for (size_t t = 0; t < T; t++) {
+        float *xt = tr->xh + t * B * D;
+        const float *xs = *tc ? *x : *x + t * B * D;
+        memcpy(xt, xs, B * D * sizeof(float));
+        soma_hook_event ev = {NULL, 0, t, B, D, xt, 0, 0, D};
+        if (tr->hk_x) {
+            ev.site = tr->sites[tr->sid_x].name;
+            soma__hookplan_run(&tr->hooks, tr->sid_x, HOOK_FWD, &ev, tr->xh_mask);
+        }
+        if (tr->hk_xin) {
+            ev.site = tr->sites[tr->sid_xin].name;
+            soma__hookplan_run(&tr->hooks, tr->sid_xin, HOOK_FWD, &ev, tr->xh_mask);
+        }
+        changed = changed || memcmp(xt, xs, B * D * sizeof(float)) != 0;
+    }
+    /* Hooks that left the input as it was (READ, a mask of ones) keep the usual path. */
+    if (changed) {
+        *x = tr->xh;
+        *tc = 0;
+    }
+    return SOMA_STATUS_OK;
+}
+
+/* SOMA_STATUS_CANCELLED with a message if a hook cancelled the run. */
+static int hook_cancelled(soma_trainer *tr) {
+    if (!soma__hookplan_cancelled(&tr->hooks)) return SOMA_STATUS_OK;
+    return fail(tr, SOMA_STATUS_CANCELLED, "cancelled by a hook on '%s' at step %zu", tr->hooks.cancel_site,
+                tr->hooks.cancel_step);
+}
+
+int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
+    if (!tr) return SOMA_STATUS_INVALID;
+    soma_net *net = tr->net;
+    size_t ns = soma_net_site_count(net);
+    soma_site_info *sites = calloc(ns ? ns : 1, sizeof *sites);
+    if (!sites) return fail(tr, SOMA_STATUS_NOMEM, "out of memory for the site table");
+    for (size_t i = 0; i < ns; i++) soma_net_site(net, i, &sites[i]);
+    soma__hookplan plan;
+    int st = soma__hookplan_build(&plan, h, sites, ns, tr->errmsg, sizeof tr->errmsg);
+    if (st) {
+        free(sites);
+        return st;
+    }
+    /* What the trainer does not offer: gradients of state variables (the
+     * models keep the full dL/dU inside their backward step) and of the
+     * input population's sites (no gradient of the data is computed). */
+    size_t in_pop = (size_t)-1;
+    for (size_t p = 0; p < net->npops; p++)
+        if (!net->pops[p].model->spiking) in_pop = p;
+    for (size_t i = 0; i < plan.n; i++) {
+        const soma_site_info *si = &sites[plan.h[i].site];
+        int input = (si->kind == SOMA_SITE_SPIKES && si->pop == in_pop) ||
+                    (si->kind == SOMA_SITE_PROJ_IN && net->projs[si->proj].from == in_pop);
+        if (plan.h[i].kind == SOMA_HOOK_GRAD && (si->kind == SOMA_SITE_STATE || input)) {
+            fail(tr, SOMA_STATUS_UNSUPPORTED, "the trainer has no gradient hook for '%s' (%s); GRAD is offered on "
+                 "spikes, <from>-><to>.out and the .in of projections between trained populations",
+                 si->name, si->kind == SOMA_SITE_STATE ? "a state variable" : "the input data");
+            soma__hookplan_free(&plan);
+            free(sites);
+            return SOMA_STATUS_UNSUPPORTED;
+        }
+    }
+    /* Scratch: a mask of a chunk's widest site, and copies of changed projection inputs. */
+    size_t widest = tr->D > tr->Nmax ? tr->D : tr->Nmax;
+    if (tr->nsmax > widest) widest = tr->nsmax;
+    for (int t = 0; t < tr->threads; t++) {
+        work *w = &tr->work[t];
+        if (plan.n && !w->hmask && !(w->hmask = soma__alloc(tr->chunk * widest * sizeof(float)))) goto nomem;
+        for (size_t l = 1; l < tr->L; l++) {
+            layer *ly = &tr->lay[l];
+            size_t sid_in = 0;
+            for (size_t i = 0; i < ns; i++)
+                if (sites[i].kind == SOMA_SITE_PROJ_IN && &net->projs[sites[i].proj] == ly->proj) sid_in = i;
+            if ((plan.kinds[sid_in] & HOOK_CHANGE) && !w->hin[l] &&
+                !(w->hin[l] = soma__alloc(tr->T * tr->chunk * ly->Nin * sizeof(float))))
+                goto nomem;
+        }
+    }
+    /* Commit: the new plan and every layer's bits. */
+    for (int t = 0; t < tr->threads; t++) {
+        memset(tr->work[t].nb, 0, sizeof tr->work[t].nb);
+        memset(tr->work[t].incp, 0, sizeof tr->work[t].incp);
+    }
+    soma__hookplan_free(&tr->hooks);
+    free(tr->sites);
+    tr->hooks = plan;
+    tr->sites = sites;
+    tr->nsites = ns;
+    tr->hk_x = tr->hk_xin = 0;
+    for (size_t i = 0; i < ns; i++) {
+        const soma_site_info *si = &sites[i];
+        unsigned k = plan.kinds[i];
+        if (si->kind == SOMA_SITE_SPIKES && si->pop == in_pop) tr->sid_x = i, tr->hk_x = k;
+        if (si->kind == SOMA_SITE_PROJ_IN && net->projs[si->proj].from == in_pop) tr->sid_xin = i, tr->hk_xin = k;
+    }
+    for (size_t l = 0; l < tr->L; l++) {
+        layer *ly = &tr->lay[l];
+        ly->hk_spk = ly->hk_state = ly->hk_in = ly->hk_out = 0;
+        for (size_t i = 0; i < ns; i++) {
+            const soma_site_info *si = &sites[i];
+            unsigned k = plan.kinds[i];
+            if (si->kind == SOMA_SITE_SPIKES && &net->pops[si->pop] == ly->pop) ly->sid_spk = i, ly->hk_spk = k;
+            if (si->kind == SOMA_SITE_STATE && &net->pops[si->pop] == ly->pop) {
+                if (si->state == 0) ly->sid_state = i;
+                ly->hk_state |= k;
+            }
+            if (si->kind == SOMA_SITE_PROJ_IN && &net->projs[si->proj] == ly->proj && !ly->first)
+                ly->sid_in = i, ly->hk_in = k;
+            if (si->kind == SOMA_SITE_PROJ_OUT && &net->projs[si->proj] == ly->proj) ly->sid_out = i, ly->hk_out = k;
+        }
+        ly->hk = ly->hk_spk | ly->hk_state;
+        ly->in_copy = (ly->hk_in & HOOK_CHANGE) != 0;
+        ly->hkg = ((ly->hk_spk | ly->hk_out) & SOMA_HOOK_BIT(SOMA_HOOK_GRAD)) != 0;
+        ly->from_i1 = ly->first && !(ly->hk_out & HOOK_FWD);
+    }
+    return SOMA_STATUS_OK;
+nomem:
+    soma__hookplan_free(&plan);
+    free(sites);
+    return fail(tr, SOMA_STATUS_NOMEM, "out of memory for hook buffers");
+}
+
 /* Forward of one chunk (rows b0..b0+Bc of the batch of B) through all layers. */
 static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_t B, int tc) {
     size_t T = tr->T;
@@ -727,22 +970,25 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         a.rng_key = batch_key(tr);
         a.row0 = b0;
         double t0 = now();
+        const float *src = l ? w->s[l - 1] : NULL; /* the projection's input */
+        if (!ly->first && ly->hk_in) src = hook_proj_in(tr, w, l, b0, Bc);
         if (!ly->first && ly->conv) {
             for (size_t r = 0; r < T * Bc; r += SOMA_CONV_IMAGES) {
                 size_t n = r + SOMA_CONV_IMAGES > T * Bc ? T * Bc - r : SOMA_CONV_IMAGES;
-                soma__conv_forward(&ly->cplan, w->s[l - 1] + r * ly->Nin, ly->Nin, w->in[l] + r * N, N, n, w->ccols,
+                soma__conv_forward(&ly->cplan, src + r * ly->Nin, ly->Nin, w->in[l] + r * N, N, n, w->ccols,
                                    w->ctmp, w->parg[l] ? w->parg[l] + r * N : NULL);
             }
         } else if (!ly->first) {
             size_t R = T * Bc, Nin = ly->Nin;
             double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
-            if (!tr->lay[l - 1].graded && soma__gather_wins(density, N))
+            if (!tr->lay[l - 1].graded && !w->nb[l - 1] && !w->incp[l] && soma__gather_wins(density, N))
                 soma__dense_forward_spikes(w->in[l], w->idx[l - 1], w->cnt[l - 1], Nin, ly->wT, ly->proj->b, R, N, 0);
             else
-                soma__dense_forward_blas(w->in[l], w->s[l - 1], ly->proj->w, ly->proj->b, R, Nin, N, 0);
+                soma__dense_forward_blas(w->in[l], src, ly->proj->w, ly->proj->b, R, Nin, N, 0);
         }
         double t1 = now();
         w->prof[0] += t1 - t0;
+        if (ly->hk_out & HOOK_FWD) hook_proj_out(tr, w, l, b0, Bc, B, tc);
         memset(w->tape[l], 0, SB * sizeof(float)); /* state at t = -1 */
         if (ly->m->sim_init) /* physical models start at rest (V = E_L), as in the simulator */
             for (size_t b = 0; b < Bc; b++) {
@@ -754,7 +1000,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         double ssum = 0.0;
         for (size_t t = 0; t < T; t++) {
             float *in_t;
-            if (ly->first) {
+            if (ly->from_i1) {
                 float *base = tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N;
                 if (ly->recT) {
                     in_t = w->in[l] + t * RB;
@@ -762,7 +1008,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
                 } else in_t = base;
             } else in_t = w->in[l] + t * RB;
             if (ly->recT && t > 0) {
-                if (ly->graded)
+                if (ly->graded || w->nb[l])
                     soma__dense_forward_blas(in_t, w->s[l] + (t - 1) * RB, ly->pop->rec_w, NULL, Bc, N, N, 1);
                 else
                     soma__dense_forward_spikes(in_t, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, ly->recT,
@@ -777,6 +1023,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
             float *s = w->s[l] + t * RB;
             a.step = t;
             ly->m->forward(&a, prev, cur, s, in_t, Bc, N);
+            if (ly->hk) hook_layer_step(tr, w, ly, t, b0, Bc, cur, s);
             /* Index lists are built only where a gather will read them: the
              * recurrent input of the next step, or (below) the next layer.
              * Graded outputs are never gathered: no counts for them. */
@@ -791,7 +1038,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         }
         w->nspk[l] = nspk;
         w->spk_sum[l] = ly->m->rate_output ? ssum : (double)nspk;
-        if (!ly->recT && !ly->graded && l + 1 < tr->L && !tr->lay[l + 1].conv &&
+        if (!ly->recT && !ly->graded && !w->nb[l] && l + 1 < tr->L && !tr->lay[l + 1].conv &&
             soma__gather_wins((double)nspk / (double)(T * RB), tr->lay[l + 1].N))
             for (size_t r = 0; r < T * Bc; r++) soma__spike_index(w->s[l] + r * N, N, w->idx[l] + r * N);
         w->prof[1] += now() - t1;
@@ -835,21 +1082,27 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
             }
             /* Cell and physical models read their input again (the latter
              * recompute the step to find the membrane before its reset). */
-            a.in = ly->first && !ly->recT ? (tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N) : w->in[l] + t * RB;
+            a.in = ly->from_i1 && !ly->recT ? (tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N) : w->in[l] + t * RB;
             /* The first layer's input gradient goes to the batch-wide buffer;
              * with a time-constant input it is summed over steps there, by the
              * model itself unless the per-step value is needed (recurrence). */
-            int sum_in_model = ly->first && tc && !ly->recT;
+            int sum_in_model = ly->first && tc && !ly->recT && !(ly->hk_out & SOMA_HOOK_BIT(SOMA_HOOK_GRAD));
             float *din = ly->first && !tc ? tr->dI1 + (t * B + b0) * N
                          : sum_in_model   ? tr->dI1 + b0 * N
                                           : w->din[l] + t * RB;
             a.din_accumulate = sum_in_model && t != T - 1;
             a.step = t;
             const float *dv = (l == tr->L - 1 && dv_used) ? w->dv + t * RB : NULL;
-            ly->m->backward(&a, prev, cur, dstate, w->ds[l] + t * RB, dv, din, dprm, Bc, N);
+            if (!ly->hkg) ly->m->backward(&a, prev, cur, dstate, w->ds[l] + t * RB, dv, din, dprm, Bc, N);
+            else { /* GRAD hooks: dL/d(spikes) before the step, dL/d(input current) after it */
+                const unsigned g = SOMA_HOOK_BIT(SOMA_HOOK_GRAD);
+                if (ly->hk_spk & g) hook_run(tr, w, ly->sid_spk, g, t, b0, Bc, N, w->ds[l] + t * RB);
+                ly->m->backward(&a, prev, cur, dstate, w->ds[l] + t * RB, dv, din, dprm, Bc, N);
+                if (ly->hk_out & g) hook_run(tr, w, ly->sid_out, g, t, b0, Bc, N, din);
+            }
             if (ly->recT && t > 0) {
                 soma__dense_dinput(w->ds[l] + (t - 1) * RB, din, ly->pop->rec_w, Bc, N, N, 1);
-                if (ly->graded)
+                if (ly->graded || w->nb[l])
                     soma__dense_dweightT_blas(acc + ly->arec, w->s[l] + (t - 1) * RB, din, Bc, N, N);
                 else
                     soma__dense_dweight_spikes(acc + ly->arec, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N,
@@ -866,14 +1119,16 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
         w->prof[3] += t1 - t0;
         if (ly->first) continue;
         size_t R = T * Bc, Nin = ly->Nin;
+        const float *src = w->incp[l] ? w->hin[l] : w->s[l - 1]; /* the projection's input in forward */
         if (ly->conv) {
             for (size_t r = 0; r < R; r += SOMA_CONV_IMAGES) {
                 size_t n = r + SOMA_CONV_IMAGES > R ? R - r : SOMA_CONV_IMAGES;
-                soma__conv_backward(&ly->cplan, w->s[l - 1] + r * Nin, Nin, w->din[l] + r * N, N, n,
+                soma__conv_backward(&ly->cplan, src + r * Nin, Nin, w->din[l] + r * N, N, n,
                                     w->parg[l] ? w->parg[l] + r * N : NULL, acc + ly->aw,
                                     ly->proj->b ? acc + ly->ab : NULL, w->ds[l - 1] + r * Nin, w->ccols, w->ctmp,
                                     w->cdcols);
             }
+            if (ly->hk_in & SOMA_HOOK_BIT(SOMA_HOOK_GRAD)) hook_proj_in_grad(tr, w, l, b0, Bc);
             if (rate_grad != 0.0f && (!tr->lay[l - 1].graded || tr->lay[l - 1].m->rate_output)) {
                 float *d = w->ds[l - 1];
                 for (size_t i = 0; i < R * Nin; i++) d[i] += rate_grad;
@@ -882,12 +1137,13 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
             continue;
         }
         double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
-        if (!tr->lay[l - 1].graded && soma__gather_wins(density, N))
+        if (!tr->lay[l - 1].graded && !w->nb[l - 1] && !w->incp[l] && soma__gather_wins(density, N))
             soma__dense_dweight_spikes(acc + ly->aw, w->idx[l - 1], w->cnt[l - 1], Nin, w->din[l], R, N);
         else
-            soma__dense_dweightT_blas(acc + ly->aw, w->s[l - 1], w->din[l], R, Nin, N);
+            soma__dense_dweightT_blas(acc + ly->aw, src, w->din[l], R, Nin, N);
         if (ly->gb) soma__dense_dbias(acc + ly->ab, w->din[l], R, N);
         soma__dense_dinput(w->ds[l - 1], w->din[l], ly->proj->w, R, Nin, N, 0);
+        if (ly->hk_in & SOMA_HOOK_BIT(SOMA_HOOK_GRAD)) hook_proj_in_grad(tr, w, l, b0, Bc);
         if (rate_grad != 0.0f && (!tr->lay[l - 1].graded || tr->lay[l - 1].m->rate_output)) {
             float *d = w->ds[l - 1];
             for (size_t i = 0; i < R * Nin; i++) d[i] += rate_grad;
@@ -954,6 +1210,8 @@ static int train_grad_run(soma_trainer *tr, const float *x, int tc, const uint8_
             return fail(tr, SOMA_STATUS_INVALID, "label %u of sample %zu is not below the %zu output neurons", y[b], b, lo->N);
     size_t T = tr->T, nch = (B + tr->chunk - 1) / tr->chunk;
     tr->batch_counter++;
+    tr->hooks.cancel = 0;
+    if ((tr->hk_x || tr->hk_xin) && (st = hook_input(tr, &x, &tc, B))) return st;
     double t0 = now();
     if ((st = input_reserve(tr, tc ? B : T * B))) return st;
     input_forward(tr, x, tc ? B : T * B, tc);
@@ -984,6 +1242,7 @@ static int train_grad_run(soma_trainer *tr, const float *x, int tc, const uint8_
     }
     double t2 = now();
     tr->prof[PROF_CHUNKS] += t2 - t1;
+    if ((st = hook_cancelled(tr))) return st;
     double total = 0.0, spk = 0.0;
     size_t ok = 0;
     for (size_t c = 0; c < nch; c++) total += tr->closs[c], ok += tr->ccorrect[c], spk += tr->cspk[c];
@@ -1208,6 +1467,8 @@ static int forward_batch_run(soma_trainer *tr, const float *x, int tc, size_t B,
         if (rec_l == (size_t)-1) return fail(tr, SOMA_STATUS_INVALID, "population %zu has no spikes to record", pop);
     }
     tr->batch_counter++;
+    tr->hooks.cancel = 0;
+    if ((tr->hk_x || tr->hk_xin) && (st = hook_input(tr, &x, &tc, B))) return st;
     if ((st = input_reserve(tr, tc ? B : T * B))) return st;
     input_forward(tr, x, tc ? B : T * B, tc);
     layer *lo = &tr->lay[tr->L - 1];
@@ -1235,7 +1496,7 @@ static int forward_batch_run(soma_trainer *tr, const float *x, int tc, size_t B,
                 }
         }
     }
-    return SOMA_STATUS_OK;
+    return hook_cancelled(tr);
 }
 
 static int forward_batch(soma_trainer *tr, const float *x, int tc, size_t B, uint8_t *pred, size_t pop, uint8_t *spikes) {
