@@ -492,24 +492,29 @@ static size_t v2_threads_offset(const unsigned char *f, size_t len) {
     return o <= len ? o : 0;
 }
 
-/* A version-2 file (train.threads after incorrect_rate), made from a version-3
- * file by inserting the field the way soma 0.1 wrote it: it loads, the same
- * net and options come back, and its threads are ignored. */
+/* A version-2 file (train.threads after incorrect_rate, no time step), made
+ * from a version-3 file by inserting the field the way soma 0.1 wrote it and
+ * dropping the time step: it loads, the same net and options come back (dt
+ * 0.1 ms, the default this test's net has), and its threads are ignored. */
 static void test_version2(const unsigned char *good, size_t len) {
     size_t at = v2_threads_offset(good, len);
     CHECK(at > HDR);
     if (at <= HDR) return;
     unsigned char *f = malloc(len + 4);
     if (!f) { CHECK(0); return; }
+    /* Version 3 has the time step (f64) after the training options (seed
+     * and max_batches, 16 bytes past `at`); version 2 has none. */
     memcpy(f, good, at);
     wr32(f + at, 7); /* threads: 7 */
-    memcpy(f + at + 4, good + at, len - at);
+    memcpy(f + at + 4, good + at, 16);
+    memcpy(f + at + 20, good + at + 24, len - at - 24);
+    size_t n2 = len - 4; /* the v2 file: 4 bytes more (threads), 8 fewer (dt) */
     wr32(f + 8, 2);
-    fix_header(f, len + 4);
+    fix_header(f, n2);
     char p[600], g[600], err[1024] = "";
     path_of(p, sizeof p, "v2.soma");
     path_of(g, sizeof g, "v3.soma");
-    CHECK(t_write_file(p, f, len + 4) == 0);
+    CHECK(t_write_file(p, f, n2) == 0);
     CHECK(t_write_file(g, good, len) == 0);
     soma_net *a = NULL, *b = NULL;
     soma_data_opts da, db;
@@ -525,9 +530,9 @@ static void test_version2(const unsigned char *good, size_t len) {
     }
     soma_net_free(a);
     soma_net_free(b);
-    /* The same bytes labelled version 3 are malformed (4 bytes too many). */
+    /* The same bytes labelled version 3 are malformed. */
     wr32(f + 8, 3);
-    CHECK(t_write_file(p, f, len + 4) == 0);
+    CHECK(t_write_file(p, f, n2) == 0);
     a = NULL;
     CHECK(soma_model_load(p, &a, NULL, NULL, NULL, 0) == SOMA_STATUS_FORMAT && a == NULL);
     soma_net_free(a);
@@ -637,6 +642,32 @@ static void test_save_failures(const char *good) {
     soma_net_free(other);
 }
 
+/* The time step is part of the net: a model of physical neurons trained at
+ * dt = 1 ms came back at the default 0.1 ms and fired differently (the
+ * regression found by running examples/fmnist-iaf.yaml's model). What a
+ * model file cannot hold is refused by name. */
+static void test_dt_and_refusals(void) {
+    char p[600], err[512];
+    path_of(p, sizeof p, "dt.soma");
+    soma_net *net;
+    soma_net_create(&net);
+    size_t in, h;
+    soma_net_add_pop(net, "in", "input", 3, &in);
+    soma_net_add_pop(net, "h", "iaf_psc_exp", 4, &h);
+    soma_net_connect_dense(net, in, h, 1);
+    CHECK(soma_net_set_dt(net, 0.75) == 0);
+    CHECK(soma_net_init_weights(net, 1) == 0);
+    CHECK_MSG(soma_model_save(p, net, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    soma_net *back = NULL;
+    CHECK_MSG(soma_model_load(p, &back, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    CHECK(back && soma_net_dt(back) == 0.75);
+    soma_net_free(back);
+    CHECK(soma_net_set(net, h, "V_th", "uniform(-56mV, -54mV)") == 0);
+    CHECK(soma_model_save(p, net, NULL, NULL, err, sizeof err) == SOMA_STATUS_UNSUPPORTED);
+    CHECK_MSG(strstr(err, "'h'") && strstr(err, "V_th") && strstr(err, "per neuron"), "%s", err);
+    soma_net_free(net);
+}
+
 int main(void) {
     const char *d = t_tmpdir("model_file");
     if (!d) { fprintf(stderr, "cannot create a scratch directory\n"); return 1; }
@@ -650,6 +681,7 @@ int main(void) {
     if (file) test_damage(file, len);
     if (file) test_version2(file, len);
     free(file);
+    test_dt_and_refusals();
     test_save_failures(good);
     return t_report("test_model_file");
 }

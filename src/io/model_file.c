@@ -30,6 +30,7 @@
  *       the command line or in the experiment file, never saved with a
  *       trained model; a version-2 file's threads field is read and ignored,
  *       and a loaded model's train.threads is 0, all cores)
+ *     f64    dt               [version 3] the net's time step in ms (version 2: 0.1)
  *     u32 population count, then per population:
  *       str name, str model, u64 size, u32 recurrent (0/1),
  *       u32 ndims (1..3), u64[ndims] shape
@@ -59,6 +60,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "soma.h"
+#include "net/net.h"
 #include "core/err.h"
 
 #include <errno.h>
@@ -204,6 +206,24 @@ static void put_train_opts(wbuf *b, const soma_train_opts *t) {
 static int put_net(wbuf *b, soma_net *net, const char *path, char *err, size_t errlen) {
     size_t npop = soma_net_pop_count(net);
     if (npop > UINT32_MAX) { set_err(err, errlen, path, "too many populations (%zu)", npop); return SOMA_STATUS_INVALID; }
+    /* What a model file cannot hold yet is refused, not dropped. */
+    for (size_t i = 0; i < net->nproj; i++)
+        if (net->projs[i].sparse) {
+            set_err(err, errlen, path, "projection %s -> %s is sparse (a connector's synapses); model files hold dense and conv projections",
+                    net->pops[net->projs[i].from].name, net->pops[net->projs[i].to].name);
+            return SOMA_STATUS_UNSUPPORTED;
+        }
+    for (size_t i = 0; i < npop; i++)
+        for (size_t k = 0; k < SOMA_MAX_PARAMS; k++)
+            if (net->pops[i].val[k]) {
+                set_err(err, errlen, path, "population '%s': %s differs per neuron ('%s'); model files hold one value per population",
+                        net->pops[i].name, net->pops[i].model->params[k].name, net->pops[i].val[k]->text);
+                return SOMA_STATUS_UNSUPPORTED;
+            }
+    double dt = soma_net_dt(net);
+    uint64_t dtb;
+    memcpy(&dtb, &dt, 8);
+    put_u64(b, dtb);
     put_u32(b, (uint32_t)npop);
     for (size_t i = 0; i < npop; i++) {
         soma_pop_info info;
@@ -544,6 +564,16 @@ static int net_fail(cursor *c, soma_net *net, int rc, const char *fmt, ...) {
 
 static void rd_pops(cursor *c, soma_net *net) {
     char name[MAX_STR], model_name[MAX_STR], pname[MAX_STR];
+    if (c->version >= 3) {
+        uint64_t dtb = rd_u64(c, "time step");
+        double dt;
+        memcpy(&dt, &dtb, 8);
+        if (c->status) return;
+        if (soma_net_set_dt(net, dt)) {
+            cur_fail(c, SOMA_STATUS_FORMAT, "time step %g ms: expected a value in (0, 100] ms", dt);
+            return;
+        }
+    }
     size_t npop = rd_count(c, MIN_POP_BYTES, "population count");
     for (size_t i = 0; i < npop && !c->status; i++) {
         rd_str(c, name, sizeof name, "population name");
