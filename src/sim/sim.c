@@ -15,10 +15,10 @@
  * - Input buffers: ring[port][slot][neuron], slot = step mod a power of two
  *   >= the longest delay. A model reads ring[port][step] for its
  *   neurons, and the engine zeroes the slot after the step.
- * - Time advances in slices of D = min delay steps: all threads update their
- *   neurons for D steps, meet at one barrier, then each delivers every spike
+ * - Time advances in slices of `slice` = min delay steps: all threads update
+ *   their neurons for that many steps, meet at one barrier, then each delivers every spike
  *   of the slice into its own targets' buffers. A spike at step s with delay
- *   d >= D lands at s + d, after the slice, so it is never late. Spike lists
+ *   d >= slice lands at s + d, after the slice, so it is never late. Spike lists
  *   are double-buffered by slice parity, which is why one barrier per slice
  *   is enough.
  * - Determinism: spikes are delivered (and hashed, and recorded) in (step,
@@ -126,7 +126,7 @@ typedef struct tstate {
     size_t nsyn;
     uint32_t *list[2];  /* spike ids of the slice, by parity */
     size_t cap[2];
-    uint32_t *off[2];   /* [D * npops + 1] */
+    uint32_t *off[2];   /* [slice * npops + 1] */
     float *u, *c;       /* drive scratch [DRIVE_BLOCK] */
     size_t *sched_pos;  /* [npops] cursor in each spike_source schedule */
     size_t *st_pos;     /* [npops] cursor in each step input */
@@ -137,15 +137,15 @@ typedef struct tstate {
 struct soma_sim {
     spop *pops;
     size_t npops, Ntot;
-    int T;
+    int nthreads;       /* worker threads (the trainer's T is its time steps) */
     float dt;
     float *ring;
     size_t nslots, smask;
     float **slotp;      /* [2 * nslots] start of each (port, slot) buffer */
     uint32_t pshift;    /* log2(nslots) */
-    int bar_count, bar_sense, bar_sleepers; /* the barrier of T > 1 threads */
+    int bar_count, bar_sense, bar_sleepers; /* the barrier of nthreads > 1 threads */
     uint32_t dshift, dmask, tmask;
-    size_t D, dmin, dmax;
+    size_t slice, dmin, dmax; /* steps per slice (the minimum delay), delay range */
     tstate *ts;
     size_t nsyn;
     int record;
@@ -218,7 +218,7 @@ void soma_sim_free(soma_sim *s) {
         free(P->scr);
     }
     if (s->ts)
-        for (int t = 0; t < s->T; t++) {
+        for (int t = 0; t < s->nthreads; t++) {
             tstate *ts = &s->ts[t];
             free(ts->row);
             free(ts->syn);
@@ -416,7 +416,7 @@ typedef struct conn_ctx {
     int const_w, const_d;
     double w0;
     size_t d0;
-    uint32_t **cnt;  /* count pass: [T][Ntot+1]; fill pass: cursors */
+    uint32_t **cnt;  /* count pass: [nthreads][Ntot+1]; fill pass: cursors */
     int fill;
     int nports;
     int only;        /* the thread whose targets this pass handles */
@@ -507,21 +507,21 @@ static int build_dense(soma_sim *s, const soma_net *sn) {
         const soma__proj *pr = &sn->projs[i];
         if (pr->sparse) continue;
         any = 1;
-        spop *T = &s->pops[pr->to];
+        spop *tgt = &s->pops[pr->to];
         if (pr->b) {
-            if (!T->bias && !(T->bias = xalloc(T->N * sizeof(float)))) return SOMA_STATUS_NOMEM;
-            for (size_t j = 0; j < T->N; j++) T->bias[j] += pr->b[j];
+            if (!tgt->bias && !(tgt->bias = xalloc(tgt->N * sizeof(float)))) return SOMA_STATUS_NOMEM;
+            for (size_t j = 0; j < tgt->N; j++) tgt->bias[j] += pr->b[j];
         }
         if (sn->pops[pr->from].model != &soma__model_input) continue;
-        struct pull *np = realloc(T->pulls, (T->npulls + 1) * sizeof *np);
+        struct pull *np = realloc(tgt->pulls, (tgt->npulls + 1) * sizeof *np);
         if (!np) return SOMA_STATUS_NOMEM;
-        T->pulls = np;
-        struct pull *pl = &T->pulls[T->npulls++];
+        tgt->pulls = np;
+        struct pull *pl = &tgt->pulls[tgt->npulls++];
         pl->src = pr->from;
         pl->nsrc = sn->pops[pr->from].size;
-        pl->w = xalloc(T->N * pl->nsrc * sizeof(float));
+        pl->w = xalloc(tgt->N * pl->nsrc * sizeof(float));
         if (!pl->w) return SOMA_STATUS_NOMEM;
-        memcpy(pl->w, pr->w, T->N * pl->nsrc * sizeof(float));
+        memcpy(pl->w, pr->w, tgt->N * pl->nsrc * sizeof(float));
     }
     if (!any) return 0;
     /* Longest path of dense projections (cycles go through recurrent
@@ -555,15 +555,15 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
     s->dt = (float)sn->dt;
     s->seed = o->seed;
     s->record = o->record_spikes;
-    int T = o->threads;
+    int nthreads = o->threads;
 #ifdef SOMA_HAVE_OPENMP
-    if (T <= 0) T = omp_get_num_procs();
+    if (nthreads <= 0) nthreads = omp_get_num_procs();
 #else
-    T = 1;
+    nthreads = 1;
 #endif
-    if (T < 1) T = 1;
-    if (T > 256) T = 256;
-    s->T = T;
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > 256) nthreads = 256;
+    s->nthreads = nthreads;
     int rc = 0;
     if (sn->npops == 0) {
         rc = sfail(s, SOMA_STATUS_INVALID, "the network has no populations");
@@ -598,7 +598,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
     }
     s->npops = sn->npops;
     s->pops = calloc(sn->npops, sizeof *s->pops);
-    s->ts = calloc((size_t)T, sizeof *s->ts);
+    s->ts = calloc((size_t)nthreads, sizeof *s->ts);
     if (!s->pops || !s->ts) {
         rc = SOMA_STATUS_NOMEM;
         goto done;
@@ -610,7 +610,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
         P->m = sn->pops[p].model;
         P->N = sn->pops[p].size;
         P->first = (uint32_t)Ntot;
-        size_t cs = (P->N + (size_t)T - 1) / (size_t)T;
+        size_t cs = (P->N + (size_t)nthreads - 1) / (size_t)nthreads;
         P->cs = (cs + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
         Ntot += P->N;
     }
@@ -637,7 +637,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
         const soma_model *m = sn->pops[p].model;
         state_bytes += (double)sn->pops[p].size * 4.0 * (double)(m->n_params + m->n_state + m->n_derived + 1);
     }
-    double est = syn_expected * sizeof(syn) + 2.0 * T * 4.0 * (double)(Ntot + 1) + 2.0 * 4.0 * 64.0 * (double)Ntot +
+    double est = syn_expected * sizeof(syn) + 2.0 * nthreads * 4.0 * (double)(Ntot + 1) + 2.0 * 4.0 * 64.0 * (double)Ntot +
                  state_bytes;
     double limit = o->memory_limit > 0 ? o->memory_limit : phys_bytes();
     if (est > limit) {
@@ -665,12 +665,12 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
     }
 
     /* Connectivity: count pass. */
-    uint32_t **cnt = calloc((size_t)T, sizeof *cnt);
+    uint32_t **cnt = calloc((size_t)nthreads, sizeof *cnt);
     if (!cnt) {
         rc = SOMA_STATUS_NOMEM;
         goto done;
     }
-    for (int t = 0; t < T; t++) {
+    for (int t = 0; t < nthreads; t++) {
         cnt[t] = xalloc((Ntot + 1) * sizeof(uint32_t));
         if (!cnt[t]) rc = SOMA_STATUS_NOMEM;
     }
@@ -689,9 +689,9 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
         /* Each thread enumerates every projection but handles only the
          * synapses onto its own targets: its rows are its own, and the
          * costly part (weights and delays drawn per synapse) is shared out.
-         * Values are keyed by edge number, so nothing depends on T. */
-#pragma omp parallel for num_threads(T) schedule(static, 1)
-        for (int t = 0; t < T; t++) {
+         * Values are keyed by edge number, so nothing depends on nthreads. */
+#pragma omp parallel for num_threads(nthreads) schedule(static, 1)
+        for (int t = 0; t < nthreads; t++) {
             int trc = 0;
             char cerr_t[400];
             size_t dmin = (size_t)-1, dmax = 0;
@@ -765,7 +765,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
         if (rc) break;
         if (!fill) {
             /* Row starts from counts; the counts become fill cursors. */
-            for (int t = 0; t < T && !rc; t++) {
+            for (int t = 0; t < nthreads && !rc; t++) {
                 tstate *ts = &s->ts[t];
                 ts->row = xalloc((Ntot + 1) * sizeof(uint32_t));
                 if (!ts->row) {
@@ -791,13 +791,13 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
         }
     }
     if (s->dmin == (size_t)-1) s->dmin = s->dmax = 1; /* no synapses */
-    for (int t = 0; t < T; t++) free(cnt[t]);
+    for (int t = 0; t < nthreads; t++) free(cnt[t]);
     free(cnt);
     if (rc) goto done;
 
-    s->D = s->dmin;
-    /* When a slice [t0, t0+L) is delivered (L <= D), every step before t0+L
-     * has been read, and spikes land on steps t0+D .. t0+L-1+dmax: at most
+    s->slice = s->dmin;
+    /* When a slice [t0, t0+L) is delivered (L <= slice), every step before t0+L
+     * has been read, and spikes land on steps t0+slice .. t0+L-1+dmax: at most
      * dmax distinct unread steps, so dmax slots are enough. Fewer slots keep
      * the buffers in cache (CUBA: one slot, not four). */
     size_t need = s->dmax, ns = 1;
@@ -823,7 +823,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
     }
     for (size_t k = 0; k < 2 * ns; k++) s->slotp[k] = s->ring + k * Ntot;
     while ((1u << s->pshift) < ns) s->pshift++;
-    for (int t = 0; t < T; t++) {
+    for (int t = 0; t < nthreads; t++) {
         tstate *ts = &s->ts[t];
         size_t own = 0;
         for (size_t p = 0; p < s->npops; p++) {
@@ -833,7 +833,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
         for (int q = 0; q < 2; q++) {
             ts->cap[q] = own + 64;
             ts->list[q] = malloc(ts->cap[q] * sizeof(uint32_t));
-            ts->off[q] = calloc(s->D * s->npops + 1, sizeof(uint32_t));
+            ts->off[q] = calloc(s->slice * s->npops + 1, sizeof(uint32_t));
             if (!ts->list[q] || !ts->off[q]) rc = SOMA_STATUS_NOMEM;
         }
         ts->u = xalloc(DRIVE_BLOCK * sizeof(float));
@@ -1104,7 +1104,7 @@ static void deliver_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
     for (size_t k = 0; k < L; k++) {
         const uint32_t base = (uint32_t)(t0 + k);
         for (size_t p = 0; p < np; p++)
-            for (int u = 0; u < s->T; u++) {
+            for (int u = 0; u < s->nthreads; u++) {
                 const tstate *o = &s->ts[u];
                 const uint32_t *lst = o->list[q];
                 const uint32_t j0 = o->off[q][k * np + p], j1 = o->off[q][k * np + p + 1];
@@ -1132,7 +1132,7 @@ static void deliver_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
  * spike record, all in (step, id) order. */
 static int account_slice(soma_sim *s, uint64_t t0, size_t L, int q) {
     size_t np = s->npops, total = 0;
-    for (int u = 0; u < s->T; u++) total += s->ts[u].off[q][L * np];
+    for (int u = 0; u < s->nthreads; u++) total += s->ts[u].off[q][L * np];
     if (!total) return 0;
     if (s->hashcap < 2 * total) {
         size_t cap = 2 * total + 1024;
@@ -1152,7 +1152,7 @@ static int account_slice(soma_sim *s, uint64_t t0, size_t L, int q) {
     size_t h = 0;
     for (size_t k = 0; k < L; k++)
         for (size_t p = 0; p < np; p++)
-            for (int u = 0; u < s->T; u++) {
+            for (int u = 0; u < s->nthreads; u++) {
                 const tstate *o = &s->ts[u];
                 uint32_t j0 = o->off[q][k * np + p], j1 = o->off[q][k * np + p + 1];
                 s->pops[p].spikes += j1 - j0;
@@ -1200,7 +1200,7 @@ static void spin_barrier(soma_sim *s, int nth, int *local_sense) {
 }
 
 /* Thread t's share of steps [t0, t0 + nsteps), slice by slice: the
- * simulator's threads t, t + nth, ... when OpenMP gave a team of nth < T
+ * simulator's threads t, t + nth, ... when OpenMP gave a team of nth < nthreads
  * (a call from inside a parallel region, OMP_THREAD_LIMIT, OMP_DYNAMIC). */
 static int run_thread(soma_sim *s, int t, int nth, uint64_t t0, uint64_t nsteps, int *sense) {
     int rc = 0;
@@ -1212,11 +1212,11 @@ static int run_thread(soma_sim *s, int t, int nth, uint64_t t0, uint64_t nsteps,
     uint64_t done = 0;
     while (done < nsteps) {
         uint64_t st = t0 + done;
-        size_t L = (size_t)(nsteps - done < s->D ? nsteps - done : s->D);
-        int q = (int)((st / s->D) & 1);
-        for (int u = t; u < s->T; u += nth) update_slice(s, u, st, L, q);
+        size_t L = (size_t)(nsteps - done < s->slice ? nsteps - done : s->slice);
+        int q = (int)((st / s->slice) & 1);
+        for (int u = t; u < s->nthreads; u += nth) update_slice(s, u, st, L, q);
         if (nth > 1) spin_barrier(s, nth, sense);
-        for (int u = t; u < s->T; u += nth) deliver_slice(s, u, st, L, q);
+        for (int u = t; u < s->nthreads; u += nth) deliver_slice(s, u, st, L, q);
         if (t == 0) {
             int r = account_slice(s, st, L, q);
             if (r && !rc) rc = r;
@@ -1230,14 +1230,14 @@ static int run_thread(soma_sim *s, int t, int nth, uint64_t t0, uint64_t nsteps,
 /* Steps [t0, t0 + nsteps) in slices, all threads in one parallel region. */
 static int run_segment(soma_sim *s, uint64_t t0, uint64_t nsteps) {
     int rc = 0;
-    if (s->T == 1) {
+    if (s->nthreads == 1) {
         int sense = 0;
         rc = run_thread(s, 0, 1, t0, nsteps, &sense);
     } else {
         s->bar_count = 0;
         s->bar_sense = 0;
         s->bar_sleepers = 0;
-#pragma omp parallel num_threads(s->T) reduction(| : rc)
+#pragma omp parallel num_threads(s->nthreads) reduction(| : rc)
         {
 #ifdef SOMA_HAVE_OPENMP
             int t = omp_get_thread_num(), nth = omp_get_num_threads();
@@ -1248,7 +1248,7 @@ static int run_segment(soma_sim *s, uint64_t t0, uint64_t nsteps) {
             rc |= run_thread(s, t, nth, t0, nsteps, &sense);
         }
     }
-    for (int t = 0; t < s->T; t++)
+    for (int t = 0; t < s->nthreads; t++)
         if (s->ts[t].grow_failed) return sfail(s, SOMA_STATUS_NOMEM, "out of memory for spike lists");
     return rc ? SOMA_STATUS_NOMEM : 0;
 }
@@ -1274,15 +1274,15 @@ int soma_sim_run(soma_sim *s, double t_ms, soma_sim_progress_fn cb, void *user) 
     s->hooks.cancel = 0;
     /* Segments of about 100 ms of model time, whole slices, for progress. */
     uint64_t seg = (uint64_t)(100.0 / s->dt);
-    if (seg < s->D) seg = s->D;
-    seg = seg / s->D * s->D;
+    if (seg < s->slice) seg = s->slice;
+    seg = seg / s->slice * s->slice;
     uint64_t left = nsteps;
     int rc = 0;
     while (left && !rc) {
         uint64_t n = left < seg ? left : seg;
-        /* Keep slices aligned to multiples of D so parities alternate. */
-        uint64_t to_edge = s->D - s->step % s->D;
-        if (to_edge != s->D && n > to_edge) n = to_edge;
+        /* Keep slices aligned to multiples of the slice so parities alternate. */
+        uint64_t to_edge = s->slice - s->step % s->slice;
+        if (to_edge != s->slice && n > to_edge) n = to_edge;
         rc = run_segment(s, s->step, n);
         if (!rc && soma__hookplan_cancelled(&s->hooks))
             rc = sfail(s, SOMA_STATUS_CANCELLED, "cancelled by a hook on '%s' at step %zu", s->hooks.cancel_site,
@@ -1398,10 +1398,10 @@ int soma_sim_stats_get(const soma_sim *s, soma_sim_stats *st) {
     st->build_seconds = s->build_s;
     st->sim_seconds = s->sim_s;
     st->bytes_per_synapse = s->nsyn ? (double)sizeof(syn) : 0;
-    st->connectivity_bytes = s->nsyn * sizeof(syn) + (size_t)s->T * (s->Ntot + 1) * sizeof(uint32_t);
+    st->connectivity_bytes = s->nsyn * sizeof(syn) + (size_t)s->nthreads * (s->Ntot + 1) * sizeof(uint32_t);
     st->min_delay_steps = s->dmin;
     st->max_delay_steps = s->dmax;
-    st->threads = s->T;
+    st->threads = s->nthreads;
     struct sha256_ctx c = s->sha; /* the stream goes on; digest a copy */
     sha256_digest(&c, SHA256_DIGEST_SIZE, st->spikes_sha256);
     return 0;
@@ -1416,7 +1416,7 @@ int soma_sim_write_connectivity(const soma_sim *s, const char *path) {
     fprintf(f, "pre,post,weight,delay_ms\n");
     /* Rows by source; each thread's table holds its targets' synapses. */
     for (size_t g = 0; g < s->Ntot; g++)
-        for (int t = 0; t < s->T; t++) {
+        for (int t = 0; t < s->nthreads; t++) {
             const tstate *ts = &s->ts[t];
             for (uint32_t e = ts->row[g]; e < ts->row[g + 1]; e++) {
                 uint32_t key = ts->syn[e].key;
@@ -1471,7 +1471,7 @@ int soma_sim_set_hooks(soma_sim *s, const soma_hooks *h) {
     }
     size_t widest = 0;
     for (size_t p = 0; p < s->npops; p++) widest = s->pops[p].cs > widest ? s->pops[p].cs : widest;
-    for (int t = 0; t < s->T && plan.n; t++) {
+    for (int t = 0; t < s->nthreads && plan.n; t++) {
         tstate *ts = &s->ts[t];
         if (!ts->hval) ts->hval = xalloc(widest * sizeof(float));
         if (!ts->hmask) ts->hmask = xalloc(widest * sizeof(float));

@@ -57,8 +57,8 @@ typedef struct layer {
     soma__pop *pop;
     const soma_model *m;
     size_t N, Nin, ns;
-    size_t sw, soff[SOMA_MAX_STATE]; /* state floats per batch row, and each variable's offset in them */
-    size_t wsz;                /* cell models: scratch floats per batch row */
+    size_t state_floats, state_off[SOMA_MAX_STATE]; /* state floats per batch row, and each variable's offset in them */
+    size_t cell_scratch;       /* cell models: scratch floats per batch row */
     int conv;                  /* the incoming projection is a convolution */
     soma__proj *proj;          /* incoming feed-forward projection */
     soma__conv_plan cplan;     /* conv: what the convolution kernels read of proj */
@@ -71,11 +71,11 @@ typedef struct layer {
     float *wT;                 /* [Nin][N] transposed feed-forward weights (not first) */
     float *recT;               /* [N][N] transposed recurrent weights */
     /* Gradient tensors inside tr->grad (mirror of net->params). */
-    float *gw, *gb, *grec, *gprm[SOMA_MAX_PARAMS];
+    float *grad_w, *grad_b, *grad_rec, *grad_prm[SOMA_MAX_PARAMS];
     /* Offsets of this layer's parts in a chunk's accumulator block. */
-    size_t aw, ab, arec, aprm[SOMA_MAX_PARAMS];
-    float *gcw[SOMA_MAX_WEIGHTS]; /* cell models: gradients of the model's own weights */
-    size_t acw[SOMA_MAX_WEIGHTS];
+    size_t acc_w, acc_b, acc_rec, acc_prm[SOMA_MAX_PARAMS];
+    float *grad_cell_w[SOMA_MAX_WEIGHTS]; /* cell models: gradients of the model's own weights */
+    size_t acc_cell_w[SOMA_MAX_WEIGHTS];
     /* Hooks: the kinds (bits) asked at the layer's sites, 0 when none, and
      * the sites' indices in tr->sites. hk is their union: the run loops test
      * it once per layer and step. in_copy: hooks change the projection's
@@ -113,7 +113,7 @@ struct soma_trainer {
     soma_data_opts data;
     size_t L;                /* spiking layers */
     layer lay[16];
-    size_t T, Bmax, D, nchunks_max, Nmax, nsmax;
+    size_t T, Bmax, n_in, nchunks_max, Nmax, nsmax; /* T: time steps; n_in: input values per sample */
     size_t chunk;            /* samples per chunk (see CHUNK_ROWS; CHUNK_CELLS) */
     size_t wszmax, ccols_max, ctmp_max; /* cell scratch per row; conv workspaces */
     int threads;
@@ -257,12 +257,12 @@ static int build_chain(soma_trainer *tr) {
         ly->N = ly->pop->size;
         ly->Nin = net->pops[cur].size;
         ly->ns = ly->m->n_state;
-        ly->sw = 0;
+        ly->state_floats = 0;
         for (size_t k = 0; k < ly->ns; k++) {
-            ly->soff[k] = ly->sw;
-            ly->sw += soma__state_width(ly->m, ly->pop->prm, ly->N, k);
+            ly->state_off[k] = ly->state_floats;
+            ly->state_floats += soma__state_width(ly->m, ly->pop->prm, ly->N, k);
         }
-        ly->wsz = ly->m->scratch_floats ? ly->m->scratch_floats(ly->pop->prm, ly->N) : 0;
+        ly->cell_scratch = ly->m->scratch_floats ? ly->m->scratch_floats(ly->pop->prm, ly->N) : 0;
         ly->proj = &net->projs[pj];
         ly->conv = ly->proj->conv;
         ly->first = L == 0;
@@ -286,7 +286,7 @@ static int build_chain(soma_trainer *tr) {
     if (L == 0) return fail(tr, SOMA_STATUS_INVALID, "no projection leaves the input population '%s'", net->pops[in].name);
     if (L + 1 != net->npops) return fail(tr, SOMA_STATUS_UNSUPPORTED, "some populations are not on the chain from '%s'", net->pops[in].name);
     tr->L = L;
-    tr->D = net->pops[in].size;
+    tr->n_in = net->pops[in].size;
     return SOMA_STATUS_OK;
 }
 
@@ -412,8 +412,8 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         layer *ly = &tr->lay[l];
         size_t N = ly->N;
         if (N > tr->Nmax) tr->Nmax = N;
-        if (ly->sw > tr->nsmax) tr->nsmax = ly->sw; /* nsmax: state floats per row */
-        if (ly->wsz > tr->wszmax) tr->wszmax = ly->wsz;
+        if (ly->state_floats > tr->nsmax) tr->nsmax = ly->state_floats; /* nsmax: state floats per row */
+        if (ly->cell_scratch > tr->wszmax) tr->wszmax = ly->cell_scratch;
         if (ly->conv) {
             ly->cplan = soma__proj_conv_plan(ly->proj);
             if (soma__conv_cols_size(&ly->cplan) > tr->ccols_max) tr->ccols_max = soma__conv_cols_size(&ly->cplan);
@@ -423,31 +423,31 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
             if (!(ly->prm[k] = soma__alloc(N * sizeof(float)))) goto nomem;
         for (size_t k = 0; k < ly->m->n_derived; k++)
             if (!(ly->drv[k] = soma__alloc(N * sizeof(float)))) goto nomem;
-        ly->gw = grad_of(tr, ly->proj->w);
-        ly->gb = grad_of(tr, ly->proj->b);
-        ly->grec = grad_of(tr, ly->pop->rec_w);
+        ly->grad_w = grad_of(tr, ly->proj->w);
+        ly->grad_b = grad_of(tr, ly->proj->b);
+        ly->grad_rec = grad_of(tr, ly->pop->rec_w);
         if (!ly->first && ly->conv) {
             size_t nw = ly->proj->cout * ly->proj->cin * ly->proj->cv.kernel * ly->proj->cv.kernel;
-            ly->aw = acc, acc += (nw + 15) / 16 * 16;
-            ly->ab = acc, acc += (ly->proj->cout + 15) / 16 * 16;
+            ly->acc_w = acc, acc += (nw + 15) / 16 * 16;
+            ly->acc_b = acc, acc += (ly->proj->cout + 15) / 16 * 16;
         } else if (!ly->first) {
             if (!(ly->wT = soma__alloc(ly->Nin * soma__ldw(N) * sizeof(float)))) goto nomem;
-            ly->aw = acc, acc += ly->Nin * soma__ldw(N);
-            ly->ab = acc, acc += (N + 15) / 16 * 16;
+            ly->acc_w = acc, acc += ly->Nin * soma__ldw(N);
+            ly->acc_b = acc, acc += (N + 15) / 16 * 16;
         }
         for (size_t k = 0; k < ly->m->n_weights; k++) {
             size_t r = 0, c = 0;
             ly->m->weight_shape(ly->pop->prm, N, k, &r, &c);
-            ly->gcw[k] = grad_of(tr, ly->pop->cw[k]);
-            ly->acw[k] = acc, acc += (r * c + 15) / 16 * 16;
+            ly->grad_cell_w[k] = grad_of(tr, ly->pop->cw[k]);
+            ly->acc_cell_w[k] = acc, acc += (r * c + 15) / 16 * 16;
         }
         if (ly->pop->recurrent) {
             if (!(ly->recT = soma__alloc(N * soma__ldw(N) * sizeof(float)))) goto nomem;
-            ly->arec = acc, acc += N * soma__ldw(N);
+            ly->acc_rec = acc, acc += N * soma__ldw(N);
         }
         for (size_t k = 0; k < ly->m->n_params; k++) {
-            ly->gprm[k] = grad_of(tr, ly->pop->prm_data[k]);
-            ly->aprm[k] = acc, acc += (N + 15) / 16 * 16;
+            ly->grad_prm[k] = grad_of(tr, ly->pop->prm_data[k]);
+            ly->acc_prm[k] = acc, acc += (N + 15) / 16 * 16;
         }
     }
     if (tr->lay[tr->L - 1].N > 256) { /* labels and predictions are bytes */
@@ -475,8 +475,8 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
     tr->work = calloc((size_t)tr->threads, sizeof *tr->work);
     if (!tr->I1 || !tr->dI1 || !tr->acc || !tr->closs || !tr->ccorrect || !tr->cspk || !tr->work) goto nomem;
     if (data->encoding != SOMA_ENCODING_DIRECT && !tr->lay[0].conv) {
-        tr->w1T = soma__alloc(tr->D * soma__ldw(N1) * sizeof(float));
-        tr->dw1T = soma__alloc(tr->D * soma__ldw(N1) * sizeof(float));
+        tr->w1T = soma__alloc(tr->n_in * soma__ldw(N1) * sizeof(float));
+        tr->dw1T = soma__alloc(tr->n_in * soma__ldw(N1) * sizeof(float));
         if (!tr->w1T || !tr->dw1T) goto nomem;
         tr->w1T_stale = 1;
     }
@@ -485,7 +485,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         for (size_t l = 0; l < tr->L; l++) {
             size_t RB = tr->chunk * tr->lay[l].N;
             w->in[l] = soma__alloc(T * RB * sizeof(float));
-            w->tape[l] = soma__alloc((T + 1) * tr->lay[l].sw * tr->chunk * sizeof(float));
+            w->tape[l] = soma__alloc((T + 1) * tr->lay[l].state_floats * tr->chunk * sizeof(float));
             w->s[l] = soma__alloc(T * RB * sizeof(float));
             w->ds[l] = soma__alloc(T * RB * sizeof(float));
             w->din[l] = soma__alloc(T * RB * sizeof(float));
@@ -531,7 +531,7 @@ error:
 /* Room for the nonzeros of R input rows; 0 or SOMA_STATUS_NOMEM. */
 static int sparse_reserve(soma_trainer *tr, size_t R) {
     if (R <= tr->xrows) return SOMA_STATUS_OK;
-    uint32_t *c = malloc(R * sizeof *c), *col = malloc(R * tr->D * sizeof *col);
+    uint32_t *c = malloc(R * sizeof *c), *col = malloc(R * tr->n_in * sizeof *col);
     if (!c || !col) {
         free(c), free(col);
         return SOMA_STATUS_NOMEM;
@@ -577,7 +577,7 @@ static int input_reserve(soma_trainer *tr, size_t R) {
 
 static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
     layer *ly = &tr->lay[0];
-    size_t D = tr->D, N = ly->N, nblk = (N + GEMM_BLOCK - 1) / GEMM_BLOCK;
+    size_t D = tr->n_in, N = ly->N, nblk = (N + GEMM_BLOCK - 1) / GEMM_BLOCK;
     if (ly->conv) { /* fixed blocks of images, each on its own */
         tr->x_sparse = 0;
         size_t ni = SOMA_CONV_IMAGES, nb = (R + ni - 1) / ni;
@@ -652,7 +652,7 @@ static void input_forward(soma_trainer *tr, const float *x, size_t R, int tc) {
 static int input_backward_conv(soma_trainer *tr, const float *x, size_t R) {
     layer *ly = &tr->lay[0];
     const soma__proj *p = ly->proj;
-    size_t D = tr->D, N = ly->N, nw = p->cout * p->cin * p->cv.kernel * p->cv.kernel;
+    size_t D = tr->n_in, N = ly->N, nw = p->cout * p->cin * p->cv.kernel * p->cv.kernel;
     size_t stride = (nw + 15) / 16 * 16 + (p->cout + 15) / 16 * 16, nblk = (R + CONV_BLOCK - 1) / CONV_BLOCK;
     float *acc = soma__alloc(nblk * stride * sizeof(float));
     if (!acc) return fail(tr, SOMA_STATUS_NOMEM, "out of memory for the convolution gradient");
@@ -666,15 +666,15 @@ static int input_backward_conv(soma_trainer *tr, const float *x, size_t R) {
     }
     for (size_t k = 1; k < nblk; k++)
         for (size_t i = 0; i < stride; i++) acc[i] += acc[k * stride + i];
-    memcpy(ly->gw, acc, nw * sizeof(float));
-    if (ly->gb) memcpy(ly->gb, acc + stride - (p->cout + 15) / 16 * 16, p->cout * sizeof(float));
+    memcpy(ly->grad_w, acc, nw * sizeof(float));
+    if (ly->grad_b) memcpy(ly->grad_b, acc + stride - (p->cout + 15) / 16 * 16, p->cout * sizeof(float));
     free(acc);
     return SOMA_STATUS_OK;
 }
 
 static int input_backward(soma_trainer *tr, const float *x, size_t R) {
     layer *ly = &tr->lay[0];
-    size_t D = tr->D, N = ly->N, nblk = (N + GEMM_BLOCK - 1) / GEMM_BLOCK;
+    size_t D = tr->n_in, N = ly->N, nblk = (N + GEMM_BLOCK - 1) / GEMM_BLOCK;
     if (ly->conv) return input_backward_conv(tr, x, R);
     if (tr->x_sparse) {
         /* Each thread owns a range of neurons (neuron_range): it zeroes
@@ -693,12 +693,12 @@ static int input_backward(soma_trainer *tr, const float *x, size_t R) {
                 for (size_t j = 0; j < D; j++) memset(tr->dw1T + j * ld + o0, 0, (o1 - o0) * sizeof(float));
                 soma__dense_dweightT_sparse(tr->dw1T, tr->x_binary ? NULL : x, tr->xcol, tr->xcnt, D, tr->dI1, R, D,
                                             N, o0, o1);
-                soma__transpose(ly->gw + o0 * D, D, tr->dw1T + o0, ld, D, o1 - o0);
+                soma__transpose(ly->grad_w + o0 * D, D, tr->dw1T + o0, ld, D, o1 - o0);
             }
-            if (ly->gb) {
-                for (size_t o = o0; o < o1; o++) ly->gb[o] = 0.0f;
+            if (ly->grad_b) {
+                for (size_t o = o0; o < o1; o++) ly->grad_b[o] = 0.0f;
                 for (size_t r = 0; r < R; r++)
-                    for (size_t o = o0; o < o1; o++) ly->gb[o] += tr->dI1[r * N + o];
+                    for (size_t o = o0; o < o1; o++) ly->grad_b[o] += tr->dI1[r * N + o];
             }
         }
         return SOMA_STATUS_OK;
@@ -707,11 +707,11 @@ static int input_backward(soma_trainer *tr, const float *x, size_t R) {
     for (size_t k = 0; k < nblk; k++) {
         size_t o0 = k * GEMM_BLOCK, o1 = o0 + GEMM_BLOCK > N ? N : o0 + GEMM_BLOCK;
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(o1 - o0), (int)D, (int)R, 1.0f, tr->dI1 + o0,
-                    (int)N, x, (int)D, 0.0f, ly->gw + o0 * D, (int)D);
-        if (ly->gb) {
-            for (size_t o = o0; o < o1; o++) ly->gb[o] = 0.0f;
+                    (int)N, x, (int)D, 0.0f, ly->grad_w + o0 * D, (int)D);
+        if (ly->grad_b) {
+            for (size_t o = o0; o < o1; o++) ly->grad_b[o] = 0.0f;
             for (size_t r = 0; r < R; r++)
-                for (size_t o = o0; o < o1; o++) ly->gb[o] += tr->dI1[r * N + o];
+                for (size_t o = o0; o < o1; o++) ly->grad_b[o] += tr->dI1[r * N + o];
         }
     }
     return SOMA_STATUS_OK;
@@ -826,7 +826,7 @@ static void hook_proj_in_grad(soma_trainer *tr, work *w, size_t l, size_t b0, si
  * whole batch. If hooks changed it, *x and *tc then point at it (a
  * time-varying input). */
 static int hook_input(soma_trainer *tr, const float **x, int *tc, size_t B) {
-    size_t T = tr->T, D = tr->D, rows = T * B;
+    size_t T = tr->T, D = tr->n_in, rows = T * B;
     if (rows > tr->xh_rows) {
         float *a = soma__alloc(rows * D * sizeof(float)), *m = soma__alloc(B * D * sizeof(float));
         if (!a || !m) {
@@ -900,7 +900,7 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
         }
     }
     /* Scratch: a mask of a chunk's widest site, and copies of changed projection inputs. */
-    size_t widest = tr->D > tr->Nmax ? tr->D : tr->Nmax;
+    size_t widest = tr->n_in > tr->Nmax ? tr->n_in : tr->Nmax;
     if (tr->nsmax > widest) widest = tr->nsmax;
     for (int t = 0; t < tr->threads; t++) {
         work *w = &tr->work[t];
@@ -964,7 +964,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
     size_t T = tr->T;
     for (size_t l = 0; l < tr->L; l++) {
         layer *ly = &tr->lay[l];
-        size_t N = ly->N, RB = Bc * N, ns = ly->ns, SB = ly->sw * Bc;
+        size_t N = ly->N, RB = Bc * N, ns = ly->ns, SB = ly->state_floats * Bc;
         soma_model_args a;
         model_args(tr, ly, w, &a);
         a.rng_key = batch_key(tr);
@@ -993,7 +993,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         if (ly->m->sim_init) /* physical models start at rest (V = E_L), as in the simulator */
             for (size_t b = 0; b < Bc; b++) {
                 float *st[SOMA_MAX_STATE];
-                for (size_t k = 0; k < ns; k++) st[k] = w->tape[l] + ly->soff[k] * Bc + b * N;
+                for (size_t k = 0; k < ns; k++) st[k] = w->tape[l] + ly->state_off[k] * Bc + b * N;
                 ly->m->sim_init((const float *const *)ly->prm, st, N);
             }
         size_t nspk = 0;
@@ -1017,8 +1017,8 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
             const float *prev[SOMA_MAX_STATE];
             float *cur[SOMA_MAX_STATE];
             for (size_t k = 0; k < ns; k++) {
-                prev[k] = w->tape[l] + t * SB + ly->soff[k] * Bc;
-                cur[k] = w->tape[l] + (t + 1) * SB + ly->soff[k] * Bc;
+                prev[k] = w->tape[l] + t * SB + ly->state_off[k] * Bc;
+                cur[k] = w->tape[l] + (t + 1) * SB + ly->state_off[k] * Bc;
             }
             float *s = w->s[l] + t * RB;
             a.step = t;
@@ -1051,8 +1051,8 @@ static void output_views(soma_trainer *tr, work *w, size_t Bc, const float **s, 
     size_t RB = Bc * lo->N;
     *s = w->s[tr->L - 1];
     (void)RB;
-    *u = w->tape[tr->L - 1] + lo->sw * Bc; /* step 0 lives at tape index 1 */
-    *ustride = lo->sw * Bc;
+    *u = w->tape[tr->L - 1] + lo->state_floats * Bc; /* step 0 lives at tape index 1 */
+    *ustride = lo->state_floats * Bc;
 }
 
 /* Backward of one chunk; ds of the output layer (and w->dv) already hold the loss gradient. */
@@ -1061,24 +1061,24 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
     size_t T = tr->T;
     for (size_t l = tr->L; l-- > 0;) {
         layer *ly = &tr->lay[l];
-        size_t N = ly->N, RB = Bc * N, ns = ly->ns, SB = ly->sw * Bc;
+        size_t N = ly->N, RB = Bc * N, ns = ly->ns, SB = ly->state_floats * Bc;
         soma_model_args a;
         model_args(tr, ly, w, &a);
-        for (size_t k = 0; k < ly->m->n_weights; k++) a.dw[k] = ly->gcw[k] ? acc + ly->acw[k] : NULL;
+        for (size_t k = 0; k < ly->m->n_weights; k++) a.dw[k] = ly->grad_cell_w[k] ? acc + ly->acc_cell_w[k] : NULL;
         a.rng_key = batch_key(tr); /* the forward's draws, recomputed for the reset signal */
         a.row0 = b0;
         float *dprm[SOMA_MAX_PARAMS] = {0};
         for (size_t k = 0; k < ly->m->n_params; k++)
-            if (ly->gprm[k]) dprm[k] = acc + ly->aprm[k];
+            if (ly->grad_prm[k]) dprm[k] = acc + ly->acc_prm[k];
         float *dstate[SOMA_MAX_STATE];
         double t0 = now();
         memset(w->dstate, 0, SB * sizeof(float));
-        for (size_t k = 0; k < ns; k++) dstate[k] = w->dstate + ly->soff[k] * Bc;
+        for (size_t k = 0; k < ns; k++) dstate[k] = w->dstate + ly->state_off[k] * Bc;
         for (size_t t = T; t-- > 0;) {
             const float *prev[SOMA_MAX_STATE], *cur[SOMA_MAX_STATE];
             for (size_t k = 0; k < ns; k++) {
-                prev[k] = w->tape[l] + t * SB + ly->soff[k] * Bc;
-                cur[k] = w->tape[l] + (t + 1) * SB + ly->soff[k] * Bc;
+                prev[k] = w->tape[l] + t * SB + ly->state_off[k] * Bc;
+                cur[k] = w->tape[l] + (t + 1) * SB + ly->state_off[k] * Bc;
             }
             /* Cell and physical models read their input again (the latter
              * recompute the step to find the membrane before its reset). */
@@ -1103,9 +1103,9 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
             if (ly->recT && t > 0) {
                 soma__dense_dinput(w->ds[l] + (t - 1) * RB, din, ly->pop->rec_w, Bc, N, N, 1);
                 if (ly->graded || w->nb[l])
-                    soma__dense_dweightT_blas(acc + ly->arec, w->s[l] + (t - 1) * RB, din, Bc, N, N);
+                    soma__dense_dweightT_blas(acc + ly->acc_rec, w->s[l] + (t - 1) * RB, din, Bc, N, N);
                 else
-                    soma__dense_dweight_spikes(acc + ly->arec, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N,
+                    soma__dense_dweight_spikes(acc + ly->acc_rec, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N,
                                                din, Bc, N);
             }
             if (ly->first && tc && !sum_in_model) {
@@ -1124,8 +1124,8 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
             for (size_t r = 0; r < R; r += SOMA_CONV_IMAGES) {
                 size_t n = r + SOMA_CONV_IMAGES > R ? R - r : SOMA_CONV_IMAGES;
                 soma__conv_backward(&ly->cplan, src + r * Nin, Nin, w->din[l] + r * N, N, n,
-                                    w->parg[l] ? w->parg[l] + r * N : NULL, acc + ly->aw,
-                                    ly->proj->b ? acc + ly->ab : NULL, w->ds[l - 1] + r * Nin, w->ccols, w->ctmp,
+                                    w->parg[l] ? w->parg[l] + r * N : NULL, acc + ly->acc_w,
+                                    ly->proj->b ? acc + ly->acc_b : NULL, w->ds[l - 1] + r * Nin, w->ccols, w->ctmp,
                                     w->cdcols);
             }
             if (ly->hk_in & SOMA_HOOK_BIT(SOMA_HOOK_GRAD)) hook_proj_in_grad(tr, w, l, b0, Bc);
@@ -1138,10 +1138,10 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
         }
         double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
         if (!tr->lay[l - 1].graded && !w->nb[l - 1] && !w->incp[l] && soma__gather_wins(density, N))
-            soma__dense_dweight_spikes(acc + ly->aw, w->idx[l - 1], w->cnt[l - 1], Nin, w->din[l], R, N);
+            soma__dense_dweight_spikes(acc + ly->acc_w, w->idx[l - 1], w->cnt[l - 1], Nin, w->din[l], R, N);
         else
-            soma__dense_dweightT_blas(acc + ly->aw, src, w->din[l], R, Nin, N);
-        if (ly->gb) soma__dense_dbias(acc + ly->ab, w->din[l], R, N);
+            soma__dense_dweightT_blas(acc + ly->acc_w, src, w->din[l], R, Nin, N);
+        if (ly->grad_b) soma__dense_dbias(acc + ly->acc_b, w->din[l], R, N);
         soma__dense_dinput(w->ds[l - 1], w->din[l], ly->proj->w, R, Nin, N, 0);
         if (ly->hk_in & SOMA_HOOK_BIT(SOMA_HOOK_GRAD)) hook_proj_in_grad(tr, w, l, b0, Bc);
         if (rate_grad != 0.0f && (!tr->lay[l - 1].graded || tr->lay[l - 1].m->rate_output)) {
@@ -1275,25 +1275,25 @@ static int train_grad_run(soma_trainer *tr, const float *x, int tc, const uint8_
         size_t N = ly->N;
         if (!ly->first && ly->conv) {
             const soma__proj *p = ly->proj;
-            memcpy(ly->gw, sum + ly->aw, p->cout * p->cin * p->cv.kernel * p->cv.kernel * sizeof(float));
-            if (ly->gb) memcpy(ly->gb, sum + ly->ab, p->cout * sizeof(float));
+            memcpy(ly->grad_w, sum + ly->acc_w, p->cout * p->cin * p->cv.kernel * p->cv.kernel * sizeof(float));
+            if (ly->grad_b) memcpy(ly->grad_b, sum + ly->acc_b, p->cout * sizeof(float));
         } else if (!ly->first) {
-            soma__transpose_ld(ly->gw, sum + ly->aw, ly->Nin, N, soma__ldw(N));
-            if (ly->gb) memcpy(ly->gb, sum + ly->ab, N * sizeof(float));
+            soma__transpose_ld(ly->grad_w, sum + ly->acc_w, ly->Nin, N, soma__ldw(N));
+            if (ly->grad_b) memcpy(ly->grad_b, sum + ly->acc_b, N * sizeof(float));
         }
         for (size_t k = 0; k < ly->m->n_weights; k++) {
             size_t r = 0, c = 0;
             ly->m->weight_shape(ly->pop->prm, N, k, &r, &c);
-            if (ly->gcw[k]) memcpy(ly->gcw[k], sum + ly->acw[k], r * c * sizeof(float));
+            if (ly->grad_cell_w[k]) memcpy(ly->grad_cell_w[k], sum + ly->acc_cell_w[k], r * c * sizeof(float));
         }
-        if (ly->recT) soma__transpose_ld(ly->grec, sum + ly->arec, N, N, soma__ldw(N));
+        if (ly->recT) soma__transpose_ld(ly->grad_rec, sum + ly->acc_rec, N, N, soma__ldw(N));
         for (size_t k = 0; k < ly->m->n_params; k++) {
-            if (!ly->gprm[k]) continue;
-            if (ly->pop->learn[k] == SOMA_LEARN_NEURON) memcpy(ly->gprm[k], sum + ly->aprm[k], N * sizeof(float));
+            if (!ly->grad_prm[k]) continue;
+            if (ly->pop->learn[k] == SOMA_LEARN_NEURON) memcpy(ly->grad_prm[k], sum + ly->acc_prm[k], N * sizeof(float));
             else {
                 double g = 0.0;
-                for (size_t i = 0; i < N; i++) g += sum[ly->aprm[k] + i];
-                ly->gprm[k][0] = (float)g;
+                for (size_t i = 0; i < N; i++) g += sum[ly->acc_prm[k] + i];
+                ly->grad_prm[k][0] = (float)g;
             }
         }
     }
@@ -1392,8 +1392,8 @@ static int train_epoch_run(soma_trainer *tr, const soma_dataset *ds, int epoch, 
     memset(res, 0, sizeof *res);
     res->bad_batch = -1;
     if (!ds || ds->n == 0) return fail(tr, SOMA_STATUS_INVALID, "empty training set");
-    if (ds->dim != tr->D)
-        return fail(tr, SOMA_STATUS_INVALID, "samples have %zu values but the input population has %zu", ds->dim, tr->D);
+    if (ds->dim != tr->n_in)
+        return fail(tr, SOMA_STATUS_INVALID, "samples have %zu values but the input population has %zu", ds->dim, tr->n_in);
     size_t B = tr->Bmax, n = ds->n;
     long nb = (long)((n + B - 1) / B);
     if (tr->opt.max_batches > 0 && nb > tr->opt.max_batches) nb = tr->opt.max_batches;
@@ -1544,8 +1544,8 @@ int soma_train_count_samples(soma_trainer *tr, const soma_dataset *ds, const siz
 static int train_evaluate_run(soma_trainer *tr, const soma_dataset *ds, size_t limit, double *accuracy,
                               double *samples_per_second) {
     if (!ds || ds->n == 0) return fail(tr, SOMA_STATUS_INVALID, "empty data set");
-    if (ds->dim != tr->D)
-        return fail(tr, SOMA_STATUS_INVALID, "samples have %zu values but the input population has %zu", ds->dim, tr->D);
+    if (ds->dim != tr->n_in)
+        return fail(tr, SOMA_STATUS_INVALID, "samples have %zu values but the input population has %zu", ds->dim, tr->n_in);
     /* With a time-constant input larger batches amortize packing the input
      * weights for the GEMM; time-varying inputs keep the training batch. */
     size_t n = limit && limit < ds->n ? limit : ds->n;
