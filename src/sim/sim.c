@@ -166,8 +166,6 @@ struct soma_sim {
     char errmsg[512];
 };
 
-/* The library's clock (core/clock.h) under the short name the timings use. */
-#define now_s() soma__now()
 
 /* The message into the sim's own buffer (printf-style); returns status. */
 #define sfail(s, status, ...) soma__errf((s)->errmsg, sizeof (s)->errmsg, (status), __VA_ARGS__)
@@ -549,7 +547,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
         soma_sim_opts_default(&def);
         o = &def;
     }
-    double t_start = now_s();
+    double t_start = soma__now();
     soma_sim *s = calloc(1, sizeof *s);
     if (!s) return SOMA_STATUS_NOMEM;
     s->dt = (float)sn->dt;
@@ -847,7 +845,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
         if (s->pops[p].nsched) qsort(s->pops[p].sched, s->pops[p].nsched, sizeof(soma_spike), cmp_spike);
     sha256_init(&s->sha);
     if ((rc = build_sites(s, sn))) goto done;
-    s->build_s = now_s() - t_start;
+    s->build_s = soma__now() - t_start;
 done:
     if (rc) {
         if (err && errlen) snprintf(err, errlen, "%s", s->errmsg[0] ? s->errmsg : soma_strerror(rc));
@@ -1270,7 +1268,7 @@ int soma_sim_run(soma_sim *s, double t_ms, soma_sim_progress_fn cb, void *user) 
             R->cap = rows;
         }
     }
-    double t_start = now_s(), t_end_ms = (double)(s->step + nsteps) * s->dt;
+    double t_start = soma__now(), t_end_ms = (double)(s->step + nsteps) * s->dt;
     s->hooks.cancel = 0;
     /* Segments of about 100 ms of model time, whole slices, for progress. */
     uint64_t seg = (uint64_t)(100.0 / s->dt);
@@ -1294,8 +1292,8 @@ int soma_sim_run(soma_sim *s, double t_ms, soma_sim_progress_fn cb, void *user) 
             uint64_t last = (s->step + R->every - 1) / R->every;
             R->rows = (size_t)(last > R->row0 ? last - R->row0 : 0);
         }
-        s->sim_s += now_s() - t_start;
-        t_start = now_s();
+        s->sim_s += soma__now() - t_start;
+        t_start = soma__now();
         if (!rc && cb && cb(user, (double)s->step * s->dt, t_end_ms, s->sim_s))
             rc = sfail(s, SOMA_STATUS_CANCELLED, "cancelled at %.1f ms", (double)s->step * s->dt);
     }

@@ -178,8 +178,6 @@ void soma__train_set_conv_path(soma_trainer *tr, int path) {
 const char *soma_train_errmsg(const soma_trainer *tr) { return tr ? tr->errmsg : ""; }
 const soma_train_opts *soma_train_options(const soma_trainer *tr) { return &tr->opt; }
 
-/* The library's clock (core/clock.h) under the short name the phase timings use. */
-#define now() soma__now()
 
 static int thread_id(void) {
 #ifdef SOMA_HAVE_OPENMP
@@ -969,7 +967,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         model_args(tr, ly, w, &a);
         a.rng_key = batch_key(tr);
         a.row0 = b0;
-        double t0 = now();
+        double t0 = soma__now();
         const float *src = l ? w->s[l - 1] : NULL; /* the projection's input */
         if (!ly->first && ly->hk_in) src = hook_proj_in(tr, w, l, b0, Bc);
         if (!ly->first && ly->conv) {
@@ -986,7 +984,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
             else
                 soma__dense_forward_blas(w->in[l], src, ly->proj->w, ly->proj->b, R, Nin, N, 0);
         }
-        double t1 = now();
+        double t1 = soma__now();
         w->prof[0] += t1 - t0;
         if (ly->hk_out & HOOK_FWD) hook_proj_out(tr, w, l, b0, Bc, B, tc);
         memset(w->tape[l], 0, SB * sizeof(float)); /* state at t = -1 */
@@ -1041,7 +1039,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         if (!ly->recT && !ly->graded && !w->nb[l] && l + 1 < tr->L && !tr->lay[l + 1].conv &&
             soma__gather_wins((double)nspk / (double)(T * RB), tr->lay[l + 1].N))
             for (size_t r = 0; r < T * Bc; r++) soma__spike_index(w->s[l] + r * N, N, w->idx[l] + r * N);
-        w->prof[1] += now() - t1;
+        w->prof[1] += soma__now() - t1;
     }
 }
 
@@ -1071,7 +1069,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
         for (size_t k = 0; k < ly->m->n_params; k++)
             if (ly->grad_prm[k]) dprm[k] = acc + ly->acc_prm[k];
         float *dstate[SOMA_MAX_STATE];
-        double t0 = now();
+        double t0 = soma__now();
         memset(w->dstate, 0, SB * sizeof(float));
         for (size_t k = 0; k < ns; k++) dstate[k] = w->dstate + ly->state_off[k] * Bc;
         for (size_t t = T; t-- > 0;) {
@@ -1115,7 +1113,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
                     for (size_t i = 0; i < RB; i++) d[i] += din[i];
             }
         }
-        double t1 = now();
+        double t1 = soma__now();
         w->prof[3] += t1 - t0;
         if (ly->first) continue;
         size_t R = T * Bc, Nin = ly->Nin;
@@ -1133,7 +1131,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
                 float *d = w->ds[l - 1];
                 for (size_t i = 0; i < R * Nin; i++) d[i] += rate_grad;
             }
-            w->prof[4] += now() - t1;
+            w->prof[4] += soma__now() - t1;
             continue;
         }
         double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
@@ -1148,7 +1146,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
             float *d = w->ds[l - 1];
             for (size_t i = 0; i < R * Nin; i++) d[i] += rate_grad;
         }
-        w->prof[4] += now() - t1;
+        w->prof[4] += soma__now() - t1;
     }
 }
 
@@ -1212,10 +1210,10 @@ static int train_grad_run(soma_trainer *tr, const float *x, int tc, const uint8_
     tr->batch_counter++;
     tr->hooks.cancel = 0;
     if ((tr->hk_x || tr->hk_xin) && (st = hook_input(tr, &x, &tc, B))) return st;
-    double t0 = now();
+    double t0 = soma__now();
     if ((st = input_reserve(tr, tc ? B : T * B))) return st;
     input_forward(tr, x, tc ? B : T * B, tc);
-    double t1 = now();
+    double t1 = soma__now();
     tr->prof[PROF_INPUT_FWD] += t1 - t0;
     memset(tr->acc, 0, tr->acc_size * nch * sizeof(float));
     float scale = 1.0f / (float)B;
@@ -1230,17 +1228,17 @@ static int train_grad_run(soma_trainer *tr, const float *x, int tc, const uint8_
         size_t us;
         output_views(tr, w, Bc, &s, &u, &us);
         int dv_used = 0;
-        double tl = now();
+        double tl = soma__now();
         tr->closs[c] = soma__loss(&tr->opt, s, u, us, T, Bc, lo->N, y + b0, scale, w->ds[tr->L - 1], w->dv, &dv_used);
         soma__readout(tr->data.readout, s, u, us, T, Bc, lo->N, w->pred);
         size_t ok = 0;
         for (size_t b = 0; b < Bc; b++) ok += w->pred[b] == y[b0 + b];
         tr->ccorrect[c] = ok;
         tr->cspk[c] = hidden_spikes(tr, w);
-        w->prof[2] += now() - tl;
+        w->prof[2] += soma__now() - tl;
         chunk_backward(tr, w, tr->acc + c * tr->acc_size, b0, Bc, B, tc, dv_used, rate_grad);
     }
-    double t2 = now();
+    double t2 = soma__now();
     tr->prof[PROF_CHUNKS] += t2 - t1;
     if ((st = hook_cancelled(tr))) return st;
     double total = 0.0, spk = 0.0;
@@ -1255,7 +1253,7 @@ static int train_grad_run(soma_trainer *tr, const float *x, int tc, const uint8_
 
     /* Gradients: batch-wide input projection, then chunk accumulators in chunk order. */
     if ((st = input_backward(tr, x, tc ? B : T * B))) return st;
-    double t3 = now();
+    double t3 = soma__now();
     tr->prof[PROF_INPUT_BWD] += t3 - t2;
     /* Sum the chunk accumulators into chunk 0's block: element by element in
      * chunk order (so the thread count does not matter), elements in parallel. */
@@ -1297,7 +1295,7 @@ static int train_grad_run(soma_trainer *tr, const float *x, int tc, const uint8_
             }
         }
     }
-    tr->prof[PROF_REDUCE] += now() - t3;
+    tr->prof[PROF_REDUCE] += soma__now() - t3;
     return SOMA_STATUS_OK;
 }
 
@@ -1327,7 +1325,7 @@ int soma_train_grad(soma_trainer *tr, const float *x, int tc, const uint8_t *y, 
 }
 
 static int train_apply_run(soma_trainer *tr) {
-    double t0 = now();
+    double t0 = soma__now();
     soma_net *net = tr->net;
     size_t n = tr->nparams;
     /* Per block: the squared norm (only when clipping) or just whether any
@@ -1383,7 +1381,7 @@ static int train_apply_run(soma_trainer *tr) {
     }
     sync_params(tr, 0);
     tr->w1T_stale = 1;
-    tr->prof[PROF_APPLY] += now() - t0;
+    tr->prof[PROF_APPLY] += soma__now() - t0;
     return SOMA_STATUS_OK;
 }
 
@@ -1405,7 +1403,7 @@ static int train_epoch_run(soma_trainer *tr, const soma_dataset *ds, int epoch, 
         return fail(tr, SOMA_STATUS_NOMEM, "out of memory");
     }
     soma_shuffle(perm, n, tr->opt.seed, (uint64_t)epoch);
-    double t0 = now(), lsum = 0.0, rsum = 0.0;
+    double t0 = soma__now(), lsum = 0.0, rsum = 0.0;
     size_t ok = 0, seen = 0;
     int st = SOMA_STATUS_OK;
     tr->lr_epoch = epoch;
@@ -1413,9 +1411,9 @@ static int train_epoch_run(soma_trainer *tr, const soma_dataset *ds, int epoch, 
     for (long bi = 0; bi < nb; bi++) {
         size_t b0 = (size_t)bi * B, Bb = b0 + B > n ? n - b0 : B;
         int tc;
-        double te = now();
+        double te = soma__now();
         st = soma_encode(&tr->data, ds, perm + b0, Bb, tr->opt.seed, (uint64_t)epoch, x, &tc);
-        tr->prof[PROF_ENCODE] += now() - te;
+        tr->prof[PROF_ENCODE] += soma__now() - te;
         if (st) {
             fail(tr, st, "cannot encode batch %ld of epoch %d", bi + 1, epoch + 1);
             break;
@@ -1437,14 +1435,14 @@ static int train_epoch_run(soma_trainer *tr, const soma_dataset *ds, int epoch, 
         res->batches = bi + 1;
         if (cb) {
             soma_progress p = {epoch, bi + 1, nb, lsum / (double)seen, (double)ok / (double)seen,
-                               (double)seen / (now() - t0), now() - t0};
+                               (double)seen / (soma__now() - t0), soma__now() - t0};
             if (cb(user, &p)) {
                 st = fail(tr, SOMA_STATUS_CANCELLED, "cancelled at epoch %d, batch %ld", epoch + 1, bi + 1);
                 break;
             }
         }
     }
-    res->seconds = now() - t0;
+    res->seconds = soma__now() - t0;
     res->loss = seen ? lsum / (double)seen : NAN;
     res->accuracy = seen ? (double)ok / (double)seen : 0.0;
     res->samples_per_second = res->seconds > 0 ? (double)seen / res->seconds : 0.0;
@@ -1557,7 +1555,7 @@ static int train_evaluate_run(soma_trainer *tr, const soma_dataset *ds, size_t l
         free(x), free(idx), free(pred);
         return fail(tr, SOMA_STATUS_NOMEM, "out of memory");
     }
-    double t0 = now();
+    double t0 = soma__now();
     size_t ok = 0;
     int st = SOMA_STATUS_OK;
     for (size_t b0 = 0; b0 < n && !st; b0 += B) {
@@ -1573,7 +1571,7 @@ static int train_evaluate_run(soma_trainer *tr, const soma_dataset *ds, size_t l
         st = soma_train_predict(tr, x, tc, Bb, pred);
         for (size_t b = 0; b < Bb && !st; b++) ok += pred[b] == ds->y[b0 + b];
     }
-    double dt = now() - t0;
+    double dt = soma__now() - t0;
     if (accuracy) *accuracy = (double)ok / (double)n;
     if (samples_per_second) *samples_per_second = dt > 0 ? (double)n / dt : 0.0;
     free(x), free(idx), free(pred);
