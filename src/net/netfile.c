@@ -1103,19 +1103,32 @@ static int parse_data(ctx *c, const yaml_node_t *n, soma_data_opts *o) {
 
 /* ---------------------------------------------------------------- train */
 
+/* The head of a block written NAME or {name: NAME, key: value ...}
+ * (optimizer, schedule, surrogate): a plain name is read into *out (1 is
+ * returned: nothing more to read); a mapping is checked (0: the caller
+ * walks its keys); anything else is refused naming both forms (`more` shows
+ * the mapping's keys). Negative on error. */
+static int named_block(ctx *c, const yaml_node_t *n, const char *what, const char *(*name)(int),
+                       int (*find)(const char *), int *out, const char *more) {
+    if (is_scalar(n) && !is_null(n)) {
+        int rc = get_enum(c, n, what, name, find, out);
+        return rc ? rc : 1;
+    }
+    if (!n || n->type != YAML_MAPPING_NODE) {
+        namelist l;
+        names_from_enum(&l, name, find);
+        return fail(c, node_line(n), SOMA_STATUS_INVALID, "%s is %s; expected a name (%s) or a mapping {name: ..., %s}",
+                    what, node_kind(n), l.buf, more);
+    }
+    return want_mapping(c, n, what);
+}
+
 /* optimizer: NAME | {name, lr, momentum, beta1, beta2, eps, weight_decay} */
 static int parse_optimizer(ctx *c, const yaml_node_t *n, soma_train_opts *o, const yaml_node_t **lr_at) {
     static const char *const keys[] = {"name", "lr", "momentum", "beta1", "beta2", "eps", "weight_decay", NULL};
     const char *what = "train.optimizer";
-    if (is_scalar(n) && !is_null(n)) return get_enum(c, n, what, soma_optimizer_name, soma_optimizer_find, &o->optimizer);
-    if (!n || n->type != YAML_MAPPING_NODE) {
-        namelist l;
-        names_from_enum(&l, soma_optimizer_name, soma_optimizer_find);
-        return fail(c, node_line(n), SOMA_STATUS_INVALID,
-                    "%s is %s; expected a name (%s) or a mapping {name: ..., lr: ...}", what, node_kind(n), l.buf);
-    }
-    int rc = want_mapping(c, n, what);
-    if (rc) return rc;
+    int rc = named_block(c, n, what, soma_optimizer_name, soma_optimizer_find, &o->optimizer, "lr: ...");
+    if (rc) return rc > 0 ? 0 : rc;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node_at(c, p->key), *v = node_at(c, p->value);
         const char *kn = scalar(k);
@@ -1144,16 +1157,8 @@ static int parse_optimizer(ctx *c, const yaml_node_t *n, soma_train_opts *o, con
 static int parse_schedule(ctx *c, const yaml_node_t *n, soma_train_opts *o) {
     static const char *const keys[] = {"name", "step_size", "gamma", "lr_min", NULL};
     const char *what = "train.schedule";
-    if (is_scalar(n) && !is_null(n)) return get_enum(c, n, what, soma_schedule_name, soma_schedule_find, &o->schedule);
-    if (!n || n->type != YAML_MAPPING_NODE) {
-        namelist l;
-        names_from_enum(&l, soma_schedule_name, soma_schedule_find);
-        return fail(c, node_line(n), SOMA_STATUS_INVALID,
-                    "%s is %s; expected a name (%s) or a mapping {name: ..., step_size: ..., gamma: ...}", what,
-                    node_kind(n), l.buf);
-    }
-    int rc = want_mapping(c, n, what);
-    if (rc) return rc;
+    int rc = named_block(c, n, what, soma_schedule_name, soma_schedule_find, &o->schedule, "step_size: ..., gamma: ...");
+    if (rc) return rc > 0 ? 0 : rc;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node_at(c, p->key), *v = node_at(c, p->value);
         const char *kn = scalar(k);
@@ -1175,15 +1180,8 @@ static int parse_surrogate(ctx *c, const yaml_node_t *n, soma_train_opts *o) {
     const char *what = "train.surrogate";
     /* A surrogate named without a parameter gets its own default (0 = default). */
     o->surrogate_param = 0.0f;
-    if (is_scalar(n) && !is_null(n)) return get_enum(c, n, what, soma_surrogate_name, soma_surrogate_find, &o->surrogate);
-    if (!n || n->type != YAML_MAPPING_NODE) {
-        namelist l;
-        names_from_enum(&l, soma_surrogate_name, soma_surrogate_find);
-        return fail(c, node_line(n), SOMA_STATUS_INVALID,
-                    "%s is %s; expected a name (%s) or a mapping {name: ..., slope: ...}", what, node_kind(n), l.buf);
-    }
-    int rc = want_mapping(c, n, what);
-    if (rc) return rc;
+    int rc = named_block(c, n, what, soma_surrogate_name, soma_surrogate_find, &o->surrogate, "slope: ...");
+    if (rc) return rc > 0 ? 0 : rc;
     const yaml_node_t *param_at = NULL;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node_at(c, p->key), *v = node_at(c, p->value);
