@@ -20,7 +20,7 @@
 
 enum { NS = 100 };
 
-static void run_case(const char *label, int encoding, int recurrent, int depth) {
+static void run_case(const char *label, int encoding, int recurrent, int depth, const char *hidden) {
     soma_data_opts d;
     soma_data_opts_default(&d);
     snprintf(d.dataset, sizeof d.dataset, "fashion-mnist");
@@ -37,15 +37,20 @@ static void run_case(const char *label, int encoding, int recurrent, int depth) 
     soma_net_create(&net);
     size_t in, h1, h2 = 0, out;
     soma_net_add_pop(net, "in", "input", 784, &in);
-    soma_net_add_pop(net, "h1", "lif", 64, &h1);
-    soma_net_set_param(net, h1, "beta", 0.9f);
+    soma_net_add_pop(net, "h1", hidden, 64, &h1);
+    int is_lif = !strcmp(hidden, "lif");
+    if (is_lif) soma_net_set_param(net, h1, "beta", 0.9f);
+    if (!strcmp(hidden, "iaf_psc_exp")) { /* a small neuron, so that the usual initial weights (pA) drive it */
+        soma_net_set_dt(net, 1.0);
+        soma_net_set(net, h1, "C_m", "1pF");
+    }
     if (recurrent) soma_net_set_recurrent(net, h1, 1);
     if (depth > 1) {
         soma_net_add_pop(net, "h2", "lif", 48, &h2);
         soma_net_set_param(net, h2, "reset", 1.0f); /* reset to zero on this one */
     }
     soma_net_add_pop(net, "out", "lif", 10, &out);
-    soma_net_set_learn(net, h1, "beta", SOMA_LEARN_NEURON); /* trained per-neuron values must reach the simulator */
+    if (is_lif) soma_net_set_learn(net, h1, "beta", SOMA_LEARN_NEURON); /* trained per-neuron values must reach the simulator */
     soma_net_connect_dense(net, in, h1, 1);
     if (depth > 1) soma_net_connect_dense(net, h1, h2, 1);
     soma_net_connect_dense(net, depth > 1 ? h2 : h1, out, 1);
@@ -106,15 +111,20 @@ static void test_refusals(void) {
     soma_net *net;
     soma_net_create(&net);
     size_t in, h, o;
-    soma_net_add_pop(net, "in", "input", 4, &in);
-    soma_net_add_pop(net, "h", "cfc", 8, &h);
+    size_t shape[3] = {1, 4, 4}, hs[3] = {2, 4, 4};
+    soma_net_add_pop(net, "in", "input", 16, &in);
+    soma_net_set_shape(net, in, shape, 3);
+    soma_net_add_pop(net, "h", "lif", 32, &h);
+    soma_net_set_shape(net, h, hs, 3);
     soma_net_add_pop(net, "o", "lif", 2, &o);
-    soma_net_connect_dense(net, in, h, 1);
+    soma_conv cv = {3, 1, 1, SOMA_POOL_NONE, 1};
+    CHECK(soma_net_connect_conv(net, in, h, 1, &cv) == 0);
     soma_net_connect_dense(net, h, o, 1);
+    soma_net_init_weights(net, 1);
     soma_sim *sim = NULL;
     char err[512];
     CHECK(soma_sim_create(&sim, net, NULL, err, sizeof err) == SOMA_STATUS_UNSUPPORTED && !sim);
-    CHECK_MSG(strstr(err, "'h'") && strstr(err, "cfc") && strstr(err, "cell model"), "%s", err);
+    CHECK_MSG(strstr(err, "in -> h") && strstr(err, "conv") && strstr(err, "trainer only"), "%s", err);
     soma_net_free(net);
     soma_net_create(&net);
     soma_net_add_pop(net, "in", "input", 4, &in);
@@ -127,8 +137,22 @@ static void test_refusals(void) {
 
 int main(void) {
     test_refusals();
-    run_case("rate, one hidden layer", SOMA_ENCODING_RATE, 0, 1);
-    run_case("direct, recurrent hidden layer", SOMA_ENCODING_DIRECT, 1, 1);
-    run_case("rate, two hidden layers", SOMA_ENCODING_RATE, 0, 2);
+    run_case("rate, one hidden layer", SOMA_ENCODING_RATE, 0, 1, "lif");
+    run_case("direct, recurrent hidden layer", SOMA_ENCODING_DIRECT, 1, 1, "lif");
+    run_case("rate, two hidden layers", SOMA_ENCODING_RATE, 0, 2, "lif");
+    /* Real-valued outputs (read by the next projection a step later) and
+     * cell models with weights of their own (stepped whole by one thread). */
+    run_case("direct, ann (relu) hidden layer", SOMA_ENCODING_DIRECT, 0, 1, "ann");
+    run_case("direct, recurrent ann hidden layer", SOMA_ENCODING_DIRECT, 1, 1, "ann");
+    run_case("rate, UltraPLIF hidden layer", SOMA_ENCODING_RATE, 0, 1, "ultralif");
+    run_case("direct, CfC hidden layer", SOMA_ENCODING_DIRECT, 0, 1, "cfc");
+    run_case("direct, LTC hidden layer", SOMA_ENCODING_DIRECT, 0, 1, "ltc");
+    run_case("direct, ELM hidden layer", SOMA_ENCODING_DIRECT, 0, 1, "elm");
+    run_case("direct, L2MU hidden layer", SOMA_ENCODING_DIRECT, 0, 1, "l2mu");
+    run_case("rate, ALIF hidden layer", SOMA_ENCODING_RATE, 0, 1, "alif");
+    run_case("rate, synaptic hidden layer", SOMA_ENCODING_RATE, 1, 1, "synaptic");
+    run_case("rate, meta_lif hidden layer", SOMA_ENCODING_RATE, 0, 1, "meta_lif");
+    run_case("direct, UltraDLIF hidden layer", SOMA_ENCODING_DIRECT, 0, 1, "ultradlif");
+    run_case("direct, iaf_psc_exp hidden layer", SOMA_ENCODING_DIRECT, 0, 1, "iaf_psc_exp");
     return t_report("test_sim_trained");
 }

@@ -118,6 +118,10 @@ typedef struct spop {
      * their union, tested once per population and step. */
     unsigned hk, hk_spk, hk_state, hk_in;
     size_t sid_spk;
+    float *cw[SOMA_MAX_WEIGHTS]; /* cell models: copies of the model's own weights */
+    float *work;        /* cell models: the model's per-call scratch (one row) */
+    float *gout[2];     /* graded outputs [N] of even and odd steps, read by dense projections a step later */
+    size_t stw[SOMA_MAX_STATE]; /* floats of each state variable (N but for cell models' wider state) */
 } spop;
 
 typedef struct tstate {
@@ -214,6 +218,10 @@ void soma_sim_free(soma_sim *s) {
         for (size_t k = 0; k < SOMA_MAX_STATE; k++) free(P->prev[k]);
         free(P->sf);
         free(P->scr);
+        for (size_t k = 0; k < SOMA_MAX_WEIGHTS; k++) free(P->cw[k]);
+        free(P->work);
+        free(P->gout[0]);
+        free(P->gout[1]);
     }
     if (s->ts)
         for (int t = 0; t < s->nthreads; t++) {
@@ -300,7 +308,8 @@ static int build_pop(soma_sim *s, const soma_net *sn, size_t p) {
     }
     if (m->prepare) m->prepare((const float *const *)P->prm, N, s->dt, P->uniform && m->sim_step, P->drv);
     for (size_t k = 0; k < m->n_state; k++) {
-        P->st[k] = xalloc(N * sizeof(float));
+        P->stw[k] = soma__state_width(m, d->prm, N, k);
+        P->st[k] = xalloc(P->stw[k] * sizeof(float));
         if (!P->st[k]) return SOMA_STATUS_NOMEM;
     }
     if (m->sim_init) m->sim_init((const float *const *)P->prm, P->st, N);
@@ -338,7 +347,19 @@ static int build_pop(soma_sim *s, const soma_net *sn, size_t p) {
         /* A trainer model: its forward op steps a batch of one. */
         P->train_op = 1;
         for (size_t k = 0; k < m->n_state; k++)
-            if (!(P->prev[k] = xalloc(N * sizeof(float)))) return SOMA_STATUS_NOMEM;
+            if (!(P->prev[k] = xalloc(soma__state_width(m, d->prm, N, k) * sizeof(float)))) return SOMA_STATUS_NOMEM;
+        for (size_t k = 0; k < m->n_weights; k++) {
+            size_t r = 0, c = 0;
+            m->weight_shape(d->prm, N, k, &r, &c);
+            if (!d->cw[k]) return sfail(s, SOMA_STATUS_INVALID, "population '%s': its %s weights are not set (train the net, "
+                                        "load a model file or call soma_net_init_weights)", d->name, m->weight_names[k]);
+            if (!(P->cw[k] = xalloc(r * c * sizeof(float)))) return SOMA_STATUS_NOMEM;
+            memcpy(P->cw[k], d->cw[k], r * c * sizeof(float));
+        }
+        if (m->scratch_floats && !(P->work = xalloc((m->scratch_floats(d->prm, N) + 16) * sizeof(float))))
+            return SOMA_STATUS_NOMEM;
+        if (m->graded && (!(P->gout[0] = xalloc(N * sizeof(float))) || !(P->gout[1] = xalloc(N * sizeof(float)))))
+            return SOMA_STATUS_NOMEM;
         P->sf = xalloc(N * sizeof(float));
         P->scr = xalloc(2 * N * sizeof(float));
         if (!P->sf || !P->scr) return SOMA_STATUS_NOMEM;
@@ -363,13 +384,9 @@ static int build_sites(soma_sim *s, const soma_net *net) {
 }
 
 /* Why the simulator cannot run model m (NULL if it can). */
-static const char *sim_refusal(const soma_model *m, const float *prm, size_t N) {
+static const char *sim_refusal(const soma_model *m) {
     if (m->sim_step || m == &soma__model_spike_source || m == &soma__model_input) return NULL;
     if (!soma__model_trainable(m)) return "has neither simulation nor training ops";
-    if (m->n_weights) return "is a cell model with weight matrices of its own, which the simulator does not run yet";
-    if (m->graded) return "has real-valued outputs, which the simulator's spike events cannot carry";
-    for (size_t k = 0; k < m->n_state; k++)
-        if (soma__state_width(m, prm, N, k) != N) return "has state wider than its neurons";
     return NULL;
 }
 
@@ -493,6 +510,13 @@ static int each_dense(const float *W, size_t n_pre, size_t n_post, conn_ctx *c) 
     return 0;
 }
 
+/* 1 if dense projections from population p are computed by their targets
+ * (its outputs are real values: an input population or a graded model),
+ * not delivered as spike events. */
+static int pulled(const soma_net *sn, size_t p) {
+    return sn->pops[p].model == &soma__model_input || sn->pops[p].model->graded;
+}
+
 /* Dense projections: biases, projections from graded sources (computed by
  * their targets), and the step each population starts at. The trainer
  * feeds a projection's output to its target in the same step; the
@@ -510,7 +534,7 @@ static int build_dense(soma_sim *s, const soma_net *sn) {
             if (!tgt->bias && !(tgt->bias = xalloc(tgt->N * sizeof(float)))) return SOMA_STATUS_NOMEM;
             for (size_t j = 0; j < tgt->N; j++) tgt->bias[j] += pr->b[j];
         }
-        if (sn->pops[pr->from].model != &soma__model_input) continue;
+        if (!pulled(sn, pr->from)) continue;
         struct pull *np = realloc(tgt->pulls, (tgt->npulls + 1) * sizeof *np);
         if (!np) return SOMA_STATUS_NOMEM;
         tgt->pulls = np;
@@ -520,6 +544,18 @@ static int build_dense(soma_sim *s, const soma_net *sn) {
         pl->w = xalloc(tgt->N * pl->nsrc * sizeof(float));
         if (!pl->w) return SOMA_STATUS_NOMEM;
         memcpy(pl->w, pr->w, tgt->N * pl->nsrc * sizeof(float));
+    }
+    for (size_t p = 0; p < sn->npops; p++) {
+        if (!sn->pops[p].recurrent || !pulled(sn, p)) continue;
+        spop *tgt = &s->pops[p];
+        struct pull *np = realloc(tgt->pulls, (tgt->npulls + 1) * sizeof *np);
+        if (!np) return SOMA_STATUS_NOMEM;
+        tgt->pulls = np;
+        struct pull *pl = &tgt->pulls[tgt->npulls++];
+        pl->src = p;
+        pl->nsrc = tgt->N;
+        if (!(pl->w = xalloc(tgt->N * tgt->N * sizeof(float)))) return SOMA_STATUS_NOMEM;
+        memcpy(pl->w, sn->pops[p].rec_w, tgt->N * tgt->N * sizeof(float));
     }
     if (!any) return 0;
     /* Longest path of dense projections (cycles go through recurrent
@@ -569,7 +605,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
     }
     for (size_t p = 0; p < sn->npops; p++) {
         const soma_model *m = sn->pops[p].model;
-        const char *why = sim_refusal(m, sn->pops[p].prm, sn->pops[p].size);
+        const char *why = sim_refusal(m);
         if (why) {
             rc = sfail(s, SOMA_STATUS_UNSUPPORTED, "population '%s': model %s %s (soma models lists what each model supports)",
                        sn->pops[p].name, m->name, why);
@@ -610,6 +646,8 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
         P->first = (uint32_t)Ntot;
         size_t cs = (P->N + (size_t)nthreads - 1) / (size_t)nthreads;
         P->cs = (cs + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
+        /* A cell model's own weights mix its neurons: one thread steps it all. */
+        if (P->m->n_weights && !P->m->sim_step) P->cs = (P->N + CHUNK_ALIGN - 1) / CHUNK_ALIGN * CHUNK_ALIGN;
         Ntot += P->N;
     }
     if (Ntot >= (1u << 30)) {
@@ -702,13 +740,13 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
                 const soma__proj *pr = i < sn->nproj ? &sn->projs[i] : NULL;
                 if (!pr) {
                     const soma__pop *P = &sn->pops[i - sn->nproj];
-                    if (!P->recurrent) continue;
+                    if (!P->recurrent || pulled(sn, i - sn->nproj)) continue;
                     memset(&rec, 0, sizeof rec);
                     rec.from = rec.to = i - sn->nproj;
                     pr = &rec;
                     W = P->rec_w;
                 } else if (!pr->sparse) {
-                    if (sn->pops[pr->from].model == &soma__model_input) continue; /* pulled by its target */
+                    if (pulled(sn, pr->from)) continue; /* computed by its target */
                     W = pr->w;
                 }
                 conn_ctx c;
@@ -794,6 +832,11 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
     if (rc) goto done;
 
     s->slice = s->dmin;
+    /* Populations that read another's graded output of the previous step
+     * need every step complete before the next: slices of one step. */
+    for (size_t p = 0; p < s->npops; p++)
+        for (size_t k = 0; k < s->pops[p].npulls; k++)
+            if (s->pops[s->pops[p].pulls[k].src].m != &soma__model_input) s->slice = 1;
     /* When a slice [t0, t0+L) is delivered (L <= slice), every step before t0+L
      * has been read, and spikes land on steps t0+slice .. t0+L-1+dmax: at most
      * dmax distinct unread steps, so dmax slots are enough. Fewer slots keep
@@ -951,8 +994,16 @@ static void dense_input(const soma_sim *s, const spop *P, float *restrict in, si
         const struct pull *pl = &P->pulls[k];
         const spop *S = &s->pops[pl->src];
         uint64_t t = step - 1; /* step >= start >= 1 */
-        if (!S->gx || (!S->gconst && t >= S->gsteps)) continue;
-        const float *restrict x = S->gx + (S->gconst ? 0 : t * pl->nsrc);
+        const float *restrict x;
+        if (S->m == &soma__model_input) {
+            if (!S->gx || (!S->gconst && t >= S->gsteps)) continue;
+            x = S->gx + (S->gconst ? 0 : t * pl->nsrc);
+        } else {
+            /* A graded population's output of the previous step (the slice
+             * is one step long, so it is complete). */
+            if (t < S->start) continue;
+            x = S->gout[t & 1];
+        }
         for (size_t i = a; i < b; i++) {
             const float *restrict w = pl->w + i * pl->nsrc;
             float acc = 0.0f;
@@ -984,13 +1035,21 @@ static void train_op_step(spop *P, float *restrict in, size_t a, size_t b, uint6
     const float *prev[SOMA_MAX_STATE];
     float *cur[SOMA_MAX_STATE];
     for (size_t k = 0; k < m->n_state; k++) {
-        memcpy(P->prev[k] + a, P->st[k] + a, n * sizeof(float));
+        /* Wider state (cell models) is stepped whole: a = 0, b = N. */
+        size_t w = a == 0 && b == P->N ? P->stw[k] : n;
+        memcpy(P->prev[k] + a, P->st[k] + a, w * sizeof(float));
         prev[k] = P->prev[k] + a;
         cur[k] = P->st[k] + a;
     }
-    m->forward(&ma, prev, cur, P->sf + a, in + a, 1, n);
+    for (size_t k = 0; k < m->n_weights; k++) ma.w[k] = P->cw[k];
+    ma.work = P->work;
+    float *y = m->graded ? P->gout[step & 1] : P->sf;
+    m->forward(&ma, prev, cur, y + a, in + a, 1, n);
     memset(in + a, 0, n * sizeof(float));
-    for (size_t i = a; i < b; i++) P->spk[i] = P->sf[i] != 0.0f;
+    if (m->graded) /* real values: read by dense projections, never events */
+        memset(P->spk + a, 0, n);
+    else
+        for (size_t i = a; i < b; i++) P->spk[i] = P->sf[i] != 0.0f;
 }
 
 /* Thread t's update of every population for steps [t0, t0+L), spikes into
