@@ -170,12 +170,20 @@ int soma_net_define(soma_net *sn, const char *name, const char *expr) {
 
 
 /* Check a port argument against the target model. */
+/* Synaptic input ports of a model: its own, or for a trainer model the one
+ * input its forward op takes (port 0, weights in its input's unit). */
+static size_t model_ports(const soma_model *m) {
+    if (m->n_ports) return m->n_ports;
+    return m->forward && m != &soma__model_input ? 1 : 0;
+}
+
 static int check_port(soma_net *sn, const soma__pop *T, int port) {
-    if (T->model->n_ports == 0)
+    size_t np = model_ports(T->model);
+    if (np == 0)
         return soma__net_fail(sn, SOMA_STATUS_INVALID, "population '%s' (model %s) takes no synaptic input", T->name, T->model->name);
-    if (port != SOMA_PORT_BY_SIGN && (port < 0 || (size_t)port >= T->model->n_ports))
+    if (port != SOMA_PORT_BY_SIGN && (port < 0 || (size_t)port >= np))
         return soma__net_fail(sn, SOMA_STATUS_INVALID, "port %d of population '%s': model %s has %zu port(s)", port, T->name,
-                    T->model->name, T->model->n_ports);
+                    T->model->name, np);
     return 0;
 }
 
@@ -283,7 +291,7 @@ int soma_net_add_poisson(soma_net *sn, size_t pop, const char *rate, const char 
 int soma_net_add_steps(soma_net *sn, size_t pop, const double *t, const double *v, size_t n) {
     if (!sn || pop >= sn->npops || !t || !v || n == 0) return SOMA_STATUS_INVALID;
     soma__pop *P = &sn->pops[pop];
-    if (!P->model->sim_step)
+    if (!P->model->sim_step && !model_ports(P->model))
         return soma__net_fail(sn, SOMA_STATUS_INVALID, "population '%s' (model %s) takes no input", P->name, P->model->name);
     if (P->n_st) return soma__net_fail(sn, SOMA_STATUS_INVALID, "population '%s' already has a step input", P->name);
     for (size_t k = 0; k < n; k++) {

@@ -1096,9 +1096,6 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
                 continue;
             }
             if (P->bias || P->npulls) dense_input(s, P, in[0], a, b, step);
-            if (P->train_op) {
-                train_op_step(P, in[0], a, b, step, s->dt);
-            } else {
             for (size_t di = 0; di < P->ndrives; di++)
                 apply_drive(&P->drives[di], ts, in[P->drives[di].port], a, b, step);
             if (P->ext) {
@@ -1110,6 +1107,12 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
                 }
                 ts->st_pos[p] = pos;
             }
+            if (P->train_op) {
+                /* A trainer model has one input, its current: step input included. */
+                if (P->ext)
+                    for (size_t i = a; i < b; i++) in[0][i] += P->ext[i];
+                train_op_step(P, in[0], a, b, step, s->dt);
+            } else {
             soma_sim_args args;
             args.prm = (const float *const *)P->prm;
             args.drv = (const float *const *)P->drv;
