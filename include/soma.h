@@ -110,7 +110,8 @@ const soma_model *soma_model_find(const char *name);
 size_t soma_model_count(void);
 const char *soma_model_name_at(size_t i);
 const char *soma_model_name(const soma_model *m);
-/* 1 if the model runs in the event-driven simulator (soma_simnet), 0 if it is a trainer model. */
+/* 1 if the model has simulation ops of its own (sim_step, or a spike source).
+ * The simulator also runs every trainable model, through its training forward op. */
 int soma_model_is_simulator(const soma_model *m);
 /* 1 if the trainer runs the model (it has a training half, or it is the input); a model may run in both. */
 int soma_model_is_trainable(const soma_model *m);

@@ -1,4 +1,4 @@
-/* test_connect.c — the simulator's connectors (src/sim/connect.c):
+/* test_connect.c — the simulator's connectors (src/proj/connect.c):
  *   1. rule names and connector defaults;
  *   2. exact counts where a rule fixes them (all_to_all, one_to_one,
  *      degrees, fixed_total, small_world, scale_free), equal to

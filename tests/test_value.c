@@ -1,4 +1,4 @@
-/* test_value.c — units and expressions of the simulator (src/sim/value.c):
+/* test_value.c — units and expressions (src/core/value.c):
  * unit scales against SI arithmetic, parsing and evaluation against values
  * computed here in plain C, every error message, dimension propagation,
  * determinism and independence of the random streams, distribution
