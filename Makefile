@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 EPOCHS ?= 1
 
-.PHONY: all deps build demo test bench-train bench-sim asan clean
+.PHONY: all deps build demo test bench-train bench-sim asan fuzz clean
 
 all: build
 
@@ -36,5 +36,15 @@ bench-sim: build
 	@scripts/deps.sh --bench-sim
 	python3 bench/bench_sim.py --soma $(BUILD)/soma $(BENCH_SIM_ARGS)
 
+# libFuzzer harnesses (fuzz/fuzz_*.c) for FUZZ_SECONDS each, seeded from the
+# examples; a crash lands in fuzz/regress/<harness>/ once minimised by hand,
+# where tests/test_fuzz_regress.c replays it on every make test.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@scripts/deps.sh --fuzz
+	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSOMA_FUZZ=ON -DSOMA_OPENMP=OFF >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -289,8 +289,11 @@ int soma_net_add_poisson(soma_net *sn, size_t pop, const char *rate, const char 
 }
 
 int soma_net_add_steps(soma_net *sn, size_t pop, const double *t, const double *v, size_t n) {
-    if (!sn || pop >= sn->npops || !t || !v || n == 0) return SOMA_STATUS_INVALID;
+    if (!sn || pop >= sn->npops) return SOMA_STATUS_INVALID;
     soma__pop *P = &sn->pops[pop];
+    if (n == 0 || !t || !v)
+        return soma__net_fail(sn, SOMA_STATUS_INVALID, "step input of '%s': no points; expected at least one time and value",
+                              P->name);
     if (!P->model->sim_step && !model_ports(P->model))
         return soma__net_fail(sn, SOMA_STATUS_INVALID, "population '%s' (model %s) takes no input", P->name, P->model->name);
     if (P->n_st) return soma__net_fail(sn, SOMA_STATUS_INVALID, "population '%s' already has a step input", P->name);

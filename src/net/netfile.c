@@ -310,7 +310,9 @@ static int get_size_field(ctx *c, const yaml_node_t *n, const char *what, long l
 /* Report an error the net already formatted (with "FILE:LINE: " in front
  * when a value's origin was marked with where()). */
 static int fail_net(ctx *c, int status) {
-    if (c->err && c->errlen) snprintf(c->err, c->errlen, "%s", soma_net_errmsg(c->net));
+    const char *m = soma_net_errmsg(c->net);
+    if (!m[0]) return fail(c, 0, status, "%s", soma_strerror(status)); /* never a message without the file */
+    if (c->err && c->errlen) snprintf(c->err, c->errlen, "%s", m);
     return status;
 }
 
