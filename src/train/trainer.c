@@ -1,7 +1,10 @@
-/* trainer.c — backpropagation through time for chain-shaped spiking
- * networks: input -> L1 -> ... -> Lout, each layer a population fed by one
- * dense projection from the layer below, optionally with a dense recurrent
- * projection onto itself.
+/* trainer.c — backpropagation through time for spiking networks whose
+ * projections form a directed acyclic graph from one input population to
+ * one output population: layers in topological order, each fed by a first
+ * projection (dense or conv) and any number of further dense ones (skip
+ * connections, several sources) whose products are summed, optionally with
+ * a dense recurrent projection onto itself. A chain input -> L1 -> ... ->
+ * Lout is the common case and runs as it always did.
  *
  * How a batch runs (the layout is chosen for speed on a CPU):
  *  1. The input projection, whose input is dense data, is one batch-wide
@@ -53,6 +56,17 @@
 #define CHUNK_NEURONS_MAX 16
 #define CHUNK_CELLS 16
 
+/* A projection into a layer besides its first one (skip connections, several
+ * sources summed): dense, from the input (src -1) or an earlier layer. */
+typedef struct extra_proj {
+    soma__proj *proj;
+    int src;                   /* layer index of the source, -1: the input */
+    size_t Nin;
+    float *wT;                 /* [Nin][ldw(N)] transposed weights (layer sources: the gather reads them) */
+    float *grad_w, *grad_b;
+    size_t acc_w, acc_b;
+} extra_proj;
+
 typedef struct layer {
     soma__pop *pop;
     const soma_model *m;
@@ -60,7 +74,11 @@ typedef struct layer {
     size_t state_floats, state_off[SOMA_MAX_STATE]; /* state floats per batch row, and each variable's offset in them */
     size_t cell_scratch;       /* cell models: scratch floats per batch row */
     int conv;                  /* the incoming projection is a convolution */
-    soma__proj *proj;          /* incoming feed-forward projection */
+    soma__proj *proj;          /* incoming feed-forward projection (the first one) */
+    int src;                   /* layer index of its source, -1: the input (layer 0 only) */
+    extra_proj *extra;         /* further projections into the layer, summed after the first */
+    size_t nextra;
+    int consumers;             /* projections reading this layer's outputs */
     soma__conv_plan cplan;     /* conv: what the convolution kernels read of proj */
     int first;                 /* fed by the data */
     int graded;                /* real-valued outputs: never gathered as spikes */
@@ -104,6 +122,8 @@ typedef struct work {
      * outputs are no longer all 0/1 (consumers use dense products); incp[l],
      * hooks changed the input of layer l's projection (it reads hin[l]). */
     int nb[16], incp[16];
+    int ds_set[16];   /* backward: ds[l] holds a consumer's part already (the next adds to it) */
+    float *dtmp;      /* a conv projection's input gradient before it is added (layers with several consumers) */
     double prof[5]; /* thread time in: projections fwd, neurons fwd, loss, neurons bwd, projections bwd */
 } work;
 
@@ -155,6 +175,10 @@ struct soma_trainer {
     size_t sid_x, sid_xin;
     float *xh, *xh_mask;     /* the input as [T][B][D] when hooks see it, and a mask of one step */
     size_t xh_rows;
+    /* The batch being run (extra projections from the input read it). */
+    const float *x;
+    int x_tc;
+    size_t x_B;
     char errmsg[512];
 };
 
@@ -222,11 +246,19 @@ static int check_trainable(soma_trainer *tr) {
     return SOMA_STATUS_OK;
 }
 
-/* Find the chain input -> ... -> out, fill tr->lay. */
-static int build_chain(soma_trainer *tr) {
+/* Fill tr->lay with the populations in a topological order of the
+ * projections (the lowest-numbered population whose sources are all placed
+ * comes next). Each layer's first projection is the one from its earliest
+ * placed source (layer 0: from the input); the others ("extra", dense) are
+ * summed after it, so a chain runs exactly as before and a DAG (skip
+ * connections, several sources) adds their products. A population's own
+ * recurrence is its recurrent weight; a cycle through other populations
+ * needs step-by-step order across layers, which this layer-by-layer
+ * executor does not have: refused by name. */
+static int build_layers(soma_trainer *tr) {
     soma_net *net = tr->net;
-    size_t in = (size_t)-1;
-    for (size_t i = 0; i < net->npops; i++)
+    size_t in = (size_t)-1, P = net->npops;
+    for (size_t i = 0; i < P; i++)
         if (!net->pops[i].model->spiking) {
             if (in != (size_t)-1)
                 return fail(tr, SOMA_STATUS_UNSUPPORTED, "the trainer takes one input population; found '%s' and '%s'",
@@ -234,26 +266,74 @@ static int build_chain(soma_trainer *tr) {
             in = i;
         }
     if (in == (size_t)-1) return fail(tr, SOMA_STATUS_INVALID, "the network has no input population (model: input)");
-    size_t cur = in, L = 0;
+    int *lay_of = malloc(P * sizeof *lay_of); /* -2: not placed, -1: the input */
+    if (!lay_of) return fail(tr, SOMA_STATUS_NOMEM, "out of memory");
+    for (size_t i = 0; i < P; i++) lay_of[i] = -2;
+    lay_of[in] = -1;
+    size_t L = 0;
+    int st = SOMA_STATUS_OK;
     for (;;) {
-        size_t nxt = (size_t)-1, pj = 0, nout = 0;
-        for (size_t k = 0; k < net->nproj; k++)
-            if (net->projs[k].from == cur) nxt = net->projs[k].to, pj = k, nout++;
-        if (nout == 0) break;
-        if (nout > 1)
-            return fail(tr, SOMA_STATUS_UNSUPPORTED, "population '%s' projects to %zu populations; the trainer takes a chain",
-                        net->pops[cur].name, nout);
-        size_t nin = 0;
-        for (size_t k = 0; k < net->nproj; k++) nin += net->projs[k].to == nxt;
-        if (nin > 1)
-            return fail(tr, SOMA_STATUS_UNSUPPORTED, "population '%s' receives %zu projections; the trainer takes a chain",
-                        net->pops[nxt].name, nin);
-        if (L == 16) return fail(tr, SOMA_STATUS_UNSUPPORTED, "more than 16 layers");
+        size_t nxt = (size_t)-1;
+        for (size_t p = 0; p < P && nxt == (size_t)-1; p++) {
+            if (lay_of[p] != -2) continue;
+            int ready = 0;
+            for (size_t k = 0; k < net->nproj; k++)
+                if (net->projs[k].to == p) {
+                    if (lay_of[net->projs[k].from] == -2) {
+                        ready = -1;
+                        break;
+                    }
+                    ready = 1;
+                }
+            if (ready == 1) nxt = p;
+        }
+        if (nxt == (size_t)-1) break;
+        if (L == 16) {
+            st = fail(tr, SOMA_STATUS_UNSUPPORTED, "more than 16 trained populations");
+            goto done;
+        }
+        lay_of[nxt] = (int)L;
         layer *ly = &tr->lay[L];
         ly->pop = &net->pops[nxt];
         ly->m = ly->pop->model;
         ly->N = ly->pop->size;
-        ly->Nin = net->pops[cur].size;
+        ly->proj = NULL;
+        /* The first projection: from the earliest placed source (the input for layer 0). */
+        for (size_t k = 0; k < net->nproj; k++) {
+            soma__proj *pr = &net->projs[k];
+            if (pr->to != nxt) continue;
+            int src = lay_of[pr->from];
+            if (L > 0 && src < 0) continue;
+            if (!ly->proj || (pr->conv != ly->proj->conv ? pr->conv : src < ly->src)) ly->proj = pr, ly->src = src;
+        }
+        if (!ly->proj) {
+            st = fail(tr, SOMA_STATUS_UNSUPPORTED, "populations '%s' and '%s' are both fed by the input only; the trainer "
+                      "takes one such population (the input may also project into any other, as a skip connection)",
+                      tr->lay[0].pop->name, ly->pop->name);
+            goto done;
+        }
+        L++;
+    }
+    for (size_t p = 0; p < P; p++) {
+        if (lay_of[p] != -2) continue;
+        size_t nin = 0;
+        for (size_t k = 0; k < net->nproj; k++) nin += net->projs[k].to == p;
+        if (nin == 0)
+            st = fail(tr, SOMA_STATUS_INVALID, "population '%s' receives no projection", net->pops[p].name);
+        else
+            st = fail(tr, SOMA_STATUS_UNSUPPORTED, "population '%s' is on a cycle of projections through other populations; "
+                      "the trainer runs cycles only as a population's recurrent weights (recurrent: true), the "
+                      "simulator runs any cycle", net->pops[p].name);
+        goto done;
+    }
+    if (L == 0) {
+        st = fail(tr, SOMA_STATUS_INVALID, "no projection leaves the input population '%s'", net->pops[in].name);
+        goto done;
+    }
+    for (size_t l = 0; l < L; l++) {
+        layer *ly = &tr->lay[l];
+        size_t nxt = (size_t)(ly->pop - net->pops);
+        ly->Nin = ly->src < 0 ? net->pops[in].size : tr->lay[ly->src].N;
         ly->ns = ly->m->n_state;
         ly->state_floats = 0;
         for (size_t k = 0; k < ly->ns; k++) {
@@ -261,31 +341,64 @@ static int build_chain(soma_trainer *tr) {
             ly->state_floats += soma__state_width(ly->m, ly->pop->prm, ly->N, k);
         }
         ly->cell_scratch = ly->m->scratch_floats ? ly->m->scratch_floats(ly->pop->prm, ly->N) : 0;
-        ly->proj = &net->projs[pj];
         ly->conv = ly->proj->conv;
-        ly->first = L == 0;
+        ly->first = l == 0;
         ly->graded = ly->m->graded;
-        ly->from_i1 = ly->first;
+        ly->nextra = 0;
+        for (size_t k = 0; k < net->nproj; k++) {
+            soma__proj *pr = &net->projs[k];
+            if (pr->to != nxt || pr == ly->proj) continue;
+            if (pr->conv) {
+                st = fail(tr, SOMA_STATUS_UNSUPPORTED, "population '%s' receives a second projection %s -> %s that is a "
+                          "convolution; the trainer sums dense projections after a population's first one",
+                          ly->pop->name, net->pops[pr->from].name, ly->pop->name);
+                goto done;
+            }
+            ly->nextra++;
+        }
+        if (ly->nextra && !(ly->extra = calloc(ly->nextra, sizeof *ly->extra))) {
+            st = fail(tr, SOMA_STATUS_NOMEM, "out of memory");
+            goto done;
+        }
+        size_t e = 0;
+        for (size_t k = 0; k < net->nproj; k++) {
+            soma__proj *pr = &net->projs[k];
+            if (pr->to != nxt || pr == ly->proj) continue;
+            extra_proj *xp = &ly->extra[e++];
+            xp->proj = pr;
+            xp->src = lay_of[pr->from];
+            xp->Nin = net->pops[pr->from].size;
+            if (xp->src >= 0) tr->lay[xp->src].consumers++;
+        }
+        if (ly->src >= 0) tr->lay[ly->src].consumers++;
+        ly->from_i1 = ly->first && !ly->nextra;
         int kr = soma__model_param_index(ly->m, "reset");
         ly->reset = kr >= 0 ? (int)ly->pop->prm[kr] : 0;
         ly->learns = 0;
         for (size_t k = 0; k < ly->m->n_params; k++) ly->learns |= ly->pop->learn[k] != SOMA_LEARN_NONE;
         if (ly->m->check) {
             char why[256];
-            if (ly->m->check(ly->pop->prm, ly->pop->learn, why, sizeof why))
-                return fail(tr, SOMA_STATUS_INVALID, "population '%s' (%s): %s", ly->pop->name, ly->m->name, why);
+            if (ly->m->check(ly->pop->prm, ly->pop->learn, why, sizeof why)) {
+                st = fail(tr, SOMA_STATUS_INVALID, "population '%s' (%s): %s", ly->pop->name, ly->m->name, why);
+                goto done;
+            }
         }
-        if (ly->m->n_derived > SOMA_MAX_DERIVED)
-            return fail(tr, SOMA_STATUS_UNSUPPORTED, "model %s has too many derived constants", ly->m->name);
-        L++;
-        cur = nxt;
-        if (L > net->npops) return fail(tr, SOMA_STATUS_INVALID, "the projections form a cycle");
+        if (ly->m->n_derived > SOMA_MAX_DERIVED) {
+            st = fail(tr, SOMA_STATUS_UNSUPPORTED, "model %s has too many derived constants", ly->m->name);
+            goto done;
+        }
     }
-    if (L == 0) return fail(tr, SOMA_STATUS_INVALID, "no projection leaves the input population '%s'", net->pops[in].name);
-    if (L + 1 != net->npops) return fail(tr, SOMA_STATUS_UNSUPPORTED, "some populations are not on the chain from '%s'", net->pops[in].name);
-    tr->L = L;
+    for (size_t l = 0; l + 1 < L; l++)
+        if (!tr->lay[l].consumers) {
+            st = fail(tr, SOMA_STATUS_UNSUPPORTED, "populations '%s' and '%s' project nowhere; the trainer takes one "
+                      "output population", tr->lay[l].pop->name, tr->lay[L - 1].pop->name);
+            goto done;
+        }
     tr->n_in = net->pops[in].size;
-    return SOMA_STATUS_OK;
+done:
+    tr->L = L; /* what was set up is freed by soma_train_free */
+    free(lay_of);
+    return st;
 }
 
 static float *grad_of(soma_trainer *tr, const float *param) {
@@ -300,6 +413,8 @@ void soma_train_free(soma_trainer *tr) {
         for (int k = 0; k < SOMA_MAX_DERIVED; k++) free(ly->drv[k]);
         free(ly->wT);
         free(ly->recT);
+        for (size_t e = 0; e < ly->nextra; e++) free(ly->extra[e].wT);
+        free(ly->extra);
     }
     if (tr->work)
         for (int t = 0; t < tr->threads; t++) {
@@ -311,6 +426,7 @@ void soma_train_free(soma_trainer *tr) {
             free(w->dv); free(w->dstate); free(w->scratch); free(w->pred);
             free(w->cwork); free(w->ccols); free(w->ctmp); free(w->cdcols);
             free(w->hmask);
+            free(w->dtmp);
             for (size_t l = 0; l < tr->L; l++) free(w->hin[l]);
         }
     soma__hookplan_free(&tr->hooks);
@@ -356,6 +472,8 @@ static void sync_params(soma_trainer *tr, int all) {
         size_t ld = soma__ldw(ly->N);
         if (ly->wT && !ly->conv) soma__transpose_pad(ly->wT, ly->proj->w, ly->N, ly->Nin, ld);
         if (ly->recT) soma__transpose_pad(ly->recT, ly->pop->rec_w, ly->N, ly->N, ld);
+        for (size_t e = 0; e < ly->nextra; e++)
+            if (ly->extra[e].wT) soma__transpose_pad(ly->extra[e].wT, ly->extra[e].proj->w, ly->N, ly->extra[e].Nin, ld);
     }
 }
 
@@ -384,7 +502,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
         goto error;
     }
     if (tr->opt.surrogate_param <= 0.0f) tr->opt.surrogate_param = soma_surrogate_default_param(opts->surrogate);
-    if ((st = check_trainable(tr)) || (st = build_chain(tr))) goto error;
+    if ((st = check_trainable(tr)) || (st = build_layers(tr))) goto error;
     if ((st = soma__net_alloc(net))) {
         fail(tr, st, "%s", net->errmsg);
         goto error;
@@ -438,6 +556,14 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
             ly->m->weight_shape(ly->pop->prm, N, k, &r, &c);
             ly->grad_cell_w[k] = grad_of(tr, ly->pop->cw[k]);
             ly->acc_cell_w[k] = acc, acc += (r * c + 15) / 16 * 16;
+        }
+        for (size_t e = 0; e < ly->nextra; e++) {
+            extra_proj *xp = &ly->extra[e];
+            if (xp->src >= 0 && !(xp->wT = soma__alloc(xp->Nin * soma__ldw(N) * sizeof(float)))) goto nomem;
+            xp->grad_w = grad_of(tr, xp->proj->w);
+            xp->grad_b = grad_of(tr, xp->proj->b);
+            xp->acc_w = acc, acc += xp->Nin * soma__ldw(N);
+            xp->acc_b = acc, acc += (N + 15) / 16 * 16;
         }
         if (ly->pop->recurrent) {
             if (!(ly->recT = soma__alloc(N * soma__ldw(N) * sizeof(float)))) goto nomem;
@@ -494,6 +620,9 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
                 !(w->parg[l] = malloc(T * RB)))
                 goto nomem;
         }
+        for (size_t l = 0; l < tr->L; l++)
+            if (tr->lay[l].consumers > 1 && !w->dtmp && !(w->dtmp = soma__alloc(T * tr->chunk * tr->Nmax * sizeof(float))))
+                goto nomem;
         w->dv = soma__alloc(T * tr->chunk * tr->lay[tr->L - 1].N * sizeof(float));
         w->dstate = soma__alloc(tr->nsmax * tr->chunk * sizeof(float));
         w->scratch = soma__alloc(2 * tr->Nmax * sizeof(float));
@@ -787,7 +916,7 @@ static void hook_layer_step(soma_trainer *tr, work *w, const layer *ly, size_t t
 static const float *hook_proj_in(soma_trainer *tr, work *w, size_t l, size_t b0, size_t Bc) {
     layer *ly = &tr->lay[l];
     size_t RB = Bc * ly->Nin;
-    float *src = w->s[l - 1];
+    float *src = w->s[ly->src];
     if (ly->in_copy) {
         memcpy(w->hin[l], src, tr->T * RB * sizeof(float));
         src = w->hin[l];
@@ -795,19 +924,16 @@ static const float *hook_proj_in(soma_trainer *tr, work *w, size_t l, size_t b0,
     if (ly->hk_in & HOOK_FWD)
         for (size_t t = 0; t < tr->T; t++) hook_run(tr, w, ly->sid_in, HOOK_FWD, t, b0, Bc, ly->Nin, src + t * RB);
     /* Hooks that left the input as it was (a mask of ones) keep the usual path. */
-    w->incp[l] = ly->in_copy && memcmp(w->hin[l], w->s[l - 1], tr->T * RB * sizeof(float)) != 0;
-    return w->incp[l] ? w->hin[l] : w->s[l - 1];
+    w->incp[l] = ly->in_copy && memcmp(w->hin[l], w->s[ly->src], tr->T * RB * sizeof(float)) != 0;
+    return w->incp[l] ? w->hin[l] : w->s[ly->src];
 }
 
-/* Hooks of layer l's input current (its projection's output, before the
- * recurrent input is added), all steps of a chunk at once: a first layer's
- * is copied out of the batch-wide I1 into w->in[l] first. */
-static void hook_proj_out(soma_trainer *tr, work *w, size_t l, size_t b0, size_t Bc, size_t B, int tc) {
+/* Hooks of layer l's input current (its first projection's output, before
+ * extra projections and the recurrent input are added), all steps of a
+ * chunk at once (a first layer's is in w->in[l], copied from I1). */
+static void hook_proj_out(soma_trainer *tr, work *w, size_t l, size_t b0, size_t Bc) {
     layer *ly = &tr->lay[l];
     size_t N = ly->N, RB = Bc * N;
-    if (ly->first)
-        for (size_t t = 0; t < tr->T; t++)
-            memcpy(w->in[l] + t * RB, tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N, RB * sizeof(float));
     for (size_t t = 0; t < tr->T; t++) hook_run(tr, w, ly->sid_out, HOOK_FWD, t, b0, Bc, N, w->in[l] + t * RB);
 }
 
@@ -816,7 +942,7 @@ static void hook_proj_in_grad(soma_trainer *tr, work *w, size_t l, size_t b0, si
     layer *ly = &tr->lay[l];
     size_t RB = Bc * ly->Nin;
     for (size_t t = 0; t < tr->T; t++)
-        hook_run(tr, w, ly->sid_in, SOMA_HOOK_BIT(SOMA_HOOK_GRAD), t, b0, Bc, ly->Nin, w->ds[l - 1] + t * RB);
+        hook_run(tr, w, ly->sid_in, SOMA_HOOK_BIT(SOMA_HOOK_GRAD), t, b0, Bc, ly->Nin, w->ds[ly->src] + t * RB);
 }
 
 /* The input population's sites (its spikes, the first projection's input):
@@ -892,9 +1018,35 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
             fail(tr, SOMA_STATUS_UNSUPPORTED, "the trainer has no gradient hook for '%s' (%s); GRAD is offered on "
                  "spikes, <from>-><to>.out and the .in of projections between trained populations",
                  si->name, si->kind == SOMA_SITE_STATE ? "a state variable" : "the input data");
-            soma__hookplan_free(&plan);
-            free(sites);
-            return SOMA_STATUS_UNSUPPORTED;
+            goto refuse;
+        }
+        int input_extras = 0;
+        for (size_t l = 0; l < tr->L; l++)
+            for (size_t e = 0; e < tr->lay[l].nextra; e++) input_extras |= tr->lay[l].extra[e].src < 0;
+        if (input && input_extras && plan.h[i].kind != SOMA_HOOK_READ) {
+            fail(tr, SOMA_STATUS_UNSUPPORTED, "%s hook on '%s': the input also feeds further projections, which "
+                 "would see the change too; the trainer offers READ there", soma__hook_kind_name(plan.h[i].kind),
+                 si->name);
+            goto refuse;
+        }
+        if (si->kind == SOMA_SITE_PROJ_IN || si->kind == SOMA_SITE_PROJ_OUT) {
+            const soma__proj *pj = &net->projs[si->proj];
+            const layer *first = NULL;
+            for (size_t l = 0; l < tr->L; l++)
+                if (tr->lay[l].proj == pj) first = &tr->lay[l];
+            if (!first) {
+                fail(tr, SOMA_STATUS_UNSUPPORTED, "the trainer runs hooks on the first projection into each population; "
+                     "'%s' belongs to a further projection into '%s' (summed after the first): not yet",
+                     si->name, net->pops[pj->to].name);
+                goto refuse;
+            }
+            if (plan.h[i].kind == SOMA_HOOK_GRAD && si->kind == SOMA_SITE_PROJ_IN && first->src >= 0 &&
+                tr->lay[first->src].consumers > 1) {
+                fail(tr, SOMA_STATUS_UNSUPPORTED, "the trainer has no gradient hook for '%s': '%s' feeds %d projections, "
+                     "and this one's part of its gradient is not kept apart (GRAD on '%s.spikes' gives their sum)",
+                     si->name, net->pops[pj->from].name, tr->lay[first->src].consumers, net->pops[pj->from].name);
+                goto refuse;
+            }
         }
     }
     /* Scratch: a mask of a chunk's widest site, and copies of changed projection inputs. */
@@ -928,7 +1080,7 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
         const soma_site_info *si = &sites[i];
         unsigned k = plan.kinds[i];
         if (si->kind == SOMA_SITE_SPIKES && si->pop == in_pop) tr->sid_x = i, tr->hk_x = k;
-        if (si->kind == SOMA_SITE_PROJ_IN && net->projs[si->proj].from == in_pop) tr->sid_xin = i, tr->hk_xin = k;
+        if (si->kind == SOMA_SITE_PROJ_IN && &net->projs[si->proj] == tr->lay[0].proj) tr->sid_xin = i, tr->hk_xin = k;
     }
     for (size_t l = 0; l < tr->L; l++) {
         layer *ly = &tr->lay[l];
@@ -948,13 +1100,63 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
         ly->hk = ly->hk_spk | ly->hk_state;
         ly->in_copy = (ly->hk_in & HOOK_CHANGE) != 0;
         ly->hkg = ((ly->hk_spk | ly->hk_out) & SOMA_HOOK_BIT(SOMA_HOOK_GRAD)) != 0;
-        ly->from_i1 = ly->first && !(ly->hk_out & HOOK_FWD);
+        ly->from_i1 = ly->first && !ly->nextra && !(ly->hk_out & HOOK_FWD);
     }
     return SOMA_STATUS_OK;
+refuse:
+    soma__hookplan_free(&plan);
+    free(sites);
+    return SOMA_STATUS_UNSUPPORTED;
 nomem:
     soma__hookplan_free(&plan);
     free(sites);
     return fail(tr, SOMA_STATUS_NOMEM, "out of memory for hook buffers");
+}
+
+/* Whether some dense projection reading layer k's spikes (density d) takes
+ * the gather, which reads their index lists. */
+static int index_wanted(const soma_trainer *tr, size_t k, double d) {
+    for (size_t l = k + 1; l < tr->L; l++) {
+        const layer *ly = &tr->lay[l];
+        if (ly->src == (int)k && !ly->conv && soma__gather_wins(d, ly->N)) return 1;
+        for (size_t e = 0; e < ly->nextra; e++)
+            if (ly->extra[e].src == (int)k && soma__gather_wins(d, ly->N)) return 1;
+    }
+    return 0;
+}
+
+/* The rows of the batch's input that chunk rows b0.. read at step t. */
+static const float *input_rows(const soma_trainer *tr, size_t t, size_t b0) {
+    return tr->x + ((tr->x_tc ? 0 : t * tr->x_B) + b0) * tr->n_in;
+}
+
+/* out[r] += b for R rows of N. */
+static void add_bias(float *restrict out, const float *restrict b, size_t R, size_t N) {
+    for (size_t r = 0; r < R; r++)
+        for (size_t j = 0; j < N; j++) out[r * N + j] += b[j];
+}
+
+/* Layer l's extra projections added to its input currents w->in[l], all steps. */
+static void extra_forward(soma_trainer *tr, work *w, size_t l, size_t b0, size_t Bc, size_t B) {
+    layer *ly = &tr->lay[l];
+    size_t T = tr->T, N = ly->N, RB = Bc * N, R = T * Bc;
+    (void)B;
+    for (size_t e = 0; e < ly->nextra; e++) {
+        const extra_proj *xp = &ly->extra[e];
+        const float *W = xp->proj->w;
+        if (xp->src < 0) {
+            for (size_t t = 0; t < T; t++)
+                soma__dense_forward_blas(w->in[l] + t * RB, input_rows(tr, t, b0), W, NULL, Bc, xp->Nin, N, 1);
+        } else {
+            size_t k = (size_t)xp->src;
+            double density = (double)w->nspk[k] / ((double)R * (double)xp->Nin);
+            if (!tr->lay[k].graded && !w->nb[k] && soma__gather_wins(density, N))
+                soma__dense_forward_spikes(w->in[l], w->idx[k], w->cnt[k], xp->Nin, xp->wT, NULL, R, N, 1);
+            else
+                soma__dense_forward_blas(w->in[l], w->s[k], W, NULL, R, xp->Nin, N, 1);
+        }
+        if (xp->proj->b) add_bias(w->in[l], xp->proj->b, R, N);
+    }
 }
 
 /* Forward of one chunk (rows b0..b0+Bc of the batch of B) through all layers. */
@@ -968,7 +1170,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         a.rng_key = batch_key(tr);
         a.row0 = b0;
         double t0 = soma__now();
-        const float *src = l ? w->s[l - 1] : NULL; /* the projection's input */
+        const float *src = l ? w->s[ly->src] : NULL; /* the projection's input */
         if (!ly->first && ly->hk_in) src = hook_proj_in(tr, w, l, b0, Bc);
         if (!ly->first && ly->conv) {
             for (size_t r = 0; r < T * Bc; r += SOMA_CONV_IMAGES) {
@@ -977,16 +1179,20 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
                                    w->ctmp, w->parg[l] ? w->parg[l] + r * N : NULL);
             }
         } else if (!ly->first) {
-            size_t R = T * Bc, Nin = ly->Nin;
-            double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
-            if (!tr->lay[l - 1].graded && !w->nb[l - 1] && !w->incp[l] && soma__gather_wins(density, N))
-                soma__dense_forward_spikes(w->in[l], w->idx[l - 1], w->cnt[l - 1], Nin, ly->wT, ly->proj->b, R, N, 0);
+            size_t R = T * Bc, Nin = ly->Nin, k = (size_t)ly->src;
+            double density = (double)w->nspk[k] / ((double)R * (double)Nin);
+            if (!tr->lay[k].graded && !w->nb[k] && !w->incp[l] && soma__gather_wins(density, N))
+                soma__dense_forward_spikes(w->in[l], w->idx[k], w->cnt[k], Nin, ly->wT, ly->proj->b, R, N, 0);
             else
                 soma__dense_forward_blas(w->in[l], src, ly->proj->w, ly->proj->b, R, Nin, N, 0);
         }
         double t1 = soma__now();
         w->prof[0] += t1 - t0;
-        if (ly->hk_out & HOOK_FWD) hook_proj_out(tr, w, l, b0, Bc, B, tc);
+        if (ly->first && !ly->from_i1) /* the batch-wide input currents, copied where hooks or extras change them */
+            for (size_t t = 0; t < T; t++)
+                memcpy(w->in[l] + t * RB, tc ? tr->I1 + b0 * N : tr->I1 + (t * B + b0) * N, RB * sizeof(float));
+        if (ly->hk_out & HOOK_FWD) hook_proj_out(tr, w, l, b0, Bc);
+        if (ly->nextra) extra_forward(tr, w, l, b0, Bc, B);
         memset(w->tape[l], 0, SB * sizeof(float)); /* state at t = -1 */
         if (ly->m->sim_init) /* physical models start at rest (V = E_L), as in the simulator */
             for (size_t b = 0; b < Bc; b++) {
@@ -1036,8 +1242,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
         }
         w->nspk[l] = nspk;
         w->spk_sum[l] = ly->m->rate_output ? ssum : (double)nspk;
-        if (!ly->recT && !ly->graded && !w->nb[l] && l + 1 < tr->L && !tr->lay[l + 1].conv &&
-            soma__gather_wins((double)nspk / (double)(T * RB), tr->lay[l + 1].N))
+        if (!ly->recT && !ly->graded && !w->nb[l] && ly->consumers && index_wanted(tr, l, (double)nspk / (double)(T * RB)))
             for (size_t r = 0; r < T * Bc; r++) soma__spike_index(w->s[l] + r * N, N, w->idx[l] + r * N);
         w->prof[1] += soma__now() - t1;
     }
@@ -1053,13 +1258,48 @@ static void output_views(soma_trainer *tr, work *w, size_t Bc, const float **s, 
     *ustride = lo->state_floats * Bc;
 }
 
+/* The spike-rate penalty and statistic cover the hidden spiking layers and
+ * graded layers whose outputs are spike probabilities (not plain activations). */
+static int has_rate(const layer *ly) { return !ly->graded || ly->m->rate_output; }
+
+/* Layer l's extra projections backward, from its input-current gradient
+ * w->din[l] (all steps): their weight and bias gradients, and their parts
+ * of their sources' output gradients. */
+static void extra_backward(soma_trainer *tr, work *w, float *acc, size_t l, size_t b0, size_t Bc) {
+    layer *ly = &tr->lay[l];
+    size_t T = tr->T, N = ly->N, RB = Bc * N, R = T * Bc;
+    for (size_t e = 0; e < ly->nextra; e++) {
+        const extra_proj *xp = &ly->extra[e];
+        if (xp->src < 0) {
+            for (size_t t = 0; t < T; t++)
+                soma__dense_dweightT_blas(acc + xp->acc_w, input_rows(tr, t, b0), w->din[l] + t * RB, Bc, xp->Nin, N);
+        } else {
+            size_t k = (size_t)xp->src;
+            double density = (double)w->nspk[k] / ((double)R * (double)xp->Nin);
+            if (!tr->lay[k].graded && !w->nb[k] && soma__gather_wins(density, N))
+                soma__dense_dweight_spikes(acc + xp->acc_w, w->idx[k], w->cnt[k], xp->Nin, w->din[l], R, N);
+            else
+                soma__dense_dweightT_blas(acc + xp->acc_w, w->s[k], w->din[l], R, xp->Nin, N);
+            soma__dense_dinput(w->ds[k], w->din[l], xp->proj->w, R, xp->Nin, N, w->ds_set[k]);
+            w->ds_set[k] = 1;
+        }
+        if (xp->grad_b) soma__dense_dbias(acc + xp->acc_b, w->din[l], R, N);
+    }
+}
+
 /* Backward of one chunk; ds of the output layer (and w->dv) already hold the loss gradient. */
 static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, size_t Bc, size_t B, int tc, int dv_used,
                            float rate_grad) {
     size_t T = tr->T;
+    memset(w->ds_set, 0, sizeof w->ds_set);
     for (size_t l = tr->L; l-- > 0;) {
         layer *ly = &tr->lay[l];
         size_t N = ly->N, RB = Bc * N, ns = ly->ns, SB = ly->state_floats * Bc;
+        /* Every consumer has added its part to ds[l]: now the rate penalty's. */
+        if (rate_grad != 0.0f && l + 1 < tr->L && has_rate(ly)) {
+            float *d = w->ds[l];
+            for (size_t i = 0; i < T * RB; i++) d[i] += rate_grad;
+        }
         soma_model_args a;
         model_args(tr, ly, w, &a);
         for (size_t k = 0; k < ly->m->n_weights; k++) a.dw[k] = ly->grad_cell_w[k] ? acc + ly->acc_cell_w[k] : NULL;
@@ -1084,7 +1324,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
             /* The first layer's input gradient goes to the batch-wide buffer;
              * with a time-constant input it is summed over steps there, by the
              * model itself unless the per-step value is needed (recurrence). */
-            int sum_in_model = ly->first && tc && !ly->recT && !(ly->hk_out & SOMA_HOOK_BIT(SOMA_HOOK_GRAD));
+            int sum_in_model = ly->first && tc && !ly->recT && !ly->nextra && !(ly->hk_out & SOMA_HOOK_BIT(SOMA_HOOK_GRAD));
             float *din = ly->first && !tc ? tr->dI1 + (t * B + b0) * N
                          : sum_in_model   ? tr->dI1 + b0 * N
                                           : w->din[l] + t * RB;
@@ -1106,6 +1346,9 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
                     soma__dense_dweight_spikes(acc + ly->acc_rec, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N,
                                                din, Bc, N);
             }
+            /* (Layer 0's sources are all the input, and the net refuses a
+             * projection defined twice, so it has no extras today; kept general.) */
+            if (ly->nextra && ly->first && !tc) memcpy(w->din[l] + t * RB, din, RB * sizeof(float)); /* extras read it */
             if (ly->first && tc && !sum_in_model) {
                 float *restrict d = tr->dI1 + b0 * N;
                 if (t == T - 1) memcpy(d, din, RB * sizeof(float));
@@ -1115,44 +1358,39 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
         }
         double t1 = soma__now();
         w->prof[3] += t1 - t0;
-        if (ly->first) continue;
-        size_t R = T * Bc, Nin = ly->Nin;
-        const float *src = w->incp[l] ? w->hin[l] : w->s[l - 1]; /* the projection's input in forward */
+        if (ly->nextra) extra_backward(tr, w, acc, l, b0, Bc);
+        if (ly->first) {
+            w->prof[4] += soma__now() - t1;
+            continue;
+        }
+        size_t R = T * Bc, Nin = ly->Nin, k = (size_t)ly->src;
+        const float *src = w->incp[l] ? w->hin[l] : w->s[k]; /* the projection's input in forward */
+        int add = w->ds_set[k];
+        w->ds_set[k] = 1;
         if (ly->conv) {
+            float *dx = add ? w->dtmp : w->ds[k]; /* the convolution overwrites its input gradient */
             for (size_t r = 0; r < R; r += SOMA_CONV_IMAGES) {
                 size_t n = r + SOMA_CONV_IMAGES > R ? R - r : SOMA_CONV_IMAGES;
                 soma__conv_backward(&ly->cplan, src + r * Nin, Nin, w->din[l] + r * N, N, n,
                                     w->parg[l] ? w->parg[l] + r * N : NULL, acc + ly->acc_w,
-                                    ly->proj->b ? acc + ly->acc_b : NULL, w->ds[l - 1] + r * Nin, w->ccols, w->ctmp,
-                                    w->cdcols);
+                                    ly->proj->b ? acc + ly->acc_b : NULL, dx + r * Nin, w->ccols, w->ctmp, w->cdcols);
             }
-            if (ly->hk_in & SOMA_HOOK_BIT(SOMA_HOOK_GRAD)) hook_proj_in_grad(tr, w, l, b0, Bc);
-            if (rate_grad != 0.0f && (!tr->lay[l - 1].graded || tr->lay[l - 1].m->rate_output)) {
-                float *d = w->ds[l - 1];
-                for (size_t i = 0; i < R * Nin; i++) d[i] += rate_grad;
-            }
-            w->prof[4] += soma__now() - t1;
-            continue;
+            if (add)
+                for (size_t i = 0; i < R * Nin; i++) w->ds[k][i] += dx[i];
+        } else {
+            double density = (double)w->nspk[k] / ((double)R * (double)Nin);
+            if (!tr->lay[k].graded && !w->nb[k] && !w->incp[l] && soma__gather_wins(density, N))
+                soma__dense_dweight_spikes(acc + ly->acc_w, w->idx[k], w->cnt[k], Nin, w->din[l], R, N);
+            else
+                soma__dense_dweightT_blas(acc + ly->acc_w, src, w->din[l], R, Nin, N);
+            if (ly->grad_b) soma__dense_dbias(acc + ly->acc_b, w->din[l], R, N);
+            soma__dense_dinput(w->ds[k], w->din[l], ly->proj->w, R, Nin, N, add);
         }
-        double density = (double)w->nspk[l - 1] / ((double)R * (double)Nin);
-        if (!tr->lay[l - 1].graded && !w->nb[l - 1] && !w->incp[l] && soma__gather_wins(density, N))
-            soma__dense_dweight_spikes(acc + ly->acc_w, w->idx[l - 1], w->cnt[l - 1], Nin, w->din[l], R, N);
-        else
-            soma__dense_dweightT_blas(acc + ly->acc_w, src, w->din[l], R, Nin, N);
-        if (ly->grad_b) soma__dense_dbias(acc + ly->acc_b, w->din[l], R, N);
-        soma__dense_dinput(w->ds[l - 1], w->din[l], ly->proj->w, R, Nin, N, 0);
         if (ly->hk_in & SOMA_HOOK_BIT(SOMA_HOOK_GRAD)) hook_proj_in_grad(tr, w, l, b0, Bc);
-        if (rate_grad != 0.0f && (!tr->lay[l - 1].graded || tr->lay[l - 1].m->rate_output)) {
-            float *d = w->ds[l - 1];
-            for (size_t i = 0; i < R * Nin; i++) d[i] += rate_grad;
-        }
         w->prof[4] += soma__now() - t1;
     }
 }
 
-/* The spike-rate penalty and statistic cover the hidden spiking layers and
- * graded layers whose outputs are spike probabilities (not plain activations). */
-static int has_rate(const layer *ly) { return !ly->graded || ly->m->rate_output; }
 
 static size_t hidden_neurons(const soma_trainer *tr) {
     size_t n = 0;
@@ -1210,6 +1448,7 @@ static int train_grad_run(soma_trainer *tr, const float *x, int tc, const uint8_
     tr->batch_counter++;
     tr->hooks.cancel = 0;
     if ((tr->hk_x || tr->hk_xin) && (st = hook_input(tr, &x, &tc, B))) return st;
+    tr->x = x, tr->x_tc = tc, tr->x_B = B;
     double t0 = soma__now();
     if ((st = input_reserve(tr, tc ? B : T * B))) return st;
     input_forward(tr, x, tc ? B : T * B, tc);
@@ -1285,6 +1524,11 @@ static int train_grad_run(soma_trainer *tr, const float *x, int tc, const uint8_
             if (ly->grad_cell_w[k]) memcpy(ly->grad_cell_w[k], sum + ly->acc_cell_w[k], r * c * sizeof(float));
         }
         if (ly->recT) soma__transpose_ld(ly->grad_rec, sum + ly->acc_rec, N, N, soma__ldw(N));
+        for (size_t e = 0; e < ly->nextra; e++) {
+            const extra_proj *xp = &ly->extra[e];
+            soma__transpose_ld(xp->grad_w, sum + xp->acc_w, xp->Nin, N, soma__ldw(N));
+            if (xp->grad_b) memcpy(xp->grad_b, sum + xp->acc_b, N * sizeof(float));
+        }
         for (size_t k = 0; k < ly->m->n_params; k++) {
             if (!ly->grad_prm[k]) continue;
             if (ly->pop->learn[k] == SOMA_LEARN_NEURON) memcpy(ly->grad_prm[k], sum + ly->acc_prm[k], N * sizeof(float));
@@ -1467,6 +1711,7 @@ static int forward_batch_run(soma_trainer *tr, const float *x, int tc, size_t B,
     tr->batch_counter++;
     tr->hooks.cancel = 0;
     if ((tr->hk_x || tr->hk_xin) && (st = hook_input(tr, &x, &tc, B))) return st;
+    tr->x = x, tr->x_tc = tc, tr->x_B = B;
     if ((st = input_reserve(tr, tc ? B : T * B))) return st;
     input_forward(tr, x, tc ? B : T * B, tc);
     layer *lo = &tr->lay[tr->L - 1];
