@@ -2,6 +2,9 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 EPOCHS ?= 1
+# The benchmarks' references (python3-torch, python3-brian) are Debian
+# packages: run them with Debian's interpreter, not another python3 on PATH.
+PYTHON ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 
 .PHONY: all deps build demo test bench-train bench-sim asan fuzz clean
 
@@ -27,14 +30,14 @@ asan: deps
 
 bench-train: build
 	@scripts/deps.sh --bench
-	python3 bench/bench_train.py --soma $(BUILD)/soma
-	python3 bench/bench_train.py --soma $(BUILD)/soma --models
+	$(PYTHON) bench/bench_train.py --soma $(BUILD)/soma
+	$(PYTHON) bench/bench_train.py --soma $(BUILD)/soma --models
 
 # Simulator benchmarks (several minutes; the scale-1 microcircuit needs ~3 GB):
 # BENCH_SIM_ARGS=--quick runs the microcircuit at scale 0.1.
 bench-sim: build
 	@scripts/deps.sh --bench-sim
-	python3 bench/bench_sim.py --soma $(BUILD)/soma $(BENCH_SIM_ARGS)
+	$(PYTHON) bench/bench_sim.py --soma $(BUILD)/soma $(BENCH_SIM_ARGS)
 
 # libFuzzer harnesses (fuzz/fuzz_*.c) for FUZZ_SECONDS each, seeded from the
 # examples; a crash lands in fuzz/regress/<harness>/ once minimised by hand,

@@ -9,15 +9,21 @@
  *    and not as a spike mismatch. Then every Brian2 spike (neuron, step) is
  *    matched one-to-one to a soma spike of the same neuron within +-1 step;
  *    the issue's criterion is >= 99 % of the spikes matched, both ways.
+ *    Tighter, at what is measured (99.63 %): >= 99.5 % of Brian2's spikes
+ *    at the very same step. The float32 bias lif_cuba once had (P v with P
+ *    = exp(-dt/tau) rounded) gave 98.5 %, and passed the one-step criterion.
  *    Within one neuron spikes are >= 50 steps apart (refractoriness), so a
  *    spike can be within one step of at most one spike of the other side and
  *    the matching is unique.
  * 2. examples/cuba.yaml (4000 neurons, 1 s) for seeds 1..10: soma's mean
- *    rate per population over the seeds within 5 % of Brian2's mean on the
- *    same seeds' connectivity (tests/fixtures/fid_cuba_rates.csv). One run's
- *    rate varies by a few percent from seed to seed (initial v, network), so
- *    a single pair would sit on the 5 % edge; ten seeds a side bring the
- *    standard error of the difference to ~1-2 %.
+ *    rate per population over the seeds within 1.5 % of Brian2's mean on
+ *    the same seeds' connectivity (tests/fixtures/fid_cuba_rates.csv;
+ *    measured +0.47 % exc, +0.04 % inh). Paired by seed the difference has
+ *    an sd of 1.9 % (exc), so the mean of ten has a standard error of
+ *    ~0.6 %: 1.5 % is 2.5 standard errors. tau_i x 1.03 moves the means by
+ *    -2.1 % / -2.5 % and fails it; a refractory period one step longer
+ *    moves them by less than the noise (+0.7 %): test_sim_models checks
+ *    lif_cuba's refractory period step by step instead.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -189,6 +195,7 @@ static void test_net100(void) {
                100.0 * (double)m2 / (double)(ns ? ns : 1));
         CHECK_MSG(rate >= 5 && rate <= 30, "Brian2's net100 rate %.2f Hz; the test wants 5-30 Hz", rate);
         CHECK_MSG((double)m >= 0.99 * (double)nb, "%zu of %zu Brian2 spikes matched within one step", m, nb);
+        CHECK_MSG((double)ex >= 0.995 * (double)nb, "%zu of %zu Brian2 spikes at the same step (want >= 99.5 %%)", ex, nb);
         CHECK_MSG((double)m2 >= 0.99 * (double)ns, "%zu of %zu soma spikes matched within one step", m2, ns);
         CHECK(m == m2);
     }
@@ -249,7 +256,7 @@ static void test_cuba(void) {
         double sd = sqrt(fmax(0, (sq[p] - (double)n * m * m) / (double)(n - 1)));
         printf("cuba %s: soma %.3f Hz (sd over %zu seeds %.3f), Brian2 %.3f Hz: %+.2f %%\n", name[p], m, n, sd, bm,
                100.0 * (m - bm) / bm);
-        CHECK_MSG(fabs(m - bm) <= 0.05 * bm, "cuba %s rate %.3f Hz, Brian2 %.3f Hz", name[p], m, bm);
+        CHECK_MSG(fabs(m - bm) <= 0.015 * bm, "cuba %s rate %.3f Hz, Brian2 %.3f Hz (want within 1.5 %%)", name[p], m, bm);
     }
 }
 
