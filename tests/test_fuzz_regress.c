@@ -9,6 +9,8 @@
 #include <string.h>
 #include "soma.h"
 #include "testlib.h"
+/* The data harness itself: its inputs replay through the same function. */
+#include "../fuzz/fuzz_data.c"
 
 static size_t replay(const char *dir, int model) {
     DIR *d = opendir(dir);
@@ -43,6 +45,30 @@ static size_t replay(const char *dir, int model) {
     return n;
 }
 
+/* Inputs of fuzz_data (a selector byte, then a file): each runs through the
+ * harness's own function; the sanitizer build catches what it would. */
+static size_t replay_data(const char *path) {
+    DIR *d = opendir(path);
+    CHECK_MSG(d != NULL, "cannot open %s", path);
+    if (!d) return 0;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char p[1200];
+        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+        FILE *f = fopen(p, "rb");
+        if (!f) continue;
+        uint8_t buf[65536];
+        size_t len = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        CHECK(LLVMFuzzerTestOneInput(buf, len) == 0);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
 int main(void) {
     const char *t = getenv("SOMA_TEST_DIR");
     char dir[1024];
@@ -50,6 +76,9 @@ int main(void) {
     size_t a = replay(dir, 0);
     snprintf(dir, sizeof dir, "%s/../fuzz/regress/model_file", t ? t : "tests");
     size_t b = replay(dir, 1);
-    CHECK_MSG(a >= 6 && b >= 2, "replayed %zu network files and %zu model files; the corpus has more", a, b);
+    snprintf(dir, sizeof dir, "%s/../fuzz/regress/data", t ? t : "tests");
+    size_t c = replay_data(dir);
+    CHECK_MSG(a >= 6 && b >= 2 && c >= 1, "replayed %zu network files, %zu model files and %zu data inputs; the corpus "
+              "has more", a, b, c);
     return t_report("test_fuzz_regress");
 }

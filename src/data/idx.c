@@ -143,14 +143,28 @@ static int idx_read(idx_file *out, const char *path, uint32_t magic, char *err, 
         goto done;
     }
     size_t bytes = (size_t)n * (size_t)dim;
-    out->data = malloc(bytes);
-    if (!out->data) {
-        status = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot allocate %zu bytes for %u %s", path, bytes,
-                            (unsigned)n, what);
-        goto done;
+    /* The header's claim is not trusted with memory: the buffer grows (by
+     * doubling, from 1 MiB) only as data arrives, so a short or hostile
+     * file that claims gigabytes is refused as truncated without
+     * allocating them. */
+    size_t cap = 0, have = 0;
+    got = 0;
+    while (have < bytes) {
+        size_t want = cap ? 2 * cap : (size_t)1 << 20;
+        if (want > bytes) want = bytes;
+        uint8_t *nd = realloc(out->data, want);
+        if (!nd) {
+            status = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot allocate %zu bytes for %u %s", path, want,
+                                (unsigned)n, what);
+            goto done;
+        }
+        out->data = nd, cap = want;
+        long long r = gz_read_all(f, out->data + have, cap - have, path, &status, err, errlen);
+        if (r < 0) goto done;
+        have += (size_t)r;
+        if (have < cap) break; /* the file ended */
     }
-    got = gz_read_all(f, out->data, bytes, path, &status, err, errlen);
-    if (got < 0) goto done;
+    got = (long long)have;
     if ((size_t)got < bytes) {
         if (images) {
             status =
