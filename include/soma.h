@@ -214,6 +214,21 @@ int soma_net_pop_info(const soma_net *net, size_t pop, soma_pop_info *info);
 /* Dense projections: count and (from, to, has_bias) of the i-th. */
 size_t soma_net_proj_count(const soma_net *net);
 int soma_net_proj_info(const soma_net *net, size_t i, size_t *from, size_t *to, int *bias);
+/* A delay and a port of dense projection i's own, for the simulator (the
+ * trainer refuses both). delay: a constant expression in ms ("0.3ms"), at
+ * least one time step, rounded to whole steps when a
+ * simulator is built; NULL removes it. Without one the simulator delays the
+ * projection by the difference of its ends' depths (start steps), which keeps
+ * it step for step with the trainer; an explicit delay is physical and takes
+ * no part in that alignment. port: a port index of the target's model or
+ * SOMA_PORT_BY_SIGN (as soma_net_connect); without one a dense projection
+ * arrives on port 0. */
+int soma_net_proj_set_delay(soma_net *net, size_t i, const char *delay);
+int soma_net_proj_set_port(soma_net *net, size_t i, int port);
+/* Whether dense projection i has its own delay (*delay_ms, else 0) and port
+ * (*port, else 0): bit 0 of the result for the delay, bit 1 for the port;
+ * negative on error. */
+int soma_net_proj_timing(const soma_net *net, size_t i, double *delay_ms, int *port);
 
 /* Allocate (first call) and initialise all weights: uniform(-1/sqrt(fan_in),
  * 1/sqrt(fan_in)) for weights and biases, as torch.nn.Linear does; learnable

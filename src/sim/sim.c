@@ -102,6 +102,8 @@ typedef struct spop {
         size_t src;     /* source population */
         float *w;       /* [N][Nsrc] copy of the weights */
         size_t nsrc;
+        size_t d;       /* delay (steps >= 1): reads the source's output of step - d */
+        int port;       /* port 0 or 1, or SOMA_PORT_BY_SIGN (by each weight's sign) */
     } *pulls;
     size_t npulls;
     float *gx;          /* model input: its values [gsteps][N] (or [N] when gconst) */
@@ -120,7 +122,8 @@ typedef struct spop {
     size_t sid_spk;
     float *cw[SOMA_MAX_WEIGHTS]; /* cell models: copies of the model's own weights */
     float *work;        /* cell models: the model's per-call scratch (one row) */
-    float *gout[2];     /* graded outputs [N] of even and odd steps, read by dense projections a step later */
+    float *gout;        /* graded outputs [gring][N], step t in row t % gring, read by dense projections d steps later */
+    size_t gring;       /* steps kept: the longest delay of a projection leaving it, + 1 (at least 2) */
     size_t stw[SOMA_MAX_STATE]; /* floats of each state variable (N but for cell models' wider state) */
 } spop;
 
@@ -166,6 +169,8 @@ struct soma_sim {
     uint64_t seed;
     soma_site_info *sites; /* named sites (see "hooks" in soma.h) */
     size_t nsites;
+    size_t *pdly;          /* [nproj] each dense projection's delay in steps (0 for sparse ones) */
+    size_t nproj;
     soma__hookplan hooks;
     char errmsg[512];
 };
@@ -220,8 +225,7 @@ void soma_sim_free(soma_sim *s) {
         free(P->scr);
         for (size_t k = 0; k < SOMA_MAX_WEIGHTS; k++) free(P->cw[k]);
         free(P->work);
-        free(P->gout[0]);
-        free(P->gout[1]);
+        free(P->gout);
     }
     if (s->ts)
         for (int t = 0; t < s->nthreads; t++) {
@@ -241,6 +245,7 @@ void soma_sim_free(soma_sim *s) {
         }
     soma__hookplan_free(&s->hooks);
     free(s->sites);
+    free(s->pdly);
     for (size_t r = 0; r < s->nrecs; r++) {
         free(s->recs[r].idx);
         free(s->recs[r].data);
@@ -357,8 +362,6 @@ static int build_pop(soma_sim *s, const soma_net *sn, size_t p) {
             memcpy(P->cw[k], d->cw[k], r * c * sizeof(float));
         }
         if (m->scratch_floats && !(P->work = xalloc((m->scratch_floats(d->prm, N) + 16) * sizeof(float))))
-            return SOMA_STATUS_NOMEM;
-        if (m->graded && (!(P->gout[0] = xalloc(N * sizeof(float))) || !(P->gout[1] = xalloc(N * sizeof(float)))))
             return SOMA_STATUS_NOMEM;
         P->sf = xalloc(N * sizeof(float));
         P->scr = xalloc(2 * N * sizeof(float));
@@ -517,18 +520,49 @@ static int pulled(const soma_net *sn, size_t p) {
     return sn->pops[p].model == &soma__model_input || sn->pops[p].model->graded;
 }
 
-/* Dense projections: biases, projections from graded sources (computed by
- * their targets), and the step each population starts at. The trainer
- * feeds a projection's output to its target in the same step; the
+/* Dense projections: biases, their delays, projections from graded sources
+ * (computed by their targets), and the step each population starts at. The
+ * trainer feeds a projection's output to its target in the same step; the
  * simulator's delays are at least one step, so a population d dense
  * projections deep starts at step d and then sees, step for step, what the
- * trainer's population sees: its spikes are the trainer's, d steps later. */
+ * trainer's population sees: its spikes are the trainer's, d steps later.
+ * Each dense projection without a delay of its own is therefore delayed by
+ * start(to) - start(from) steps (1 along a chain; more on a skip connection,
+ * whose short path must wait for the long one). An explicit delay is
+ * physical: it is used as given and takes no part in the depths. */
 static int build_dense(soma_sim *s, const soma_net *sn) {
-    int any = 0;
+    s->nproj = sn->nproj;
+    if (!(s->pdly = calloc(sn->nproj ? sn->nproj : 1, sizeof *s->pdly))) return SOMA_STATUS_NOMEM;
+    /* Longest path of dense projections (cycles go through recurrent
+     * weights, which are not projections here). */
+    for (size_t pass = 0; pass < sn->npops; pass++)
+        for (size_t i = 0; i < sn->nproj; i++) {
+            const soma__proj *pr = &sn->projs[i];
+            if (pr->sparse || pr->from == pr->to || pr->has_delay) continue;
+            uint64_t st = s->pops[pr->from].start + 1;
+            if (s->pops[pr->to].start < st) s->pops[pr->to].start = st;
+        }
     for (size_t i = 0; i < sn->nproj; i++) {
         const soma__proj *pr = &sn->projs[i];
         if (pr->sparse) continue;
-        any = 1;
+        if (pr->has_delay) {
+            double st = round(pr->dly_ms / s->dt);
+            if (!(st >= 1))
+                return sfail(s, SOMA_STATUS_INVALID, "projection %s -> %s: delay %g ms is shorter than the time step "
+                             "%g ms; expected at least one step", s->pops[pr->from].name, s->pops[pr->to].name,
+                             pr->dly_ms, s->dt);
+            if (st > 1e6)
+                return sfail(s, SOMA_STATUS_INVALID, "projection %s -> %s: delay %g ms is longer than 10^6 steps",
+                             s->pops[pr->from].name, s->pops[pr->to].name, pr->dly_ms);
+            s->pdly[i] = (size_t)st;
+        } else {
+            uint64_t a = s->pops[pr->from].start, b = s->pops[pr->to].start;
+            s->pdly[i] = b > a ? (size_t)(b - a) : 1; /* 1 on a cycle of dense projections */
+        }
+    }
+    for (size_t i = 0; i < sn->nproj; i++) {
+        const soma__proj *pr = &sn->projs[i];
+        if (pr->sparse) continue;
         spop *tgt = &s->pops[pr->to];
         if (pr->b) {
             if (!tgt->bias && !(tgt->bias = xalloc(tgt->N * sizeof(float)))) return SOMA_STATUS_NOMEM;
@@ -541,6 +575,8 @@ static int build_dense(soma_sim *s, const soma_net *sn) {
         struct pull *pl = &tgt->pulls[tgt->npulls++];
         pl->src = pr->from;
         pl->nsrc = sn->pops[pr->from].size;
+        pl->d = s->pdly[i];
+        pl->port = pr->port == SOMA_PORT_BY_SIGN && tgt->m->n_ports < 2 ? 0 : pr->port;
         pl->w = xalloc(tgt->N * pl->nsrc * sizeof(float));
         if (!pl->w) return SOMA_STATUS_NOMEM;
         memcpy(pl->w, pr->w, tgt->N * pl->nsrc * sizeof(float));
@@ -554,19 +590,24 @@ static int build_dense(soma_sim *s, const soma_net *sn) {
         struct pull *pl = &tgt->pulls[tgt->npulls++];
         pl->src = p;
         pl->nsrc = tgt->N;
+        pl->d = 1;
+        pl->port = 0;
         if (!(pl->w = xalloc(tgt->N * tgt->N * sizeof(float)))) return SOMA_STATUS_NOMEM;
         memcpy(pl->w, sn->pops[p].rec_w, tgt->N * tgt->N * sizeof(float));
     }
-    if (!any) return 0;
-    /* Longest path of dense projections (cycles go through recurrent
-     * weights, which are not projections here). */
-    for (size_t pass = 0; pass < sn->npops; pass++)
-        for (size_t i = 0; i < sn->nproj; i++) {
-            const soma__proj *pr = &sn->projs[i];
-            if (pr->sparse || pr->from == pr->to) continue;
-            uint64_t st = s->pops[pr->from].start + 1;
-            if (s->pops[pr->to].start < st) s->pops[pr->to].start = st;
+    /* A graded population keeps its outputs as long as its longest
+     * projection needs them, the step being written included. */
+    for (size_t p = 0; p < s->npops; p++)
+        if (s->pops[p].train_op && s->pops[p].m->graded) s->pops[p].gring = 2;
+    for (size_t p = 0; p < s->npops; p++)
+        for (size_t k = 0; k < s->pops[p].npulls; k++) {
+            spop *S = &s->pops[s->pops[p].pulls[k].src];
+            if (S->gring && S->gring < s->pops[p].pulls[k].d + 1) S->gring = s->pops[p].pulls[k].d + 1;
         }
+    for (size_t p = 0; p < s->npops; p++) {
+        spop *P = &s->pops[p];
+        if (P->gring && !(P->gout = xalloc(P->gring * P->N * sizeof(float)))) return SOMA_STATUS_NOMEM;
+    }
     return 0;
 }
 
@@ -732,9 +773,9 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
             char cerr_t[400];
             size_t dmin = (size_t)-1, dmax = 0;
             for (size_t i = 0; i < sn->nproj + sn->npops && !trc; i++) {
-                /* Dense projections (trained weights) become synapses of one
-                 * step's delay from their matrix; i >= nproj: population
-                 * i - nproj's recurrent weights. */
+                /* Dense projections (trained weights) become synapses of
+                 * their delay (build_dense) from their matrix; i >= nproj:
+                 * population i - nproj's recurrent weights (one step). */
                 soma__proj rec;
                 const float *W = NULL;
                 const soma__proj *pr = i < sn->nproj ? &sn->projs[i] : NULL;
@@ -767,7 +808,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
                 c.dmin = (size_t)-1;
                 c.dmax = 0;
                 if (W) {
-                    c.d0 = 1;
+                    c.d0 = i < sn->nproj ? s->pdly[i] : 1; /* recurrent weights: one step */
                 } else if (c.const_d) {
                     double ms = soma__expr_eval(pr->dv.e, 0, 0, 1) * pr->dv.scale;
                     c.const_d = 0;
@@ -986,29 +1027,46 @@ static void apply_drive(const drive *d, tstate *ts, float *restrict in, size_t a
 }
 
 /* The input of neurons [a, b) of P from its dense projections at `step`:
- * their biases and W x of graded sources (x as it was one step earlier). */
-static void dense_input(const soma_sim *s, const spop *P, float *restrict in, size_t a, size_t b, uint64_t step) {
+ * their biases (port 0) and W x of graded sources, x as it was d steps
+ * earlier, on the projection's port. */
+static void dense_input(const soma_sim *s, const spop *P, float *const in[2], size_t a, size_t b, uint64_t step) {
     if (P->bias)
-        for (size_t i = a; i < b; i++) in[i] += P->bias[i];
+        for (size_t i = a; i < b; i++) in[0][i] += P->bias[i];
     for (size_t k = 0; k < P->npulls; k++) {
         const struct pull *pl = &P->pulls[k];
         const spop *S = &s->pops[pl->src];
-        uint64_t t = step - 1; /* step >= start >= 1 */
+        if (step < pl->d) continue;
+        uint64_t t = step - pl->d;
         const float *restrict x;
         if (S->m == &soma__model_input) {
             if (!S->gx || (!S->gconst && t >= S->gsteps)) continue;
             x = S->gx + (S->gconst ? 0 : t * pl->nsrc);
         } else {
-            /* A graded population's output of the previous step (the slice
-             * is one step long, so it is complete). */
+            /* A graded population's output of step t (slices are one step
+             * long, so it is complete; its ring holds the last gring steps). */
             if (t < S->start) continue;
-            x = S->gout[t & 1];
+            x = S->gout + (size_t)(t % S->gring) * S->N;
         }
+        if (pl->port == SOMA_PORT_BY_SIGN) {
+            /* As synapses by sign: positive weights on port 0, negative on 1. */
+            for (size_t i = a; i < b; i++) {
+                const float *restrict w = pl->w + i * pl->nsrc;
+                float pos = 0.0f, neg = 0.0f;
+                for (size_t j = 0; j < pl->nsrc; j++) {
+                    if (w[j] < 0.0f) neg += w[j] * x[j];
+                    else pos += w[j] * x[j];
+                }
+                in[0][i] += pos;
+                in[1][i] += neg;
+            }
+            continue;
+        }
+        float *restrict o = in[pl->port];
         for (size_t i = a; i < b; i++) {
             const float *restrict w = pl->w + i * pl->nsrc;
             float acc = 0.0f;
             for (size_t j = 0; j < pl->nsrc; j++) acc += w[j] * x[j];
-            in[i] += acc;
+            o[i] += acc;
         }
     }
 }
@@ -1043,7 +1101,7 @@ static void train_op_step(spop *P, float *restrict in, size_t a, size_t b, uint6
     }
     for (size_t k = 0; k < m->n_weights; k++) ma.w[k] = P->cw[k];
     ma.work = P->work;
-    float *y = m->graded ? P->gout[step & 1] : P->sf;
+    float *y = m->graded ? P->gout + (size_t)(step % P->gring) * P->N : P->sf;
     m->forward(&ma, prev, cur, y + a, in + a, 1, n);
     memset(in + a, 0, n * sizeof(float));
     if (m->graded) /* real values: read by dense projections, never events */
@@ -1095,7 +1153,7 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
                 memset(in[1] + a, 0, (b - a) * sizeof(float));
                 continue;
             }
-            if (P->bias || P->npulls) dense_input(s, P, in[0], a, b, step);
+            if (P->bias || P->npulls) dense_input(s, P, in, a, b, step);
             for (size_t di = 0; di < P->ndrives; di++)
                 apply_drive(&P->drives[di], ts, in[P->drives[di].port], a, b, step);
             if (P->ext) {
