@@ -584,10 +584,13 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h);
 
 /* ------------------------------------------------------------------- io */
 #define SOMA_MODEL_MAGIC "SOMAMDL\0"
-/* Version 3 (this soma) leaves the thread count out: threads are a run
- * setting, never saved with a trained model. Version-2 files load (their
- * threads field is ignored); version 1 is refused. */
-#define SOMA_MODEL_VERSION 3u
+/* The newest format version this soma writes and reads. Version 4 adds a
+ * delay and a port of their own to each projection (soma_net_proj_set_delay,
+ * soma_net_proj_set_port); a net without them is still written as version 3,
+ * which soma 0.2 reads too. Version 3 left the thread count out: threads are
+ * a run setting, never saved with a trained model. Version-2 files load
+ * (their threads field is ignored); version 1 is refused. */
+#define SOMA_MODEL_VERSION 4u
 
 /* Write net + options to path atomically (temp file, fsync, rename): on
  * failure an existing file at path is left untouched. */
