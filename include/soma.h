@@ -295,10 +295,16 @@ size_t soma_net_param_count(soma_net *net);
  * the hooks a neuron spikes where the value is not 0 (a mask of 0 removes
  * a spike, an override of 1 adds one; the neuron's own reset is not
  * changed). `<from>-><to>.in` is READ only (the source's spikes, the same
- * for all its projections); `.out` sites and GRAD are refused with
- * SOMA_STATUS_UNSUPPORTED (the simulator sums all projections into one
- * buffer per target), and so are hooks on a graded source (model input),
- * whose values its targets compute. A population's hooks run from the step
+ * for all its projections). `<from>-><to>.out` (dense and sparse
+ * projections) is what the projection adds to its target's input at that
+ * step, its delays applied, summed over the target's ports: a hooked
+ * projection's synapses are delivered into a buffer of their own (a dense
+ * projection from a graded source is computed aside), which the hooks see
+ * before it joins the target's input; a MASK scales both ports, an
+ * OVERRIDE's values go to the projection's port (by sign: positive to port
+ * 0, negative to port 1). GRAD is refused with SOMA_STATUS_UNSUPPORTED, and
+ * so are hooks on the sites of a graded source (model input) but its
+ * projections' `.out`, since its targets compute its values. A population's hooks run from the step
  * it starts at (a trained network's layers start at their depth). A cancel takes effect at the end of the current
  * segment (at most 100 ms of model time); no hook is called after it.
  *
