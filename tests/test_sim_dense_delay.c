@@ -197,6 +197,64 @@ static void test_port(void) {
     CHECK(bs[39] < -1.0f);
 }
 
+/* A dense projection from an input population (computed by its target)
+ * with a delay and a port of its own: x is 1 at step 5 only, so the
+ * integrator jumps by w at step 5 + d; on port i of iaf_psc_exp the current
+ * decays with tau_syn_in. Returns V_m over 40 steps. */
+static void pulled_trace(const char *delay, int port, float w, const char *model, float *out) {
+    soma_net *sn = net_new();
+    size_t in, dst;
+    CHECK(soma_net_add_pop(sn, "in", "input", 1, &in) == 0);
+    CHECK(soma_net_add_pop(sn, "dst", model, 1, &dst) == 0);
+    if (!strcmp(model, "iaf_psc_delta")) {
+        CHECK(soma_net_set(sn, dst, "tau_m", "1e9ms") == 0);
+        CHECK(soma_net_set(sn, dst, "E_L", "0mV") == 0);
+        CHECK(soma_net_set(sn, dst, "V_m", "0mV") == 0);
+    } else {
+        CHECK(soma_net_set(sn, dst, "tau_syn_ex", "1ms") == 0);
+        CHECK(soma_net_set(sn, dst, "tau_syn_in", "8ms") == 0);
+    }
+    CHECK(soma_net_set(sn, dst, "V_th", "5000mV") == 0);
+    CHECK(soma_net_connect_dense(sn, in, dst, 0) == 0);
+    CHECK(soma_net_init_weights(sn, 1) == 0);
+    set_tensor(sn, "in->dst.weight", &w, 1);
+    if (delay) CHECK(soma_net_proj_set_delay(sn, 0, delay) == 0);
+    if (port != -2) CHECK(soma_net_proj_set_port(sn, 0, port) == 0);
+    soma_sim *sim = sim_new(sn, 1);
+    if (sim) {
+        float x[40] = {0};
+        x[5] = 1.0f;
+        CHECK(soma_sim_set_input(sim, in, x, 40, 0) == 0);
+        size_t idx = 0, rec, ns = 0;
+        CHECK(soma_sim_record_state(sim, dst, "V_m", &idx, 1, 1, &rec) == 0);
+        CHECK(soma_sim_run(sim, 4.0, NULL, NULL) == 0);
+        const float *v = soma_sim_state_data(sim, rec, &ns, NULL, NULL);
+        CHECK(ns == 40 && v);
+        if (ns == 40 && v) memcpy(out, v, 40 * sizeof *out);
+        soma_sim_free(sim);
+    }
+    soma_net_free(sn);
+}
+
+static void test_pulled(void) {
+    float d1[40] = {0}, d4[40] = {0};
+    pulled_trace(NULL, -2, 2.5f, "iaf_psc_delta", d1);
+    pulled_trace("0.4ms", -2, 2.5f, "iaf_psc_delta", d4);
+    int bad = 0;
+    for (int s = 1; s < 40; s++) {
+        bad += fabsf(d1[s] - (s >= 6 ? 2.5f : 0.0f)) > 1e-5f;  /* default: one step (dst starts at 1) */
+        bad += fabsf(d4[s] - (s >= 9 ? 2.5f : 0.0f)) > 1e-5f;  /* 4 steps */
+    }
+    CHECK_MSG(bad == 0, "%d samples off", bad);
+    float e[40] = {0}, i[40] = {0}, bs[40] = {0}, i1[40] = {0};
+    pulled_trace(NULL, 0, 300.0f, "iaf_psc_exp", e);
+    pulled_trace(NULL, 1, 300.0f, "iaf_psc_exp", i);
+    pulled_trace(NULL, SOMA_PORT_BY_SIGN, -300.0f, "iaf_psc_exp", bs);
+    pulled_trace(NULL, 1, -300.0f, "iaf_psc_exp", i1);
+    CHECK(max_diff(i, e) > 1.0f && i[39] > e[39] + 1.0f);
+    CHECK(max_diff(bs, i1) == 0.0f);
+}
+
 /* (c) Skip connections with the default delays. A chain in -> g -> h -> k
  * -> out (input, ann linear, lif, lif, lif) and skips in -> out, g -> out
  * (computed by out from a graded source, 3 steps back) and h -> out
@@ -353,6 +411,7 @@ int main(void) {
     test_explicit_delay();
     test_refusals();
     test_port();
+    test_pulled();
     test_skip(1, 0);
     test_skip(2, 0);
     test_skip(1, 1);
