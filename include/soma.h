@@ -214,6 +214,21 @@ int soma_net_pop_info(const soma_net *net, size_t pop, soma_pop_info *info);
 /* Dense projections: count and (from, to, has_bias) of the i-th. */
 size_t soma_net_proj_count(const soma_net *net);
 int soma_net_proj_info(const soma_net *net, size_t i, size_t *from, size_t *to, int *bias);
+/* A delay and a port of dense projection i's own, for the simulator (the
+ * trainer refuses both). delay: a constant expression in ms ("0.3ms"), at
+ * least one time step, rounded to whole steps when a
+ * simulator is built; NULL removes it. Without one the simulator delays the
+ * projection by the difference of its ends' depths (start steps), which keeps
+ * it step for step with the trainer; an explicit delay is physical and takes
+ * no part in that alignment. port: a port index of the target's model or
+ * SOMA_PORT_BY_SIGN (as soma_net_connect); without one a dense projection
+ * arrives on port 0. */
+int soma_net_proj_set_delay(soma_net *net, size_t i, const char *delay);
+int soma_net_proj_set_port(soma_net *net, size_t i, int port);
+/* Whether dense projection i has its own delay (*delay_ms, else 0) and port
+ * (*port, else 0): bit 0 of the result for the delay, bit 1 for the port;
+ * negative on error. */
+int soma_net_proj_timing(const soma_net *net, size_t i, double *delay_ms, int *port);
 
 /* Allocate (first call) and initialise all weights: uniform(-1/sqrt(fan_in),
  * 1/sqrt(fan_in)) for weights and biases, as torch.nn.Linear does; learnable
@@ -280,10 +295,16 @@ size_t soma_net_param_count(soma_net *net);
  * the hooks a neuron spikes where the value is not 0 (a mask of 0 removes
  * a spike, an override of 1 adds one; the neuron's own reset is not
  * changed). `<from>-><to>.in` is READ only (the source's spikes, the same
- * for all its projections); `.out` sites and GRAD are refused with
- * SOMA_STATUS_UNSUPPORTED (the simulator sums all projections into one
- * buffer per target), and so are hooks on a graded source (model input),
- * whose values its targets compute. A population's hooks run from the step
+ * for all its projections). `<from>-><to>.out` (dense and sparse
+ * projections) is what the projection adds to its target's input at that
+ * step, its delays applied, summed over the target's ports: a hooked
+ * projection's synapses are delivered into a buffer of their own (a dense
+ * projection from a graded source is computed aside), which the hooks see
+ * before it joins the target's input; a MASK scales both ports, an
+ * OVERRIDE's values go to the projection's port (by sign: positive to port
+ * 0, negative to port 1). GRAD is refused with SOMA_STATUS_UNSUPPORTED, and
+ * so are hooks on the sites of a graded source (model input) but its
+ * projections' `.out`, since its targets compute its values. A population's hooks run from the step
  * it starts at (a trained network's layers start at their depth). A cancel takes effect at the end of the current
  * segment (at most 100 ms of model time); no hook is called after it.
  *
@@ -569,10 +590,13 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h);
 
 /* ------------------------------------------------------------------- io */
 #define SOMA_MODEL_MAGIC "SOMAMDL\0"
-/* Version 3 (this soma) leaves the thread count out: threads are a run
- * setting, never saved with a trained model. Version-2 files load (their
- * threads field is ignored); version 1 is refused. */
-#define SOMA_MODEL_VERSION 3u
+/* The newest format version this soma writes and reads. Version 4 adds a
+ * delay and a port of their own to each projection (soma_net_proj_set_delay,
+ * soma_net_proj_set_port); a net without them is still written as version 3,
+ * which soma 0.2 reads too. Version 3 left the thread count out: threads are
+ * a run setting, never saved with a trained model. Version-2 files load
+ * (their threads field is ignored); version 1 is refused. */
+#define SOMA_MODEL_VERSION 4u
 
 /* Write net + options to path atomically (temp file, fsync, rename): on
  * failure an existing file at path is left untouched. */

@@ -721,7 +721,7 @@ static void test_sim_hooks(int threads) {
     CHECK_MSG(strstr(soma_sim_errmsg(sim), "close names: dst.spikes, dst.V_m, dst.refr (") != NULL, "%s",
               soma_sim_errmsg(sim));
     CHECK(sim_set1(sim, "dst.V_m", SOMA_HOOK_GRAD, sim_read_cb, &tv) == SOMA_STATUS_UNSUPPORTED);
-    CHECK(sim_set1(sim, "src->dst.out", SOMA_HOOK_READ, sim_read_cb, &tv) == SOMA_STATUS_UNSUPPORTED);
+    CHECK(sim_set1(sim, "src->dst.out", SOMA_HOOK_GRAD, sim_read_cb, &tv) == SOMA_STATUS_UNSUPPORTED);
     CHECK_MSG(strstr(soma_sim_errmsg(sim), "src->dst.out") != NULL, "%s", soma_sim_errmsg(sim));
     CHECK(sim_set1(sim, "src->dst.in", SOMA_HOOK_MASK, sim_mask_half_cb, NULL) == SOMA_STATUS_UNSUPPORTED);
     soma_sim_free(sim);
@@ -760,6 +760,185 @@ static void test_sim_source(void) {
     soma_net_free(sn);
 }
 
+/* `.out` sites in the simulator: b (40 integrators, no leak, no threshold)
+ * is fed by a dense projection a -> b from a spike source (delay 3 steps,
+ * synapses), a sparse c -> b (0.5 mV, 2 steps) and a dense in -> b from a
+ * constant input population (computed by b, 1 step: b starts at step 1).
+ * Each .out hook must see exactly its own projection's input, by hand. */
+enum { OB = 40, OT = 60 };
+typedef struct out_trace {
+    float v[OT][OB];
+    int seen[OT];
+    int mode; /* 0 read, 1 mask 0, 2 override with 1 */
+} out_trace;
+static int out_cb(void *user, const soma_hook_event *ev) {
+    out_trace *tr = user;
+    if (ev->step < OT && ev->size == OB && ev->first + ev->n <= OB) {
+        if (tr->mode == 0 || ev->kind == SOMA_HOOK_READ) {
+            memcpy(&tr->v[ev->step][ev->first], ev->data, ev->n * sizeof(float));
+            tr->seen[ev->step] = 1;
+        }
+        if (ev->kind == SOMA_HOOK_MASK)
+            for (size_t i = 0; i < ev->n; i++) ev->data[i] = 0.0f;
+        if (ev->kind == SOMA_HOOK_OVERRIDE)
+            for (size_t i = 0; i < ev->n; i++) ev->data[i] = 1.0f;
+    }
+    return 0;
+}
+static float out_wab(size_t i, size_t j) { return (float)((int)((i + 2 * j) % 5) - 2); }
+static float out_win(size_t i, size_t j) { return (float)((int)(i % 3) - 1 + (int)j); }
+
+static soma_sim *out_sim(int threads, soma_net **out) {
+    soma_net *sn = NULL;
+    CHECK(soma_net_create(&sn) == 0);
+    size_t a, c, in, b;
+    CHECK(soma_net_add_pop(sn, "a", "spike_source", 3, &a) == 0);
+    CHECK(soma_net_add_pop(sn, "c", "spike_source", 1, &c) == 0);
+    CHECK(soma_net_add_pop(sn, "in", "input", 2, &in) == 0);
+    CHECK(soma_net_add_pop(sn, "b", "iaf_psc_delta", OB, &b) == 0);
+    CHECK(soma_net_set(sn, b, "tau_m", "1e9ms") == 0);
+    CHECK(soma_net_set(sn, b, "V_th", "5000mV") == 0);
+    CHECK(soma_net_set(sn, b, "E_L", "0mV") == 0);
+    CHECK(soma_net_set(sn, b, "V_m", "0mV") == 0);
+    uint32_t ia[] = {0, 1, 2, 0}, ic = 0;
+    double ta[] = {0.5, 0.5, 1.2, 2.0}, tc = 1.0;
+    CHECK(soma_net_set_spikes(sn, a, ia, ta, 4) == 0);
+    CHECK(soma_net_set_spikes(sn, c, &ic, &tc, 1) == 0);
+    /* a -> z first: a -> b's synapses follow z's in a's rows. */
+    size_t z;
+    CHECK(soma_net_add_pop(sn, "z", "iaf_psc_delta", 5, &z) == 0);
+    CHECK(soma_net_set(sn, z, "V_th", "5000mV") == 0);
+    CHECK(soma_net_set(sn, z, "tau_m", "1e9ms") == 0);
+    CHECK(soma_net_set(sn, z, "E_L", "0mV") == 0);
+    CHECK(soma_net_set(sn, z, "V_m", "0mV") == 0);
+    soma_connector cn;
+    soma_connector_default(&cn, SOMA_CONN_ALL_TO_ALL);
+    CHECK(soma_net_connect(sn, a, z, &cn, "1mV", "0.1ms", SOMA_PORT_BY_SIGN, NULL) == 0);
+    CHECK(soma_net_connect_dense(sn, a, b, 0) == 0);
+    CHECK(soma_net_proj_set_delay(sn, 1, "0.3ms") == 0);
+    CHECK(soma_net_proj_set_port(sn, 1, SOMA_PORT_BY_SIGN) == 0);
+    CHECK(soma_net_connect(sn, c, b, &cn, "0.5mV", "0.2ms", SOMA_PORT_BY_SIGN, NULL) == 0);
+    CHECK(soma_net_connect_dense(sn, in, b, 0) == 0);
+    CHECK(soma_net_init_weights(sn, 1) == 0);
+    soma_tensor t;
+    CHECK(soma_net_tensor_find(sn, "a->b.weight", &t) == 0 && t.rows == OB && t.cols == 3);
+    for (size_t i = 0; i < OB; i++)
+        for (size_t j = 0; j < 3; j++) t.data[i * 3 + j] = out_wab(i, j);
+    CHECK(soma_net_tensor_find(sn, "in->b.weight", &t) == 0 && t.rows == OB && t.cols == 2);
+    for (size_t i = 0; i < OB; i++)
+        for (size_t j = 0; j < 2; j++) t.data[i * 2 + j] = out_win(i, j);
+    soma_sim_opts o;
+    soma_sim_opts_default(&o);
+    o.threads = threads;
+    soma_sim *sim = NULL;
+    char err[512];
+    int rc = soma_sim_create(&sim, sn, &o, err, sizeof err);
+    CHECK_MSG(rc == 0, "%s", err);
+    const float x[2] = {1.0f, 2.0f};
+    if (sim) CHECK(soma_sim_set_input(sim, in, x, 0, 1) == 0);
+    *out = sn;
+    return sim;
+}
+
+/* Each projection's input to b at step s, by hand: which = 0 a->b, 1 c->b, 2 in->b. */
+static float out_want(int which, size_t s, size_t i) {
+    if (s < 1) return 0.0f; /* b starts at step 1 */
+    if (which == 0) {
+        /* a's spikes: neurons 0, 1 at step 5, 2 at step 12, 0 at step 20; delay 3. */
+        float v = 0;
+        if (s == 8) v += out_wab(i, 0) + out_wab(i, 1);
+        if (s == 15) v += out_wab(i, 2);
+        if (s == 23) v += out_wab(i, 0);
+        return v;
+    }
+    if (which == 1) return s == 12 ? 0.5f : 0.0f; /* c at step 10, delay 2 */
+    return out_win(i, 0) * 1.0f + out_win(i, 1) * 2.0f;
+}
+
+/* Run with a hook of `kind` (mode of its trace) on each of the .out sites
+ * set in `mask` (bit w: projection w); check the traces and b's V. */
+static void out_run(int threads, unsigned hooked, int kind, int mode, int unset) {
+    static const char *const site[3] = {"a->b.out", "c->b.out", "in->b.out"};
+    static out_trace tr[3];
+    soma_net *sn = NULL;
+    soma_sim *sim = out_sim(threads, &sn);
+    if (!sim) {
+        soma_net_free(sn);
+        return;
+    }
+    soma_hooks *h = NULL;
+    CHECK(soma_hooks_create(&h) == 0);
+    for (int w = 0; w < 3; w++) {
+        memset(&tr[w], 0, sizeof tr[w]);
+        tr[w].mode = mode;
+        if (hooked >> w & 1) {
+            CHECK(soma_hooks_add(h, site[w], kind, out_cb, &tr[w]) == 0);
+            if (kind != SOMA_HOOK_READ) CHECK(soma_hooks_add(h, site[w], SOMA_HOOK_READ, out_cb, &tr[w]) == 0);
+        }
+    }
+    int rc = soma_sim_set_hooks(sim, h);
+    CHECK_MSG(rc == 0, "%s", soma_sim_errmsg(sim));
+    soma_hooks_free(h);
+    if (unset) CHECK(soma_sim_set_hooks(sim, NULL) == 0); /* the synapses go back: as if never hooked */
+    size_t idx[OB], rec;
+    for (size_t i = 0; i < OB; i++) idx[i] = i;
+    CHECK(soma_sim_record_state(sim, 3, "V_m", idx, OB, 1, &rec) == 0);
+    size_t recz;
+    CHECK(soma_sim_record_state(sim, 4, "V_m", idx, 5, 1, &recz) == 0);
+    CHECK(soma_sim_run(sim, OT * 0.1, NULL, NULL) == 0);
+    size_t rows = 0;
+    const float *v = soma_sim_state_data(sim, rec, &rows, NULL, NULL);
+    CHECK(v && rows == OT);
+    int bad_hook = 0, bad_v = 0, seen = 0;
+    double acc[OB] = {0};
+    for (size_t s = 1; v && s < OT; s++)
+        for (size_t i = 0; i < OB; i++) {
+            for (int w = 0; w < 3; w++) {
+                float want = out_want(w, s, i);
+                int on = !unset && (hooked >> w & 1);
+                if (on) {
+                    seen += i == 0 && tr[w].seen[s];
+                    /* READ after MASK sees 0, after OVERRIDE 1. */
+                    float got_want = mode == 1 ? 0.0f : mode == 2 ? 1.0f : want;
+                    if (tr[w].v[s][i] != got_want) bad_hook++;
+                    want = got_want;
+                }
+                acc[i] += want;
+            }
+            if (fabs(v[s * OB + i] - acc[i]) > 1e-3) bad_v++;
+        }
+    int nh = 0;
+    for (int w = 0; w < 3; w++) nh += !unset && (hooked >> w & 1);
+    CHECK_MSG(seen == nh * (OT - 1), "hooks called on %d of %d steps", seen, nh * (OT - 1));
+    CHECK_MSG(bad_hook == 0, "hooked 0x%x kind %d threads %d: %d hook values off", hooked, kind, threads, bad_hook);
+    CHECK_MSG(bad_v == 0, "hooked 0x%x kind %d threads %d: %d values of b.V_m off", hooked, kind, threads, bad_v);
+    /* z, fed by a through the synapses before a -> b's in a's rows, gets all 4 spikes of 1 mV. */
+    const float *vz = soma_sim_state_data(sim, recz, &rows, NULL, NULL);
+    for (size_t i = 0; vz && i < 5; i++) CHECK_NEAR(vz[(OT - 1) * 5 + i], 4.0, 1e-4);
+    /* The connectivity written while hooked holds the real weights. */
+    if (!unset && (hooked & 1)) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/conn.csv", t_tmpdir("hooks_out"));
+        CHECK(soma_sim_write_connectivity(sim, path) == 0);
+        size_t n = 0;
+        char *txt = t_read_file(path, &n);
+        CHECK(txt && strstr(txt, "\n0,6,-2,0.3") && strstr(txt, "\n2,43,-1,0.3"));
+        free(txt);
+    }
+    soma_sim_free(sim);
+    soma_net_free(sn);
+}
+
+static void test_sim_out(int threads) {
+    out_run(threads, 7, SOMA_HOOK_READ, 0, 0);     /* every projection's own part, by hand */
+    out_run(threads, 1, SOMA_HOOK_READ, 0, 0);     /* one hooked: the others unchanged */
+    out_run(threads, 7, SOMA_HOOK_MASK, 1, 0);     /* all masked: b never moves */
+    out_run(threads, 1, SOMA_HOOK_MASK, 1, 0);     /* a -> b silenced, the rest arrives */
+    out_run(threads, 4, SOMA_HOOK_MASK, 1, 0);     /* the pulled one silenced */
+    out_run(threads, 3, SOMA_HOOK_OVERRIDE, 2, 0); /* 1 mV every step instead */
+    out_run(threads, 7, SOMA_HOOK_MASK, 1, 1);     /* set, then removed: nothing changed */
+}
+
 int main(void) {
     test_train_sites();
     test_train_hooks(0);
@@ -769,6 +948,8 @@ int main(void) {
     test_sim_hooks(1);
     test_sim_hooks(2);
     test_sim_source();
+    test_sim_out(1);
+    test_sim_out(2);
     test_both_executors();
     return t_report("test_hooks");
 }

@@ -201,6 +201,9 @@ static void compare_nets(soma_net *a, soma_net *b) {
         CHECK(soma_net_proj_info(a, i, &f1, &t1, &b1) == 0);
         CHECK(soma_net_proj_info(b, i, &f2, &t2, &b2) == 0);
         CHECK(f1 == f2 && t1 == t2 && b1 == b2);
+        double d1 = 1, d2 = 2;
+        int p1 = 3, p2 = 4;
+        CHECK(soma_net_proj_timing(a, i, &d1, &p1) == soma_net_proj_timing(b, i, &d2, &p2) && d1 == d2 && p1 == p2);
     }
     size_t nt = soma_net_tensor_count(a);
     CHECK(nt == 6); /* in->hidden weight+bias, hidden->out weight, hidden recurrent, hidden.beta, out.threshold */
@@ -288,7 +291,7 @@ static void test_roundtrip(const char *good, unsigned char **file, size_t *flen)
     CHECK(*file != NULL && *flen > HDR);
     if (*file) {
         CHECK(memcmp(*file, SOMA_MODEL_MAGIC, 8) == 0);
-        CHECK(rd32(*file + 8) == SOMA_MODEL_VERSION);
+        CHECK(rd32(*file + 8) == 3); /* no projection timings: the oldest version that holds the net */
         CHECK(rd32(*file + 12) == 0);
     }
     soma_net_free(net);
@@ -346,9 +349,13 @@ static void test_damage(const unsigned char *good, size_t len) {
 
     /* Another format version: refused, with how to convert. */
     memcpy(f, good, len);
+    wr32(f + 8, 5);
+    CHECK(t_write_file(p, f, len) == 0);
+    expect_fail(p, SOMA_STATUS_VERSION, "format version 5, this soma reads versions 2 to 4; retrain", "version 5");
+    /* A version-3 payload labelled 4 lacks the projections' timings. */
     wr32(f + 8, 4);
     CHECK(t_write_file(p, f, len) == 0);
-    expect_fail(p, SOMA_STATUS_VERSION, "format version 4, this soma reads versions 2 and 3; retrain", "version 4");
+    expect_fail(p, SOMA_STATUS_FORMAT, NULL, "version 3 labelled 4");
     wr32(f + 8, 0);
     CHECK(t_write_file(p, f, len) == 0);
     expect_fail(p, SOMA_STATUS_VERSION, "format version 0", "version 0");
@@ -668,6 +675,59 @@ static void test_dt_and_refusals(void) {
     soma_net_free(net);
 }
 
+/* Version 4: a dense projection's own delay and port survive a save and a
+ * load; damaged timing fields are refused by name. */
+static void test_timing(void) {
+    char p[600], err[512];
+    path_of(p, sizeof p, "timing.soma");
+    soma_net *net;
+    soma_net_create(&net);
+    size_t in, h, o;
+    soma_net_add_pop(net, "in", "input", 3, &in);
+    soma_net_add_pop(net, "h", "iaf_psc_exp", 4, &h);
+    soma_net_add_pop(net, "o", "iaf_psc_exp", 2, &o);
+    soma_net_connect_dense(net, in, h, 1);
+    soma_net_connect_dense(net, h, o, 0);
+    CHECK(soma_net_proj_set_delay(net, 0, "0.7ms") == 0);
+    CHECK(soma_net_proj_set_port(net, 1, SOMA_PORT_BY_SIGN) == 0);
+    CHECK(soma_net_init_weights(net, 1) == 0);
+    CHECK_MSG(soma_model_save(p, net, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    size_t len = 0;
+    unsigned char *f = t_read_file(p, &len);
+    CHECK(f && len > HDR && rd32(f + 8) == 4);
+    soma_net *back = NULL;
+    CHECK_MSG(soma_model_load(p, &back, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    double ms = -1;
+    int port = -5;
+    CHECK(back && soma_net_proj_timing(back, 0, &ms, &port) == 1 && ms == 0.7 && port == 0);
+    CHECK(back && soma_net_proj_timing(back, 1, &ms, &port) == 2 && ms == 0 && port == SOMA_PORT_BY_SIGN);
+    soma_tensor x, y;
+    CHECK(back && soma_net_tensor_find(net, "h->o.weight", &x) == 0 && soma_net_tensor_find(back, "h->o.weight", &y) == 0
+          && memcmp(x.data, y.data, 8 * sizeof(float)) == 0);
+    soma_net_free(back);
+    /* Projection 0's timing: u32 1, f64 0.7, i32 0, after its kind (0). */
+    unsigned char pat[16] = {0, 0, 0, 0, 1, 0, 0, 0};
+    double d7 = 0.7;
+    uint64_t b7;
+    memcpy(&b7, &d7, 8);
+    wr64(pat + 8, b7);
+    long at = f ? find_bytes(f, len, pat, sizeof pat) : -1;
+    CHECK(at > HDR);
+    if (at > HDR) {
+        wr32(f + at + 4, 9);
+        fix_header(f, len);
+        CHECK(t_write_file(p, f, len) == 0);
+        expect_fail(p, SOMA_STATUS_FORMAT, "projection 0: timing flags 9", "bad timing flags");
+        wr32(f + at + 4, 1);
+        wr64(f + at + 8, 0);
+        fix_header(f, len);
+        CHECK(t_write_file(p, f, len) == 0);
+        expect_fail(p, SOMA_STATUS_FORMAT, "shorter than the time step", "zero delay");
+    }
+    free(f);
+    soma_net_free(net);
+}
+
 int main(void) {
     const char *d = t_tmpdir("model_file");
     if (!d) { fprintf(stderr, "cannot create a scratch directory\n"); return 1; }
@@ -682,6 +742,7 @@ int main(void) {
     if (file) test_version2(file, len);
     free(file);
     test_dt_and_refusals();
+    test_timing();
     test_save_failures(good);
     return t_report("test_model_file");
 }

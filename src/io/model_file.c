@@ -9,8 +9,10 @@
  *
  *   header, 28 bytes
  *     u8[8]  magic            SOMA_MODEL_MAGIC ("SOMAMDL\0")
- *     u32    format version   SOMA_MODEL_VERSION (3; version 2 files are still read,
- *                             version 1 files are refused: re-save them with soma 0.1)
+ *     u32    format version   4 when a dense projection has a delay or a port of its
+ *                             own, else 3 (so such files stay readable by soma
+ *                             versions that read 3); versions 2 to 4 are read,
+ *                             version 1 files are refused: re-save them with soma 0.1
  *     u32    flags            0 (no flags are defined; others are refused)
  *     u64    payload length   bytes after the header; must equal file size - 28
  *     u32    payload CRC-32   zlib crc32 of the payload bytes
@@ -40,6 +42,9 @@
  *       u32 from, u32 to (population indices), u32 bias (0/1),
  *       u32 kind (0 dense, 1 conv); for conv: u64 kernel, u64 stride,
  *            u64 padding, u32 pool (soma_pool: 0 none, 1 avg, 2 sum, 3 max), u64 pool_size
+ *       [version 4] u32 timing (bit 0: a delay of its own, bit 1: a port of
+ *            its own; 0 for conv), f64 delay (ms; 0 without), i32 port (a
+ *            port index or -1, SOMA_PORT_BY_SIGN; 0 without)
  *     u32 tensor count, then per tensor (in soma_net_tensor order):
  *       str name, u64 rows, u64 cols, f32[rows*cols] data (row-major)
  *
@@ -203,7 +208,7 @@ static void put_train_opts(wbuf *b, const soma_train_opts *t) {
 }
 
 /* Serialise the net into b. Returns 0 or a status with the message in err. */
-static int put_net(wbuf *b, soma_net *net, const char *path, char *err, size_t errlen) {
+static int put_net(wbuf *b, soma_net *net, int version, const char *path, char *err, size_t errlen) {
     size_t npop = soma_net_pop_count(net);
     if (npop > UINT32_MAX) { set_err(err, errlen, path, "too many populations (%zu)", npop); return SOMA_STATUS_INVALID; }
     /* What a model file cannot hold yet is refused, not dropped. */
@@ -280,6 +285,15 @@ static int put_net(wbuf *b, soma_net *net, const char *path, char *err, size_t e
             put_u32(b, (uint32_t)cv.pool);
             put_u64(b, (uint64_t)cv.pool_size);
         }
+        if (version >= 4) {
+            double ms = 0;
+            int port = 0, tm = soma_net_proj_timing(net, i, &ms, &port);
+            uint64_t msb;
+            memcpy(&msb, &ms, 8);
+            put_u32(b, (uint32_t)(tm > 0 ? tm : 0));
+            put_u64(b, msb);
+            put_i32(b, port);
+        }
     }
 
     size_t nt = soma_net_tensor_count(net);
@@ -351,7 +365,11 @@ int soma_model_save(const char *path, soma_net *net, const soma_data_opts *data,
     put_str(&b, "soma " SOMA_VERSION_STRING);
     put_data_opts(&b, data);
     put_train_opts(&b, train);
-    int rc = put_net(&b, net, path, err, errlen);
+    /* The oldest version that holds the net: 4 only for projection timings. */
+    int version = 3;
+    for (size_t i = 0; i < soma_net_proj_count(net); i++)
+        if (soma_net_proj_timing(net, i, NULL, NULL) > 0) version = 4;
+    int rc = put_net(&b, net, version, path, err, errlen);
     if (rc) { free(b.p); return rc; }
     if (b.oom) {
         free(b.p);
@@ -361,7 +379,7 @@ int soma_model_save(const char *path, soma_net *net, const soma_data_opts *data,
 
     uint8_t hdr[HEADER_BYTES];
     memcpy(hdr, SOMA_MODEL_MAGIC, 8);
-    le32(hdr + 8, SOMA_MODEL_VERSION);
+    le32(hdr + 8, (uint32_t)version);
     le32(hdr + 12, 0);
     le64(hdr + 16, (uint64_t)b.len);
     le32(hdr + 24, crc32_of(b.p, b.len));
@@ -678,6 +696,29 @@ static void rd_projs(cursor *c, soma_net *net) {
         int rc = kind == 1 ? soma_net_connect_conv(net, from, to, (int)bias, &cv)
                            : soma_net_connect_dense(net, from, to, (int)bias);
         if (rc) { net_fail(c, net, rc, "projection %zu (%u -> %u)", i, from, to); return; }
+        if (c->version >= 4) {
+            uint32_t tm = rd_u32(c, "projection timing flags");
+            uint64_t msb = rd_u64(c, "projection delay");
+            int32_t port = (int32_t)rd_u32(c, "projection port");
+            if (c->status) return;
+            double ms;
+            memcpy(&ms, &msb, 8);
+            if (tm > 3 || (tm && kind == 1) || (!(tm & 1) && ms != 0) || (!(tm & 2) && port != 0)) {
+                cur_fail(c, SOMA_STATUS_FORMAT, "projection %zu: timing flags %u (delay %g ms, port %d) are invalid; "
+                         "expected bit 0 for a delay and bit 1 for a port of a dense projection", i, tm, ms, (int)port);
+                return;
+            }
+            char ds[64];
+            snprintf(ds, sizeof ds, "%.17gms", ms);
+            if ((tm & 1) && (rc = soma_net_proj_set_delay(net, (size_t)soma_net_proj_count(net) - 1, ds))) {
+                net_fail(c, net, rc, "projection %zu (%u -> %u): delay", i, from, to);
+                return;
+            }
+            if ((tm & 2) && (rc = soma_net_proj_set_port(net, (size_t)soma_net_proj_count(net) - 1, (int)port))) {
+                net_fail(c, net, rc, "projection %zu (%u -> %u): port", i, from, to);
+                return;
+            }
+        }
     }
 }
 
@@ -812,14 +853,14 @@ int soma_model_load(const char *path, soma_net **net, soma_data_opts *data, soma
     }
     uint32_t version = get32(hdr + 8), flags = get32(hdr + 12), crc = get32(hdr + 24);
     uint64_t plen = get64(hdr + 16);
-    if (version != SOMA_MODEL_VERSION && version != 2) {
+    if (version < 2 || version > SOMA_MODEL_VERSION) {
         if (version == 1)
             set_err(err, errlen, path,
-                    "format version 1, this soma reads versions 2 and %u; retrain the model, or load it with "
+                    "format version 1, this soma reads versions 2 to %u; retrain the model, or load it with "
                     "soma 0.1 and save it again", SOMA_MODEL_VERSION);
         else
             set_err(err, errlen, path,
-                    "format version %u, this soma reads versions 2 and %u; retrain the model, or re-save it with "
+                    "format version %u, this soma reads versions 2 to %u; retrain the model, or re-save it with "
                     "a soma that writes version %u", version, SOMA_MODEL_VERSION, SOMA_MODEL_VERSION);
         fclose(f);
         return SOMA_STATUS_VERSION;

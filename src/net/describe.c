@@ -187,6 +187,71 @@ static int check_port(soma_net *sn, const soma__pop *T, int port) {
     return 0;
 }
 
+/* Dense projection i, or a message naming what it is instead. */
+static int dense_proj(soma_net *sn, size_t i, const char *what, soma__proj **out) {
+    if (!sn) return SOMA_STATUS_INVALID;
+    if (i >= sn->nproj)
+        return soma__net_fail(sn, SOMA_STATUS_INVALID, "%s: no projection %zu (the net has %zu)", what, i, sn->nproj);
+    soma__proj *pr = &sn->projs[i];
+    if (pr->sparse || pr->conv)
+        return soma__net_fail(sn, SOMA_STATUS_INVALID, "%s of %s -> %s: it is a %s projection; expected a dense one (%s)",
+                              what, sn->pops[pr->from].name, sn->pops[pr->to].name, pr->sparse ? "sparse" : "conv",
+                              pr->sparse ? "a sparse projection takes its delay and port in soma_net_connect"
+                                         : "conv projections run in the trainer only");
+    *out = pr;
+    return 0;
+}
+
+int soma_net_proj_set_delay(soma_net *sn, size_t i, const char *delay) {
+    soma__proj *pr = NULL;
+    int rc = dense_proj(sn, i, "delay", &pr);
+    if (rc) return rc;
+    if (!delay) {
+        pr->has_delay = 0;
+        pr->dly_ms = 0;
+        return 0;
+    }
+    char what[200];
+    snprintf(what, sizeof what, "delay of %s -> %s", sn->pops[pr->from].name, sn->pops[pr->to].name);
+    const char *w = what;
+    soma__value v;
+    if ((rc = value_parse(sn, &v, delay, "ms", w))) return rc;
+    if (!soma__expr_is_const(v.e)) {
+        soma__value_free(&v);
+        return soma__net_fail(sn, SOMA_STATUS_INVALID, "%s = '%s': a dense projection has one delay; expected a constant "
+                              "(a time such as 0.3ms)", w, delay);
+    }
+    double d = value_const(&v);
+    soma__value_free(&v);
+    if (!(d >= sn->dt * (1 - 1e-9)) || !isfinite(d))
+        return soma__net_fail(sn, SOMA_STATUS_INVALID,
+                              "%s = %g ms is shorter than the time step %g ms (soma's delays count whole steps, at least "
+                              "one)", w, d, sn->dt);
+    pr->has_delay = 1;
+    pr->dly_ms = d;
+    return 0;
+}
+
+int soma_net_proj_set_port(soma_net *sn, size_t i, int port) {
+    soma__proj *pr = NULL;
+    int rc = dense_proj(sn, i, "port", &pr);
+    if (rc) return rc;
+    if ((rc = check_port(sn, &sn->pops[pr->to], port))) return rc;
+    pr->port = port;
+    pr->has_port = 1;
+    return 0;
+}
+
+int soma_net_proj_timing(const soma_net *sn, size_t i, double *delay_ms, int *port) {
+    if (!sn || i >= sn->nproj) return SOMA_STATUS_INVALID;
+    const soma__proj *pr = &sn->projs[i];
+    int dense = !pr->sparse && !pr->conv;
+    int hd = dense && pr->has_delay, hp = dense && pr->has_port;
+    if (delay_ms) *delay_ms = hd ? pr->dly_ms : 0;
+    if (port) *port = hp ? pr->port : 0;
+    return hd | hp << 1;
+}
+
 int soma_net_connect(soma_net *sn, size_t from, size_t to, const soma_connector *c, const char *weight,
                         const char *delay, int port, size_t *index) {
     return soma__net_connect_at(sn, from, to, c, weight, delay, port, index, NULL, NULL);

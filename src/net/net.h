@@ -60,7 +60,16 @@ typedef struct soma__proj {
     soma_connector c;  /* c.path points at path below */
     char *path;
     soma__value wv, dv; /* weight (target weight unit), delay (ms) */
-    int port;           /* SOMA_PORT_BY_SIGN or a port index */
+    int port;           /* SOMA_PORT_BY_SIGN or a port index; dense: 0 unless has_port */
+    /* Dense projections given a delay or a port of their own
+     * (soma_net_proj_set_delay, soma_net_proj_set_port, `delay:` and `port:`
+     * in a file). Without them the simulator aligns the projection with the
+     * trainer's same-step semantics (delay = start(to) - start(from), port 0);
+     * with them the delay is physical (it takes no part in that alignment)
+     * and the trainer refuses the projection. */
+    int has_delay;      /* 1: dly_ms was set */
+    double dly_ms;      /* the delay (ms, >= dt when set); the simulator rounds it to whole steps */
+    int has_port;       /* 1: port was set (a port index or SOMA_PORT_BY_SIGN) */
 } soma__proj;
 
 /* An independent Poisson input to every neuron of a population. */

@@ -8,7 +8,7 @@
  *     dt: 0.1ms                          the time step (default 0.1 ms)
  *     populations: {NAME: {model, size, shape, like: OTHER, recurrent, learn,
  *                          <parameter or initial state>: value, ...}}
- *     projections: [{from, to, kind: dense|conv, bias, kernel, stride, padding, pool, pool_size}
+ *     projections: [{from, to, kind: dense|conv, bias, delay, port, kernel, stride, padding, pool, pool_size}
  *                   | {from, to, connect: {rule, p, k, n, autapses, multapses, file},
  *                      weight, delay, port: e|i|<index>|sign}, ...]  (sparse: from/to may be lists)
  *     inputs: [{to, poisson: {rate, weight, port}} | {to, steps: {times, values}} | {to, spikes: FILE}]
@@ -945,6 +945,7 @@ static int parse_proj(ctx *c, const yaml_node_t *n, size_t index) {
         return parse_sparse_proj(c, n, what);
     }
     yaml_node_t *from = NULL, *to = NULL, *conv_key = NULL, *bias_key = NULL;
+    yaml_node_t *delay_key = NULL, *delay_v = NULL, *port_key = NULL, *port_v = NULL;
     int bias = 1, is_conv = 0, have_kernel = 0, have_psize = 0;
     soma_conv cv = {.kernel = 0, .stride = 1, .padding = 0, .pool = SOMA_POOL_NONE, .pool_size = 2};
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
@@ -980,11 +981,15 @@ static int parse_proj(ctx *c, const yaml_node_t *n, size_t index) {
         } else if (strcmp(kn, "pool") == 0) {
             conv_key = k;
             if ((rc = get_enum(c, v, sub, soma_pool_name, soma_pool_find, &cv.pool))) return rc;
-        } else if (strcmp(kn, "weight") == 0 || strcmp(kn, "delay") == 0 || strcmp(kn, "port") == 0)
+        } else if (strcmp(kn, "delay") == 0) {
+            delay_key = k, delay_v = v;
+        } else if (strcmp(kn, "port") == 0) {
+            port_key = k, port_v = v;
+        } else if (strcmp(kn, "weight") == 0)
             return fail(c, node_line(k), SOMA_STATUS_INVALID,
                         "%s: '%s' belongs to a sparse projection (one with connect: {rule: ...}); a dense or conv "
-                        "projection learns its weights; expected one of: from, to, kind, bias, kernel, stride, "
-                        "padding, pool, pool_size",
+                        "projection learns its weights; expected one of: from, to, kind, bias, delay, port, kernel, "
+                        "stride, padding, pool, pool_size",
                         what, kn);
         else
             return unknown_key(c, k, what, keys);
@@ -1006,6 +1011,12 @@ static int parse_proj(ctx *c, const yaml_node_t *n, size_t index) {
     if (is_conv && have_psize && cv.pool == SOMA_POOL_NONE)
         return fail(c, node_line(n), SOMA_STATUS_INVALID, "%s: pool_size given without pool; expected pool: avg or sum",
                     what);
+    yaml_node_t *timing_key = delay_key ? delay_key : port_key;
+    if (timing_key && (is_conv || fi == ti))
+        return fail(c, node_line(timing_key), SOMA_STATUS_INVALID,
+                    "%s: '%s' is only valid on a dense projection between two populations (a %s has none); expected "
+                    "it on a {from, to, kind: dense} entry", what, scalar(timing_key),
+                    is_conv ? "conv projection runs in the trainer only and" : "recurrent projection");
     soma__net_where(c->net, NULL); /* the messages below get this file:line */
     if (fi == ti && !is_conv) {
         if (bias_key && bias)
@@ -1019,6 +1030,24 @@ static int parse_proj(ctx *c, const yaml_node_t *n, size_t index) {
     if (is_conv ? soma_net_connect_conv(c->net, fi, ti, bias, &cv) : soma_net_connect_dense(c->net, fi, ti, bias))
         return fail(c, node_line(n), SOMA_STATUS_INVALID, "%s: %s; expected a valid %s projection", what,
                     soma_net_errmsg(c->net), is_conv ? "conv" : "dense");
+    /* A delay and a port of its own (the simulator's; the trainer refuses them). */
+    size_t pi = c->net->nproj - 1;
+    if (delay_v) {
+        const char *ds;
+        if ((rc = want_scalar(c, delay_v, "delay", &ds))) return rc;
+        where(c, delay_v);
+        rc = soma_net_proj_set_delay(c->net, pi, ds);
+        soma__net_where(c->net, NULL);
+        if (rc) return fail_net(c, rc);
+    }
+    if (port_v) {
+        int port;
+        if ((rc = get_port(c, port_v, ti, &port))) return rc;
+        where(c, port_v);
+        rc = soma_net_proj_set_port(c->net, pi, port);
+        soma__net_where(c->net, NULL);
+        if (rc) return fail_net(c, rc);
+    }
     return 0;
 }
 

@@ -102,6 +102,10 @@ typedef struct spop {
         size_t src;     /* source population */
         float *w;       /* [N][Nsrc] copy of the weights */
         size_t nsrc;
+        size_t d;       /* delay (steps >= 1): reads the source's output of step - d */
+        int port;       /* port 0 or 1, or SOMA_PORT_BY_SIGN (by each weight's sign) */
+        size_t out;     /* index in sim->outs when its .out site is hooked, else (size_t)-1 */
+        size_t proj;    /* its projection, or (size_t)-1 for recurrent weights */
     } *pulls;
     size_t npulls;
     float *gx;          /* model input: its values [gsteps][N] (or [N] when gconst) */
@@ -117,12 +121,33 @@ typedef struct spop {
      * state variables and (READ) at the .in of its projections; hk is
      * their union, tested once per population and step. */
     unsigned hk, hk_spk, hk_state, hk_in;
+    size_t nout;        /* projections onto it whose .out is hooked (sim->outs) */
     size_t sid_spk;
     float *cw[SOMA_MAX_WEIGHTS]; /* cell models: copies of the model's own weights */
     float *work;        /* cell models: the model's per-call scratch (one row) */
-    float *gout[2];     /* graded outputs [N] of even and odd steps, read by dense projections a step later */
+    float *gout;        /* graded outputs [gring][N], step t in row t % gring, read by dense projections d steps later */
+    size_t gring;       /* steps kept: the longest delay of a projection leaving it, + 1 (at least 2) */
     size_t stw[SOMA_MAX_STATE]; /* floats of each state variable (N but for cell models' wider state) */
 } spop;
+
+/* A projection whose `.out` site is hooked (soma_sim_set_hooks): its part
+ * of the target's input goes through a buffer of its own, where the hooks
+ * see it before it is added to the target's input buffers. */
+typedef struct oproj {
+    size_t proj, sid, from, to;
+    int port;           /* 0, 1 or SOMA_PORT_BY_SIGN (resolved for the target) */
+    int pulled;         /* computed by the target (a pull), not delivered as synapses */
+    float *buf;         /* synapses: [2 ports][nslots][N_to], as the input ring */
+} oproj;
+
+/* A thread's synapses of a hooked projection: its segment of each source
+ * row, moved out of the main table (whose copies then weigh 0). */
+typedef struct oside {
+    uint32_t *row;      /* [N_from + 1] into syn */
+    syn *syn;
+    uint32_t *pos;      /* [nsyn] each synapse's place in the main table */
+    size_t nsyn;
+} oside;
 
 typedef struct tstate {
     uint32_t *row;   /* [Ntot + 1] row starts into syn */
@@ -136,6 +161,9 @@ typedef struct tstate {
     size_t *st_pos;     /* [npops] cursor in each step input */
     int grow_failed;
     float *hval, *hmask; /* hooks: spikes as floats and a mask, [widest chunk] */
+    float *hp[2];        /* hooks: a pulled projection's output per port, [widest chunk] */
+    uint32_t **pend;     /* [nproj] end of each synapse projection's segment in its sources' rows, or NULL */
+    oside *oside;        /* [nouts] */
 } tstate;
 
 struct soma_sim {
@@ -166,6 +194,13 @@ struct soma_sim {
     uint64_t seed;
     soma_site_info *sites; /* named sites (see "hooks" in soma.h) */
     size_t nsites;
+    size_t *pdly;          /* [nproj] each dense projection's delay in steps (0 for sparse ones) */
+    size_t nproj;
+    int *pport;            /* [nproj] each projection's port (SOMA_PORT_BY_SIGN or an index) */
+    uint8_t *pkind;        /* [nproj] 1: delivered as synapses, 2: computed by its target (a pull) */
+    size_t *pfrom;         /* [nproj] each projection's source population */
+    oproj *outs;           /* hooked .out sites */
+    size_t nouts;
     soma__hookplan hooks;
     char errmsg[512];
 };
@@ -197,8 +232,12 @@ void soma_sim_opts_default(soma_sim_opts *o) {
 
 const char *soma_sim_errmsg(const soma_sim *s) { return s ? s->errmsg : ""; }
 
+static void outs_free(soma_sim *s);
+static void outs_weights(soma_sim *s, int restore);
+
 void soma_sim_free(soma_sim *s) {
     if (!s) return;
+    outs_free(s);
     for (size_t p = 0; p < s->npops; p++) {
         spop *P = &s->pops[p];
         for (size_t k = 0; k < SOMA_MAX_PARAMS; k++) free(P->prm[k]);
@@ -220,8 +259,7 @@ void soma_sim_free(soma_sim *s) {
         free(P->scr);
         for (size_t k = 0; k < SOMA_MAX_WEIGHTS; k++) free(P->cw[k]);
         free(P->work);
-        free(P->gout[0]);
-        free(P->gout[1]);
+        free(P->gout);
     }
     if (s->ts)
         for (int t = 0; t < s->nthreads; t++) {
@@ -238,9 +276,18 @@ void soma_sim_free(soma_sim *s) {
             free(ts->st_pos);
             free(ts->hval);
             free(ts->hmask);
+            free(ts->hp[0]);
+            free(ts->hp[1]);
+            if (ts->pend)
+                for (size_t i = 0; i < s->nproj; i++) free(ts->pend[i]);
+            free(ts->pend);
         }
     soma__hookplan_free(&s->hooks);
     free(s->sites);
+    free(s->pdly);
+    free(s->pport);
+    free(s->pkind);
+    free(s->pfrom);
     for (size_t r = 0; r < s->nrecs; r++) {
         free(s->recs[r].idx);
         free(s->recs[r].data);
@@ -357,8 +404,6 @@ static int build_pop(soma_sim *s, const soma_net *sn, size_t p) {
             memcpy(P->cw[k], d->cw[k], r * c * sizeof(float));
         }
         if (m->scratch_floats && !(P->work = xalloc((m->scratch_floats(d->prm, N) + 16) * sizeof(float))))
-            return SOMA_STATUS_NOMEM;
-        if (m->graded && (!(P->gout[0] = xalloc(N * sizeof(float))) || !(P->gout[1] = xalloc(N * sizeof(float)))))
             return SOMA_STATUS_NOMEM;
         P->sf = xalloc(N * sizeof(float));
         P->scr = xalloc(2 * N * sizeof(float));
@@ -517,18 +562,59 @@ static int pulled(const soma_net *sn, size_t p) {
     return sn->pops[p].model == &soma__model_input || sn->pops[p].model->graded;
 }
 
-/* Dense projections: biases, projections from graded sources (computed by
- * their targets), and the step each population starts at. The trainer
- * feeds a projection's output to its target in the same step; the
+/* Dense projections: biases, their delays, projections from graded sources
+ * (computed by their targets), and the step each population starts at. The
+ * trainer feeds a projection's output to its target in the same step; the
  * simulator's delays are at least one step, so a population d dense
  * projections deep starts at step d and then sees, step for step, what the
- * trainer's population sees: its spikes are the trainer's, d steps later. */
+ * trainer's population sees: its spikes are the trainer's, d steps later.
+ * Each dense projection without a delay of its own is therefore delayed by
+ * start(to) - start(from) steps (1 along a chain; more on a skip connection,
+ * whose short path must wait for the long one). An explicit delay is
+ * physical: it is used as given and takes no part in the depths. */
 static int build_dense(soma_sim *s, const soma_net *sn) {
-    int any = 0;
+    s->nproj = sn->nproj;
+    s->pdly = calloc(sn->nproj ? sn->nproj : 1, sizeof *s->pdly);
+    s->pport = calloc(sn->nproj ? sn->nproj : 1, sizeof *s->pport);
+    s->pkind = calloc(sn->nproj ? sn->nproj : 1, 1);
+    s->pfrom = calloc(sn->nproj ? sn->nproj : 1, sizeof *s->pfrom);
+    if (!s->pdly || !s->pport || !s->pkind || !s->pfrom) return SOMA_STATUS_NOMEM;
+    for (size_t i = 0; i < sn->nproj; i++) {
+        const soma__proj *pr = &sn->projs[i];
+        s->pport[i] = pr->port == SOMA_PORT_BY_SIGN && s->pops[pr->to].m->n_ports < 2 ? 0 : pr->port;
+        s->pkind[i] = pr->conv ? 0 : !pr->sparse && pulled(sn, pr->from) ? 2 : 1;
+        s->pfrom[i] = pr->from;
+    }
+    /* Longest path of dense projections (cycles go through recurrent
+     * weights, which are not projections here). */
+    for (size_t pass = 0; pass < sn->npops; pass++)
+        for (size_t i = 0; i < sn->nproj; i++) {
+            const soma__proj *pr = &sn->projs[i];
+            if (pr->sparse || pr->from == pr->to || pr->has_delay) continue;
+            uint64_t st = s->pops[pr->from].start + 1;
+            if (s->pops[pr->to].start < st) s->pops[pr->to].start = st;
+        }
     for (size_t i = 0; i < sn->nproj; i++) {
         const soma__proj *pr = &sn->projs[i];
         if (pr->sparse) continue;
-        any = 1;
+        if (pr->has_delay) {
+            double st = round(pr->dly_ms / s->dt);
+            if (!(st >= 1))
+                return sfail(s, SOMA_STATUS_INVALID, "projection %s -> %s: delay %g ms is shorter than the time step "
+                             "%g ms; expected at least one step", s->pops[pr->from].name, s->pops[pr->to].name,
+                             pr->dly_ms, s->dt);
+            if (st > 1e6)
+                return sfail(s, SOMA_STATUS_INVALID, "projection %s -> %s: delay %g ms is longer than 10^6 steps",
+                             s->pops[pr->from].name, s->pops[pr->to].name, pr->dly_ms);
+            s->pdly[i] = (size_t)st;
+        } else {
+            uint64_t a = s->pops[pr->from].start, b = s->pops[pr->to].start;
+            s->pdly[i] = b > a ? (size_t)(b - a) : 1; /* 1 on a cycle of dense projections */
+        }
+    }
+    for (size_t i = 0; i < sn->nproj; i++) {
+        const soma__proj *pr = &sn->projs[i];
+        if (pr->sparse) continue;
         spop *tgt = &s->pops[pr->to];
         if (pr->b) {
             if (!tgt->bias && !(tgt->bias = xalloc(tgt->N * sizeof(float)))) return SOMA_STATUS_NOMEM;
@@ -541,6 +627,10 @@ static int build_dense(soma_sim *s, const soma_net *sn) {
         struct pull *pl = &tgt->pulls[tgt->npulls++];
         pl->src = pr->from;
         pl->nsrc = sn->pops[pr->from].size;
+        pl->d = s->pdly[i];
+        pl->port = s->pport[i];
+        pl->out = (size_t)-1;
+        pl->proj = i;
         pl->w = xalloc(tgt->N * pl->nsrc * sizeof(float));
         if (!pl->w) return SOMA_STATUS_NOMEM;
         memcpy(pl->w, pr->w, tgt->N * pl->nsrc * sizeof(float));
@@ -554,19 +644,26 @@ static int build_dense(soma_sim *s, const soma_net *sn) {
         struct pull *pl = &tgt->pulls[tgt->npulls++];
         pl->src = p;
         pl->nsrc = tgt->N;
+        pl->d = 1;
+        pl->port = 0;
+        pl->out = (size_t)-1;
+        pl->proj = (size_t)-1;
         if (!(pl->w = xalloc(tgt->N * tgt->N * sizeof(float)))) return SOMA_STATUS_NOMEM;
         memcpy(pl->w, sn->pops[p].rec_w, tgt->N * tgt->N * sizeof(float));
     }
-    if (!any) return 0;
-    /* Longest path of dense projections (cycles go through recurrent
-     * weights, which are not projections here). */
-    for (size_t pass = 0; pass < sn->npops; pass++)
-        for (size_t i = 0; i < sn->nproj; i++) {
-            const soma__proj *pr = &sn->projs[i];
-            if (pr->sparse || pr->from == pr->to) continue;
-            uint64_t st = s->pops[pr->from].start + 1;
-            if (s->pops[pr->to].start < st) s->pops[pr->to].start = st;
+    /* A graded population keeps its outputs as long as its longest
+     * projection needs them, the step being written included. */
+    for (size_t p = 0; p < s->npops; p++)
+        if (s->pops[p].train_op && s->pops[p].m->graded) s->pops[p].gring = 2;
+    for (size_t p = 0; p < s->npops; p++)
+        for (size_t k = 0; k < s->pops[p].npulls; k++) {
+            spop *S = &s->pops[s->pops[p].pulls[k].src];
+            if (S->gring && S->gring < s->pops[p].pulls[k].d + 1) S->gring = s->pops[p].pulls[k].d + 1;
         }
+    for (size_t p = 0; p < s->npops; p++) {
+        spop *P = &s->pops[p];
+        if (P->gring && !(P->gout = xalloc(P->gring * P->N * sizeof(float)))) return SOMA_STATUS_NOMEM;
+    }
     return 0;
 }
 
@@ -714,6 +811,9 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
     s->dmax = 0;
     for (int fill = 0; fill < 2 && !rc; fill++) {
         if (fill) {
+            for (int t = 0; t < nthreads; t++)
+                if (!(s->ts[t].pend = calloc(sn->nproj ? sn->nproj : 1, sizeof *s->ts[t].pend))) rc = SOMA_STATUS_NOMEM;
+            if (rc) break;
             /* Pack: target bits, then delay bits, then the port bit. */
             uint32_t tb = 1;
             while ((1ull << tb) < Ntot) tb++;
@@ -732,9 +832,9 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
             char cerr_t[400];
             size_t dmin = (size_t)-1, dmax = 0;
             for (size_t i = 0; i < sn->nproj + sn->npops && !trc; i++) {
-                /* Dense projections (trained weights) become synapses of one
-                 * step's delay from their matrix; i >= nproj: population
-                 * i - nproj's recurrent weights. */
+                /* Dense projections (trained weights) become synapses of
+                 * their delay (build_dense) from their matrix; i >= nproj:
+                 * population i - nproj's recurrent weights (one step). */
                 soma__proj rec;
                 const float *W = NULL;
                 const soma__proj *pr = i < sn->nproj ? &sn->projs[i] : NULL;
@@ -767,7 +867,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
                 c.dmin = (size_t)-1;
                 c.dmax = 0;
                 if (W) {
-                    c.d0 = 1;
+                    c.d0 = i < sn->nproj ? s->pdly[i] : 1; /* recurrent weights: one step */
                 } else if (c.const_d) {
                     double ms = soma__expr_eval(pr->dv.e, 0, 0, 1) * pr->dv.scale;
                     c.const_d = 0;
@@ -787,6 +887,16 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
 #pragma omp critical(soma_sim_errmsg)
                     sfail(s, trc, "projection %s -> %s: %s", s->pops[pr->from].name, s->pops[pr->to].name,
                           cerr_t);
+                }
+                if (!trc && fill && i < sn->nproj) {
+                    /* Where this projection's synapses end in each source's
+                     * row (the fill cursors now): a hooked .out site moves
+                     * them out of the table (soma_sim_set_hooks). */
+                    size_t nf = s->pops[pr->from].N;
+                    uint32_t *pe = malloc((nf ? nf : 1) * sizeof *pe);
+                    if (!pe) trc = SOMA_STATUS_NOMEM;
+                    else memcpy(pe, cnt[t] + c.first_from, nf * sizeof *pe);
+                    s->ts[t].pend[i] = pe;
                 }
                 if (c.dmin < dmin) dmin = c.dmin;
                 if (c.dmax > dmax) dmax = c.dmax;
@@ -985,30 +1095,109 @@ static void apply_drive(const drive *d, tstate *ts, float *restrict in, size_t a
     }
 }
 
-/* The input of neurons [a, b) of P from its dense projections at `step`:
- * their biases and W x of graded sources (x as it was one step earlier). */
-static void dense_input(const soma_sim *s, const spop *P, float *restrict in, size_t a, size_t b, uint64_t step) {
-    if (P->bias)
-        for (size_t i = a; i < b; i++) in[i] += P->bias[i];
-    for (size_t k = 0; k < P->npulls; k++) {
-        const struct pull *pl = &P->pulls[k];
-        const spop *S = &s->pops[pl->src];
-        uint64_t t = step - 1; /* step >= start >= 1 */
-        const float *restrict x;
-        if (S->m == &soma__model_input) {
-            if (!S->gx || (!S->gconst && t >= S->gsteps)) continue;
-            x = S->gx + (S->gconst ? 0 : t * pl->nsrc);
-        } else {
-            /* A graded population's output of the previous step (the slice
-             * is one step long, so it is complete). */
-            if (t < S->start) continue;
-            x = S->gout[t & 1];
-        }
+/* W x of a pull for neurons [a, b) at `step` (x as it was d steps earlier)
+ * added into in[port] (by sign: positive weights into in[0], negative into
+ * in[1]). */
+static void pull_into(const soma_sim *s, const struct pull *pl, float *const in[2], size_t a, size_t b, uint64_t step) {
+    const spop *S = &s->pops[pl->src];
+    if (step < pl->d) return;
+    uint64_t t = step - pl->d;
+    const float *restrict x;
+    if (S->m == &soma__model_input) {
+        if (!S->gx || (!S->gconst && t >= S->gsteps)) return;
+        x = S->gx + (S->gconst ? 0 : t * pl->nsrc);
+    } else {
+        /* A graded population's output of step t (slices are one step
+         * long, so it is complete; its ring holds the last gring steps). */
+        if (t < S->start) return;
+        x = S->gout + (size_t)(t % S->gring) * S->N;
+    }
+    if (pl->port == SOMA_PORT_BY_SIGN) {
+        /* As synapses by sign: positive weights on port 0, negative on 1. */
         for (size_t i = a; i < b; i++) {
             const float *restrict w = pl->w + i * pl->nsrc;
-            float acc = 0.0f;
-            for (size_t j = 0; j < pl->nsrc; j++) acc += w[j] * x[j];
-            in[i] += acc;
+            float pos = 0.0f, neg = 0.0f;
+            for (size_t j = 0; j < pl->nsrc; j++) {
+                if (w[j] < 0.0f) neg += w[j] * x[j];
+                else pos += w[j] * x[j];
+            }
+            in[0][i] += pos;
+            in[1][i] += neg;
+        }
+        return;
+    }
+    float *restrict o = in[pl->port];
+    for (size_t i = a; i < b; i++) {
+        const float *restrict w = pl->w + i * pl->nsrc;
+        float acc = 0.0f;
+        for (size_t j = 0; j < pl->nsrc; j++) acc += w[j] * x[j];
+        o[i] += acc;
+    }
+}
+
+/* The input of neurons [a, b) of P from its dense projections at `step`:
+ * their biases (port 0) and W x of graded sources on the projection's port
+ * (but for those whose .out is hooked: hook_outs). */
+static void dense_input(const soma_sim *s, const spop *P, float *const in[2], size_t a, size_t b, uint64_t step) {
+    if (P->bias)
+        for (size_t i = a; i < b; i++) in[0][i] += P->bias[i];
+    for (size_t k = 0; k < P->npulls; k++)
+        if (P->pulls[k].out == (size_t)-1) pull_into(s, &P->pulls[k], in, a, b, step);
+}
+
+/* The hooked .out sites of projections onto P for neurons [a, b) at
+ * `step`: each projection's part of the input (its own buffer's slot, or
+ * its pull computed aside) goes through the hooks (MASK, OVERRIDE, READ on
+ * the sum over ports), then into the target's input buffers in[port]; the
+ * buffer's slot is left zeroed. `run` 0: the population has not started,
+ * the slot is only cleared. */
+static void hook_outs(soma_sim *s, tstate *ts, size_t p, float *const in[2], size_t a, size_t b, uint64_t step,
+                      int run) {
+    spop *P = &s->pops[p];
+    soma__hookplan *H = &s->hooks;
+    const unsigned fwd = SOMA_HOOK_BIT(SOMA_HOOK_READ) | SOMA_HOOK_BIT(SOMA_HOOK_MASK) | SOMA_HOOK_BIT(SOMA_HOOK_OVERRIDE);
+    size_t n = b - a, slot = (size_t)(step & s->smask);
+    for (size_t o = 0; o < s->nouts; o++) {
+        oproj *op = &s->outs[o];
+        if (op->to != p) continue;
+        float *src[2];
+        if (op->pulled) {
+            /* src[port][i - a]: the pull's output, computed aside. */
+            src[0] = ts->hp[0], src[1] = ts->hp[1];
+            memset(src[0], 0, n * sizeof(float));
+            memset(src[1], 0, n * sizeof(float));
+            const struct pull *pl = NULL;
+            for (size_t k = 0; k < P->npulls; k++)
+                if (P->pulls[k].out == o) pl = &P->pulls[k];
+            float *shifted[2] = {src[0] - a, src[1] - a};
+            if (pl && run) pull_into(s, pl, shifted, a, b, step);
+        } else {
+            src[0] = op->buf + slot * P->N + a;
+            src[1] = op->buf + (s->nslots + slot) * P->N + a;
+        }
+        if (run) {
+            float *v = ts->hval;
+            for (size_t i = 0; i < n; i++) v[i] = src[0][i] + src[1][i];
+            soma_hook_event ev = {s->sites[op->sid].name, 0, (size_t)step, 1, n, v, 0, a, P->N};
+            soma__hookplan_run(H, op->sid, fwd, &ev, ts->hmask);
+            unsigned k = H->kinds[op->sid];
+            if (k & SOMA_HOOK_BIT(SOMA_HOOK_OVERRIDE)) {
+                /* The values as the hooks left them, on the projection's port. */
+                if (op->port == SOMA_PORT_BY_SIGN)
+                    for (size_t i = 0; i < n; i++) in[v[i] < 0.0f][a + i] += v[i];
+                else
+                    for (size_t i = 0; i < n; i++) in[op->port][a + i] += v[i];
+            } else if (k & SOMA_HOOK_BIT(SOMA_HOOK_MASK)) {
+                const float *m = ts->hmask;
+                for (int q = 0; q < 2; q++)
+                    for (size_t i = 0; i < n; i++) in[q][a + i] += src[q][i] * m[i];
+            } else
+                for (int q = 0; q < 2; q++)
+                    for (size_t i = 0; i < n; i++) in[q][a + i] += src[q][i];
+        }
+        if (!op->pulled) {
+            memset(src[0], 0, n * sizeof(float));
+            memset(src[1], 0, n * sizeof(float));
         }
     }
 }
@@ -1043,7 +1232,7 @@ static void train_op_step(spop *P, float *restrict in, size_t a, size_t b, uint6
     }
     for (size_t k = 0; k < m->n_weights; k++) ma.w[k] = P->cw[k];
     ma.work = P->work;
-    float *y = m->graded ? P->gout[step & 1] : P->sf;
+    float *y = m->graded ? P->gout + (size_t)(step % P->gring) * P->N : P->sf;
     m->forward(&ma, prev, cur, y + a, in + a, 1, n);
     memset(in + a, 0, n * sizeof(float));
     if (m->graded) /* real values: read by dense projections, never events */
@@ -1093,9 +1282,11 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
                  * dense projections has arrived; anything else is dropped). */
                 memset(in[0] + a, 0, (b - a) * sizeof(float));
                 memset(in[1] + a, 0, (b - a) * sizeof(float));
+                if (P->nout) hook_outs(s, ts, p, in, a, b, step, 0);
                 continue;
             }
-            if (P->bias || P->npulls) dense_input(s, P, in[0], a, b, step);
+            if (P->bias || P->npulls) dense_input(s, P, in, a, b, step);
+            if (P->nout) hook_outs(s, ts, p, in, a, b, step, 1);
             for (size_t di = 0; di < P->ndrives; di++)
                 apply_drive(&P->drives[di], ts, in[P->drives[di].port], a, b, step);
             if (P->ext) {
@@ -1151,6 +1342,35 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
     off[L * np] = (uint32_t)n;
 }
 
+/* Thread t delivers the slice's spikes into the buffers of the hooked
+ * projections' synapses onto the targets it owns (the same slots as the
+ * input ring, per projection). */
+static void deliver_outs(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
+    const size_t np = s->npops, smask = s->smask, nslots = s->nslots;
+    for (size_t o = 0; o < s->nouts; o++) {
+        const oproj *op = &s->outs[o];
+        const oside *sd = &s->ts[t].oside[o];
+        if (op->pulled || !sd->nsyn) continue;
+        const uint32_t first_from = s->pops[op->from].first, first_to = s->pops[op->to].first;
+        const size_t Nto = s->pops[op->to].N;
+        for (size_t k = 0; k < L; k++) {
+            const uint64_t base = t0 + k;
+            for (int u = 0; u < s->nthreads; u++) {
+                const tstate *ou = &s->ts[u];
+                const uint32_t j0 = ou->off[q][k * np + op->from], j1 = ou->off[q][k * np + op->from + 1];
+                for (uint32_t j = j0; j < j1; j++) {
+                    const uint32_t g = ou->list[q][j] - first_from;
+                    for (uint32_t e = sd->row[g]; e < sd->row[g + 1]; e++) {
+                        const uint32_t key = sd->syn[e].key;
+                        size_t slot = (size_t)((base + ((key >> s->dshift) & s->dmask)) & smask) + (key >> 31) * nslots;
+                        op->buf[slot * Nto + ((key & s->tmask) - first_to)] += sd->syn[e].w;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* Thread t delivers the slice's spikes (all threads' lists, parity q) into
  * the buffers of the targets it owns. */
 static void deliver_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
@@ -1186,6 +1406,7 @@ static void deliver_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
                 }
             }
     }
+    if (s->nouts) deliver_outs(s, t, t0, L, q);
 }
 
 /* Master's bookkeeping of a slice: spike counts, the SHA-256 stream and the
@@ -1474,6 +1695,7 @@ int soma_sim_write_connectivity(const soma_sim *s, const char *path) {
     FILE *f = fopen(tmp, "w");
     if (!f) return sfail((soma_sim *)s, SOMA_STATUS_IO, "cannot write %s", tmp);
     fprintf(f, "pre,post,weight,delay_ms\n");
+    outs_weights((soma_sim *)s, 1); /* hooked .out sites: their weights, not the table's zeros */
     /* Rows by source; each thread's table holds its targets' synapses. */
     for (size_t g = 0; g < s->Ntot; g++)
         for (int t = 0; t < s->nthreads; t++) {
@@ -1484,6 +1706,7 @@ int soma_sim_write_connectivity(const soma_sim *s, const char *path) {
                         (double)((key >> s->dshift) & s->dmask) * (double)s->dt);
             }
         }
+    outs_weights((soma_sim *)s, 0);
     int bad = ferror(f);
     bad |= fflush(f) != 0;
     bad |= fsync(fileno(f)) != 0;
@@ -1505,6 +1728,115 @@ int soma_sim_site(const soma_sim *s, size_t i, soma_site_info *info) {
     return 0;
 }
 
+/* Give the main synapse table back the weights of the hooked projections'
+ * synapses (restore 1), or zero them there again (restore 0). */
+static void outs_weights(soma_sim *s, int restore) {
+    for (int t = 0; t < s->nthreads && s->nouts; t++) {
+        tstate *ts = &s->ts[t];
+        for (size_t o = 0; o < s->nouts && ts->oside; o++) {
+            const oside *sd = &ts->oside[o];
+            for (size_t e = 0; e < sd->nsyn; e++) ts->syn[sd->pos[e]].w = restore ? sd->syn[e].w : 0.0f;
+        }
+    }
+}
+
+/* Undo outs_build: the weights go back into the main table. */
+static void outs_free(soma_sim *s) {
+    if (s->ts) {
+        outs_weights(s, 1);
+        for (int t = 0; t < s->nthreads; t++) {
+            tstate *ts = &s->ts[t];
+            for (size_t o = 0; o < s->nouts && ts->oside; o++) {
+                free(ts->oside[o].row);
+                free(ts->oside[o].syn);
+                free(ts->oside[o].pos);
+            }
+            free(ts->oside);
+            ts->oside = NULL;
+        }
+    }
+    for (size_t o = 0; o < s->nouts; o++) free(s->outs[o].buf);
+    free(s->outs);
+    s->outs = NULL;
+    s->nouts = 0;
+    for (size_t p = 0; p < s->npops && s->pops; p++) {
+        s->pops[p].nout = 0;
+        for (size_t k = 0; k < s->pops[p].npulls; k++) s->pops[p].pulls[k].out = (size_t)-1;
+    }
+}
+
+/* A buffer of its own for each projection whose .out site the plan hooks:
+ * its synapses move out of the main table (their copies there weigh 0, so
+ * the hot delivery loop is unchanged and unhooked sites cost nothing) into
+ * a side table per thread that deliver_outs reads; a pull is computed
+ * aside by hook_outs. */
+static int outs_build(soma_sim *s, size_t widest) {
+    size_t n = 0;
+    for (size_t sid = 0; sid < s->nsites; sid++)
+        if (s->sites[sid].kind == SOMA_SITE_PROJ_OUT && s->hooks.kinds[sid]) n++;
+    if (!n) return 0;
+    s->outs = calloc(n, sizeof *s->outs);
+    if (!s->outs) return SOMA_STATUS_NOMEM;
+    for (int t = 0; t < s->nthreads; t++)
+        if (!(s->ts[t].oside = calloc(n, sizeof *s->ts[t].oside))) return SOMA_STATUS_NOMEM;
+    for (size_t sid = 0; sid < s->nsites; sid++) {
+        const soma_site_info *si = &s->sites[sid];
+        if (si->kind != SOMA_SITE_PROJ_OUT || !s->hooks.kinds[sid]) continue;
+        size_t o = s->nouts++, i = si->proj;
+        oproj *op = &s->outs[o];
+        spop *T = &s->pops[si->pop], *F = &s->pops[si->from];
+        op->proj = i, op->sid = sid, op->from = si->from, op->to = si->pop;
+        op->port = s->pport[i];
+        op->pulled = s->pkind[i] == 2;
+        T->nout++;
+        if (op->pulled) {
+            for (size_t k = 0; k < T->npulls; k++)
+                if (T->pulls[k].proj == i) T->pulls[k].out = o;
+            for (int t = 0; t < s->nthreads; t++)
+                for (int q = 0; q < 2; q++)
+                    if (!s->ts[t].hp[q] && !(s->ts[t].hp[q] = xalloc(widest * sizeof(float)))) return SOMA_STATUS_NOMEM;
+            continue;
+        }
+        if (!(op->buf = xalloc(2 * s->nslots * T->N * sizeof(float)))) return SOMA_STATUS_NOMEM;
+        /* This projection's segment of row g: from the end of the previous
+         * projection out of the same population (or the row's start) to its own end. */
+        size_t prev = (size_t)-1;
+        for (size_t j = i; j-- > 0;)
+            if (s->pkind[j] == 1 && s->pfrom[j] == si->from) {
+                prev = j;
+                break;
+            }
+        for (int t = 0; t < s->nthreads; t++) {
+            tstate *ts = &s->ts[t];
+            oside *sd = &ts->oside[o];
+            const uint32_t *end = ts->pend[i], *beg = prev != (size_t)-1 ? ts->pend[prev] : NULL;
+            if (!end) continue;
+            if (!(sd->row = calloc(F->N + 1, sizeof *sd->row))) return SOMA_STATUS_NOMEM;
+            size_t m = 0;
+            for (size_t g = 0; g < F->N; g++) {
+                uint32_t b0 = beg ? beg[g] : ts->row[F->first + g];
+                sd->row[g] = (uint32_t)m;
+                m += end[g] - b0;
+            }
+            sd->row[F->N] = (uint32_t)m;
+            sd->syn = malloc((m ? m : 1) * sizeof *sd->syn);
+            sd->pos = malloc((m ? m : 1) * sizeof *sd->pos);
+            if (!sd->syn || !sd->pos) return SOMA_STATUS_NOMEM;
+            for (size_t g = 0; g < F->N; g++) {
+                uint32_t b0 = beg ? beg[g] : ts->row[F->first + g];
+                for (uint32_t e = b0; e < end[g]; e++) {
+                    size_t k = sd->row[g] + (e - b0);
+                    sd->syn[k] = ts->syn[e];
+                    sd->pos[k] = e;
+                }
+            }
+            sd->nsyn = m;
+        }
+    }
+    outs_weights(s, 0);
+    return 0;
+}
+
 int soma_sim_set_hooks(soma_sim *s, const soma_hooks *h) {
     if (!s) return SOMA_STATUS_INVALID;
     soma__hookplan plan;
@@ -1517,9 +1849,6 @@ int soma_sim_set_hooks(soma_sim *s, const soma_hooks *h) {
         if (k == SOMA_HOOK_GRAD) why = "the simulator computes no gradients";
         else if (s->pops[si->from].m == &soma__model_input && si->kind != SOMA_SITE_PROJ_OUT)
             why = "the population is a graded source (model input) whose values its targets compute themselves";
-        else if (si->kind == SOMA_SITE_PROJ_OUT)
-            why = "the simulator sums every projection onto a population into one input buffer per target, so one "
-                  "projection's output is not available; hook the target's state or the source's spikes instead";
         else if (si->kind == SOMA_SITE_PROJ_IN && k != SOMA_HOOK_READ)
             why = "a projection's input is its source's spikes, which all its projections share; mask or override "
                   "the source's spikes instead";
@@ -1540,8 +1869,15 @@ int soma_sim_set_hooks(soma_sim *s, const soma_hooks *h) {
             return sfail(s, SOMA_STATUS_NOMEM, "out of memory for hook buffers");
         }
     }
+    outs_free(s);
     soma__hookplan_free(&s->hooks);
     s->hooks = plan;
+    if ((rc = outs_build(s, widest))) {
+        outs_free(s);
+        soma__hookplan_free(&s->hooks);
+        for (size_t p = 0; p < s->npops; p++) s->pops[p].hk = s->pops[p].hk_spk = s->pops[p].hk_state = s->pops[p].hk_in = 0;
+        return sfail(s, rc, "out of memory for the buffers of hooked .out sites; the simulator has no hooks now");
+    }
     for (size_t p = 0; p < s->npops; p++) {
         spop *P = &s->pops[p];
         P->hk_spk = plan.kinds[P->sid_spk];
