@@ -20,7 +20,11 @@
 
 enum { NS = 100 };
 
-static void run_case(const char *label, int encoding, int recurrent, int depth, const char *hidden) {
+/* depth: hidden layers (1 or 2); skip: also project in -> out and, with two
+ * hidden layers, h1 -> out (the trainer sums them within the step; the
+ * simulator delays each by the difference of depths, so that they arrive
+ * together: with two hidden layers in -> out is 3 steps, h1 -> out 2). */
+static void run_case_skip(const char *label, int encoding, int recurrent, int depth, const char *hidden, int skip) {
     soma_data_opts d;
     soma_data_opts_default(&d);
     snprintf(d.dataset, sizeof d.dataset, "fashion-mnist");
@@ -54,6 +58,10 @@ static void run_case(const char *label, int encoding, int recurrent, int depth, 
     soma_net_connect_dense(net, in, h1, 1);
     if (depth > 1) soma_net_connect_dense(net, h1, h2, 1);
     soma_net_connect_dense(net, depth > 1 ? h2 : h1, out, 1);
+    if (skip) {
+        soma_net_connect_dense(net, in, out, 0);
+        if (depth > 1) soma_net_connect_dense(net, h1, out, 0);
+    }
     soma_train_opts o;
     soma_train_opts_default(&o);
     o.batch = 64;
@@ -104,6 +112,10 @@ out:
     soma_net_free(net);
     soma_data_free(&train);
     soma_data_free(&test);
+}
+
+static void run_case(const char *label, int encoding, int recurrent, int depth, const char *hidden) {
+    run_case_skip(label, encoding, recurrent, depth, hidden, 0);
 }
 
 /* What the simulator cannot run is refused by name. */
@@ -203,6 +215,10 @@ int main(void) {
     run_case("rate, one hidden layer", SOMA_ENCODING_RATE, 0, 1, "lif");
     run_case("direct, recurrent hidden layer", SOMA_ENCODING_DIRECT, 1, 1, "lif");
     run_case("rate, two hidden layers", SOMA_ENCODING_RATE, 0, 2, "lif");
+    /* Skip connections: from the input (a graded source read 3 steps late)
+     * and from a spiking layer (events delayed 2 steps). */
+    run_case_skip("rate, two hidden layers, skips in->out and h1->out", SOMA_ENCODING_RATE, 0, 2, "lif", 1);
+    run_case_skip("rate, ann hidden layer, skip in->out", SOMA_ENCODING_RATE, 0, 1, "ann", 1);
     /* Real-valued outputs (read by the next projection a step later) and
      * cell models with weights of their own (stepped whole by one thread). */
     run_case("direct, ann (relu) hidden layer", SOMA_ENCODING_DIRECT, 0, 1, "ann");

@@ -23,7 +23,8 @@
  *     dense skip's part plus the convolution's (which overwrites its output
  *     buffer: computed aside and added); gradients only
  * Then what the trainer refuses, by name: a cycle through two populations,
- * two output populations, hooks on a further projection.
+ * two output populations, two populations fed by the input only, a dense
+ * projection with a delay or port of its own, hooks on a further projection.
  */
 #include <math.h>
 #include <stdint.h>
@@ -329,6 +330,22 @@ static void test_refusals(void) {
     soma_net_connect_dense(net, a, c, 1);
     soma_net_connect_dense(net, b, c, 1);
     refused(net, "fed by the input only");
+    soma_net_free(net);
+
+    /* a dense projection with a delay or a port of its own (simulator only) */
+    CHECK(soma_net_create(&net) == 0);
+    soma_net_add_pop(net, "in", "input", D, &in);
+    soma_net_add_pop(net, "a", "lif", 4, &a);
+    soma_net_connect_dense(net, in, a, 1);
+    CHECK(soma_net_proj_set_delay(net, 0, "0.3ms") == 0);
+    refused(net, "delay of its own");
+    soma_net_free(net);
+    CHECK(soma_net_create(&net) == 0);
+    soma_net_add_pop(net, "in", "input", D, &in);
+    soma_net_add_pop(net, "a", "lif", 4, &a);
+    soma_net_connect_dense(net, in, a, 1);
+    CHECK(soma_net_proj_set_port(net, 0, 0) == 0);
+    refused(net, "port of its own");
     soma_net_free(net);
 
     /* hooks on a further projection are refused by name; on the first one they run */

@@ -240,6 +240,14 @@ static int check_trainable(soma_trainer *tr) {
                         "projection %s -> %s draws its synapses by a connector (%s); the trainer runs dense and conv projections",
                         net->pops[net->projs[i].from].name, net->pops[net->projs[i].to].name,
                         soma_conn_rule_name(net->projs[i].c.rule));
+    for (size_t i = 0; i < net->nproj; i++) {
+        const soma__proj *pr = &net->projs[i];
+        if (pr->has_delay || pr->has_port)
+            return fail(tr, SOMA_STATUS_UNSUPPORTED,
+                        "projection %s -> %s has a %s of its own; the trainer feeds every projection within the step "
+                        "on the model's one input (the simulator keeps delays and ports)",
+                        net->pops[pr->from].name, net->pops[pr->to].name, pr->has_delay ? "delay" : "port");
+    }
     if (net->ndrives)
         return fail(tr, SOMA_STATUS_UNSUPPORTED, "Poisson inputs (population '%s') are simulator inputs; the trainer reads its data set",
                     net->pops[net->drives[0].pop].name);
