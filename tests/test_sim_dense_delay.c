@@ -44,8 +44,8 @@ static void test_explicit_delay(void) {
         CHECK(soma_net_add_pop(sn, "dst", "iaf_psc_delta", 1, &dst) == 0);
         CHECK(soma_net_set(sn, dst, "tau_m", "1e9ms") == 0);
         CHECK(soma_net_set(sn, dst, "V_th", "5000mV") == 0);
-        CHECK(soma_net_set(sn, dst, "E_L", "0mV") == 0);
-        CHECK(soma_net_set(sn, dst, "V_m", "0mV") == 0);
+        CHECK(soma_net_set(sn, dst, "E_L", "3mV") == 0);
+        CHECK(soma_net_set(sn, dst, "V_m", "3mV") == 0);
         uint32_t ids[] = {0, 1, 0};
         double ts[] = {1.0, 2.0, 3.5};
         CHECK(soma_net_set_spikes(sn, src, ids, ts, 3) == 0);
@@ -73,10 +73,11 @@ static void test_explicit_delay(void) {
         const float *v = soma_sim_state_data(sim, rec, &ns, &n, &every);
         CHECK(ns == 60 && v);
         int bad = 0;
-        /* Without a delay of its own dst starts at step 1 (its depth): step 0 is not recorded. */
-        for (size_t s = 1; s < ns && v; s++) {
+        /* Without a delay of its own dst starts at step 1 (its depth): step 0
+         * holds its initial state (V_m 3 mV). */
+        for (size_t s = 0; s < ns && v; s++) {
             long arr[] = {10 + d, 20 + d, 35 + d};
-            double wk[] = {0.5, 2.0, 0.5}, want = 0;
+            double wk[] = {0.5, 2.0, 0.5}, want = 3.0;
             for (int k = 0; k < 3; k++) want += (long)s >= arr[k] ? wk[k] : 0.0;
             if (fabs(v[s] - want) > 1e-5) bad++;
         }

@@ -1547,6 +1547,13 @@ int soma_sim_run(soma_sim *s, double t_ms, soma_sim_progress_fn cb, void *user) 
             /* At least one float: realloc(p, 0) would free p and return NULL. */
             float *nd = realloc(R->data, (rows * R->n > 0 ? rows * R->n : 1) * sizeof(float));
             if (!nd) return sfail(s, SOMA_STATUS_NOMEM, "out of memory for state recording");
+            /* New rows start as the state now: a population that starts
+             * late (a trained net's layer at its depth) is not stepped
+             * before its start, so its state then is this one, and the
+             * stepping loop overwrites the rows of the steps it runs. */
+            const spop *P = &s->pops[R->pop];
+            for (size_t q = R->cap; q < rows; q++)
+                for (size_t j = 0; j < R->n; j++) nd[q * R->n + j] = P->st[R->var][R->idx[j]];
             R->data = nd;
             R->cap = rows;
         }
