@@ -339,7 +339,9 @@ typedef struct soma_site_info {
     int kind;       /* soma_site_kind */
     size_t size;    /* values per instance */
     size_t pop;     /* its population (spikes, state), or the projection's target */
-    size_t proj;    /* its projection (in, out); (size_t)-1 otherwise */
+    size_t proj;    /* its projection (in, out): an index of soma_net_proj_info, or for a population's
+                     * recurrent weights (`h->h.in`, `h->h.out`) the projection count plus the
+                     * population's index; (size_t)-1 for spikes and state */
     size_t state;   /* state: index of the state variable; 0 otherwise */
     size_t from;    /* in, out: the projection's source population; else pop */
 } soma_site_info;

@@ -1,6 +1,8 @@
-/* sites.c — the trainer's named sites of a net (see "hooks" in soma.h):
- * for each population its spikes and state variables, then for each
- * projection its input and output. Computed from the description on every
+/* sites.c — the named sites of a net (see "hooks" in soma.h): for each
+ * population its spikes and state variables, then for each projection its
+ * input and output, then the same for each population's recurrent weights
+ * (`h->h.in`, `h->h.out`; their proj is the projection count plus the
+ * population's index). Computed from the description on every
  * call, so the table follows the net as it is edited. */
 #include <stdio.h>
 #include <string.h>
@@ -9,7 +11,7 @@
 size_t soma_net_site_count(const soma_net *net) {
     if (!net) return 0;
     size_t n = 2 * net->nproj;
-    for (size_t p = 0; p < net->npops; p++) n += 1 + net->pops[p].model->n_state;
+    for (size_t p = 0; p < net->npops; p++) n += 1 + net->pops[p].model->n_state + 2 * (net->pops[p].recurrent != 0);
     return n;
 }
 
@@ -36,7 +38,23 @@ int soma_net_site(const soma_net *net, size_t i, soma_site_info *info) {
         }
         i -= ns + 1;
     }
-    if (i >= 2 * net->nproj) return SOMA_STATUS_INVALID;
+    if (i >= 2 * net->nproj) { /* recurrent weights: proj = nproj + the population */
+        i -= 2 * net->nproj;
+        for (size_t p = 0; p < net->npops; p++) {
+            const soma__pop *P = &net->pops[p];
+            if (!P->recurrent) continue;
+            if (i < 2) {
+                info->kind = i ? SOMA_SITE_PROJ_OUT : SOMA_SITE_PROJ_IN;
+                info->proj = net->nproj + p;
+                info->pop = info->from = p;
+                info->size = P->size;
+                snprintf(info->name, sizeof info->name, "%s->%s.%s", P->name, P->name, i ? "out" : "in");
+                return SOMA_STATUS_OK;
+            }
+            i -= 2;
+        }
+        return SOMA_STATUS_INVALID;
+    }
     const soma__proj *pj = &net->projs[i / 2];
     int out = (int)(i & 1);
     info->kind = out ? SOMA_SITE_PROJ_OUT : SOMA_SITE_PROJ_IN;

@@ -279,7 +279,7 @@ void soma_sim_free(soma_sim *s) {
             free(ts->hp[0]);
             free(ts->hp[1]);
             if (ts->pend)
-                for (size_t i = 0; i < s->nproj; i++) free(ts->pend[i]);
+                for (size_t i = 0; i < s->nproj + s->npops; i++) free(ts->pend[i]);
             free(ts->pend);
         }
     soma__hookplan_free(&s->hooks);
@@ -573,17 +573,26 @@ static int pulled(const soma_net *sn, size_t p) {
  * whose short path must wait for the long one). An explicit delay is
  * physical: it is used as given and takes no part in the depths. */
 static int build_dense(soma_sim *s, const soma_net *sn) {
+    /* Per projection, and past them (index nproj + p) population p's
+     * recurrent weights, numbered as the sites number them. */
+    size_t nx = sn->nproj + sn->npops;
     s->nproj = sn->nproj;
-    s->pdly = calloc(sn->nproj ? sn->nproj : 1, sizeof *s->pdly);
-    s->pport = calloc(sn->nproj ? sn->nproj : 1, sizeof *s->pport);
-    s->pkind = calloc(sn->nproj ? sn->nproj : 1, 1);
-    s->pfrom = calloc(sn->nproj ? sn->nproj : 1, sizeof *s->pfrom);
+    s->pdly = calloc(nx, sizeof *s->pdly);
+    s->pport = calloc(nx, sizeof *s->pport);
+    s->pkind = calloc(nx, 1);
+    s->pfrom = calloc(nx, sizeof *s->pfrom);
     if (!s->pdly || !s->pport || !s->pkind || !s->pfrom) return SOMA_STATUS_NOMEM;
     for (size_t i = 0; i < sn->nproj; i++) {
         const soma__proj *pr = &sn->projs[i];
         s->pport[i] = pr->port == SOMA_PORT_BY_SIGN && s->pops[pr->to].m->n_ports < 2 ? 0 : pr->port;
         s->pkind[i] = pr->conv ? 0 : !pr->sparse && pulled(sn, pr->from) ? 2 : 1;
         s->pfrom[i] = pr->from;
+    }
+    for (size_t p = 0; p < sn->npops; p++) {
+        size_t i = sn->nproj + p;
+        s->pdly[i] = 1;
+        s->pkind[i] = !sn->pops[p].recurrent ? 0 : pulled(sn, p) ? 2 : 1;
+        s->pfrom[i] = p;
     }
     /* Longest path of dense projections (cycles go through recurrent
      * weights, which are not projections here). */
@@ -647,7 +656,7 @@ static int build_dense(soma_sim *s, const soma_net *sn) {
         pl->d = 1;
         pl->port = 0;
         pl->out = (size_t)-1;
-        pl->proj = (size_t)-1;
+        pl->proj = sn->nproj + p;
         if (!(pl->w = xalloc(tgt->N * tgt->N * sizeof(float)))) return SOMA_STATUS_NOMEM;
         memcpy(pl->w, sn->pops[p].rec_w, tgt->N * tgt->N * sizeof(float));
     }
@@ -812,7 +821,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
     for (int fill = 0; fill < 2 && !rc; fill++) {
         if (fill) {
             for (int t = 0; t < nthreads; t++)
-                if (!(s->ts[t].pend = calloc(sn->nproj ? sn->nproj : 1, sizeof *s->ts[t].pend))) rc = SOMA_STATUS_NOMEM;
+                if (!(s->ts[t].pend = calloc(sn->nproj + sn->npops, sizeof *s->ts[t].pend))) rc = SOMA_STATUS_NOMEM;
             if (rc) break;
             /* Pack: target bits, then delay bits, then the port bit. */
             uint32_t tb = 1;
@@ -888,7 +897,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
                     sfail(s, trc, "projection %s -> %s: %s", s->pops[pr->from].name, s->pops[pr->to].name,
                           cerr_t);
                 }
-                if (!trc && fill && i < sn->nproj) {
+                if (!trc && fill) {
                     /* Where this projection's synapses end in each source's
                      * row (the fill cursors now): a hooked .out site moves
                      * them out of the table (soma_sim_set_hooks). */

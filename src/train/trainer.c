@@ -100,6 +100,8 @@ typedef struct layer {
      * input, which then runs on a copy (w->hin) with dense products. */
     unsigned hk, hk_spk, hk_state, hk_in, hk_out;
     size_t sid_spk, sid_state, sid_in, sid_out;
+    unsigned hk_rin, hk_rout;  /* the recurrent weights' sites (h->h.in, h->h.out) */
+    size_t sid_rin, sid_rout;
     int in_copy;
     int hkg;                   /* GRAD asked at its spikes or its input current: one test per backward step */
     int from_i1;               /* reads its input current from tr->I1 (the first layer, unless hooks see it:
@@ -118,6 +120,8 @@ typedef struct work {
     uint8_t *pred;
     float *hmask;                 /* hooks: a mask of one chunk's step (rows x widest site) */
     float *hin[16];               /* hooks: copies of projection inputs that hooks change, [T][chunk][Nin] */
+    float *rin[16];               /* hooks: recurrent inputs as hooks changed them, [T][chunk][N] */
+    float *rbuf;                  /* hooks: a recurrent product or gradient of one step, 2 x [chunk][N] */
     /* Set by hooks for the chunk being run (0 otherwise): nb[l], layer l's
      * outputs are no longer all 0/1 (consumers use dense products); incp[l],
      * hooks changed the input of layer l's projection (it reads hin[l]). */
@@ -435,7 +439,8 @@ void soma_train_free(soma_trainer *tr) {
             free(w->cwork); free(w->ccols); free(w->ctmp); free(w->cdcols);
             free(w->hmask);
             free(w->dtmp);
-            for (size_t l = 0; l < tr->L; l++) free(w->hin[l]);
+            for (size_t l = 0; l < tr->L; l++) free(w->hin[l]), free(w->rin[l]);
+            free(w->rbuf);
         }
     soma__hookplan_free(&tr->hooks);
     free(tr->sites);
@@ -953,6 +958,69 @@ static void hook_proj_in_grad(soma_trainer *tr, work *w, size_t l, size_t b0, si
         hook_run(tr, w, ly->sid_in, SOMA_HOOK_BIT(SOMA_HOOK_GRAD), t, b0, Bc, ly->Nin, w->ds[ly->src] + t * RB);
 }
 
+/* Layer l's recurrent input at step t > 0 with hooks at its sites: the
+ * outputs of step t-1 as the recurrent product reads them (h->h.in; a
+ * copy kept in w->rin[l] for backward when hooks may change it), then the
+ * product W x (h->h.out) added to in_t. Hooks see step t, the step the
+ * product acts at; at step 0 there is none. */
+static void rec_forward_hooked(soma_trainer *tr, work *w, size_t l, size_t t, size_t b0, size_t Bc, float *in_t) {
+    layer *ly = &tr->lay[l];
+    size_t N = ly->N, RB = Bc * N;
+    float *x = w->s[l] + (t - 1) * RB;
+    int dense = ly->graded || w->nb[l];
+    if (ly->hk_rin & HOOK_CHANGE) {
+        float *xr = w->rin[l] + (t - 1) * RB;
+        memcpy(xr, x, RB * sizeof(float));
+        hook_run(tr, w, ly->sid_rin, HOOK_FWD, t, b0, Bc, N, xr);
+        x = xr, dense = 1;
+    } else if (ly->hk_rin & HOOK_FWD)
+        hook_run(tr, w, ly->sid_rin, HOOK_FWD, t, b0, Bc, N, x);
+    float *out = in_t;
+    int acc = 1;
+    if (ly->hk_rout & HOOK_FWD) out = w->rbuf, acc = 0;
+    if (dense) soma__dense_forward_blas(out, x, ly->pop->rec_w, NULL, Bc, N, N, acc);
+    else
+        soma__dense_forward_spikes(out, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, ly->recT, NULL, Bc, N,
+                                   acc);
+    if (ly->hk_rout & HOOK_FWD) {
+        hook_run(tr, w, ly->sid_rout, HOOK_FWD, t, b0, Bc, N, out);
+        for (size_t i = 0; i < RB; i++) in_t[i] += out[i];
+    }
+}
+
+/* Backward of layer l's recurrent product at step t > 0 with hooks: GRAD at
+ * h->h.out sees dL/d(the product) (a copy of din: the other projections
+ * into the layer keep theirs), GRAD at h->h.in this product's part of
+ * dL/d(outputs of step t-1), before it is added. As for other projections,
+ * a changed input is used by the weight gradient and the input gradient
+ * passes the change straight through. */
+static void rec_backward_hooked(soma_trainer *tr, work *w, float *acc, size_t l, size_t t, size_t b0, size_t Bc,
+                                const float *din) {
+    layer *ly = &tr->lay[l];
+    size_t N = ly->N, RB = Bc * N;
+    const unsigned g = SOMA_HOOK_BIT(SOMA_HOOK_GRAD);
+    const float *dr = din;
+    if (ly->hk_rout & g) {
+        memcpy(w->rbuf, din, RB * sizeof(float));
+        hook_run(tr, w, ly->sid_rout, g, t, b0, Bc, N, w->rbuf);
+        dr = w->rbuf;
+    }
+    float *ds = w->ds[l] + (t - 1) * RB;
+    if (ly->hk_rin & g) {
+        float *gx = w->rbuf + tr->chunk * tr->Nmax;
+        soma__dense_dinput(gx, dr, ly->pop->rec_w, Bc, N, N, 0);
+        hook_run(tr, w, ly->sid_rin, g, t, b0, Bc, N, gx);
+        for (size_t i = 0; i < RB; i++) ds[i] += gx[i];
+    } else
+        soma__dense_dinput(ds, dr, ly->pop->rec_w, Bc, N, N, 1);
+    if (ly->hk_rin & HOOK_CHANGE)
+        soma__dense_dweightT_blas(acc + ly->acc_rec, w->rin[l] + (t - 1) * RB, dr, Bc, N, N);
+    else if (ly->graded || w->nb[l])
+        soma__dense_dweightT_blas(acc + ly->acc_rec, w->s[l] + (t - 1) * RB, dr, Bc, N, N);
+    else
+        soma__dense_dweight_spikes(acc + ly->acc_rec, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, dr, Bc, N);
+}
+
 /* The input population's sites (its spikes, the first projection's input):
  * the encoded input as [T][B][D] in tr->xh, hooked step by step for the
  * whole batch. If hooks changed it, *x and *tc then point at it (a
@@ -999,6 +1067,18 @@ static int hook_cancelled(soma_trainer *tr) {
                 tr->hooks.cancel_step);
 }
 
+/* A projection site's projection in the net, or NULL for a population's
+ * recurrent weights (whose proj index is past the projections). */
+static const soma__proj *site_proj(const soma_net *net, const soma_site_info *si) {
+    return si->proj < net->nproj ? &net->projs[si->proj] : NULL;
+}
+
+/* Whether si is a site of population P's recurrent weights. */
+static int rec_site_of(const soma_net *net, const soma_site_info *si, const soma__pop *P) {
+    return (si->kind == SOMA_SITE_PROJ_IN || si->kind == SOMA_SITE_PROJ_OUT) && si->proj != (size_t)-1 &&
+           si->proj >= net->nproj && &net->pops[si->proj - net->nproj] == P;
+}
+
 int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
     if (!tr) return SOMA_STATUS_INVALID;
     soma_net *net = tr->net;
@@ -1020,8 +1100,7 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
         if (!net->pops[p].model->spiking) in_pop = p;
     for (size_t i = 0; i < plan.n; i++) {
         const soma_site_info *si = &sites[plan.h[i].site];
-        int input = (si->kind == SOMA_SITE_SPIKES && si->pop == in_pop) ||
-                    (si->kind == SOMA_SITE_PROJ_IN && net->projs[si->proj].from == in_pop);
+        int input = (si->kind == SOMA_SITE_SPIKES && si->pop == in_pop) || (si->kind == SOMA_SITE_PROJ_IN && si->from == in_pop);
         if (plan.h[i].kind == SOMA_HOOK_GRAD && (si->kind == SOMA_SITE_STATE || input)) {
             fail(tr, SOMA_STATUS_UNSUPPORTED, "the trainer has no gradient hook for '%s' (%s); GRAD is offered on "
                  "spikes, <from>-><to>.out and the .in of projections between trained populations",
@@ -1037,8 +1116,8 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
                  si->name);
             goto refuse;
         }
-        if (si->kind == SOMA_SITE_PROJ_IN || si->kind == SOMA_SITE_PROJ_OUT) {
-            const soma__proj *pj = &net->projs[si->proj];
+        if ((si->kind == SOMA_SITE_PROJ_IN || si->kind == SOMA_SITE_PROJ_OUT) && site_proj(net, si)) {
+            const soma__proj *pj = site_proj(net, si);
             const layer *first = NULL;
             for (size_t l = 0; l < tr->L; l++)
                 if (tr->lay[l].proj == pj) first = &tr->lay[l];
@@ -1067,11 +1146,20 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
             layer *ly = &tr->lay[l];
             size_t sid_in = 0;
             for (size_t i = 0; i < ns; i++)
-                if (sites[i].kind == SOMA_SITE_PROJ_IN && &net->projs[sites[i].proj] == ly->proj) sid_in = i;
+                if (sites[i].kind == SOMA_SITE_PROJ_IN && site_proj(net, &sites[i]) == ly->proj) sid_in = i;
             if ((plan.kinds[sid_in] & HOOK_CHANGE) && !w->hin[l] &&
                 !(w->hin[l] = soma__alloc(tr->T * tr->chunk * ly->Nin * sizeof(float))))
                 goto nomem;
         }
+        for (size_t l = 0; l < tr->L; l++)
+            for (size_t i = 0; i < ns; i++) {
+                const soma_site_info *si = &sites[i];
+                if (!plan.kinds[i] || !rec_site_of(net, si, tr->lay[l].pop)) continue;
+                if (!w->rbuf && !(w->rbuf = soma__alloc(2 * tr->chunk * tr->Nmax * sizeof(float)))) goto nomem;
+                if (si->kind == SOMA_SITE_PROJ_IN && (plan.kinds[i] & HOOK_CHANGE) && !w->rin[l] &&
+                    !(w->rin[l] = soma__alloc(tr->T * tr->chunk * tr->lay[l].N * sizeof(float))))
+                    goto nomem;
+            }
     }
     /* Commit: the new plan and every layer's bits. */
     for (int t = 0; t < tr->threads; t++) {
@@ -1088,11 +1176,11 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
         const soma_site_info *si = &sites[i];
         unsigned k = plan.kinds[i];
         if (si->kind == SOMA_SITE_SPIKES && si->pop == in_pop) tr->sid_x = i, tr->hk_x = k;
-        if (si->kind == SOMA_SITE_PROJ_IN && &net->projs[si->proj] == tr->lay[0].proj) tr->sid_xin = i, tr->hk_xin = k;
+        if (si->kind == SOMA_SITE_PROJ_IN && site_proj(net, si) == tr->lay[0].proj) tr->sid_xin = i, tr->hk_xin = k;
     }
     for (size_t l = 0; l < tr->L; l++) {
         layer *ly = &tr->lay[l];
-        ly->hk_spk = ly->hk_state = ly->hk_in = ly->hk_out = 0;
+        ly->hk_spk = ly->hk_state = ly->hk_in = ly->hk_out = ly->hk_rin = ly->hk_rout = 0;
         for (size_t i = 0; i < ns; i++) {
             const soma_site_info *si = &sites[i];
             unsigned k = plan.kinds[i];
@@ -1101,9 +1189,13 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
                 if (si->state == 0) ly->sid_state = i;
                 ly->hk_state |= k;
             }
-            if (si->kind == SOMA_SITE_PROJ_IN && &net->projs[si->proj] == ly->proj && !ly->first)
+            if (si->kind == SOMA_SITE_PROJ_IN && site_proj(net, si) == ly->proj && !ly->first)
                 ly->sid_in = i, ly->hk_in = k;
-            if (si->kind == SOMA_SITE_PROJ_OUT && &net->projs[si->proj] == ly->proj) ly->sid_out = i, ly->hk_out = k;
+            if (si->kind == SOMA_SITE_PROJ_OUT && site_proj(net, si) == ly->proj) ly->sid_out = i, ly->hk_out = k;
+            if (rec_site_of(net, si, ly->pop)) {
+                if (si->kind == SOMA_SITE_PROJ_IN) ly->sid_rin = i, ly->hk_rin = k;
+                else ly->sid_rout = i, ly->hk_rout = k;
+            }
         }
         ly->hk = ly->hk_spk | ly->hk_state;
         ly->in_copy = (ly->hk_in & HOOK_CHANGE) != 0;
@@ -1220,7 +1312,8 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
                 } else in_t = base;
             } else in_t = w->in[l] + t * RB;
             if (ly->recT && t > 0) {
-                if (ly->graded || w->nb[l])
+                if (ly->hk_rin | ly->hk_rout) rec_forward_hooked(tr, w, l, t, b0, Bc, in_t);
+                else if (ly->graded || w->nb[l])
                     soma__dense_forward_blas(in_t, w->s[l] + (t - 1) * RB, ly->pop->rec_w, NULL, Bc, N, N, 1);
                 else
                     soma__dense_forward_spikes(in_t, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, ly->recT,
@@ -1346,7 +1439,8 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
                 ly->m->backward(&a, prev, cur, dstate, w->ds[l] + t * RB, dv, din, dprm, Bc, N);
                 if (ly->hk_out & g) hook_run(tr, w, ly->sid_out, g, t, b0, Bc, N, din);
             }
-            if (ly->recT && t > 0) {
+            if (ly->recT && t > 0 && (ly->hk_rin | ly->hk_rout)) rec_backward_hooked(tr, w, acc, l, t, b0, Bc, din);
+            else if (ly->recT && t > 0) {
                 soma__dense_dinput(w->ds[l] + (t - 1) * RB, din, ly->pop->rec_w, Bc, N, N, 1);
                 if (ly->graded || w->nb[l])
                     soma__dense_dweightT_blas(acc + ly->acc_rec, w->s[l] + (t - 1) * RB, din, Bc, N, N);
