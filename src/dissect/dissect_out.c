@@ -289,8 +289,9 @@ int soma_dissect_write_ablate(const soma_dissect_stats *s, const char *model, co
         jstr(f, labels && labels[k] ? labels[k] : "");
         fprintf(f, ", \"result\": ");
         jabl(f, &res[k]);
+        fputc('}', f);
         if (sets && nset && sets[k]) fprintf(f, ",\n     \"neurons\": "), jset(f, s, sets[k], NULL, nset[k]);
-        fprintf(f, "}}");
+        fputc('}', f);
     }
     fprintf(f, "\n  ]");
     if (na == C && na > 1) { /* the ablation-effect matrix: row = ablated set, column = measured class */
