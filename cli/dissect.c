@@ -160,8 +160,9 @@ int cli_dissect(int argc, char **argv) {
             rc = 2;
             goto done;
         }
-        if (class_of(a.group, C, &k)) {
-            if (class_of(a.group, C, &k) == -1) fprintf(stderr, "soma dissect: --group '%s': expected class=K\n", a.group);
+        int g = class_of(a.group, C, &k);
+        if (g) {
+            if (g == -1) fprintf(stderr, "soma dissect: --group '%s': expected class=K\n", a.group);
             rc = 2;
             goto done;
         }

@@ -336,7 +336,29 @@ out:
     soma_net_free(net);
 }
 
+/* The two figures' refusals name the file and what was expected. */
+static void test_plots(void) {
+    char err[256] = "";
+    const char *dir = t_tmpdir("dissect_plots");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/h.png", dir);
+    const double v[6] = {1, -1, 0.5, 0, 2, -2};
+    CHECK(soma_plot_heatmap(path, "t", "x", v, 0, 3, NULL, 0, err, sizeof err) == SOMA_STATUS_INVALID);
+    CHECK(strstr(err, "h.png") && strstr(err, "no values"));
+    CHECK_MSG(soma_plot_heatmap(path, "t", "x", v, 2, 3, NULL, 0, err, sizeof err) == 0, "%s", err);
+    snprintf(path, sizeof path, "%s/b.png", dir);
+    const char *series[11] = {0};
+    CHECK(soma_plot_bars(path, "t", "y", 1, NULL, 11, series, v, err, sizeof err) == SOMA_STATUS_INVALID);
+    CHECK(strstr(err, "b.png") && strstr(err, "1 to 10 series"));
+    CHECK_MSG(soma_plot_bars(path, "t", "y", 3, NULL, 2, series, v, err, sizeof err) == 0, "%s", err);
+    size_t n;
+    void *png = t_read_file(path, &n);
+    CHECK(png && n > 8 && memcmp(png, "\x89PNG", 4) == 0);
+    free(png);
+}
+
 int main(void) {
+    test_plots();
     test_ap_by_hand();
     test_wired();
     test_random_net();
