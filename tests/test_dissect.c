@@ -210,6 +210,9 @@ static void test_wired(void) {
     }
     CHECK(differ >= 6);
     CHECK(soma_dissect_random_like(like, 4, sizes, 2, 7, 0, r3, err, sizeof err) == SOMA_STATUS_INVALID);
+    size_t small[3] = {2, 2, 4}; /* three neurons asked of a population of two */
+    CHECK(soma_dissect_random_like(like, 4, small, 3, 7, 0, r3, err, sizeof err) == SOMA_STATUS_INVALID);
+    CHECK_MSG(strstr(err, "3 neurons of population 1, which has 2") != NULL, "%s", err);
 
     /* modes and sets by name */
     int mode;

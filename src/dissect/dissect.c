@@ -635,8 +635,10 @@ int soma_dissect_random_like(const soma_dissect_neuron *set, size_t n, const siz
     }
     for (size_t q = 0; q < npops; q++) {
         if (cnt[q] > pop_size[q]) {
+            size_t want = cnt[q];
             free(cnt);
-            return soma__errf(err, errlen, SOMA_STATUS_INVALID, "random control: %zu neurons of population %zu, which has %zu", cnt[q], q, pop_size[q]);
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID, "random control: %zu neurons of population %zu, which has %zu",
+                              want, q, pop_size[q]);
         }
         if (cnt[q] && pop_size[q] > maxn) maxn = pop_size[q];
     }
