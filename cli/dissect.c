@@ -116,6 +116,24 @@ int cli_dissect(int argc, char **argv) {
         fprintf(stderr, "soma: %s\n", err);
         goto done;
     }
+    /* a bad class is named before the statistics' pass */
+    size_t k = 0;
+    int cls = -1, all = a.set && !strcmp(a.set, "classes");
+    if (!strcmp(a.cmd, "select")) {
+        if (!a.group) {
+            fprintf(stderr, "soma dissect select: --group class=K is needed\n");
+            rc = 2;
+            goto done;
+        }
+        if ((cls = class_of(a.group, test.classes, &k))) {
+            if (cls == -1) fprintf(stderr, "soma dissect: --group '%s': expected class=K\n", a.group);
+            rc = 2;
+            goto done;
+        }
+    } else if (a.set && (cls = class_of(a.set, test.classes, &k)) == -2) {
+        rc = 2;
+        goto done;
+    }
     if (soma_train_create(&tr, net, &topt, &dopt)) {
         fprintf(stderr, "soma: %s: %s\n", a.model, soma_net_errmsg(net));
         goto done;
@@ -135,7 +153,7 @@ int cli_dissect(int argc, char **argv) {
     }
     soma_dissect_info in;
     soma_dissect_stats_info(st, &in);
-    size_t C = in.classes, H = soma_dissect_hidden_count(st), cap = H ? H : 1, n = 0, k = 0;
+    size_t C = in.classes, H = soma_dissect_hidden_count(st), cap = H ? H : 1, n = 0;
     double pct = a.top_pct > 0 ? a.top_pct : 1.0; /* default: the top 1 % */
     set = malloc(cap * sizeof *set), ap = malloc(cap * sizeof *ap);
     if (!set || !ap) {
@@ -155,17 +173,6 @@ int cli_dissect(int argc, char **argv) {
         if (soma_dissect_write_stats(st, a.model, a.out, err, sizeof err)) goto fail;
         printf("wrote %s/result.json, selectivity.png\n", a.out);
     } else if (!strcmp(a.cmd, "select")) {
-        if (!a.group) {
-            fprintf(stderr, "soma dissect select: --group class=K is needed\n");
-            rc = 2;
-            goto done;
-        }
-        int g = class_of(a.group, C, &k);
-        if (g) {
-            if (g == -1) fprintf(stderr, "soma dissect: --group '%s': expected class=K\n", a.group);
-            rc = 2;
-            goto done;
-        }
         if (soma_dissect_select_ap(st, k, (size_t)a.top, pct, a.per_pop, set, ap, cap, &n, err, sizeof err)) goto fail;
         printf("class %zu: %zu neurons selected by AP (best %.3f, last %.3f)\n", k, n, ap[0], ap[n - 1]);
         if (soma_dissect_write_select(st, a.model, k, set, ap, n, a.out, err, sizeof err)) goto fail;
@@ -175,12 +182,6 @@ int cli_dissect(int argc, char **argv) {
         float scale;
         if (soma_dissect_mode_parse(a.mode, &mode, &scale, err, sizeof err)) {
             fprintf(stderr, "soma dissect: %s\n", err);
-            rc = 2;
-            goto done;
-        }
-        int all = !strcmp(a.set, "classes");
-        int cls = class_of(a.set, C, &k);
-        if (cls == -2) {
             rc = 2;
             goto done;
         }

@@ -360,7 +360,45 @@ static void test_plots(void) {
     free(png);
 }
 
+/* A graded hidden layer (ann, relu): its values are activations, summed
+ * over the steps; with direct input they are the same every step. */
+static void test_graded(void) {
+    soma_net *net = NULL;
+    size_t in, hid, out;
+    int st = soma_net_create(&net);
+    st |= soma_net_add_pop(net, "in", "input", 2, &in);
+    st |= soma_net_add_pop(net, "hid", "ann", 2, &hid);
+    st |= soma_net_add_pop(net, "out", "lif", 2, &out);
+    st |= soma_net_connect_dense(net, in, hid, 0);
+    st |= soma_net_connect_dense(net, hid, out, 0);
+    st |= soma_net_init_weights(net, 1);
+    CHECK(st == 0);
+    const float w1[] = {0.25f, 0, 0, 0.75f}; /* hid0 = x0 / 4, hid1 = 3 x1 / 4 */
+    set_tensor(net, "in->hid.weight", w1, 4);
+    soma_data_opts d;
+    soma_trainer *tr = trainer_for(net, &d);
+    uint8_t x[2 * NS], y[NS];
+    soma_dataset ds;
+    wired_data(&ds, x, y);
+    soma_dissect_ctx cx = {tr, net, &d, &ds};
+    char err[256];
+    soma_dissect_stats *s = NULL;
+    CHECK_MSG(soma_dissect_stats_run(&cx, NULL, &s, err, sizeof err) == 0, "%s", err);
+    soma_dissect_pop h;
+    if (s && soma_dissect_stats_pop(s, 0, &h) == 0) {
+        CHECK(h.graded == 1);
+        CHECK_NEAR(h.rate[0], 0.125, 1e-6); /* 0.25 on half the samples */
+        CHECK_NEAR(h.class_rate[1 * 2 + 1], 0.75, 1e-6);
+        CHECK_NEAR(h.top_value[0], 0.25 * T, 1e-5);
+        CHECK(h.saturated[0] == 0 && h.dead[0] == 0);
+    }
+    soma_dissect_stats_free(s);
+    soma_train_free(tr);
+    soma_net_free(net);
+}
+
 int main(void) {
+    test_graded();
     test_plots();
     test_ap_by_hand();
     test_wired();
