@@ -1002,7 +1002,8 @@ typedef struct soma_dissect_pop {
     const double *class_rate;  /* [classes][size]: the same over each class's samples */
     const double *fire_frac;   /* [size]: fraction of samples with a nonzero value at some step */
     const double *selectivity; /* [classes][size]: (r_c - mean of r_c' over the other classes present)
-                                  / (sd of r over the classes present, 1/C) + 1e-6); 0 where C < 2 */
+                                  / (sd of r_c' over the classes present (1/C) + 1e-6), r the class rates;
+                                  0 with fewer than 2 classes present */
     const uint8_t *dead;       /* [size]: 1 if the value was 0 at every step of every sample */
     const uint8_t *saturated;  /* [size]: 1 if nonzero at every step of every sample, or rate >= 0.99 */
     size_t dead_count, saturated_count;
