@@ -18,6 +18,8 @@ static void usage(FILE *f) {
             "                     [--csv] [--set NAME] [--param NAME=VALUE]... [--write-connectivity FILE]\n"
             "  soma models [NAME]\n"
             "  soma sites FILE.yaml|MODEL\n"
+            "  soma dissect MODEL stats|select|ablate [--data DIR] [--out DIR] [--limit N] [--threads N] ...\n"
+            "                  (soma dissect --help for its commands)\n"
             "  soma help\n");
 }
 
@@ -33,6 +35,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "sim") == 0) return cli_sim(argc - 2, argv + 2);
     if (strcmp(cmd, "models") == 0) return cli_models(argc - 2, argv + 2);
     if (strcmp(cmd, "sites") == 0) return cli_sites(argc - 2, argv + 2);
+    if (strcmp(cmd, "dissect") == 0) return cli_dissect(argc - 2, argv + 2);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;
@@ -41,6 +44,6 @@ int main(int argc, char **argv) {
         printf("soma %s\n", SOMA_VERSION_STRING);
         return 0;
     }
-    fprintf(stderr, "soma: unknown command '%s'; expected one of: train, eval, info, sim, models, sites, help\n", cmd);
+    fprintf(stderr, "soma: unknown command '%s'; expected one of: train, eval, info, sim, models, sites, dissect, help\n", cmd);
     return 2;
 }

@@ -957,6 +957,188 @@ int soma_plot_curves(const char *path, const double *loss, const double *train_a
 int soma_plot_raster(const char *path, const uint8_t *spikes, size_t T, size_t B, size_t N,
                      const char *title, char *err, size_t errlen);
 
+/* Class x neuron heat map: v [rows][cols] on a diverging scale (blue -range
+ * .. white 0 .. red +range; range <= 0: the largest |v|), one row per class
+ * (row_names may be NULL), more than 1200 columns averaged into pixels. */
+int soma_plot_heatmap(const char *path, const char *title, const char *xlabel, const double *v, size_t rows,
+                      size_t cols, const char *const *row_names, double range, char *err, size_t errlen);
+/* Grouped bar chart: values [nseries][ngroups] (non-finite: no bar), one
+ * colour per series with a legend (at most 10 series). */
+int soma_plot_bars(const char *path, const char *title, const char *ylabel, size_t ngroups,
+                   const char *const *group_names, size_t nseries, const char *const *series_names,
+                   const double *values, char *err, size_t errlen);
+
+/* --------------------------------------------------------------- dissect */
+/* Neuron-level analysis of a trained network run by the trainer (see
+ * docs/dissect.md). Everything is built on hooks: READ hooks on each
+ * population's `<pop>.spikes` site gather statistics, MASK and OVERRIDE
+ * hooks ablate neurons. The functions below install their own hook set on
+ * the trainer (soma_train_set_hooks) and remove every hook when they
+ * return, so a caller's own hooks are gone afterwards.
+ *
+ * Samples are encoded as soma_train_evaluate encodes them (data options d,
+ * the trainer's seed, the evaluation stream), so predictions without
+ * ablation equal soma_train_evaluate's. A neuron's value per sample is its
+ * site's values summed over the T steps (pooling by sum: the spike count;
+ * for graded populations such as ann, the summed activation). Populations
+ * are every one but the input; hidden ones are those with a projection
+ * leaving them (the rest are outputs). */
+/* What is dissected: a trainer, its net and data options, and a data set. */
+typedef struct soma_dissect_ctx {
+    soma_trainer *tr;         /* created on net with data options d */
+    const soma_net *net;      /* the trainer's net (sites are named from it) */
+    const soma_data_opts *d;  /* the data options the trainer was created with */
+    const soma_dataset *ds;   /* the samples (labels y: the classes) */
+} soma_dissect_ctx;
+
+typedef int (*soma_dissect_progress_fn)(void *user, const char *phase, size_t done, size_t total);
+
+typedef struct soma_dissect_opts {
+    size_t limit;                      /* the data set's first N samples (0 = all) */
+    size_t batch;                      /* samples per forward pass (0 = 256) */
+    size_t topk;                       /* stats: top samples kept per neuron (0 = 5; at most 32) */
+    soma_dissect_progress_fn progress; /* may be NULL; called after each batch; nonzero cancels */
+    void *user;
+} soma_dissect_opts;
+void soma_dissect_opts_default(soma_dissect_opts *o);
+
+/* Statistics of every non-input population over a data set, streamed in
+ * batches: memory is O(classes x neurons x T), never the activations. */
+typedef struct soma_dissect_stats soma_dissect_stats; /* opaque */
+int soma_dissect_stats_run(const soma_dissect_ctx *x, const soma_dissect_opts *o, soma_dissect_stats **out,
+                           char *err, size_t errlen);
+void soma_dissect_stats_free(soma_dissect_stats *s);
+
+typedef struct soma_dissect_info {
+    size_t samples, classes, steps, pops, topk;
+    const size_t *class_samples; /* [classes]: samples of each class (borrowed) */
+    double accuracy;             /* of the predictions made while gathering (no ablation) */
+} soma_dissect_info;
+int soma_dissect_stats_info(const soma_dissect_stats *s, soma_dissect_info *out);
+
+/* One population's statistics (arrays borrowed from s). Rates are values
+ * per step: spikes/step for spiking populations. */
+typedef struct soma_dissect_pop {
+    const char *name;
+    size_t pop;                /* its index in the net */
+    size_t size;
+    int hidden;                /* 1 if a projection leaves it */
+    int graded;                /* 1 if some value was neither 0 nor 1 (real-valued outputs) */
+    const double *rate;        /* [size]: mean value per step over all samples */
+    const double *class_rate;  /* [classes][size]: the same over each class's samples */
+    const double *fire_frac;   /* [size]: fraction of samples with a nonzero value at some step */
+    const double *selectivity; /* [classes][size]: (r_c - mean of r_c' over the other classes present)
+                                  / (sd of r_c' over the classes present (1/C) + 1e-6), r the class rates;
+                                  0 with fewer than 2 classes present */
+    const uint8_t *dead;       /* [size]: 1 if the value was 0 at every step of every sample */
+    const uint8_t *saturated;  /* [size]: 1 if nonzero at every step of every sample, or rate >= 0.99 */
+    size_t dead_count, saturated_count;
+    const uint32_t *top_sample; /* [size][topk]: samples (index in the set) with the largest sums, best first;
+                                   ties to the lower index; UINT32_MAX where fewer than topk samples had a nonzero sum */
+    const double *top_value;    /* [size][topk]: their sums over the T steps */
+} soma_dissect_pop;
+int soma_dissect_stats_pop(const soma_dissect_stats *s, size_t i, soma_dissect_pop *out);
+
+/* Average precision of score as a detector of positive (as scikit-learn's
+ * average_precision_score): samples ranked by descending score; tied scores
+ * form one threshold (all enter together); AP = sum over thresholds of
+ * (recall gained) x (precision at that threshold). 0 if there is no
+ * positive. */
+double soma_dissect_average_precision(const double *score, const uint8_t *positive, size_t n);
+/* AP for "sample is of class cls" of every neuron of population i of s,
+ * its score the spike count (graded populations: the sum rounded to the
+ * nearest integer and clamped to [0, T], the histogram's bins): ap [size]. */
+int soma_dissect_ap(const soma_dissect_stats *s, size_t i, size_t cls, double *ap);
+
+/* A neuron: population index (in the net) and index in it. */
+typedef struct soma_dissect_neuron {
+    size_t pop, index;
+} soma_dissect_neuron;
+
+/* Hidden neurons counted over all hidden populations. */
+size_t soma_dissect_hidden_count(const soma_dissect_stats *s);
+/* The neurons of the hidden populations with the highest AP for class cls:
+ * top of them (top > 0), else ceil(top_pct / 100 x count) (at least 1).
+ * per_pop = 0 ranks all hidden neurons together (count = all hidden
+ * neurons); per_pop = 1 takes that many from each hidden population (count
+ * = its size). Ties go to the lower population, then the lower index.
+ * out and ap (may be NULL) get *n entries, best first; cap >=
+ * soma_dissect_hidden_count(s) always suffices. */
+int soma_dissect_select_ap(const soma_dissect_stats *s, size_t cls, size_t top, double top_pct, int per_pop,
+                           soma_dissect_neuron *out, double *ap, size_t cap, size_t *n, char *err, size_t errlen);
+
+/* A neuron set written "POP:I,J,K" (indices in population POP; several
+ * populations joined by '+': "h1:0,3+h2:7"), into out (cap entries). */
+int soma_dissect_set_parse(const soma_net *net, const char *text, soma_dissect_neuron *out, size_t cap, size_t *n,
+                           char *err, size_t errlen);
+
+typedef enum soma_dissect_mode {
+    SOMA_DISSECT_MODE_ZERO = 0,  /* MASK hook: the neuron's values times 0 */
+    SOMA_DISSECT_MODE_MEAN = 1,  /* OVERRIDE hook: the neuron's mean rate (soma_dissect_pop.rate) at every step */
+    SOMA_DISSECT_MODE_SCALE = 2  /* MASK hook: the neuron's values times scale */
+} soma_dissect_mode;
+/* "zero", "mean" or "scale:X" into *mode and *scale. */
+int soma_dissect_mode_parse(const char *text, int *mode, float *scale, char *err, size_t errlen);
+
+/* Accuracy with neurons set[0..n) ablated (n = 0: none): *accuracy, and
+ * class_acc [classes of ds] (NaN for a class without samples), pred
+ * [samples] (may be NULL). s is needed for MODE_MEAN only (may be NULL
+ * otherwise). Only hidden neurons may be ablated. */
+int soma_dissect_evaluate(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s,
+                          const soma_dissect_neuron *set,
+                          size_t n, int mode, float scale, double *accuracy, double *class_acc, uint8_t *pred,
+                          char *err, size_t errlen);
+/* A random control for set[0..n): from each population as many neurons as
+ * set has there, drawn uniformly without replacement from the whole
+ * population (the set's own neurons included), keyed by (seed, draw) so
+ * draws are reproducible and independent. pop_size: the net's sizes by
+ * population index (soma_pop_info.size), npops entries. */
+int soma_dissect_random_like(const soma_dissect_neuron *set, size_t n, const size_t *pop_size, size_t npops,
+                             uint64_t seed, uint64_t draw, soma_dissect_neuron *out, char *err, size_t errlen);
+
+#define SOMA_DISSECT_MAX_CLASSES 256
+/* An ablation against no ablation and a random control (mean over draws). */
+typedef struct soma_dissect_ablation {
+    size_t classes, n, draws;      /* classes of the set, neurons ablated, random draws */
+    int mode;                      /* soma_dissect_mode */
+    float scale;
+    double acc_before, acc_after, acc_control, acc_control_sd; /* sd over draws (1/R) */
+    double class_before[SOMA_DISSECT_MAX_CLASSES];
+    double class_after[SOMA_DISSECT_MAX_CLASSES];
+    double class_control[SOMA_DISSECT_MAX_CLASSES];    /* mean over draws */
+    double class_control_sd[SOMA_DISSECT_MAX_CLASSES]; /* sd over draws (1/R) */
+} soma_dissect_ablation;
+/* Evaluate without ablation (skipped when before is given: a result of an
+ * earlier call for the same data, whose before-accuracies are copied),
+ * with set ablated, and with `draws` random sets (soma_dissect_random_like,
+ * draws 0 .. draws-1 of seed). */
+int soma_dissect_ablate(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s,
+                        const soma_dissect_neuron *set, size_t n, int mode, float scale,
+                        size_t draws, uint64_t seed, const soma_dissect_ablation *before, soma_dissect_ablation *out,
+                        char *err, size_t errlen);
+
+/* Outputs, written atomically into the existing folder dir:
+ * stats: result.json (per population: rates, fire fractions, dead and
+ * saturated neurons, per-class rates and selectivity, top samples) and
+ * selectivity.png (class x hidden-neuron heat map, neurons sorted by their
+ * preferred class then selectivity). */
+int soma_dissect_write_stats(const soma_dissect_stats *s, const char *model, const char *dir, char *err,
+                             size_t errlen);
+/* select: result.json (class, the set with each neuron's AP) and ap.png (its APs). */
+int soma_dissect_write_select(const soma_dissect_stats *s, const char *model, size_t cls,
+                              const soma_dissect_neuron *set, const double *ap, size_t n, const char *dir, char *err,
+                              size_t errlen);
+/* ablate: result.json and ablate.png (per-class accuracy before, after and
+ * under the random control). na results: one per ablated set, labelled
+ * labels[k] (e.g. "class=3"); sets[k] / nset[k] the neurons of each (may
+ * be NULL). With na = classes and each set a class's top set, the JSON
+ * holds the ablation-effect matrix effect[k][j] = class j's accuracy
+ * before - after ablating set k (and the control's); the PNG shows the
+ * first result, or for several the diagonal (each class's own drop). */
+int soma_dissect_write_ablate(const soma_dissect_stats *s, const char *model, const soma_dissect_ablation *res,
+                              size_t na, const char *const *labels, const soma_dissect_neuron *const *sets,
+                              const size_t *nset, const char *dir, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

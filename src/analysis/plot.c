@@ -882,3 +882,138 @@ int soma_plot_rates(const char *path, size_t npops, const char *const *names, co
     }
     return finish(s, cr, path, err, errlen);
 }
+
+/* ------------------------------------------------ heat map and grouped bars */
+
+int soma_plot_heatmap(const char *path, const char *title, const char *xlabel, const double *v, size_t rows,
+                      size_t cols, const char *const *row_names, double range, char *err, size_t errlen) {
+    if (!path || !*path)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no output path", path ? path : "(null)");
+    if (!v || rows == 0 || cols == 0)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no values to plot (%zu x %zu)", path, rows, cols);
+    if (!(range > 0)) { /* the largest finite magnitude */
+        range = 0;
+        for (size_t i = 0; i < rows * cols; i++)
+            if (isfinite(v[i])) range = fmax(range, fabs(v[i]));
+        if (!(range > 0)) range = 1;
+    }
+    const int L = 90, R = 90, TOP = 44, BOT = 56;
+    /* a cell is at least one pixel; more than ~1200 columns are averaged into pixels */
+    int cw = cols >= 1200 ? 1 : (int)fmax(1.0, floor(1200.0 / (double)cols));
+    int pw = cols >= 1200 ? 1200 : (int)(cw * cols);
+    int rh = rows > 40 ? 4 : 24;
+    int W = L + pw + R, H = TOP + (int)rows * rh + BOT;
+    cairo_surface_t *s;
+    cairo_t *cr;
+    if (canvas(W, H, &s, &cr))
+        return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot create a %dx%d image", path, W, H);
+    cairo_surface_flush(s);
+    uint32_t *px = (uint32_t *)cairo_image_surface_get_data(s);
+    int stride32 = cairo_image_surface_get_stride(s) / 4;
+    for (size_t r = 0; r < rows; r++)
+        for (int x = 0; x < pw; x++) {
+            /* the columns this pixel column covers, averaged */
+            size_t c0 = cols >= 1200 ? (size_t)x * cols / 1200 : (size_t)(x / cw);
+            size_t c1 = cols >= 1200 ? ((size_t)x + 1) * cols / 1200 : c0 + 1;
+            if (c1 <= c0) c1 = c0 + 1;
+            double sum = 0;
+            size_t k = 0;
+            for (size_t c = c0; c < c1 && c < cols; c++)
+                if (isfinite(v[r * cols + c])) sum += v[r * cols + c], k++;
+            double t = k ? fmax(-1.0, fmin(1.0, sum / (double)k / range)) : 0; /* -1 blue .. 0 white .. 1 red */
+            double cr_ = t > 0 ? 1 : 1 + t, cg = 1 - fabs(t), cb = t < 0 ? 1 : 1 - t;
+            uint32_t argb = 0xff000000u | (uint32_t)(cr_ * 255) << 16 | (uint32_t)(cg * 255) << 8 | (uint32_t)(cb * 255);
+            for (int y = 0; y < rh; y++) px[(TOP + (int)r * rh + y) * stride32 + L + x] = argb;
+        }
+    cairo_surface_mark_dirty(s);
+    rect r = {L, TOP, pw, (double)rows * rh};
+    frame(cr, &r);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    set_font(cr, 11, 0);
+    char buf[64];
+    if (rh >= 10)
+        for (size_t i = 0; i < rows; i++) {
+            if (row_names && row_names[i]) snprintf(buf, sizeof buf, "%s", row_names[i]);
+            else snprintf(buf, sizeof buf, "%zu", i);
+            text_at(cr, L - 6, TOP + (i + 0.5) * rh, 1, 0.5, buf);
+        }
+    set_font(cr, 13, 0);
+    text_at(cr, L + pw / 2.0, TOP + rows * rh + 10, 0.5, 0, xlabel ? xlabel : "");
+    /* colour bar */
+    for (int y = 0; y < 100 && y < (int)(rows * rh); y++) {
+        double t = 1 - 2.0 * y / 99.0;
+        cairo_set_source_rgb(cr, t > 0 ? 1 : 1 + t, 1 - fabs(t), t < 0 ? 1 : 1 - t);
+        cairo_rectangle(cr, L + pw + 14, TOP + y, 14, 1);
+        cairo_fill(cr);
+    }
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    set_font(cr, 10, 0);
+    snprintf(buf, sizeof buf, "%+.3g", range);
+    text_at(cr, L + pw + 32, TOP, 0, 0.5, buf);
+    snprintf(buf, sizeof buf, "%+.3g", -range);
+    text_at(cr, L + pw + 32, TOP + fmin(99, rows * rh - 1), 0, 0.5, buf);
+    set_font(cr, 16, 1);
+    text_at(cr, W / 2.0, 14, 0.5, 0, title ? title : "");
+    return finish(s, cr, path, err, errlen);
+}
+
+int soma_plot_bars(const char *path, const char *title, const char *ylabel, size_t ngroups,
+                   const char *const *group_names, size_t nseries, const char *const *series_names,
+                   const double *values, char *err, size_t errlen) {
+    if (!path || !*path)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no output path", path ? path : "(null)");
+    if (!values || ngroups == 0 || nseries == 0 || nseries > 10)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: %zu groups of %zu series; expected at least one group and 1 to 10 series",
+                          path, ngroups, nseries);
+    double top = 0;
+    for (size_t i = 0; i < ngroups * nseries; i++)
+        if (isfinite(values[i])) top = fmax(top, values[i]);
+    const int W = 960, H = 440, TOP = 44;
+    cairo_surface_t *s;
+    cairo_t *cr;
+    if (canvas(W, H, &s, &cr))
+        return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot create a %dx%d image", path, W, H);
+    const double L = 72, R = 22, slot = (W - L - R) / (double)ngroups;
+    rect r = {L, TOP + 30, W - L - R, H - TOP - 30 - 56};
+    double yr[2] = {0, top > 0 ? top * 1.05 : 1};
+    axis y = value_axis(yr, NULL, 2, 0, INFINITY);
+    axis x = {0, (double)ngroups, INFINITY, 1};
+    double yw = grid_ticks(cr, &r, &x, &y, 11);
+    double bw = fmin(slot * 0.8 / (double)nseries, 40.0), base = map_y(&r, &y, 0);
+    char nb[32];
+    for (size_t g = 0; g < ngroups; g++) {
+        double cx = r.x + (g + 0.5) * slot;
+        for (size_t k = 0; k < nseries; k++) {
+            double v = values[k * ngroups + g];
+            if (!isfinite(v)) continue;
+            rgb c = PALETTE[k % 10];
+            double yv = map_y(&r, &y, fmax(v, 0));
+            cairo_set_source_rgb(cr, c.r, c.g, c.b);
+            cairo_rectangle(cr, cx - bw * nseries / 2 + bw * k, yv, bw * 0.92, base - yv);
+            cairo_fill(cr);
+        }
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        set_font(cr, 12, 0);
+        text_at(cr, cx, r.y + r.h + 8, 0.5, 0, pop_name(group_names, g, nb, sizeof nb));
+    }
+    frame(cr, &r);
+    axis_titles(cr, &r, "", ylabel ? ylabel : "", yw);
+    double lx = L;
+    set_font(cr, 12, 0);
+    for (size_t k = 0; k < nseries && series_names; k++) { /* legend in a row over the panel */
+        rgb c = PALETTE[k % 10];
+        cairo_set_source_rgb(cr, c.r, c.g, c.b);
+        cairo_rectangle(cr, lx, TOP + 6, 12, 12);
+        cairo_fill(cr);
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        const char *nm = series_names[k] ? series_names[k] : "";
+        text_at(cr, lx + 16, TOP + 12, 0, 0.5, nm);
+        cairo_text_extents_t te;
+        cairo_text_extents(cr, nm, &te);
+        lx += 16 + te.x_advance + 18;
+    }
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    set_font(cr, 16, 1);
+    text_at(cr, W / 2.0, 14, 0.5, 0, title ? title : "");
+    return finish(s, cr, path, err, errlen);
+}

@@ -1,0 +1,249 @@
+/* dissect.c — `soma dissect MODEL <stats|select|ablate> [options]`:
+ * neuron-level analysis of a trained model on its data set's test split
+ * (see docs/dissect.md). Parsing, progress and printing only: the
+ * statistics, selection, ablation and the files are soma_dissect_*. */
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: soma dissect MODEL stats  [common options] [--topk K]\n"
+               "       soma dissect MODEL select --by ap --group class=K [--top N | --top-pct P] [--per-pop] [common options]\n"
+               "       soma dissect MODEL ablate POP:I,J,...|class=K|classes [--mode zero|mean|scale:X]\n"
+               "                          [--top N | --top-pct P] [--per-pop] [--draws R] [--seed S] [common options]\n"
+               "common options: [--data DIR] [--out DIR] [--limit N] [--threads N] [--batch N]\n");
+}
+
+static int progress(void *user, const char *phase, size_t done, size_t total) {
+    (void)user;
+    fprintf(stderr, "\r  %-8s %zu/%zu samples", phase, done, total);
+    if (done == total) fprintf(stderr, "\n");
+    return 0;
+}
+
+typedef struct args {
+    const char *model, *cmd, *set, *data, *out, *by, *group, *mode;
+    long limit, threads, batch, topk, top, draws, seed;
+    double top_pct;
+    int per_pop;
+} args;
+
+static int parse(int argc, char **argv, args *a) {
+    memset(a, 0, sizeof *a);
+    a->out = "runs/dissect", a->by = "ap", a->mode = "zero";
+    a->limit = a->threads = -1, a->batch = 256, a->topk = 5, a->draws = 5, a->seed = 1;
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char **str = !strcmp(o, "--data") ? &a->data : !strcmp(o, "--out") ? &a->out : !strcmp(o, "--by") ? &a->by
+                          : !strcmp(o, "--group") ? &a->group : !strcmp(o, "--mode") ? &a->mode : NULL;
+        long *num = !strcmp(o, "--limit") ? &a->limit : !strcmp(o, "--threads") ? &a->threads : !strcmp(o, "--batch") ? &a->batch
+                  : !strcmp(o, "--topk") ? &a->topk : !strcmp(o, "--top") ? &a->top : !strcmp(o, "--draws") ? &a->draws
+                  : !strcmp(o, "--seed") ? &a->seed : NULL;
+        if (str) {
+            if (!v) return fprintf(stderr, "soma dissect: %s needs a value\n", o), 2;
+            *str = v, i++;
+        } else if (num) {
+            long lo = num == &a->draws || num == &a->seed ? 0 : 1, hi = num == &a->topk ? 32 : 1L << 40;
+            if ((*num = cli_long(o, v, lo, hi)) < 0) return 2;
+            i++;
+        } else if (!strcmp(o, "--top-pct")) {
+            char *end;
+            a->top_pct = v ? strtod(v, &end) : 0;
+            if (!v || *end || !(a->top_pct > 0 && a->top_pct <= 100))
+                return fprintf(stderr, "soma dissect: --top-pct '%s': expected a percentage in (0, 100]\n", v ? v : ""), 2;
+            i++;
+        } else if (!strcmp(o, "--per-pop")) a->per_pop = 1;
+        else if (!strcmp(o, "--help") || !strcmp(o, "-h")) return usage(stdout), 3;
+        else if (o[0] == '-' && o[1]) {
+            fprintf(stderr, "soma dissect: unknown option '%s'\n", o);
+            return usage(stderr), 2;
+        } else if (!a->model) a->model = o;
+        else if (!a->cmd) a->cmd = o;
+        else if (!a->set && !strcmp(a->cmd, "ablate")) a->set = o;
+        else return fprintf(stderr, "soma dissect: unexpected argument '%s'\n", o), 2;
+    }
+    if (a->model && (!strcmp(a->model, "help") || !strcmp(a->model, "--help"))) return usage(stdout), 3;
+    if (!a->model || !a->cmd) return usage(stderr), 2;
+    if (strcmp(a->cmd, "stats") && strcmp(a->cmd, "select") && strcmp(a->cmd, "ablate"))
+        return fprintf(stderr, "soma dissect: unknown command '%s'; expected stats, select or ablate\n", a->cmd), 2;
+    if (strcmp(a->by, "ap"))
+        return fprintf(stderr, "soma dissect: --by '%s': only ap is implemented (probe, attribution, wina, impact are not yet)\n", a->by), 2;
+    if (!strcmp(a->cmd, "ablate") && !a->set)
+        return fprintf(stderr, "soma dissect ablate: which neurons? expected POP:I,J,..., class=K or classes\n"), 2;
+    return 0;
+}
+
+/* "class=K" into *k (K below classes); -1 if text is not of that form. */
+static int class_of(const char *text, size_t classes, size_t *k) {
+    if (!text || strncmp(text, "class=", 6)) return -1;
+    char *end;
+    long v = strtol(text + 6, &end, 10);
+    if (end == text + 6 || *end || v < 0 || (size_t)v >= classes) {
+        fprintf(stderr, "soma dissect: '%s': expected class=K with K from 0 to %zu\n", text, classes - 1);
+        return -2;
+    }
+    *k = (size_t)v;
+    return 0;
+}
+
+int cli_dissect(int argc, char **argv) {
+    args a;
+    int rc = parse(argc, argv, &a);
+    if (rc) return rc == 3 ? 0 : rc;
+    char err[1024];
+    soma_net *net = NULL;
+    soma_data_opts dopt;
+    soma_train_opts topt;
+    if (soma_model_load(a.model, &net, &dopt, &topt, err, sizeof err)) {
+        fprintf(stderr, "soma: %s\n", err);
+        return 1;
+    }
+    if (a.data) snprintf(dopt.dir, sizeof dopt.dir, "%s", a.data);
+    topt.threads = a.threads > 0 ? (int)a.threads : 0;
+    soma_dataset test = {0};
+    soma_trainer *tr = NULL;
+    soma_dissect_stats *st = NULL;
+    soma_dissect_neuron *set = NULL;
+    double *ap = NULL;
+    soma_dissect_ablation *res = NULL;
+    soma_dissect_neuron **sets = NULL;
+    size_t *nset = NULL;
+    char (*labels)[32] = NULL;
+    const char **lp = NULL;
+    size_t nalloc = 0; /* sets[0 .. nalloc) allocated */
+    rc = 1;
+    if (soma_data_load(&dopt, NULL, &test, err, sizeof err)) { /* the test split only */
+        fprintf(stderr, "soma: %s\n", err);
+        goto done;
+    }
+    /* a bad class is named before the statistics' pass */
+    size_t k = 0;
+    int cls = -1, all = a.set && !strcmp(a.set, "classes");
+    if (!strcmp(a.cmd, "select")) {
+        if (!a.group) {
+            fprintf(stderr, "soma dissect select: --group class=K is needed\n");
+            rc = 2;
+            goto done;
+        }
+        if ((cls = class_of(a.group, test.classes, &k))) {
+            if (cls == -1) fprintf(stderr, "soma dissect: --group '%s': expected class=K\n", a.group);
+            rc = 2;
+            goto done;
+        }
+    } else if (a.set && (cls = class_of(a.set, test.classes, &k)) == -2) {
+        rc = 2;
+        goto done;
+    }
+    if (soma_train_create(&tr, net, &topt, &dopt)) {
+        fprintf(stderr, "soma: %s: %s\n", a.model, soma_net_errmsg(net));
+        goto done;
+    }
+    if (cli_mkdirs(a.out)) {
+        fprintf(stderr, "soma: cannot create output directory '%s'\n", a.out);
+        goto done;
+    }
+    soma_dissect_ctx x = {tr, net, &dopt, &test};
+    soma_dissect_opts o;
+    soma_dissect_opts_default(&o);
+    o.limit = a.limit > 0 ? (size_t)a.limit : 0, o.batch = (size_t)a.batch, o.topk = (size_t)a.topk;
+    o.progress = progress;
+    if (soma_dissect_stats_run(&x, &o, &st, err, sizeof err)) {
+        fprintf(stderr, "soma: %s\n", err);
+        goto done;
+    }
+    soma_dissect_info in;
+    soma_dissect_stats_info(st, &in);
+    size_t C = in.classes, H = soma_dissect_hidden_count(st), cap = H ? H : 1, n = 0;
+    double pct = a.top_pct > 0 ? a.top_pct : 1.0; /* default: the top 1 % */
+    set = malloc(cap * sizeof *set), ap = malloc(cap * sizeof *ap);
+    if (!set || !ap) {
+        fprintf(stderr, "soma: out of memory\n");
+        goto done;
+    }
+    printf("%s: %zu samples, accuracy %.2f%%\n", a.model, in.samples, 100.0 * in.accuracy);
+    if (!strcmp(a.cmd, "stats")) {
+        for (size_t q = 0; q < in.pops; q++) {
+            soma_dissect_pop p;
+            soma_dissect_stats_pop(st, q, &p);
+            double m = 0;
+            for (size_t i = 0; i < p.size; i++) m += p.rate[i];
+            printf("  %-12s %6zu neurons  %s  mean rate %.4f per step  dead %zu  saturated %zu\n", p.name, p.size,
+                   p.hidden ? "hidden" : "output", m / (double)p.size, p.dead_count, p.saturated_count);
+        }
+        if (soma_dissect_write_stats(st, a.model, a.out, err, sizeof err)) goto fail;
+        printf("wrote %s/result.json, selectivity.png\n", a.out);
+    } else if (!strcmp(a.cmd, "select")) {
+        if (soma_dissect_select_ap(st, k, (size_t)a.top, pct, a.per_pop, set, ap, cap, &n, err, sizeof err)) goto fail;
+        printf("class %zu: %zu neurons selected by AP (best %.3f, last %.3f)\n", k, n, ap[0], ap[n - 1]);
+        if (soma_dissect_write_select(st, a.model, k, set, ap, n, a.out, err, sizeof err)) goto fail;
+        printf("wrote %s/result.json, ap.png\n", a.out);
+    } else {
+        int mode;
+        float scale;
+        if (soma_dissect_mode_parse(a.mode, &mode, &scale, err, sizeof err)) {
+            fprintf(stderr, "soma dissect: %s\n", err);
+            rc = 2;
+            goto done;
+        }
+        size_t na = all ? C : 1;
+        res = calloc(na, sizeof *res), sets = calloc(na, sizeof *sets), nset = calloc(na, sizeof *nset);
+        labels = calloc(na, sizeof *labels), lp = calloc(na, sizeof *lp);
+        if (!res || !sets || !nset || !labels || !lp) {
+            fprintf(stderr, "soma: out of memory\n");
+            goto done;
+        }
+        for (size_t j = 0; j < na; j++) {
+            sets[j] = malloc(cap * sizeof **sets);
+            nalloc = j + 1;
+            if (!sets[j]) {
+                fprintf(stderr, "soma: out of memory\n");
+                goto done;
+            }
+            if (all || cls == 0) {
+                size_t c = all ? j : k;
+                if (soma_dissect_select_ap(st, c, (size_t)a.top, pct, a.per_pop, sets[j], NULL, cap, &nset[j], err,
+                                           sizeof err))
+                    goto fail;
+                snprintf(labels[j], sizeof labels[j], "class=%zu", c);
+            } else {
+                if (soma_dissect_set_parse(net, a.set, sets[j], cap, &nset[j], err, sizeof err)) {
+                    fprintf(stderr, "soma dissect: %s\n", err);
+                    rc = 2;
+                    goto done;
+                }
+                snprintf(labels[j], sizeof labels[j], "%.31s", a.set);
+            }
+            lp[j] = labels[j];
+            fprintf(stderr, "ablating %s (%zu neurons, %s), %ld random control draw(s)\n", labels[j], nset[j], a.mode, a.draws);
+            if (soma_dissect_ablate(&x, &o, st, sets[j], nset[j], mode, scale, (size_t)a.draws, (uint64_t)a.seed,
+                                    j ? &res[0] : NULL, &res[j], err, sizeof err))
+                goto fail;
+            const soma_dissect_ablation *r = &res[j];
+            printf("%-10s %4zu neurons: accuracy %.2f%% -> %.2f%%", labels[j], r->n, 100 * r->acc_before, 100 * r->acc_after);
+            if (r->draws) printf(" (random control %.2f%%)", 100 * r->acc_control);
+            if (all || cls == 0) {
+                size_t c = all ? j : k;
+                printf("; class %zu: %.2f%% -> %.2f%%", c, 100 * r->class_before[c], 100 * r->class_after[c]);
+                if (r->draws) printf(" (control %.2f%%)", 100 * r->class_control[c]);
+            }
+            printf("\n");
+        }
+        if (soma_dissect_write_ablate(st, a.model, res, na, lp, (const soma_dissect_neuron *const *)sets, nset, a.out, err,
+                                      sizeof err))
+            goto fail;
+        printf("wrote %s/result.json, ablate.png\n", a.out);
+    }
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "soma: %s\n", err);
+    rc = 1;
+done:
+    for (size_t j = 0; j < nalloc; j++) free(sets[j]);
+    free(sets), free(nset), free(labels), free(lp), free(res), free(set), free(ap);
+    soma_dissect_stats_free(st);
+    soma_train_free(tr);
+    soma_data_free(&test);
+    soma_net_free(net);
+    return rc;
+}
