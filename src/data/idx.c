@@ -166,10 +166,11 @@ static int idx_read(idx_file *out, const char *path, uint32_t magic, char *err, 
     }
     got = (long long)have;
     if (have == bytes && bytes > ((size_t)1 << 20)) {
-        /* A buffer grown by realloc ends up remapped in small pages; the
-         * encoders read samples in shuffled order all over it, and a fresh
-         * allocation (huge pages where the kernel gives them) made training
-         * ~5 % faster (bench/ab.sh): copy the data once into one. */
+        /* Training read the realloc-grown (remapped) buffer 7 % slower than
+         * one fresh allocation (bench/ab.sh, same run; the encoders read
+         * samples in shuffled order all over it). Why was not pinned down
+         * (transparent huge pages are madvise-only on the machine): copy the
+         * data once into a fresh allocation, which measured equal again. */
         uint8_t *fresh = malloc(bytes);
         if (fresh) {
             memcpy(fresh, out->data, bytes);
