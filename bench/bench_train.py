@@ -97,6 +97,9 @@ def eta_printer(name, epochs):
     return on_line
 
 
+SOMA_EVAL_BATCH = 512  # soma_train_evaluate's batch for direct input (examples/fmnist-lif.yaml)
+
+
 def run_torch(py, a, epochs, max_batches, impl, json_out):
     cmd = [py, os.path.join(HERE, "torch_ref.py"), "--epochs", str(epochs), "--threads", str(a.threads),
            "--seed", str(a.seed), "--json", json_out, "--impl", impl]
@@ -104,6 +107,10 @@ def run_torch(py, a, epochs, max_batches, impl, json_out):
         cmd += ["--max-batches", str(max_batches)]
     if a.eval_limit:
         cmd += ["--eval-limit", str(a.eval_limit)]
+    # Inference in the batches soma evaluates in (soma_train_evaluate: 512
+    # for a time-constant input, else the training batch), so that both
+    # sides do the same work.
+    cmd += ["--eval-batch", str(SOMA_EVAL_BATCH)]
     print("$ " + " ".join(cmd), flush=True)
     rc, out, sec = run_streaming(cmd, eta_printer("torch", epochs))
     if rc != 0:
@@ -425,6 +432,7 @@ def main():
         "python": py,
     }
     res["config"] = os.path.relpath(a.config, ROOT)
+    res["eval_batch"] = SOMA_EVAL_BATCH  # both sides infer in batches of this size
     res["soma_binary"] = a.soma
     res["repo"] = repo_state()
 
