@@ -116,6 +116,13 @@ def find_brian_python(explicit=None):
     return None, None
 
 
+def sources_modified():
+    """Whether tracked files differ from the commit (git status, untracked files ignored)."""
+    r = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                       text=True)
+    return r.returncode != 0 or bool(r.stdout.strip())
+
+
 def repo_commit():
     r = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return r.stdout.strip() if r.returncode == 0 else None
@@ -341,7 +348,7 @@ def main():
         with open(a.json) as f:
             R = json.load(f)
     R["meta"] = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu_model(),
-                 "cpus": os.cpu_count(), "commit": repo_commit(), "soma": os.path.relpath(a.soma, ROOT),
+                 "cpus": os.cpu_count(), "commit": repo_commit(), "sources_modified": sources_modified(), "soma": os.path.relpath(a.soma, ROOT),
                  "brian2": a.brian_version, "python": a.py, "quick": a.quick, "repeat": a.repeat,
                  "sections_run": only, "targets": TARGETS}
     print("bench_sim: %s, %d CPU(s); Brian2 %s; load %.2f; sections %s"

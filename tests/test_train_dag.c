@@ -24,7 +24,10 @@
  *     buffer: computed aside and added); gradients only
  * Then what the trainer refuses, by name: a cycle through two populations,
  * two output populations, two populations fed by the input only, a dense
- * projection with a delay or port of its own, hooks on a further projection.
+ * projection with a delay or port of its own, a MASK on a further
+ * projection's input. Hooks at a further projection's output: MASK 0 = the
+ * net without it; GRAD = central differences of the loss in that output;
+ * GRAD 0 cuts the gradient of everything behind it.
  */
 #include <math.h>
 #include <stdint.h>
@@ -348,9 +351,9 @@ static void test_refusals(void) {
     refused(net, "port of its own");
     soma_net_free(net);
 
-    /* hooks on a further projection are refused by name; on the first one they run */
+    /* a further projection's input takes READ only, refused by name otherwise */
     size_t pops[MAXL];
-    net = make_net(&NET_A, 3, pops);
+    net = make_net(&NET_B, 3, pops);
     if (!net) return;
     soma_train_opts to;
     soma_data_opts dopt;
@@ -360,12 +363,120 @@ static void test_refusals(void) {
     if (tr) {
         soma_hooks *h = NULL;
         CHECK(soma_hooks_create(&h) == 0);
-        CHECK(soma_hooks_add(h, "in->out.out", SOMA_HOOK_MASK, keep, NULL) == 0);
+        CHECK(soma_hooks_add(h, "h2->out.in", SOMA_HOOK_MASK, keep, NULL) == 0);
         CHECK(soma_train_set_hooks(tr, h) == SOMA_STATUS_UNSUPPORTED);
-        CHECK_MSG(strstr(soma_train_errmsg(tr), "in->out.out") != NULL, "%s", soma_train_errmsg(tr));
+        CHECK_MSG(strstr(soma_train_errmsg(tr), "h2->out.in") != NULL, "%s", soma_train_errmsg(tr));
         soma_hooks_free(h);
         soma_train_free(tr);
     }
+    soma_net_free(net);
+}
+
+/* ------------------------------------------- hooks on a further projection
+ * Net B: out's first projection is h1 -> out, h2 -> out is summed after it. */
+static int x_t = -1, x_b, x_j;
+static float x_v;
+static float gx[T][B][NOUT];
+static int zero_cb(void *u, const soma_hook_event *ev) {
+    (void)u;
+    memset(ev->data, 0, ev->batch * ev->n * sizeof(float));
+    return 0;
+}
+static int nudge_cb(void *u, const soma_hook_event *ev) {
+    (void)u;
+    if ((int)ev->step == x_t && (size_t)x_b >= ev->row0 && (size_t)x_b < ev->row0 + ev->batch)
+        ev->data[(x_b - ev->row0) * ev->n + x_j] += x_v;
+    return 0;
+}
+static int grad_cb(void *u, const soma_hook_event *ev) {
+    (void)u;
+    for (size_t r = 0; r < ev->batch; r++) memcpy(gx[ev->step][ev->row0 + r], ev->data + r * ev->n, NOUT * sizeof(float));
+    return 0;
+}
+
+static double hooked_loss(soma_trainer *tr, const char *site, int kind, soma_hook_fn fn, const float *x,
+                          const uint8_t *y) {
+    soma_hooks *h = NULL;
+    soma_hooks_create(&h);
+    if (site) soma_hooks_add(h, site, kind, fn, NULL);
+    CHECK_MSG(soma_train_set_hooks(tr, h) == 0, "%s", soma_train_errmsg(tr));
+    soma_hooks_free(h);
+    double loss = NAN;
+    CHECK(soma_train_grad(tr, x, 0, y, B, &loss, NULL) == 0);
+    return loss;
+}
+
+static void test_extra_hooks(void) {
+    size_t pops[MAXL];
+    soma_net *net = make_net(&NET_B, 21, pops);
+    if (!net) return;
+    float x[T * B * D];
+    uint8_t y[B];
+    soma_rng rng;
+    soma_rng_init(&rng, 8, 0);
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = soma_rng_uniform(&rng);
+    for (size_t b = 0; b < B; b++) y[b] = (uint8_t)(b % NOUT);
+    soma_train_opts to;
+    soma_data_opts dopt;
+    opts(&to, &dopt);
+    soma_trainer *tr = NULL;
+    CHECK(soma_train_create(&tr, net, &to, &dopt) == 0);
+    if (!tr) return;
+    double l0 = hooked_loss(tr, NULL, 0, NULL, x, y);
+    /* MASK 0 at h2->out.out = the net without that projection's weights and bias */
+    double lm = hooked_loss(tr, "h2->out.out", SOMA_HOOK_MASK, zero_cb, x, y);
+    soma_net *n2 = make_net(&NET_B, 21, pops);
+    soma_tensor tw, tb;
+    soma_net_tensor_find(n2, "h2->out.weight", &tw);
+    soma_net_tensor_find(n2, "h2->out.bias", &tb);
+    memset(tw.data, 0, tw.rows * tw.cols * sizeof(float));
+    memset(tb.data, 0, tb.rows * tb.cols * sizeof(float));
+    soma_trainer *t2 = NULL;
+    CHECK(soma_train_create(&t2, n2, &to, &dopt) == 0);
+    double lz = t2 ? hooked_loss(t2, NULL, 0, NULL, x, y) : NAN;
+    CHECK_MSG(fabs(lm - lz) <= 1e-6 * fabs(lz) && fabs(lz - l0) > 1e-4, "MASK 0 at h2->out.out: loss %.9g; without "
+              "the projection %.9g; with it %.9g", lm, lz, l0);
+    soma_train_free(t2);
+    soma_net_free(n2);
+    /* GRAD at h2->out.out against central differences (OVERRIDE adds +-h to one value) */
+    CHECK(hooked_loss(tr, "h2->out.out", SOMA_HOOK_GRAD, grad_cb, x, y) == l0);
+    int checked = 0;
+    for (int t = 0; t < T; t += 2)
+        for (int b = 0; b < B; b += 4)
+            for (int j = 0; j < NOUT; j++) {
+                x_t = t, x_b = b, x_j = j;
+                const float h = 1e-2f, m[4] = {1, -1, 2, -2};
+                double f[4];
+                uint8_t s0[T * B * NOUT], s1[T * B * NOUT];
+                int flipped = 0;
+                x_v = 0;
+                hooked_loss(tr, "h2->out.out", SOMA_HOOK_OVERRIDE, nudge_cb, x, y);
+                soma_train_record(tr, x, 0, B, pops[2], s0);
+                for (int q = 0; q < 4; q++) {
+                    x_v = m[q] * h;
+                    f[q] = hooked_loss(tr, "h2->out.out", SOMA_HOOK_OVERRIDE, nudge_cb, x, y);
+                    soma_train_record(tr, x, 0, B, pops[2], s1);
+                    flipped |= memcmp(s0, s1, (T - 1) * B * NOUT) != 0;
+                }
+                if (flipped) continue;
+                double fd = (8.0 * (f[0] - f[1]) - (f[2] - f[3])) / (12.0 * h), g = gx[t][b][j];
+                CHECK_MSG(fabs(fd - g) <= 5e-3 * fmax(fabs(g), 1e-3) + 4e-7 * fabs(l0) / h,
+                          "dL/d(h2->out.out)[t %d][b %d][%d]: GRAD %.7g, finite difference %.7g", t, b, j, g, fd);
+                checked++;
+            }
+    x_t = -1;
+    CHECK_MSG(checked >= 10, "%d values checked", checked);
+    /* GRAD 0 there: no gradient for that projection, nor for h1 -> h2 (h2 feeds only it) */
+    hooked_loss(tr, "h2->out.out", SOMA_HOOK_GRAD, zero_cb, x, y);
+    for (size_t i = 0; i < soma_net_tensor_count(net); i++) {
+        soma_tensor t;
+        soma_train_tensor(tr, i, &t);
+        double sum = 0;
+        for (size_t e = 0; e < t.rows * t.cols; e++) sum += fabs(t.grad[e]);
+        int cut = strstr(t.name, "h2->out.") || strstr(t.name, "h1->h2.");
+        CHECK_MSG(cut ? sum == 0.0 : sum > 0.0, "GRAD 0 at h2->out.out: %s has gradient %g", t.name, sum);
+    }
+    soma_train_free(tr);
     soma_net_free(net);
 }
 
@@ -378,5 +489,6 @@ int main(void) {
         check_net(&NET_E, tc, 1);
     }
     test_refusals();
+    test_extra_hooks();
     return t_report("test_train_dag");
 }

@@ -65,6 +65,8 @@ typedef struct extra_proj {
     float *wT;                 /* [Nin][ldw(N)] transposed weights (layer sources: the gather reads them) */
     float *grad_w, *grad_b;
     size_t acc_w, acc_b;
+    unsigned hk_in, hk_out;    /* hooks asked at its sites (.in: READ only) */
+    size_t sid_in, sid_out;
 } extra_proj;
 
 typedef struct layer {
@@ -122,6 +124,7 @@ typedef struct work {
     float *hin[16];               /* hooks: copies of projection inputs that hooks change, [T][chunk][Nin] */
     float *rin[16];               /* hooks: recurrent inputs as hooks changed them, [T][chunk][N] */
     float *rbuf;                  /* hooks: a recurrent product or gradient of one step, 2 x [chunk][N] */
+    float *xbuf;                  /* hooks: a further projection's product or its gradient, [T][chunk][N] */
     /* Set by hooks for the chunk being run (0 otherwise): nb[l], layer l's
      * outputs are no longer all 0/1 (consumers use dense products); incp[l],
      * hooks changed the input of layer l's projection (it reads hin[l]). */
@@ -441,6 +444,7 @@ void soma_train_free(soma_trainer *tr) {
             free(w->dtmp);
             for (size_t l = 0; l < tr->L; l++) free(w->hin[l]), free(w->rin[l]);
             free(w->rbuf);
+            free(w->xbuf);
         }
     soma__hookplan_free(&tr->hooks);
     free(tr->sites);
@@ -1121,11 +1125,16 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
             const layer *first = NULL;
             for (size_t l = 0; l < tr->L; l++)
                 if (tr->lay[l].proj == pj) first = &tr->lay[l];
-            if (!first) {
-                fail(tr, SOMA_STATUS_UNSUPPORTED, "the trainer runs hooks on the first projection into each population; "
-                     "'%s' belongs to a further projection into '%s' (summed after the first): not yet",
-                     si->name, net->pops[pj->to].name);
-                goto refuse;
+            if (!first) { /* a further projection into its population */
+                if (si->kind == SOMA_SITE_PROJ_IN && plan.h[i].kind != SOMA_HOOK_READ) {
+                    fail(tr, SOMA_STATUS_UNSUPPORTED, "%s hook on '%s': the input of a further projection into '%s' "
+                         "(summed after its first) is its source's values, shared with the source's other "
+                         "projections; the trainer offers READ there (hook '%s.spikes' or the .out site instead)",
+                         soma__hook_kind_name(plan.h[i].kind), si->name, net->pops[pj->to].name,
+                         net->pops[pj->from].name);
+                    goto refuse;
+                }
+                continue;
             }
             if (plan.h[i].kind == SOMA_HOOK_GRAD && si->kind == SOMA_SITE_PROJ_IN && first->src >= 0 &&
                 tr->lay[first->src].consumers > 1) {
@@ -1151,6 +1160,13 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
                 !(w->hin[l] = soma__alloc(tr->T * tr->chunk * ly->Nin * sizeof(float))))
                 goto nomem;
         }
+        for (size_t l = 0; l < tr->L; l++)
+            for (size_t e = 0; e < tr->lay[l].nextra; e++)
+                for (size_t i = 0; i < ns; i++)
+                    if (plan.kinds[i] && sites[i].kind == SOMA_SITE_PROJ_OUT &&
+                        site_proj(net, &sites[i]) == tr->lay[l].extra[e].proj && !w->xbuf &&
+                        !(w->xbuf = soma__alloc(tr->T * tr->chunk * tr->Nmax * sizeof(float))))
+                        goto nomem;
         for (size_t l = 0; l < tr->L; l++)
             for (size_t i = 0; i < ns; i++) {
                 const soma_site_info *si = &sites[i];
@@ -1181,6 +1197,7 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
     for (size_t l = 0; l < tr->L; l++) {
         layer *ly = &tr->lay[l];
         ly->hk_spk = ly->hk_state = ly->hk_in = ly->hk_out = ly->hk_rin = ly->hk_rout = 0;
+        for (size_t e = 0; e < ly->nextra; e++) ly->extra[e].hk_in = ly->extra[e].hk_out = 0;
         for (size_t i = 0; i < ns; i++) {
             const soma_site_info *si = &sites[i];
             unsigned k = plan.kinds[i];
@@ -1195,6 +1212,12 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
             if (rec_site_of(net, si, ly->pop)) {
                 if (si->kind == SOMA_SITE_PROJ_IN) ly->sid_rin = i, ly->hk_rin = k;
                 else ly->sid_rout = i, ly->hk_rout = k;
+            }
+            for (size_t e = 0; e < ly->nextra; e++) {
+                extra_proj *xp = &ly->extra[e];
+                if (site_proj(net, si) != xp->proj) continue;
+                if (si->kind == SOMA_SITE_PROJ_IN) xp->sid_in = i, xp->hk_in = k;
+                if (si->kind == SOMA_SITE_PROJ_OUT) xp->sid_out = i, xp->hk_out = k;
             }
         }
         ly->hk = ly->hk_spk | ly->hk_state;
@@ -1244,18 +1267,29 @@ static void extra_forward(soma_trainer *tr, work *w, size_t l, size_t b0, size_t
     for (size_t e = 0; e < ly->nextra; e++) {
         const extra_proj *xp = &ly->extra[e];
         const float *W = xp->proj->w;
+        if (xp->hk_in & HOOK_FWD) /* READ: the source's values as this projection reads them */
+            for (size_t t = 0; t < T; t++)
+                hook_run(tr, w, xp->sid_in, HOOK_FWD, t, b0, Bc, xp->Nin,
+                         xp->src < 0 ? (float *)input_rows(tr, t, b0) : w->s[xp->src] + t * Bc * xp->Nin);
+        /* With hooks at its output the product goes to a buffer of its own first. */
+        int own = (xp->hk_out & HOOK_FWD) != 0;
+        float *out = own ? w->xbuf : w->in[l];
         if (xp->src < 0) {
             for (size_t t = 0; t < T; t++)
-                soma__dense_forward_blas(w->in[l] + t * RB, input_rows(tr, t, b0), W, NULL, Bc, xp->Nin, N, 1);
+                soma__dense_forward_blas(out + t * RB, input_rows(tr, t, b0), W, NULL, Bc, xp->Nin, N, !own);
         } else {
             size_t k = (size_t)xp->src;
             double density = (double)w->nspk[k] / ((double)R * (double)xp->Nin);
             if (!tr->lay[k].graded && !w->nb[k] && soma__gather_wins(density, N))
-                soma__dense_forward_spikes(w->in[l], w->idx[k], w->cnt[k], xp->Nin, xp->wT, NULL, R, N, 1);
+                soma__dense_forward_spikes(out, w->idx[k], w->cnt[k], xp->Nin, xp->wT, NULL, R, N, !own);
             else
-                soma__dense_forward_blas(w->in[l], w->s[k], W, NULL, R, xp->Nin, N, 1);
+                soma__dense_forward_blas(out, w->s[k], W, NULL, R, xp->Nin, N, !own);
         }
-        if (xp->proj->b) add_bias(w->in[l], xp->proj->b, R, N);
+        if (xp->proj->b) add_bias(out, xp->proj->b, R, N);
+        if (own) {
+            for (size_t t = 0; t < T; t++) hook_run(tr, w, xp->sid_out, HOOK_FWD, t, b0, Bc, N, out + t * RB);
+            for (size_t i = 0; i < R * N; i++) w->in[l][i] += out[i];
+        }
     }
 }
 
@@ -1371,20 +1405,27 @@ static void extra_backward(soma_trainer *tr, work *w, float *acc, size_t l, size
     size_t T = tr->T, N = ly->N, RB = Bc * N, R = T * Bc;
     for (size_t e = 0; e < ly->nextra; e++) {
         const extra_proj *xp = &ly->extra[e];
+        const float *din = w->din[l];
+        if (xp->hk_out & SOMA_HOOK_BIT(SOMA_HOOK_GRAD)) { /* its own copy of dL/d(its output) */
+            memcpy(w->xbuf, din, R * N * sizeof(float));
+            for (size_t t = 0; t < T; t++)
+                hook_run(tr, w, xp->sid_out, SOMA_HOOK_BIT(SOMA_HOOK_GRAD), t, b0, Bc, N, w->xbuf + t * RB);
+            din = w->xbuf;
+        }
         if (xp->src < 0) {
             for (size_t t = 0; t < T; t++)
-                soma__dense_dweightT_blas(acc + xp->acc_w, input_rows(tr, t, b0), w->din[l] + t * RB, Bc, xp->Nin, N);
+                soma__dense_dweightT_blas(acc + xp->acc_w, input_rows(tr, t, b0), din + t * RB, Bc, xp->Nin, N);
         } else {
             size_t k = (size_t)xp->src;
             double density = (double)w->nspk[k] / ((double)R * (double)xp->Nin);
             if (!tr->lay[k].graded && !w->nb[k] && soma__gather_wins(density, N))
-                soma__dense_dweight_spikes(acc + xp->acc_w, w->idx[k], w->cnt[k], xp->Nin, w->din[l], R, N);
+                soma__dense_dweight_spikes(acc + xp->acc_w, w->idx[k], w->cnt[k], xp->Nin, din, R, N);
             else
-                soma__dense_dweightT_blas(acc + xp->acc_w, w->s[k], w->din[l], R, xp->Nin, N);
-            soma__dense_dinput(w->ds[k], w->din[l], xp->proj->w, R, xp->Nin, N, w->ds_set[k]);
+                soma__dense_dweightT_blas(acc + xp->acc_w, w->s[k], din, R, xp->Nin, N);
+            soma__dense_dinput(w->ds[k], din, xp->proj->w, R, xp->Nin, N, w->ds_set[k]);
             w->ds_set[k] = 1;
         }
-        if (xp->grad_b) soma__dense_dbias(acc + xp->acc_b, w->din[l], R, N);
+        if (xp->grad_b) soma__dense_dbias(acc + xp->acc_b, din, R, N);
     }
 }
 
