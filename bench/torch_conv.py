@@ -101,13 +101,18 @@ def main():
     total = a.epochs * nb_epoch if a.epochs > 0 else a.batches
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, total) / total))) \
         if a.epochs > 0 else None
+    # Timing mode: one warm-up batch first, not timed (soma's figure is its
+    # train_samples_per_second_after_first: the same rule on both sides).
+    warm = 1 if a.epochs == 0 else 0
     done = 0
     t0 = time.perf_counter()
-    while done < total:
+    while done < total + warm:
         perm = torch.randperm(len(xtr))
         for k in range(nb_epoch):
-            if done >= total:
+            if done >= total + warm:
                 break
+            if done == warm and warm:
+                t0 = time.perf_counter()
             idx = perm[k * B:(k + 1) * B]
             loss = loss_of(net(xtr[idx]), ytr[idx])
             opt.zero_grad(set_to_none=True)

@@ -134,7 +134,8 @@ int cli_train(int argc, char **argv) {
     int E = topt.epochs;
     double *loss = calloc((size_t)E, sizeof *loss), *tracc = calloc((size_t)E, sizeof *tracc),
            *teacc = calloc((size_t)E, sizeof *teacc);
-    double train_sps = 0.0, infer_sps = 0.0, acc = 0.0, train_seconds = 0.0;
+    double train_sps = 0.0, infer_sps = 0.0, acc = 0.0, train_seconds = 0.0, warm_seconds = 0.0;
+    long warm_samples = 0;
     long train_samples = 0;
     int done = 0, rc = 0;
     for (int e = 0; e < E; e++) {
@@ -161,6 +162,11 @@ int cli_train(int argc, char **argv) {
         }
         train_seconds += res.seconds;
         train_samples += (long)((double)res.samples_per_second * res.seconds + 0.5);
+        if (res.samples_per_second_after_first > 0) {
+            double later = res.seconds - res.first_batch_seconds;
+            warm_seconds += later;
+            warm_samples += (long)(res.samples_per_second_after_first * later + 0.5);
+        }
         st = soma_train_evaluate(tr, &test, dopt.limit_test, &acc, &infer_sps);
         if (st) {
             fprintf(stderr, "soma: evaluation failed: %s\n", soma_train_errmsg(tr));
@@ -218,10 +224,12 @@ int cli_train(int argc, char **argv) {
     char *js = calloc(cap, 1);
     snprintf(js, cap,
              "{\n  \"experiment\": \"%s\",\n  \"test_accuracy\": %.6f,\n  \"train_samples_per_second\": %.1f,\n"
+             "  \"train_samples_per_second_after_first\": %.1f,\n"
              "  \"infer_samples_per_second\": %.1f,\n  \"epochs\": %d,\n  \"seconds\": %.3f,\n  \"peak_rss_bytes\": %lld,\n"
              "  \"threads\": %d,\n  \"seed\": %llu,\n  \"batch\": %zu,\n  \"steps\": %d,\n  \"parameters\": %zu,\n"
              "  \"status\": \"%s\",\n",
-             file, done ? teacc[done - 1] : 0.0, train_sps, infer_sps, done, soma_clock_seconds() - t_start,
+             file, done ? teacc[done - 1] : 0.0, train_sps, warm_seconds > 0 ? (double)warm_samples / warm_seconds : 0.0,
+             infer_sps, done, soma_clock_seconds() - t_start,
              cli_peak_rss(), topt.threads, (unsigned long long)topt.seed, topt.batch, dopt.steps,
              soma_net_param_count(net),
              rc == 0 ? "ok" : rc == 3 ? "non-finite loss" : rc == 130 ? "interrupted" : "failed");

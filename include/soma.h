@@ -530,11 +530,17 @@ typedef struct soma_epoch_result {
     long batches;              /* batches done */
     double spike_rate;         /* mean hidden spike probability per neuron and step */
     long bad_batch;            /* on SOMA_STATUS_NONFINITE: the 0-based batch whose loss was not finite */
+    double first_batch_seconds; /* wall time of the first batch (warm-up: caches, page faults) */
+    double samples_per_second_after_first; /* throughput of the batches after the first (0 with one batch) */
 } soma_epoch_result;
 
-/* Create a trainer for a chain-shaped net (input -> ... -> output, each
- * population fed by one dense projection from the previous one, optionally
- * recurrent). Allocates and, if not yet done, initialises the weights. */
+/* Create a trainer for a net whose projections form a directed acyclic
+ * graph from one input population to one output population (a chain, skip
+ * connections, several projections summed into a population; recurrence as
+ * a population's recurrent weights). Allocates and, if not yet done,
+ * initialises the weights. What it cannot train (a cycle through several
+ * populations, connector projections, per-neuron values, simulator inputs,
+ * dense projections with a delay or port of their own) is refused by name. */
 int soma_train_create(soma_trainer **tr, soma_net *net, const soma_train_opts *opts,
                       const soma_data_opts *data);
 void soma_train_free(soma_trainer *tr);

@@ -1791,7 +1791,7 @@ static int train_epoch_run(soma_trainer *tr, const soma_dataset *ds, int epoch, 
     }
     soma_shuffle(perm, n, tr->opt.seed, (uint64_t)epoch);
     double t0 = soma__now(), lsum = 0.0, rsum = 0.0;
-    size_t ok = 0, seen = 0;
+    size_t ok = 0, seen = 0, first_samples = 0;
     int st = SOMA_STATUS_OK;
     tr->lr_epoch = epoch;
     tr->lr_nbatches = nb;
@@ -1820,6 +1820,10 @@ static int train_epoch_run(soma_trainer *tr, const soma_dataset *ds, int epoch, 
         ok += c;
         seen += Bb;
         res->batches = bi + 1;
+        if (bi == 0) {
+            res->first_batch_seconds = soma__now() - t0;
+            first_samples = Bb;
+        }
         if (cb) {
             soma_progress p = {epoch, bi + 1, nb, lsum / (double)seen, (double)ok / (double)seen,
                                (double)seen / (soma__now() - t0), soma__now() - t0};
@@ -1833,6 +1837,8 @@ static int train_epoch_run(soma_trainer *tr, const soma_dataset *ds, int epoch, 
     res->loss = seen ? lsum / (double)seen : NAN;
     res->accuracy = seen ? (double)ok / (double)seen : 0.0;
     res->samples_per_second = res->seconds > 0 ? (double)seen / res->seconds : 0.0;
+    double later = res->seconds - res->first_batch_seconds;
+    res->samples_per_second_after_first = seen > first_samples && later > 0 ? (double)(seen - first_samples) / later : 0.0;
     res->spike_rate = seen ? rsum / (double)seen : 0.0;
     free(perm), free(x), free(y);
     return st;
