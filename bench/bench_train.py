@@ -171,8 +171,10 @@ def table(rows, torch_label):
     return "\n".join(lines)
 
 
-def best_of(runs, key):
-    return max(r[key] for r in runs)
+def median_of(runs, key):
+    v = sorted(r[key] for r in runs)
+    n = len(v)
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
 
 
 def throughput_mode(a, py, tmp):
@@ -192,16 +194,16 @@ def throughput_mode(a, py, tmp):
         "impl": torch_runs[0]["impl"],
         "tuning": torch_runs[0]["tuning"],
         "torch_version": torch_runs[0]["torch_version"],
-        "train_samples_per_second": best_of(torch_runs, "train_samples_per_second"),
-        "infer_samples_per_second": best_of(torch_runs, "infer_samples_per_second"),
+        "train_samples_per_second": median_of(torch_runs, "train_samples_per_second"),
+        "infer_samples_per_second": median_of(torch_runs, "infer_samples_per_second"),
         "test_accuracy": torch_runs[0]["test_accuracy"],
         "test_samples": torch_runs[0]["test_samples"],
         "runs": [{k: r[k] for k in ("impl", "train_samples_per_second", "infer_samples_per_second",
                                     "test_accuracy", "wall_seconds")} for r in torch_runs],
     }
     s = {
-        "train_samples_per_second": best_of(soma_runs, "train_samples_per_second"),
-        "infer_samples_per_second": best_of(soma_runs, "infer_samples_per_second"),
+        "train_samples_per_second": median_of(soma_runs, "train_samples_per_second"),
+        "infer_samples_per_second": median_of(soma_runs, "infer_samples_per_second"),
         "test_accuracy": soma_runs[0]["test_accuracy"],
         "test_samples": soma_runs[0].get("test_samples"),
         "peak_rss_bytes": soma_runs[0].get("peak_rss_bytes"),
@@ -218,7 +220,7 @@ def throughput_mode(a, py, tmp):
         "max_batches": a.max_batches,
         "batch": 128,
         "repeat": a.repeat,
-        "aggregate": "best of repeats" if a.repeat > 1 else "single run",
+        "aggregate": "median of repeats" if a.repeat > 1 else "single run",
         "torch": t,
         "soma": s,
         "ratio": {
@@ -389,7 +391,7 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--max-batches", type=int, default=150, help="throughput mode: batches trained (default 150)")
     ap.add_argument("--repeat", type=int, default=3,
-                    help="throughput mode: runs of each, alternating order, best kept (default 3)")
+                    help="runs of each side, alternating order, median kept (default 3)")
     ap.add_argument("--accuracy", action="store_true", help="full epochs: test accuracy after epoch 1 and the last")
     ap.add_argument("--models", action="store_true", help="per-model training throughput against PyTorch")
     ap.add_argument("--only", help="--models: comma-separated keys to run (default: all)")
