@@ -1,4 +1,4 @@
-/* dissect.c — `soma dissect MODEL <stats|select|ablate> [options]`:
+/* dissect.c — `soma dissect MODEL <stats|select|ablate|patch> [options]`:
  * neuron-level analysis of a trained model on its data set's test split
  * (see docs/dissect.md). Parsing, progress and printing only: the
  * statistics, selection, ablation and the files are soma_dissect_*. */
@@ -11,6 +11,7 @@ static void usage(FILE *f) {
                "       soma dissect MODEL select --by ap --group class=K [--top N | --top-pct P] [--per-pop] [common options]\n"
                "       soma dissect MODEL ablate POP:I,J,...|class=K|classes [--mode zero|mean|scale:X]\n"
                "                          [--top N | --top-pct P] [--per-pop] [--draws R] [--seed S] [common options]\n"
+               "       soma dissect MODEL patch SITE[:I,J,...] --from-sample J [--samples N | --class K] [common options]\n"
                "common options: [--data DIR] [--out DIR] [--limit N] [--threads N] [--batch N]\n");
 }
 
@@ -24,6 +25,7 @@ static int progress(void *user, const char *phase, size_t done, size_t total) {
 typedef struct args {
     const char *model, *cmd, *set, *data, *out, *by, *group, *mode;
     long limit, threads, batch, topk, top, draws, seed;
+    long from_sample, samples, cls; /* patch: -1 where not given */
     double top_pct;
     int per_pop;
 } args;
@@ -31,19 +33,20 @@ typedef struct args {
 static int parse(int argc, char **argv, args *a) {
     memset(a, 0, sizeof *a);
     a->out = "runs/dissect", a->by = "ap", a->mode = "zero";
-    a->limit = a->threads = -1, a->batch = 256, a->topk = 5, a->draws = 5, a->seed = 1;
+    a->limit = a->threads = a->from_sample = a->samples = a->cls = -1, a->batch = 256, a->topk = 5, a->draws = 5, a->seed = 1;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **str = !strcmp(o, "--data") ? &a->data : !strcmp(o, "--out") ? &a->out : !strcmp(o, "--by") ? &a->by
                           : !strcmp(o, "--group") ? &a->group : !strcmp(o, "--mode") ? &a->mode : NULL;
         long *num = !strcmp(o, "--limit") ? &a->limit : !strcmp(o, "--threads") ? &a->threads : !strcmp(o, "--batch") ? &a->batch
                   : !strcmp(o, "--topk") ? &a->topk : !strcmp(o, "--top") ? &a->top : !strcmp(o, "--draws") ? &a->draws
-                  : !strcmp(o, "--seed") ? &a->seed : NULL;
+                  : !strcmp(o, "--seed") ? &a->seed : !strcmp(o, "--from-sample") ? &a->from_sample
+                  : !strcmp(o, "--samples") ? &a->samples : !strcmp(o, "--class") ? &a->cls : NULL;
         if (str) {
             if (!v) return fprintf(stderr, "soma dissect: %s needs a value\n", o), 2;
             *str = v, i++;
         } else if (num) {
-            long lo = num == &a->draws || num == &a->seed ? 0 : 1, hi = num == &a->topk ? 32 : 1L << 40;
+            long lo = num == &a->draws || num == &a->seed || num == &a->from_sample || num == &a->cls ? 0 : 1, hi = num == &a->topk ? 32 : 1L << 40;
             if ((*num = cli_long(o, v, lo, hi)) < 0) return 2;
             i++;
         } else if (!strcmp(o, "--top-pct")) {
@@ -59,13 +62,18 @@ static int parse(int argc, char **argv, args *a) {
             return usage(stderr), 2;
         } else if (!a->model) a->model = o;
         else if (!a->cmd) a->cmd = o;
-        else if (!a->set && !strcmp(a->cmd, "ablate")) a->set = o;
+        else if (!a->set && (!strcmp(a->cmd, "ablate") || !strcmp(a->cmd, "patch"))) a->set = o;
         else return fprintf(stderr, "soma dissect: unexpected argument '%s'\n", o), 2;
     }
     if (a->model && (!strcmp(a->model, "help") || !strcmp(a->model, "--help"))) return usage(stdout), 3;
     if (!a->model || !a->cmd) return usage(stderr), 2;
-    if (strcmp(a->cmd, "stats") && strcmp(a->cmd, "select") && strcmp(a->cmd, "ablate"))
-        return fprintf(stderr, "soma dissect: unknown command '%s'; expected stats, select or ablate\n", a->cmd), 2;
+    if (strcmp(a->cmd, "stats") && strcmp(a->cmd, "select") && strcmp(a->cmd, "ablate") && strcmp(a->cmd, "patch"))
+        return fprintf(stderr, "soma dissect: unknown command '%s'; expected stats, select, ablate or patch\n", a->cmd), 2;
+    if (!strcmp(a->cmd, "patch")) {
+        if (!a->set) return fprintf(stderr, "soma dissect patch: which site? expected SITE or SITE:I,J,... (e.g. hidden.spikes)\n"), 2;
+        if (a->from_sample < 0) return fprintf(stderr, "soma dissect patch: --from-sample J is needed\n"), 2;
+        if (a->samples > 0 && a->cls >= 0) return fprintf(stderr, "soma dissect patch: --samples and --class exclude each other\n"), 2;
+    }
     if (strcmp(a->by, "ap"))
         return fprintf(stderr, "soma dissect: --by '%s': only ap is implemented (probe, attribution, wina, impact are not yet)\n", a->by), 2;
     if (!strcmp(a->cmd, "ablate") && !a->set)
@@ -83,6 +91,30 @@ static int class_of(const char *text, size_t classes, size_t *k) {
         return -2;
     }
     *k = (size_t)v;
+    return 0;
+}
+
+/* patch: no statistics pass; the library does the three passes and the files. */
+static int cmd_patch(const args *a, const soma_dissect_ctx *x, const soma_dissect_opts *o) {
+    char err[1024];
+    soma_dissect_patch_opts po = {a->set, (size_t)a->from_sample, a->samples > 0 ? (size_t)a->samples : 0,
+                                  a->cls >= 0 ? (int)a->cls : -1, NULL, NULL};
+    soma_dissect_patch *p = NULL;
+    int st = soma_dissect_patch_run(x, o, &po, &p, err, sizeof err);
+    if (st) {
+        fprintf(stderr, "soma dissect patch: %s\n", err);
+        return st == SOMA_STATUS_INVALID || st == SOMA_STATUS_NOTFOUND ? 2 : 1;
+    }
+    printf("%s: patched %s (%zu of %zu neurons) from sample %zu (label %zu, predicted %zu) into %zu targets\n", a->model,
+           p->site, p->nneurons, p->site_size, p->source, p->source_label, p->source_pred, p->n);
+    printf("  mean effect %.4f (1 = the source's output, 0 = none); %zu of %zu targets changed output\n", p->mean_effect,
+           p->changed, p->n);
+    printf("  prediction flipped to the source's: %zu of %zu (%.1f%%); patched prediction = source's: %zu\n", p->flips,
+           p->flip_candidates, 100.0 * p->flip_fraction, p->to_source);
+    st = soma_dissect_write_patch(p, a->model, a->out, err, sizeof err);
+    soma_dissect_patch_free(p);
+    if (st) return fprintf(stderr, "soma: %s\n", err), 1;
+    printf("wrote %s/result.json, patch.png\n", a->out);
     return 0;
 }
 
@@ -147,6 +179,10 @@ int cli_dissect(int argc, char **argv) {
     soma_dissect_opts_default(&o);
     o.limit = a.limit > 0 ? (size_t)a.limit : 0, o.batch = (size_t)a.batch, o.topk = (size_t)a.topk;
     o.progress = progress;
+    if (!strcmp(a.cmd, "patch")) {
+        rc = cmd_patch(&a, &x, &o);
+        goto done;
+    }
     if (soma_dissect_stats_run(&x, &o, &st, err, sizeof err)) {
         fprintf(stderr, "soma: %s\n", err);
         goto done;

@@ -1145,6 +1145,65 @@ int soma_dissect_write_ablate(const soma_dissect_stats *s, const char *model, co
                               size_t na, const char *const *labels, const soma_dissect_neuron *const *sets,
                               const size_t *nset, const char *dir, char *err, size_t errlen);
 
+/* Activation patching (docs/dissect.md, "patch"): run source sample J and
+ * record one site's values at every step (READ hook); run each target
+ * sample with that site's values (all, or listed neurons only) replaced at
+ * every step by the source's (OVERRIDE hook). The output compared is the
+ * output population's `<out>.spikes` summed over the T steps. Per target:
+ * effect = (patched - clean) . (source - clean) / |source - clean|^2 on
+ * those sums (1: the source's output, 0: no change; NaN where source =
+ * clean). Samples are encoded as soma_train_evaluate encodes them. */
+typedef struct soma_dissect_patch_opts {
+    const char *site; /* "hidden.spikes", "in->hidden.out", "hid.v"; ":I,J,..." patches those neurons only */
+    size_t source;    /* sample J of the data set whose activations are patched in */
+    size_t samples;   /* at most this many targets (0: no limit) */
+    int cls;          /* >= 0: targets are samples of this class only; -1: any class */
+    soma_hook_fn watch; /* may be NULL: a READ hook on the site during the patched pass (sees the patched values) */
+    void *watch_user;
+} soma_dissect_patch_opts;
+/* Targets: the first `samples` samples of the data set (within opts.limit)
+ * of class cls (any if cls < 0), in order. Arrays are owned by the result. */
+typedef struct soma_dissect_patch {
+    char site[160];           /* the site, without the neuron list */
+    size_t site_size;         /* values per sample at the site */
+    int all;                  /* 1 if every neuron of the site was patched */
+    size_t nneurons;          /* neurons patched */
+    size_t *neurons;          /* [nneurons]: their indices in the site */
+    char output[64];          /* the output population */
+    size_t outputs;           /* its neurons (C) */
+    size_t source, source_label, source_pred;
+    double *source_out;       /* [C]: the source's output sums */
+    int cls;                  /* the class asked for, or -1 */
+    size_t n;                 /* targets */
+    size_t *target;           /* [n]: their sample indices */
+    uint8_t *label;           /* [n] */
+    uint8_t *pred_clean;      /* [n]: predictions without patching */
+    uint8_t *pred_patched;    /* [n]: with the site patched */
+    double *clean, *patched;  /* [n][C]: output sums */
+    double *effect;           /* [n] (NaN where source = clean) */
+    double mean_effect;       /* over the finite effects (NaN if none) */
+    size_t flip_candidates;   /* targets whose clean prediction is not the source's */
+    size_t flips;             /* of those, the ones whose patched prediction is the source's */
+    double flip_fraction;     /* flips / flip_candidates (NaN if none) */
+    size_t to_source;         /* targets whose patched prediction is the source's */
+    size_t changed;           /* targets whose patched output differs from the clean one */
+} soma_dissect_patch;
+/* "SITE" or "SITE:I,J,..." into site (sitelen bytes), its size (values per
+ * sample) and the listed indices idx[0..*n) (cap entries; idx NULL: only
+ * count them). *n = 0 when no list is given. */
+int soma_dissect_patch_site_parse(const soma_net *net, const char *text, char *site, size_t sitelen, size_t *size,
+                                  size_t *idx, size_t cap, size_t *n, char *err, size_t errlen);
+/* Run source, clean and patched passes (o: batch, limit, progress; may be
+ * NULL); *out is freed with soma_dissect_patch_free. */
+int soma_dissect_patch_run(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_patch_opts *po,
+                           soma_dissect_patch **out, char *err, size_t errlen);
+void soma_dissect_patch_free(soma_dissect_patch *p);
+/* patch: result.json (per target: clean and patched outputs, predictions,
+ * effect; the source's; flip fraction, mean effect) and patch.png (effect
+ * per target, the first 60), written atomically into the existing dir. */
+int soma_dissect_write_patch(const soma_dissect_patch *p, const char *model, const char *dir, char *err, size_t errlen);
+
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,412 @@
+/* patch.c — activation patching (soma dissect patch), as TransformerLens
+ * users know it: run the model on a source sample J and record the values
+ * of one site at every step (READ hook); then run each target sample with
+ * that site's values (all of them, or listed neurons only) replaced at
+ * every step by the source's (OVERRIDE hook), and measure how far the
+ * output moves from the target's own (clean) output toward the source's.
+ *
+ * Built only on the public API (sites, hooks, soma_train_predict). The
+ * output is the output population's `<out>.spikes` site summed over the T
+ * steps (spike counts; summed values for a graded output), read by a READ
+ * hook in the same forward passes that make the predictions. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "soma.h"
+
+/* The stream soma_train_evaluate encodes test samples with (as dissect.c),
+ * so the clean predictions are evaluate's. */
+#define EVAL_STREAM 0xE7A1u
+
+/* ------------------------------------------------------------ hooks */
+
+typedef struct rec_ctx { /* the source's site values, [T][n] */
+    float *v;
+    size_t T, n;
+} rec_ctx;
+
+typedef struct over_ctx { /* write the source's values into every row */
+    const float *v;
+    size_t T, n;
+    const size_t *idx; /* neurons to patch; NULL: all n */
+    size_t nidx;
+} over_ctx;
+
+typedef struct out_ctx { /* output sums per row of the batch, [B][n] */
+    double *sum;
+    size_t B, n;
+} out_ctx;
+
+static int rec_cb(void *user, const soma_hook_event *ev) {
+    rec_ctx *c = user;
+    if (ev->step >= c->T || ev->n != c->n) return 1; /* not the run this was set up for */
+    for (size_t r = 0; r < ev->batch; r++)
+        if (ev->row0 + r == 0) memcpy(c->v + ev->step * c->n, ev->data + r * ev->n, c->n * sizeof *c->v);
+    return 0;
+}
+
+static int over_cb(void *user, const soma_hook_event *ev) {
+    const over_ctx *c = user;
+    if (ev->step >= c->T || ev->n != c->n) return 1;
+    const float *src = c->v + ev->step * c->n;
+    for (size_t r = 0; r < ev->batch; r++) {
+        float *d = ev->data + r * ev->n;
+        if (!c->idx) memcpy(d, src, c->n * sizeof *d);
+        else
+            for (size_t j = 0; j < c->nidx; j++) d[c->idx[j]] = src[c->idx[j]];
+    }
+    return 0;
+}
+
+static int out_cb(void *user, const soma_hook_event *ev) {
+    out_ctx *c = user;
+    if (ev->n != c->n) return 1;
+    for (size_t r = 0; r < ev->batch; r++) {
+        size_t b = ev->row0 + r;
+        if (b >= c->B) continue;
+        double *s = c->sum + b * c->n;
+        const float *v = ev->data + r * ev->n;
+        for (size_t i = 0; i < c->n; i++) s[i] += v[i];
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+int soma_dissect_patch_site_parse(const soma_net *net, const char *text, char *site, size_t sitelen, size_t *size,
+                                  size_t *idx, size_t cap, size_t *n, char *err, size_t errlen) {
+    if (!net || !text || !site || !sitelen || !size || !n)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "patch site: nothing to read");
+    *n = 0;
+    const char *colon = strrchr(text, ':');
+    size_t len = colon ? (size_t)(colon - text) : strlen(text);
+    if (len == 0 || len >= sitelen || len >= 160)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "patch site '%s': expected SITE or SITE:I,J,... (e.g. hidden.spikes:3,5)", text);
+    memcpy(site, text, len);
+    site[len] = 0;
+    size_t si;
+    soma_site_info info;
+    if (soma_net_site_find(net, site, &si) || soma_net_site(net, si, &info))
+        return soma__errf(err, errlen, SOMA_STATUS_NOTFOUND, "patch site '%s': the net has no site '%s' (sites: <pop>.spikes, <pop>.<state>, <from>-><to>.out)",
+                          text, site);
+    *size = info.size;
+    if (!colon) return 0;
+    const char *p = colon + 1;
+    for (;;) {
+        char *end;
+        errno = 0;
+        if (*p < '0' || *p > '9')
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID, "patch site '%s': expected a neuron index after '%s:'", text, site);
+        unsigned long long v = strtoull(p, &end, 10);
+        if (errno || v >= info.size)
+            return soma__errf(err, errlen, SOMA_STATUS_INVALID, "patch site '%s': index %.*s; expected 0 to %zu", text,
+                              (int)(end - p), p, info.size - 1);
+        if (idx) {
+            if (*n >= cap) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "patch site '%s': more than %zu neurons", text, cap);
+            for (size_t j = 0; j < *n; j++)
+                if (idx[j] == (size_t)v)
+                    return soma__errf(err, errlen, SOMA_STATUS_INVALID, "patch site '%s': neuron %llu listed twice", text, v);
+            idx[*n] = (size_t)v;
+        }
+        (*n)++;
+        p = end;
+        if (*p == ',') { p++; continue; }
+        if (*p) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "patch site '%s': unexpected '%c'; expected ','", text, *p);
+        return 0;
+    }
+}
+
+/* The output population: the last population no projection leaves (the
+ * trainer takes nets with exactly one). */
+static int output_pop(const soma_net *net, size_t *pop, soma_pop_info *pi) {
+    int found = 0;
+    for (size_t q = 0; q < soma_net_pop_count(net); q++) {
+        soma_pop_info info;
+        if (soma_net_pop_info(net, q, &info) || strcmp(info.model, "input") == 0) continue;
+        int leaves = 0;
+        for (size_t j = 0; j < soma_net_proj_count(net); j++) {
+            size_t a, b;
+            int bias;
+            if (soma_net_proj_info(net, j, &a, &b, &bias) == 0 && a == q && b != q) leaves = 1;
+        }
+        if (!leaves) *pop = q, *pi = info, found = 1;
+    }
+    return found ? 0 : SOMA_STATUS_NOTFOUND;
+}
+
+/* Forward samples idx[0..B) with the hook set installed, output sums into
+ * oc->sum [B][C] (zeroed here), predictions into pred. */
+static int run_batch(const soma_dissect_ctx *x, const size_t *idx, size_t B, float *xb, out_ctx *oc, uint8_t *pred,
+                     char *err, size_t errlen) {
+    int tc, st = soma_encode(x->d, x->ds, idx, B, soma_train_options(x->tr)->seed, EVAL_STREAM, xb, &tc);
+    if (st) return soma__errf(err, errlen, st, "dissect patch: cannot encode sample %zu", idx[0]);
+    memset(oc->sum, 0, B * oc->n * sizeof *oc->sum);
+    oc->B = B;
+    if ((st = soma_train_predict(x->tr, xb, tc, B, pred)))
+        return soma__errf(err, errlen, st, "dissect patch: forward pass: %s", soma_train_errmsg(x->tr));
+    return 0;
+}
+
+void soma_dissect_patch_free(soma_dissect_patch *p) {
+    if (!p) return;
+    free(p->neurons), free(p->target), free(p->label), free(p->pred_clean), free(p->pred_patched);
+    free(p->clean), free(p->patched), free(p->source_out), free(p->effect);
+    free(p);
+}
+
+/* Install hooks (site, kind, fn, user)... plus the output READ hook. */
+static int install(const soma_dissect_ctx *x, const char *site, int kind, soma_hook_fn fn, void *user,
+                   soma_hook_fn watch, void *watch_user, const char *out_site, out_ctx *oc, char *err, size_t errlen) {
+    soma_hooks *h = NULL;
+    int st = soma_hooks_create(&h);
+    if (st) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "dissect patch: out of memory");
+    if (site && (st = soma_hooks_add(h, site, kind, fn, user))) soma__errf(err, errlen, st, "dissect patch: cannot add a hook on %s", site);
+    else if (watch && (st = soma_hooks_add(h, site, SOMA_HOOK_READ, watch, watch_user)))
+        soma__errf(err, errlen, st, "dissect patch: cannot add the watch hook on %s", site);
+    else if ((st = soma_hooks_add(h, out_site, SOMA_HOOK_READ, out_cb, oc)))
+        soma__errf(err, errlen, st, "dissect patch: cannot add a hook on %s", out_site);
+    else if ((st = soma_train_set_hooks(x->tr, h))) soma__errf(err, errlen, st, "dissect patch: %s", soma_train_errmsg(x->tr));
+    soma_hooks_free(h);
+    return st;
+}
+
+/* ------------------------------------------------------------ the run */
+
+int soma_dissect_patch_run(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_patch_opts *po,
+                           soma_dissect_patch **out, char *err, size_t errlen) {
+    if (!out) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect patch: no output pointer");
+    *out = NULL;
+    if (!x || !x->tr || !x->net || !x->d || !x->ds || !po || !po->site)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect patch: needs a trainer, its net, data options, a data set and a site");
+    const soma_dataset *ds = x->ds;
+    if (ds->n == 0) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect patch: the data set is empty");
+    if (x->d->steps < 1) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect patch: steps = %d; expected at least 1", x->d->steps);
+    if (po->source >= ds->n)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect patch: source sample %zu; the data set has %zu (0 to %zu)",
+                          po->source, ds->n, ds->n - 1);
+    if (po->cls >= 0 && (size_t)po->cls >= ds->classes)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect patch: class %d; expected 0 to %zu", po->cls, ds->classes - 1);
+    size_t T = (size_t)x->d->steps, B = o && o->batch ? o->batch : 256;
+    size_t lim = o && o->limit && o->limit < ds->n ? o->limit : ds->n;
+    soma_dissect_patch *p = calloc(1, sizeof *p);
+    if (!p) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "dissect patch: out of memory");
+    int st = 0;
+    float *src = NULL, *xb = NULL;
+    size_t *idx = NULL;
+    uint8_t *pred = NULL;
+    double *osum = NULL;
+    size_t cap = 0;
+    {
+        char tmp[160];
+        size_t size;
+        /* a first pass for the site's size, then the list */
+        if ((st = soma_dissect_patch_site_parse(x->net, po->site, tmp, sizeof tmp, &size, NULL, 0, &cap, err, errlen)))
+            goto fail;
+        p->neurons = malloc(size * sizeof *p->neurons);
+        if (!p->neurons) goto nomem;
+        if ((st = soma_dissect_patch_site_parse(x->net, po->site, p->site, sizeof p->site, &p->site_size, p->neurons, size,
+                                                &p->nneurons, err, errlen)))
+            goto fail;
+        p->all = p->nneurons == 0;
+        if (p->all) {
+            for (size_t i = 0; i < size; i++) p->neurons[i] = i;
+            p->nneurons = size;
+        }
+    }
+    size_t opop;
+    soma_pop_info opi = {0};
+    if (output_pop(x->net, &opop, &opi)) {
+        st = soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect patch: the net has no output population");
+        goto fail;
+    }
+    char out_site[160];
+    snprintf(out_site, sizeof out_site, "%s.spikes", opi.name);
+    snprintf(p->output, sizeof p->output, "%s", opi.name);
+    size_t C = p->outputs = opi.size, n = p->site_size;
+    p->source = po->source, p->source_label = ds->y[po->source], p->cls = po->cls;
+    /* the targets */
+    for (size_t i = 0; i < lim; i++)
+        if ((po->cls < 0 || ds->y[i] == (uint8_t)po->cls) && (!po->samples || p->n < po->samples)) p->n++;
+    if (!p->n) {
+        st = soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect patch: no target sample (class %d among the first %zu)", po->cls, lim);
+        goto fail;
+    }
+    size_t N = p->n;
+    p->target = malloc(N * sizeof *p->target), p->label = malloc(N), p->pred_clean = malloc(N), p->pred_patched = malloc(N);
+    p->clean = malloc(N * C * sizeof *p->clean), p->patched = malloc(N * C * sizeof *p->patched);
+    p->source_out = calloc(C, sizeof *p->source_out), p->effect = malloc(N * sizeof *p->effect);
+    src = calloc(T * n, sizeof *src);
+    xb = malloc(soma_encode_size(x->d, ds, B) * sizeof *xb);
+    idx = malloc(B * sizeof *idx), pred = malloc(B), osum = malloc(B * C * sizeof *osum);
+    if (!p->target || !p->label || !p->pred_clean || !p->pred_patched || !p->clean || !p->patched || !p->source_out ||
+        !p->effect || !src || !xb || !idx || !pred || !osum)
+        goto nomem;
+    for (size_t i = 0, m = 0; i < lim && m < N; i++)
+        if (po->cls < 0 || ds->y[i] == (uint8_t)po->cls) p->target[m] = i, p->label[m] = ds->y[i], m++;
+
+    /* 1. the source: record the site at every step */
+    out_ctx oc = {osum, 1, C};
+    rec_ctx rc = {src, T, n};
+    if ((st = install(x, p->site, SOMA_HOOK_READ, rec_cb, &rc, NULL, NULL, out_site, &oc, err, errlen))) goto fail;
+    idx[0] = po->source;
+    if ((st = run_batch(x, idx, 1, xb, &oc, pred, err, errlen))) goto fail;
+    memcpy(p->source_out, osum, C * sizeof *osum);
+    p->source_pred = pred[0];
+    /* 2. clean and 3. patched passes over the targets */
+    over_ctx ov = {src, T, n, p->all ? NULL : p->neurons, p->nneurons};
+    for (int pass = 0; pass < 2; pass++) {
+        if ((st = pass ? install(x, p->site, SOMA_HOOK_OVERRIDE, over_cb, &ov, po->watch, po->watch_user, out_site, &oc, err, errlen)
+                       : install(x, NULL, 0, NULL, NULL, NULL, NULL, out_site, &oc, err, errlen)))
+            goto fail;
+        double *res = pass ? p->patched : p->clean;
+        uint8_t *pr = pass ? p->pred_patched : p->pred_clean;
+        for (size_t b0 = 0; b0 < N; b0 += B) {
+            size_t Bb = b0 + B > N ? N - b0 : B;
+            memcpy(idx, p->target + b0, Bb * sizeof *idx);
+            if ((st = run_batch(x, idx, Bb, xb, &oc, pred, err, errlen))) goto fail;
+            memcpy(res + b0 * C, osum, Bb * C * sizeof *osum);
+            memcpy(pr + b0, pred, Bb);
+            if (o && o->progress && o->progress(o->user, pass ? "patched" : "clean", b0 + Bb, N)) {
+                st = soma__errf(err, errlen, SOMA_STATUS_CANCELLED, "dissect patch: cancelled after %zu of %zu samples", b0 + Bb, N);
+                goto fail;
+            }
+        }
+    }
+    soma_train_set_hooks(x->tr, NULL);
+    /* 4. the effects */
+    double esum = 0;
+    size_t ne = 0;
+    for (size_t i = 0; i < N; i++) {
+        const double *c = p->clean + i * C, *q = p->patched + i * C, *s = p->source_out;
+        double num = 0, den = 0;
+        int moved = 0;
+        for (size_t k = 0; k < C; k++) num += (q[k] - c[k]) * (s[k] - c[k]), den += (s[k] - c[k]) * (s[k] - c[k]), moved |= q[k] != c[k];
+        p->effect[i] = den > 0 ? num / den : NAN;
+        if (den > 0) esum += p->effect[i], ne++;
+        p->changed += moved;
+        p->to_source += p->pred_patched[i] == p->source_pred;
+        if (p->pred_clean[i] != p->source_pred) p->flip_candidates++, p->flips += p->pred_patched[i] == p->source_pred;
+    }
+    p->mean_effect = ne ? esum / (double)ne : NAN;
+    p->flip_fraction = p->flip_candidates ? (double)p->flips / (double)p->flip_candidates : NAN;
+    free(src), free(xb), free(idx), free(pred), free(osum);
+    *out = p;
+    return 0;
+nomem:
+    st = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "dissect patch: out of memory");
+fail:
+    soma_train_set_hooks(x->tr, NULL);
+    free(src), free(xb), free(idx), free(pred), free(osum);
+    soma_dissect_patch_free(p);
+    return st;
+}
+
+/* ------------------------------------------------------------ files */
+
+/* Write text atomically: "PATH.tmp.<pid>", fsync, rename (as dissect_out.c). */
+static int write_atomic(const char *path, const char *text, size_t len, char *err, size_t errlen) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return soma__errf(err, errlen, SOMA_STATUS_IO, "cannot write %s: %s", path, strerror(errno));
+    int bad = fwrite(text, 1, len, f) != len;
+    bad |= fflush(f) != 0;
+    bad |= fsync(fileno(f)) != 0;
+    int e = errno;
+    bad |= fclose(f) != 0;
+    if (!bad && rename(tmp, path) == 0) return SOMA_STATUS_OK;
+    e = bad ? e : errno;
+    remove(tmp);
+    return soma__errf(err, errlen, SOMA_STATUS_IO, "cannot write %s: %s", path, strerror(e));
+}
+
+static void jnum(FILE *f, double v) {
+    if (isfinite(v)) fprintf(f, "%.9g", v);
+    else fputs("null", f);
+}
+static void jarr(FILE *f, const double *v, size_t n) {
+    fputc('[', f);
+    for (size_t i = 0; i < n; i++) fputs(i ? "," : "", f), jnum(f, v[i]);
+    fputc(']', f);
+}
+static void jstr(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        if ((unsigned char)*s >= 0x20) fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+int soma_dissect_write_patch(const soma_dissect_patch *p, const char *model, const char *dir, char *err, size_t errlen) {
+    if (!p || !dir) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect patch: nothing to write");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "dissect patch: out of memory");
+    size_t C = p->outputs;
+    fprintf(f, "{\n  \"command\": \"patch\",\n  \"model\": ");
+    jstr(f, model ? model : "");
+    fprintf(f, ",\n  \"site\": ");
+    jstr(f, p->site);
+    fprintf(f, ",\n  \"site_size\": %zu,\n  \"neurons\": ", p->site_size);
+    if (p->all) fputs("\"all\"", f);
+    else {
+        fputc('[', f);
+        for (size_t j = 0; j < p->nneurons; j++) fprintf(f, j ? ",%zu" : "%zu", p->neurons[j]);
+        fputc(']', f);
+    }
+    fprintf(f, ",\n  \"output\": ");
+    jstr(f, p->output);
+    fprintf(f, ",\n  \"output_value\": \"output spikes summed over the steps\",\n  \"source\": {\"sample\": %zu, \"label\": %zu, \"prediction\": %zu, \"output\": ",
+            p->source, p->source_label, p->source_pred);
+    jarr(f, p->source_out, C);
+    fprintf(f, "},\n  \"targets\": %zu,\n  \"class\": ", p->n);
+    if (p->cls >= 0) fprintf(f, "%d", p->cls);
+    else fputs("null", f);
+    fprintf(f, ",\n  \"effect_formula\": \"(patched - clean) . (source - clean) / |source - clean|^2\",\n  \"mean_effect\": ");
+    jnum(f, p->mean_effect);
+    fprintf(f, ",\n  \"flip_fraction\": ");
+    jnum(f, p->flip_fraction);
+    fprintf(f, ",\n  \"flips\": %zu,\n  \"flip_candidates\": %zu,\n  \"to_source\": %zu,\n  \"changed\": %zu,\n  \"samples\": [",
+            p->flips, p->flip_candidates, p->to_source, p->changed);
+    for (size_t i = 0; i < p->n; i++) {
+        fprintf(f, "%s\n    {\"sample\": %zu, \"label\": %u, \"pred_clean\": %u, \"pred_patched\": %u, \"effect\": ", i ? "," : "",
+                p->target[i], p->label[i], p->pred_clean[i], p->pred_patched[i]);
+        jnum(f, p->effect[i]);
+        fprintf(f, ", \"clean\": "), jarr(f, p->clean + i * C, C);
+        fprintf(f, ", \"patched\": "), jarr(f, p->patched + i * C, C);
+        fputc('}', f);
+    }
+    fprintf(f, "\n  ]\n}\n");
+    int bad = ferror(f) != 0;
+    bad |= fclose(f) != 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    int st = bad ? soma__errf(err, errlen, SOMA_STATUS_NOMEM, "dissect patch: out of memory") : write_atomic(path, buf, len, err, errlen);
+    free(buf);
+    if (st) return st;
+    /* the figure: the effect per target (at most 60; NaN: no bar) */
+    size_t m = p->n > 60 ? 60 : p->n;
+    const char **names = malloc(m * sizeof *names);
+    char(*lab)[24] = malloc(m * sizeof *lab);
+    if (!names || !lab) {
+        free(names), free(lab);
+        return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "dissect patch: out of memory");
+    }
+    for (size_t i = 0; i < m; i++) snprintf(lab[i], sizeof lab[i], "%zu", p->target[i]), names[i] = lab[i];
+    char title[256];
+    snprintf(title, sizeof title, "patching %s from sample %zu: effect per target (1 = source's output, 0 = none)", p->site,
+             p->source);
+    const char *series[1] = {"effect"};
+    snprintf(path, sizeof path, "%s/patch.png", dir);
+    st = soma_plot_bars(path, title, "effect", m, names, 1, series, p->effect, err, errlen);
+    free(names), free(lab);
+    return st;
+}
