@@ -8,9 +8,10 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: soma dissect MODEL stats  [common options] [--topk K]\n"
-               "       soma dissect MODEL select --by ap --group class=K [--top N | --top-pct P] [--per-pop] [common options]\n"
+               "       soma dissect MODEL select --by ap|attribution --group class=K [--top N | --top-pct P] [--per-pop] [common options]\n"
                "       soma dissect MODEL ablate POP:I,J,...|class=K|classes [--mode zero|mean|scale:X]\n"
-               "                          [--top N | --top-pct P] [--per-pop] [--draws R] [--seed S] [common options]\n"
+               "                          [--by ap|attribution] [--top N | --top-pct P] [--per-pop] [--draws R] [--seed S]\n"
+               "                          [common options]\n"
                "       soma dissect MODEL patch SITE[:I,J,...] --from-sample J [--samples N | --class K] [common options]\n"
                "common options: [--data DIR] [--out DIR] [--limit N] [--threads N] [--batch N]\n");
 }
@@ -27,7 +28,7 @@ typedef struct args {
     long limit, threads, batch, topk, top, draws, seed;
     long from_sample, samples, cls; /* patch: -1 where not given */
     double top_pct;
-    int per_pop;
+    int per_pop, by_method; /* soma_dissect_by */
 } args;
 
 static int parse(int argc, char **argv, args *a) {
@@ -74,8 +75,8 @@ static int parse(int argc, char **argv, args *a) {
         if (a->from_sample < 0) return fprintf(stderr, "soma dissect patch: --from-sample J is needed\n"), 2;
         if (a->samples > 0 && a->cls >= 0) return fprintf(stderr, "soma dissect patch: --samples and --class exclude each other\n"), 2;
     }
-    if (strcmp(a->by, "ap"))
-        return fprintf(stderr, "soma dissect: --by '%s': only ap is implemented (probe, attribution, wina, impact are not yet)\n", a->by), 2;
+    char err[256];
+    if (soma_dissect_by_parse(a->by, &a->by_method, err, sizeof err)) return fprintf(stderr, "soma dissect: %s\n", err), 2;
     if (!strcmp(a->cmd, "ablate") && !a->set)
         return fprintf(stderr, "soma dissect ablate: which neurons? expected POP:I,J,..., class=K or classes\n"), 2;
     return 0;
@@ -209,10 +210,11 @@ int cli_dissect(int argc, char **argv) {
         if (soma_dissect_write_stats(st, a.model, a.out, err, sizeof err)) goto fail;
         printf("wrote %s/result.json, selectivity.png\n", a.out);
     } else if (!strcmp(a.cmd, "select")) {
-        if (soma_dissect_select_ap(st, k, (size_t)a.top, pct, a.per_pop, set, ap, cap, &n, err, sizeof err)) goto fail;
-        printf("class %zu: %zu neurons selected by AP (best %.3f, last %.3f)\n", k, n, ap[0], ap[n - 1]);
-        if (soma_dissect_write_select(st, a.model, k, set, ap, n, a.out, err, sizeof err)) goto fail;
-        printf("wrote %s/result.json, ap.png\n", a.out);
+        if (soma_dissect_select(&x, &o, st, a.by_method, k, (size_t)a.top, pct, a.per_pop, set, ap, cap, &n, err, sizeof err))
+            goto fail;
+        printf("class %zu: %zu neurons selected by %s (best %.4g, last %.4g)\n", k, n, a.by, ap[0], ap[n - 1]);
+        if (soma_dissect_write_select_by(st, a.model, a.by_method, k, set, ap, n, a.out, err, sizeof err)) goto fail;
+        printf("wrote %s/result.json, %s.png\n", a.out, a.by);
     } else {
         int mode;
         float scale;
@@ -237,8 +239,8 @@ int cli_dissect(int argc, char **argv) {
             }
             if (all || cls == 0) {
                 size_t c = all ? j : k;
-                if (soma_dissect_select_ap(st, c, (size_t)a.top, pct, a.per_pop, sets[j], NULL, cap, &nset[j], err,
-                                           sizeof err))
+                if (soma_dissect_select(&x, &o, st, a.by_method, c, (size_t)a.top, pct, a.per_pop, sets[j], NULL, cap,
+                                        &nset[j], err, sizeof err))
                     goto fail;
                 snprintf(labels[j], sizeof labels[j], "class=%zu", c);
             } else {
@@ -250,10 +252,12 @@ int cli_dissect(int argc, char **argv) {
                 snprintf(labels[j], sizeof labels[j], "%.31s", a.set);
             }
             lp[j] = labels[j];
-            fprintf(stderr, "ablating %s (%zu neurons, %s), %ld random control draw(s)\n", labels[j], nset[j], a.mode, a.draws);
+            fprintf(stderr, "ablating %s (%zu neurons%s%s, %s), %ld random control draw(s)\n", labels[j], nset[j], all || cls == 0 ? " by " : "",
+                    all || cls == 0 ? a.by : "", a.mode, a.draws);
             if (soma_dissect_ablate(&x, &o, st, sets[j], nset[j], mode, scale, (size_t)a.draws, (uint64_t)a.seed,
                                     j ? &res[0] : NULL, &res[j], err, sizeof err))
                 goto fail;
+            if (all || cls == 0) res[j].by = a.by_method;
             const soma_dissect_ablation *r = &res[j];
             printf("%-10s %4zu neurons: accuracy %.2f%% -> %.2f%%", labels[j], r->n, 100 * r->acc_before, 100 * r->acc_after);
             if (r->draws) printf(" (random control %.2f%%)", 100 * r->acc_control);

@@ -1073,6 +1073,49 @@ size_t soma_dissect_hidden_count(const soma_dissect_stats *s);
 int soma_dissect_select_ap(const soma_dissect_stats *s, size_t cls, size_t top, double top_pct, int per_pop,
                            soma_dissect_neuron *out, double *ap, size_t cap, size_t *n, char *err, size_t errlen);
 
+/* The same selection from any score of the hidden neurons: score
+ * [soma_dissect_hidden_count(s)], hidden populations in s's order, each
+ * population's neurons by index (the layout soma_dissect_attribution
+ * writes); val (may be NULL) gets the selected neurons' scores. */
+int soma_dissect_select_score(const soma_dissect_stats *s, const double *score, size_t top, double top_pct, int per_pop,
+                              soma_dissect_neuron *out, double *val, size_t cap, size_t *n, char *err, size_t errlen);
+
+/* Attribution (activation x gradient; Captum's LayerGradientXActivation,
+ * CULNIG's first factor) of every hidden neuron for class cls:
+ *
+ *   score_i = mean over the class-cls samples b (of the first o->limit)
+ *             of sum over steps t of s_i[b][t] * (-dL_b/ds_i[b][t])
+ *
+ * s the values of the neuron's `<pop>.spikes` site (READ hook), L_b the
+ * trainer's loss of sample b with its label cls (its own loss option,
+ * e.g. the rate-coded cross-entropy, plus the rate penalty if the model
+ * has one), dL_b/ds from a GRAD hook on the same site during
+ * soma_train_grad. soma_train_grad's loss is the batch mean, so its
+ * gradients are multiplied by the batch size: scores do not depend on the
+ * batch (o->batch, at most the trainer's batch). Positive: the neuron's
+ * activity lowers class cls's loss (supports cls); to first order, scaling
+ * the neuron's values by (1 + eps) changes the mean -L by eps x score_i.
+ * Gradients are only computed: no optimizer step, the weights are not
+ * changed (the trainer's gradient buffers are overwritten). score: layout
+ * as soma_dissect_select_score; *samples (may be NULL): class cls's
+ * samples. */
+int soma_dissect_attribution(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s,
+                             size_t cls, double *score, size_t *samples, char *err, size_t errlen);
+
+typedef enum soma_dissect_by {
+    SOMA_DISSECT_BY_AP = 0,          /* average precision (soma_dissect_select_ap) */
+    SOMA_DISSECT_BY_ATTRIBUTION = 1  /* activation x gradient (soma_dissect_attribution) */
+} soma_dissect_by;
+/* "ap" or "attribution" into *by; soma_dissect_by_name the other way. */
+int soma_dissect_by_parse(const char *text, int *by, char *err, size_t errlen);
+const char *soma_dissect_by_name(int by);
+/* Class cls's top neurons by method `by`, as soma_dissect_select_score;
+ * val (may be NULL) gets their AP or attribution. x and o are used by
+ * attribution only (AP comes from s). */
+int soma_dissect_select(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, int by,
+                        size_t cls, size_t top, double top_pct, int per_pop, soma_dissect_neuron *out, double *val,
+                        size_t cap, size_t *n, char *err, size_t errlen);
+
 /* A neuron set written "POP:I,J,K" (indices in population POP; several
  * populations joined by '+': "h1:0,3+h2:7"), into out (cap entries). */
 int soma_dissect_set_parse(const soma_net *net, const char *text, soma_dissect_neuron *out, size_t cap, size_t *n,
@@ -1113,6 +1156,8 @@ typedef struct soma_dissect_ablation {
     double class_after[SOMA_DISSECT_MAX_CLASSES];
     double class_control[SOMA_DISSECT_MAX_CLASSES];    /* mean over draws */
     double class_control_sd[SOMA_DISSECT_MAX_CLASSES]; /* sd over draws (1/R) */
+    int by;                        /* how the set was chosen (soma_dissect_by; written as result.json's
+                                      "selected_by"); soma_dissect_ablate sets -1 (a listed set) */
 } soma_dissect_ablation;
 /* Evaluate without ablation (skipped when before is given: a result of an
  * earlier call for the same data, whose before-accuracies are copied),
@@ -1134,6 +1179,12 @@ int soma_dissect_write_stats(const soma_dissect_stats *s, const char *model, con
 int soma_dissect_write_select(const soma_dissect_stats *s, const char *model, size_t cls,
                               const soma_dissect_neuron *set, const double *ap, size_t n, const char *dir, char *err,
                               size_t errlen);
+/* The same for any method: "by" in result.json is soma_dissect_by_name(by),
+ * each neuron's value is keyed "ap" or "attribution", the figure is ap.png
+ * or attribution.png. */
+int soma_dissect_write_select_by(const soma_dissect_stats *s, const char *model, int by, size_t cls,
+                                 const soma_dissect_neuron *set, const double *val, size_t n, const char *dir,
+                                 char *err, size_t errlen);
 /* ablate: result.json and ablate.png (per-class accuracy before, after and
  * under the random control). na results: one per ablated set, labelled
  * labels[k] (e.g. "class=3"); sets[k] / nset[k] the neurons of each (may

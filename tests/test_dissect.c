@@ -397,7 +397,192 @@ static void test_graded(void) {
     soma_net_free(net);
 }
 
+/* The parameter tensors' values, concatenated (to see that attribution
+ * changes none of them). */
+static float *weights_copy(soma_trainer *tr, size_t *n) {
+    float *w = NULL;
+    *n = 0;
+    soma_tensor t;
+    for (size_t i = 0; soma_train_tensor(tr, i, &t) == 0; i++) {
+        size_t m = t.rows * t.cols;
+        float *g = realloc(w, (*n + m) * sizeof *w);
+        if (!g) break;
+        w = g;
+        memcpy(w + *n, t.data, m * sizeof *w);
+        *n += m;
+    }
+    return w;
+}
+
+/* Attribution on the wired net: for class 0 hid0 (which drives out0) has
+ * the largest, positive score; hid1 (silent on class 0) and the dead hid2
+ * score 0; for class 1 hid1 leads. The scores are the same for batches of
+ * 3 and 8 (the loss's 1/B undone), and no weight moves. */
+static void test_attribution_wired(void) {
+    soma_net *net = wired_net();
+    soma_data_opts d;
+    soma_trainer *tr = trainer_for(net, &d); /* training batch 8 */
+    uint8_t x[2 * NS], y[NS];
+    soma_dataset ds;
+    wired_data(&ds, x, y);
+    soma_dissect_ctx cx = {tr, net, &d, &ds};
+    soma_dissect_opts o;
+    soma_dissect_opts_default(&o);
+    char err[512] = "";
+    soma_dissect_stats *s = NULL;
+    int st = soma_dissect_stats_run(&cx, &o, &s, err, sizeof err);
+    CHECK_MSG(st == 0, "stats: %s", err);
+    if (st) goto out;
+    size_t nw0, nw1;
+    float *w0 = weights_copy(tr, &nw0);
+    double acc0, acc1;
+    CHECK(soma_train_evaluate(tr, &ds, 0, &acc0, NULL) == 0);
+    double a0[3], a1[3], b0[3];
+    size_t K = 0;
+    o.batch = 256; /* capped at the trainer's 8 */
+    CHECK_MSG(soma_dissect_attribution(&cx, &o, s, 0, a0, &K, err, sizeof err) == 0, "%s", err);
+    CHECK(K == NS / 2);
+    CHECK_MSG(a0[0] > 0 && a0[1] == 0.0 && a0[2] == 0.0, "class 0: %g %g %g", a0[0], a0[1], a0[2]);
+    CHECK_MSG(soma_dissect_attribution(&cx, &o, s, 1, a1, NULL, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(a1[1] > 0 && a1[1] > a1[0] && a1[1] > a1[2], "class 1: %g %g %g", a1[0], a1[1], a1[2]);
+    o.batch = 3; /* 20 class-0 samples: 6 batches of 3 and one of 2 */
+    CHECK_MSG(soma_dissect_attribution(&cx, &o, s, 0, b0, NULL, err, sizeof err) == 0, "%s", err);
+    for (int i = 0; i < 3; i++) CHECK_MSG(fabs(b0[i] - a0[i]) <= 1e-4 * fabs(a0[i]), "neuron %d: %.9g vs %.9g", i, b0[i], a0[i]);
+    /* the selection, best first, with its scores */
+    soma_dissect_neuron sel[3];
+    double val[3];
+    size_t n = 0;
+    CHECK_MSG(soma_dissect_select(&cx, &o, s, SOMA_DISSECT_BY_ATTRIBUTION, 0, 1, 0, 0, sel, val, 3, &n, err, sizeof err) == 0,
+              "%s", err);
+    CHECK(n == 1 && sel[0].index == 0 && val[0] == b0[0]);
+    CHECK_MSG(soma_dissect_select(&cx, &o, s, SOMA_DISSECT_BY_ATTRIBUTION, 1, 0, 100, 0, sel, val, 3, &n, err, sizeof err) == 0,
+              "%s", err);
+    CHECK(n == 3 && sel[0].index == 1 && val[0] >= val[1] && val[1] >= val[2]);
+    /* gradients only: the weights and predictions are as before */
+    float *w1 = weights_copy(tr, &nw1);
+    CHECK(w0 && w1 && nw0 == nw1 && nw0 > 0 && memcmp(w0, w1, nw0 * sizeof *w0) == 0);
+    CHECK(soma_train_evaluate(tr, &ds, 0, &acc1, NULL) == 0 && acc1 == acc0);
+    free(w0), free(w1);
+    /* the method's name both ways, and a bad one */
+    int by = -1;
+    CHECK(soma_dissect_by_parse("attribution", &by, err, sizeof err) == 0 && by == SOMA_DISSECT_BY_ATTRIBUTION);
+    CHECK(strcmp(soma_dissect_by_name(by), "attribution") == 0);
+    CHECK(soma_dissect_by_parse("wina", &by, err, sizeof err) == SOMA_STATUS_INVALID && strstr(err, "ap or attribution"));
+    /* the files: by, each neuron's attribution, the figure */
+    const char *dir = t_tmpdir("dissect-attr");
+    char path[1024];
+    size_t len;
+    CHECK_MSG(soma_dissect_write_select_by(s, "wired", SOMA_DISSECT_BY_ATTRIBUTION, 1, sel, val, 3, dir, err, sizeof err) == 0, "%s", err);
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    char *js = t_read_file(path, &len);
+    CHECK(js && strstr(js, "\"by\": \"attribution\"") && strstr(js, "\"index\": 1, \"attribution\": "));
+    free(js);
+    snprintf(path, sizeof path, "%s/attribution.png", dir);
+    js = t_read_file(path, &len);
+    CHECK(js != NULL);
+    free(js);
+out:
+    soma_dissect_stats_free(s);
+    soma_train_free(tr);
+    soma_net_free(net);
+}
+
+typedef struct fd_mask {
+    size_t i;
+    float f;
+} fd_mask;
+static int fd_mask_cb(void *user, const soma_hook_event *ev) {
+    const fd_mask *m = user;
+    for (size_t r = 0; r < ev->batch; r++) ev->data[r * ev->n + m->i] *= m->f;
+    return 0;
+}
+
+/* Class k's mean loss over its samples (labels k), neuron i of hid scaled by f. */
+static double class_loss(soma_trainer *tr, const soma_data_opts *d, const soma_dataset *ds, size_t k, size_t i, float f) {
+    size_t idx[64], B = 0;
+    for (size_t j = 0; j < ds->n && B < 64; j++)
+        if (ds->y[j] == k) idx[B++] = j;
+    float *x = malloc(soma_encode_size(d, ds, B) * sizeof *x);
+    uint8_t y[64];
+    memset(y, (int)k, sizeof y);
+    int tc;
+    double loss = NAN;
+    soma_hooks *h = NULL;
+    fd_mask m = {i, f};
+    if (x && soma_encode(d, ds, idx, B, soma_train_options(tr)->seed, 0xE7A1u, x, &tc) == 0 && soma_hooks_create(&h) == 0 &&
+        soma_hooks_add(h, "hid.spikes", SOMA_HOOK_MASK, fd_mask_cb, &m) == 0 && soma_train_set_hooks(tr, h) == 0)
+        CHECK(soma_train_grad(tr, x, tc, y, B, &loss, NULL) == 0);
+    soma_train_set_hooks(tr, NULL);
+    soma_hooks_free(h);
+    free(x);
+    return loss;
+}
+
+/* First order on a smooth net (in -> 4 linear ann -> 3 linear ann, the
+ * rate-coded cross-entropy): scaling hidden neuron i by (1 + eps) changes
+ * class k's mean -L by eps x score_i. Central differences with eps = 1e-2
+ * (error O(eps^2)) agree within 2e-5 + 1e-3 |score| (seen: 3e-7) for
+ * every neuron and two classes. */
+static void test_attribution_fd(void) {
+    enum { D = 3, NH = 4, NO = 3, N = 45 };
+    soma_net *net = NULL;
+    size_t in, hid, out;
+    int st = soma_net_create(&net);
+    st |= soma_net_add_pop(net, "in", "input", D, &in);
+    st |= soma_net_add_pop(net, "hid", "ann", NH, &hid);
+    st |= soma_net_add_pop(net, "out", "ann", NO, &out);
+    st |= soma_net_set_param(net, hid, "activation", 2.0f); /* linear */
+    st |= soma_net_set_param(net, out, "activation", 2.0f);
+    st |= soma_net_connect_dense(net, in, hid, 1);
+    st |= soma_net_connect_dense(net, hid, out, 1);
+    st |= soma_net_init_weights(net, 9);
+    CHECK(st == 0);
+    soma_train_opts to;
+    soma_train_opts_default(&to);
+    to.batch = 64, to.threads = 2;
+    soma_data_opts d;
+    soma_data_opts_default(&d);
+    d.steps = 4;
+    soma_trainer *tr = NULL;
+    CHECK_MSG(soma_train_create(&tr, net, &to, &d) == 0, "%s", soma_net_errmsg(net));
+    uint8_t x[D * N], y[N];
+    soma_rng r;
+    soma_rng_init(&r, 3, 1);
+    for (size_t j = 0; j < N; j++) {
+        y[j] = (uint8_t)(j % NO);
+        for (size_t k = 0; k < D; k++) x[j * D + k] = (uint8_t)(soma_rng_u32(&r) % 200 + (k == y[j] ? 55 : 0));
+    }
+    soma_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    ds.n = N, ds.dim = D, ds.rows = 1, ds.cols = D, ds.classes = NO, ds.x = x, ds.y = y;
+    soma_dissect_ctx cx = {tr, net, &d, &ds};
+    soma_dissect_opts o;
+    soma_dissect_opts_default(&o);
+    o.batch = 7;
+    char err[512] = "";
+    soma_dissect_stats *s = NULL;
+    CHECK_MSG(soma_dissect_stats_run(&cx, &o, &s, err, sizeof err) == 0, "%s", err);
+    for (size_t k = 0; s && k < 2; k++) {
+        double sc[NH];
+        CHECK_MSG(soma_dissect_attribution(&cx, &o, s, k, sc, NULL, err, sizeof err) == 0, "%s", err);
+        double big = 0;
+        for (size_t i = 0; i < NH; i++) {
+            const double eps = 1e-2;
+            double lp = class_loss(tr, &d, &ds, k, i, (float)(1 + eps)), lm = class_loss(tr, &d, &ds, k, i, (float)(1 - eps));
+            double fd = (lm - lp) / (2 * eps); /* d(-L)/d(eps) */
+            CHECK_MSG(fabs(fd - sc[i]) <= 2e-5 + 1e-3 * fabs(sc[i]), "class %zu neuron %zu: fd %.6g, score %.6g", k, i, fd, sc[i]);
+            big = fmax(big, fabs(sc[i]));
+        }
+        CHECK_MSG(big > 1e-2, "class %zu: all scores near 0 (%g): the check would be empty", k, big);
+    }
+    soma_dissect_stats_free(s);
+    soma_train_free(tr);
+    soma_net_free(net);
+}
+
 int main(void) {
+    test_attribution_wired();
+    test_attribution_fd();
     test_graded();
     test_plots();
     test_ap_by_hand();

@@ -443,23 +443,21 @@ static size_t how_many(size_t top, double pct, size_t count) {
     return m > count ? count : m;
 }
 
-int soma_dissect_select_ap(const soma_dissect_stats *s, size_t cls, size_t top, double top_pct, int per_pop,
-                           soma_dissect_neuron *out, double *ap, size_t cap, size_t *n, char *err, size_t errlen) {
-    if (!s || !out || !n) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect select: no statistics or output");
+int soma_dissect_select_score(const soma_dissect_stats *s, const double *score, size_t top, double top_pct, int per_pop,
+                              soma_dissect_neuron *out, double *val, size_t cap, size_t *n, char *err, size_t errlen) {
+    if (!s || !score || !out || !n) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect select: no statistics, scores or output");
     *n = 0;
-    if (cls >= s->C)
-        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect select: class %zu; expected 0 to %zu", cls, s->C - 1);
     if (!top && !(top_pct > 0 && top_pct <= 100))
         return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect select: top-pct %g; expected a percentage in (0, 100] (or top N)", top_pct);
     size_t H = soma_dissect_hidden_count(s);
     if (H == 0) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect select: the net has no hidden population");
     cand *c = malloc(H * sizeof *c);
     if (!c) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "dissect select: out of memory");
-    size_t m = 0, got = 0;
+    size_t m = 0, got = 0, h = 0;
     for (size_t q = 0; q < s->np; q++) {
         if (!s->p[q].hidden) continue;
         size_t first = m;
-        for (size_t i = 0; i < s->p[q].N; i++) c[m].ap = ap_hist(s, &s->p[q], i, cls), c[m].q = q, c[m].i = i, m++;
+        for (size_t i = 0; i < s->p[q].N; i++) c[m].ap = score[h++], c[m].q = q, c[m].i = i, m++;
         if (per_pop) { /* this population's own top, appended */
             qsort(c + first, m - first, sizeof *c, by_ap_desc);
             size_t take = how_many(top, top_pct, m - first);
@@ -478,11 +476,174 @@ int soma_dissect_select_ap(const soma_dissect_stats *s, size_t cls, size_t top, 
     }
     for (size_t j = 0; j < got; j++) {
         out[j].pop = s->p[c[j].q].pop, out[j].index = c[j].i;
-        if (ap) ap[j] = c[j].ap;
+        if (val) val[j] = c[j].ap;
     }
     *n = got;
     free(c);
     return 0;
+}
+
+int soma_dissect_select_ap(const soma_dissect_stats *s, size_t cls, size_t top, double top_pct, int per_pop,
+                           soma_dissect_neuron *out, double *ap, size_t cap, size_t *n, char *err, size_t errlen) {
+    if (!s || !out || !n) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect select: no statistics or output");
+    *n = 0;
+    if (cls >= s->C)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect select: class %zu; expected 0 to %zu", cls, s->C - 1);
+    size_t H = soma_dissect_hidden_count(s), h = 0;
+    double *score = malloc((H ? H : 1) * sizeof *score);
+    if (!score) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "dissect select: out of memory");
+    for (size_t q = 0; q < s->np; q++)
+        for (size_t i = 0; s->p[q].hidden && i < s->p[q].N; i++) score[h++] = ap_hist(s, &s->p[q], i, cls);
+    int st = soma_dissect_select_score(s, score, top, top_pct, per_pop, out, ap, cap, n, err, errlen);
+    free(score);
+    return st;
+}
+
+/* --------------------------------------------------------- attribution */
+
+/* Activation x gradient: per hidden population, READ keeps the batch's
+ * values s[b][t][i]; GRAD (backward, steps T-1 .. 0 within a chunk) adds
+ * s[b][t][i] * (-dL/ds[b][t][i]) into that row's sum. Rows are summed into
+ * the doubles in sample order after the batch, so the scores do not depend
+ * on the thread count. */
+typedef struct attr_ctx {
+    size_t N, T, B;  /* neurons, steps, rows of this batch */
+    float *act;      /* [B][T][N] */
+    float *row;      /* [B][N]: this batch's sum over steps of s * (-dL/ds) */
+    double *sum;     /* [N]: over all samples so far */
+    float gscale;    /* the batch size: soma_train_grad's loss is the batch mean */
+} attr_ctx;
+
+static int attr_read_cb(void *user, const soma_hook_event *ev) {
+    attr_ctx *a = user;
+    for (size_t r = 0; r < ev->batch; r++) {
+        size_t b = ev->row0 + r;
+        if (b >= a->B || ev->step >= a->T) continue;
+        memcpy(a->act + (b * a->T + ev->step) * a->N, ev->data + r * ev->n, a->N * sizeof *a->act);
+    }
+    return 0;
+}
+
+static int attr_grad_cb(void *user, const soma_hook_event *ev) {
+    attr_ctx *a = user;
+    for (size_t r = 0; r < ev->batch; r++) {
+        size_t b = ev->row0 + r;
+        if (b >= a->B || ev->step >= a->T) continue;
+        const float *s = a->act + (b * a->T + ev->step) * a->N, *g = ev->data + r * ev->n;
+        float *acc = a->row + b * a->N;
+        for (size_t i = 0; i < a->N; i++) acc[i] -= s[i] * g[i] * a->gscale;
+    }
+    return 0;
+}
+
+int soma_dissect_attribution(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s,
+                             size_t cls, double *score, size_t *samples, char *err, size_t errlen) {
+    int st = check_args(x, err, errlen);
+    if (st) return st;
+    if (!s || !score) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect attribution: no statistics or output");
+    const soma_dataset *ds = x->ds;
+    if (cls >= ds->classes)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect attribution: class %zu; expected 0 to %zu", cls, ds->classes - 1);
+    size_t N = opt_limit(o, ds), T = (size_t)x->d->steps, B = opt_batch(o), Bmax = soma_train_options(x->tr)->batch;
+    if (Bmax && B > Bmax) B = Bmax; /* soma_train_grad takes at most the training batch */
+    size_t nh = 0, K = 0;
+    for (size_t q = 0; q < s->np; q++) nh += s->p[q].hidden;
+    for (size_t j = 0; j < N; j++) K += ds->y[j] == cls;
+    if (samples) *samples = K;
+    if (nh == 0) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect attribution: the net has no hidden population");
+    if (K == 0) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect attribution: no sample of class %zu in the first %zu", cls, N);
+    attr_ctx *ac = calloc(nh, sizeof *ac);
+    float *xb = malloc(soma_encode_size(x->d, ds, B) * sizeof *xb);
+    size_t *idx = malloc(B * sizeof *idx);
+    uint8_t *y = malloc(B);
+    soma_hooks *h = NULL;
+    int nomem = !ac || !xb || !idx || !y || soma_hooks_create(&h);
+    for (size_t q = 0, a = 0; q < s->np && !nomem; q++) {
+        if (!s->p[q].hidden) continue;
+        size_t n = s->p[q].N;
+        ac[a].N = n, ac[a].T = T;
+        ac[a].act = malloc(B * T * n * sizeof *ac[a].act);
+        ac[a].row = malloc(B * n * sizeof *ac[a].row);
+        ac[a].sum = calloc(n, sizeof *ac[a].sum);
+        nomem = !ac[a].act || !ac[a].row || !ac[a].sum;
+        char site[160];
+        snprintf(site, sizeof site, "%s.spikes", s->p[q].name);
+        if (!nomem && ((st = soma_hooks_add(h, site, SOMA_HOOK_READ, attr_read_cb, &ac[a])) ||
+                       (st = soma_hooks_add(h, site, SOMA_HOOK_GRAD, attr_grad_cb, &ac[a])))) {
+            soma__errf(err, errlen, st, "dissect attribution: cannot add a hook on %s", site);
+            goto done;
+        }
+        a++;
+    }
+    if (nomem) {
+        st = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "dissect attribution: out of memory");
+        goto done;
+    }
+    if ((st = soma_train_set_hooks(x->tr, h))) {
+        soma__errf(err, errlen, st, "dissect attribution: %s", soma_train_errmsg(x->tr));
+        goto done;
+    }
+    memset(y, (int)cls, B); /* every label K: the loss is class K's */
+    size_t next = 0, done_k = 0;
+    while (done_k < K && !st) {
+        size_t Bb = 0;
+        for (; next < N && Bb < B; next++)
+            if (ds->y[next] == cls) idx[Bb++] = next;
+        int tc;
+        if ((st = soma_encode(x->d, ds, idx, Bb, soma_train_options(x->tr)->seed, EVAL_STREAM, xb, &tc))) {
+            soma__errf(err, errlen, st, "dissect attribution: cannot encode samples of class %zu", cls);
+            break;
+        }
+        for (size_t a = 0; a < nh; a++) {
+            ac[a].B = Bb, ac[a].gscale = (float)Bb;
+            memset(ac[a].act, 0, Bb * T * ac[a].N * sizeof *ac[a].act);
+            memset(ac[a].row, 0, Bb * ac[a].N * sizeof *ac[a].row);
+        }
+        double loss;
+        if ((st = soma_train_grad(x->tr, xb, tc, y, Bb, &loss, NULL))) {
+            soma__errf(err, errlen, st, "dissect attribution: gradient of class %zu's loss: %s", cls, soma_train_errmsg(x->tr));
+            break;
+        }
+        for (size_t a = 0; a < nh; a++)
+            for (size_t b = 0; b < Bb; b++)
+                for (size_t i = 0; i < ac[a].N; i++) ac[a].sum[i] += ac[a].row[b * ac[a].N + i];
+        done_k += Bb;
+        if (o && o->progress && o->progress(o->user, "attribute", done_k, K))
+            st = soma__errf(err, errlen, SOMA_STATUS_CANCELLED, "dissect attribution: cancelled after %zu of %zu samples", done_k, K);
+    }
+    soma_train_set_hooks(x->tr, NULL);
+    for (size_t a = 0, m = 0; a < nh && !st; a++)
+        for (size_t i = 0; i < ac[a].N; i++) score[m++] = ac[a].sum[i] / (double)K;
+done:
+    soma_hooks_free(h);
+    for (size_t a = 0; ac && a < nh; a++) free(ac[a].act), free(ac[a].row), free(ac[a].sum);
+    free(ac), free(xb), free(idx), free(y);
+    return st;
+}
+
+int soma_dissect_by_parse(const char *text, int *by, char *err, size_t errlen) {
+    if (text && by && !strcmp(text, "ap")) return *by = SOMA_DISSECT_BY_AP, 0;
+    if (text && by && !strcmp(text, "attribution")) return *by = SOMA_DISSECT_BY_ATTRIBUTION, 0;
+    return soma__errf(err, errlen, SOMA_STATUS_INVALID, "--by '%s': expected ap or attribution (probe, wina, impact are not built yet)",
+                      text ? text : "");
+}
+
+const char *soma_dissect_by_name(int by) { return by == SOMA_DISSECT_BY_ATTRIBUTION ? "attribution" : "ap"; }
+
+int soma_dissect_select(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, int by,
+                        size_t cls, size_t top, double top_pct, int per_pop, soma_dissect_neuron *out, double *val,
+                        size_t cap, size_t *n, char *err, size_t errlen) {
+    if (by == SOMA_DISSECT_BY_AP) return soma_dissect_select_ap(s, cls, top, top_pct, per_pop, out, val, cap, n, err, errlen);
+    if (by != SOMA_DISSECT_BY_ATTRIBUTION) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect select: method %d", by);
+    if (!s || !out || !n) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect select: no statistics or output");
+    *n = 0;
+    size_t H = soma_dissect_hidden_count(s);
+    double *score = malloc((H ? H : 1) * sizeof *score);
+    if (!score) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "dissect select: out of memory");
+    int st = soma_dissect_attribution(x, o, s, cls, score, NULL, err, errlen);
+    if (!st) st = soma_dissect_select_score(s, score, top, top_pct, per_pop, out, val, cap, n, err, errlen);
+    free(score);
+    return st;
 }
 
 /* ------------------------------------------------------------ ablation */
@@ -673,7 +834,7 @@ int soma_dissect_ablate(const soma_dissect_ctx *x, const soma_dissect_opts *o, c
     if (st) return st;
     memset(out, 0, sizeof *out);
     size_t C = x->ds->classes, P = soma_net_pop_count(x->net);
-    out->classes = C, out->n = n, out->draws = draws, out->mode = mode, out->scale = scale;
+    out->classes = C, out->n = n, out->draws = draws, out->mode = mode, out->scale = scale, out->by = -1;
     if (before) {
         out->acc_before = before->acc_before;
         memcpy(out->class_before, before->class_before, sizeof out->class_before);

@@ -88,13 +88,14 @@ static const char *pop_name_of(const soma_dissect_stats *s, size_t pop) {
     return "?";
 }
 
-static void jset(FILE *f, const soma_dissect_stats *s, const soma_dissect_neuron *set, const double *ap, size_t n) {
+static void jset(FILE *f, const soma_dissect_stats *s, const soma_dissect_neuron *set, const double *ap, size_t n,
+                 const char *key) {
     fputc('[', f);
     for (size_t j = 0; j < n; j++) {
         fprintf(f, "%s{\"pop\": ", j ? ", " : "");
         jstr(f, pop_name_of(s, set[j].pop));
         fprintf(f, ", \"index\": %zu", set[j].index);
-        if (ap) fprintf(f, ", \"ap\": "), jnum(f, ap[j]);
+        if (ap) fprintf(f, ", \"%s\": ", key), jnum(f, ap[j]);
         fputc('}', f);
     }
     fputc(']', f);
@@ -224,20 +225,28 @@ int soma_dissect_write_stats(const soma_dissect_stats *s, const char *model, con
 int soma_dissect_write_select(const soma_dissect_stats *s, const char *model, size_t cls,
                               const soma_dissect_neuron *set, const double *ap, size_t n, const char *dir, char *err,
                               size_t errlen) {
+    return soma_dissect_write_select_by(s, model, SOMA_DISSECT_BY_AP, cls, set, ap, n, dir, err, errlen);
+}
+
+int soma_dissect_write_select_by(const soma_dissect_stats *s, const char *model, int by, size_t cls,
+                                 const soma_dissect_neuron *set, const double *val, size_t n, const char *dir,
+                                 char *err, size_t errlen) {
     if (!s || !dir || (n && !set)) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect select: nothing to write");
     soma_dissect_info in;
     soma_dissect_stats_info(s, &in);
+    const char *key = soma_dissect_by_name(by);
+    int attr = by == SOMA_DISSECT_BY_ATTRIBUTION;
     char path[4096], tmp[4200];
     path_in(path, sizeof path, dir, "result.json");
     FILE *f = tmp_open(path, tmp, sizeof tmp, err, errlen);
     if (!f) return SOMA_STATUS_IO;
     jhead(f, "select", model, &in);
-    fprintf(f, ",\n  \"by\": \"ap\",\n  \"group\": \"class=%zu\",\n  \"hidden_neurons\": %zu,\n  \"count\": %zu,\n  \"neurons\": ",
-            cls, soma_dissect_hidden_count(s), n);
-    jset(f, s, set, ap, n);
+    fprintf(f, ",\n  \"by\": \"%s\",\n  \"group\": \"class=%zu\",\n  \"hidden_neurons\": %zu,\n  \"count\": %zu,\n  \"neurons\": ",
+            key, cls, soma_dissect_hidden_count(s), n);
+    jset(f, s, set, val, n, key);
     fprintf(f, "\n}\n");
     int st = tmp_commit(f, tmp, path, err, errlen);
-    if (st || !n || !ap) return st;
+    if (st || !n || !val) return st;
     size_t m = n > 60 ? 60 : n;
     const char **names = malloc(m * sizeof *names);
     char(*lab)[48] = malloc(m * sizeof *lab);
@@ -247,17 +256,21 @@ int soma_dissect_write_select(const soma_dissect_stats *s, const char *model, si
     }
     for (size_t j = 0; j < m; j++) snprintf(lab[j], sizeof lab[j], "%zu", set[j].index), names[j] = lab[j];
     char title[96];
-    snprintf(title, sizeof title, "AP for class %zu of the selected neurons (best %zu)", cls, m);
-    path_in(path, sizeof path, dir, "ap.png");
-    const char *series[1] = {"average precision"};
-    st = soma_plot_bars(path, title, "AP", m, names, 1, series, ap, err, errlen);
+    snprintf(title, sizeof title, attr ? "Attribution (activation x gradient) for class %zu (best %zu)"
+                                       : "AP for class %zu of the selected neurons (best %zu)", cls, m);
+    path_in(path, sizeof path, dir, attr ? "attribution.png" : "ap.png");
+    const char *series[1] = {attr ? "activation x gradient" : "average precision"};
+    st = soma_plot_bars(path, title, attr ? "attribution" : "AP", m, names, 1, series, val, err, errlen);
     free(names), free(lab);
     return st;
 }
 
 static void jabl(FILE *f, const soma_dissect_ablation *a) {
     size_t C = a->classes;
-    fprintf(f, "{\"neurons\": %zu, \"draws\": %zu, \"accuracy_before\": ", a->n, a->draws);
+    fprintf(f, "{\"neurons\": %zu, \"draws\": %zu, \"selected_by\": ", a->n, a->draws);
+    if (a->by == SOMA_DISSECT_BY_AP || a->by == SOMA_DISSECT_BY_ATTRIBUTION) jstr(f, soma_dissect_by_name(a->by));
+    else fputs("null", f);
+    fprintf(f, ", \"accuracy_before\": ");
     jnum(f, a->acc_before);
     fprintf(f, ", \"accuracy_after\": "), jnum(f, a->acc_after);
     fprintf(f, ", \"accuracy_control\": "), jnum(f, a->acc_control);
@@ -290,7 +303,7 @@ int soma_dissect_write_ablate(const soma_dissect_stats *s, const char *model, co
         fprintf(f, ", \"result\": ");
         jabl(f, &res[k]);
         fputc('}', f);
-        if (sets && nset && sets[k]) fprintf(f, ",\n     \"neurons\": "), jset(f, s, sets[k], NULL, nset[k]);
+        if (sets && nset && sets[k]) fprintf(f, ",\n     \"neurons\": "), jset(f, s, sets[k], NULL, nset[k], "ap");
         fputc('}', f);
     }
     fprintf(f, "\n  ]");
