@@ -978,7 +978,7 @@ int soma_plot_bars(const char *path, const char *title, const char *ylabel, size
 /* Neuron-level analysis of a trained network run by the trainer (see
  * docs/dissect.md). Everything is built on hooks: READ hooks on each
  * population's `<pop>.spikes` site gather statistics, MASK and OVERRIDE
- * hooks ablate neurons. The functions below install their own hook set on
+ * hooks ablate neurons, READ and GRAD hooks give attributions. The functions below install their own hook set on
  * the trainer (soma_train_set_hooks) and remove every hook when they
  * return, so a caller's own hooks are gone afterwards.
  *
