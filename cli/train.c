@@ -206,7 +206,7 @@ int cli_train(int argc, char **argv) {
         uint8_t *spk = malloc(T * nshow * hp.size);
         int tc;
         if (x && spk && nshow > 0) {
-            soma_encode(&dopt, &test, idx, nshow, topt.seed, 0xE7A1u, x, &tc);
+            soma_encode(&dopt, &test, idx, nshow, topt.seed, SOMA_EVAL_STREAM, x, &tc);
             if (soma_train_record(tr, x, tc, nshow, hidden, spk) == SOMA_STATUS_OK) {
                 char title[200];
                 snprintf(title, sizeof title, "%s spikes, first %zu test samples", hp.name, nshow);

@@ -434,6 +434,11 @@ void soma_data_free(soma_dataset *ds);
 /* Default directory of a data set name, or NULL. */
 const char *soma_data_default_dir(const char *dataset);
 
+/* The stream of random draws soma_train_evaluate (and soma eval, the
+ * simulator's sample runs and dissect) encode test samples with, as the
+ * `stream` argument of soma_encode: the same samples get the same spikes
+ * in every executor and tool. */
+#define SOMA_EVAL_STREAM 0xE7A1u
 /* Encode samples idx[0..B) of ds into out. Direct encoding writes [B][dim]
  * (the same input every step, *time_constant = 1); the others write
  * [T][B][dim] (*time_constant = 0). The randomness of rate encoding is keyed

@@ -23,7 +23,6 @@
 
 /* The stream soma_train_evaluate (trainer.c) encodes test samples with, so
  * that dissect's unablated predictions are evaluate's (test_dissect checks). */
-#define EVAL_STREAM 0xE7A1u
 
 typedef struct pstat {
     size_t pop, N;
@@ -153,7 +152,7 @@ static int has_out_proj(const soma_net *net, size_t pop) {
 static int predict_batch(soma_trainer *tr, const soma_data_opts *d, const soma_dataset *ds, size_t b0, size_t Bb,
                          size_t *idx, float *x, uint8_t *pred, char *err, size_t errlen) {
     for (size_t b = 0; b < Bb; b++) idx[b] = b0 + b;
-    int tc, st = soma_encode(d, ds, idx, Bb, soma_train_options(tr)->seed, EVAL_STREAM, x, &tc);
+    int tc, st = soma_encode(d, ds, idx, Bb, soma_train_options(tr)->seed, SOMA_EVAL_STREAM, x, &tc);
     if (st) return soma__errf(err, errlen, st, "cannot encode samples %zu to %zu", b0, b0 + Bb);
     if ((st = soma_train_predict(tr, x, tc, Bb, pred)))
         return soma__errf(err, errlen, st, "forward pass on samples %zu to %zu: %s", b0, b0 + Bb, soma_train_errmsg(tr));
@@ -590,7 +589,7 @@ int soma_dissect_attribution(const soma_dissect_ctx *x, const soma_dissect_opts 
         for (; next < N && Bb < B; next++)
             if (ds->y[next] == cls) idx[Bb++] = next;
         int tc;
-        if ((st = soma_encode(x->d, ds, idx, Bb, soma_train_options(x->tr)->seed, EVAL_STREAM, xb, &tc))) {
+        if ((st = soma_encode(x->d, ds, idx, Bb, soma_train_options(x->tr)->seed, SOMA_EVAL_STREAM, xb, &tc))) {
             soma__errf(err, errlen, st, "dissect attribution: cannot encode samples of class %zu", cls);
             break;
         }

@@ -18,11 +18,11 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "dissect/dissect_int.h"
 #include "soma.h"
 
 /* The stream soma_train_evaluate encodes test samples with (as dissect.c),
  * so the clean predictions are evaluate's. */
-#define EVAL_STREAM 0xE7A1u
 
 /* ------------------------------------------------------------ hooks */
 
@@ -144,7 +144,7 @@ static int output_pop(const soma_net *net, size_t *pop, soma_pop_info *pi) {
  * oc->sum [B][C] (zeroed here), predictions into pred. */
 static int run_batch(const soma_dissect_ctx *x, const size_t *idx, size_t B, float *xb, out_ctx *oc, uint8_t *pred,
                      char *err, size_t errlen) {
-    int tc, st = soma_encode(x->d, x->ds, idx, B, soma_train_options(x->tr)->seed, EVAL_STREAM, xb, &tc);
+    int tc, st = soma_encode(x->d, x->ds, idx, B, soma_train_options(x->tr)->seed, SOMA_EVAL_STREAM, xb, &tc);
     if (st) return soma__errf(err, errlen, st, "dissect patch: cannot encode sample %zu", idx[0]);
     memset(oc->sum, 0, B * oc->n * sizeof *oc->sum);
     oc->B = B;
@@ -309,21 +309,13 @@ fail:
 
 /* ------------------------------------------------------------ files */
 
-/* Write text atomically: "PATH.tmp.<pid>", fsync, rename (as dissect_out.c). */
+/* Write text atomically (dissect_int.h). */
 static int write_atomic(const char *path, const char *text, size_t len, char *err, size_t errlen) {
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return soma__errf(err, errlen, SOMA_STATUS_IO, "cannot write %s: %s", path, strerror(errno));
-    int bad = fwrite(text, 1, len, f) != len;
-    bad |= fflush(f) != 0;
-    bad |= fsync(fileno(f)) != 0;
-    int e = errno;
-    bad |= fclose(f) != 0;
-    if (!bad && rename(tmp, path) == 0) return SOMA_STATUS_OK;
-    e = bad ? e : errno;
-    remove(tmp);
-    return soma__errf(err, errlen, SOMA_STATUS_IO, "cannot write %s: %s", path, strerror(e));
+    FILE *f = soma__dissect_tmp_open(path, tmp, sizeof tmp, err, errlen);
+    if (!f) return SOMA_STATUS_IO;
+    fwrite(text, 1, len, f); /* a short write shows in ferror, checked by the commit */
+    return soma__dissect_tmp_commit(f, tmp, path, err, errlen);
 }
 
 static void jnum(FILE *f, double v) {

@@ -42,7 +42,7 @@ int soma_sim_run_samples(const soma_net *net, const soma_data_opts *d, const som
     for (size_t k = 0; k < n && !rc; k++) {
         int tc = 0;
         /* The stream soma_train_evaluate encodes test samples with. */
-        if ((rc = soma_encode(d, ds, &idx[k], 1, seed, 0xE7A1u, x, &tc))) {
+        if ((rc = soma_encode(d, ds, &idx[k], 1, seed, SOMA_EVAL_STREAM, x, &tc))) {
             if (err) snprintf(err, errlen, "cannot encode sample %zu", idx[k]);
             break;
         }

@@ -1921,7 +1921,7 @@ int soma_train_count_samples(soma_trainer *tr, const soma_dataset *ds, const siz
         size_t Bb = b0 + B > n ? n - b0 : B;
         int tc;
         /* The stream soma_train_evaluate encodes test samples with. */
-        if ((rc = soma_encode(d, ds, idx + b0, Bb, o->seed, 0xE7A1u, x, &tc))) break;
+        if ((rc = soma_encode(d, ds, idx + b0, Bb, o->seed, SOMA_EVAL_STREAM, x, &tc))) break;
         if ((rc = soma_train_record(tr, x, tc, Bb, pop, spk))) break;
         memset(counts + b0 * C, 0, Bb * C * sizeof *counts);
         for (size_t t = 0; t < T; t++)
@@ -1957,7 +1957,7 @@ static int train_evaluate_run(soma_trainer *tr, const soma_dataset *ds, size_t l
         for (size_t b = 0; b < Bb; b++) idx[b] = b0 + b;
         int tc;
         /* Evaluation draws its encoding randomness from a stream apart from training epochs. */
-        st = soma_encode(&tr->data, ds, idx, Bb, tr->opt.seed, 0xE7A1u, x, &tc);
+        st = soma_encode(&tr->data, ds, idx, Bb, tr->opt.seed, SOMA_EVAL_STREAM, x, &tc);
         if (st) {
             fail(tr, st, "cannot encode test samples %zu to %zu", b0, b0 + Bb);
             break;
