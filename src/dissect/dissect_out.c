@@ -11,27 +11,8 @@
 #include <unistd.h>
 
 #include "core/err.h"
-#include "dissect/dissect_int.h"
+#include "core/file.h"
 #include "soma.h"
-
-FILE *soma__dissect_tmp_open(const char *path, char *tmp, size_t n, char *err, size_t errlen) {
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) soma__errf(err, errlen, SOMA_STATUS_IO, "cannot write %s: %s", path, strerror(errno));
-    return f;
-}
-
-int soma__dissect_tmp_commit(FILE *f, const char *tmp, const char *path, char *err, size_t errlen) {
-    int bad = ferror(f) != 0;
-    bad |= fflush(f) != 0;
-    bad |= fsync(fileno(f)) != 0;
-    int e = errno;
-    bad |= fclose(f) != 0;
-    if (!bad && rename(tmp, path) == 0) return SOMA_STATUS_OK;
-    e = bad ? e : errno;
-    remove(tmp);
-    return soma__errf(err, errlen, SOMA_STATUS_IO, "cannot write %s: %s", path, strerror(e));
-}
 
 /* A number as JSON (null where not finite). */
 static void jnum(FILE *f, double v) {
@@ -174,7 +155,7 @@ int soma_dissect_write_stats(const soma_dissect_stats *s, const char *model, con
     soma_dissect_stats_info(s, &in);
     char path[4096], tmp[4200];
     path_in(path, sizeof path, dir, "result.json");
-    FILE *f = soma__dissect_tmp_open(path, tmp, sizeof tmp, err, errlen);
+    FILE *f = soma__tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
     if (!f) return SOMA_STATUS_IO;
     jhead(f, "stats", model, &in);
     fprintf(f, ",\n  \"topk\": %zu,\n  \"selectivity_formula\": \"(r_c - mean of r over other classes) / (sd of r over classes + 1e-6)\",\n  \"populations\": [",
@@ -217,7 +198,7 @@ int soma_dissect_write_stats(const soma_dissect_stats *s, const char *model, con
         fprintf(f, "]}");
     }
     fprintf(f, "\n  ]\n}\n");
-    int st = soma__dissect_tmp_commit(f, tmp, path, err, errlen);
+    int st = soma__tmp_commit(f, 0, tmp, path, err, errlen);
     if (st) return st;
     path_in(path, sizeof path, dir, "selectivity.png");
     return stats_png(s, &in, path, err, errlen);
@@ -239,14 +220,14 @@ int soma_dissect_write_select_by(const soma_dissect_stats *s, const char *model,
     int attr = by == SOMA_DISSECT_BY_ATTRIBUTION;
     char path[4096], tmp[4200];
     path_in(path, sizeof path, dir, "result.json");
-    FILE *f = soma__dissect_tmp_open(path, tmp, sizeof tmp, err, errlen);
+    FILE *f = soma__tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
     if (!f) return SOMA_STATUS_IO;
     jhead(f, "select", model, &in);
     fprintf(f, ",\n  \"by\": \"%s\",\n  \"group\": \"class=%zu\",\n  \"hidden_neurons\": %zu,\n  \"count\": %zu,\n  \"neurons\": ",
             key, cls, soma_dissect_hidden_count(s), n);
     jset(f, s, set, val, n, key);
     fprintf(f, "\n}\n");
-    int st = soma__dissect_tmp_commit(f, tmp, path, err, errlen);
+    int st = soma__tmp_commit(f, 0, tmp, path, err, errlen);
     if (st || !n || !val) return st;
     size_t m = n > 60 ? 60 : n;
     const char **names = malloc(m * sizeof *names);
@@ -291,7 +272,7 @@ int soma_dissect_write_ablate(const soma_dissect_stats *s, const char *model, co
     size_t C = res[0].classes;
     char path[4096], tmp[4200];
     path_in(path, sizeof path, dir, "result.json");
-    FILE *f = soma__dissect_tmp_open(path, tmp, sizeof tmp, err, errlen);
+    FILE *f = soma__tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
     if (!f) return SOMA_STATUS_IO;
     jhead(f, "ablate", model, &in);
     const char *mode = res[0].mode == SOMA_DISSECT_MODE_ZERO ? "zero" : res[0].mode == SOMA_DISSECT_MODE_MEAN ? "mean" : "scale";
@@ -324,7 +305,7 @@ int soma_dissect_write_ablate(const soma_dissect_stats *s, const char *model, co
         fprintf(f, "]");
     }
     fprintf(f, "\n}\n");
-    int st = soma__dissect_tmp_commit(f, tmp, path, err, errlen);
+    int st = soma__tmp_commit(f, 0, tmp, path, err, errlen);
     if (st) return st;
     /* the figure: one result's per-class accuracies, or each set's own class */
     double *v = malloc(3 * C * sizeof *v);

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
-#include "dissect/dissect_int.h"
+#include "core/file.h"
 #include "soma.h"
 
 /* The stream soma_train_evaluate encodes test samples with (as dissect.c),
@@ -309,13 +309,13 @@ fail:
 
 /* ------------------------------------------------------------ files */
 
-/* Write text atomically (dissect_int.h). */
+/* Write text atomically (core/file.h). */
 static int write_atomic(const char *path, const char *text, size_t len, char *err, size_t errlen) {
     char tmp[4200];
-    FILE *f = soma__dissect_tmp_open(path, tmp, sizeof tmp, err, errlen);
+    FILE *f = soma__tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
     if (!f) return SOMA_STATUS_IO;
     fwrite(text, 1, len, f); /* a short write shows in ferror, checked by the commit */
-    return soma__dissect_tmp_commit(f, tmp, path, err, errlen);
+    return soma__tmp_commit(f, 0, tmp, path, err, errlen);
 }
 
 static void jnum(FILE *f, double v) {

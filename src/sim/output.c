@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include "core/file.h"
 
 /* Statistics windows of metrics.json: synchrony bins and Fano windows. */
 #define STATS_BIN_MS 1.0
@@ -217,27 +218,7 @@ size_t soma_sim_compare_rates(const soma_sim_session *s, soma_sim_rate_cmp *out,
     return s->fo.n_ref;
 }
 
-/* ------------------------------------------------------- atomic files */
-static FILE *tmp_open(const char *path, const char *mode, char *tmp, size_t n, char *err, size_t errlen) {
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, mode);
-    if (!f) fail(err, errlen, SOMA_STATUS_IO, "cannot write %s: %s", path, strerror(errno));
-    return f;
-}
-
-/* Flush, fsync and close f (bad: an earlier write failed), then rename tmp onto path. */
-static int tmp_commit(FILE *f, int bad, const char *tmp, const char *path, char *err, size_t errlen) {
-    bad |= ferror(f) != 0;
-    bad |= fflush(f) != 0;
-    bad |= fsync(fileno(f)) != 0;
-    int e = errno;
-    bad |= fclose(f) != 0;
-    if (!bad && rename(tmp, path) == 0) return SOMA_STATUS_OK;
-    e = bad ? e : errno;
-    remove(tmp);
-    return fail(err, errlen, SOMA_STATUS_IO, "cannot write %s: %s", path, strerror(e));
-}
-
+/* Atomic files: core/file.h. */
 static long long peak_rss_bytes(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
@@ -261,7 +242,7 @@ int soma_sim_write_metrics(const soma_sim_session *s, const char *path, char *er
     if (!m) return fail(err, errlen, SOMA_STATUS_NOMEM, "out of memory");
     for (size_t p = 0; p < np; p++) soma_sim_session_pop_metrics(s, p, &m[p]);
     char tmp[4200];
-    FILE *f = tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
+    FILE *f = soma__tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
     if (!f) {
         free(m);
         return SOMA_STATUS_IO;
@@ -302,30 +283,30 @@ int soma_sim_write_metrics(const soma_sim_session *s, const char *path, char *er
     }
     fprintf(f, "}\n");
     free(m);
-    return tmp_commit(f, 0, tmp, path, err, errlen);
+    return soma__tmp_commit(f, 0, tmp, path, err, errlen);
 }
 
 /* ------------------------------------------------------ spikes, traces */
 /* "SOMASPK1", dt (f64), count (u64), then (step, id) pairs as u32. */
 static int write_spikes_bin(const char *path, const soma_spike *sp, size_t n, double dt, char *err, size_t errlen) {
     char tmp[4200];
-    FILE *f = tmp_open(path, "wb", tmp, sizeof tmp, err, errlen);
+    FILE *f = soma__tmp_open(path, "wb", tmp, sizeof tmp, err, errlen);
     if (!f) return SOMA_STATUS_IO;
     uint64_t cnt = n;
     int bad = fwrite("SOMASPK1", 1, 8, f) != 8;
     bad |= fwrite(&dt, sizeof dt, 1, f) != 1;
     bad |= fwrite(&cnt, sizeof cnt, 1, f) != 1;
     if (n) bad |= fwrite(sp, sizeof *sp, n, f) != n;
-    return tmp_commit(f, bad, tmp, path, err, errlen);
+    return soma__tmp_commit(f, bad, tmp, path, err, errlen);
 }
 
 static int write_spikes_csv(const char *path, const soma_spike *sp, size_t n, double dt, char *err, size_t errlen) {
     char tmp[4200];
-    FILE *f = tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
+    FILE *f = soma__tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
     if (!f) return SOMA_STATUS_IO;
     fprintf(f, "time_ms,neuron\n");
     for (size_t i = 0; i < n; i++) fprintf(f, "%.6g,%u\n", (double)sp[i].step * dt, sp[i].id);
-    return tmp_commit(f, 0, tmp, path, err, errlen);
+    return soma__tmp_commit(f, 0, tmp, path, err, errlen);
 }
 
 /* Sampled state: time_ms, then one column per recorded neuron. Row r is the
@@ -333,7 +314,7 @@ static int write_spikes_csv(const char *path, const soma_spike *sp, size_t n, do
 static int write_state_csv(const char *path, const float *x, size_t ns, size_t n, size_t every, double dt,
                            const size_t *idx, char *err, size_t errlen) {
     char tmp[4200];
-    FILE *f = tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
+    FILE *f = soma__tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
     if (!f) return SOMA_STATUS_IO;
     fprintf(f, "time_ms");
     for (size_t j = 0; j < n; j++) fprintf(f, ",n%zu", idx[j]);
@@ -343,7 +324,7 @@ static int write_state_csv(const char *path, const float *x, size_t ns, size_t n
         for (size_t j = 0; j < n; j++) fprintf(f, ",%.7g", (double)x[r * n + j]);
         fputc('\n', f);
     }
-    return tmp_commit(f, 0, tmp, path, err, errlen);
+    return soma__tmp_commit(f, 0, tmp, path, err, errlen);
 }
 
 /* Population rates (Hz) over the whole run (warm-up included) in bins of
@@ -371,7 +352,7 @@ static int write_rate_csv(const soma_sim_session *s, const char *path, const som
             if (sp[k].id >= pi[p].first && sp[k].id < pi[p].first + pi[p].size && b < nb) cnt[b * np + p] += 1;
     }
     char tmp[4200];
-    FILE *f = tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
+    FILE *f = soma__tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
     if (!f) {
         free(cnt);
         free(pi);
@@ -388,7 +369,7 @@ static int write_rate_csv(const soma_sim_session *s, const char *path, const som
     }
     free(cnt);
     free(pi);
-    return tmp_commit(f, 0, tmp, path, err, errlen);
+    return soma__tmp_commit(f, 0, tmp, path, err, errlen);
 }
 
 /* Keep the first error's status and message; later writes still run. */
