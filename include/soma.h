@@ -1259,6 +1259,84 @@ void soma_dissect_patch_free(soma_dissect_patch *p);
  * per target, the first 60), written atomically into the existing dir. */
 int soma_dissect_write_patch(const soma_dissect_patch *p, const char *model, const char *dir, char *err, size_t errlen);
 
+/* Pruning (docs/dissect.md, "prune"): physically remove the lowest-scored
+ * fraction of each hidden population's neurons, giving a smaller net with
+ * the trained weights copied over (incoming weight rows, outgoing weight
+ * columns, biases, recurrent rows and columns, `learn: neuron`
+ * parameters). Hidden as in the statistics: a projection leaves it; the
+ * input and output populations are never pruned. A pruned population must
+ * be flat and reached by dense projections only: convolutions (channels)
+ * and cell models with weights of their own are refused by name. */
+typedef enum soma_dissect_score {
+    SOMA_DISSECT_SCORE_RATE = 0,       /* mean value per step (soma_dissect_pop.rate) */
+    SOMA_DISSECT_SCORE_WINA = 1,       /* mean |x_i| per step x L2 norm of the neuron's outgoing weight
+                                          columns (all projections leaving it, recurrent included) */
+    SOMA_DISSECT_SCORE_ATTRIBUTION = 2 /* sum over classes of |soma_dissect_attribution| */
+} soma_dissect_score;
+/* "rate", "wina" or "attribution" into *score; soma_dissect_score_name the other way. */
+int soma_dissect_score_parse(const char *text, int *score, char *err, size_t errlen);
+const char *soma_dissect_score_name(int score);
+/* Score every hidden neuron of s (computed on x's data set, its first
+ * o->limit samples; s from the same): score [soma_dissect_hidden_count(s)],
+ * layout as soma_dissect_select_score. wina runs one forward pass with READ
+ * hooks (mean |x| per step); attribution one gradient pass per class
+ * present (classes without samples add nothing). */
+int soma_dissect_prune_scores(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s,
+                              int score, double *out, char *err, size_t errlen);
+/* The neurons to remove: from each hidden population of s, the
+ * floor(fraction x size) lowest-scored (NaN counts as lowest; ties: the
+ * lower index first), fraction in [0, 1). out gets *n entries, by
+ * population then index; cap >= soma_dissect_hidden_count(s) suffices. */
+int soma_dissect_prune_select(const soma_dissect_stats *s, const double *score, double fraction,
+                              soma_dissect_neuron *out, size_t cap, size_t *n, char *err, size_t errlen);
+/* A new net *out, net without neurons set[0..n) (hidden neurons only, each
+ * at most once): same populations (smaller sizes), parameters, learn
+ * modes, projections, shapes and timing, with net's trained weights copied
+ * over, so that its outputs equal net's with those neurons' spikes set to 0
+ * (soma_dissect_evaluate, SOMA_DISSECT_MODE_ZERO; up to the rounding of
+ * sums over fewer terms). net's weights must be allocated (trained or
+ * loaded). Free *out with soma_net_free. */
+int soma_dissect_prune_net(soma_net *net, const soma_dissect_neuron *set, size_t n, soma_net **out, char *err,
+                           size_t errlen);
+
+/* A pruning run: score on po->train (its first po->calib samples), prune
+ * each fraction, evaluate on x's data set (o->limit samples) with the
+ * trainer's options (batch, threads), fine-tune, save. */
+typedef struct soma_dissect_prune_opts {
+    const double *fractions;   /* [nfractions], each in [0, 1) */
+    size_t nfractions;
+    int score;                 /* soma_dissect_score */
+    double finetune;           /* epochs of training of each pruned net on train with the model's own train
+                                  options (a fraction: that share of an epoch's batches); 0 = none */
+    const soma_dataset *train; /* the training split: scores and fine-tuning */
+    size_t calib;              /* its first samples scored (0 = all) */
+    size_t repeats;            /* timed evaluations of each net, median taken (0 = 3) */
+    const char *dir;           /* existing folder for the models (NULL: none saved): pruned.soma and
+                                  finetuned.soma, or pruned-F.soma and finetuned-F.soma with several fractions */
+    const soma_data_opts *save_data;   /* data and train options saved with the models (NULL: x->d, the trainer's) */
+    const soma_train_opts *save_train;
+} soma_dissect_prune_opts;
+void soma_dissect_prune_opts_default(soma_dissect_prune_opts *po);
+
+typedef struct soma_dissect_prune_result {
+    double fraction;
+    size_t hidden_before, hidden_after;  /* hidden neurons */
+    size_t params_before, params_after;  /* learnable scalars (soma_net_param_count) */
+    double acc_before, acc_pruned, acc_finetuned; /* on x's data set; acc_finetuned NaN without fine-tuning */
+    double sps_before, sps_after;        /* evaluation samples/s (soma_train_evaluate), median of repeats */
+    double finetune_seconds;             /* wall time of the fine-tuning */
+    char pruned_path[1024], finetuned_path[1024]; /* "" where not saved */
+} soma_dissect_prune_result;
+/* res [po->nfractions]. o->progress gets phases "calib", "score",
+ * "eval" and "finetune". The dense model is timed once. */
+int soma_dissect_prune_run(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_prune_opts *po,
+                           soma_dissect_prune_result *res, char *err, size_t errlen);
+/* prune: result.json (score, repeats, per fraction the result) and, with
+ * several fractions, prune.png (accuracy pruned and fine-tuned against the
+ * fraction), written atomically into the existing dir. */
+int soma_dissect_write_prune(const soma_dissect_prune_opts *po, const soma_dissect_prune_result *res,
+                             const char *model, const char *dir, char *err, size_t errlen);
+
 
 #ifdef __cplusplus
 }
