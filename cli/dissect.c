@@ -13,6 +13,7 @@ static void usage(FILE *f) {
                "                          [--by ap|attribution] [--top N | --top-pct P] [--per-pop] [--draws R] [--seed S]\n"
                "                          [common options]\n"
                "       soma dissect MODEL patch SITE[:I,J,...] --from-sample J [--samples N | --class K] [common options]\n"
+               "       soma dissect MODEL prune --fraction F[,F2,...] [--by rate|wina|attribution] [--finetune N] [common options]\n"
                "common options: [--data DIR] [--out DIR] [--limit N] [--threads N] [--batch N]\n");
 }
 
@@ -120,6 +121,7 @@ static int cmd_patch(const args *a, const soma_dissect_ctx *x, const soma_dissec
 }
 
 int cli_dissect(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "prune")) return cli_dissect_prune(argc, argv);
     args a;
     int rc = parse(argc, argv, &a);
     if (rc) return rc == 3 ? 0 : rc;
