@@ -57,6 +57,7 @@ def main():
     p.add_argument("--out", default=None, help="write the results as JSON here")
     a = p.parse_args()
     before = machine_state()
+    modified_before = sources_modified()
     tmp = tempfile.mkdtemp(prefix="bench-prune-")
     run([a.soma, "dissect", a.model, "prune", "--fraction", a.fraction, "--by", a.by, "--repeats", "1",
          "--threads", str(a.threads), "--out", tmp] + (["--limit", str(a.limit)] if a.limit else []))
@@ -71,7 +72,7 @@ def main():
         pruned_sps.append(s)
     res = {
         "meta": {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu_model(),
-                 "cpus": os.cpu_count(), "commit": repo_commit(), "sources_modified": sources_modified(),
+                 "cpus": os.cpu_count(), "commit": repo_commit(), "sources_modified": modified_before or sources_modified(),
                  "soma": os.path.relpath(a.soma, ROOT), "machine_before": before, "machine_after": machine_state()},
         "model": a.model, "fraction": float(a.fraction), "by": a.by, "threads": a.threads, "repeats": a.repeats,
         "limit": a.limit, "hidden_before": pr["hidden_before"], "hidden_after": pr["hidden_after"],
