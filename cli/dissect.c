@@ -286,7 +286,7 @@ int cli_dissect(int argc, char **argv) {
             if (soma_dissect_ablate(&x, &o, st, sets[j], nset[j], mode, scale, (size_t)a.draws, (uint64_t)a.seed,
                                     j ? &res[0] : NULL, &res[j], err, sizeof err))
                 goto fail;
-            if (all || cls == 0) res[j].by = a.by_method;
+            if (all || cls == 0) res[j].by = a.by_method, res[j].selected_on_train = sel_train ? (sel_n < train.n ? sel_n : train.n) : 0;
             const soma_dissect_ablation *r = &res[j];
             printf("%-10s %4zu neurons: accuracy %.2f%% -> %.2f%%", labels[j], r->n, 100 * r->acc_before, 100 * r->acc_after);
             if (r->draws) printf(" (random control %.2f%%)", 100 * r->acc_control);

@@ -1163,6 +1163,9 @@ typedef struct soma_dissect_ablation {
     double class_control_sd[SOMA_DISSECT_MAX_CLASSES]; /* sd over draws (1/R) */
     int by;                        /* how the set was chosen (soma_dissect_by; written as result.json's
                                       "selected_by"); soma_dissect_ablate sets -1 (a listed set) */
+    size_t selected_on_train;      /* the set was chosen on this many train-split samples (result.json's
+                                      "selected_on": "train:N"); 0: on the measured samples ("test"), or
+                                      listed (null); soma_dissect_ablate sets 0 */
 } soma_dissect_ablation;
 /* Evaluate without ablation (skipped when before is given: a result of an
  * earlier call for the same data, whose before-accuracies are copied),

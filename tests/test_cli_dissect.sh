@@ -74,7 +74,7 @@ check "json $DIR/same/result.json '(lambda a: a[\"selected_by\"] is None and a[\
     > "$DIR/seltrain.log" 2> "$DIR/seltrain.err" || { echo "FAIL: ablate --select-on train:300"; cat "$DIR/seltrain.log" "$DIR/seltrain.err"; fail=1; }
 check "grep -q 'stats *300/300 samples' $DIR/seltrain.err && grep -q 'stats *200/200 samples' $DIR/seltrain.err" \
       "--select-on train:300 made no 300-sample pass beside the 200 test samples: $(tr '\r' '\n' < $DIR/seltrain.err | grep -v '^ *$' | tail -5)"
-check "json $DIR/seltrain/result.json 'r[\"ablations\"][0][\"result\"][\"neurons\"] == 3 and r[\"samples\"] == 200' | grep -q True" \
+check "json $DIR/seltrain/result.json 'r[\"ablations\"][0][\"result\"][\"neurons\"] == 3 and r[\"ablations\"][0][\"result\"][\"selected_on\"] == \"train:300\" and r[\"samples\"] == 200' | grep -q True" \
       "--select-on train: $(head -c 400 $DIR/seltrain/result.json)"
 "$BIN" dissect "$M" ablate class=1 --select-on train:0 --limit 10 --out "$DIR/bad" > "$DIR/bad.log" 2>&1 && { echo "FAIL: --select-on train:0 was accepted"; fail=1; }
 check "grep -q 'expected train:N with N >= 1' $DIR/bad.log" "bad --select-on: $(cat $DIR/bad.log)"
