@@ -419,6 +419,33 @@ static void test_instantiation(void) {
     soma_connector_default(&c, SOMA_CONN_RULE_FILE);
     c.path = path;
     refused(inst_net(&c, "0.5", NULL, SOMA_PORT_BY_SIGN), "delay of 0.5 ms");
+    /* Ports: by sign on a model with two ports (e, i) is refused; the first port is trained. */
+    for (int port = SOMA_PORT_BY_SIGN; port <= 0; port++) {
+        soma_net *pn = NULL;
+        size_t pin, pa, pb;
+        CHECK(soma_net_create(&pn) == 0);
+        soma_net_add_pop(pn, "in", "input", NIN, &pin);
+        soma_net_add_pop(pn, "a", "lif", NA, &pa);
+        soma_net_add_pop(pn, "b", "iaf_psc_exp", NB, &pb);
+        soma_net_connect_dense(pn, pin, pa, 1);
+        soma_connector_default(&c, SOMA_CONN_RULE_FIXED_PROBABILITY);
+        c.p = 0.2;
+        CHECK_MSG(soma_net_connect(pn, pa, pb, &c, "100pA", NULL, port, NULL) == 0, "%s", soma_net_errmsg(pn));
+        if (port == SOMA_PORT_BY_SIGN) {
+            refused(pn, "port sign (model iaf_psc_exp has 2 ports)");
+            continue;
+        }
+        soma_train_opts to;
+        soma_data_opts d;
+        soma_train_opts_default(&to);
+        soma_data_opts_default(&d);
+        to.batch = 4;
+        d.steps = 4;
+        soma_trainer *tr = NULL;
+        CHECK_MSG(soma_train_create(&tr, pn, &to, &d) == 0, "port e: %s", soma_net_errmsg(pn));
+        soma_train_free(tr);
+        soma_net_free(pn);
+    }
     /* A population onto itself (small_world needs one). */
     soma_net *net = NULL;
     size_t in, a;

@@ -53,12 +53,14 @@ static int check_proj(const soma_net *net, size_t i, char *err, size_t errlen) {
                           "the simulator runs as a delay of one step (%g ms, the default); the simulator keeps other "
                           "delays", pr->dv.where, pr->dv.where[0] ? ": " : "", f, t, d, net->dt);
     int port = pr->port == SOMA_PORT_BY_SIGN && m->n_ports < 2 ? 0 : pr->port;
-    if (port != 0)
+    if (port != 0) {
+        const char *p0 = m->n_ports && m->port_names ? m->port_names[0] : "0";
         return soma__errf(err, errlen, SOMA_STATUS_UNSUPPORTED,
-                          "projection %s -> %s: port %s; the trainer feeds every projection on model %s's one input "
-                          "(port 0 or, on a model with fewer than two ports, sign); the simulator keeps ports",
-                          f, t, pr->port == SOMA_PORT_BY_SIGN ? "sign" : m->n_ports > (size_t)port ? m->port_names[port] : "?",
-                          m->name);
+                          "projection %s -> %s: port %s (model %s has %zu ports); the trainer feeds every projection, "
+                          "of either sign, on the model's first port: expected port %s (the simulator keeps other ports)",
+                          f, t, pr->port == SOMA_PORT_BY_SIGN ? "sign" : m->port_names ? m->port_names[port] : "?",
+                          m->name, m->n_ports, p0);
+    }
     return 0;
 }
 
