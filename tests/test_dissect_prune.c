@@ -10,7 +10,8 @@
  * first, ties to the lower index), the scores against their definitions,
  * a whole run (fractions 0 and 0.5, half an epoch of fine-tuning, files),
  * and the refusals (input, output, range, twice, all, convolutions, bad
- * fractions and score names).
+ * fractions and score names). A graded (ReLU) chain: the same up to the
+ * rounding of dense products over fewer terms (1e-5 relative).
  */
 #include <math.h>
 #include <stdint.h>
@@ -211,6 +212,88 @@ out:
     soma_net_free(net);
 }
 
+/* Output sums [NS][C] of a graded output, by a READ hook on `out.spikes`. */
+typedef struct sum_ctx {
+    double *sum;
+    size_t b0, C;
+} sum_ctx;
+static int sum_cb(void *user, const soma_hook_event *ev) {
+    sum_ctx *c = user;
+    for (size_t r = 0; r < ev->batch; r++)
+        for (size_t i = 0; i < c->C; i++) c->sum[(c->b0 + ev->row0 + r) * c->C + i] += ev->data[r * ev->n + i];
+    return 0;
+}
+static void graded_outputs(soma_net *net, const soma_dataset *ds, const soma_dissect_neuron *set, size_t n, double *sum,
+                           uint8_t *pred) {
+    soma_data_opts d;
+    soma_trainer *tr = trainer_for(net, &d);
+    if (!tr) return;
+    zero_ctx z1 = {set, n, H1}, z2 = {set, n, H2};
+    sum_ctx sc = {sum, 0, NC};
+    soma_hooks *h;
+    soma_hooks_create(&h);
+    soma_hooks_add(h, "out.spikes", SOMA_HOOK_READ, sum_cb, &sc);
+    if (n) {
+        soma_hooks_add(h, "h1.spikes", SOMA_HOOK_MASK, zero_cb, &z1);
+        soma_hooks_add(h, "h2.spikes", SOMA_HOOK_MASK, zero_cb, &z2);
+    }
+    CHECK_MSG(soma_train_set_hooks(tr, h) == 0, "hooks: %s", soma_train_errmsg(tr));
+    soma_hooks_free(h);
+    memset(sum, 0, NS * NC * sizeof *sum);
+    size_t idx[NS];
+    for (size_t i = 0; i < NS; i++) idx[i] = i;
+    float *x = malloc(soma_encode_size(&d, ds, NS) * sizeof *x);
+    int tc = 0;
+    CHECK(x && soma_encode(&d, ds, idx, NS, soma_train_options(tr)->seed, SOMA_EVAL_STREAM, x, &tc) == 0);
+    CHECK_MSG(x && soma_train_predict(tr, x, tc, NS, pred) == 0, "predict: %s", soma_train_errmsg(tr));
+    free(x);
+    soma_train_free(tr);
+}
+
+/* A graded (ReLU) chain in -> h1 (24 ann) -> h2 (16 ann) -> out (5 ann,
+ * linear): dense products over fewer terms may round differently, so the
+ * outputs agree to 1e-5 (relative to the largest |output|) and the
+ * predictions exactly. */
+static void test_graded_chain(void) {
+    soma_net *net = NULL;
+    int st = soma_net_create(&net);
+    st |= soma_net_add_pop(net, "in", "input", SIZES[IN], NULL);
+    st |= soma_net_add_pop(net, "h1", "ann", SIZES[H1], NULL);
+    st |= soma_net_add_pop(net, "h2", "ann", SIZES[H2], NULL);
+    st |= soma_net_add_pop(net, "out", "ann", SIZES[OUT], NULL);
+    st |= soma_net_set(net, OUT, "activation", "linear");
+    st |= soma_net_connect_dense(net, IN, H1, 1);
+    st |= soma_net_connect_dense(net, H1, H2, 1);
+    st |= soma_net_connect_dense(net, H2, OUT, 1);
+    st |= soma_net_init_weights(net, 8);
+    CHECK_MSG(st == 0, "graded net: %s", soma_net_errmsg(net));
+    uint8_t x[NS * DIM], y[NS];
+    soma_dataset ds;
+    chain_data(&ds, x, y);
+    soma_dissect_neuron set[20];
+    size_t n = 0;
+    for (size_t i = 0; i < SIZES[H1]; i += 2) set[n++] = (soma_dissect_neuron){H1, i};
+    for (size_t i = 0; i < SIZES[H2]; i += 4) set[n++] = (soma_dissect_neuron){H2, i};
+    char err[512] = "";
+    soma_net *sm = NULL;
+    CHECK_MSG(soma_dissect_prune_net(net, set, n, &sm, err, sizeof err) == 0, "prune: %s", err);
+    double full[NS * NC], abl[NS * NC], pr[NS * NC], big = 0, worst = 0, moved = 0;
+    uint8_t pf[NS], pa[NS], pp[NS];
+    graded_outputs(net, &ds, set, 0, full, pf);
+    graded_outputs(net, &ds, set, n, abl, pa);
+    if (sm) graded_outputs(sm, &ds, NULL, 0, pr, pp);
+    for (size_t i = 0; sm && i < NS * NC; i++) {
+        big = fmax(big, fabs(abl[i]));
+        worst = fmax(worst, fabs(abl[i] - pr[i]));
+        moved = fmax(moved, fabs(abl[i] - full[i]));
+    }
+    CHECK_MSG(sm && worst <= 1e-5 * big, "pruned vs ablated: max difference %g of %g", worst, big);
+    CHECK_MSG(moved > 1e-2 * big, "the ablation should move the outputs (%g of %g)", moved, big);
+    CHECK(sm && memcmp(pa, pp, NS) == 0);
+    soma_net_free(sm);
+    soma_net_free(net);
+}
+
 static void test_refusals(void) {
     soma_net *net = chain_net();
     char err[512] = "";
@@ -392,6 +475,7 @@ out:
 
 int main(void) {
     test_equals_ablation();
+    test_graded_chain();
     test_refusals();
     test_scores_select();
     test_run();
