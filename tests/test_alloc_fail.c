@@ -16,6 +16,8 @@
  * Debugging aids: AF_ONLY="case name" runs one case; AF_BT=K prints a
  * backtrace at the K-th allocation of each run that fails it (addr2line). */
 #define _POSIX_C_SOURCE 200809L
+#include <hdf5.h>
+
 #include "soma.h"
 #include "testlib.h"
 
@@ -266,6 +268,47 @@ static void write_nmnist_sample(const char *path, unsigned seed) {
     CHECK(t_write_file(path, b, sizeof b) == 0);
 }
 
+/* An SHD-like HDF5 file (the layout of tests/test_shd.c): vlen float32
+ * /spikes/times, vlen uint16 /spikes/units, uint16 /labels, /extra/speaker. */
+static int write_shd(const char *path, size_t ns) {
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) return -1;
+    float t[8][3];
+    uint16_t u[8][3], labels[8], speaker[8] = {0};
+    hvl_t tv[8], uv[8];
+    for (size_t i = 0; i < ns && i < 8; i++) {
+        for (int j = 0; j < 3; j++) t[i][j] = 0.1f * (float)(j + 1) + 0.01f * (float)i, u[i][j] = (uint16_t)(7 * i + j);
+        tv[i].len = 3, tv[i].p = t[i];
+        uv[i].len = 3, uv[i].p = u[i];
+        labels[i] = (uint16_t)(i % 4);
+    }
+    int rc = 0;
+    hid_t g = H5Gcreate2(f, "spikes", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t ft = H5Tvlen_create(H5T_IEEE_F32LE), mt = H5Tvlen_create(H5T_NATIVE_FLOAT);
+    hid_t fu = H5Tvlen_create(H5T_STD_U16LE), mu = H5Tvlen_create(H5T_NATIVE_UINT16);
+    hsize_t dn = ns;
+    hid_t sp = H5Screate_simple(1, &dn, NULL);
+    hid_t d = H5Dcreate2(g, "times", ft, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0 || H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, tv) < 0) rc = -1;
+    H5Dclose(d);
+    d = H5Dcreate2(g, "units", fu, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0 || H5Dwrite(d, mu, H5S_ALL, H5S_ALL, H5P_DEFAULT, uv) < 0) rc = -1;
+    H5Dclose(d);
+    d = H5Dcreate2(f, "labels", H5T_STD_U16LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0 || H5Dwrite(d, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels) < 0) rc = -1;
+    H5Dclose(d);
+    hid_t ge = H5Gcreate2(f, "extra", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    d = H5Dcreate2(ge, "speaker", H5T_STD_U16LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0 || H5Dwrite(d, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, speaker) < 0) rc = -1;
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Gclose(ge);
+    H5Tclose(ft), H5Tclose(mt), H5Tclose(fu), H5Tclose(mu);
+    H5Gclose(g);
+    if (H5Fclose(f) < 0) rc = -1;
+    return rc;
+}
+
 /* ----------------------------------------------------------------- cases */
 
 /* A non-NULL value no function returns: an out-pointer still holding it
@@ -406,6 +449,30 @@ static int case_sim_create(const void *ctx, char *msg, size_t n, int *out_ok) {
     return st;
 }
 
+/* A session over a built simulator (its recorders, the measured window). */
+static int case_sim_session(const void *ctx, char *msg, size_t n, int *out_ok) {
+    soma_net *net = NULL;
+    soma_sim_file_opts fo;
+    int st = soma_net_load_yaml(ctx, NULL, 0, &net, NULL, NULL, &fo, msg, n);
+    if (!st) st = soma_net_init_weights(net, 1);
+    soma_sim_opts so;
+    soma_sim_opts_default(&so);
+    so.threads = 1;
+    so.record_spikes = 1;
+    soma_sim *sim = NULL;
+    if (!st) st = soma_sim_create(&sim, net, &so, msg, n);
+    soma_net_free(net);
+    if (st) return st;
+    soma_sim_session *ss = SENTINEL;
+    af_begin();
+    st = soma_sim_session_create(&ss, sim, &fo, "sim.yaml", msg, n);
+    af_end();
+    if (st) *out_ok = ss == NULL;
+    if (ss != SENTINEL) soma_sim_session_free(ss);
+    soma_sim_free(sim);
+    return st;
+}
+
 static int case_train_create(const void *ctx, char *msg, size_t n, int *out_ok) {
     soma_net *net = NULL;
     soma_data_opts d;
@@ -459,6 +526,7 @@ int main(void) {
 
     /* Network build. */
     run_case("sim_create", case_sim_create, sim_yaml, 0);
+    run_case("sim_session_create", case_sim_session, sim_yaml, 0);
     run_case("train_create", case_train_create, train_yaml, 0);
 
     /* Model file: trained weights (initialised by a trainer), saved once. */
@@ -534,6 +602,21 @@ int main(void) {
         o.steps = 4;
         o.threads = 1;
         run_case("nmnist", case_data, &o, 0);
+    }
+
+    /* SHD (HDF5; HDF5's own allocations are not wrapped). */
+    {
+        CHECK(mkdir(P("shd"), 0755) == 0);
+        CHECK(write_shd(P("shd/shd_train.h5"), 6) == 0);
+        CHECK(write_shd(P("shd/shd_test.h5"), 3) == 0);
+        static soma_data_opts o;
+        soma_data_opts_default(&o);
+        snprintf(o.dataset, sizeof o.dataset, "shd");
+        snprintf(o.dir, sizeof o.dir, "%s", P("shd"));
+        o.encoding = SOMA_ENCODING_SEQUENCE;
+        o.steps = 5;
+        o.threads = 1;
+        run_case("shd", case_data, &o, 0);
     }
 
     char cmd[700];

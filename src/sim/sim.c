@@ -1617,7 +1617,7 @@ int soma_sim_record_state(soma_sim *s, size_t pop, const char *var, const size_t
             return sfail(s, SOMA_STATUS_INVALID, "neuron %zu is out of range (population '%s' has %zu)", idx[j],
                          P->name, P->N);
     state_rec *nr = realloc(s->recs, (s->nrecs + 1) * sizeof *nr);
-    if (!nr) return SOMA_STATUS_NOMEM;
+    if (!nr) return sfail(s, SOMA_STATUS_NOMEM, "out of memory for a recorder of %s.%s", P->name, var);
     s->recs = nr;
     state_rec *R = &s->recs[s->nrecs];
     memset(R, 0, sizeof *R);
@@ -1626,7 +1626,7 @@ int soma_sim_record_state(soma_sim *s, size_t pop, const char *var, const size_t
     R->n = n;
     R->every = every;
     R->idx = malloc((n ? n : 1) * sizeof(size_t));
-    if (!R->idx) return SOMA_STATUS_NOMEM;
+    if (!R->idx) return sfail(s, SOMA_STATUS_NOMEM, "out of memory for a recorder of %s.%s", P->name, var);
     if (n) memcpy(R->idx, idx, n * sizeof(size_t));
     R->row0 = (s->step + every - 1) / every;
     if (rec) *rec = s->nrecs;
