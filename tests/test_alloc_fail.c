@@ -511,13 +511,13 @@ int main(void) {
     yaml_ctx y_micro = {ex_paths[2], NULL, 0};
     CHECK(write_text(P("sim.yaml"), SIM_YAML) == 0);
     CHECK(write_text(P("train.yaml"), TRAIN_YAML) == 0);
-    const char *sim_params[] = {"set=strong"};
-    yaml_ctx y_sim = {P("sim.yaml"), sim_params, 1};
+    /* P() hands out rotating buffers: keep the two paths in their own. */
     static char sim_yaml[900], train_yaml[900];
     snprintf(sim_yaml, sizeof sim_yaml, "%s", P("sim.yaml"));
     snprintf(train_yaml, sizeof train_yaml, "%s", P("train.yaml"));
+    const char *sim_params[] = {"set=strong"};
+    yaml_ctx y_sim = {sim_yaml, sim_params, 1};
     yaml_ctx y_train = {train_yaml, NULL, 0};
-    y_sim.path = sim_yaml;
     run_case("yaml brunel", case_yaml, &y_brunel, 0);
     run_case("yaml fmnist-lif", case_yaml, &y_fmnist, 0);
     run_case("yaml microcircuit", case_yaml, &y_micro, 0);
