@@ -4,7 +4,9 @@
 # exit status and a message naming the file it could not write and "No
 # space left on device", the earlier run's files there stay byte for byte,
 # and no temporary file is left behind. Mounting needs root: without it the
-# test says why and exits 77 (ctest shows it skipped, never passed).
+# test says why and exits 77 (ctest shows it skipped, never passed). Then
+# `soma sim --write-connectivity` onto the full disk, and `soma train` again
+# with 64 kB free (less than its model): the model stays the earlier one.
 set -u
 BIN=${SOMA_BIN:?SOMA_BIN not set}
 EX=${SOMA_EXAMPLES:?SOMA_EXAMPLES not set}
@@ -70,6 +72,20 @@ grep "No space" "$DIR/train.log"
 expect_fail $? "soma sim" "$DIR/sim.log" "metrics\.json"
 same_files "soma sim"
 grep "No space" "$DIR/sim.log"
+
+"$BIN" sim "$EX/cuba.yaml" --param n=400 --time 10ms --threads 2 --write-connectivity "$DISK/conn.csv" \
+    --out "$DIR/sim_elsewhere" > "$DIR/conn.log" 2>&1
+expect_fail $? "soma sim --write-connectivity" "$DIR/conn.log" "conn\.csv"
+[ ! -e "$DISK/conn.csv" ] || { echo "FAIL: a connectivity file was left on the full disk"; fail=1; }
+
+# Some room, less than the model: the model still fails and stays the earlier one.
+rm -f "$DISK/filler"
+free_kb=$(df -k --output=avail "$DISK" | tail -1)
+dd if=/dev/zero of="$DISK/filler" bs=1k count=$((free_kb - 64)) > /dev/null 2>&1
+"$BIN" train "$DIR/big.yaml" --threads 2 --out "$DISK/train" > "$DIR/train2.log" 2>&1
+expect_fail $? "soma train with 64 kB free" "$DIR/train2.log" "model\.soma"
+cmp -s "$DISK/train/model.soma" "$DIR/prev_train/model.soma" \
+    || { echo "FAIL soma train with 64 kB free: model.soma changed"; fail=1; }
 
 left=$(find "$DISK" -name '*.tmp*')
 [ -z "$left" ] || { echo "FAIL: temporary files left on the full disk: $left"; fail=1; }
