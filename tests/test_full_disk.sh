@@ -5,7 +5,7 @@
 # space left on device", the earlier run's files there stay byte for byte,
 # and no temporary file is left behind. Mounting needs root: without it the
 # test says why and exits 77 (ctest shows it skipped, never passed). Then
-# `soma sim --write-connectivity` onto the full disk, and `soma train` again
+# `soma sim --write-connectivity` and `soma dissect stats` onto the full disk, and `soma train` again
 # with 64 kB free (less than its model): the model stays the earlier one.
 set -u
 BIN=${SOMA_BIN:?SOMA_BIN not set}
@@ -77,6 +77,11 @@ grep "No space" "$DIR/sim.log"
     --out "$DIR/sim_elsewhere" > "$DIR/conn.log" 2>&1
 expect_fail $? "soma sim --write-connectivity" "$DIR/conn.log" "conn\.csv"
 [ ! -e "$DISK/conn.csv" ] || { echo "FAIL: a connectivity file was left on the full disk"; fail=1; }
+
+"$BIN" dissect "$DISK/train/model.soma" stats --limit 50 --threads 2 --out "$DISK/train" > "$DIR/dissect.log" 2>&1
+expect_fail $? "soma dissect stats" "$DIR/dissect.log" "(result\.json|selectivity\.png)"
+same_files "soma dissect stats"
+grep "No space" "$DIR/dissect.log"
 
 # Some room, less than the model: the model still fails and stays the earlier one.
 rm -f "$DISK/filler"
