@@ -40,7 +40,8 @@ int cli_sim_run(const cli_sim_args *a, const soma_net *net, soma_sim_file_opts *
 long cli_long(const char *opt, const char *val, long lo, long hi);
 /* Peak resident set size of this process, in bytes. */
 long long cli_peak_rss(void);
-/* Write text to path atomically (temp file + rename). 0 on success. */
+/* Write text to path atomically (temp file, fsync, rename). 0 on success;
+ * -1 with errno set (the temporary file removed, path untouched). */
 int cli_write_atomic(const char *path, const char *text);
 /* mkdir -p. 0 on success. */
 int cli_mkdirs(const char *path);

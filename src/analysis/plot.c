@@ -47,7 +47,8 @@ static int write_png_atomic(cairo_surface_t *s, const char *path, char *err, siz
     }
     cairo_status_t cs = cairo_surface_write_to_png_stream(s, png_write_cb, f);
     int werr = errno;
-    int flush_bad = fflush(f) != 0 || ferror(f);
+    /* fsync before the rename: after a crash PATH is the old file or the whole new one */
+    int flush_bad = fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0;
     if (flush_bad) werr = errno;
     int close_bad = fclose(f) != 0;
     if (close_bad && !flush_bad) werr = errno;

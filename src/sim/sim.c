@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
@@ -692,7 +693,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
     }
     double t_start = soma__now();
     soma_sim *s = calloc(1, sizeof *s);
-    if (!s) return SOMA_STATUS_NOMEM;
+    if (!s) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "out of memory creating the simulator");
     s->dt = (float)sn->dt;
     s->seed = o->seed;
     s->record = o->record_spikes;
@@ -737,8 +738,8 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
             goto done;
         }
     }
-    s->npops = sn->npops;
     s->pops = calloc(sn->npops, sizeof *s->pops);
+    s->npops = s->pops ? sn->npops : 0; /* soma_sim_free walks npops entries */
     s->ts = calloc((size_t)nthreads, sizeof *s->ts);
     if (!s->pops || !s->ts) {
         rc = SOMA_STATUS_NOMEM;
@@ -1617,7 +1618,7 @@ int soma_sim_record_state(soma_sim *s, size_t pop, const char *var, const size_t
             return sfail(s, SOMA_STATUS_INVALID, "neuron %zu is out of range (population '%s' has %zu)", idx[j],
                          P->name, P->N);
     state_rec *nr = realloc(s->recs, (s->nrecs + 1) * sizeof *nr);
-    if (!nr) return SOMA_STATUS_NOMEM;
+    if (!nr) return sfail(s, SOMA_STATUS_NOMEM, "out of memory for a recorder of %s.%s", P->name, var);
     s->recs = nr;
     state_rec *R = &s->recs[s->nrecs];
     memset(R, 0, sizeof *R);
@@ -1626,7 +1627,7 @@ int soma_sim_record_state(soma_sim *s, size_t pop, const char *var, const size_t
     R->n = n;
     R->every = every;
     R->idx = malloc((n ? n : 1) * sizeof(size_t));
-    if (!R->idx) return SOMA_STATUS_NOMEM;
+    if (!R->idx) return sfail(s, SOMA_STATUS_NOMEM, "out of memory for a recorder of %s.%s", P->name, var);
     if (n) memcpy(R->idx, idx, n * sizeof(size_t));
     R->row0 = (s->step + every - 1) / every;
     if (rec) *rec = s->nrecs;
@@ -1710,7 +1711,7 @@ int soma_sim_write_connectivity(const soma_sim *s, const char *path) {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");
-    if (!f) return sfail((soma_sim *)s, SOMA_STATUS_IO, "cannot write %s", tmp);
+    if (!f) return sfail((soma_sim *)s, SOMA_STATUS_IO, "cannot write %s: %s", tmp, strerror(errno));
     fprintf(f, "pre,post,weight,delay_ms\n");
     outs_weights((soma_sim *)s, 1); /* hooked .out sites: their weights, not the table's zeros */
     /* Rows by source; each thread's table holds its targets' synapses. */
@@ -1727,10 +1728,12 @@ int soma_sim_write_connectivity(const soma_sim *s, const char *path) {
     int bad = ferror(f);
     bad |= fflush(f) != 0;
     bad |= fsync(fileno(f)) != 0;
+    int e = errno;
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, path)) {
+        e = bad ? (e ? e : EIO) : errno;
         remove(tmp);
-        return sfail((soma_sim *)s, SOMA_STATUS_IO, "cannot write %s", path);
+        return sfail((soma_sim *)s, SOMA_STATUS_IO, "cannot write %s: %s", path, strerror(e));
     }
     return 0;
 }

@@ -494,7 +494,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
     if (!out || !net || !opts || !data) return SOMA_STATUS_INVALID;
     *out = NULL;
     soma_trainer *tr = calloc(1, sizeof *tr);
-    if (!tr) return SOMA_STATUS_NOMEM;
+    if (!tr) return soma__net_fail(net, SOMA_STATUS_NOMEM, "out of memory creating the trainer");
     tr->net = net;
     tr->opt = *opts;
     tr->data = *data;
