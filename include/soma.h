@@ -304,7 +304,20 @@ size_t soma_net_param_count(soma_net *net);
  * OVERRIDE's values go to the projection's port (by sign: positive to port
  * 0, negative to port 1). GRAD is refused with SOMA_STATUS_UNSUPPORTED, and
  * so are hooks on the sites of a graded source (model input) but its
- * projections' `.out`, since its targets compute its values. A population's hooks run from the step
+ * projections' `.out`, since its targets compute its values.
+ * The simulator has two sites of its own per population that runs a step
+ * (not a spike_source or model input), listed after the net's sites by
+ * soma_sim_site (soma_net_site does not list them; the trainer has none),
+ * both hooked before the population's step: `<pop>.current` (MASK,
+ * OVERRIDE, READ) is the external current of the step, in pA (the step
+ * input's value, 0 without one; a poisson population's rate in Hz, a
+ * trainer model's input unit), which the step then integrates as it does
+ * a step input: an OVERRIDE that adds I to chosen neurons injects a
+ * current I into them; `<pop>.input` (MASK, OVERRIDE, READ) is what
+ * arrived on the model's port 0 (e) at the step, in its weight unit (every
+ * projection and Poisson drive summed, delays applied): an OVERRIDE that
+ * adds k w gives k synaptic events of weight w. A population without hooks
+ * on them runs as before, bit for bit. A population's hooks run from the step
  * it starts at (a trained network's layers start at their depth). A cancel takes effect at the end of the current
  * segment (at most 100 ms of model time); no hook is called after it.
  *
@@ -331,7 +344,9 @@ typedef enum soma_site_kind {
     SOMA_SITE_SPIKES = 0,   /* <pop>.spikes */
     SOMA_SITE_STATE = 1,    /* <pop>.<state> */
     SOMA_SITE_PROJ_IN = 2,  /* <from>-><to>.in */
-    SOMA_SITE_PROJ_OUT = 3  /* <from>-><to>.out */
+    SOMA_SITE_PROJ_OUT = 3, /* <from>-><to>.out */
+    SOMA_SITE_CURRENT = 4,  /* simulator only: <pop>.current, the external current of the step (see below) */
+    SOMA_SITE_INPUT = 5     /* simulator only: <pop>.input, what arrives on port 0 at the step (see below) */
 } soma_site_kind;
 
 typedef struct soma_site_info {
