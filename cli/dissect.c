@@ -13,7 +13,8 @@ static void usage(FILE *f) {
                "                          [--by ap|attribution] [--top N | --top-pct P] [--per-pop] [--draws R] [--seed S]\n"
                "                          [common options]\n"
                "       soma dissect MODEL patch SITE[:I,J,...] --from-sample J [--samples N | --class K] [common options]\n"
-               "common options: [--data DIR] [--out DIR] [--limit N] [--threads N] [--batch N]\n");
+               "common options: [--data DIR] [--out DIR] [--limit N] [--threads N] [--batch N]\n"
+               "       soma dissect FILE.yaml lesion|stimulate ... (a simulated circuit; soma dissect FILE.yaml lesion --help)\n");
 }
 
 static int progress(void *user, const char *phase, size_t done, size_t total) {
@@ -120,6 +121,8 @@ static int cmd_patch(const args *a, const soma_dissect_ctx *x, const soma_dissec
 }
 
 int cli_dissect(int argc, char **argv) {
+    if (argc >= 2 && (!strcmp(argv[1], "lesion") || !strcmp(argv[1], "stimulate"))) /* simulated circuits */
+        return cli_dissect_lesion(argc, argv);
     args a;
     int rc = parse(argc, argv, &a);
     if (rc) return rc == 3 ? 0 : rc;
