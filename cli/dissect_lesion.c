@@ -181,6 +181,8 @@ int cli_dissect_lesion(int argc, char **argv) {
         if (p == c->npops) {
             printf("  %-12s %8zu  %8.3f %8.3f %8.3f\n", stim ? "(stimulated)" : "(lesioned)", c->n, c->target_rate_hz[0],
                    c->target_rate_hz[1], c->target_rate_hz[2]);
+            printf("  %-12s %8zu  %8.3f %8.3f %8.3f\n", "(the rest)", c->pops[c->pop_index].size - c->n,
+                   c->rest_rate_hz[0], c->rest_rate_hz[1], c->rest_rate_hz[2]);
             break;
         }
         const soma_dissect_circuit_pop *P = &c->pops[p];

@@ -1345,6 +1345,7 @@ typedef struct soma_dissect_circuit {
     size_t nspikes;
     uint8_t spikes_sha256[32];
     int cancelled;            /* 1 if progress cancelled: the windows cover what was simulated */
+    double rest_rate_hz[3];   /* the population's other neurons' rate in each window (NaN if none) */
 } soma_dissect_circuit;
 /* Build net in the simulator (so: threads, seed; spikes are always
  * recorded), choose the neurons, hook them, run time_ms and measure. Bad

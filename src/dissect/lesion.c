@@ -209,6 +209,8 @@ static void measure(soma_dissect_circuit *c, int w) {
         }
     }
     c->target_rate_hz[w] = dur_s > 0 ? (double)tgt / ((double)c->n * dur_s) : NAN;
+    c->rest_rate_hz[w] = dur_s > 0 && P0->size > c->n
+                             ? (double)(P0->spikes[w] - tgt) / ((double)(P0->size - c->n) * dur_s) : NAN;
     free(cnt);
 }
 
@@ -389,7 +391,8 @@ static int write_json(const soma_dissect_circuit *c, const char *file, const cha
             SOMA_DISSECT_CIRCUIT_SYNC_BIN_MS, CHI_BIN_MS, c->cancelled ? "true" : "false", c->nspikes);
     for (int k = 0; k < 32; k++) fprintf(f, "%02x", c->spikes_sha256[k]);
     fputs("\",\n  \"chosen\": {", f);
-    jwin(f, "rate_hz", c->target_rate_hz, "},\n  \"populations\": {\n");
+    jwin(f, "rate_hz", c->target_rate_hz, "},\n  \"rest\": {");
+    jwin(f, "rate_hz", c->rest_rate_hz, "},\n  \"populations\": {\n");
     for (size_t p = 0; p < c->npops; p++) {
         const soma_dissect_circuit_pop *P = &c->pops[p];
         fputs("    ", f);
