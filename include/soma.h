@@ -1358,7 +1358,7 @@ int soma_dissect_circuit_run(const soma_net *net, const soma_sim_opts *so, const
 void soma_dissect_circuit_free(soma_dissect_circuit *c);
 /* result.json (the action, the neurons, the windows, per population and
  * for the chosen neurons rate, CV of ISIs, synchrony and chi before /
- * during / after), raster.png (the whole run, the first 200 neurons of
+ * during / after), raster.png (from skip to the end, the first 200 neurons of
  * each population, the window marked) and rates.png (rates before, during
  * and after per population), written atomically into the existing dir;
  * file (may be NULL) is written into result.json. */

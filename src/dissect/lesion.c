@@ -428,9 +428,9 @@ int soma_dissect_write_circuit(const soma_dissect_circuit *c, const char *file, 
     }
     for (size_t p = 0; p < np; p++) names[p] = c->pops[p].name, first[p] = c->pops[p].first, size[p] = c->pops[p].size;
     snprintf(path, sizeof path, "%s/raster.png", dir);
-    if (c->step[3] > 0 &&
-        (rc = soma_plot_sim_raster_window(path, c->spikes, c->nspikes, np, names, first, size, c->dt_ms, 0, c->step[3], 200,
-                                          1.0, c->t_ms[1], c->t_ms[2], err, errlen)))
+    if (c->step[3] > c->step[0] &&
+        (rc = soma_plot_sim_raster_window(path, c->spikes, c->nspikes, np, names, first, size, c->dt_ms, c->step[0],
+                                          c->step[3], 200, 1.0, c->t_ms[1], c->t_ms[2], err, errlen)))
         goto done;
     /* rates.png: one group per population and one for the chosen neurons;
      * series before, during, after. */
