@@ -559,8 +559,17 @@ typedef struct soma_epoch_result {
  * connections, several projections summed into a population; recurrence as
  * a population's recurrent weights). Allocates and, if not yet done,
  * initialises the weights. What it cannot train (a cycle through several
- * populations, connector projections, per-neuron values, simulator inputs,
- * dense projections with a delay or port of their own) is refused by name. */
+ * populations, per-neuron values, simulator inputs, dense projections with
+ * a delay or port of their own) is refused by name.
+ * A projection drawn by a connector (soma_net_connect) is drawn as the
+ * simulator draws it with seed opts->seed (soma_sim_opts.seed = that seed
+ * gives the same synapses) and becomes, in net, a dense projection without
+ * bias (tensor "FROM->TO.weight": the synapses' weights, multapses summed,
+ * 0 elsewhere) whose absent synapses keep a zero gradient, so they stay 0
+ * through every optimizer; soma_model_save then saves it as a dense
+ * projection. Refused by name, before net changes: its delay other than one
+ * step, a port other than the model's one input, a population onto itself,
+ * two projections between the same populations. */
 int soma_train_create(soma_trainer **tr, soma_net *net, const soma_train_opts *opts,
                       const soma_data_opts *data);
 void soma_train_free(soma_trainer *tr);
@@ -1185,6 +1194,9 @@ typedef struct soma_dissect_ablation {
     double class_control_sd[SOMA_DISSECT_MAX_CLASSES]; /* sd over draws (1/R) */
     int by;                        /* how the set was chosen (soma_dissect_by; written as result.json's
                                       "selected_by"); soma_dissect_ablate sets -1 (a listed set) */
+    size_t selected_on_train;      /* the set was chosen on this many train-split samples (result.json's
+                                      "selected_on": "train:N"); 0: on the measured samples ("test"), or
+                                      listed (null); soma_dissect_ablate sets 0 */
 } soma_dissect_ablation;
 /* Evaluate without ablation (skipped when before is given: a result of an
  * earlier call for the same data, whose before-accuracies are copied),

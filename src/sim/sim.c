@@ -48,6 +48,7 @@
 #include "core/hooks.h"
 #include "core/rng.h"
 #include "net/net.h"
+#include "proj/synapses.h"
 
 #define CHUNK_ALIGN 16
 #define DRIVE_BLOCK 256
@@ -311,11 +312,11 @@ void soma_sim_free(soma_sim *s) {
 
 /* ------------------------------------------------------------ building */
 
-static uint64_t key_of(uint64_t seed, uint64_t a, uint64_t b) {
-    return soma__mix64(soma__mix64(seed * 0x9e3779b97f4a7c15ULL + a) ^ (b * 0xc2b2ae3d27d4eb4fULL + 0x165667b19e3779f9ULL));
-}
-
-enum { KEY_POP = 1, KEY_CONN, KEY_WEIGHT, KEY_DELAY, KEY_DRIVE, KEY_NOISE };
+/* Keys are shared with the trainer, which draws a sparse projection's
+ * synapses as the simulator does (proj/synapses.h). */
+#define key_of soma__sim_key
+enum { KEY_POP = SOMA__KEY_POP, KEY_CONN = SOMA__KEY_CONN, KEY_WEIGHT = SOMA__KEY_WEIGHT, KEY_DELAY = SOMA__KEY_DELAY,
+       KEY_DRIVE = SOMA__KEY_DRIVE, KEY_NOISE = SOMA__KEY_NOISE };
 
 /* Per-neuron parameter values and derived constants of population p. */
 static int build_pop(soma_sim *s, const soma_net *sn, size_t p) {
@@ -564,7 +565,7 @@ static int on_edge(void *user, uint32_t pre, uint32_t post, uint64_t edge, const
     }
     if (ds < c->dmin) c->dmin = ds;
     if (ds > c->dmax) c->dmax = ds;
-    double wv = w ? *w : c->const_w ? c->w0 : soma__expr_eval(c->pr->wv.e, c->kw, edge, 0) * c->pr->wv.scale;
+    double wv = !w && c->const_w ? c->w0 : soma__syn_weight(c->pr, c->kw, edge, w);
     int port = c->pr->port == SOMA_PORT_BY_SIGN ? (wv < 0 && c->nports > 1) : c->pr->port;
     uint32_t pos = c->cnt[th][g]++;
     syn *sy = &s->ts[th].syn[pos];

@@ -42,6 +42,7 @@
 #include "net/net.h"
 #include "proj/conv.h"
 #include "proj/dense.h"
+#include "train/sparse.h"
 #include "train/train.h"
 
 /* Samples per chunk: for spiking and graded-neuron layers about
@@ -219,8 +220,8 @@ static int thread_id(void) {
 }
 
 /* Refuse, by name, what the trainer does not run: models without training
- * ops, values that differ per neuron, projections drawn by a connector,
- * and the simulator's inputs. */
+ * ops, values that differ per neuron and the simulator's inputs; then draw
+ * the projections made by a connector as masked dense ones (sparse.c). */
 static int check_trainable(soma_trainer *tr) {
     const soma_net *net = tr->net;
     for (size_t i = 0; i < net->npops; i++) {
@@ -241,12 +242,6 @@ static int check_trainable(soma_trainer *tr) {
             return fail(tr, SOMA_STATUS_UNSUPPORTED, "population '%s': spike files and step inputs are simulator inputs; the trainer reads its data set",
                         p->name);
     }
-    for (size_t i = 0; i < net->nproj; i++)
-        if (net->projs[i].sparse)
-            return fail(tr, SOMA_STATUS_UNSUPPORTED,
-                        "projection %s -> %s draws its synapses by a connector (%s); the trainer runs dense and conv projections",
-                        net->pops[net->projs[i].from].name, net->pops[net->projs[i].to].name,
-                        soma_conn_rule_name(net->projs[i].c.rule));
     for (size_t i = 0; i < net->nproj; i++) {
         const soma__proj *pr = &net->projs[i];
         if (pr->has_delay || pr->has_port)
@@ -258,7 +253,8 @@ static int check_trainable(soma_trainer *tr) {
     if (net->ndrives)
         return fail(tr, SOMA_STATUS_UNSUPPORTED, "Poisson inputs (population '%s') are simulator inputs; the trainer reads its data set",
                     net->pops[net->drives[0].pop].name);
-    return SOMA_STATUS_OK;
+    /* Projections drawn by a connector: dense with a mask from now on (sparse.c). */
+    return soma__train_densify(tr->net, tr->opt.seed, tr->errmsg, sizeof tr->errmsg);
 }
 
 /* Fill tr->lay with the populations in a topological order of the
@@ -1682,6 +1678,7 @@ static int train_grad_run(soma_trainer *tr, const float *x, int tc, const uint8_
             }
         }
     }
+    soma__train_mask_grad(tr->net, tr->grad); /* absent synapses of sparse projections: no gradient */
     tr->prof[PROF_REDUCE] += soma__now() - t3;
     return SOMA_STATUS_OK;
 }
