@@ -16,7 +16,8 @@ static void usage(FILE *f) {
                "       soma dissect MODEL prune --fraction F[,F2,...] [--by rate|wina|attribution] [--finetune N] [common options]\n"
                "common options: [--data DIR] [--out DIR] [--limit N] [--threads N] [--batch N]\n"
                "select, ablate: [--select-on test | train[:N]]  the samples neurons are selected on (default test;\n"
-               "                train:N the train split's first N, default 10000): ablation is always measured on the test split\n");
+               "                train:N the train split's first N, default 10000): ablation is always measured on the test split\n"
+               "       soma dissect FILE.yaml lesion|stimulate ... (a simulated circuit; soma dissect FILE.yaml lesion --help)\n");
 }
 
 static int progress(void *user, const char *phase, size_t done, size_t total) {
@@ -134,6 +135,8 @@ static int cmd_patch(const args *a, const soma_dissect_ctx *x, const soma_dissec
 
 int cli_dissect(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "prune")) return cli_dissect_prune(argc, argv);
+    if (argc >= 2 && (!strcmp(argv[1], "lesion") || !strcmp(argv[1], "stimulate"))) /* simulated circuits */
+        return cli_dissect_lesion(argc, argv);
     args a;
     int rc = parse(argc, argv, &a);
     if (rc) return rc == 3 ? 0 : rc;

@@ -304,7 +304,20 @@ size_t soma_net_param_count(soma_net *net);
  * OVERRIDE's values go to the projection's port (by sign: positive to port
  * 0, negative to port 1). GRAD is refused with SOMA_STATUS_UNSUPPORTED, and
  * so are hooks on the sites of a graded source (model input) but its
- * projections' `.out`, since its targets compute its values. A population's hooks run from the step
+ * projections' `.out`, since its targets compute its values.
+ * The simulator has two sites of its own per population that runs a step
+ * (not a spike_source or model input), listed after the net's sites by
+ * soma_sim_site (soma_net_site does not list them; the trainer has none),
+ * both hooked before the population's step: `<pop>.current` (MASK,
+ * OVERRIDE, READ) is the external current of the step, in pA (the step
+ * input's value, 0 without one; a poisson population's rate in Hz, a
+ * trainer model's input unit), which the step then integrates as it does
+ * a step input: an OVERRIDE that adds I to chosen neurons injects a
+ * current I into them; `<pop>.input` (MASK, OVERRIDE, READ) is what
+ * arrived on the model's port 0 (e) at the step, in its weight unit (every
+ * projection and Poisson drive summed, delays applied): an OVERRIDE that
+ * adds k w gives k synaptic events of weight w. A population without hooks
+ * on them runs as before, bit for bit. A population's hooks run from the step
  * it starts at (a trained network's layers start at their depth). A cancel takes effect at the end of the current
  * segment (at most 100 ms of model time); no hook is called after it.
  *
@@ -331,7 +344,9 @@ typedef enum soma_site_kind {
     SOMA_SITE_SPIKES = 0,   /* <pop>.spikes */
     SOMA_SITE_STATE = 1,    /* <pop>.<state> */
     SOMA_SITE_PROJ_IN = 2,  /* <from>-><to>.in */
-    SOMA_SITE_PROJ_OUT = 3  /* <from>-><to>.out */
+    SOMA_SITE_PROJ_OUT = 3, /* <from>-><to>.out */
+    SOMA_SITE_CURRENT = 4,  /* simulator only: <pop>.current, the external current of the step (see below) */
+    SOMA_SITE_INPUT = 5     /* simulator only: <pop>.input, what arrives on port 0 at the step (see below) */
 } soma_site_kind;
 
 typedef struct soma_site_info {
@@ -849,6 +864,13 @@ int soma_spike_stats_compute(const soma_spike *sp, size_t n, uint32_t first, siz
 int soma_plot_sim_raster(const char *path, const soma_spike *sp, size_t n, size_t npops, const char *const *names,
                          const uint32_t *first, const size_t *size, double dt_ms, uint64_t step0, uint64_t step1,
                          size_t max_per_pop, double bin_ms, char *err, size_t errlen);
+/* The same raster with the time window [w0_ms, w1_ms) marked on both
+ * panels (a shaded band, dashed edges), e.g. a lesion's or a stimulus's;
+ * SOMA_STATUS_INVALID if the window is empty. */
+int soma_plot_sim_raster_window(const char *path, const soma_spike *sp, size_t n, size_t npops,
+                                const char *const *names, const uint32_t *first, const size_t *size, double dt_ms,
+                                uint64_t step0, uint64_t step1, size_t max_per_pop, double bin_ms, double w0_ms,
+                                double w1_ms, char *err, size_t errlen);
 /* Bar chart of mean rates per population (Hz), with values printed on the
  * bars; ref_hz (may be NULL; NaN entries skipped) draws reference marks
  * (e.g. published rates). A NaN rate draws no bar ("n/a"). */
@@ -1348,6 +1370,89 @@ int soma_dissect_prune_run(const soma_dissect_ctx *x, const soma_dissect_opts *o
  * fraction), written atomically into the existing dir. */
 int soma_dissect_write_prune(const soma_dissect_prune_opts *po, const soma_dissect_prune_result *res,
                              const char *model, const char *dir, char *err, size_t errlen);
+/* Simulated circuits (docs/dissect.md, "lesion"): `soma dissect FILE.yaml
+ * lesion|stimulate` on a network for the simulator. Chosen neurons of one
+ * population are lesioned (a MASK hook of 0 on `<pop>.spikes`: no spike
+ * leaves them, their own reset is unchanged) or stimulated (an OVERRIDE
+ * hook adding a constant current on `<pop>.current`, or Poisson events of
+ * a weight on `<pop>.input`) during a window [t0, t1) ms of one run of
+ * the whole network from 0 to time_ms, and every population is measured
+ * before [skip, t0), during [t0, t1) and after [t1, time). */
+typedef enum soma_dissect_circuit_action {
+    SOMA_DISSECT_LESION = 0,    /* silence the chosen neurons */
+    SOMA_DISSECT_STIMULATE = 1  /* drive them (current_pa, or rate_hz and weight) */
+} soma_dissect_circuit_action;
+typedef struct soma_dissect_circuit_opts {
+    int action;               /* soma_dissect_circuit_action */
+    const char *pop;          /* the population, by name (--pop) */
+    double fraction;          /* > 0: round(fraction x size) neurons (at least 1) drawn uniformly without
+                                 replacement, keyed by seed (--fraction, in (0, 1]); 0: the listed neurons */
+    const size_t *neurons;    /* fraction 0: indices in pop, distinct (--neurons) */
+    size_t nneurons;
+    double t0_ms, t1_ms;      /* the window, ms, 0 <= t0 < t1 <= time_ms (--window T0:T1) */
+    double time_ms;           /* the run, ms from 0 (--t) */
+    double skip_ms;           /* "before" starts here (e.g. the file's warm-up), 0 <= skip < t0; else 0 */
+    double current_pa;        /* stimulate, rate_hz 0: the current added to each chosen neuron's external
+                                 input (`<pop>.current`, pA; the model's input unit for trainer models) */
+    double rate_hz, weight;   /* stimulate, rate_hz > 0: independent Poisson events at rate_hz into each chosen
+                                 neuron, each adding weight (the model's weight unit) on port 0 (`<pop>.input`) */
+    uint64_t seed;            /* the draw of the neurons and of the Poisson events (--seed) */
+    soma_sim_progress_fn progress; /* may be NULL: soma_sim_run's progress; nonzero cancels */
+    void *user;
+} soma_dissect_circuit_opts;
+void soma_dissect_circuit_opts_default(soma_dissect_circuit_opts *o);
+
+#define SOMA_DISSECT_CIRCUIT_SYNC_BIN_MS 3.0
+/* One population in the three windows (index 0 before, 1 during, 2 after). */
+typedef struct soma_dissect_circuit_pop {
+    char name[64];
+    size_t size;
+    uint32_t first;           /* global id of its neuron 0 */
+    uint64_t spikes[3];
+    double rate_hz[3];        /* spikes / (size x window) */
+    double cv_isi[3];         /* soma_spike_stats's cv_isi over the window's spikes (NaN: no neuron with 2 ISIs) */
+    double synchrony[3];      /* var / mean of the population's spike count in bins of 3 ms (Potjans & Diesmann
+                                 2014): 1 for independent Poisson neurons, larger when they fire together;
+                                 NaN without spikes or with fewer than 2 bins */
+    double chi[3];            /* Golomb's chi over 1 ms bins (soma_spike_stats's synchrony) */
+} soma_dissect_circuit_pop;
+typedef struct soma_dissect_circuit {
+    int action;
+    char pop[64];             /* the population acted on */
+    size_t pop_index;
+    size_t n;                 /* chosen neurons */
+    size_t *neurons;          /* [n] their indices in pop, ascending */
+    double fraction, current_pa, rate_hz, weight;
+    uint64_t seed;
+    double dt_ms;
+    double t_ms[4];           /* window edges: skip, t0, t1, time (ms) */
+    uint64_t step[4];         /* the same in steps */
+    double target_rate_hz[3]; /* the chosen neurons' rate in each window */
+    size_t npops;
+    soma_dissect_circuit_pop *pops; /* [npops] */
+    soma_spike *spikes;       /* [nspikes] every spike of the run, sorted by (step, id) */
+    size_t nspikes;
+    uint8_t spikes_sha256[32];
+    int cancelled;            /* 1 if progress cancelled: the windows cover what was simulated */
+    double rest_rate_hz[3];   /* the population's other neurons' rate in each window (NaN if none) */
+} soma_dissect_circuit;
+/* Build net in the simulator (so: threads, seed; spikes are always
+ * recorded), choose the neurons, hook them, run time_ms and measure. Bad
+ * options give SOMA_STATUS_INVALID (NOTFOUND for an unknown population)
+ * with a message naming the CLI option (--pop, --fraction, --neurons,
+ * --window, --t, --current, --rate, --weight). *out is freed with
+ * soma_dissect_circuit_free. */
+int soma_dissect_circuit_run(const soma_net *net, const soma_sim_opts *so, const soma_dissect_circuit_opts *o,
+                             soma_dissect_circuit **out, char *err, size_t errlen);
+void soma_dissect_circuit_free(soma_dissect_circuit *c);
+/* result.json (the action, the neurons, the windows, per population and
+ * for the chosen neurons rate, CV of ISIs, synchrony and chi before /
+ * during / after), raster.png (from skip to the end, the first 200 neurons of
+ * each population, the window marked) and rates.png (rates before, during
+ * and after per population), written atomically into the existing dir;
+ * file (may be NULL) is written into result.json. */
+int soma_dissect_write_circuit(const soma_dissect_circuit *c, const char *file, const char *dir, char *err,
+                               size_t errlen);
 
 
 #ifdef __cplusplus

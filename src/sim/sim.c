@@ -125,6 +125,12 @@ typedef struct spop {
     unsigned hk, hk_spk, hk_state, hk_in;
     size_t nout;        /* projections onto it whose .out is hooked (sim->outs) */
     size_t sid_spk;
+    /* Simulator-only sites `<pop>.current` and `<pop>.input` (build_sites;
+     * sid_cur is (size_t)-1 for populations without them): kinds asked, and
+     * the step's external current when `.current` is hooked ([N]). */
+    size_t sid_cur;
+    unsigned hk_cur, hk_inp;
+    float *hcur;
     float *cw[SOMA_MAX_WEIGHTS]; /* cell models: copies of the model's own weights */
     float *work;        /* cell models: the model's per-call scratch (one row) */
     float *gout;        /* graded outputs [gring][N], step t in row t % gring, read by dense projections d steps later */
@@ -249,6 +255,7 @@ void soma_sim_free(soma_sim *s) {
         free(P->drives);
         free(P->spk);
         free(P->ext);
+        free(P->hcur);
         free(P->st_step);
         free(P->st_v);
         free(P->sched);
@@ -416,15 +423,38 @@ static int build_pop(soma_sim *s, const soma_net *sn, size_t p) {
     return 0;
 }
 
+/* 1 if population P has the simulator's own sites `.current` and `.input`:
+ * it runs a step with an input (not a spike source, not a model input). */
+static int has_drive_sites(const spop *P) {
+    return P->m != &soma__model_spike_source && P->m != &soma__model_input;
+}
+
 /* The named sites of the network (see "hooks" in soma.h): the net's own
- * table (soma_net_site), copied, as the simulator keeps nothing of the net. */
+ * table (soma_net_site), copied, as the simulator keeps nothing of the net;
+ * then the simulator's own: `<pop>.current` and `<pop>.input` of each
+ * population with a step (SOMA_SITE_CURRENT, SOMA_SITE_INPUT). */
 static int build_sites(soma_sim *s, const soma_net *net) {
-    size_t n = soma_net_site_count(net);
-    s->sites = calloc(n ? n : 1, sizeof *s->sites);
+    size_t n = soma_net_site_count(net), extra = 0;
+    for (size_t p = 0; p < s->npops; p++) extra += 2 * (size_t)has_drive_sites(&s->pops[p]);
+    s->sites = calloc(n + extra ? n + extra : 1, sizeof *s->sites);
     if (!s->sites) return SOMA_STATUS_NOMEM;
     for (size_t i = 0; i < n; i++) {
         soma_net_site(net, i, &s->sites[i]);
         if (s->sites[i].kind == SOMA_SITE_SPIKES && s->sites[i].pop < s->npops) s->pops[s->sites[i].pop].sid_spk = i;
+    }
+    for (size_t p = 0; p < s->npops; p++) {
+        spop *P = &s->pops[p];
+        P->sid_cur = (size_t)-1;
+        if (!has_drive_sites(P)) continue;
+        P->sid_cur = n;
+        for (int k = 0; k < 2; k++, n++) {
+            soma_site_info *si = &s->sites[n];
+            si->kind = k ? SOMA_SITE_INPUT : SOMA_SITE_CURRENT;
+            si->size = P->N;
+            si->pop = si->from = p;
+            si->proj = (size_t)-1;
+            snprintf(si->name, sizeof si->name, "%s.%s", P->name, k ? "input" : "current");
+        }
     }
     s->nsites = n;
     return 0;
@@ -1057,6 +1087,23 @@ static void hook_pop(soma_sim *s, tstate *ts, size_t p, size_t a, size_t b, uint
         }
 }
 
+/* The simulator's own sites of population p before its step at neurons
+ * [a, b): `.input` works in place on what arrived on port 0 (in0, indexed
+ * by neuron); `.current` on P->hcur, filled with the step input (0 without
+ * one), which the step then takes as its external input. */
+static void hook_drive(soma_sim *s, tstate *ts, size_t p, float *in0, size_t a, size_t b, uint64_t step) {
+    spop *P = &s->pops[p];
+    soma__hookplan *H = &s->hooks;
+    const unsigned fwd = SOMA_HOOK_BIT(SOMA_HOOK_READ) | SOMA_HOOK_BIT(SOMA_HOOK_MASK) | SOMA_HOOK_BIT(SOMA_HOOK_OVERRIDE);
+    soma_hook_event ev = {s->sites[P->sid_cur + 1].name, 0, (size_t)step, 1, b - a, in0 + a, 0, a, P->N};
+    if (P->hk_inp) soma__hookplan_run(H, P->sid_cur + 1, fwd, &ev, ts->hmask);
+    if (!P->hk_cur) return;
+    for (size_t i = a; i < b; i++) P->hcur[i] = P->ext ? P->ext[i] : 0.0f;
+    ev.site = s->sites[P->sid_cur].name;
+    ev.data = P->hcur + a;
+    soma__hookplan_run(H, P->sid_cur, fwd, &ev, ts->hmask);
+}
+
 /* A spike_source population with hooks: its scheduled spikes at `step` as
  * bytes in P->spk[a, b), then hook_pop. Returns the schedule cursor. */
 static size_t source_spikes(soma_sim *s, tstate *ts, size_t p, size_t a, size_t b, uint64_t step, size_t pos) {
@@ -1309,10 +1356,12 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
                 }
                 ts->st_pos[p] = pos;
             }
+            if (P->hk_cur | P->hk_inp) hook_drive(s, ts, p, in[0], a, b, step);
+            float *ext = P->hk_cur ? P->hcur : P->ext;
             if (P->train_op) {
                 /* A trainer model has one input, its current: step input included. */
-                if (P->ext)
-                    for (size_t i = a; i < b; i++) in[0][i] += P->ext[i];
+                if (ext)
+                    for (size_t i = a; i < b; i++) in[0][i] += ext[i];
                 train_op_step(P, in[0], a, b, step, s->dt);
             } else {
             soma_sim_args args;
@@ -1322,7 +1371,7 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
             args.dt = s->dt;
             args.step = step;
             args.rng_key = P->key;
-            args.ext = P->ext;
+            args.ext = ext;
             P->m->sim_step(&args, P->st, in, P->spk, a, b); /* consumes (zeroes) in[][a..b) */
             }
             if (P->hk) hook_pop(s, ts, p, a, b, step);
@@ -1895,17 +1944,23 @@ int soma_sim_set_hooks(soma_sim *s, const soma_hooks *h) {
     if ((rc = outs_build(s, widest))) {
         outs_free(s);
         soma__hookplan_free(&s->hooks);
-        for (size_t p = 0; p < s->npops; p++) s->pops[p].hk = s->pops[p].hk_spk = s->pops[p].hk_state = s->pops[p].hk_in = 0;
+        for (size_t p = 0; p < s->npops; p++)
+            s->pops[p].hk = s->pops[p].hk_spk = s->pops[p].hk_state = s->pops[p].hk_in = s->pops[p].hk_cur =
+                s->pops[p].hk_inp = 0;
         return sfail(s, rc, "out of memory for the buffers of hooked .out sites; the simulator has no hooks now");
     }
     for (size_t p = 0; p < s->npops; p++) {
         spop *P = &s->pops[p];
         P->hk_spk = plan.kinds[P->sid_spk];
+        P->hk_cur = P->sid_cur != (size_t)-1 ? plan.kinds[P->sid_cur] : 0;
+        P->hk_inp = P->sid_cur != (size_t)-1 ? plan.kinds[P->sid_cur + 1] : 0;
+        if (P->hk_cur && !P->hcur && !(P->hcur = xalloc(P->N * sizeof(float)))) P->hk_cur = P->hk_inp = 0, rc = SOMA_STATUS_NOMEM;
         P->hk_state = P->hk_in = 0;
         for (size_t k = 0; k < P->m->n_state; k++) P->hk_state |= plan.kinds[P->sid_spk + 1 + k];
     }
     for (size_t i = 0; i < s->nsites; i++)
         if (s->sites[i].kind == SOMA_SITE_PROJ_IN) s->pops[s->sites[i].from].hk_in |= plan.kinds[i];
     for (size_t p = 0; p < s->npops; p++) s->pops[p].hk = s->pops[p].hk_spk | s->pops[p].hk_state | s->pops[p].hk_in;
+    if (rc) return sfail(s, rc, "out of memory for the buffer of a hooked .current site; it is not hooked");
     return 0;
 }
