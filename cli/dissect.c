@@ -14,10 +14,10 @@ static void usage(FILE *f) {
                "                          [common options]\n"
                "       soma dissect MODEL patch SITE[:I,J,...] --from-sample J [--samples N | --class K] [common options]\n"
                "       soma dissect MODEL prune --fraction F[,F2,...] [--by rate|wina|attribution] [--finetune N] [common options]\n"
+               "       soma dissect FILE.yaml lesion|stimulate ... (a simulated circuit; soma dissect FILE.yaml lesion --help)\n"
                "common options: [--data DIR] [--out DIR] [--limit N] [--threads N] [--batch N]\n"
                "select, ablate: [--select-on test | train[:N]]  the samples neurons are selected on (default test;\n"
-               "                train:N the train split's first N, default 10000): ablation is always measured on the test split\n"
-               "       soma dissect FILE.yaml lesion|stimulate ... (a simulated circuit; soma dissect FILE.yaml lesion --help)\n");
+               "                train:N the train split's first N, default 10000): ablation is always measured on the test split\n");
 }
 
 static int progress(void *user, const char *phase, size_t done, size_t total) {
