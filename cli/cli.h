@@ -19,6 +19,8 @@ int cli_sites(int argc, char **argv);
 int cli_dissect(int argc, char **argv);
 /* soma dissect MODEL prune (dissect_prune.c). */
 int cli_dissect_prune(int argc, char **argv);
+/* soma dissect MODEL sparsify ... (dissect_sparsify.c; argv as cli_dissect's). */
+int cli_dissect_sparsify(int argc, char **argv);
 
 /* The command line of `soma sim FILE [options]`. */
 typedef struct cli_sim_args {

@@ -14,6 +14,7 @@ static void usage(FILE *f) {
                "                          [common options]\n"
                "       soma dissect MODEL patch SITE[:I,J,...] --from-sample J [--samples N | --class K] [common options]\n"
                "       soma dissect MODEL prune --fraction F[,F2,...] [--by rate|wina|attribution] [--finetune N] [common options]\n"
+               "       soma dissect MODEL sparsify --method wina|teal|topk --sparsity S[,S2,...] [--site FROM->TO ...] (--help)\n"
                "common options: [--data DIR] [--out DIR] [--limit N] [--threads N] [--batch N]\n"
                "select, ablate: [--select-on test | train[:N]]  the samples neurons are selected on (default test;\n"
                "                train:N the train split's first N, default 10000): ablation is always measured on the test split\n");
@@ -134,6 +135,7 @@ static int cmd_patch(const args *a, const soma_dissect_ctx *x, const soma_dissec
 
 int cli_dissect(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "prune")) return cli_dissect_prune(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "sparsify")) return cli_dissect_sparsify(argc, argv); /* dissect_sparsify.c */
     args a;
     int rc = parse(argc, argv, &a);
     if (rc) return rc == 3 ? 0 : rc;
