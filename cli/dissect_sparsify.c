@@ -9,7 +9,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: soma dissect MODEL sparsify --method wina|teal|topk[,...] --sparsity S[,S2,...]\n"
-               "                          [--site FROM->TO ...] [--calib N] [--repeats R]\n"
+               "                          [--site FROM->TO ...] [--calib N] [--repeats R] [--sparse-max D]\n"
                "                          [--data DIR] [--out DIR] [--limit N] [--threads N] [--batch N]\n");
 }
 
@@ -32,6 +32,7 @@ int cli_dissect_sparsify(int argc, char **argv) {
     const char *sites[MAX_LIST];
     size_t nsites = 0;
     long limit = -1, threads = -1, batch = 256, calib = 1000, repeats = 3;
+    double smax = SOMA_TRAIN_MASK_SPARSE_DEFAULT; /* --sparse-max: the trainer's sparse-product threshold */
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **str = !strcmp(o, "--data") ? &data : !strcmp(o, "--out") ? &out : !strcmp(o, "--method") ? &meth
@@ -39,6 +40,15 @@ int cli_dissect_sparsify(int argc, char **argv) {
         long *num = !strcmp(o, "--limit") ? &limit : !strcmp(o, "--threads") ? &threads : !strcmp(o, "--batch") ? &batch
                   : !strcmp(o, "--calib") ? &calib : !strcmp(o, "--repeats") ? &repeats : NULL;
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) return usage(stdout), 0;
+        if (!strcmp(o, "--sparse-max")) {
+            char *end;
+            smax = v ? strtod(v, &end) : -2;
+            if (!v || *end || !(smax >= 0.0 && smax <= 1.0))
+                return fprintf(stderr, "soma dissect sparsify: --sparse-max '%s': expected a density from 0 (the dense "
+                                       "product) to 1 (the sparse product whenever masked)\n", v ? v : ""), 2;
+            i++;
+            continue;
+        }
         if (str || num || !strcmp(o, "--site")) {
             if (!v) return fprintf(stderr, "soma dissect sparsify: %s needs a value\n", o), 2;
             if (str) *str = v;
@@ -111,6 +121,7 @@ int cli_dissect_sparsify(int argc, char **argv) {
     so.methods = methods, so.nmethods = nm, so.sparsity = sp, so.nsparsity = ns;
     so.sites = sites, so.nsites = nsites;
     so.calib = teal ? &train : NULL, so.calib_limit = (size_t)calib, so.repeats = (size_t)repeats;
+    so.sparse_max = smax;
     int st = soma_dissect_sparsify_run(&x, &o, &so, &res, err, sizeof err);
     if (st) {
         fprintf(stderr, "soma dissect sparsify: %s\n", err);

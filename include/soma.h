@@ -378,10 +378,12 @@ size_t soma_hooks_count(const soma_hooks *h);
  * work of the dropped inputs is skipped; denser chunks, and every run
  * without such a hook, take the dense product (BLAS) as before. The two
  * differ by float rounding only (BLAS blocks its sums; test_dissect_sparsify
- * checks 1e-5 relative). Default SOMA_TRAIN_MASK_SPARSE_DEFAULT (measured
- * with bench/bench_sparsify.sh); 0 turns the sparse path off (the dense
- * reference), 1 takes it whenever a MASK changed the input. */
-#define SOMA_TRAIN_MASK_SPARSE_DEFAULT 0.3
+ * checks 1e-5 relative). max_density 0 turns the sparse path off (the dense
+ * reference), 1 takes it whenever a MASK changed the input;
+ * SOMA_TRAIN_MASK_SPARSE_DEFAULT (the default) picks it by the
+ * projection's output width, from the crossovers bench/bench_sparsify
+ * measured with 1000 inputs: 0.08 for at most 64 outputs, 0.35 wider. */
+#define SOMA_TRAIN_MASK_SPARSE_DEFAULT (-1.0)
 struct soma_trainer; /* soma_trainer, below */
 int soma_train_set_mask_sparse(struct soma_trainer *tr, double max_density);
 /* Rows (sample x step) whose masked product took the sparse path since the
@@ -1408,6 +1410,8 @@ typedef struct soma_dissect_sparsify_opts {
     const soma_dataset *calib;     /* TEAL: calibration samples (the training split) */
     size_t calib_limit;            /* its first N (0 = all; default 1000) */
     size_t repeats;                /* timed evals per config (median); 0: no timing (default 3) */
+    double sparse_max;             /* the trainer's sparse-product threshold during the run
+                                    * (soma_train_set_mask_sparse; default SOMA_TRAIN_MASK_SPARSE_DEFAULT) */
 } soma_dissect_sparsify_opts;
 void soma_dissect_sparsify_opts_default(soma_dissect_sparsify_opts *o);
 

@@ -3,7 +3,8 @@
 # ReLU MLP trained here (784-64-10 `ann`, one step, 2000 training samples):
 # result.json has a row per method and sparsity with its fields, sparsity 0
 # keeps the dense accuracy and a zero error, WINA/topk at 0.9 drop at least
-# 90 % of the inputs, the PNG is written; the graded hidden layer also goes
+# 90 % of the inputs (and take the sparse product under --sparse-max 0.2),
+# the PNG is written; the graded hidden layer also goes
 # through stats, select and ablate; bad arguments are named.
 set -u
 BIN=${SOMA_BIN:?SOMA_BIN not set}
@@ -27,7 +28,7 @@ YAML
 "$BIN" train "$DIR/net.yaml" --threads 2 --out "$DIR/run" > "$DIR/train.log" 2>&1 || { echo "FAIL: soma train"; cat "$DIR/train.log"; exit 1; }
 M="$DIR/run/model.soma"
 
-"$BIN" dissect "$M" sparsify --method wina,teal,topk --sparsity 0,0.5,0.9 --limit 300 --calib 500 --repeats 1 \
+"$BIN" dissect "$M" sparsify --method wina,teal,topk --sparsity 0,0.5,0.9 --limit 300 --calib 500 --repeats 1 --sparse-max 0.2 \
     --threads 2 --out "$DIR/sp" > "$DIR/sp.log" 2> "$DIR/sp.err" || { echo "FAIL: dissect sparsify"; cat "$DIR/sp.log" "$DIR/sp.err"; fail=1; }
 R=$DIR/sp/result.json
 check "[ -s $DIR/sp/sparsify.png ]" "sparsify wrote no sparsify.png"
@@ -60,5 +61,6 @@ BADMSG="fractions in \[0, 1)" bad --method wina --sparsity 1.5
 BADMSG="--sparsity S" bad --method wina
 BADMSG="hidden population" bad --method wina --sparsity 0.5 --site 'in->hidden'
 BADMSG="no projection of that name" bad --method wina --sparsity 0.5 --site 'hidden->nope'
+BADMSG="density from 0" bad --method wina --sparsity 0.5 --sparse-max 2
 check "[ ! -e $DIR/bad/result.json ]" "a failed run wrote result.json"
 exit $fail

@@ -112,8 +112,8 @@ static void test_executor(const char *hidden_model, size_t T) {
     run_hooked(tr, x, &dense, 1, pd);
     size_t r1 = soma_train_mask_sparse_rows(tr);
     CHECK_MSG(r1 == r0, "%s: the dense reference took the sparse path (%zu rows)", hidden_model, r1 - r0);
-    /* the default threshold: ~80 % dropped (plus ReLU zeros / no spike) is sparse enough */
-    CHECK(soma_train_set_mask_sparse(tr, SOMA_TRAIN_MASK_SPARSE_DEFAULT) == 0);
+    /* the sparse path whenever the mask changed the input */
+    CHECK(soma_train_set_mask_sparse(tr, 1.0) == 0);
     run_hooked(tr, x, &sparse, 1, ps);
     size_t r2 = soma_train_mask_sparse_rows(tr);
     CHECK_MSG(r2 - r1 == T * B, "%s: sparse path rows %zu, expected %zu", hidden_model, r2 - r1, T * B);
@@ -139,6 +139,7 @@ static void test_executor(const char *hidden_model, size_t T) {
     /* an unhooked run takes no sparse row */
     CHECK(soma_train_predict(tr, x, 1, B, po) == 0 && soma_train_mask_sparse_rows(tr) == r3);
     CHECK(memcmp(po, pp, B) == 0);
+    CHECK(soma_train_set_mask_sparse(tr, SOMA_TRAIN_MASK_SPARSE_DEFAULT) == 0);
     CHECK(soma_train_set_mask_sparse(tr, 1.5) == SOMA_STATUS_INVALID);
     CHECK(strstr(soma_train_errmsg(tr), "from 0 to 1") != NULL);
     free(dense.out), free(sparse.out), free(plain.out), free(ones.out);

@@ -242,6 +242,7 @@ void soma_dissect_sparsify_opts_default(soma_dissect_sparsify_opts *o) {
     memset(o, 0, sizeof *o);
     o->calib_limit = 1000;
     o->repeats = 3;
+    o->sparse_max = SOMA_TRAIN_MASK_SPARSE_DEFAULT;
 }
 
 void soma_dissect_sparsify_free(soma_dissect_sparsify *r) {
@@ -386,6 +387,8 @@ int soma_dissect_sparsify_run(const soma_dissect_ctx *x, const soma_dissect_opts
         return soma__errf(err, errlen, SOMA_STATUS_INVALID, "sparsify: TEAL needs calibration samples (the training split)");
     size_t B = o && o->batch ? o->batch : 256, N = o && o->limit && o->limit < ds->n ? o->limit : ds->n;
     size_t T = (size_t)x->d->steps, NC = so->nmethods * so->nsparsity;
+    if (soma_train_set_mask_sparse(x->tr, so->sparse_max))
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "sparsify: %s", soma_train_errmsg(x->tr));
     /* the sites: given, or every feed-forward projection from a hidden population */
     size_t np = soma_net_proj_count(net), cap = so->nsites ? so->nsites : np;
     sp_run r = {T, B, 0, calloc(cap ? cap : 1, sizeof(sp_site)), PH_DENSE, 0, 0, 0, 0, 0};
@@ -551,6 +554,7 @@ int soma_dissect_sparsify_run(const soma_dissect_ctx *x, const soma_dissect_opts
     free(rows0), free(rows1);
 done:
     soma_train_set_hooks(x->tr, NULL);
+    soma_train_set_mask_sparse(x->tr, SOMA_TRAIN_MASK_SPARSE_DEFAULT);
     for (size_t i = 0; r.s && i < r.ns; i++) {
         sp_site *s = &r.s[i];
         free(s->colnorm), free(s->vals), free(s->ref), free(s->scr), free(s->ix), free(s->h);

@@ -1088,8 +1088,9 @@ static int rec_site_of(const soma_net *net, const soma_site_info *si, const soma
 
 int soma_train_set_mask_sparse(soma_trainer *tr, double max_density) {
     if (!tr) return SOMA_STATUS_INVALID;
-    if (!(max_density >= 0.0 && max_density <= 1.0))
-        return fail(tr, SOMA_STATUS_INVALID, "mask sparse threshold %g: expected a density from 0 to 1", max_density);
+    if (!(max_density >= 0.0 && max_density <= 1.0) && max_density != SOMA_TRAIN_MASK_SPARSE_DEFAULT)
+        return fail(tr, SOMA_STATUS_INVALID, "mask sparse threshold %g: expected a density from 0 to 1, or "
+                    "SOMA_TRAIN_MASK_SPARSE_DEFAULT (-1)", max_density);
     tr->mask_sparse_max = max_density;
     return SOMA_STATUS_OK;
 }
@@ -1323,14 +1324,19 @@ static void extra_forward(soma_trainer *tr, work *w, size_t l, size_t b0, size_t
  * whole product. */
 static int mask_sparse(const soma_trainer *tr, work *w, size_t l, const float *x, size_t R) {
     const layer *ly = &tr->lay[l];
-    if (!ly->in_sparse || !w->incp[l] || tr->mask_sparse_max <= 0.0) return 0;
+    /* default: the crossovers bench/bench_sparsify measured (Nin 1000, a
+     * chunk's rows): narrow products are cheap in BLAS and the gather adds
+     * each kept input's few outputs one by one, so they win only when very
+     * sparse; wide ones win up to about 40 % kept */
+    double max = tr->mask_sparse_max >= 0.0 ? tr->mask_sparse_max : ly->N <= 64 ? 0.08 : 0.35;
+    if (!ly->in_sparse || !w->incp[l] || max <= 0.0) return 0;
     size_t Nin = ly->Nin, nnz = 0;
     for (size_t r = 0; r < R; r++) {
         size_t c = soma__spike_index(x + r * Nin, Nin, w->sidx[l] + r * Nin);
         w->scnt[l][r] = (uint32_t)c;
         nnz += c;
     }
-    if ((double)nnz > tr->mask_sparse_max * (double)R * (double)Nin) return 0;
+    if ((double)nnz > max * (double)R * (double)Nin) return 0;
     w->sparse_rows += R;
     return 1;
 }
