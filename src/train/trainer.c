@@ -1365,7 +1365,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
             double density = (double)w->nspk[k] / ((double)R * (double)Nin);
             if (!tr->lay[k].graded && !w->nb[k] && !w->incp[l] && soma__gather_wins(density, N))
                 soma__dense_forward_spikes(w->in[l], w->idx[k], w->cnt[k], Nin, ly->wT, ly->proj->b, R, N, 0);
-            else if (mask_sparse(tr, w, l, src, R)) /* MASK hooks dropped most inputs: skip their columns */
+            else if (w->incp[l] && mask_sparse(tr, w, l, src, R)) /* MASK hooks dropped most inputs: skip their columns */
                 soma__dense_forward_sparse(w->in[l], src, w->sidx[l], w->scnt[l], Nin, ly->wT, ly->proj->b, R, Nin,
                                            N, 0, N);
             else
