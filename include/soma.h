@@ -1440,7 +1440,10 @@ typedef struct soma_dissect_sparsify {
 } soma_dissect_sparsify;
 /* Accuracy, achieved sparsity, relative error and eval time of every
  * (method, sparsity) against the dense eval, on o->limit samples of x->ds
- * in batches of o->batch. *out is freed with soma_dissect_sparsify_free. */
+ * in batches of o->batch. *out is freed with soma_dissect_sparsify_free.
+ * As the other dissect functions it removes every hook when it returns,
+ * and it leaves the trainer's sparse-product threshold at
+ * SOMA_TRAIN_MASK_SPARSE_DEFAULT. */
 int soma_dissect_sparsify_run(const soma_dissect_ctx *x, const soma_dissect_opts *o,
                               const soma_dissect_sparsify_opts *so, soma_dissect_sparsify **out, char *err,
                               size_t errlen);
