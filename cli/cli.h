@@ -21,6 +21,8 @@ int cli_dissect(int argc, char **argv);
 int cli_dissect_prune(int argc, char **argv);
 /* soma dissect FILE.yaml lesion|stimulate (dissect_lesion.c): argv[0] the file, argv[1] the command. */
 int cli_dissect_lesion(int argc, char **argv);
+/* soma dissect MODEL sparsify ... (dissect_sparsify.c; argv as cli_dissect's). */
+int cli_dissect_sparsify(int argc, char **argv);
 
 /* The command line of `soma sim FILE [options]`. */
 typedef struct cli_sim_args {

@@ -383,6 +383,28 @@ void soma_hooks_free(soma_hooks *h);
 int soma_hooks_add(soma_hooks *h, const char *site, int kind, soma_hook_fn fn, void *user);
 size_t soma_hooks_count(const soma_hooks *h);
 
+/* Sparse products under a MASK (trainer). When a MASK hook is asked on a
+ * dense projection's `<from>-><to>.in` site (not the input population's,
+ * not a convolution) and, in a chunk, the masked input has at most
+ * max_density nonzero values (of T x rows x Nin), the forward computes that
+ * projection over the nonzero inputs only, row by row:
+ *   out[r] = bias + sum over the nonzero i of x[r][i] W[:, i]
+ * (gathering rows of the transposed weights, added in increasing i), so the
+ * work of the dropped inputs is skipped; denser chunks, and every run
+ * without such a hook, take the dense product (BLAS) as before. The two
+ * differ by float rounding only (BLAS blocks its sums; test_dissect_sparsify
+ * checks 1e-5 relative). max_density 0 turns the sparse path off (the dense
+ * reference), 1 takes it whenever a MASK changed the input;
+ * SOMA_TRAIN_MASK_SPARSE_DEFAULT (the default) picks it by the
+ * projection's output width, from the crossovers bench/bench_sparsify
+ * measured with 1000 inputs: 0.08 for at most 64 outputs, 0.35 wider. */
+#define SOMA_TRAIN_MASK_SPARSE_DEFAULT (-1.0)
+struct soma_trainer; /* soma_trainer, below */
+int soma_train_set_mask_sparse(struct soma_trainer *tr, double max_density);
+/* Rows (sample x step) whose masked product took the sparse path since the
+ * trainer was created. */
+size_t soma_train_mask_sparse_rows(const struct soma_trainer *tr);
+
 /* The trainer's sites of a net, in the order above. */
 size_t soma_net_site_count(const soma_net *net);
 int soma_net_site(const soma_net *net, size_t i, soma_site_info *info);
@@ -1454,6 +1476,87 @@ void soma_dissect_circuit_free(soma_dissect_circuit *c);
 int soma_dissect_write_circuit(const soma_dissect_circuit *c, const char *file, const char *dir, char *err,
                                size_t errlen);
 
+
+/* Activation sparsity of matrix products (docs/dissect.md, "sparsify"):
+ * per sample and step keep only some inputs x of a dense projection W
+ * (d = its inputs), zero the rest with a MASK hook on its
+ * `<from>-><to>.in` site (the values come from a READ hook on
+ * `<from>.spikes`), so the trainer may compute the product over the kept
+ * inputs only (soma_train_set_mask_sparse). */
+typedef enum soma_sparsify_method {
+    SOMA_SPARSIFY_WINA = 0, /* the k largest |x_i| ||W[:, i]||_2 per sample and step */
+    SOMA_SPARSIFY_TEAL = 1, /* |x_i| >= a per-site threshold from a calibration histogram */
+    SOMA_SPARSIFY_TOPK = 2  /* the k largest |x_i| per sample and step */
+} soma_sparsify_method;
+/* "wina", "teal" or "topk" into *method; soma_sparsify_method_name the other way. */
+int soma_sparsify_method_parse(const char *text, int *method, char *err, size_t errlen);
+const char *soma_sparsify_method_name(int method);
+/* Inputs kept at sparsity s: k = floor(d (1 - s)) (with 1e-9 of slack, so
+ * that 1000 x (1 - 0.3) keeps 700). */
+size_t soma_sparsify_keep_count(size_t d, double sparsity);
+/* One row's mask [d] (1 kept, 0 dropped). WINA and topk: the k inputs with
+ * the largest score (|x_i| colnorm[i], or |x_i|), ties to the lower index
+ * (zero scores too); TEAL: |x_i| >= threshold (threshold <= 0 keeps all;
+ * k unused). colnorm is read by WINA only. */
+int soma_sparsify_mask_row(int method, const float *x, const float *colnorm, size_t d, size_t k, float threshold,
+                           float *mask);
+/* TEAL's threshold from values[n]: |x| in a histogram of 1/16-octave bins
+ * (exact zeros apart); of the bins' lower edges (and 0, and +inf) the one
+ * whose fraction of values below it is closest to s (ties: the lower). */
+float soma_sparsify_teal_threshold(const float *values, size_t n, double sparsity);
+
+typedef struct soma_dissect_sparsify_opts {
+    const int *methods;            /* [nmethods] soma_sparsify_method */
+    size_t nmethods;
+    const double *sparsity;        /* [nsparsity] fractions s in [0, 1) */
+    size_t nsparsity;
+    const char *const *sites;      /* [nsites] "FROM->TO"; 0 sites: every dense projection from a hidden population */
+    size_t nsites;
+    const soma_dataset *calib;     /* TEAL: calibration samples (the training split) */
+    size_t calib_limit;            /* its first N (0 = all; default 1000) */
+    size_t repeats;                /* timed evals per config (median); 0: no timing (default 3) */
+    double sparse_max;             /* the trainer's sparse-product threshold during the run
+                                    * (soma_train_set_mask_sparse; default SOMA_TRAIN_MASK_SPARSE_DEFAULT) */
+} soma_dissect_sparsify_opts;
+void soma_dissect_sparsify_opts_default(soma_dissect_sparsify_opts *o);
+
+typedef struct soma_dissect_sparsify_row {
+    int method;         /* soma_sparsify_method */
+    double sparsity;    /* s asked */
+    double accuracy;    /* with the products sparsified */
+    double achieved;    /* fraction of the products' inputs that are 0 after the mask (all sites, samples, steps) */
+    double rel_error;   /* ||y - y_dense|| / ||y_dense|| over the sites' `.out` values, all samples and steps */
+    double eval_s;      /* median wall time of the whole eval (encoding included), seconds; NaN: not timed */
+    double speedup;     /* dense eval_s / this eval_s */
+    double sparse_path; /* fraction of the products' rows the trainer computed over the kept inputs only */
+} soma_dissect_sparsify_row;
+
+typedef struct soma_dissect_sparsify {
+    size_t nsites;
+    char (*sites)[160];       /* [nsites] "FROM->TO" */
+    size_t nmethods, nsparsity, nrows;
+    soma_dissect_sparsify_row *rows; /* [nrows = nmethods x nsparsity], method-major */
+    float *teal_threshold;    /* [nsites][nsparsity] (0 when TEAL was not asked) */
+    size_t samples, calib_samples, batch, repeats, steps;
+    int threads;
+    double dense_accuracy;    /* without masks (soma_train_evaluate's) */
+    double dense_sparsity;    /* fraction of the products' inputs that are 0 as they come (ReLU zeros, no spike) */
+    double dense_eval_s;      /* median wall time of the unhooked eval */
+} soma_dissect_sparsify;
+/* Accuracy, achieved sparsity, relative error and eval time of every
+ * (method, sparsity) against the dense eval, on o->limit samples of x->ds
+ * in batches of o->batch. *out is freed with soma_dissect_sparsify_free.
+ * As the other dissect functions it removes every hook when it returns,
+ * and it leaves the trainer's sparse-product threshold at
+ * SOMA_TRAIN_MASK_SPARSE_DEFAULT. */
+int soma_dissect_sparsify_run(const soma_dissect_ctx *x, const soma_dissect_opts *o,
+                              const soma_dissect_sparsify_opts *so, soma_dissect_sparsify **out, char *err,
+                              size_t errlen);
+void soma_dissect_sparsify_free(soma_dissect_sparsify *r);
+/* result.json and sparsify.png (accuracy vs sparsity, one series per
+ * method, the dense accuracy as a reference), atomically into dir. */
+int soma_dissect_write_sparsify(const soma_dissect_sparsify *r, const char *model, const char *dir, char *err,
+                                size_t errlen);
 
 #ifdef __cplusplus
 }
