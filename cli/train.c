@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "cli.h"
 
@@ -245,6 +246,11 @@ int cli_train(int argc, char **argv) {
     size_t len = strlen(js);
     snprintf(js + len - 2, cap - len + 2, "\n}\n");
     snprintf(path, sizeof path, "%s/metrics.json", out);
+    /* A run that failed before its first epoch saved no model: an earlier
+     * run's metrics.json still describes the model.soma beside it, so it is
+     * kept and this run's account goes to metrics-failed.json. */
+    struct stat sb;
+    if (rc != 0 && done == 0 && stat(path, &sb) == 0) snprintf(path, sizeof path, "%s/metrics-failed.json", out);
     if (cli_write_atomic(path, js) != 0) {
         fprintf(stderr, "soma: cannot write %s: %s\n", path, strerror(errno));
         if (rc == 0) rc = 1;

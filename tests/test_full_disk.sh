@@ -63,7 +63,7 @@ expect_fail() { # label, log, file name the message must name
 
 "$BIN" train "$DIR/big.yaml" --threads 2 --out "$DISK/train" > "$DIR/train.log" 2>&1
 expect_fail $? "soma train" "$DIR/train.log" "model\.soma"
-grep -q "metrics\.json.*No space left on device" "$DIR/train.log" \
+grep -qE "metrics(-failed)?\.json.*No space left on device" "$DIR/train.log" \
     || { echo "FAIL soma train: metrics.json's failure not reported with its reason:"; cat "$DIR/train.log"; fail=1; }
 same_files "soma train"
 grep "No space" "$DIR/train.log"
@@ -91,6 +91,12 @@ dd if=/dev/zero of="$DISK/filler" bs=1k count=$((free_kb - 64)) > /dev/null 2>&1
 expect_fail $? "soma train with 64 kB free" "$DIR/train2.log" "model\.soma"
 cmp -s "$DISK/train/model.soma" "$DIR/prev_train/model.soma" \
     || { echo "FAIL soma train with 64 kB free: model.soma changed"; fail=1; }
+# No epoch finished, so the earlier metrics.json (which describes the
+# earlier model) is kept; this run's account is metrics-failed.json.
+cmp -s "$DISK/train/metrics.json" "$DIR/prev_train/metrics.json" \
+    || { echo "FAIL soma train with 64 kB free: the earlier metrics.json was replaced"; fail=1; }
+grep -q '"status": "failed"' "$DISK/train/metrics-failed.json" \
+    || { echo "FAIL soma train with 64 kB free: no metrics-failed.json with status failed"; ls -la "$DISK/train"; fail=1; }
 
 left=$(find "$DISK" -name '*.tmp*')
 [ -z "$left" ] || { echo "FAIL: temporary files left on the full disk: $left"; fail=1; }
