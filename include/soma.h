@@ -250,8 +250,8 @@ size_t soma_net_param_count(soma_net *net);
  * e.g. hidden.v, exc.V_m); then for each projection `<from>-><to>.in` (the
  * presynaptic values it reads) and `<from>-><to>.out` (what it delivers to
  * its target, per target neuron, before the sum with other projections; in
- * the trainer, W s + b of that projection). Recurrent trainer projections
- * have no sites yet.
+ * the trainer, W s + b of that projection); a population's own recurrent
+ * weights (recurrent: true) come last as `<pop>-><pop>.in` and `.out`.
  *
  * Hooks have an ask phase: soma_train_set_hooks / soma_sim_set_hooks
  * resolve every site name once and copy the hooks, so the set may be freed
