@@ -8,9 +8,9 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: soma dissect MODEL stats  [common options] [--topk K]\n"
-               "       soma dissect MODEL select --by ap|attribution --group class=K [--top N | --top-pct P] [--per-pop] [common options]\n"
+               "       soma dissect MODEL select --by ap|attribution|ig --group class=K [--top N | --top-pct P] [--per-pop] [common options]\n"
                "       soma dissect MODEL ablate POP:I,J,...|class=K|classes [--mode zero|mean|scale:X]\n"
-               "                          [--by ap|attribution] [--top N | --top-pct P] [--per-pop] [--draws R] [--seed S]\n"
+               "                          [--by ap|attribution|ig] [--top N | --top-pct P] [--per-pop] [--draws R] [--seed S]\n"
                "                          [common options]\n"
                "       soma dissect MODEL patch SITE[:I,J,...] --from-sample J [--samples N | --class K] [common options]\n"
                "common options: [--data DIR] [--out DIR] [--limit N] [--threads N] [--batch N]\n");
@@ -133,6 +133,9 @@ int cli_dissect(int argc, char **argv) {
     }
     if (a.data) snprintf(dopt.dir, sizeof dopt.dir, "%s", a.data);
     topt.threads = a.threads > 0 ? (int)a.threads : 0;
+    /* integrated gradients take dF/dx alone: a rate penalty only adds to the
+     * training gradient (forward passes are the same without it) */
+    if (a.by_method == SOMA_DISSECT_BY_IG) topt.rate_penalty = 0.0f;
     soma_dataset test = {0};
     soma_trainer *tr = NULL;
     soma_dissect_stats *st = NULL;
