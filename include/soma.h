@@ -978,6 +978,14 @@ int soma_plot_heatmap(const char *path, const char *title, const char *xlabel, c
 int soma_plot_bars(const char *path, const char *title, const char *ylabel, size_t ngroups,
                    const char *const *group_names, size_t nseries, const char *const *series_names,
                    const double *values, char *err, size_t errlen);
+/* Paths through layers: ncols columns (layers, left to right) of
+ * col_size[c] neurons drawn as grey dots (index 0 at the top); npaths
+ * paths (at most 10), nodes [npaths][ncols] the neuron of each path in each
+ * column (>= col_size[c]: none there), drawn as joined coloured dots
+ * labelled with their index, with a legend of path_names (may be NULL). */
+int soma_plot_path(const char *path, const char *title, size_t ncols, const char *const *col_names,
+                   const size_t *col_size, size_t npaths, const char *const *path_names, const size_t *nodes,
+                   char *err, size_t errlen);
 
 /* --------------------------------------------------------------- dissect */
 /* Neuron-level analysis of a trained network run by the trainer (see
@@ -1270,8 +1278,10 @@ int soma_dissect_write_patch(const soma_dissect_patch *p, const char *model, con
  * x the unit's clean value at step t (READ on a clean pass), x' the
  * baseline; only the set's values move along the path (an OVERRIDE hook
  * writes them at every step), the rest of the net computes as usual, and
- * dF/dx comes from GRAD hooks on the same sites during soma_train_grad.
- * The set is scaled jointly; attr[u] is the mean over the samples of
+ * dF/dx comes from GRAD hooks on the same sites during soma_train_grad,
+ * which then set the gradient of the set's values to 0 (an overridden
+ * value is a constant of the path: nothing upstream acts through it, so a
+ * set spanning layers counts no effect twice). The set is scaled jointly; attr[u] is the mean over the samples of
  * IG_u(b). Completeness: sum_u IG_u(b) = F_b(x) - F_b(x with the set at
  * x') as m grows, exactly where every path from the set to the output is
  * graded (ann layers); through spiking layers the gradients are
@@ -1325,6 +1335,33 @@ int soma_dissect_ig_site(const soma_dissect_ctx *x, const soma_dissect_opts *o, 
  * a time), score laid out as soma_dissect_select_score reads it. */
 int soma_dissect_ig_scores(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_ig_opts *io,
                            const soma_dissect_stats *s, size_t cls, double *score, char *err, size_t errlen);
+
+/* The influential neuron path of class cls (docs/dissect.md, "path";
+ * Influential Neuron Path): over the hidden populations in the net's
+ * order, keep the path so far and add the neuron of the next layer whose
+ * joint IG with it (sum over the set of soma_dissect_integrated_gradients,
+ * m = steps (0: 20), target prob) is largest (ties to the lower index);
+ * neurons dead in s are not run (their joint IG is the path's). Baseline:
+ * each layer's most active neuron for cls (largest class rate in s). Both
+ * paths are zeroed and evaluated (soma_dissect_evaluate). */
+#define SOMA_DISSECT_PATH_MAX 64
+typedef struct soma_dissect_path {
+    size_t cls, layers, steps;    /* class, hidden layers (neurons per path), m */
+    size_t samples;               /* class-cls samples IG averaged over */
+    soma_dissect_neuron ig[SOMA_DISSECT_PATH_MAX];     /* the influential path, layer by layer */
+    double ig_joint[SOMA_DISSECT_PATH_MAX];            /* joint IG of the path up to and including layer l */
+    soma_dissect_neuron active[SOMA_DISSECT_PATH_MAX]; /* the most active neuron of each layer */
+    double active_rate[SOMA_DISSECT_PATH_MAX];         /* its class rate (value per step) */
+    double acc_before, class_before;                   /* accuracy, class cls's accuracy, nothing ablated */
+    double acc_after_ig, class_after_ig;               /* the influential path zeroed */
+    double acc_after_active, class_after_active;       /* the most-active path zeroed */
+} soma_dissect_path;
+int soma_dissect_path_run(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, size_t cls,
+                          size_t steps, soma_dissect_path *out, char *err, size_t errlen);
+/* path: result.json (both paths, joint IGs, class rates, accuracies) and
+ * path.png (layers as columns, both paths drawn), atomically into dir. */
+int soma_dissect_write_path(const soma_dissect_stats *s, const soma_dissect_path *p, const char *model, const char *dir,
+                            char *err, size_t errlen);
 
 
 #ifdef __cplusplus

@@ -12,7 +12,9 @@
  * Only the set's values are moved along the path (an OVERRIDE hook writes
  * x' + a_k (x - x') over them at every step; the rest of the net computes
  * as usual); dF/dx comes from GRAD hooks on the same sites during
- * soma_train_grad. One soma_train_grad call covers many (sample, a_k)
+ * soma_train_grad; the GRAD hook then sets them to 0, so that no gradient
+ * flows upstream through an overridden value (the trainer passes gradients
+ * through overrides unchanged). One soma_train_grad call covers many (sample, a_k)
  * pairs: each row of its batch is one pair, the same encoded sample
  * repeated, so the row's override and gradient are its own.
  *
@@ -124,9 +126,14 @@ static int site_grad_cb(void *user, const soma_hook_event *ev) {
     for (size_t q = 0; q < ev->batch; q++) {
         size_t row = ev->row0 + q;
         if (row >= r->rows) continue;
-        const float *g = ev->data + q * ev->n;
+        float *g = ev->data + q * ev->n;
         float *d = r->g + (row * T + t) * U;
-        for (size_t j = 0; j < s->nu; j++) d[s->unit[j]] = g[s->idx[j]];
+        /* The overridden values are constants of the path, not functions
+         * of what lies upstream; the trainer passes gradients through an
+         * override unchanged, so they are cut here: a set spanning layers
+         * would otherwise count an upstream unit's effect twice (through
+         * its own value and through the downstream unit's). */
+        for (size_t j = 0; j < s->nu; j++) d[s->unit[j]] = g[s->idx[j]], g[s->idx[j]] = 0.0f;
     }
     return 0;
 }
