@@ -8,9 +8,9 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: soma dissect MODEL stats  [common options] [--topk K]\n"
-               "       soma dissect MODEL select --by ap|attribution|ig --group class=K [--top N | --top-pct P] [--per-pop] [common options]\n"
+               "       soma dissect MODEL select --by ap|attribution|ig|wina --group class=K [--top N | --top-pct P] [--per-pop] [common options]\n"
                "       soma dissect MODEL ablate POP:I,J,...|class=K|classes [--mode zero|mean|scale:X]\n"
-               "                          [--by ap|attribution|ig] [--top N | --top-pct P] [--per-pop] [--draws R] [--seed S]\n"
+               "                          [--by ap|attribution|ig|wina] [--top N | --top-pct P] [--per-pop] [--draws R] [--seed S]\n"
                "                          [common options]\n"
                "       soma dissect MODEL patch SITE[:I,J,...] --from-sample J [--samples N | --class K] [common options]\n"
                "       soma dissect MODEL path --class K [common options]\n"

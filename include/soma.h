@@ -1118,7 +1118,8 @@ int soma_dissect_attribution(const soma_dissect_ctx *x, const soma_dissect_opts 
 typedef enum soma_dissect_by {
     SOMA_DISSECT_BY_AP = 0,          /* average precision (soma_dissect_select_ap) */
     SOMA_DISSECT_BY_ATTRIBUTION = 1, /* activation x gradient (soma_dissect_attribution) */
-    SOMA_DISSECT_BY_IG = 2           /* integrated gradients of each hidden population (soma_dissect_ig_scores) */
+    SOMA_DISSECT_BY_IG = 2,          /* integrated gradients of each hidden population (soma_dissect_ig_scores) */
+    SOMA_DISSECT_BY_WINA = 3         /* mean |x_i| x ||W[:, i]||_2 (soma_dissect_wina_scores) */
 } soma_dissect_by;
 /* "ap" or "attribution" into *by; soma_dissect_by_name the other way. */
 int soma_dissect_by_parse(const char *text, int *by, char *err, size_t errlen);
@@ -1335,6 +1336,16 @@ int soma_dissect_ig_site(const soma_dissect_ctx *x, const soma_dissect_opts *o, 
  * a time), score laid out as soma_dissect_select_score reads it. */
 int soma_dissect_ig_scores(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_ig_opts *io,
                            const soma_dissect_stats *s, size_t cls, double *score, char *err, size_t errlen);
+
+/* WINA scores of the hidden neurons for class cls (docs/dissect.md,
+ * "wina"): score_i = mean over the class-cls samples (of the first
+ * o->limit) and the T steps of |x_i|, times ||W[:, i]||_2, x_i the
+ * neuron's `<pop>.spikes` value, W[:, i] its column in all the dense
+ * projections leaving its population together (recurrent weights not
+ * counted; a convolution is refused). score laid out as
+ * soma_dissect_select_score reads it. */
+int soma_dissect_wina_scores(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, size_t cls,
+                             double *score, char *err, size_t errlen);
 
 /* The influential neuron path of class cls (docs/dissect.md, "path";
  * Influential Neuron Path): over the hidden populations in the net's

@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_cli_dissect_ig.sh — `soma dissect MODEL select --by ig` and
+# test_cli_dissect_ig.sh — `soma dissect MODEL select --by ig` (and --by wina),
 # `ablate class=K --by ig` on a small Fashion-MNIST model trained here
 # (64 hidden LIF neurons, a rate penalty, 2000 training samples): the
 # selection is written by IG (result.json's "by", "ig" values best first,
@@ -36,6 +36,11 @@ check "json $DIR/ig/result.json 'r[\"by\"] == \"ig\" and r[\"count\"] == 3 and r
 "$BIN" dissect "$M" ablate class=1 --by ig --top 3 --draws 1 --limit 200 --threads 2 --out "$DIR/abl" > "$DIR/abl.log" 2>&1 \
     || { echo "FAIL: dissect ablate --by ig"; cat "$DIR/abl.log"; fail=1; }
 check "json $DIR/abl/result.json 'r[\"ablations\"][0][\"result\"][\"selected_by\"] == \"ig\"' | grep -q True" "ablate --by ig result.json: $(head -c 600 $DIR/abl/result.json)"
+"$BIN" dissect "$M" select --by wina --group class=1 --top 3 --limit 200 --threads 2 --out "$DIR/wina" > "$DIR/wina.log" 2>&1 \
+    || { echo "FAIL: dissect select --by wina"; cat "$DIR/wina.log"; fail=1; }
+check "[ -s $DIR/wina/wina.png ]" "select --by wina wrote no wina.png"
+check "json $DIR/wina/result.json 'r[\"by\"] == \"wina\" and r[\"count\"] == 3 and r[\"neurons\"][0][\"wina\"] >= r[\"neurons\"][2][\"wina\"] > 0' | grep -q True" \
+      "select --by wina result.json: $(cat $DIR/wina/result.json)"
 "$BIN" dissect "$M" select --by nope --group class=1 > /dev/null 2> "$DIR/bad.err"
 rc=$?
 check "[ $rc -eq 2 ] && grep -q 'expected ap or attribution, or ig' $DIR/bad.err" "bad --by: $(cat $DIR/bad.err)"
