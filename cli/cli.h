@@ -20,6 +20,12 @@ int cli_dissect(int argc, char **argv);
 /* dissect path (cli/dissect_path.c), after the statistics' pass */
 int cli_dissect_path(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, const char *model,
                      size_t cls, const char *out);
+/* soma dissect MODEL prune (dissect_prune.c). */
+int cli_dissect_prune(int argc, char **argv);
+/* soma dissect FILE.yaml lesion|stimulate (dissect_lesion.c): argv[0] the file, argv[1] the command. */
+int cli_dissect_lesion(int argc, char **argv);
+/* soma dissect MODEL sparsify ... (dissect_sparsify.c; argv as cli_dissect's). */
+int cli_dissect_sparsify(int argc, char **argv);
 
 /* The command line of `soma sim FILE [options]`. */
 typedef struct cli_sim_args {
@@ -41,7 +47,8 @@ int cli_sim_run(const cli_sim_args *a, const soma_net *net, soma_sim_file_opts *
 long cli_long(const char *opt, const char *val, long lo, long hi);
 /* Peak resident set size of this process, in bytes. */
 long long cli_peak_rss(void);
-/* Write text to path atomically (temp file + rename). 0 on success. */
+/* Write text to path atomically (temp file, fsync, rename). 0 on success;
+ * -1 with errno set (the temporary file removed, path untouched). */
 int cli_write_atomic(const char *path, const char *text);
 /* mkdir -p. 0 on success. */
 int cli_mkdirs(const char *path);

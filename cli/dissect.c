@@ -14,7 +14,12 @@ static void usage(FILE *f) {
                "                          [common options]\n"
                "       soma dissect MODEL patch SITE[:I,J,...] --from-sample J [--samples N | --class K] [common options]\n"
                "       soma dissect MODEL path --class K [common options]\n"
-               "common options: [--data DIR] [--out DIR] [--limit N] [--threads N] [--batch N]\n");
+               "       soma dissect MODEL prune --fraction F[,F2,...] [--by rate|wina|attribution] [--finetune N] [common options]\n"
+               "       soma dissect FILE.yaml lesion|stimulate ... (a simulated circuit; soma dissect FILE.yaml lesion --help)\n"
+               "       soma dissect MODEL sparsify --method wina|teal|topk --sparsity S[,S2,...] [--site FROM->TO ...] (--help)\n"
+               "common options: [--data DIR] [--out DIR] [--limit N] [--threads N] [--batch N]\n"
+               "select, ablate: [--select-on test | train[:N]]  the samples neurons are selected on (default test;\n"
+               "                train:N the train split's first N, default 10000): ablation is always measured on the test split\n");
 }
 
 static int progress(void *user, const char *phase, size_t done, size_t total) {
@@ -25,7 +30,7 @@ static int progress(void *user, const char *phase, size_t done, size_t total) {
 }
 
 typedef struct args {
-    const char *model, *cmd, *set, *data, *out, *by, *group, *mode;
+    const char *model, *cmd, *set, *data, *out, *by, *group, *mode, *select_on;
     long limit, threads, batch, topk, top, draws, seed;
     long from_sample, samples, cls; /* patch: -1 where not given */
     double top_pct;
@@ -39,7 +44,8 @@ static int parse(int argc, char **argv, args *a) {
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **str = !strcmp(o, "--data") ? &a->data : !strcmp(o, "--out") ? &a->out : !strcmp(o, "--by") ? &a->by
-                          : !strcmp(o, "--group") ? &a->group : !strcmp(o, "--mode") ? &a->mode : NULL;
+                          : !strcmp(o, "--group") ? &a->group : !strcmp(o, "--mode") ? &a->mode
+                          : !strcmp(o, "--select-on") ? &a->select_on : NULL;
         long *num = !strcmp(o, "--limit") ? &a->limit : !strcmp(o, "--threads") ? &a->threads : !strcmp(o, "--batch") ? &a->batch
                   : !strcmp(o, "--topk") ? &a->topk : !strcmp(o, "--top") ? &a->top : !strcmp(o, "--draws") ? &a->draws
                   : !strcmp(o, "--seed") ? &a->seed : !strcmp(o, "--from-sample") ? &a->from_sample
@@ -77,6 +83,15 @@ static int parse(int argc, char **argv, args *a) {
         if (!a->set) return fprintf(stderr, "soma dissect patch: which site? expected SITE or SITE:I,J,... (e.g. hidden.spikes)\n"), 2;
         if (a->from_sample < 0) return fprintf(stderr, "soma dissect patch: --from-sample J is needed\n"), 2;
         if (a->samples > 0 && a->cls >= 0) return fprintf(stderr, "soma dissect patch: --samples and --class exclude each other\n"), 2;
+    }
+    if (a->select_on && strcmp(a->select_on, "test") && strncmp(a->select_on, "train", 5))
+        return fprintf(stderr, "soma dissect: --select-on '%s': expected test, train or train:N\n", a->select_on), 2;
+    if (a->select_on && !strncmp(a->select_on, "train", 5)) {
+        const char *t = a->select_on + 5;
+        char *end;
+        long v = *t == ':' ? strtol(t + 1, &end, 10) : 0;
+        if ((*t && *t != ':') || (*t == ':' && (end == t + 1 || *end || v < 1)))
+            return fprintf(stderr, "soma dissect: --select-on '%s': expected train:N with N >= 1\n", a->select_on), 2;
     }
     char err[256];
     if (soma_dissect_by_parse(a->by, &a->by_method, err, sizeof err)) return fprintf(stderr, "soma dissect: %s\n", err), 2;
@@ -123,6 +138,10 @@ static int cmd_patch(const args *a, const soma_dissect_ctx *x, const soma_dissec
 }
 
 int cli_dissect(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "prune")) return cli_dissect_prune(argc, argv);
+    if (argc >= 2 && (!strcmp(argv[1], "lesion") || !strcmp(argv[1], "stimulate"))) /* simulated circuits */
+        return cli_dissect_lesion(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "sparsify")) return cli_dissect_sparsify(argc, argv); /* dissect_sparsify.c */
     args a;
     int rc = parse(argc, argv, &a);
     if (rc) return rc == 3 ? 0 : rc;
@@ -139,9 +158,9 @@ int cli_dissect(int argc, char **argv) {
     /* integrated gradients take dF/dx alone: a rate penalty only adds to the
      * training gradient (forward passes are the same without it) */
     if (a.by_method == SOMA_DISSECT_BY_IG || !strcmp(a.cmd, "path")) topt.rate_penalty = 0.0f;
-    soma_dataset test = {0};
+    soma_dataset test = {0}, train = {0};
     soma_trainer *tr = NULL;
-    soma_dissect_stats *st = NULL;
+    soma_dissect_stats *st = NULL, *st_sel = NULL;
     soma_dissect_neuron *set = NULL;
     double *ap = NULL;
     soma_dissect_ablation *res = NULL;
@@ -151,7 +170,9 @@ int cli_dissect(int argc, char **argv) {
     const char **lp = NULL;
     size_t nalloc = 0; /* sets[0 .. nalloc) allocated */
     rc = 1;
-    if (soma_data_load(&dopt, NULL, &test, err, sizeof err)) { /* the test split only */
+    int sel_train = a.select_on && !strncmp(a.select_on, "train", 5) && strcmp(a.cmd, "stats") && strcmp(a.cmd, "patch");
+    size_t sel_n = sel_train && a.select_on[5] == ':' ? (size_t)strtol(a.select_on + 6, NULL, 10) : 10000;
+    if (soma_data_load(&dopt, sel_train ? &train : NULL, &test, err, sizeof err)) { /* the test split (and the train split for --select-on train) */
         fprintf(stderr, "soma: %s\n", err);
         goto done;
     }
@@ -201,6 +222,21 @@ int cli_dissect(int argc, char **argv) {
         fprintf(stderr, "soma: %s\n", err);
         goto done;
     }
+    /* Neurons selected on other samples than those the ablation is measured
+     * on (--select-on train): a second statistics pass over the train split. */
+    soma_dissect_ctx xs = x;
+    soma_dissect_opts os = o;
+    const soma_dissect_stats *ss = st;
+    if (sel_train) {
+        xs.ds = &train;
+        os.limit = sel_n;
+        fprintf(stderr, "selecting on the train split's first %zu samples\n", sel_n < train.n ? sel_n : train.n);
+        if (soma_dissect_stats_run(&xs, &os, &st_sel, err, sizeof err)) {
+            fprintf(stderr, "soma: %s\n", err);
+            goto done;
+        }
+        ss = st_sel;
+    }
     soma_dissect_info in;
     soma_dissect_stats_info(st, &in);
     size_t C = in.classes, H = soma_dissect_hidden_count(st), cap = H ? H : 1, n = 0;
@@ -227,7 +263,7 @@ int cli_dissect(int argc, char **argv) {
         if (soma_dissect_write_stats(st, a.model, a.out, err, sizeof err)) goto fail;
         printf("wrote %s/result.json, selectivity.png\n", a.out);
     } else if (!strcmp(a.cmd, "select")) {
-        if (soma_dissect_select(&x, &o, st, a.by_method, k, (size_t)a.top, pct, a.per_pop, set, ap, cap, &n, err, sizeof err))
+        if (soma_dissect_select(&xs, &os, ss, a.by_method, k, (size_t)a.top, pct, a.per_pop, set, ap, cap, &n, err, sizeof err))
             goto fail;
         printf("class %zu: %zu neurons selected by %s (best %.4g, last %.4g)\n", k, n, a.by, ap[0], ap[n - 1]);
         if (soma_dissect_write_select_by(st, a.model, a.by_method, k, set, ap, n, a.out, err, sizeof err)) goto fail;
@@ -256,7 +292,7 @@ int cli_dissect(int argc, char **argv) {
             }
             if (all || cls == 0) {
                 size_t c = all ? j : k;
-                if (soma_dissect_select(&x, &o, st, a.by_method, c, (size_t)a.top, pct, a.per_pop, sets[j], NULL, cap,
+                if (soma_dissect_select(&xs, &os, ss, a.by_method, c, (size_t)a.top, pct, a.per_pop, sets[j], NULL, cap,
                                         &nset[j], err, sizeof err))
                     goto fail;
                 snprintf(labels[j], sizeof labels[j], "class=%zu", c);
@@ -274,7 +310,7 @@ int cli_dissect(int argc, char **argv) {
             if (soma_dissect_ablate(&x, &o, st, sets[j], nset[j], mode, scale, (size_t)a.draws, (uint64_t)a.seed,
                                     j ? &res[0] : NULL, &res[j], err, sizeof err))
                 goto fail;
-            if (all || cls == 0) res[j].by = a.by_method;
+            if (all || cls == 0) res[j].by = a.by_method, res[j].selected_on_train = sel_train ? (sel_n < train.n ? sel_n : train.n) : 0;
             const soma_dissect_ablation *r = &res[j];
             printf("%-10s %4zu neurons: accuracy %.2f%% -> %.2f%%", labels[j], r->n, 100 * r->acc_before, 100 * r->acc_after);
             if (r->draws) printf(" (random control %.2f%%)", 100 * r->acc_control);
@@ -299,8 +335,10 @@ done:
     for (size_t j = 0; j < nalloc; j++) free(sets[j]);
     free(sets), free(nset), free(labels), free(lp), free(res), free(set), free(ap);
     soma_dissect_stats_free(st);
+    soma_dissect_stats_free(st_sel);
     soma_train_free(tr);
     soma_data_free(&test);
+    soma_data_free(&train);
     soma_net_free(net);
     return rc;
 }

@@ -3,6 +3,7 @@
  * raster.png. A non-finite loss or Ctrl-C stops training and leaves the last
  * good model.soma on disk. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,13 +212,18 @@ int cli_train(int argc, char **argv) {
                 char title[200];
                 snprintf(title, sizeof title, "%s spikes, first %zu test samples", hp.name, nshow);
                 snprintf(path, sizeof path, "%s/raster.png", out);
-                if (soma_plot_raster(path, spk, T, nshow, hp.size, title, err, sizeof err))
+                if (soma_plot_raster(path, spk, T, nshow, hp.size, title, err, sizeof err)) {
                     fprintf(stderr, "soma: %s\n", err);
+                    if (rc == 0) rc = 1;
+                }
             }
         }
         free(x), free(spk);
         snprintf(path, sizeof path, "%s/curves.png", out);
-        if (soma_plot_curves(path, loss, tracc, teacc, (size_t)done, err, sizeof err)) fprintf(stderr, "soma: %s\n", err);
+        if (soma_plot_curves(path, loss, tracc, teacc, (size_t)done, err, sizeof err)) {
+            fprintf(stderr, "soma: %s\n", err);
+            if (rc == 0) rc = 1;
+        }
     }
     /* metrics.json is written even for a stopped run, with what was done. */
     size_t cap = 65536;
@@ -239,7 +245,10 @@ int cli_train(int argc, char **argv) {
     size_t len = strlen(js);
     snprintf(js + len - 2, cap - len + 2, "\n}\n");
     snprintf(path, sizeof path, "%s/metrics.json", out);
-    if (cli_write_atomic(path, js) != 0) fprintf(stderr, "soma: cannot write %s\n", path);
+    if (cli_write_atomic(path, js) != 0) {
+        fprintf(stderr, "soma: cannot write %s: %s\n", path, strerror(errno));
+        if (rc == 0) rc = 1;
+    }
     if (rc == 0)
         printf("test accuracy: %.2f%% (%s)\nwrote %s/model.soma, metrics.json, curves.png, raster.png\n", 100.0 * acc,
                file, out);

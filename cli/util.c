@@ -36,12 +36,14 @@ int cli_write_atomic(const char *path, const char *text) {
     FILE *f = fopen(tmp, "w");
     if (!f) return -1;
     size_t n = strlen(text);
-    int ok = fwrite(text, 1, n, f) == n;
-    ok = (fflush(f) == 0) && ok;
-    ok = (fsync(fileno(f)) == 0) && ok;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
+    /* errno of the first step that failed survives for the caller's message */
+    int e = 0;
+    if (fwrite(text, 1, n, f) != n || fflush(f) != 0 || fsync(fileno(f)) != 0) e = errno ? errno : EIO;
+    if (fclose(f) != 0 && !e) e = errno;
+    if (!e && rename(tmp, path) != 0) e = errno;
+    if (e) {
         remove(tmp);
+        errno = e;
         return -1;
     }
     return 0;

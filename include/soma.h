@@ -304,7 +304,20 @@ size_t soma_net_param_count(soma_net *net);
  * OVERRIDE's values go to the projection's port (by sign: positive to port
  * 0, negative to port 1). GRAD is refused with SOMA_STATUS_UNSUPPORTED, and
  * so are hooks on the sites of a graded source (model input) but its
- * projections' `.out`, since its targets compute its values. A population's hooks run from the step
+ * projections' `.out`, since its targets compute its values.
+ * The simulator has two sites of its own per population that runs a step
+ * (not a spike_source or model input), listed after the net's sites by
+ * soma_sim_site (soma_net_site does not list them; the trainer has none),
+ * both hooked before the population's step: `<pop>.current` (MASK,
+ * OVERRIDE, READ) is the external current of the step, in pA (the step
+ * input's value, 0 without one; a poisson population's rate in Hz, a
+ * trainer model's input unit), which the step then integrates as it does
+ * a step input: an OVERRIDE that adds I to chosen neurons injects a
+ * current I into them; `<pop>.input` (MASK, OVERRIDE, READ) is what
+ * arrived on the model's port 0 (e) at the step, in its weight unit (every
+ * projection and Poisson drive summed, delays applied): an OVERRIDE that
+ * adds k w gives k synaptic events of weight w. A population without hooks
+ * on them runs as before, bit for bit. A population's hooks run from the step
  * it starts at (a trained network's layers start at their depth). A cancel takes effect at the end of the current
  * segment (at most 100 ms of model time); no hook is called after it.
  *
@@ -331,7 +344,9 @@ typedef enum soma_site_kind {
     SOMA_SITE_SPIKES = 0,   /* <pop>.spikes */
     SOMA_SITE_STATE = 1,    /* <pop>.<state> */
     SOMA_SITE_PROJ_IN = 2,  /* <from>-><to>.in */
-    SOMA_SITE_PROJ_OUT = 3  /* <from>-><to>.out */
+    SOMA_SITE_PROJ_OUT = 3, /* <from>-><to>.out */
+    SOMA_SITE_CURRENT = 4,  /* simulator only: <pop>.current, the external current of the step (see below) */
+    SOMA_SITE_INPUT = 5     /* simulator only: <pop>.input, what arrives on port 0 at the step (see below) */
 } soma_site_kind;
 
 typedef struct soma_site_info {
@@ -367,6 +382,28 @@ void soma_hooks_free(soma_hooks *h);
  * are checked when an executor takes the set. */
 int soma_hooks_add(soma_hooks *h, const char *site, int kind, soma_hook_fn fn, void *user);
 size_t soma_hooks_count(const soma_hooks *h);
+
+/* Sparse products under a MASK (trainer). When a MASK hook is asked on a
+ * dense projection's `<from>-><to>.in` site (not the input population's,
+ * not a convolution) and, in a chunk, the masked input has at most
+ * max_density nonzero values (of T x rows x Nin), the forward computes that
+ * projection over the nonzero inputs only, row by row:
+ *   out[r] = bias + sum over the nonzero i of x[r][i] W[:, i]
+ * (gathering rows of the transposed weights, added in increasing i), so the
+ * work of the dropped inputs is skipped; denser chunks, and every run
+ * without such a hook, take the dense product (BLAS) as before. The two
+ * differ by float rounding only (BLAS blocks its sums; test_dissect_sparsify
+ * checks 1e-5 relative). max_density 0 turns the sparse path off (the dense
+ * reference), 1 takes it whenever a MASK changed the input;
+ * SOMA_TRAIN_MASK_SPARSE_DEFAULT (the default) picks it by the
+ * projection's output width, from the crossovers bench/bench_sparsify
+ * measured with 1000 inputs: 0.08 for at most 64 outputs, 0.35 wider. */
+#define SOMA_TRAIN_MASK_SPARSE_DEFAULT (-1.0)
+struct soma_trainer; /* soma_trainer, below */
+int soma_train_set_mask_sparse(struct soma_trainer *tr, double max_density);
+/* Rows (sample x step) whose masked product took the sparse path since the
+ * trainer was created. */
+size_t soma_train_mask_sparse_rows(const struct soma_trainer *tr);
 
 /* The trainer's sites of a net, in the order above. */
 size_t soma_net_site_count(const soma_net *net);
@@ -544,8 +581,17 @@ typedef struct soma_epoch_result {
  * connections, several projections summed into a population; recurrence as
  * a population's recurrent weights). Allocates and, if not yet done,
  * initialises the weights. What it cannot train (a cycle through several
- * populations, connector projections, per-neuron values, simulator inputs,
- * dense projections with a delay or port of their own) is refused by name. */
+ * populations, per-neuron values, simulator inputs, dense projections with
+ * a delay or port of their own) is refused by name.
+ * A projection drawn by a connector (soma_net_connect) is drawn as the
+ * simulator draws it with seed opts->seed (soma_sim_opts.seed = that seed
+ * gives the same synapses) and becomes, in net, a dense projection without
+ * bias (tensor "FROM->TO.weight": the synapses' weights, multapses summed,
+ * 0 elsewhere) whose absent synapses keep a zero gradient, so they stay 0
+ * through every optimizer; soma_model_save then saves it as a dense
+ * projection. Refused by name, before net changes: its delay other than one
+ * step, a port other than the model's one input, a population onto itself,
+ * two projections between the same populations. */
 int soma_train_create(soma_trainer **tr, soma_net *net, const soma_train_opts *opts,
                       const soma_data_opts *data);
 void soma_train_free(soma_trainer *tr);
@@ -840,6 +886,13 @@ int soma_spike_stats_compute(const soma_spike *sp, size_t n, uint32_t first, siz
 int soma_plot_sim_raster(const char *path, const soma_spike *sp, size_t n, size_t npops, const char *const *names,
                          const uint32_t *first, const size_t *size, double dt_ms, uint64_t step0, uint64_t step1,
                          size_t max_per_pop, double bin_ms, char *err, size_t errlen);
+/* The same raster with the time window [w0_ms, w1_ms) marked on both
+ * panels (a shaded band, dashed edges), e.g. a lesion's or a stimulus's;
+ * SOMA_STATUS_INVALID if the window is empty. */
+int soma_plot_sim_raster_window(const char *path, const soma_spike *sp, size_t n, size_t npops,
+                                const char *const *names, const uint32_t *first, const size_t *size, double dt_ms,
+                                uint64_t step0, uint64_t step1, size_t max_per_pop, double bin_ms, double w0_ms,
+                                double w1_ms, char *err, size_t errlen);
 /* Bar chart of mean rates per population (Hz), with values printed on the
  * bars; ref_hz (may be NULL; NaN entries skipped) draws reference marks
  * (e.g. published rates). A NaN rate draws no bar ("n/a"). */
@@ -1173,6 +1226,9 @@ typedef struct soma_dissect_ablation {
     double class_control_sd[SOMA_DISSECT_MAX_CLASSES]; /* sd over draws (1/R) */
     int by;                        /* how the set was chosen (soma_dissect_by; written as result.json's
                                       "selected_by"); soma_dissect_ablate sets -1 (a listed set) */
+    size_t selected_on_train;      /* the set was chosen on this many train-split samples (result.json's
+                                      "selected_on": "train:N"); 0: on the measured samples ("test"), or
+                                      listed (null); soma_dissect_ablate sets 0 */
 } soma_dissect_ablation;
 /* Evaluate without ablation (skipped when before is given: a result of an
  * earlier call for the same data, whose before-accuracies are copied),
@@ -1374,6 +1430,249 @@ int soma_dissect_path_run(const soma_dissect_ctx *x, const soma_dissect_opts *o,
 int soma_dissect_write_path(const soma_dissect_stats *s, const soma_dissect_path *p, const char *model, const char *dir,
                             char *err, size_t errlen);
 
+
+/* Pruning (docs/dissect.md, "prune"): physically remove the lowest-scored
+ * fraction of each hidden population's neurons, giving a smaller net with
+ * the trained weights copied over (incoming weight rows, outgoing weight
+ * columns, biases, recurrent rows and columns, `learn: neuron`
+ * parameters). Hidden as in the statistics: a projection leaves it; the
+ * input and output populations are never pruned. A pruned population must
+ * be flat and reached by dense projections only: convolutions (channels)
+ * and cell models with weights of their own are refused by name. */
+typedef enum soma_dissect_score {
+    SOMA_DISSECT_SCORE_RATE = 0,       /* mean value per step (soma_dissect_pop.rate) */
+    SOMA_DISSECT_SCORE_WINA = 1,       /* mean |x_i| per step x L2 norm of the neuron's outgoing weight
+                                          columns (all projections leaving it, recurrent included) */
+    SOMA_DISSECT_SCORE_ATTRIBUTION = 2 /* sum over classes of |soma_dissect_attribution| */
+} soma_dissect_score;
+/* "rate", "wina" or "attribution" into *score; soma_dissect_score_name the other way. */
+int soma_dissect_score_parse(const char *text, int *score, char *err, size_t errlen);
+const char *soma_dissect_score_name(int score);
+/* Score every hidden neuron of s (computed on x's data set, its first
+ * o->limit samples; s from the same): score [soma_dissect_hidden_count(s)],
+ * layout as soma_dissect_select_score. wina runs one forward pass with READ
+ * hooks (mean |x| per step); attribution one gradient pass per class
+ * present (classes without samples add nothing). */
+int soma_dissect_prune_scores(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s,
+                              int score, double *out, char *err, size_t errlen);
+/* The neurons to remove: from each hidden population of s, the
+ * floor(fraction x size) lowest-scored (NaN counts as lowest; ties: the
+ * lower index first), fraction in [0, 1). out gets *n entries, by
+ * population then index; cap >= soma_dissect_hidden_count(s) suffices. */
+int soma_dissect_prune_select(const soma_dissect_stats *s, const double *score, double fraction,
+                              soma_dissect_neuron *out, size_t cap, size_t *n, char *err, size_t errlen);
+/* A new net *out, net without neurons set[0..n) (hidden neurons only, each
+ * at most once): same populations (smaller sizes), parameters, learn
+ * modes, projections, shapes and timing, with net's trained weights copied
+ * over, so that its outputs equal net's with those neurons' spikes set to 0
+ * (soma_dissect_evaluate, SOMA_DISSECT_MODE_ZERO; up to the rounding of
+ * sums over fewer terms). net's weights must be allocated (trained or
+ * loaded). Free *out with soma_net_free. */
+int soma_dissect_prune_net(soma_net *net, const soma_dissect_neuron *set, size_t n, soma_net **out, char *err,
+                           size_t errlen);
+
+/* A pruning run: score on po->train (its first po->calib samples), prune
+ * each fraction, evaluate on x's data set (o->limit samples) with the
+ * trainer's options (batch, threads), fine-tune, save. */
+typedef struct soma_dissect_prune_opts {
+    const double *fractions;   /* [nfractions], each in [0, 1) */
+    size_t nfractions;
+    int score;                 /* soma_dissect_score */
+    double finetune;           /* epochs of training of each pruned net on train with the model's own train
+                                  options (a fraction: that share of an epoch's batches); 0 = none */
+    const soma_dataset *train; /* the training split: scores and fine-tuning */
+    size_t calib;              /* its first samples scored (0 = all) */
+    size_t repeats;            /* timed evaluations of each net, median taken (0 = 3) */
+    const char *dir;           /* existing folder for the models (NULL: none saved): pruned.soma and
+                                  finetuned.soma, or pruned-F.soma and finetuned-F.soma with several fractions */
+    const soma_data_opts *save_data;   /* data and train options saved with the models (NULL: x->d, the trainer's) */
+    const soma_train_opts *save_train;
+} soma_dissect_prune_opts;
+void soma_dissect_prune_opts_default(soma_dissect_prune_opts *po);
+
+typedef struct soma_dissect_prune_result {
+    double fraction;
+    size_t hidden_before, hidden_after;  /* hidden neurons */
+    size_t params_before, params_after;  /* learnable scalars (soma_net_param_count) */
+    double acc_before, acc_pruned, acc_finetuned; /* on x's data set; acc_finetuned NaN without fine-tuning */
+    double sps_before, sps_after;        /* evaluation samples/s (soma_train_evaluate), median of repeats */
+    double finetune_seconds;             /* wall time of the fine-tuning */
+    char pruned_path[1024], finetuned_path[1024]; /* "" where not saved */
+} soma_dissect_prune_result;
+/* res [po->nfractions]. o->progress gets phases "calib", "score",
+ * "eval" and "finetune". The dense model is timed once. */
+int soma_dissect_prune_run(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_prune_opts *po,
+                           soma_dissect_prune_result *res, char *err, size_t errlen);
+/* prune: result.json (score, repeats, per fraction the result) and, with
+ * several fractions, prune.png (accuracy pruned and fine-tuned against the
+ * fraction), written atomically into the existing dir. */
+int soma_dissect_write_prune(const soma_dissect_prune_opts *po, const soma_dissect_prune_result *res,
+                             const char *model, const char *dir, char *err, size_t errlen);
+/* Simulated circuits (docs/dissect.md, "lesion"): `soma dissect FILE.yaml
+ * lesion|stimulate` on a network for the simulator. Chosen neurons of one
+ * population are lesioned (a MASK hook of 0 on `<pop>.spikes`: no spike
+ * leaves them, their own reset is unchanged) or stimulated (an OVERRIDE
+ * hook adding a constant current on `<pop>.current`, or Poisson events of
+ * a weight on `<pop>.input`) during a window [t0, t1) ms of one run of
+ * the whole network from 0 to time_ms, and every population is measured
+ * before [skip, t0), during [t0, t1) and after [t1, time). */
+typedef enum soma_dissect_circuit_action {
+    SOMA_DISSECT_LESION = 0,    /* silence the chosen neurons */
+    SOMA_DISSECT_STIMULATE = 1  /* drive them (current_pa, or rate_hz and weight) */
+} soma_dissect_circuit_action;
+typedef struct soma_dissect_circuit_opts {
+    int action;               /* soma_dissect_circuit_action */
+    const char *pop;          /* the population, by name (--pop) */
+    double fraction;          /* > 0: round(fraction x size) neurons (at least 1) drawn uniformly without
+                                 replacement, keyed by seed (--fraction, in (0, 1]); 0: the listed neurons */
+    const size_t *neurons;    /* fraction 0: indices in pop, distinct (--neurons) */
+    size_t nneurons;
+    double t0_ms, t1_ms;      /* the window, ms, 0 <= t0 < t1 <= time_ms (--window T0:T1) */
+    double time_ms;           /* the run, ms from 0 (--t) */
+    double skip_ms;           /* "before" starts here (e.g. the file's warm-up), 0 <= skip < t0; else 0 */
+    double current_pa;        /* stimulate, rate_hz 0: the current added to each chosen neuron's external
+                                 input (`<pop>.current`, pA; the model's input unit for trainer models) */
+    double rate_hz, weight;   /* stimulate, rate_hz > 0: independent Poisson events at rate_hz into each chosen
+                                 neuron, each adding weight (the model's weight unit) on port 0 (`<pop>.input`) */
+    uint64_t seed;            /* the draw of the neurons and of the Poisson events (--seed) */
+    soma_sim_progress_fn progress; /* may be NULL: soma_sim_run's progress; nonzero cancels */
+    void *user;
+} soma_dissect_circuit_opts;
+void soma_dissect_circuit_opts_default(soma_dissect_circuit_opts *o);
+
+#define SOMA_DISSECT_CIRCUIT_SYNC_BIN_MS 3.0
+/* One population in the three windows (index 0 before, 1 during, 2 after). */
+typedef struct soma_dissect_circuit_pop {
+    char name[64];
+    size_t size;
+    uint32_t first;           /* global id of its neuron 0 */
+    uint64_t spikes[3];
+    double rate_hz[3];        /* spikes / (size x window) */
+    double cv_isi[3];         /* soma_spike_stats's cv_isi over the window's spikes (NaN: no neuron with 2 ISIs) */
+    double synchrony[3];      /* var / mean of the population's spike count in bins of 3 ms (Potjans & Diesmann
+                                 2014): 1 for independent Poisson neurons, larger when they fire together;
+                                 NaN without spikes or with fewer than 2 bins */
+    double chi[3];            /* Golomb's chi over 1 ms bins (soma_spike_stats's synchrony) */
+} soma_dissect_circuit_pop;
+typedef struct soma_dissect_circuit {
+    int action;
+    char pop[64];             /* the population acted on */
+    size_t pop_index;
+    size_t n;                 /* chosen neurons */
+    size_t *neurons;          /* [n] their indices in pop, ascending */
+    double fraction, current_pa, rate_hz, weight;
+    uint64_t seed;
+    double dt_ms;
+    double t_ms[4];           /* window edges: skip, t0, t1, time (ms) */
+    uint64_t step[4];         /* the same in steps */
+    double target_rate_hz[3]; /* the chosen neurons' rate in each window */
+    size_t npops;
+    soma_dissect_circuit_pop *pops; /* [npops] */
+    soma_spike *spikes;       /* [nspikes] every spike of the run, sorted by (step, id) */
+    size_t nspikes;
+    uint8_t spikes_sha256[32];
+    int cancelled;            /* 1 if progress cancelled: the windows cover what was simulated */
+    double rest_rate_hz[3];   /* the population's other neurons' rate in each window (NaN if none) */
+} soma_dissect_circuit;
+/* Build net in the simulator (so: threads, seed; spikes are always
+ * recorded), choose the neurons, hook them, run time_ms and measure. Bad
+ * options give SOMA_STATUS_INVALID (NOTFOUND for an unknown population)
+ * with a message naming the CLI option (--pop, --fraction, --neurons,
+ * --window, --t, --current, --rate, --weight). *out is freed with
+ * soma_dissect_circuit_free. */
+int soma_dissect_circuit_run(const soma_net *net, const soma_sim_opts *so, const soma_dissect_circuit_opts *o,
+                             soma_dissect_circuit **out, char *err, size_t errlen);
+void soma_dissect_circuit_free(soma_dissect_circuit *c);
+/* result.json (the action, the neurons, the windows, per population and
+ * for the chosen neurons rate, CV of ISIs, synchrony and chi before /
+ * during / after), raster.png (from skip to the end, the first 200 neurons of
+ * each population, the window marked) and rates.png (rates before, during
+ * and after per population), written atomically into the existing dir;
+ * file (may be NULL) is written into result.json. */
+int soma_dissect_write_circuit(const soma_dissect_circuit *c, const char *file, const char *dir, char *err,
+                               size_t errlen);
+
+
+/* Activation sparsity of matrix products (docs/dissect.md, "sparsify"):
+ * per sample and step keep only some inputs x of a dense projection W
+ * (d = its inputs), zero the rest with a MASK hook on its
+ * `<from>-><to>.in` site (the values come from a READ hook on
+ * `<from>.spikes`), so the trainer may compute the product over the kept
+ * inputs only (soma_train_set_mask_sparse). */
+typedef enum soma_sparsify_method {
+    SOMA_SPARSIFY_WINA = 0, /* the k largest |x_i| ||W[:, i]||_2 per sample and step */
+    SOMA_SPARSIFY_TEAL = 1, /* |x_i| >= a per-site threshold from a calibration histogram */
+    SOMA_SPARSIFY_TOPK = 2  /* the k largest |x_i| per sample and step */
+} soma_sparsify_method;
+/* "wina", "teal" or "topk" into *method; soma_sparsify_method_name the other way. */
+int soma_sparsify_method_parse(const char *text, int *method, char *err, size_t errlen);
+const char *soma_sparsify_method_name(int method);
+/* Inputs kept at sparsity s: k = floor(d (1 - s)) (with 1e-9 of slack, so
+ * that 1000 x (1 - 0.3) keeps 700). */
+size_t soma_sparsify_keep_count(size_t d, double sparsity);
+/* One row's mask [d] (1 kept, 0 dropped). WINA and topk: the k inputs with
+ * the largest score (|x_i| colnorm[i], or |x_i|), ties to the lower index
+ * (zero scores too); TEAL: |x_i| >= threshold (threshold <= 0 keeps all;
+ * k unused). colnorm is read by WINA only. */
+int soma_sparsify_mask_row(int method, const float *x, const float *colnorm, size_t d, size_t k, float threshold,
+                           float *mask);
+/* TEAL's threshold from values[n]: |x| in a histogram of 1/16-octave bins
+ * (exact zeros apart); of the bins' lower edges (and 0, and +inf) the one
+ * whose fraction of values below it is closest to s (ties: the lower). */
+float soma_sparsify_teal_threshold(const float *values, size_t n, double sparsity);
+
+typedef struct soma_dissect_sparsify_opts {
+    const int *methods;            /* [nmethods] soma_sparsify_method */
+    size_t nmethods;
+    const double *sparsity;        /* [nsparsity] fractions s in [0, 1) */
+    size_t nsparsity;
+    const char *const *sites;      /* [nsites] "FROM->TO"; 0 sites: every dense projection from a hidden population */
+    size_t nsites;
+    const soma_dataset *calib;     /* TEAL: calibration samples (the training split) */
+    size_t calib_limit;            /* its first N (0 = all; default 1000) */
+    size_t repeats;                /* timed evals per config (median); 0: no timing (default 3) */
+    double sparse_max;             /* the trainer's sparse-product threshold during the run
+                                    * (soma_train_set_mask_sparse; default SOMA_TRAIN_MASK_SPARSE_DEFAULT) */
+} soma_dissect_sparsify_opts;
+void soma_dissect_sparsify_opts_default(soma_dissect_sparsify_opts *o);
+
+typedef struct soma_dissect_sparsify_row {
+    int method;         /* soma_sparsify_method */
+    double sparsity;    /* s asked */
+    double accuracy;    /* with the products sparsified */
+    double achieved;    /* fraction of the products' inputs that are 0 after the mask (all sites, samples, steps) */
+    double rel_error;   /* ||y - y_dense|| / ||y_dense|| over the sites' `.out` values, all samples and steps */
+    double eval_s;      /* median wall time of the whole eval (encoding included), seconds; NaN: not timed */
+    double speedup;     /* dense eval_s / this eval_s */
+    double sparse_path; /* fraction of the products' rows the trainer computed over the kept inputs only */
+} soma_dissect_sparsify_row;
+
+typedef struct soma_dissect_sparsify {
+    size_t nsites;
+    char (*sites)[160];       /* [nsites] "FROM->TO" */
+    size_t nmethods, nsparsity, nrows;
+    soma_dissect_sparsify_row *rows; /* [nrows = nmethods x nsparsity], method-major */
+    float *teal_threshold;    /* [nsites][nsparsity] (0 when TEAL was not asked) */
+    size_t samples, calib_samples, batch, repeats, steps;
+    int threads;
+    double dense_accuracy;    /* without masks (soma_train_evaluate's) */
+    double dense_sparsity;    /* fraction of the products' inputs that are 0 as they come (ReLU zeros, no spike) */
+    double dense_eval_s;      /* median wall time of the unhooked eval */
+} soma_dissect_sparsify;
+/* Accuracy, achieved sparsity, relative error and eval time of every
+ * (method, sparsity) against the dense eval, on o->limit samples of x->ds
+ * in batches of o->batch. *out is freed with soma_dissect_sparsify_free.
+ * As the other dissect functions it removes every hook when it returns,
+ * and it leaves the trainer's sparse-product threshold at
+ * SOMA_TRAIN_MASK_SPARSE_DEFAULT. */
+int soma_dissect_sparsify_run(const soma_dissect_ctx *x, const soma_dissect_opts *o,
+                              const soma_dissect_sparsify_opts *so, soma_dissect_sparsify **out, char *err,
+                              size_t errlen);
+void soma_dissect_sparsify_free(soma_dissect_sparsify *r);
+/* result.json and sparsify.png (accuracy vs sparsity, one series per
+ * method, the dense accuracy as a reference), atomically into dir. */
+int soma_dissect_write_sparsify(const soma_dissect_sparsify *r, const char *model, const char *dir, char *err,
+                                size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,7 @@
 # each from a seed corpus: the network files of examples/ and tests/ for
 # fuzz_netfile, models trained here by BUILD's soma for fuzz_model_file,
 # small valid files of each reader for fuzz_data (IDX plain and gzip, CSV,
-# N-MNIST, spike files, edge lists), plus the committed regression inputs in
+# N-MNIST, spike files, edge lists), SHD file descriptions for fuzz_shd, plus the committed regression inputs in
 # fuzz/regress/. Prints each harness's
 # executions; a crash leaves its input in fuzz/findings/ and fails.
 set -eu
@@ -11,11 +11,13 @@ cd "$(dirname "$0")/.."
 B=${1:?build folder}; S=${2:-60}
 work=$(mktemp -d /tmp/soma-fuzz-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/netfile" "$work/model_file" "$work/data" fuzz/findings
+mkdir -p "$work/netfile" "$work/model_file" "$work/data" "$work/shd" fuzz/findings
 cp examples/*.yaml tests/fidelity/*.yaml "$work/netfile/" 2>/dev/null || true
 cp fuzz/regress/netfile/* "$work/netfile/" 2>/dev/null || true
 cp fuzz/regress/model_file/* "$work/model_file/" 2>/dev/null || true
 cp fuzz/regress/data/* "$work/data/" 2>/dev/null || true
+# fuzz_shd seeds: file descriptions (see fuzz/fuzz_shd.c), a good one and a broken one.
+cp fuzz/regress/shd/* "$work/shd/" 2>/dev/null || true
 # fuzz_data seeds: a selector byte, then a small valid file of each reader
 # (IDX: a cut byte, 2 images of 2x2, then 2 labels).
 idx='\x80\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00\x02\x01\x02\x03\x04\x05\x06\x07\x08\x00\x00\x08\x01\x00\x00\x00\x02\x01\x00'
@@ -41,7 +43,7 @@ train: {epochs: 1, batch: 8}
 YAML
 "$B/soma" train "$work/tiny.yaml" --out "$work/tiny" >/dev/null 2>&1 && cp "$work/tiny/model.soma" "$work/model_file/tiny.soma"
 status=0
-for h in netfile model_file data; do
+for h in netfile model_file data shd; do
   exe="$B/fuzz_$h"
   [ -x "$exe" ] || { echo "missing $exe"; status=1; continue; }
   log="$work/$h.log"

@@ -68,6 +68,19 @@ check "json $DIR/matrix/result.json 'len(r[\"effect_matrix\"]) == 10 and len(r[\
 check "json $DIR/same/result.json '(lambda a: a[\"selected_by\"] is None and a[\"accuracy_before\"] == a[\"accuracy_after\"] and a[\"class_before\"] == a[\"class_after\"])(r[\"ablations\"][0][\"result\"])' | grep -q True" \
       "scale:1 changed the accuracy: $(head -c 600 $DIR/same/result.json)"
 
+# --select-on train:N: a second statistics pass over N train samples picks the
+# neurons; the ablation is measured on the test split's --limit samples.
+"$BIN" dissect "$M" ablate class=1 --top 3 --draws 1 --select-on train:300 --limit 200 --threads 2 --out "$DIR/seltrain" \
+    > "$DIR/seltrain.log" 2> "$DIR/seltrain.err" || { echo "FAIL: ablate --select-on train:300"; cat "$DIR/seltrain.log" "$DIR/seltrain.err"; fail=1; }
+check "grep -q 'stats *300/300 samples' $DIR/seltrain.err && grep -q 'stats *200/200 samples' $DIR/seltrain.err" \
+      "--select-on train:300 made no 300-sample pass beside the 200 test samples: $(tr '\r' '\n' < $DIR/seltrain.err | grep -v '^ *$' | tail -5)"
+check "json $DIR/seltrain/result.json 'r[\"ablations\"][0][\"result\"][\"neurons\"] == 3 and r[\"ablations\"][0][\"result\"][\"selected_on\"] == \"train:300\" and r[\"samples\"] == 200' | grep -q True" \
+      "--select-on train: $(head -c 400 $DIR/seltrain/result.json)"
+"$BIN" dissect "$M" ablate class=1 --select-on train:0 --limit 10 --out "$DIR/bad" > "$DIR/bad.log" 2>&1 && { echo "FAIL: --select-on train:0 was accepted"; fail=1; }
+check "grep -q 'expected train:N with N >= 1' $DIR/bad.log" "bad --select-on: $(cat $DIR/bad.log)"
+"$BIN" dissect "$M" ablate class=1 --select-on valid --limit 10 --out "$DIR/bad" > "$DIR/bad.log" 2>&1 && { echo "FAIL: --select-on valid was accepted"; fail=1; }
+check "grep -q 'expected test, train or train:N' $DIR/bad.log" "bad --select-on: $(cat $DIR/bad.log)"
+
 "$BIN" dissect "$M" ablate hidden:99 --limit 10 --out "$DIR/bad" > "$DIR/bad.log" 2>&1 && { echo "FAIL: a neuron out of range was accepted"; fail=1; }
 check "grep -q 'index 99 of hidden; expected 0 to 63' $DIR/bad.log" "bad index: $(cat $DIR/bad.log)"
 "$BIN" dissect "$M" ablate class=1 --mode half --limit 10 --out "$DIR/bad" > "$DIR/bad.log" 2>&1 && { echo "FAIL: mode half was accepted"; fail=1; }

@@ -11,6 +11,9 @@
 #include "testlib.h"
 /* The data harness itself: its inputs replay through the same function. */
 #include "../fuzz/fuzz_data.c"
+/* The SHD harness (it writes the HDF5 file its input describes), its entry renamed. */
+#define SHD_FUZZ_ENTRY fuzz_shd_one
+#include "../fuzz/fuzz_shd.c"
 
 static size_t replay(const char *dir, int model) {
     DIR *d = opendir(dir);
@@ -47,7 +50,7 @@ static size_t replay(const char *dir, int model) {
 
 /* Inputs of fuzz_data (a selector byte, then a file): each runs through the
  * harness's own function; the sanitizer build catches what it would. */
-static size_t replay_data(const char *path) {
+static size_t replay_data(const char *path, int (*one)(const uint8_t *, size_t)) {
     DIR *d = opendir(path);
     CHECK_MSG(d != NULL, "cannot open %s", path);
     if (!d) return 0;
@@ -62,7 +65,7 @@ static size_t replay_data(const char *path) {
         uint8_t buf[65536];
         size_t len = fread(buf, 1, sizeof buf, f);
         fclose(f);
-        CHECK(LLVMFuzzerTestOneInput(buf, len) == 0);
+        CHECK(one(buf, len) == 0);
         n++;
     }
     closedir(d);
@@ -77,8 +80,10 @@ int main(void) {
     snprintf(dir, sizeof dir, "%s/../fuzz/regress/model_file", t ? t : "tests");
     size_t b = replay(dir, 1);
     snprintf(dir, sizeof dir, "%s/../fuzz/regress/data", t ? t : "tests");
-    size_t c = replay_data(dir);
-    CHECK_MSG(a >= 6 && b >= 2 && c >= 1, "replayed %zu network files, %zu model files and %zu data inputs; the corpus "
-              "has more", a, b, c);
+    size_t c = replay_data(dir, LLVMFuzzerTestOneInput);
+    snprintf(dir, sizeof dir, "%s/../fuzz/regress/shd", t ? t : "tests");
+    size_t e = replay_data(dir, fuzz_shd_one);
+    CHECK_MSG(a >= 6 && b >= 2 && c >= 1 && e >= 2, "replayed %zu network files, %zu model files, %zu data inputs and "
+              "%zu SHD descriptions; the corpus has more", a, b, c, e);
     return t_report("test_fuzz_regress");
 }

@@ -622,7 +622,7 @@ static void test_sim_hooks(int threads) {
         soma_net_free(sn);
         return;
     }
-    CHECK(soma_sim_site_count(sim) == 1 + 1 + 2 + 2); /* src.spikes; dst.spikes, V_m, refr; in, out */
+    CHECK(soma_sim_site_count(sim) == 1 + 1 + 2 + 2 + 2 + 2); /* src.spikes; dst.spikes, V_m, refr; in, out; src.current, src.input, dst.current, dst.input (the simulator's own) */
     soma_site_info si;
     CHECK(soma_sim_site(sim, 5, &si) == 0 && strcmp(si.name, "src->dst.out") == 0 && si.size == 8);
     size_t idx[8] = {0, 1, 2, 3, 4, 5, 6, 7}, rec;
@@ -718,7 +718,7 @@ static void test_sim_hooks(int threads) {
     soma_sim_stats_get(sim, &st);
     CHECK(st.steps < 10000);
     CHECK(sim_set1(sim, "dst.v", SOMA_HOOK_READ, sim_read_cb, &tv) == SOMA_STATUS_NOTFOUND);
-    CHECK_MSG(strstr(soma_sim_errmsg(sim), "close names: dst.spikes, dst.V_m, dst.refr (") != NULL, "%s",
+    CHECK_MSG(strstr(soma_sim_errmsg(sim), "close names: dst.spikes, dst.V_m, dst.refr, dst.current, dst.input (") != NULL, "%s",
               soma_sim_errmsg(sim));
     CHECK(sim_set1(sim, "dst.V_m", SOMA_HOOK_GRAD, sim_read_cb, &tv) == SOMA_STATUS_UNSUPPORTED);
     CHECK(sim_set1(sim, "src->dst.out", SOMA_HOOK_GRAD, sim_read_cb, &tv) == SOMA_STATUS_UNSUPPORTED);

@@ -47,7 +47,8 @@ static int write_png_atomic(cairo_surface_t *s, const char *path, char *err, siz
     }
     cairo_status_t cs = cairo_surface_write_to_png_stream(s, png_write_cb, f);
     int werr = errno;
-    int flush_bad = fflush(f) != 0 || ferror(f);
+    /* fsync before the rename: after a crash PATH is the old file or the whole new one */
+    int flush_bad = fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0;
     if (flush_bad) werr = errno;
     int close_bad = fclose(f) != 0;
     if (close_bad && !flush_bad) werr = errno;
@@ -534,9 +535,32 @@ static double widest_name(cairo_t *cr, const char *const *names, size_t npops) {
     return w;
 }
 
-int soma_plot_sim_raster(const char *path, const soma_spike *sp, size_t n, size_t npops, const char *const *names,
-                         const uint32_t *first, const size_t *size, double dt_ms, uint64_t step0, uint64_t step1,
-                         size_t max_per_pop, double bin_ms, char *err, size_t errlen) {
+/* The time window [w0, w1) ms marked on a raster's panels (nothing when
+ * w1 <= w0): a light band and a dashed line at each edge inside the axis. */
+static void mark_window(cairo_t *cr, const rect *r, const axis *tx, double w0, double w1) {
+    if (!(w1 > w0)) return;
+    double a = fmax(w0, tx->lo), b = fmin(w1, tx->hi);
+    if (!(b > a)) return;
+    double x0 = map_x(r, tx, a), x1 = map_x(r, tx, b);
+    cairo_save(cr);
+    cairo_rectangle(cr, r->x, r->y, r->w, r->h);
+    cairo_clip(cr);
+    cairo_set_source_rgba(cr, 1.0, 0.80, 0.10, 0.16);
+    cairo_rectangle(cr, x0, r->y, x1 - x0, r->h);
+    cairo_fill(cr);
+    static const double dash[2] = {5, 3};
+    cairo_set_dash(cr, dash, 2, 0);
+    cairo_set_line_width(cr, 1.5);
+    cairo_set_source_rgb(cr, 0.80, 0.10, 0.10);
+    if (w0 >= tx->lo) cairo_move_to(cr, floor(x0) + 0.5, r->y), cairo_line_to(cr, floor(x0) + 0.5, r->y + r->h);
+    if (w1 <= tx->hi) cairo_move_to(cr, floor(x1) + 0.5, r->y), cairo_line_to(cr, floor(x1) + 0.5, r->y + r->h);
+    cairo_stroke(cr);
+    cairo_restore(cr);
+}
+
+static int sim_raster(const char *path, const soma_spike *sp, size_t n, size_t npops, const char *const *names,
+                      const uint32_t *first, const size_t *size, double dt_ms, uint64_t step0, uint64_t step1,
+                      size_t max_per_pop, double bin_ms, double w0_ms, double w1_ms, char *err, size_t errlen) {
     if (!path || !*path)
         return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no output path", path ? path : "(null)");
     if (n && !sp) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no spike data", path);
@@ -676,6 +700,7 @@ int soma_plot_sim_raster(const char *path, const soma_spike *sp, size_t n, size_
         set_font(cr, 12, 1);
         text_at(cr, rr.x - 8, (y0 + y1) / 2, 1, 0.5, pop_name(names, p, nb, sizeof nb));
     }
+    mark_window(cr, &rr, &tx, w0_ms, w1_ms);
     frame(cr, &rr);
 
     cairo_set_source_rgb(cr, 0, 0, 0);
@@ -733,6 +758,7 @@ int soma_plot_sim_raster(const char *path, const soma_spike *sp, size_t n, size_
         cairo_stroke(cr);
     }
     cairo_restore(cr);
+    mark_window(cr, &rh, &tx, w0_ms, w1_ms);
     frame(cr, &rh);
     cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
     set_font(cr, 11, 0);
@@ -753,6 +779,24 @@ done:
     free(row0);
     free(rate);
     return rc;
+}
+
+int soma_plot_sim_raster(const char *path, const soma_spike *sp, size_t n, size_t npops, const char *const *names,
+                         const uint32_t *first, const size_t *size, double dt_ms, uint64_t step0, uint64_t step1,
+                         size_t max_per_pop, double bin_ms, char *err, size_t errlen) {
+    return sim_raster(path, sp, n, npops, names, first, size, dt_ms, step0, step1, max_per_pop, bin_ms, 0, 0, err,
+                      errlen);
+}
+
+int soma_plot_sim_raster_window(const char *path, const soma_spike *sp, size_t n, size_t npops,
+                                const char *const *names, const uint32_t *first, const size_t *size, double dt_ms,
+                                uint64_t step0, uint64_t step1, size_t max_per_pop, double bin_ms, double w0_ms,
+                                double w1_ms, char *err, size_t errlen) {
+    if (!(w1_ms > w0_ms) || !isfinite(w0_ms) || !isfinite(w1_ms))
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: window %g to %g ms is empty", path ? path : "(null)",
+                          w0_ms, w1_ms);
+    return sim_raster(path, sp, n, npops, names, first, size, dt_ms, step0, step1, max_per_pop, bin_ms, w0_ms, w1_ms,
+                      err, errlen);
 }
 
 /* ---------------------------------------------------------- rate bars */

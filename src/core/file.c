@@ -21,7 +21,7 @@ int soma__tmp_commit(FILE *f, int bad, const char *tmp, const char *path, char *
     int e = errno;
     bad |= fclose(f) != 0;
     if (!bad && rename(tmp, path) == 0) return SOMA_STATUS_OK;
-    e = bad ? e : errno;
+    e = bad ? (e ? e : EIO) : errno;
     remove(tmp);
     return soma__errf(err, errlen, SOMA_STATUS_IO, "cannot write %s: %s", path, strerror(e));
 }

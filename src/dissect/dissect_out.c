@@ -255,6 +255,9 @@ static void jabl(FILE *f, const soma_dissect_ablation *a) {
     fprintf(f, "{\"neurons\": %zu, \"draws\": %zu, \"selected_by\": ", a->n, a->draws);
     if (a->by == SOMA_DISSECT_BY_AP || a->by == SOMA_DISSECT_BY_ATTRIBUTION || a->by == SOMA_DISSECT_BY_IG || a->by == SOMA_DISSECT_BY_WINA) jstr(f, soma_dissect_by_name(a->by));
     else fputs("null", f);
+    if (a->by < 0) fprintf(f, ", \"selected_on\": null");
+    else if (a->selected_on_train) fprintf(f, ", \"selected_on\": \"train:%zu\"", a->selected_on_train);
+    else fprintf(f, ", \"selected_on\": \"test\"");
     fprintf(f, ", \"accuracy_before\": ");
     jnum(f, a->acc_before);
     fprintf(f, ", \"accuracy_after\": "), jnum(f, a->acc_after);

@@ -92,6 +92,7 @@ void soma_net_free(soma_net *net) {
         soma__value_free(&net->projs[i].wv);
         soma__value_free(&net->projs[i].dv);
         free(net->projs[i].path);
+        free(net->projs[i].mask);
     }
     for (size_t i = 0; i < net->ndrives; i++) soma__value_free(&net->drives[i].w);
     for (size_t i = 0; i < net->nsyms; i++) free((char *)net->syms[i].name);

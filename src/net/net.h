@@ -70,6 +70,11 @@ typedef struct soma__proj {
     int has_delay;      /* 1: dly_ms was set */
     double dly_ms;      /* the delay (ms, >= dt when set); the simulator rounds it to whole steps */
     int has_port;       /* 1: port was set (a port index or SOMA_PORT_BY_SIGN) */
+    /* A sparse projection the trainer made dense (train/sparse.c): 1 at
+     * [to][from] where the connector drew a synapse, 0 where the weight
+     * stays exactly 0 (its gradient is masked); NULL for other projections.
+     * Owned by the net. */
+    uint8_t *mask;
 } soma__proj;
 
 /* An independent Poisson input to every neuron of a population. */

@@ -661,6 +661,7 @@ static int read_spike_file(ctx *c, const yaml_node_t *at, size_t pop, const char
     }
     fclose(f);
     if (!ids || !ts) rc = SOMA_STATUS_NOMEM;
+    if (rc == SOMA_STATUS_NOMEM) rc = fail(c, node_line(at), rc, "out of memory reading spike file %s", path);
     if (!rc) {
         where(c, at);
         if ((rc = soma_net_set_spikes(c->net, pop, ids, ts, n))) rc = fail_net(c, rc);
@@ -675,7 +676,7 @@ static int float_list(ctx *c, const yaml_node_t *n, const char *what, const char
         return fail(c, node_line(n), SOMA_STATUS_INVALID, "%s is %s; expected a list", what, node_kind(n));
     size_t m = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     *out = malloc((m ? m : 1) * sizeof(double));
-    if (!*out) return SOMA_STATUS_NOMEM;
+    if (!*out) return fail(c, node_line(n), SOMA_STATUS_NOMEM, "%s: out of memory for %zu values", what, m);
     *count = m;
     for (size_t i = 0; i < m; i++) {
         int rc = get_quantity(c, node_at(c, n->data.sequence.items.start[i]), what, unit, &(*out)[i]);

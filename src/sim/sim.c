@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
@@ -48,6 +49,7 @@
 #include "core/hooks.h"
 #include "core/rng.h"
 #include "net/net.h"
+#include "proj/synapses.h"
 
 #define CHUNK_ALIGN 16
 #define DRIVE_BLOCK 256
@@ -123,6 +125,12 @@ typedef struct spop {
     unsigned hk, hk_spk, hk_state, hk_in;
     size_t nout;        /* projections onto it whose .out is hooked (sim->outs) */
     size_t sid_spk;
+    /* Simulator-only sites `<pop>.current` and `<pop>.input` (build_sites;
+     * sid_cur is (size_t)-1 for populations without them): kinds asked, and
+     * the step's external current when `.current` is hooked ([N]). */
+    size_t sid_cur;
+    unsigned hk_cur, hk_inp;
+    float *hcur;
     float *cw[SOMA_MAX_WEIGHTS]; /* cell models: copies of the model's own weights */
     float *work;        /* cell models: the model's per-call scratch (one row) */
     float *gout;        /* graded outputs [gring][N], step t in row t % gring, read by dense projections d steps later */
@@ -247,6 +255,7 @@ void soma_sim_free(soma_sim *s) {
         free(P->drives);
         free(P->spk);
         free(P->ext);
+        free(P->hcur);
         free(P->st_step);
         free(P->st_v);
         free(P->sched);
@@ -304,11 +313,11 @@ void soma_sim_free(soma_sim *s) {
 
 /* ------------------------------------------------------------ building */
 
-static uint64_t key_of(uint64_t seed, uint64_t a, uint64_t b) {
-    return soma__mix64(soma__mix64(seed * 0x9e3779b97f4a7c15ULL + a) ^ (b * 0xc2b2ae3d27d4eb4fULL + 0x165667b19e3779f9ULL));
-}
-
-enum { KEY_POP = 1, KEY_CONN, KEY_WEIGHT, KEY_DELAY, KEY_DRIVE, KEY_NOISE };
+/* Keys are shared with the trainer, which draws a sparse projection's
+ * synapses as the simulator does (proj/synapses.h). */
+#define key_of soma__sim_key
+enum { KEY_POP = SOMA__KEY_POP, KEY_CONN = SOMA__KEY_CONN, KEY_WEIGHT = SOMA__KEY_WEIGHT, KEY_DELAY = SOMA__KEY_DELAY,
+       KEY_DRIVE = SOMA__KEY_DRIVE, KEY_NOISE = SOMA__KEY_NOISE };
 
 /* Per-neuron parameter values and derived constants of population p. */
 static int build_pop(soma_sim *s, const soma_net *sn, size_t p) {
@@ -414,15 +423,38 @@ static int build_pop(soma_sim *s, const soma_net *sn, size_t p) {
     return 0;
 }
 
+/* 1 if population P has the simulator's own sites `.current` and `.input`:
+ * it runs a step with an input (not a spike source, not a model input). */
+static int has_drive_sites(const spop *P) {
+    return P->m != &soma__model_spike_source && P->m != &soma__model_input;
+}
+
 /* The named sites of the network (see "hooks" in soma.h): the net's own
- * table (soma_net_site), copied, as the simulator keeps nothing of the net. */
+ * table (soma_net_site), copied, as the simulator keeps nothing of the net;
+ * then the simulator's own: `<pop>.current` and `<pop>.input` of each
+ * population with a step (SOMA_SITE_CURRENT, SOMA_SITE_INPUT). */
 static int build_sites(soma_sim *s, const soma_net *net) {
-    size_t n = soma_net_site_count(net);
-    s->sites = calloc(n ? n : 1, sizeof *s->sites);
+    size_t n = soma_net_site_count(net), extra = 0;
+    for (size_t p = 0; p < s->npops; p++) extra += 2 * (size_t)has_drive_sites(&s->pops[p]);
+    s->sites = calloc(n + extra ? n + extra : 1, sizeof *s->sites);
     if (!s->sites) return SOMA_STATUS_NOMEM;
     for (size_t i = 0; i < n; i++) {
         soma_net_site(net, i, &s->sites[i]);
         if (s->sites[i].kind == SOMA_SITE_SPIKES && s->sites[i].pop < s->npops) s->pops[s->sites[i].pop].sid_spk = i;
+    }
+    for (size_t p = 0; p < s->npops; p++) {
+        spop *P = &s->pops[p];
+        P->sid_cur = (size_t)-1;
+        if (!has_drive_sites(P)) continue;
+        P->sid_cur = n;
+        for (int k = 0; k < 2; k++, n++) {
+            soma_site_info *si = &s->sites[n];
+            si->kind = k ? SOMA_SITE_INPUT : SOMA_SITE_CURRENT;
+            si->size = P->N;
+            si->pop = si->from = p;
+            si->proj = (size_t)-1;
+            snprintf(si->name, sizeof si->name, "%s.%s", P->name, k ? "input" : "current");
+        }
     }
     s->nsites = n;
     return 0;
@@ -534,7 +566,7 @@ static int on_edge(void *user, uint32_t pre, uint32_t post, uint64_t edge, const
     }
     if (ds < c->dmin) c->dmin = ds;
     if (ds > c->dmax) c->dmax = ds;
-    double wv = w ? *w : c->const_w ? c->w0 : soma__expr_eval(c->pr->wv.e, c->kw, edge, 0) * c->pr->wv.scale;
+    double wv = !w && c->const_w ? c->w0 : soma__syn_weight(c->pr, c->kw, edge, w);
     int port = c->pr->port == SOMA_PORT_BY_SIGN ? (wv < 0 && c->nports > 1) : c->pr->port;
     uint32_t pos = c->cnt[th][g]++;
     syn *sy = &s->ts[th].syn[pos];
@@ -691,7 +723,7 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
     }
     double t_start = soma__now();
     soma_sim *s = calloc(1, sizeof *s);
-    if (!s) return SOMA_STATUS_NOMEM;
+    if (!s) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "out of memory creating the simulator");
     s->dt = (float)sn->dt;
     s->seed = o->seed;
     s->record = o->record_spikes;
@@ -736,8 +768,8 @@ int soma_sim_create(soma_sim **out, const soma_net *sn, const soma_sim_opts *o, 
             goto done;
         }
     }
-    s->npops = sn->npops;
     s->pops = calloc(sn->npops, sizeof *s->pops);
+    s->npops = s->pops ? sn->npops : 0; /* soma_sim_free walks npops entries */
     s->ts = calloc((size_t)nthreads, sizeof *s->ts);
     if (!s->pops || !s->ts) {
         rc = SOMA_STATUS_NOMEM;
@@ -1055,6 +1087,23 @@ static void hook_pop(soma_sim *s, tstate *ts, size_t p, size_t a, size_t b, uint
         }
 }
 
+/* The simulator's own sites of population p before its step at neurons
+ * [a, b): `.input` works in place on what arrived on port 0 (in0, indexed
+ * by neuron); `.current` on P->hcur, filled with the step input (0 without
+ * one), which the step then takes as its external input. */
+static void hook_drive(soma_sim *s, tstate *ts, size_t p, float *in0, size_t a, size_t b, uint64_t step) {
+    spop *P = &s->pops[p];
+    soma__hookplan *H = &s->hooks;
+    const unsigned fwd = SOMA_HOOK_BIT(SOMA_HOOK_READ) | SOMA_HOOK_BIT(SOMA_HOOK_MASK) | SOMA_HOOK_BIT(SOMA_HOOK_OVERRIDE);
+    soma_hook_event ev = {s->sites[P->sid_cur + 1].name, 0, (size_t)step, 1, b - a, in0 + a, 0, a, P->N};
+    if (P->hk_inp) soma__hookplan_run(H, P->sid_cur + 1, fwd, &ev, ts->hmask);
+    if (!P->hk_cur) return;
+    for (size_t i = a; i < b; i++) P->hcur[i] = P->ext ? P->ext[i] : 0.0f;
+    ev.site = s->sites[P->sid_cur].name;
+    ev.data = P->hcur + a;
+    soma__hookplan_run(H, P->sid_cur, fwd, &ev, ts->hmask);
+}
+
 /* A spike_source population with hooks: its scheduled spikes at `step` as
  * bytes in P->spk[a, b), then hook_pop. Returns the schedule cursor. */
 static size_t source_spikes(soma_sim *s, tstate *ts, size_t p, size_t a, size_t b, uint64_t step, size_t pos) {
@@ -1307,10 +1356,12 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
                 }
                 ts->st_pos[p] = pos;
             }
+            if (P->hk_cur | P->hk_inp) hook_drive(s, ts, p, in[0], a, b, step);
+            float *ext = P->hk_cur ? P->hcur : P->ext;
             if (P->train_op) {
                 /* A trainer model has one input, its current: step input included. */
-                if (P->ext)
-                    for (size_t i = a; i < b; i++) in[0][i] += P->ext[i];
+                if (ext)
+                    for (size_t i = a; i < b; i++) in[0][i] += ext[i];
                 train_op_step(P, in[0], a, b, step, s->dt);
             } else {
             soma_sim_args args;
@@ -1320,7 +1371,7 @@ static void update_slice(soma_sim *s, int t, uint64_t t0, size_t L, int q) {
             args.dt = s->dt;
             args.step = step;
             args.rng_key = P->key;
-            args.ext = P->ext;
+            args.ext = ext;
             P->m->sim_step(&args, P->st, in, P->spk, a, b); /* consumes (zeroes) in[][a..b) */
             }
             if (P->hk) hook_pop(s, ts, p, a, b, step);
@@ -1616,7 +1667,7 @@ int soma_sim_record_state(soma_sim *s, size_t pop, const char *var, const size_t
             return sfail(s, SOMA_STATUS_INVALID, "neuron %zu is out of range (population '%s' has %zu)", idx[j],
                          P->name, P->N);
     state_rec *nr = realloc(s->recs, (s->nrecs + 1) * sizeof *nr);
-    if (!nr) return SOMA_STATUS_NOMEM;
+    if (!nr) return sfail(s, SOMA_STATUS_NOMEM, "out of memory for a recorder of %s.%s", P->name, var);
     s->recs = nr;
     state_rec *R = &s->recs[s->nrecs];
     memset(R, 0, sizeof *R);
@@ -1625,7 +1676,7 @@ int soma_sim_record_state(soma_sim *s, size_t pop, const char *var, const size_t
     R->n = n;
     R->every = every;
     R->idx = malloc((n ? n : 1) * sizeof(size_t));
-    if (!R->idx) return SOMA_STATUS_NOMEM;
+    if (!R->idx) return sfail(s, SOMA_STATUS_NOMEM, "out of memory for a recorder of %s.%s", P->name, var);
     if (n) memcpy(R->idx, idx, n * sizeof(size_t));
     R->row0 = (s->step + every - 1) / every;
     if (rec) *rec = s->nrecs;
@@ -1709,7 +1760,7 @@ int soma_sim_write_connectivity(const soma_sim *s, const char *path) {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");
-    if (!f) return sfail((soma_sim *)s, SOMA_STATUS_IO, "cannot write %s", tmp);
+    if (!f) return sfail((soma_sim *)s, SOMA_STATUS_IO, "cannot write %s: %s", tmp, strerror(errno));
     fprintf(f, "pre,post,weight,delay_ms\n");
     outs_weights((soma_sim *)s, 1); /* hooked .out sites: their weights, not the table's zeros */
     /* Rows by source; each thread's table holds its targets' synapses. */
@@ -1726,10 +1777,12 @@ int soma_sim_write_connectivity(const soma_sim *s, const char *path) {
     int bad = ferror(f);
     bad |= fflush(f) != 0;
     bad |= fsync(fileno(f)) != 0;
+    int e = errno;
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, path)) {
+        e = bad ? (e ? e : EIO) : errno;
         remove(tmp);
-        return sfail((soma_sim *)s, SOMA_STATUS_IO, "cannot write %s", path);
+        return sfail((soma_sim *)s, SOMA_STATUS_IO, "cannot write %s: %s", path, strerror(e));
     }
     return 0;
 }
@@ -1891,17 +1944,23 @@ int soma_sim_set_hooks(soma_sim *s, const soma_hooks *h) {
     if ((rc = outs_build(s, widest))) {
         outs_free(s);
         soma__hookplan_free(&s->hooks);
-        for (size_t p = 0; p < s->npops; p++) s->pops[p].hk = s->pops[p].hk_spk = s->pops[p].hk_state = s->pops[p].hk_in = 0;
+        for (size_t p = 0; p < s->npops; p++)
+            s->pops[p].hk = s->pops[p].hk_spk = s->pops[p].hk_state = s->pops[p].hk_in = s->pops[p].hk_cur =
+                s->pops[p].hk_inp = 0;
         return sfail(s, rc, "out of memory for the buffers of hooked .out sites; the simulator has no hooks now");
     }
     for (size_t p = 0; p < s->npops; p++) {
         spop *P = &s->pops[p];
         P->hk_spk = plan.kinds[P->sid_spk];
+        P->hk_cur = P->sid_cur != (size_t)-1 ? plan.kinds[P->sid_cur] : 0;
+        P->hk_inp = P->sid_cur != (size_t)-1 ? plan.kinds[P->sid_cur + 1] : 0;
+        if (P->hk_cur && !P->hcur && !(P->hcur = xalloc(P->N * sizeof(float)))) P->hk_cur = P->hk_inp = 0, rc = SOMA_STATUS_NOMEM;
         P->hk_state = P->hk_in = 0;
         for (size_t k = 0; k < P->m->n_state; k++) P->hk_state |= plan.kinds[P->sid_spk + 1 + k];
     }
     for (size_t i = 0; i < s->nsites; i++)
         if (s->sites[i].kind == SOMA_SITE_PROJ_IN) s->pops[s->sites[i].from].hk_in |= plan.kinds[i];
     for (size_t p = 0; p < s->npops; p++) s->pops[p].hk = s->pops[p].hk_spk | s->pops[p].hk_state | s->pops[p].hk_in;
+    if (rc) return sfail(s, rc, "out of memory for the buffer of a hooked .current site; it is not hooked");
     return 0;
 }

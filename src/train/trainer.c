@@ -42,6 +42,7 @@
 #include "net/net.h"
 #include "proj/conv.h"
 #include "proj/dense.h"
+#include "train/sparse.h"
 #include "train/train.h"
 
 /* Samples per chunk: for spiking and graded-neuron layers about
@@ -105,6 +106,8 @@ typedef struct layer {
     unsigned hk_rin, hk_rout;  /* the recurrent weights' sites (h->h.in, h->h.out) */
     size_t sid_rin, sid_rout;
     int in_copy;
+    int in_sparse;             /* a MASK hook at its (dense, non-first) projection's .in: a masked chunk
+                                * sparse enough takes the product over its nonzero inputs (w->sidx) */
     int hkg;                   /* GRAD asked at its spikes or its input current: one test per backward step */
     int from_i1;               /* reads its input current from tr->I1 (the first layer, unless hooks see it:
                                 * then from its copy in w->in, so that I1, every step's with direct input, is untouched) */
@@ -129,6 +132,9 @@ typedef struct work {
      * outputs are no longer all 0/1 (consumers use dense products); incp[l],
      * hooks changed the input of layer l's projection (it reads hin[l]). */
     int nb[16], incp[16];
+    uint32_t *sidx[16], *scnt[16]; /* MASK at layer l's .in: the masked input's nonzero columns, [T][chunk][Nin],
+                                    * and their count per row, [T][chunk] */
+    size_t sparse_rows;           /* rows whose masked product took the sparse path (soma_train_mask_sparse_rows) */
     int ds_set[16];   /* backward: ds[l] holds a consumer's part already (the next adds to it) */
     float *dtmp;      /* a conv projection's input gradient before it is added (layers with several consumers) */
     double prof[5]; /* thread time in: projections fwd, neurons fwd, loss, neurons bwd, projections bwd */
@@ -181,6 +187,7 @@ struct soma_trainer {
     unsigned hk_x, hk_xin;
     size_t sid_x, sid_xin;
     float *xh, *xh_mask;     /* the input as [T][B][D] when hooks see it, and a mask of one step */
+    double mask_sparse_max;  /* the largest density of a masked input that takes the sparse product */
     size_t xh_rows;
     /* The batch being run (extra projections from the input read it). */
     const float *x;
@@ -219,8 +226,8 @@ static int thread_id(void) {
 }
 
 /* Refuse, by name, what the trainer does not run: models without training
- * ops, values that differ per neuron, projections drawn by a connector,
- * and the simulator's inputs. */
+ * ops, values that differ per neuron and the simulator's inputs; then draw
+ * the projections made by a connector as masked dense ones (sparse.c). */
 static int check_trainable(soma_trainer *tr) {
     const soma_net *net = tr->net;
     for (size_t i = 0; i < net->npops; i++) {
@@ -241,12 +248,6 @@ static int check_trainable(soma_trainer *tr) {
             return fail(tr, SOMA_STATUS_UNSUPPORTED, "population '%s': spike files and step inputs are simulator inputs; the trainer reads its data set",
                         p->name);
     }
-    for (size_t i = 0; i < net->nproj; i++)
-        if (net->projs[i].sparse)
-            return fail(tr, SOMA_STATUS_UNSUPPORTED,
-                        "projection %s -> %s draws its synapses by a connector (%s); the trainer runs dense and conv projections",
-                        net->pops[net->projs[i].from].name, net->pops[net->projs[i].to].name,
-                        soma_conn_rule_name(net->projs[i].c.rule));
     for (size_t i = 0; i < net->nproj; i++) {
         const soma__proj *pr = &net->projs[i];
         if (pr->has_delay || pr->has_port)
@@ -258,7 +259,8 @@ static int check_trainable(soma_trainer *tr) {
     if (net->ndrives)
         return fail(tr, SOMA_STATUS_UNSUPPORTED, "Poisson inputs (population '%s') are simulator inputs; the trainer reads its data set",
                     net->pops[net->drives[0].pop].name);
-    return SOMA_STATUS_OK;
+    /* Projections drawn by a connector: dense with a mask from now on (sparse.c). */
+    return soma__train_densify(tr->net, tr->opt.seed, tr->errmsg, sizeof tr->errmsg);
 }
 
 /* Fill tr->lay with the populations in a topological order of the
@@ -442,7 +444,7 @@ void soma_train_free(soma_trainer *tr) {
             free(w->cwork); free(w->ccols); free(w->ctmp); free(w->cdcols);
             free(w->hmask);
             free(w->dtmp);
-            for (size_t l = 0; l < tr->L; l++) free(w->hin[l]), free(w->rin[l]);
+            for (size_t l = 0; l < tr->L; l++) free(w->hin[l]), free(w->rin[l]), free(w->sidx[l]), free(w->scnt[l]);
             free(w->rbuf);
             free(w->xbuf);
         }
@@ -498,7 +500,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
     if (!out || !net || !opts || !data) return SOMA_STATUS_INVALID;
     *out = NULL;
     soma_trainer *tr = calloc(1, sizeof *tr);
-    if (!tr) return SOMA_STATUS_NOMEM;
+    if (!tr) return soma__net_fail(net, SOMA_STATUS_NOMEM, "out of memory creating the trainer");
     tr->net = net;
     tr->opt = *opts;
     tr->data = *data;
@@ -527,6 +529,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
     if (!net->initialised && (st = soma_net_init_weights(net, opts->seed))) goto error;
     tr->T = (size_t)data->steps;
     tr->Bmax = opts->batch;
+    tr->mask_sparse_max = SOMA_TRAIN_MASK_SPARSE_DEFAULT;
 #ifdef SOMA_HAVE_OPENMP
     tr->threads = opts->threads > 0 ? opts->threads : omp_get_num_procs();
 #else
@@ -1083,6 +1086,21 @@ static int rec_site_of(const soma_net *net, const soma_site_info *si, const soma
            si->proj >= net->nproj && &net->pops[si->proj - net->nproj] == P;
 }
 
+int soma_train_set_mask_sparse(soma_trainer *tr, double max_density) {
+    if (!tr) return SOMA_STATUS_INVALID;
+    if (!(max_density >= 0.0 && max_density <= 1.0) && max_density != SOMA_TRAIN_MASK_SPARSE_DEFAULT)
+        return fail(tr, SOMA_STATUS_INVALID, "mask sparse threshold %g: expected a density from 0 to 1, or "
+                    "SOMA_TRAIN_MASK_SPARSE_DEFAULT (-1)", max_density);
+    tr->mask_sparse_max = max_density;
+    return SOMA_STATUS_OK;
+}
+
+size_t soma_train_mask_sparse_rows(const soma_trainer *tr) {
+    size_t n = 0;
+    for (int t = 0; tr && t < tr->threads; t++) n += tr->work[t].sparse_rows;
+    return n;
+}
+
 int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
     if (!tr) return SOMA_STATUS_INVALID;
     soma_net *net = tr->net;
@@ -1159,6 +1177,10 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
             if ((plan.kinds[sid_in] & HOOK_CHANGE) && !w->hin[l] &&
                 !(w->hin[l] = soma__alloc(tr->T * tr->chunk * ly->Nin * sizeof(float))))
                 goto nomem;
+            if ((plan.kinds[sid_in] & SOMA_HOOK_BIT(SOMA_HOOK_MASK)) && !ly->conv && !w->sidx[l] &&
+                (!(w->sidx[l] = soma__alloc(tr->T * tr->chunk * ly->Nin * sizeof(uint32_t))) ||
+                 !(w->scnt[l] = soma__alloc(tr->T * tr->chunk * sizeof(uint32_t)))))
+                goto nomem;
         }
         for (size_t l = 0; l < tr->L; l++)
             for (size_t e = 0; e < tr->lay[l].nextra; e++)
@@ -1222,6 +1244,7 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
         }
         ly->hk = ly->hk_spk | ly->hk_state;
         ly->in_copy = (ly->hk_in & HOOK_CHANGE) != 0;
+        ly->in_sparse = !ly->first && !ly->conv && (ly->hk_in & SOMA_HOOK_BIT(SOMA_HOOK_MASK)) != 0;
         ly->hkg = ((ly->hk_spk | ly->hk_out) & SOMA_HOOK_BIT(SOMA_HOOK_GRAD)) != 0;
         ly->from_i1 = ly->first && !ly->nextra && !(ly->hk_out & HOOK_FWD);
     }
@@ -1293,6 +1316,31 @@ static void extra_forward(soma_trainer *tr, work *w, size_t l, size_t b0, size_t
     }
 }
 
+/* Whether layer l's masked input x [R][Nin] (hooks changed it) is sparse
+ * enough for the product over its nonzeros: its nonzero columns go to
+ * w->sidx[l] row by row (the kernel reads them), and the density is
+ * compared with the trainer's threshold. A MASK only zeroes or scales, so
+ * the dropped inputs are exact zeros and the sum over the rest is the
+ * whole product. */
+static int mask_sparse(const soma_trainer *tr, work *w, size_t l, const float *x, size_t R) {
+    const layer *ly = &tr->lay[l];
+    /* default: the crossovers bench/bench_sparsify measured (Nin 1000, a
+     * chunk's rows): narrow products are cheap in BLAS and the gather adds
+     * each kept input's few outputs one by one, so they win only when very
+     * sparse; wide ones win up to about 40 % kept */
+    double max = tr->mask_sparse_max >= 0.0 ? tr->mask_sparse_max : ly->N <= 64 ? 0.08 : 0.35;
+    if (!ly->in_sparse || !w->incp[l] || max <= 0.0) return 0;
+    size_t Nin = ly->Nin, nnz = 0;
+    for (size_t r = 0; r < R; r++) {
+        size_t c = soma__spike_index(x + r * Nin, Nin, w->sidx[l] + r * Nin);
+        w->scnt[l][r] = (uint32_t)c;
+        nnz += c;
+    }
+    if ((double)nnz > max * (double)R * (double)Nin) return 0;
+    w->sparse_rows += R;
+    return 1;
+}
+
 /* Forward of one chunk (rows b0..b0+Bc of the batch of B) through all layers. */
 static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_t B, int tc) {
     size_t T = tr->T;
@@ -1317,6 +1365,9 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
             double density = (double)w->nspk[k] / ((double)R * (double)Nin);
             if (!tr->lay[k].graded && !w->nb[k] && !w->incp[l] && soma__gather_wins(density, N))
                 soma__dense_forward_spikes(w->in[l], w->idx[k], w->cnt[k], Nin, ly->wT, ly->proj->b, R, N, 0);
+            else if (w->incp[l] && mask_sparse(tr, w, l, src, R)) /* MASK hooks dropped most inputs: skip their columns */
+                soma__dense_forward_sparse(w->in[l], src, w->sidx[l], w->scnt[l], Nin, ly->wT, ly->proj->b, R, Nin,
+                                           N, 0, N);
             else
                 soma__dense_forward_blas(w->in[l], src, ly->proj->w, ly->proj->b, R, Nin, N, 0);
         }
@@ -1682,6 +1733,7 @@ static int train_grad_run(soma_trainer *tr, const float *x, int tc, const uint8_
             }
         }
     }
+    soma__train_mask_grad(tr->net, tr->grad); /* absent synapses of sparse projections: no gradient */
     tr->prof[PROF_REDUCE] += soma__now() - t3;
     return SOMA_STATUS_OK;
 }
