@@ -17,6 +17,9 @@ int cli_models(int argc, char **argv);
 int cli_sites(int argc, char **argv);
 /* soma dissect MODEL stats|select|ablate (dissect.c). */
 int cli_dissect(int argc, char **argv);
+/* dissect path (cli/dissect_path.c), after the statistics' pass */
+int cli_dissect_path(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, const char *model,
+                     size_t cls, const char *out);
 /* soma dissect MODEL prune (dissect_prune.c). */
 int cli_dissect_prune(int argc, char **argv);
 /* soma dissect FILE.yaml lesion|stimulate (dissect_lesion.c): argv[0] the file, argv[1] the command. */

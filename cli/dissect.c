@@ -8,11 +8,12 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: soma dissect MODEL stats  [common options] [--topk K]\n"
-               "       soma dissect MODEL select --by ap|attribution --group class=K [--top N | --top-pct P] [--per-pop] [common options]\n"
+               "       soma dissect MODEL select --by ap|attribution|ig|wina --group class=K [--top N | --top-pct P] [--per-pop] [common options]\n"
                "       soma dissect MODEL ablate POP:I,J,...|class=K|classes [--mode zero|mean|scale:X]\n"
-               "                          [--by ap|attribution] [--top N | --top-pct P] [--per-pop] [--draws R] [--seed S]\n"
+               "                          [--by ap|attribution|ig|wina] [--top N | --top-pct P] [--per-pop] [--draws R] [--seed S]\n"
                "                          [common options]\n"
                "       soma dissect MODEL patch SITE[:I,J,...] --from-sample J [--samples N | --class K] [common options]\n"
+               "       soma dissect MODEL path --class K [common options]\n"
                "       soma dissect MODEL prune --fraction F[,F2,...] [--by rate|wina|attribution] [--finetune N] [common options]\n"
                "       soma dissect FILE.yaml lesion|stimulate ... (a simulated circuit; soma dissect FILE.yaml lesion --help)\n"
                "       soma dissect MODEL sparsify --method wina|teal|topk --sparsity S[,S2,...] [--site FROM->TO ...] (--help)\n"
@@ -74,8 +75,10 @@ static int parse(int argc, char **argv, args *a) {
     }
     if (a->model && (!strcmp(a->model, "help") || !strcmp(a->model, "--help"))) return usage(stdout), 3;
     if (!a->model || !a->cmd) return usage(stderr), 2;
-    if (strcmp(a->cmd, "stats") && strcmp(a->cmd, "select") && strcmp(a->cmd, "ablate") && strcmp(a->cmd, "patch"))
-        return fprintf(stderr, "soma dissect: unknown command '%s'; expected stats, select, ablate or patch\n", a->cmd), 2;
+    if (strcmp(a->cmd, "stats") && strcmp(a->cmd, "select") && strcmp(a->cmd, "ablate") && strcmp(a->cmd, "patch") &&
+        strcmp(a->cmd, "path"))
+        return fprintf(stderr, "soma dissect: unknown command '%s'; expected stats, select, ablate, patch or path\n", a->cmd), 2;
+    if (!strcmp(a->cmd, "path") && a->cls < 0) return fprintf(stderr, "soma dissect path: --class K is needed\n"), 2;
     if (!strcmp(a->cmd, "patch")) {
         if (!a->set) return fprintf(stderr, "soma dissect patch: which site? expected SITE or SITE:I,J,... (e.g. hidden.spikes)\n"), 2;
         if (a->from_sample < 0) return fprintf(stderr, "soma dissect patch: --from-sample J is needed\n"), 2;
@@ -152,6 +155,9 @@ int cli_dissect(int argc, char **argv) {
     }
     if (a.data) snprintf(dopt.dir, sizeof dopt.dir, "%s", a.data);
     topt.threads = a.threads > 0 ? (int)a.threads : 0;
+    /* integrated gradients take dF/dx alone: a rate penalty only adds to the
+     * training gradient (forward passes are the same without it) */
+    if (a.by_method == SOMA_DISSECT_BY_IG || !strcmp(a.cmd, "path")) topt.rate_penalty = 0.0f;
     soma_dataset test = {0}, train = {0};
     soma_trainer *tr = NULL;
     soma_dissect_stats *st = NULL, *st_sel = NULL;
@@ -184,6 +190,13 @@ int cli_dissect(int argc, char **argv) {
             rc = 2;
             goto done;
         }
+    } else if (!strcmp(a.cmd, "path")) {
+        if (a.cls < 0 || (size_t)a.cls >= test.classes) {
+            fprintf(stderr, "soma dissect path: --class %ld; expected 0 to %zu\n", a.cls, test.classes - 1);
+            rc = 2;
+            goto done;
+        }
+        k = (size_t)a.cls;
     } else if (a.set && (cls = class_of(a.set, test.classes, &k)) == -2) {
         rc = 2;
         goto done;
@@ -234,6 +247,10 @@ int cli_dissect(int argc, char **argv) {
         goto done;
     }
     printf("%s: %zu samples, accuracy %.2f%%\n", a.model, in.samples, 100.0 * in.accuracy);
+    if (!strcmp(a.cmd, "path")) {
+        rc = cli_dissect_path(&x, &o, st, a.model, k, a.out);
+        goto done;
+    }
     if (!strcmp(a.cmd, "stats")) {
         for (size_t q = 0; q < in.pops; q++) {
             soma_dissect_pop p;

@@ -1031,6 +1031,14 @@ int soma_plot_heatmap(const char *path, const char *title, const char *xlabel, c
 int soma_plot_bars(const char *path, const char *title, const char *ylabel, size_t ngroups,
                    const char *const *group_names, size_t nseries, const char *const *series_names,
                    const double *values, char *err, size_t errlen);
+/* Paths through layers: ncols columns (layers, left to right) of
+ * col_size[c] neurons drawn as grey dots (index 0 at the top); npaths
+ * paths (at most 10), nodes [npaths][ncols] the neuron of each path in each
+ * column (>= col_size[c]: none there), drawn as joined coloured dots
+ * labelled with their index, with a legend of path_names (may be NULL). */
+int soma_plot_path(const char *path, const char *title, size_t ncols, const char *const *col_names,
+                   const size_t *col_size, size_t npaths, const char *const *path_names, const size_t *nodes,
+                   char *err, size_t errlen);
 
 /* --------------------------------------------------------------- dissect */
 /* Neuron-level analysis of a trained network run by the trainer (see
@@ -1162,7 +1170,9 @@ int soma_dissect_attribution(const soma_dissect_ctx *x, const soma_dissect_opts 
 
 typedef enum soma_dissect_by {
     SOMA_DISSECT_BY_AP = 0,          /* average precision (soma_dissect_select_ap) */
-    SOMA_DISSECT_BY_ATTRIBUTION = 1  /* activation x gradient (soma_dissect_attribution) */
+    SOMA_DISSECT_BY_ATTRIBUTION = 1, /* activation x gradient (soma_dissect_attribution) */
+    SOMA_DISSECT_BY_IG = 2,          /* integrated gradients of each hidden population (soma_dissect_ig_scores) */
+    SOMA_DISSECT_BY_WINA = 3         /* mean |x_i| x ||W[:, i]||_2 (soma_dissect_wina_scores) */
 } soma_dissect_by;
 /* "ap" or "attribution" into *by; soma_dissect_by_name the other way. */
 int soma_dissect_by_parse(const char *text, int *by, char *err, size_t errlen);
@@ -1314,6 +1324,112 @@ void soma_dissect_patch_free(soma_dissect_patch *p);
  * effect; the source's; flip fraction, mean effect) and patch.png (effect
  * per target, the first 60), written atomically into the existing dir. */
 int soma_dissect_write_patch(const soma_dissect_patch *p, const char *model, const char *dir, char *err, size_t errlen);
+
+/* Integrated gradients (docs/dissect.md, "integrated gradients"; Captum's
+ * LayerIntegratedGradients): for a set of units at trainer sites and each
+ * sample b of class cls (of the first o->limit),
+ *
+ *   IG_u(b) = sum_t (x_{t,u} - x') (1/m) sum_{k=1..m} dF/dx_{t,u} at x' + a_k (x - x'),
+ *   a_k = (k - 1/2) / m (midpoint Riemann sum),
+ *
+ * x the unit's clean value at step t (READ on a clean pass), x' the
+ * baseline; only the set's values move along the path (an OVERRIDE hook
+ * writes them at every step), the rest of the net computes as usual, and
+ * dF/dx comes from GRAD hooks on the same sites during soma_train_grad,
+ * which then set the gradient of the set's values to 0 (an overridden
+ * value is a constant of the path: nothing upstream acts through it, so a
+ * set spanning layers counts no effect twice). The set is scaled jointly; attr[u] is the mean over the samples of
+ * IG_u(b). Completeness: sum_u IG_u(b) = F_b(x) - F_b(x with the set at
+ * x') as m grows, exactly where every path from the set to the output is
+ * graded (ann layers); through spiking layers the gradients are
+ * surrogates, F is piecewise constant along the path, and the sum only
+ * approximates the difference (res->gap measures it).
+ * F is computed from the output population's values as the trainer's loss
+ * computes them, with label cls: */
+typedef enum soma_dissect_target {
+    SOMA_DISSECT_TARGET_PROB = 0,    /* exp(-L_cls): the softmax probability of cls for ce_count and ce_last;
+                                        for ce_rate / ce_mem the geometric mean over steps of the per-step ones */
+    SOMA_DISSECT_TARGET_LOGPROB = 1, /* -L_cls (the model's own loss, without a rate penalty) */
+    SOMA_DISSECT_TARGET_LOGIT = 2    /* sum over steps of the output's `<out>.spikes` value of cls (the count
+                                        readout's logit); losses on output spikes only (not ce_mem, ce_last) */
+} soma_dissect_target;
+/* "prob", "logprob" or "logit" into *target; soma_dissect_target_name the other way. */
+int soma_dissect_target_parse(const char *text, int *target, char *err, size_t errlen);
+const char *soma_dissect_target_name(int target);
+
+typedef struct soma_dissect_ig_opts {
+    size_t steps;   /* m, gradient evaluations along the path (0 = 64) */
+    int target;     /* soma_dissect_target */
+    float baseline; /* x', the same for every value (0: the default) */
+} soma_dissect_ig_opts;
+void soma_dissect_ig_opts_default(soma_dissect_ig_opts *io);
+
+typedef struct soma_dissect_ig_result {
+    size_t samples;    /* samples of class cls attributed */
+    size_t steps;      /* m */
+    int target;        /* soma_dissect_target */
+    double f_input;    /* mean over the samples of F(x) */
+    double f_baseline; /* mean of F with the set at the baseline */
+    double sum;        /* sum of attr: completeness says f_input - f_baseline */
+    double gap;        /* sum_b |sum_u IG_u(b) - (F_b(x) - F_b(x'))| / sum_b |F_b(x) - F_b(x')|:
+                          0 where completeness holds */
+} soma_dissect_ig_result;
+
+/* Joint IG of the neurons set[0..n) (their `<pop>.spikes` values; hidden
+ * populations only): attr [n]; res may be NULL. One soma_train_grad call
+ * runs many (sample, a_k) pairs, each a row (at most the trainer's batch,
+ * and o->batch). The trainer must have no rate penalty (its gradient would
+ * enter dF/dx): SOMA_STATUS_UNSUPPORTED otherwise. Hooks are removed when it
+ * returns; the trainer's gradient buffers are overwritten, the weights are not. */
+int soma_dissect_integrated_gradients(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_ig_opts *io,
+                                      size_t cls, const soma_dissect_neuron *set, size_t n, double *attr,
+                                      soma_dissect_ig_result *res, char *err, size_t errlen);
+/* Every neuron of one site scaled together (a hidden population's
+ * `<pop>.spikes` or a projection's `<from>-><to>.out`): attr [site size]. */
+int soma_dissect_ig_site(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_ig_opts *io, size_t cls,
+                         const char *site, double *attr, soma_dissect_ig_result *res, char *err, size_t errlen);
+/* IG of each hidden population's `<pop>.spikes` (one population scaled at
+ * a time), score laid out as soma_dissect_select_score reads it. */
+int soma_dissect_ig_scores(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_ig_opts *io,
+                           const soma_dissect_stats *s, size_t cls, double *score, char *err, size_t errlen);
+
+/* WINA scores of the hidden neurons for class cls (docs/dissect.md,
+ * "wina"): score_i = mean over the class-cls samples (of the first
+ * o->limit) and the T steps of |x_i|, times ||W[:, i]||_2, x_i the
+ * neuron's `<pop>.spikes` value, W[:, i] its column in all the dense
+ * projections leaving its population together (recurrent weights not
+ * counted; a convolution is refused). score laid out as
+ * soma_dissect_select_score reads it. */
+int soma_dissect_wina_scores(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, size_t cls,
+                             double *score, char *err, size_t errlen);
+
+/* The influential neuron path of class cls (docs/dissect.md, "path";
+ * Influential Neuron Path): over the hidden populations in the net's
+ * order, keep the path so far and add the neuron of the next layer whose
+ * joint IG with it (sum over the set of soma_dissect_integrated_gradients,
+ * m = steps (0: 20), target prob) is largest (ties to the lower index);
+ * neurons dead in s are not run (their joint IG is the path's). Baseline:
+ * each layer's most active neuron for cls (largest class rate in s). Both
+ * paths are zeroed and evaluated (soma_dissect_evaluate). */
+#define SOMA_DISSECT_PATH_MAX 64
+typedef struct soma_dissect_path {
+    size_t cls, layers, steps;    /* class, hidden layers (neurons per path), m */
+    size_t samples;               /* class-cls samples IG averaged over */
+    soma_dissect_neuron ig[SOMA_DISSECT_PATH_MAX];     /* the influential path, layer by layer */
+    double ig_joint[SOMA_DISSECT_PATH_MAX];            /* joint IG of the path up to and including layer l */
+    soma_dissect_neuron active[SOMA_DISSECT_PATH_MAX]; /* the most active neuron of each layer */
+    double active_rate[SOMA_DISSECT_PATH_MAX];         /* its class rate (value per step) */
+    double acc_before, class_before;                   /* accuracy, class cls's accuracy, nothing ablated */
+    double acc_after_ig, class_after_ig;               /* the influential path zeroed */
+    double acc_after_active, class_after_active;       /* the most-active path zeroed */
+} soma_dissect_path;
+int soma_dissect_path_run(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, size_t cls,
+                          size_t steps, soma_dissect_path *out, char *err, size_t errlen);
+/* path: result.json (both paths, joint IGs, class rates, accuracies) and
+ * path.png (layers as columns, both paths drawn), atomically into dir. */
+int soma_dissect_write_path(const soma_dissect_stats *s, const soma_dissect_path *p, const char *model, const char *dir,
+                            char *err, size_t errlen);
+
 
 /* Pruning (docs/dissect.md, "prune"): physically remove the lowest-scored
  * fraction of each hidden population's neurons, giving a smaller net with

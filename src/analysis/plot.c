@@ -1061,3 +1061,84 @@ int soma_plot_bars(const char *path, const char *title, const char *ylabel, size
     text_at(cr, W / 2.0, 14, 0.5, 0, title ? title : "");
     return finish(s, cr, path, err, errlen);
 }
+
+/* ---------------------------------------------------------------- path */
+
+int soma_plot_path(const char *path, const char *title, size_t ncols, const char *const *col_names,
+                   const size_t *col_size, size_t npaths, const char *const *path_names, const size_t *nodes,
+                   char *err, size_t errlen) {
+    if (!path || !*path) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: no output path", path ? path : "(null)");
+    if (!ncols || !col_size || (npaths && !nodes) || npaths > 10)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "%s: %zu columns and %zu paths; expected at least one column and 0 to 10 paths",
+                          path, ncols, npaths);
+    const int W = (int)(ncols < 4 ? 640 : 160 * ncols), H = 560, TOP = 70;
+    cairo_surface_t *s;
+    cairo_t *cr;
+    if (canvas(W, H, &s, &cr)) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "%s: cannot create a %dx%d image", path, W, H);
+    const double slot = (double)W / (double)ncols, y0 = TOP + 30, y1 = H - 50;
+    char nb[32];
+    /* neurons: a column of small grey dots per layer (index 0 at the top) */
+    for (size_t c = 0; c < ncols; c++) {
+        double cx = (c + 0.5) * slot;
+        size_t n = col_size[c] ? col_size[c] : 1;
+        double r = fmin(4.0, fmax(0.8, 0.35 * (y1 - y0) / (double)n));
+        cairo_set_source_rgb(cr, 0.72, 0.72, 0.72);
+        for (size_t i = 0; i < col_size[c]; i++) {
+            double y = n == 1 ? (y0 + y1) / 2 : y0 + (y1 - y0) * (double)i / (double)(n - 1);
+            cairo_arc(cr, cx, y, r, 0, 2 * PI);
+            cairo_fill(cr);
+        }
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        set_font(cr, 13, 1);
+        text_at(cr, cx, y0 - 24, 0.5, 0.5, pop_name(col_names, c, nb, sizeof nb));
+        set_font(cr, 11, 0);
+        snprintf(nb, sizeof nb, "%zu neurons", col_size[c]);
+        text_at(cr, cx, y1 + 22, 0.5, 0.5, nb);
+    }
+    /* paths: joined highlighted nodes, each labelled with its index; later
+     * paths shifted a little sideways so that shared nodes stay visible */
+    for (size_t p = 0; p < npaths; p++) {
+        rgb col = PALETTE[(p * 3) % 10];
+        double dx = ((double)p - (double)(npaths - 1) / 2.0) * 10.0;
+        double px = 0, py = 0;
+        int have = 0;
+        for (size_t c = 0; c < ncols; c++) {
+            size_t i = nodes[p * ncols + c], n = col_size[c] ? col_size[c] : 1;
+            if (i >= col_size[c]) continue;
+            double x = (c + 0.5) * slot + dx, y = n == 1 ? (y0 + y1) / 2 : y0 + (y1 - y0) * (double)i / (double)(n - 1);
+            cairo_set_source_rgb(cr, col.r, col.g, col.b);
+            if (have) {
+                cairo_set_line_width(cr, 3.0);
+                cairo_move_to(cr, px, py);
+                cairo_line_to(cr, x, y);
+                cairo_stroke(cr);
+            }
+            cairo_arc(cr, x, y, 7.0, 0, 2 * PI);
+            cairo_fill(cr);
+            cairo_set_source_rgb(cr, 0, 0, 0);
+            set_font(cr, 11, 1);
+            snprintf(nb, sizeof nb, "%zu", i);
+            text_at(cr, x + 10, y, 0, 0.5, nb);
+            px = x, py = y, have = 1;
+        }
+    }
+    /* legend in a row under the title */
+    double lx = 20;
+    set_font(cr, 12, 0);
+    for (size_t p = 0; p < npaths && path_names; p++) {
+        rgb col = PALETTE[(p * 3) % 10];
+        cairo_set_source_rgb(cr, col.r, col.g, col.b);
+        cairo_rectangle(cr, lx, 40, 12, 12);
+        cairo_fill(cr);
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        const char *nm = path_names[p] ? path_names[p] : "";
+        text_at(cr, lx + 16, 46, 0, 0.5, nm);
+        cairo_text_extents_t te;
+        cairo_text_extents(cr, nm, &te);
+        lx += 16 + te.x_advance + 18;
+    }
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    set_font(cr, 15, 1);
+    text_at(cr, W / 2.0, 14, 0.5, 0, title ? title : "");
+    return finish(s, cr, path, err, errlen);
+}

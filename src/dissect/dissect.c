@@ -623,23 +623,30 @@ done:
 int soma_dissect_by_parse(const char *text, int *by, char *err, size_t errlen) {
     if (text && by && !strcmp(text, "ap")) return *by = SOMA_DISSECT_BY_AP, 0;
     if (text && by && !strcmp(text, "attribution")) return *by = SOMA_DISSECT_BY_ATTRIBUTION, 0;
-    return soma__errf(err, errlen, SOMA_STATUS_INVALID, "--by '%s': expected ap or attribution (probe, wina, impact are not built yet)",
+    if (text && by && !strcmp(text, "ig")) return *by = SOMA_DISSECT_BY_IG, 0;
+    if (text && by && !strcmp(text, "wina")) return *by = SOMA_DISSECT_BY_WINA, 0;
+    return soma__errf(err, errlen, SOMA_STATUS_INVALID, "--by '%s': expected ap or attribution, or ig or wina (probe, impact are not built yet)",
                       text ? text : "");
 }
 
-const char *soma_dissect_by_name(int by) { return by == SOMA_DISSECT_BY_ATTRIBUTION ? "attribution" : "ap"; }
+const char *soma_dissect_by_name(int by) {
+    return by == SOMA_DISSECT_BY_ATTRIBUTION ? "attribution" : by == SOMA_DISSECT_BY_IG ? "ig" : by == SOMA_DISSECT_BY_WINA ? "wina" : "ap";
+}
 
 int soma_dissect_select(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, int by,
                         size_t cls, size_t top, double top_pct, int per_pop, soma_dissect_neuron *out, double *val,
                         size_t cap, size_t *n, char *err, size_t errlen) {
     if (by == SOMA_DISSECT_BY_AP) return soma_dissect_select_ap(s, cls, top, top_pct, per_pop, out, val, cap, n, err, errlen);
-    if (by != SOMA_DISSECT_BY_ATTRIBUTION) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect select: method %d", by);
+    if (by != SOMA_DISSECT_BY_ATTRIBUTION && by != SOMA_DISSECT_BY_IG && by != SOMA_DISSECT_BY_WINA)
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect select: method %d", by);
     if (!s || !out || !n) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect select: no statistics or output");
     *n = 0;
     size_t H = soma_dissect_hidden_count(s);
     double *score = malloc((H ? H : 1) * sizeof *score);
     if (!score) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "dissect select: out of memory");
-    int st = soma_dissect_attribution(x, o, s, cls, score, NULL, err, errlen);
+    int st = by == SOMA_DISSECT_BY_IG     ? soma_dissect_ig_scores(x, o, NULL, s, cls, score, err, errlen)
+             : by == SOMA_DISSECT_BY_WINA ? soma_dissect_wina_scores(x, o, s, cls, score, err, errlen)
+                                          : soma_dissect_attribution(x, o, s, cls, score, NULL, err, errlen);
     if (!st) st = soma_dissect_select_score(s, score, top, top_pct, per_pop, out, val, cap, n, err, errlen);
     free(score);
     return st;
