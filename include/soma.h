@@ -1459,7 +1459,8 @@ int soma_dissect_probe_select(const soma_dissect_ctx *x, const soma_dissect_opts
 
 /* Impact (docs/dissect.md, "impact"): for each candidate hidden neuron,
  * the increase of class cls's mean loss (the trainer's loss with label
- * cls, as soma_train_grad returns it, over the class-cls samples of the
+ * cls, as soma_train_grad returns it: with the trainer's rate penalty if
+ * it has one, which the CLI sets to 0; over the class-cls samples of the
  * first o->limit) when that neuron alone is zeroed by a MASK hook on its
  * `<pop>.spikes`: one pass per candidate. Candidates are the top
  * `candidates` (else candidates_pct %) hidden neurons by

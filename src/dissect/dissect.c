@@ -678,7 +678,7 @@ int soma_dissect_by_parse(const char *text, int *by, char *err, size_t errlen) {
     if (text && by && !strcmp(text, "wina")) return *by = SOMA_DISSECT_BY_WINA, 0;
     if (text && by && !strcmp(text, "probe")) return *by = SOMA_DISSECT_BY_PROBE, 0;
     if (text && by && !strcmp(text, "impact")) return *by = SOMA_DISSECT_BY_IMPACT, 0;
-    return soma__errf(err, errlen, SOMA_STATUS_INVALID, "--by '%s': expected ap, attribution, ig, wina, probe or impact",
+    return soma__errf(err, errlen, SOMA_STATUS_INVALID, "--by '%s': expected ap or attribution, or ig, wina, probe or impact",
                       text ? text : "");
 }
 
