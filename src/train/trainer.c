@@ -113,29 +113,33 @@ typedef struct layer {
                                 * then from its copy in w->in, so that I1, every step's with direct input, is untouched) */
 } layer;
 
+/* A thread's work arrays. Those indexed by layer ([L], one entry per
+ * layer) are carved from one block (lay_block) sized from the layer count
+ * when the trainer is created, so the depth of a net is not bounded. */
 typedef struct work {
-    float *in[16], *tape[16], *s[16], *ds[16], *din[16];
-    uint32_t *idx[16], *cnt[16];
-    size_t nspk[16];
-    double spk_sum[16]; /* sum of outputs: spikes, or spike probabilities of rate-output graded layers */
+    void *lay_block;              /* holds every [L] array below */
+    float **in, **tape, **s, **ds, **din; /* [L] */
+    uint32_t **idx, **cnt;        /* [L] */
+    size_t *nspk;                 /* [L] */
+    double *spk_sum; /* [L] sum of outputs: spikes, or spike probabilities of rate-output graded layers */
     float *dv, *dstate, *scratch;
-    uint8_t *parg[16];            /* max-pooling positions of conv layers, [T][chunk][N] */
+    uint8_t **parg;               /* [L] max-pooling positions of conv layers, [T][chunk][N] */
     float *cwork;                 /* cell models' scratch */
     float *ccols, *ctmp, *cdcols; /* convolution workspaces (one image) */
     uint8_t *pred;
     float *hmask;                 /* hooks: a mask of one chunk's step (rows x widest site) */
-    float *hin[16];               /* hooks: copies of projection inputs that hooks change, [T][chunk][Nin] */
-    float *rin[16];               /* hooks: recurrent inputs as hooks changed them, [T][chunk][N] */
+    float **hin;                  /* [L] hooks: copies of projection inputs that hooks change, [T][chunk][Nin] */
+    float **rin;                  /* [L] hooks: recurrent inputs as hooks changed them, [T][chunk][N] */
     float *rbuf;                  /* hooks: a recurrent product or gradient of one step, 2 x [chunk][N] */
     float *xbuf;                  /* hooks: a further projection's product or its gradient, [T][chunk][N] */
     /* Set by hooks for the chunk being run (0 otherwise): nb[l], layer l's
      * outputs are no longer all 0/1 (consumers use dense products); incp[l],
      * hooks changed the input of layer l's projection (it reads hin[l]). */
-    int nb[16], incp[16];
-    uint32_t *sidx[16], *scnt[16]; /* MASK at layer l's .in: the masked input's nonzero columns, [T][chunk][Nin],
+    int *nb, *incp;               /* [L] */
+    uint32_t **sidx, **scnt;      /* [L] MASK at layer l's .in: the masked input's nonzero columns, [T][chunk][Nin],
                                     * and their count per row, [T][chunk] */
     size_t sparse_rows;           /* rows whose masked product took the sparse path (soma_train_mask_sparse_rows) */
-    int ds_set[16];   /* backward: ds[l] holds a consumer's part already (the next adds to it) */
+    int *ds_set;      /* [L] backward: ds[l] holds a consumer's part already (the next adds to it) */
     float *dtmp;      /* a conv projection's input gradient before it is added (layers with several consumers) */
     double prof[5]; /* thread time in: projections fwd, neurons fwd, loss, neurons bwd, projections bwd */
 } work;
@@ -145,7 +149,7 @@ struct soma_trainer {
     soma_train_opts opt;
     soma_data_opts data;
     size_t L;                /* spiking layers */
-    layer lay[16];
+    layer *lay;              /* [L], allocated for every population (L <= npops) */
     size_t T, Bmax, n_in, nchunks_max, Nmax, nsmax; /* T: time steps; n_in: input values per sample */
     size_t chunk;            /* samples per chunk (see CHUNK_ROWS; CHUNK_CELLS) */
     size_t wszmax, ccols_max, ctmp_max; /* cell scratch per row; conv workspaces */
@@ -283,6 +287,8 @@ static int build_layers(soma_trainer *tr) {
             in = i;
         }
     if (in == (size_t)-1) return fail(tr, SOMA_STATUS_INVALID, "the network has no input population (model: input)");
+    /* Every population but the input can become a layer: no fixed bound on depth. */
+    if (!(tr->lay = calloc(P, sizeof *tr->lay))) return fail(tr, SOMA_STATUS_NOMEM, "out of memory");
     int *lay_of = malloc(P * sizeof *lay_of); /* -2: not placed, -1: the input */
     if (!lay_of) return fail(tr, SOMA_STATUS_NOMEM, "out of memory");
     for (size_t i = 0; i < P; i++) lay_of[i] = -2;
@@ -305,10 +311,6 @@ static int build_layers(soma_trainer *tr) {
             if (ready == 1) nxt = p;
         }
         if (nxt == (size_t)-1) break;
-        if (L == 16) {
-            st = fail(tr, SOMA_STATUS_UNSUPPORTED, "more than 16 trained populations");
-            goto done;
-        }
         lay_of[nxt] = (int)L;
         layer *ly = &tr->lay[L];
         ly->pop = &net->pops[nxt];
@@ -436,7 +438,7 @@ void soma_train_free(soma_trainer *tr) {
     if (tr->work)
         for (int t = 0; t < tr->threads; t++) {
             work *w = &tr->work[t];
-            for (size_t l = 0; l < tr->L; l++) {
+            for (size_t l = 0; w->lay_block && l < tr->L; l++) {
                 free(w->in[l]); free(w->tape[l]); free(w->s[l]); free(w->ds[l]); free(w->din[l]);
                 free(w->idx[l]); free(w->cnt[l]); free(w->parg[l]);
             }
@@ -444,7 +446,9 @@ void soma_train_free(soma_trainer *tr) {
             free(w->cwork); free(w->ccols); free(w->ctmp); free(w->cdcols);
             free(w->hmask);
             free(w->dtmp);
-            for (size_t l = 0; l < tr->L; l++) free(w->hin[l]), free(w->rin[l]), free(w->sidx[l]), free(w->scnt[l]);
+            for (size_t l = 0; w->lay_block && l < tr->L; l++)
+                free(w->hin[l]), free(w->rin[l]), free(w->sidx[l]), free(w->scnt[l]);
+            free(w->lay_block);
             free(w->rbuf);
             free(w->xbuf);
         }
@@ -453,6 +457,7 @@ void soma_train_free(soma_trainer *tr) {
     free(tr->xh);
     free(tr->xh_mask);
     free(tr->work);
+    free(tr->lay);
     free(tr->grad);
     free(tr->I1);
     free(tr->dI1);
@@ -494,6 +499,21 @@ static void sync_params(soma_trainer *tr, int all) {
         for (size_t e = 0; e < ly->nextra; e++)
             if (ly->extra[e].wT) soma__transpose_pad(ly->extra[e].wT, ly->extra[e].proj->w, ly->N, ly->extra[e].Nin, ld);
     }
+}
+
+/* Carve a thread's [L] arrays (see work) from one zeroed block; 0 or
+ * SOMA_STATUS_NOMEM. Pointer and 8-byte arrays come first, the int arrays
+ * last, so every array is aligned for its type. */
+static int work_alloc_layers(work *w, size_t L) {
+    char *b = calloc(1, L * (12 * sizeof(void *) + sizeof(size_t) + sizeof(double) + 3 * sizeof(int)));
+    if (!(w->lay_block = b)) return SOMA_STATUS_NOMEM;
+#define CARVE(field) (w->field = (void *)b, b += L * sizeof *w->field)
+    CARVE(in), CARVE(tape), CARVE(s), CARVE(ds), CARVE(din), CARVE(idx), CARVE(cnt), CARVE(parg);
+    CARVE(hin), CARVE(rin), CARVE(sidx), CARVE(scnt);
+    CARVE(nspk), CARVE(spk_sum);
+    CARVE(nb), CARVE(incp), CARVE(ds_set);
+#undef CARVE
+    return SOMA_STATUS_OK;
 }
 
 int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *opts, const soma_data_opts *data) {
@@ -626,6 +646,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
     }
     for (int t = 0; t < tr->threads; t++) {
         work *w = &tr->work[t];
+        if (work_alloc_layers(w, tr->L)) goto nomem;
         for (size_t l = 0; l < tr->L; l++) {
             size_t RB = tr->chunk * tr->lay[l].N;
             w->in[l] = soma__alloc(T * RB * sizeof(float));
@@ -1201,8 +1222,8 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
     }
     /* Commit: the new plan and every layer's bits. */
     for (int t = 0; t < tr->threads; t++) {
-        memset(tr->work[t].nb, 0, sizeof tr->work[t].nb);
-        memset(tr->work[t].incp, 0, sizeof tr->work[t].incp);
+        memset(tr->work[t].nb, 0, tr->L * sizeof *tr->work[t].nb);
+        memset(tr->work[t].incp, 0, tr->L * sizeof *tr->work[t].incp);
     }
     soma__hookplan_free(&tr->hooks);
     free(tr->sites);
@@ -1484,7 +1505,7 @@ static void extra_backward(soma_trainer *tr, work *w, float *acc, size_t l, size
 static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, size_t Bc, size_t B, int tc, int dv_used,
                            float rate_grad) {
     size_t T = tr->T;
-    memset(w->ds_set, 0, sizeof w->ds_set);
+    memset(w->ds_set, 0, tr->L * sizeof *w->ds_set);
     for (size_t l = tr->L; l-- > 0;) {
         layer *ly = &tr->lay[l];
         size_t N = ly->N, RB = Bc * N, ns = ly->ns, SB = ly->state_floats * Bc;
