@@ -90,6 +90,9 @@ typedef struct layer {
     float *drv[SOMA_MAX_DERIVED]; /* the model's derived constants [N] (models with prepare) */
     int learns;                /* some parameter of the model is learned: prepare again after each step */
     float *wT;                 /* [Nin][N] transposed feed-forward weights (not first) */
+    float *rec_w;              /* [N][N] recurrent weights: the population's own (recurrent: true) or its sparse
+                                * projection onto itself, drawn as a masked dense one (sparse.c); NULL: none */
+    soma__proj *self;          /* its projection onto itself (drawn by a connector, masked), or NULL */
     float *recT;               /* [N][N] transposed recurrent weights */
     /* Gradient tensors inside tr->grad (mirror of net->params). */
     float *grad_w, *grad_b, *grad_rec, *grad_prm[SOMA_MAX_PARAMS];
@@ -301,7 +304,7 @@ static int build_layers(soma_trainer *tr) {
             if (lay_of[p] != -2) continue;
             int ready = 0;
             for (size_t k = 0; k < net->nproj; k++)
-                if (net->projs[k].to == p) {
+                if (net->projs[k].to == p && net->projs[k].from != p) { /* onto itself: its recurrent weights */
                     if (lay_of[net->projs[k].from] == -2) {
                         ready = -1;
                         break;
@@ -320,7 +323,7 @@ static int build_layers(soma_trainer *tr) {
         /* The first projection: from the earliest placed source (the input for layer 0). */
         for (size_t k = 0; k < net->nproj; k++) {
             soma__proj *pr = &net->projs[k];
-            if (pr->to != nxt) continue;
+            if (pr->to != nxt || pr->from == nxt) continue;
             int src = lay_of[pr->from];
             if (L > 0 && src < 0) continue;
             if (!ly->proj || (pr->conv != ly->proj->conv ? pr->conv : src < ly->src)) ly->proj = pr, ly->src = src;
@@ -336,7 +339,7 @@ static int build_layers(soma_trainer *tr) {
     for (size_t p = 0; p < P; p++) {
         if (lay_of[p] != -2) continue;
         size_t nin = 0;
-        for (size_t k = 0; k < net->nproj; k++) nin += net->projs[k].to == p;
+        for (size_t k = 0; k < net->nproj; k++) nin += net->projs[k].to == p && net->projs[k].from != p;
         if (nin == 0)
             st = fail(tr, SOMA_STATUS_INVALID, "population '%s' receives no projection", net->pops[p].name);
         else
@@ -364,8 +367,22 @@ static int build_layers(soma_trainer *tr) {
         ly->first = l == 0;
         ly->graded = ly->m->graded;
         ly->nextra = 0;
+        ly->self = NULL;
         for (size_t k = 0; k < net->nproj; k++) {
             soma__proj *pr = &net->projs[k];
+            if (pr->to == nxt && pr->from == nxt) {
+                /* A projection onto itself: its recurrent weights, if drawn by a connector (sparse.c
+                 * refused a second one and one beside recurrent: true). */
+                if (!pr->mask) {
+                    st = fail(tr, SOMA_STATUS_UNSUPPORTED, "projection %s -> %s is dense and connects a population "
+                              "to itself; the trainer takes a population's dense recurrence as recurrent: true (and "
+                              "a connector's projection onto itself as its masked recurrent weights)",
+                              ly->pop->name, ly->pop->name);
+                    goto done;
+                }
+                ly->self = pr;
+                continue;
+            }
             if (pr->to != nxt || pr == ly->proj) continue;
             if (pr->conv) {
                 st = fail(tr, SOMA_STATUS_UNSUPPORTED, "population '%s' receives a second projection %s -> %s that is a "
@@ -382,7 +399,7 @@ static int build_layers(soma_trainer *tr) {
         size_t e = 0;
         for (size_t k = 0; k < net->nproj; k++) {
             soma__proj *pr = &net->projs[k];
-            if (pr->to != nxt || pr == ly->proj) continue;
+            if (pr->to != nxt || pr == ly->proj || pr->from == nxt) continue;
             extra_proj *xp = &ly->extra[e++];
             xp->proj = pr;
             xp->src = lay_of[pr->from];
@@ -495,7 +512,7 @@ static void sync_params(soma_trainer *tr, int all) {
             ly->m->prepare((const float *const *)ly->prm, ly->N, (float)tr->net->dt, 0, ly->drv);
         size_t ld = soma__ldw(ly->N);
         if (ly->wT && !ly->conv) soma__transpose_pad(ly->wT, ly->proj->w, ly->N, ly->Nin, ld);
-        if (ly->recT) soma__transpose_pad(ly->recT, ly->pop->rec_w, ly->N, ly->N, ld);
+        if (ly->recT) soma__transpose_pad(ly->recT, ly->rec_w, ly->N, ly->N, ld);
         for (size_t e = 0; e < ly->nextra; e++)
             if (ly->extra[e].wT) soma__transpose_pad(ly->extra[e].wT, ly->extra[e].proj->w, ly->N, ly->extra[e].Nin, ld);
     }
@@ -581,7 +598,8 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
             if (!(ly->drv[k] = soma__alloc(N * sizeof(float)))) goto nomem;
         ly->grad_w = grad_of(tr, ly->proj->w);
         ly->grad_b = grad_of(tr, ly->proj->b);
-        ly->grad_rec = grad_of(tr, ly->pop->rec_w);
+        ly->rec_w = ly->pop->recurrent ? ly->pop->rec_w : ly->self ? ly->self->w : NULL;
+        ly->grad_rec = grad_of(tr, ly->rec_w);
         if (!ly->first && ly->conv) {
             size_t nw = ly->proj->cout * ly->proj->cin * ly->proj->cv.kernel * ly->proj->cv.kernel;
             ly->acc_w = acc, acc += (nw + 15) / 16 * 16;
@@ -605,7 +623,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
             xp->acc_w = acc, acc += xp->Nin * soma__ldw(N);
             xp->acc_b = acc, acc += (N + 15) / 16 * 16;
         }
-        if (ly->pop->recurrent) {
+        if (ly->rec_w) {
             if (!(ly->recT = soma__alloc(N * soma__ldw(N) * sizeof(float)))) goto nomem;
             ly->acc_rec = acc, acc += N * soma__ldw(N);
         }
@@ -1006,7 +1024,7 @@ static void rec_forward_hooked(soma_trainer *tr, work *w, size_t l, size_t t, si
     float *out = in_t;
     int acc = 1;
     if (ly->hk_rout & HOOK_FWD) out = w->rbuf, acc = 0;
-    if (dense) soma__dense_forward_blas(out, x, ly->pop->rec_w, NULL, Bc, N, N, acc);
+    if (dense) soma__dense_forward_blas(out, x, ly->rec_w, NULL, Bc, N, N, acc);
     else
         soma__dense_forward_spikes(out, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, ly->recT, NULL, Bc, N,
                                    acc);
@@ -1036,11 +1054,11 @@ static void rec_backward_hooked(soma_trainer *tr, work *w, float *acc, size_t l,
     float *ds = w->ds[l] + (t - 1) * RB;
     if (ly->hk_rin & g) {
         float *gx = w->rbuf + tr->chunk * tr->Nmax;
-        soma__dense_dinput(gx, dr, ly->pop->rec_w, Bc, N, N, 0);
+        soma__dense_dinput(gx, dr, ly->rec_w, Bc, N, N, 0);
         hook_run(tr, w, ly->sid_rin, g, t, b0, Bc, N, gx);
         for (size_t i = 0; i < RB; i++) ds[i] += gx[i];
     } else
-        soma__dense_dinput(ds, dr, ly->pop->rec_w, Bc, N, N, 1);
+        soma__dense_dinput(ds, dr, ly->rec_w, Bc, N, N, 1);
     if (ly->hk_rin & HOOK_CHANGE)
         soma__dense_dweightT_blas(acc + ly->acc_rec, w->rin[l] + (t - 1) * RB, dr, Bc, N, N);
     else if (ly->graded || w->nb[l])
@@ -1103,8 +1121,10 @@ static const soma__proj *site_proj(const soma_net *net, const soma_site_info *si
 
 /* Whether si is a site of population P's recurrent weights. */
 static int rec_site_of(const soma_net *net, const soma_site_info *si, const soma__pop *P) {
-    return (si->kind == SOMA_SITE_PROJ_IN || si->kind == SOMA_SITE_PROJ_OUT) && si->proj != (size_t)-1 &&
-           si->proj >= net->nproj && &net->pops[si->proj - net->nproj] == P;
+    if (!(si->kind == SOMA_SITE_PROJ_IN || si->kind == SOMA_SITE_PROJ_OUT) || si->proj == (size_t)-1) return 0;
+    if (si->proj < net->nproj) /* a projection onto itself (sparse): its recurrent weights */
+        return &net->pops[net->projs[si->proj].from] == P && &net->pops[net->projs[si->proj].to] == P;
+    return si->proj >= net->nproj && &net->pops[si->proj - net->nproj] == P;
 }
 
 int soma_train_set_mask_sparse(soma_trainer *tr, double max_density) {
@@ -1159,7 +1179,8 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
                  si->name);
             goto refuse;
         }
-        if ((si->kind == SOMA_SITE_PROJ_IN || si->kind == SOMA_SITE_PROJ_OUT) && site_proj(net, si)) {
+        if ((si->kind == SOMA_SITE_PROJ_IN || si->kind == SOMA_SITE_PROJ_OUT) && site_proj(net, si) &&
+            site_proj(net, si)->from != site_proj(net, si)->to) { /* onto itself: the recurrent weights */
             const soma__proj *pj = site_proj(net, si);
             const layer *first = NULL;
             for (size_t l = 0; l < tr->L; l++)
@@ -1420,7 +1441,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
             if (ly->recT && t > 0) {
                 if (ly->hk_rin | ly->hk_rout) rec_forward_hooked(tr, w, l, t, b0, Bc, in_t);
                 else if (ly->graded || w->nb[l])
-                    soma__dense_forward_blas(in_t, w->s[l] + (t - 1) * RB, ly->pop->rec_w, NULL, Bc, N, N, 1);
+                    soma__dense_forward_blas(in_t, w->s[l] + (t - 1) * RB, ly->rec_w, NULL, Bc, N, N, 1);
                 else
                     soma__dense_forward_spikes(in_t, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, ly->recT,
                                                NULL, Bc, N, 1);
@@ -1554,7 +1575,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
             }
             if (ly->recT && t > 0 && (ly->hk_rin | ly->hk_rout)) rec_backward_hooked(tr, w, acc, l, t, b0, Bc, din);
             else if (ly->recT && t > 0) {
-                soma__dense_dinput(w->ds[l] + (t - 1) * RB, din, ly->pop->rec_w, Bc, N, N, 1);
+                soma__dense_dinput(w->ds[l] + (t - 1) * RB, din, ly->rec_w, Bc, N, N, 1);
                 if (ly->graded || w->nb[l])
                     soma__dense_dweightT_blas(acc + ly->acc_rec, w->s[l] + (t - 1) * RB, din, Bc, N, N);
                 else
