@@ -13,7 +13,8 @@
  *  c. The trainer's drawn pairs and weights equal the simulator's synapses
  *     (soma_sim_write_connectivity) for small_world and fixed_probability.
  *  d. Trained on Fashion-MNIST, the net gives the trainer's output counts
- *     in the simulator (which delays the projection by one step).
+ *     in the simulator (which delays the projection by one step), also
+ *     after a model file round trip.
  *  e. Refused by name: a self-projection beside recurrent: true, two
  *     self-projections, a delay other than one step.
  */
@@ -187,6 +188,12 @@ static double ref_loss(soma_net *net, const float *x, const uint8_t *y, uint8_t 
     return total / (double)GB;
 }
 
+static int zero_cb(void *u, const soma_hook_event *ev) {
+    (void)u;
+    memset(ev->data, 0, ev->batch * ev->n * sizeof(float));
+    return 0;
+}
+
 static void test_gradients(void) {
     soma_net *net = grad_net();
     if (!net) return;
@@ -261,6 +268,21 @@ static void test_gradients(void) {
            skipped, absent);
     CHECK_MSG(checked >= 8 && skipped * 5 <= checked && nonzero * 10 >= checked * 9 && absent > 0,
               "%zu checked (%zu nonzero), %zu skipped, %zu absent", checked, nonzero, skipped, absent);
+    /* Its sites are the recurrent weights': MASK 0 at h->h.out = the net with R = 0. */
+    soma_hooks *hk = NULL;
+    CHECK(soma_hooks_create(&hk) == 0);
+    CHECK(soma_hooks_add(hk, "h->h.out", SOMA_HOOK_MASK, zero_cb, NULL) == 0);
+    CHECK_MSG(soma_train_set_hooks(tr, hk) == 0, "%s", soma_train_errmsg(tr));
+    soma_hooks_free(hk);
+    double lm = NAN;
+    CHECK(soma_train_grad(tr, x, 0, y, GB, &lm, NULL) == 0);
+    float r0[GH * GH];
+    memcpy(r0, R.data, sizeof r0);
+    memset(R.data, 0, sizeof r0);
+    double lz = fresh_loss(net, x, y, spk);
+    memcpy(R.data, r0, sizeof r0);
+    CHECK_MSG(fabs(lm - lz) <= 1e-6 * fabs(lz) && fabs(lz - loss0) > 1e-4, "MASK 0 at h->h.out: loss %.9g; with R = 0 "
+              "%.9g; with R %.9g", lm, lz, loss0);
     soma_train_free(tr);
     soma_net_free(net);
 }
@@ -413,7 +435,7 @@ static void test_trained_in_sim(void) {
     int rc = soma_data_load(&d, &train, &test, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
     if (rc) return;
-    soma_net *net;
+    soma_net *net, *loaded = NULL;
     soma_net_create(&net);
     size_t in, h, out;
     soma_net_add_pop(net, "in", "input", 784, &in);
@@ -468,11 +490,26 @@ static void test_trained_in_sim(void) {
     CHECK_MSG(total > 2 * NS, "only %ld output spikes: nothing to compare", total);
     CHECK_MSG(same >= 97 && (double)diff <= 0.005 * (double)total, "%zu identical, %ld of %ld spikes differ", same, diff,
               total);
+    /* The model file keeps the trained recurrent weights (zeros off the drawn synapses). */
+    char path[1024];
+    static uint32_t got2[NS][10];
+    snprintf(path, sizeof path, "%s/selfproj.soma", tmp);
+    CHECK_MSG(soma_model_save(path, net, &d, &o, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(soma_model_load(path, &loaded, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    if (loaded) {
+        soma_tensor a = tensor(net, "h->h.weight"), b = tensor(loaded, "h->h.weight");
+        CHECK(a.data && b.data && a.rows == b.rows && a.cols == b.cols &&
+              !memcmp(a.data, b.data, a.rows * a.cols * sizeof(float)));
+        rc = soma_sim_run_samples(loaded, &d, &test, idx, NS, o.seed, 1, &got2[0][0], err, sizeof err);
+        CHECK_MSG(rc == 0, "%s", err);
+        CHECK_MSG(!memcmp(got, got2, sizeof got), "the loaded model's simulator counts differ");
+    }
     free(x);
     free(spk);
 out:
     soma_train_free(tr);
     soma_net_free(net);
+    soma_net_free(loaded);
     soma_data_free(&train);
     soma_data_free(&test);
 }
