@@ -495,7 +495,7 @@ static void test_extra_hooks(void) {
  * connection skip_from -> skip_to and one from the input into in_to. */
 static netdef deep_net(const char *name, int nl, const char *model, size_t n, int ann_at, int skip_from, int skip_to,
                        int in_to, float gain) {
-    static char names[MAXL][8];
+    static char names[MAXL][12];
     netdef nd;
     memset(&nd, 0, sizeof nd);
     nd.name = name;
