@@ -590,8 +590,12 @@ typedef struct soma_epoch_result {
  * 0 elsewhere) whose absent synapses keep a zero gradient, so they stay 0
  * through every optimizer; soma_model_save then saves it as a dense
  * projection. Refused by name, before net changes: its delay other than one
- * step, a port other than the model's one input, a population onto itself,
- * two projections between the same populations. */
+ * step, a port other than the model's one input, a population onto itself
+ * that also has recurrent: true, two projections between the same
+ * populations. A connector's projection of a population onto itself is
+ * trained as its recurrent weights (run on the previous step's spikes, as
+ * the simulator's one-step delay), only on the drawn synapses. The number
+ * of layers is not bounded. */
 int soma_train_create(soma_trainer **tr, soma_net *net, const soma_train_opts *opts,
                       const soma_data_opts *data);
 void soma_train_free(soma_trainer *tr);

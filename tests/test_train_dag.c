@@ -41,7 +41,8 @@
 #define NOUT 4
 #define B 10
 #define T 6
-#define MAXL 4
+#define MAXL 40 /* the deep nets (F, G, H) */
+#define MAXP 48
 #define MAXN 16
 
 typedef struct netdef {
@@ -51,21 +52,23 @@ typedef struct netdef {
     const char *model[MAXL];     /* "lif" or "ann" (linear) */
     size_t size[MAXL];
     int np;
-    int from[8], to[8];          /* -1: the input */
+    int from[MAXP], to[MAXP];    /* -1: the input */
     int spiking_hidden;
-    int conv[8];                 /* 1: a 3x3 convolution, stride 1, padding 1, between 2x4x4 maps (input 1x4x4) */
+    int conv[MAXP];              /* 1: a 3x3 convolution, stride 1, padding 1, between 2x4x4 maps (input 1x4x4) */
+    float gain;                  /* deep nets: factor on the weights between hidden layers (0: as the small nets) */
+    int stride;                  /* deep nets: finite differences on every stride-th entry (0: every one) */
 } netdef;
 
 static const netdef NET_A = {"A (skip from the input)", 2, {"h", "out"}, {"lif", "lif"}, {12, NOUT}, 3,
-                             {-1, 0, -1}, {0, 1, 1}, 1, {0}};
+                             {-1, 0, -1}, {0, 1, 1}, 1, {0}, 0.0f, 0};
 static const netdef NET_B = {"B (h1 feeds h2 and out)", 3, {"h1", "h2", "out"}, {"ann", "ann", "lif"}, {6, 5, NOUT}, 4,
-                             {-1, 0, 1, 0}, {0, 1, 2, 2}, 0, {0}};
+                             {-1, 0, 1, 0}, {0, 1, 2, 2}, 0, {0}, 0.0f, 0};
 static const netdef NET_D = {"D (b feeds out first, then c as a further projection)", 4, {"a", "b", "c", "out"},
-                             {"ann", "ann", "ann", "lif"}, {6, 5, 4, NOUT}, 6, {-1, 0, 0, 1, 2, 1}, {0, 1, 2, 2, 3, 3}, 0, {0}};
+                             {"ann", "ann", "ann", "lif"}, {6, 5, 4, NOUT}, 6, {-1, 0, 0, 1, 2, 1}, {0, 1, 2, 2, 3, 3}, 0, {0}, 0.0f, 0};
 static const netdef NET_E = {"E (conv c1 feeds conv c2 and out)", 3, {"c1", "c2", "out"}, {"ann", "ann", "lif"},
-                             {32, 32, NOUT}, 4, {-1, 0, 1, 0}, {0, 1, 2, 2}, 0, {1, 1, 0, 0}};
+                             {32, 32, NOUT}, 4, {-1, 0, 1, 0}, {0, 1, 2, 2}, 0, {1, 1, 0, 0}, 0.0f, 0};
 static const netdef NET_C = {"C (spiking h1 feeds h2 and out)", 3, {"h1", "h2", "out"}, {"lif", "lif", "lif"},
-                             {12, 10, NOUT}, 4, {-1, 0, 1, 0}, {0, 1, 2, 2}, 1, {0}};
+                             {12, 10, NOUT}, 4, {-1, 0, 1, 0}, {0, 1, 2, 2}, 1, {0}, 0.0f, 0};
 
 static soma_net *make_net(const netdef *nd, uint64_t seed, size_t *pops) {
     soma_net *net = NULL;
@@ -100,6 +103,8 @@ static soma_net *make_net(const netdef *nd, uint64_t seed, size_t *pops) {
         soma_net_tensor(net, i, &t);
         float k = nd->conv[0] ? (strstr(t.name, "->out.") ? 0.7f : 1.0f) /* fewer output spikes near the threshold */
                   : !nd->spiking_hidden ? 1.0f : strstr(t.name, "in->") == t.name ? 2.0f : strstr(t.name, "->out.") ? 2.0f : 1.0f;
+        if (nd->gain > 0.0f && strstr(t.name, "in->") != t.name && !strstr(t.name, "->out.") && strstr(t.name, ".weight"))
+            k = nd->gain; /* deep nets: keep the activity from dying out (or growing) over the layers */
         for (size_t e = 0; e < t.rows * t.cols; e++) t.data[e] *= k;
         if (nd->spiking_hidden && strstr(t.name, "->out.bias")) /* the output spikes too, so that its reset takes part */
             for (size_t e = 0; e < t.rows * t.cols; e++) t.data[e] += 0.2f;
@@ -137,7 +142,7 @@ static double train_loss(soma_net *net, size_t out, const float *x, int tc, cons
  * *margin: the closest any lif membrane came to its threshold. */
 static double ref_loss(soma_net *net, const netdef *nd, const float *x, int tc, const uint8_t *y, uint8_t *spk,
                        double *margin, size_t *hidden_spikes) {
-    const float *W[8], *bias[8];
+    const float *W[MAXP], *bias[MAXP];
     for (int k = 0; k < nd->np; k++) {
         char nm[96];
         const char *f = nd->from[k] < 0 ? "in" : nd->lname[nd->from[k]], *to = nd->lname[nd->to[k]];
@@ -226,8 +231,10 @@ static void check_net(const netdef *nd, int tc, int grads) {
     CHECK_MSG(fabs(loss0 - lref) <= 1e-5 * fabs(lref), "%s: loss %.9g, double reference %.9g", what, loss0, lref);
     CHECK_MSG(margin > 1e-4, "%s: a membrane within %g of the threshold", what, margin);
     if (margin > 1e-4) CHECK_MSG(memcmp(rspk, spk0, sizeof spk0) == 0, "%s: output spikes differ from the reference", what);
+    size_t nhid = nd->size[0]; /* deep nets: all hidden neurons */
+    for (int l = 1; nd->gain > 0.0f && l + 1 < nd->nl; l++) nhid += nd->size[l];
     if (nd->spiking_hidden) /* some hidden spikes, but sparse enough for the gather */
-        CHECK_MSG(hsp > 0 && hsp < (size_t)(T * B * nd->size[0]) / 4, "%s: %zu hidden spikes", what, hsp);
+        CHECK_MSG(hsp > 0 && hsp < (size_t)(T * B * nhid) / 4, "%s: %zu hidden spikes", what, hsp);
     size_t nspk = 0;
     for (size_t i = 0; i < sizeof spk0; i++) nspk += spk0[i];
     CHECK_MSG(nspk > 0, "%s: no output spikes", what);
@@ -243,7 +250,8 @@ static void check_net(const netdef *nd, int tc, int grads) {
         double gmax = 0.0;
         for (size_t e = 0; e < n; e++) gmax = fmax(gmax, fabs(g[e]));
         int nonzero = 0;
-        for (size_t e = 0; e < n; e++) {
+        size_t checked0 = checked;
+        for (size_t e = 0; e < n; e +=  nd->stride > 0 ? (size_t)nd->stride : 1) {
             float w0 = t.data[e];
             static const double hs[3] = {1e-2, 2e-3, 5e-4};
             static const double mult[4] = {1, -1, 2, -2};
@@ -273,7 +281,7 @@ static void check_net(const netdef *nd, int tc, int grads) {
             CHECK_MSG(fabs(g[e] - fd) <= 5e-3 * scale + noise, "%s: d loss / d %s[%zu] = %.7g, finite difference %.7g", what,
                       t.name, e, (double)g[e], fd);
         }
-        CHECK_MSG(nonzero > 0, "%s: every checked gradient of %s is zero", what, t.name);
+        CHECK_MSG(nonzero > 0 || checked == checked0, "%s: every checked gradient of %s is zero", what, t.name);
         free(g);
     }
     if (grads) CHECK_MSG(checked > 0 && skipped * 5 <= checked, "%s: %zu checked, %zu skipped", what, checked, skipped);
@@ -480,7 +488,52 @@ static void test_extra_hooks(void) {
     soma_net_free(net);
 }
 
+/* ------------------------------------------------------------ deep nets
+ * More layers than the trainer once took (16): a chain of `nl` layers
+ * (the last the lif output), hidden layers of `model` and `n` neurons
+ * except layer `ann_at` (ann, linear; -1: none), and optionally a skip
+ * connection skip_from -> skip_to and one from the input into in_to. */
+static netdef deep_net(const char *name, int nl, const char *model, size_t n, int ann_at, int skip_from, int skip_to,
+                       int in_to, float gain) {
+    static char names[MAXL][12];
+    netdef nd;
+    memset(&nd, 0, sizeof nd);
+    nd.name = name;
+    nd.nl = nl;
+    for (int l = 0; l < nl; l++) {
+        if (l + 1 < nl) snprintf(names[l], sizeof names[l], "h%d", l + 1);
+        nd.lname[l] = l + 1 < nl ? names[l] : "out";
+        nd.model[l] = l + 1 == nl ? "lif" : l == ann_at ? "ann" : model;
+        nd.size[l] = l + 1 == nl ? NOUT : n;
+        nd.from[nd.np] = l - 1, nd.to[nd.np] = l, nd.np++;
+    }
+    if (skip_from >= 0) nd.from[nd.np] = skip_from, nd.to[nd.np] = skip_to, nd.np++;
+    if (in_to > 0) nd.from[nd.np] = -1, nd.to[nd.np] = in_to, nd.np++;
+    nd.spiking_hidden = !strcmp(model, "lif");
+    nd.gain = gain;
+    return nd;
+}
+
+static void test_deep(void) {
+    /* 40 layers, spiking with one ann in the middle: loss and output spikes
+     * against the double reference, the output's gradients against finite
+     * differences (the hidden ones are surrogates). */
+    netdef F = deep_net("F (40 layers: lif, ann at 20)", 40, "lif", 8, 19, -1, -1, 0, 2.5f);
+    /* 40 linear layers: every tensor's gradient crosses up to 39 layers. */
+    netdef G = deep_net("G (40 layers: ann)", 40, "ann", 5, -1, -1, -1, 0, 1.7f);
+    G.stride = 3;
+    /* 20 layers with skip connections h3 -> h15 and in -> h10. */
+    netdef H = deep_net("H (20-layer DAG: h3 -> h15, in -> h10)", 20, "ann", 5, -1, 2, 14, 9, 1.7f);
+    H.stride = 2;
+    for (int tc = 0; tc <= 1; tc++) {
+        check_net(&F, tc, 1);
+        check_net(&G, tc, 1);
+        check_net(&H, tc, 1);
+    }
+}
+
 int main(void) {
+    test_deep();
     for (int tc = 0; tc <= 1; tc++) {
         check_net(&NET_A, tc, 1);
         check_net(&NET_B, tc, 1);

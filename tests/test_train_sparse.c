@@ -446,13 +446,15 @@ static void test_instantiation(void) {
         soma_train_free(tr);
         soma_net_free(pn);
     }
-    /* A population onto itself (small_world needs one). */
+    /* A population onto itself beside its own recurrent: true (one alone is its
+     * recurrent weights: test_train_selfproj.c). */
     soma_net *net = NULL;
     size_t in, a;
     CHECK(soma_net_create(&net) == 0);
     soma_net_add_pop(net, "in", "input", NIN, &in);
     soma_net_add_pop(net, "a", "lif", NA, &a);
     soma_net_connect_dense(net, in, a, 1);
+    soma_net_set_recurrent(net, a, 1);
     soma_connector_default(&c, SOMA_CONN_RULE_SMALL_WORLD);
     c.k = 4;
     c.p = 0.1;

@@ -114,6 +114,20 @@ static uint32_t crc32_of(const uint8_t *p, size_t n) {
 
 static uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+/* Whether population pop has a projection onto itself: a connector's, made
+ * dense by the trainer (its recurrent weights, zeros off the drawn
+ * synapses). It is saved as the population's recurrent weights, the same
+ * tensor "P->P.weight", which the simulator runs with the same one-step
+ * delay; a model file has no dense projection onto a population itself. */
+static int self_proj(const soma_net *net, size_t pop) {
+    for (size_t i = 0; i < soma_net_proj_count(net); i++) {
+        size_t from = 0, to = 0;
+        int bias = 0;
+        if (soma_net_proj_info(net, i, &from, &to, &bias) == 0 && from == pop && to == pop) return 1;
+    }
+    return 0;
+}
+
 static void le32(uint8_t *b, uint32_t v) { for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i)); }
 static void le64(uint8_t *b, uint64_t v) { for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i)); }
 static uint32_t get32(const uint8_t *b) {
@@ -244,7 +258,7 @@ static int put_net(wbuf *b, soma_net *net, int version, const char *path, char *
         put_str(b, info.name);
         put_str(b, info.model);
         put_u64(b, (uint64_t)info.size);
-        put_u32(b, info.recurrent ? 1u : 0u);
+        put_u32(b, info.recurrent || self_proj(net, i) ? 1u : 0u);
         size_t dims[3], nd = 1;
         soma_net_get_shape(net, i, dims, &nd);
         put_u32(b, (uint32_t)nd);
@@ -264,14 +278,16 @@ static int put_net(wbuf *b, soma_net *net, int version, const char *path, char *
         }
     }
 
-    size_t nproj = soma_net_proj_count(net);
+    size_t nproj = soma_net_proj_count(net), nself = 0;
+    for (size_t p = 0; p < soma_net_pop_count(net); p++) nself += self_proj(net, p);
     if (nproj > UINT32_MAX) { set_err(err, errlen, path, "too many projections (%zu)", nproj); return SOMA_STATUS_INVALID; }
-    put_u32(b, (uint32_t)nproj);
+    put_u32(b, (uint32_t)(nproj - nself));
     for (size_t i = 0; i < nproj; i++) {
         size_t from = 0, to = 0;
         int bias = 0;
         int rc = soma_net_proj_info(net, i, &from, &to, &bias);
         if (rc) { set_err(err, errlen, path, "projection %zu: %s", i, soma_net_errmsg(net)); return rc; }
+        if (from == to) continue; /* saved as the population's recurrent weights (self_proj) */
         put_u32(b, (uint32_t)from);
         put_u32(b, (uint32_t)to);
         put_u32(b, bias ? 1u : 0u);

@@ -16,7 +16,10 @@
  * The trainer feeds a projection within the step; the simulator runs a
  * dense projection with the delay that aligns it to that (one step along a
  * chain). A sparse projection is accepted when it asks for the same: a
- * delay of one step (the default), arriving on the model's one input. */
+ * delay of one step (the default), arriving on the model's one input.
+ * A projection of a population onto itself is drawn the same way and
+ * trained as that population's recurrent weights, which the trainer runs
+ * on the previous step's spikes: the simulator's delay of one step. */
 #include "train/sparse.h"
 #include "core/err.h"
 #include "proj/synapses.h"
@@ -31,11 +34,14 @@ static int check_proj(const soma_net *net, size_t i, char *err, size_t errlen) {
     const soma__proj *pr = &net->projs[i];
     const char *f = net->pops[pr->from].name, *t = net->pops[pr->to].name;
     const soma_model *m = net->pops[pr->to].model;
-    if (pr->from == pr->to)
+    /* A projection onto itself becomes the population's recurrent weights
+     * (the trainer runs them on the previous step's spikes, as the
+     * simulator does with a delay of one step): one such matrix. */
+    if (pr->from == pr->to && net->pops[pr->from].recurrent)
         return soma__errf(err, errlen, SOMA_STATUS_UNSUPPORTED,
-                          "projection %s -> %s (%s) connects a population to itself; the trainer trains sparse "
-                          "projections between two populations (a population's own recurrence: recurrent: true)",
-                          f, t, soma_conn_rule_name(pr->c.rule));
+                          "projection %s -> %s (%s) connects a population to itself, and '%s' also has recurrent: true; "
+                          "the trainer takes one recurrent weight matrix per population (the projection, or "
+                          "recurrent: true)", f, t, soma_conn_rule_name(pr->c.rule), f);
     for (size_t k = 0; k < net->nproj; k++)
         if (k != i && net->projs[k].from == pr->from && net->projs[k].to == pr->to)
             return soma__errf(err, errlen, SOMA_STATUS_UNSUPPORTED,

@@ -13,8 +13,10 @@
  * the values of tensors that existed) and draws the other weights if the
  * net had none (soma_net_init_weights with seed). Refused, by name, before
  * the net changes: a delay other than one step, a port other than the
- * model's one input, a sparse projection of a population onto itself, two
- * projections between the same populations. No sparse projection: 0 and
+ * model's one input, a sparse projection of a population onto itself
+ * when the population also has recurrent: true, two projections between
+ * the same populations (two onto one population itself among them). A
+ * projection onto itself becomes the population's recurrent weights. No sparse projection: 0 and
  * nothing changes. */
 int soma__train_densify(soma_net *net, uint64_t seed, char *err, size_t errlen);
 /* Zero the gradient of every absent synapse of a masked projection

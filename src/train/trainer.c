@@ -90,6 +90,9 @@ typedef struct layer {
     float *drv[SOMA_MAX_DERIVED]; /* the model's derived constants [N] (models with prepare) */
     int learns;                /* some parameter of the model is learned: prepare again after each step */
     float *wT;                 /* [Nin][N] transposed feed-forward weights (not first) */
+    float *rec_w;              /* [N][N] recurrent weights: the population's own (recurrent: true) or its sparse
+                                * projection onto itself, drawn as a masked dense one (sparse.c); NULL: none */
+    soma__proj *self;          /* its projection onto itself (drawn by a connector, masked), or NULL */
     float *recT;               /* [N][N] transposed recurrent weights */
     /* Gradient tensors inside tr->grad (mirror of net->params). */
     float *grad_w, *grad_b, *grad_rec, *grad_prm[SOMA_MAX_PARAMS];
@@ -113,29 +116,33 @@ typedef struct layer {
                                 * then from its copy in w->in, so that I1, every step's with direct input, is untouched) */
 } layer;
 
+/* A thread's work arrays. Those indexed by layer ([L], one entry per
+ * layer) are carved from one block (lay_block) sized from the layer count
+ * when the trainer is created, so the depth of a net is not bounded. */
 typedef struct work {
-    float *in[16], *tape[16], *s[16], *ds[16], *din[16];
-    uint32_t *idx[16], *cnt[16];
-    size_t nspk[16];
-    double spk_sum[16]; /* sum of outputs: spikes, or spike probabilities of rate-output graded layers */
+    void *lay_block;              /* holds every [L] array below */
+    float **in, **tape, **s, **ds, **din; /* [L] */
+    uint32_t **idx, **cnt;        /* [L] */
+    size_t *nspk;                 /* [L] */
+    double *spk_sum; /* [L] sum of outputs: spikes, or spike probabilities of rate-output graded layers */
     float *dv, *dstate, *scratch;
-    uint8_t *parg[16];            /* max-pooling positions of conv layers, [T][chunk][N] */
+    uint8_t **parg;               /* [L] max-pooling positions of conv layers, [T][chunk][N] */
     float *cwork;                 /* cell models' scratch */
     float *ccols, *ctmp, *cdcols; /* convolution workspaces (one image) */
     uint8_t *pred;
     float *hmask;                 /* hooks: a mask of one chunk's step (rows x widest site) */
-    float *hin[16];               /* hooks: copies of projection inputs that hooks change, [T][chunk][Nin] */
-    float *rin[16];               /* hooks: recurrent inputs as hooks changed them, [T][chunk][N] */
+    float **hin;                  /* [L] hooks: copies of projection inputs that hooks change, [T][chunk][Nin] */
+    float **rin;                  /* [L] hooks: recurrent inputs as hooks changed them, [T][chunk][N] */
     float *rbuf;                  /* hooks: a recurrent product or gradient of one step, 2 x [chunk][N] */
     float *xbuf;                  /* hooks: a further projection's product or its gradient, [T][chunk][N] */
     /* Set by hooks for the chunk being run (0 otherwise): nb[l], layer l's
      * outputs are no longer all 0/1 (consumers use dense products); incp[l],
      * hooks changed the input of layer l's projection (it reads hin[l]). */
-    int nb[16], incp[16];
-    uint32_t *sidx[16], *scnt[16]; /* MASK at layer l's .in: the masked input's nonzero columns, [T][chunk][Nin],
+    int *nb, *incp;               /* [L] */
+    uint32_t **sidx, **scnt;      /* [L] MASK at layer l's .in: the masked input's nonzero columns, [T][chunk][Nin],
                                     * and their count per row, [T][chunk] */
     size_t sparse_rows;           /* rows whose masked product took the sparse path (soma_train_mask_sparse_rows) */
-    int ds_set[16];   /* backward: ds[l] holds a consumer's part already (the next adds to it) */
+    int *ds_set;      /* [L] backward: ds[l] holds a consumer's part already (the next adds to it) */
     float *dtmp;      /* a conv projection's input gradient before it is added (layers with several consumers) */
     double prof[5]; /* thread time in: projections fwd, neurons fwd, loss, neurons bwd, projections bwd */
 } work;
@@ -145,7 +152,7 @@ struct soma_trainer {
     soma_train_opts opt;
     soma_data_opts data;
     size_t L;                /* spiking layers */
-    layer lay[16];
+    layer *lay;              /* [L], allocated for every population (L <= npops) */
     size_t T, Bmax, n_in, nchunks_max, Nmax, nsmax; /* T: time steps; n_in: input values per sample */
     size_t chunk;            /* samples per chunk (see CHUNK_ROWS; CHUNK_CELLS) */
     size_t wszmax, ccols_max, ctmp_max; /* cell scratch per row; conv workspaces */
@@ -283,6 +290,8 @@ static int build_layers(soma_trainer *tr) {
             in = i;
         }
     if (in == (size_t)-1) return fail(tr, SOMA_STATUS_INVALID, "the network has no input population (model: input)");
+    /* Every population but the input can become a layer: no fixed bound on depth. */
+    if (!(tr->lay = calloc(P, sizeof *tr->lay))) return fail(tr, SOMA_STATUS_NOMEM, "out of memory");
     int *lay_of = malloc(P * sizeof *lay_of); /* -2: not placed, -1: the input */
     if (!lay_of) return fail(tr, SOMA_STATUS_NOMEM, "out of memory");
     for (size_t i = 0; i < P; i++) lay_of[i] = -2;
@@ -295,7 +304,7 @@ static int build_layers(soma_trainer *tr) {
             if (lay_of[p] != -2) continue;
             int ready = 0;
             for (size_t k = 0; k < net->nproj; k++)
-                if (net->projs[k].to == p) {
+                if (net->projs[k].to == p && net->projs[k].from != p) { /* onto itself: its recurrent weights */
                     if (lay_of[net->projs[k].from] == -2) {
                         ready = -1;
                         break;
@@ -305,10 +314,6 @@ static int build_layers(soma_trainer *tr) {
             if (ready == 1) nxt = p;
         }
         if (nxt == (size_t)-1) break;
-        if (L == 16) {
-            st = fail(tr, SOMA_STATUS_UNSUPPORTED, "more than 16 trained populations");
-            goto done;
-        }
         lay_of[nxt] = (int)L;
         layer *ly = &tr->lay[L];
         ly->pop = &net->pops[nxt];
@@ -318,7 +323,7 @@ static int build_layers(soma_trainer *tr) {
         /* The first projection: from the earliest placed source (the input for layer 0). */
         for (size_t k = 0; k < net->nproj; k++) {
             soma__proj *pr = &net->projs[k];
-            if (pr->to != nxt) continue;
+            if (pr->to != nxt || pr->from == nxt) continue;
             int src = lay_of[pr->from];
             if (L > 0 && src < 0) continue;
             if (!ly->proj || (pr->conv != ly->proj->conv ? pr->conv : src < ly->src)) ly->proj = pr, ly->src = src;
@@ -334,7 +339,7 @@ static int build_layers(soma_trainer *tr) {
     for (size_t p = 0; p < P; p++) {
         if (lay_of[p] != -2) continue;
         size_t nin = 0;
-        for (size_t k = 0; k < net->nproj; k++) nin += net->projs[k].to == p;
+        for (size_t k = 0; k < net->nproj; k++) nin += net->projs[k].to == p && net->projs[k].from != p;
         if (nin == 0)
             st = fail(tr, SOMA_STATUS_INVALID, "population '%s' receives no projection", net->pops[p].name);
         else
@@ -362,8 +367,22 @@ static int build_layers(soma_trainer *tr) {
         ly->first = l == 0;
         ly->graded = ly->m->graded;
         ly->nextra = 0;
+        ly->self = NULL;
         for (size_t k = 0; k < net->nproj; k++) {
             soma__proj *pr = &net->projs[k];
+            if (pr->to == nxt && pr->from == nxt) {
+                /* A projection onto itself: its recurrent weights, if drawn by a connector (sparse.c
+                 * refused a second one and one beside recurrent: true). */
+                if (!pr->mask) {
+                    st = fail(tr, SOMA_STATUS_UNSUPPORTED, "projection %s -> %s is dense and connects a population "
+                              "to itself; the trainer takes a population's dense recurrence as recurrent: true (and "
+                              "a connector's projection onto itself as its masked recurrent weights)",
+                              ly->pop->name, ly->pop->name);
+                    goto done;
+                }
+                ly->self = pr;
+                continue;
+            }
             if (pr->to != nxt || pr == ly->proj) continue;
             if (pr->conv) {
                 st = fail(tr, SOMA_STATUS_UNSUPPORTED, "population '%s' receives a second projection %s -> %s that is a "
@@ -380,7 +399,7 @@ static int build_layers(soma_trainer *tr) {
         size_t e = 0;
         for (size_t k = 0; k < net->nproj; k++) {
             soma__proj *pr = &net->projs[k];
-            if (pr->to != nxt || pr == ly->proj) continue;
+            if (pr->to != nxt || pr == ly->proj || pr->from == nxt) continue;
             extra_proj *xp = &ly->extra[e++];
             xp->proj = pr;
             xp->src = lay_of[pr->from];
@@ -436,7 +455,7 @@ void soma_train_free(soma_trainer *tr) {
     if (tr->work)
         for (int t = 0; t < tr->threads; t++) {
             work *w = &tr->work[t];
-            for (size_t l = 0; l < tr->L; l++) {
+            for (size_t l = 0; w->lay_block && l < tr->L; l++) {
                 free(w->in[l]); free(w->tape[l]); free(w->s[l]); free(w->ds[l]); free(w->din[l]);
                 free(w->idx[l]); free(w->cnt[l]); free(w->parg[l]);
             }
@@ -444,7 +463,9 @@ void soma_train_free(soma_trainer *tr) {
             free(w->cwork); free(w->ccols); free(w->ctmp); free(w->cdcols);
             free(w->hmask);
             free(w->dtmp);
-            for (size_t l = 0; l < tr->L; l++) free(w->hin[l]), free(w->rin[l]), free(w->sidx[l]), free(w->scnt[l]);
+            for (size_t l = 0; w->lay_block && l < tr->L; l++)
+                free(w->hin[l]), free(w->rin[l]), free(w->sidx[l]), free(w->scnt[l]);
+            free(w->lay_block);
             free(w->rbuf);
             free(w->xbuf);
         }
@@ -453,6 +474,7 @@ void soma_train_free(soma_trainer *tr) {
     free(tr->xh);
     free(tr->xh_mask);
     free(tr->work);
+    free(tr->lay);
     free(tr->grad);
     free(tr->I1);
     free(tr->dI1);
@@ -490,10 +512,25 @@ static void sync_params(soma_trainer *tr, int all) {
             ly->m->prepare((const float *const *)ly->prm, ly->N, (float)tr->net->dt, 0, ly->drv);
         size_t ld = soma__ldw(ly->N);
         if (ly->wT && !ly->conv) soma__transpose_pad(ly->wT, ly->proj->w, ly->N, ly->Nin, ld);
-        if (ly->recT) soma__transpose_pad(ly->recT, ly->pop->rec_w, ly->N, ly->N, ld);
+        if (ly->recT) soma__transpose_pad(ly->recT, ly->rec_w, ly->N, ly->N, ld);
         for (size_t e = 0; e < ly->nextra; e++)
             if (ly->extra[e].wT) soma__transpose_pad(ly->extra[e].wT, ly->extra[e].proj->w, ly->N, ly->extra[e].Nin, ld);
     }
+}
+
+/* Carve a thread's [L] arrays (see work) from one zeroed block; 0 or
+ * SOMA_STATUS_NOMEM. Pointer and 8-byte arrays come first, the int arrays
+ * last, so every array is aligned for its type. */
+static int work_alloc_layers(work *w, size_t L) {
+    char *b = calloc(1, L * (12 * sizeof(void *) + sizeof(size_t) + sizeof(double) + 3 * sizeof(int)));
+    if (!(w->lay_block = b)) return SOMA_STATUS_NOMEM;
+#define CARVE(field) (w->field = (void *)b, b += L * sizeof *w->field)
+    CARVE(in), CARVE(tape), CARVE(s), CARVE(ds), CARVE(din), CARVE(idx), CARVE(cnt), CARVE(parg);
+    CARVE(hin), CARVE(rin), CARVE(sidx), CARVE(scnt);
+    CARVE(nspk), CARVE(spk_sum);
+    CARVE(nb), CARVE(incp), CARVE(ds_set);
+#undef CARVE
+    return SOMA_STATUS_OK;
 }
 
 int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *opts, const soma_data_opts *data) {
@@ -561,7 +598,8 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
             if (!(ly->drv[k] = soma__alloc(N * sizeof(float)))) goto nomem;
         ly->grad_w = grad_of(tr, ly->proj->w);
         ly->grad_b = grad_of(tr, ly->proj->b);
-        ly->grad_rec = grad_of(tr, ly->pop->rec_w);
+        ly->rec_w = ly->pop->recurrent ? ly->pop->rec_w : ly->self ? ly->self->w : NULL;
+        ly->grad_rec = grad_of(tr, ly->rec_w);
         if (!ly->first && ly->conv) {
             size_t nw = ly->proj->cout * ly->proj->cin * ly->proj->cv.kernel * ly->proj->cv.kernel;
             ly->acc_w = acc, acc += (nw + 15) / 16 * 16;
@@ -585,7 +623,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
             xp->acc_w = acc, acc += xp->Nin * soma__ldw(N);
             xp->acc_b = acc, acc += (N + 15) / 16 * 16;
         }
-        if (ly->pop->recurrent) {
+        if (ly->rec_w) {
             if (!(ly->recT = soma__alloc(N * soma__ldw(N) * sizeof(float)))) goto nomem;
             ly->acc_rec = acc, acc += N * soma__ldw(N);
         }
@@ -626,6 +664,7 @@ int soma_train_create(soma_trainer **out, soma_net *net, const soma_train_opts *
     }
     for (int t = 0; t < tr->threads; t++) {
         work *w = &tr->work[t];
+        if (work_alloc_layers(w, tr->L)) goto nomem;
         for (size_t l = 0; l < tr->L; l++) {
             size_t RB = tr->chunk * tr->lay[l].N;
             w->in[l] = soma__alloc(T * RB * sizeof(float));
@@ -985,7 +1024,7 @@ static void rec_forward_hooked(soma_trainer *tr, work *w, size_t l, size_t t, si
     float *out = in_t;
     int acc = 1;
     if (ly->hk_rout & HOOK_FWD) out = w->rbuf, acc = 0;
-    if (dense) soma__dense_forward_blas(out, x, ly->pop->rec_w, NULL, Bc, N, N, acc);
+    if (dense) soma__dense_forward_blas(out, x, ly->rec_w, NULL, Bc, N, N, acc);
     else
         soma__dense_forward_spikes(out, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, ly->recT, NULL, Bc, N,
                                    acc);
@@ -1015,11 +1054,11 @@ static void rec_backward_hooked(soma_trainer *tr, work *w, float *acc, size_t l,
     float *ds = w->ds[l] + (t - 1) * RB;
     if (ly->hk_rin & g) {
         float *gx = w->rbuf + tr->chunk * tr->Nmax;
-        soma__dense_dinput(gx, dr, ly->pop->rec_w, Bc, N, N, 0);
+        soma__dense_dinput(gx, dr, ly->rec_w, Bc, N, N, 0);
         hook_run(tr, w, ly->sid_rin, g, t, b0, Bc, N, gx);
         for (size_t i = 0; i < RB; i++) ds[i] += gx[i];
     } else
-        soma__dense_dinput(ds, dr, ly->pop->rec_w, Bc, N, N, 1);
+        soma__dense_dinput(ds, dr, ly->rec_w, Bc, N, N, 1);
     if (ly->hk_rin & HOOK_CHANGE)
         soma__dense_dweightT_blas(acc + ly->acc_rec, w->rin[l] + (t - 1) * RB, dr, Bc, N, N);
     else if (ly->graded || w->nb[l])
@@ -1082,8 +1121,10 @@ static const soma__proj *site_proj(const soma_net *net, const soma_site_info *si
 
 /* Whether si is a site of population P's recurrent weights. */
 static int rec_site_of(const soma_net *net, const soma_site_info *si, const soma__pop *P) {
-    return (si->kind == SOMA_SITE_PROJ_IN || si->kind == SOMA_SITE_PROJ_OUT) && si->proj != (size_t)-1 &&
-           si->proj >= net->nproj && &net->pops[si->proj - net->nproj] == P;
+    if (!(si->kind == SOMA_SITE_PROJ_IN || si->kind == SOMA_SITE_PROJ_OUT) || si->proj == (size_t)-1) return 0;
+    if (si->proj < net->nproj) /* a projection onto itself (sparse): its recurrent weights */
+        return &net->pops[net->projs[si->proj].from] == P && &net->pops[net->projs[si->proj].to] == P;
+    return si->proj >= net->nproj && &net->pops[si->proj - net->nproj] == P;
 }
 
 int soma_train_set_mask_sparse(soma_trainer *tr, double max_density) {
@@ -1138,7 +1179,8 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
                  si->name);
             goto refuse;
         }
-        if ((si->kind == SOMA_SITE_PROJ_IN || si->kind == SOMA_SITE_PROJ_OUT) && site_proj(net, si)) {
+        if ((si->kind == SOMA_SITE_PROJ_IN || si->kind == SOMA_SITE_PROJ_OUT) && site_proj(net, si) &&
+            site_proj(net, si)->from != site_proj(net, si)->to) { /* onto itself: the recurrent weights */
             const soma__proj *pj = site_proj(net, si);
             const layer *first = NULL;
             for (size_t l = 0; l < tr->L; l++)
@@ -1201,8 +1243,8 @@ int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h) {
     }
     /* Commit: the new plan and every layer's bits. */
     for (int t = 0; t < tr->threads; t++) {
-        memset(tr->work[t].nb, 0, sizeof tr->work[t].nb);
-        memset(tr->work[t].incp, 0, sizeof tr->work[t].incp);
+        memset(tr->work[t].nb, 0, tr->L * sizeof *tr->work[t].nb);
+        memset(tr->work[t].incp, 0, tr->L * sizeof *tr->work[t].incp);
     }
     soma__hookplan_free(&tr->hooks);
     free(tr->sites);
@@ -1399,7 +1441,7 @@ static void chunk_forward(soma_trainer *tr, work *w, size_t b0, size_t Bc, size_
             if (ly->recT && t > 0) {
                 if (ly->hk_rin | ly->hk_rout) rec_forward_hooked(tr, w, l, t, b0, Bc, in_t);
                 else if (ly->graded || w->nb[l])
-                    soma__dense_forward_blas(in_t, w->s[l] + (t - 1) * RB, ly->pop->rec_w, NULL, Bc, N, N, 1);
+                    soma__dense_forward_blas(in_t, w->s[l] + (t - 1) * RB, ly->rec_w, NULL, Bc, N, N, 1);
                 else
                     soma__dense_forward_spikes(in_t, w->idx[l] + (t - 1) * RB, w->cnt[l] + (t - 1) * Bc, N, ly->recT,
                                                NULL, Bc, N, 1);
@@ -1484,7 +1526,7 @@ static void extra_backward(soma_trainer *tr, work *w, float *acc, size_t l, size
 static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, size_t Bc, size_t B, int tc, int dv_used,
                            float rate_grad) {
     size_t T = tr->T;
-    memset(w->ds_set, 0, sizeof w->ds_set);
+    memset(w->ds_set, 0, tr->L * sizeof *w->ds_set);
     for (size_t l = tr->L; l-- > 0;) {
         layer *ly = &tr->lay[l];
         size_t N = ly->N, RB = Bc * N, ns = ly->ns, SB = ly->state_floats * Bc;
@@ -1533,7 +1575,7 @@ static void chunk_backward(soma_trainer *tr, work *w, float *acc, size_t b0, siz
             }
             if (ly->recT && t > 0 && (ly->hk_rin | ly->hk_rout)) rec_backward_hooked(tr, w, acc, l, t, b0, Bc, din);
             else if (ly->recT && t > 0) {
-                soma__dense_dinput(w->ds[l] + (t - 1) * RB, din, ly->pop->rec_w, Bc, N, N, 1);
+                soma__dense_dinput(w->ds[l] + (t - 1) * RB, din, ly->rec_w, Bc, N, N, 1);
                 if (ly->graded || w->nb[l])
                     soma__dense_dweightT_blas(acc + ly->acc_rec, w->s[l] + (t - 1) * RB, din, Bc, N, N);
                 else
