@@ -26,6 +26,8 @@ int cli_dissect_prune(int argc, char **argv);
 int cli_dissect_lesion(int argc, char **argv);
 /* soma dissect MODEL sparsify ... (dissect_sparsify.c; argv as cli_dissect's). */
 int cli_dissect_sparsify(int argc, char **argv);
+/* soma dissect MODEL edit ... (dissect_edit.c; argv as cli_dissect's). */
+int cli_dissect_edit(int argc, char **argv);
 
 /* The command line of `soma sim FILE [options]`. */
 typedef struct cli_sim_args {
