@@ -1736,7 +1736,7 @@ typedef struct soma_dissect_edit_result {
  * options of x->tr, eo->lr), evaluate on x->ds before and after (o->limit
  * samples, o->batch), check that nothing frozen moved, save to eo->path.
  * The net's weights are changed in place (x->tr is synced after). o->progress
- * gets phases "eval" and "edit" (batches). */
+ * gets phases "evaluate" (samples) and "edit" (batches). */
 int soma_dissect_edit_run(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_edit_opts *eo,
                           soma_dissect_edit_result *r, char *err, size_t errlen);
 /* Freeze everything of tr's net but set[0..n)'s parameters (learn masks on
