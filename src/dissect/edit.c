@@ -389,8 +389,8 @@ int soma_dissect_write_edit(const soma_dissect_edit_opts *eo, const soma_dissect
     }
     const char *series[2] = {"before", "after"};
     char title[160];
-    snprintf(title, sizeof title, "Per-class test accuracy before and after the edit (%s class %zu*, %zu neurons)",
-             soma_dissect_goal_name(r->goal), r->cls, r->neurons);
+    snprintf(title, sizeof title, "Per-class test accuracy before and after the edit (%s class %zu*, %zu neuron%s)",
+             soma_dissect_goal_name(r->goal), r->cls, r->neurons, r->neurons == 1 ? "" : "s");
     snprintf(path, sizeof path, "%s/edit.png", dir);
     return soma_plot_bars(path, title, "accuracy (%)", C, names, 2, series, v, err, errlen);
 }
