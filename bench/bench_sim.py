@@ -146,11 +146,11 @@ def soma_sim(a, yaml, args, tag):
     return m
 
 
-def brian_cuba(a, n, t):
-    """One run of bench/brian_cuba.py (compiled once per (n, t) into a cached folder)."""
-    d = os.path.join(a.brian_cache, "cuba_n%d_t%g" % (n, t))
+def brian_cuba(a, n, t, f32=False):
+    """One run of bench/brian_cuba.py (compiled once per (n, t, precision) into a cached folder)."""
+    d = os.path.join(a.brian_cache, "cuba_n%d_t%g%s" % (n, t, "_f32" if f32 else ""))
     cmd = [a.py, os.path.join(HERE, "brian_cuba.py"), "--n", str(n), "--time", str(t), "--repeat", "1",
-           "--seed", str(a.seed), "--dir", d]
+           "--seed", str(a.seed), "--dir", d] + (["--float32"] if f32 else [])
     print("  $ " + " ".join(cmd), flush=True)
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -174,11 +174,12 @@ def sec_cuba(a):
     for n, t in ((4000, 10.0), (100000, 1.0)):
         args = ["--threads", "1", "--no-record", "--time", "%gs" % t, "--param", "n=%d" % n,
                 "--param", "p=80/%d" % n]
-        soma_runs, brian_runs = [], []
+        soma_runs, brian_runs, brian32 = [], [], []
         for i in range(a.repeat):
             soma_runs.append(soma_sim(a, "cuba.yaml", args, "cuba_%d_%d" % (n, i)))
             if a.py:
                 brian_runs.append(brian_cuba(a, n, t))
+                brian32.append(brian_cuba(a, n, t, f32=True))
         s_sim = [m["sim_seconds"] for m in soma_runs]
         case = {"n": n, "time_s": t, "synapses": soma_runs[0]["synapses"],
                 "soma": {"sim_seconds": spread(s_sim), "rate_hz": soma_runs[0]["rate_hz"],
@@ -194,6 +195,11 @@ def sec_cuba(a):
             case["ratio"] = min(b_wall) / min(s_sim)
             case["ratio_brian_clock"] = min(b_cpu) / min(s_sim)
             case["pass"] = case["ratio"] >= TARGETS["cuba_ratio"]
+            # Brian2 at soma's precision (float32), beside its default float64.
+            b32 = [b["runs"][0]["wall_run_seconds"] for b in brian32]
+            case["brian_float32"] = {"sim_seconds": spread(b32), "rate_hz": brian32[0]["rate_hz"],
+                                     "spikes": brian32[0]["spikes"]}
+            case["ratio_float32"] = min(b32) / min(s_sim)
         res["cases"].append(case)
     return res
 
@@ -280,6 +286,12 @@ def table(R):
                          fmt(case["soma"]["sim_seconds"]["best"], "%.3f"),
                          "Brian2 %s" % fmt(b["sim_seconds"]["best"], "%.3f") if b else "-",
                          "%s (>= 3)" % fmt(case.get("ratio"), "%.2fx")))
+            b32 = case.get("brian_float32")
+            if b32:
+                rows.append(("CUBA %d, 1 thread, %g s: Brian2 in float32" % (case["n"], case["time_s"]),
+                             fmt(case["soma"]["sim_seconds"]["best"], "%.3f"),
+                             "Brian2 float32 %s" % fmt(b32["sim_seconds"]["best"], "%.3f"),
+                             fmt(case.get("ratio_float32"), "%.2fx")))
     c = R.get("coba")
     if c:
         rows.append(("COBA 4000, 1 thread: real-time factor", fmt(c["real_time_factor"]["best"], "%.4f"), "-",

@@ -27,7 +27,10 @@ runs --repeat times. Each run reports
 Prints one JSON object on the last line of stdout.
 
 Usage: /usr/bin/python3 bench/brian_cuba.py [--n 4000] [--time 1] [--repeat 3]
-                                            [--seed 1] [--dir DIR] [--profile]
+                                            [--seed 1] [--dir DIR] [--float32] [--profile]
+
+--float32 runs Brian2 in single precision (soma's): the state variables and
+constants become float32, as in soma; the default is Brian2's float64.
 """
 import argparse
 import json
@@ -44,6 +47,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="runs of the compiled binary")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--dir", default=None, help="standalone project folder (default: a temporary one)")
+    ap.add_argument("--float32", action="store_true",
+                    help="single precision (prefs.core.default_float_dtype = float32), soma's precision")
     ap.add_argument("--profile", action="store_true",
                     help="Brian2's per-code-object profile (adds timers around every object: not for timing)")
     a = ap.parse_args()
@@ -55,6 +60,9 @@ def main():
     d = a.dir or tempfile.mkdtemp(prefix="brian_cuba_")
     set_device("cpp_standalone", directory=d, build_on_run=False)
     prefs.devices.cpp_standalone.openmp_threads = 0  # no OpenMP: one thread
+    if a.float32:
+        import numpy
+        prefs.core.default_float_dtype = numpy.float32
     defaultclock.dt = 0.1 * ms
     seed(a.seed)
 

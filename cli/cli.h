@@ -28,6 +28,14 @@ int cli_dissect_lesion(int argc, char **argv);
 int cli_dissect_sparsify(int argc, char **argv);
 /* soma dissect MODEL edit ... (dissect_edit.c; argv as cli_dissect's). */
 int cli_dissect_edit(int argc, char **argv);
+/* select|ablate's selection with --by probe's (--z, --l2) and --by impact's
+ * (--candidates-pct) options (dissect_probe.c); the check runs at parse
+ * time (2 with a message if an option is bad or belongs to another method). */
+int cli_dissect_probe_check(int by, const char *z, const char *l2, const char *cand);
+int cli_dissect_select_by(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, int by,
+                          size_t cls, size_t top, double top_pct, int per_pop, const char *z, const char *l2,
+                          const char *cand, soma_dissect_neuron *out, double *val, size_t cap, size_t *n, char *err,
+                          size_t errlen);
 
 /* The command line of `soma sim FILE [options]`. */
 typedef struct cli_sim_args {

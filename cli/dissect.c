@@ -8,9 +8,10 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: soma dissect MODEL stats  [common options] [--topk K]\n"
-               "       soma dissect MODEL select --by ap|attribution|ig|wina --group class=K [--top N | --top-pct P] [--per-pop] [common options]\n"
+               "       soma dissect MODEL select --by ap|attribution|ig|wina|probe|impact --group class=K [--top N | --top-pct P] [--per-pop] [common options]\n"
+               "                          probe: [--z Z (every neuron with weight z-score > Z)] [--l2 L]; impact: [--candidates-pct P]\n"
                "       soma dissect MODEL ablate POP:I,J,...|class=K|classes [--mode zero|mean|scale:X]\n"
-               "                          [--by ap|attribution|ig|wina] [--top N | --top-pct P] [--per-pop] [--draws R] [--seed S]\n"
+               "                          [--by ap|attribution|ig|wina|probe|impact] [--top N | --top-pct P] [--per-pop] [--draws R] [--seed S]\n"
                "                          [common options]\n"
                "       soma dissect MODEL patch SITE[:I,J,...] --from-sample J [--samples N | --class K] [common options]\n"
                "       soma dissect MODEL path --class K [common options]\n"
@@ -32,6 +33,7 @@ static int progress(void *user, const char *phase, size_t done, size_t total) {
 
 typedef struct args {
     const char *model, *cmd, *set, *data, *out, *by, *group, *mode, *select_on;
+    const char *z, *l2, *cand; /* probe's --z, --l2, impact's --candidates-pct (dissect_probe.c) */
     long limit, threads, batch, topk, top, draws, seed;
     long from_sample, samples, cls; /* patch: -1 where not given */
     double top_pct;
@@ -46,7 +48,8 @@ static int parse(int argc, char **argv, args *a) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **str = !strcmp(o, "--data") ? &a->data : !strcmp(o, "--out") ? &a->out : !strcmp(o, "--by") ? &a->by
                           : !strcmp(o, "--group") ? &a->group : !strcmp(o, "--mode") ? &a->mode
-                          : !strcmp(o, "--select-on") ? &a->select_on : NULL;
+                          : !strcmp(o, "--select-on") ? &a->select_on : !strcmp(o, "--z") ? &a->z : !strcmp(o, "--l2") ? &a->l2
+                          : !strcmp(o, "--candidates-pct") ? &a->cand : NULL;
         long *num = !strcmp(o, "--limit") ? &a->limit : !strcmp(o, "--threads") ? &a->threads : !strcmp(o, "--batch") ? &a->batch
                   : !strcmp(o, "--topk") ? &a->topk : !strcmp(o, "--top") ? &a->top : !strcmp(o, "--draws") ? &a->draws
                   : !strcmp(o, "--seed") ? &a->seed : !strcmp(o, "--from-sample") ? &a->from_sample
@@ -96,6 +99,7 @@ static int parse(int argc, char **argv, args *a) {
     }
     char err[256];
     if (soma_dissect_by_parse(a->by, &a->by_method, err, sizeof err)) return fprintf(stderr, "soma dissect: %s\n", err), 2;
+    if (cli_dissect_probe_check(a->by_method, a->z, a->l2, a->cand)) return 2;
     if (!strcmp(a->cmd, "ablate") && !a->set)
         return fprintf(stderr, "soma dissect ablate: which neurons? expected POP:I,J,..., class=K or classes\n"), 2;
     return 0;
@@ -159,7 +163,7 @@ int cli_dissect(int argc, char **argv) {
     topt.threads = a.threads > 0 ? (int)a.threads : 0;
     /* integrated gradients take dF/dx alone: a rate penalty only adds to the
      * training gradient (forward passes are the same without it) */
-    if (a.by_method == SOMA_DISSECT_BY_IG || !strcmp(a.cmd, "path")) topt.rate_penalty = 0.0f;
+    if (a.by_method == SOMA_DISSECT_BY_IG || a.by_method == SOMA_DISSECT_BY_IMPACT || !strcmp(a.cmd, "path")) topt.rate_penalty = 0.0f;
     soma_dataset test = {0}, train = {0};
     soma_trainer *tr = NULL;
     soma_dissect_stats *st = NULL, *st_sel = NULL;
@@ -265,7 +269,8 @@ int cli_dissect(int argc, char **argv) {
         if (soma_dissect_write_stats(st, a.model, a.out, err, sizeof err)) goto fail;
         printf("wrote %s/result.json, selectivity.png\n", a.out);
     } else if (!strcmp(a.cmd, "select")) {
-        if (soma_dissect_select(&xs, &os, ss, a.by_method, k, (size_t)a.top, pct, a.per_pop, set, ap, cap, &n, err, sizeof err))
+        if (cli_dissect_select_by(&xs, &os, ss, a.by_method, k, (size_t)a.top, pct, a.per_pop, a.z, a.l2, a.cand, set, ap, cap, &n,
+                                  err, sizeof err))
             goto fail;
         printf("class %zu: %zu neurons selected by %s (best %.4g, last %.4g)\n", k, n, a.by, ap[0], ap[n - 1]);
         if (soma_dissect_write_select_by(st, a.model, a.by_method, k, set, ap, n, a.out, err, sizeof err)) goto fail;
@@ -294,8 +299,8 @@ int cli_dissect(int argc, char **argv) {
             }
             if (all || cls == 0) {
                 size_t c = all ? j : k;
-                if (soma_dissect_select(&xs, &os, ss, a.by_method, c, (size_t)a.top, pct, a.per_pop, sets[j], NULL, cap,
-                                        &nset[j], err, sizeof err))
+                if (cli_dissect_select_by(&xs, &os, ss, a.by_method, c, (size_t)a.top, pct, a.per_pop, a.z, a.l2, a.cand, sets[j],
+                                          NULL, cap, &nset[j], err, sizeof err))
                     goto fail;
                 snprintf(labels[j], sizeof labels[j], "class=%zu", c);
             } else {

@@ -1127,9 +1127,17 @@ int soma_dissect_stats_pop(const soma_dissect_stats *s, size_t i, soma_dissect_p
  * positive. */
 double soma_dissect_average_precision(const double *score, const uint8_t *positive, size_t n);
 /* AP for "sample is of class cls" of every neuron of population i of s,
- * its score the spike count (graded populations: the sum rounded to the
- * nearest integer and clamped to [0, T], the histogram's bins): ap [size]. */
+ * its score the spike count (exact from per-class histograms of the counts
+ * 0..T). Graded populations: exact on the per-sample sums, which the
+ * statistics pass keeps ([samples][size] floats per population) while all
+ * populations' together take at most SOMA_DISSECT_GRADED_BYTES; beyond
+ * that, the sum rounded to the nearest integer and clamped to [0, T] (the
+ * histogram's bins: coarse, two bins for T = 1). ap [size]. */
+#define SOMA_DISSECT_GRADED_BYTES ((size_t)256 << 20)
 int soma_dissect_ap(const soma_dissect_stats *s, size_t i, size_t cls, double *ap);
+/* 1 if population i's AP is computed from its exact per-sample sums (a
+ * graded population within the bound), 0 if from the histogram. */
+int soma_dissect_ap_exact(const soma_dissect_stats *s, size_t i);
 
 /* A neuron: population index (in the net) and index in it. */
 typedef struct soma_dissect_neuron {
@@ -1181,14 +1189,18 @@ typedef enum soma_dissect_by {
     SOMA_DISSECT_BY_AP = 0,          /* average precision (soma_dissect_select_ap) */
     SOMA_DISSECT_BY_ATTRIBUTION = 1, /* activation x gradient (soma_dissect_attribution) */
     SOMA_DISSECT_BY_IG = 2,          /* integrated gradients of each hidden population (soma_dissect_ig_scores) */
-    SOMA_DISSECT_BY_WINA = 3         /* mean |x_i| x ||W[:, i]||_2 (soma_dissect_wina_scores) */
+    SOMA_DISSECT_BY_WINA = 3,        /* mean |x_i| x ||W[:, i]||_2 (soma_dissect_wina_scores) */
+    SOMA_DISSECT_BY_PROBE = 4,       /* z-score of a linear probe's weight (soma_dissect_probe_scores) */
+    SOMA_DISSECT_BY_IMPACT = 5       /* class loss increase when ablated alone (soma_dissect_impact_scores) */
 } soma_dissect_by;
-/* "ap" or "attribution" into *by; soma_dissect_by_name the other way. */
+/* "ap", "attribution", "ig", "wina", "probe" or "impact" into *by;
+ * soma_dissect_by_name the other way. */
 int soma_dissect_by_parse(const char *text, int *by, char *err, size_t errlen);
 const char *soma_dissect_by_name(int by);
 /* Class cls's top neurons by method `by`, as soma_dissect_select_score;
  * val (may be NULL) gets their AP or attribution. x and o are used by
- * attribution only (AP comes from s). */
+ * attribution only (AP comes from s). probe and impact run with their
+ * default options (zmin NaN for probe). */
 int soma_dissect_select(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, int by,
                         size_t cls, size_t top, double top_pct, int per_pop, soma_dissect_neuron *out, double *val,
                         size_t cap, size_t *n, char *err, size_t errlen);
@@ -1411,6 +1423,77 @@ int soma_dissect_ig_scores(const soma_dissect_ctx *x, const soma_dissect_opts *o
  * soma_dissect_select_score reads it. */
 int soma_dissect_wina_scores(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, size_t cls,
                              double *score, char *err, size_t errlen);
+
+/* Linear probe (docs/dissect.md, "probe"; NeuroStrike): a logistic
+ * regression "class cls against the rest" on every hidden neuron's
+ * per-sample value max-pooled over the T steps (a READ-hook pass of its
+ * own over the first o->limit samples; it keeps samples x hidden floats,
+ * at most SOMA_DISSECT_PROBE_BYTES), each neuron standardised over the
+ * samples (constant ones get weight 0), an unpenalised bias, the L2
+ * penalty (l2/2)|w|^2 on the mean log-loss, fitted deterministically by
+ * Nesterov's accelerated gradient with a fixed step budget and a
+ * convergence test (largest |gradient| < tol). A neuron's score is the
+ * z-score of its weight over all hidden neurons' weights ((w - mean) / sd,
+ * sd 1/H): positive where its activity speaks for cls. */
+#define SOMA_DISSECT_PROBE_BYTES ((size_t)1 << 30)
+typedef struct soma_dissect_probe_opts {
+    double l2;    /* penalty on the mean log-loss (0 = 1e-2) */
+    size_t iters; /* gradient steps at most (0 = 2000) */
+    double tol;   /* converged when every |gradient| < tol (0 = 1e-6) */
+} soma_dissect_probe_opts;
+void soma_dissect_probe_opts_default(soma_dissect_probe_opts *po);
+typedef struct soma_dissect_probe_result {
+    size_t samples, positives, iters; /* samples fitted, of class cls, gradient steps taken */
+    int converged;                    /* 1 if the largest |gradient| fell below tol */
+    double bias, objective, grad_max, l2;
+    double accuracy;                  /* the probe's own on its samples (threshold 0.5) */
+} soma_dissect_probe_result;
+/* The fit alone: x [n][H] values, positive [n] (nonzero: of the group); w
+ * [H] the weights on the standardised values; res may be NULL. */
+int soma_dissect_probe_fit(const float *x, const uint8_t *positive, size_t n, size_t H, const soma_dissect_probe_opts *po,
+                           double *w, soma_dissect_probe_result *res, char *err, size_t errlen);
+/* z [H] (and weight [H], may be NULL) laid out as soma_dissect_select_score
+ * reads them; po and res may be NULL. */
+int soma_dissect_probe_scores(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, size_t cls,
+                              const soma_dissect_probe_opts *po, double *z, double *weight, soma_dissect_probe_result *res,
+                              char *err, size_t errlen);
+/* Selection by probe z-score: with zmin finite, every hidden neuron with z
+ * > zmin (NeuroStrike's cut is 3; SOMA_STATUS_NOTFOUND if none; top,
+ * top_pct and per_pop unused); zmin NaN: as soma_dissect_select_score. res
+ * (may be NULL) gets the fit's summary. */
+int soma_dissect_probe_select(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, size_t cls,
+                              const soma_dissect_probe_opts *po, double zmin, size_t top, double top_pct, int per_pop,
+                              soma_dissect_neuron *out, double *val, size_t cap, size_t *n, soma_dissect_probe_result *res,
+                              char *err, size_t errlen);
+
+/* Impact (docs/dissect.md, "impact"): for each candidate hidden neuron,
+ * the increase of class cls's mean loss (the trainer's loss with label
+ * cls, as soma_train_grad returns it: with the trainer's rate penalty if
+ * it has one, which the CLI sets to 0; over the class-cls samples of the
+ * first o->limit) when that neuron alone is zeroed by a MASK hook on its
+ * `<pop>.spikes`: one pass per candidate. Candidates are the top
+ * `candidates` (else candidates_pct %) hidden neurons by
+ * soma_dissect_attribution; the others score -inf. The loss rather than
+ * accuracy: it is smooth, where a class's accuracy moves in steps of 1/K
+ * and leaves most single neurons tied at 0. */
+typedef struct soma_dissect_impact_opts {
+    size_t candidates;     /* neurons measured (0: candidates_pct) */
+    double candidates_pct; /* percent of the hidden neurons measured (default 5) */
+} soma_dissect_impact_opts;
+void soma_dissect_impact_opts_default(soma_dissect_impact_opts *io);
+typedef struct soma_dissect_impact_result {
+    size_t samples, candidates; /* class-cls samples, neurons measured */
+    double clean_loss;          /* the mean loss without ablation */
+} soma_dissect_impact_result;
+/* score [H] laid out as soma_dissect_select_score reads it; io, res may be NULL. */
+int soma_dissect_impact_scores(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, size_t cls,
+                               const soma_dissect_impact_opts *io, double *score, soma_dissect_impact_result *res, char *err,
+                               size_t errlen);
+/* Selection by impact as soma_dissect_select_score; asking for more
+ * neurons than were measured is an error naming the candidates. */
+int soma_dissect_impact_select(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, size_t cls,
+                               const soma_dissect_impact_opts *io, size_t top, double top_pct, int per_pop,
+                               soma_dissect_neuron *out, double *val, size_t cap, size_t *n, char *err, size_t errlen);
 
 /* The influential neuron path of class cls (docs/dissect.md, "path";
  * Influential Neuron Path): over the hidden populations in the net's

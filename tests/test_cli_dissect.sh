@@ -85,7 +85,7 @@ check "grep -q 'expected test, train or train:N' $DIR/bad.log" "bad --select-on:
 check "grep -q 'index 99 of hidden; expected 0 to 63' $DIR/bad.log" "bad index: $(cat $DIR/bad.log)"
 "$BIN" dissect "$M" ablate class=1 --mode half --limit 10 --out "$DIR/bad" > "$DIR/bad.log" 2>&1 && { echo "FAIL: mode half was accepted"; fail=1; }
 check "grep -q 'expected zero, mean or scale:X' $DIR/bad.log" "bad mode: $(cat $DIR/bad.log)"
-"$BIN" dissect "$M" select --by impact --group class=1 --limit 10 --out "$DIR/bad" > "$DIR/bad.log" 2>&1 && { echo "FAIL: --by impact was accepted"; fail=1; }
+"$BIN" dissect "$M" select --by magic --group class=1 --limit 10 --out "$DIR/bad" > "$DIR/bad.log" 2>&1 && { echo "FAIL: --by magic was accepted"; fail=1; }
 check "grep -q 'expected ap or attribution' $DIR/bad.log" "bad --by: $(cat $DIR/bad.log)"
 "$BIN" dissect "$M" select --group class=12 --limit 10 --out "$DIR/bad" > "$DIR/bad.log" 2>&1 && { echo "FAIL: class 12 was accepted"; fail=1; }
 check "grep -q 'class=K with K from 0 to 9' $DIR/bad.log" "bad class: $(cat $DIR/bad.log)"

@@ -467,7 +467,7 @@ static void test_attribution_wired(void) {
     int by = -1;
     CHECK(soma_dissect_by_parse("attribution", &by, err, sizeof err) == 0 && by == SOMA_DISSECT_BY_ATTRIBUTION);
     CHECK(strcmp(soma_dissect_by_name(by), "attribution") == 0);
-    CHECK(soma_dissect_by_parse("impact", &by, err, sizeof err) == SOMA_STATUS_INVALID && strstr(err, "ap or attribution"));
+    CHECK(soma_dissect_by_parse("magic", &by, err, sizeof err) == SOMA_STATUS_INVALID && strstr(err, "ap or attribution"));
     /* the files: by, each neuron's attribution, the figure */
     const char *dir = t_tmpdir("dissect-attr");
     char path[1024];

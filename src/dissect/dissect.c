@@ -9,7 +9,12 @@
  * Nothing holds all activations: per batch one [B][N] sum per population,
  * and for the whole set per neuron the sums by class, a histogram of the
  * per-sample counts per class ([C][N][T+1], from which AP is exact for
- * integer counts) and a small heap of its top samples. */
+ * integer counts) and a small heap of its top samples. For graded
+ * populations (real-valued activations, e.g. ann) the rounded histogram is
+ * coarse (T = 1: two bins), so the per-sample sums are also kept, [n][N]
+ * floats per population while their total stays within
+ * SOMA_DISSECT_GRADED_BYTES; they are dropped for populations that turn
+ * out to be spiking, and AP of a graded neuron is then exact. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
@@ -35,6 +40,7 @@ typedef struct pstat {
     size_t *fired;     /* [N]: samples with a nonzero step */
     size_t *allsteps;  /* [N]: samples nonzero at every step */
     uint32_t *hist;    /* [C][N][T+1]: samples by class and rounded sum */
+    float *vals;       /* [n][N]: per-sample sums (kept for graded populations within the bound; else NULL) */
     uint32_t *top_s;   /* [N][k]: min-heap while gathering, sorted best first at the end */
     double *top_v;     /* [N][k] */
     size_t *top_n;     /* [N]: entries in the heap */
@@ -47,6 +53,7 @@ typedef struct pstat {
 struct soma_dissect_stats {
     size_t n, C, T, k, np, B;
     size_t *class_n;
+    uint8_t *y;        /* [n]: the samples' classes (with any vals kept) */
     double accuracy;
     pstat *p;
 };
@@ -124,14 +131,14 @@ static void heap_push(uint32_t *hs, double *hv, size_t *cnt, size_t k, uint32_t 
 
 static void pstat_free(pstat *p) {
     free(p->bsum), free(p->bnz), free(p->sum), free(p->csum), free(p->fired), free(p->allsteps), free(p->hist);
-    free(p->top_s), free(p->top_v), free(p->top_n);
+    free(p->top_s), free(p->top_v), free(p->top_n), free(p->vals);
     free(p->rate), free(p->crate), free(p->frac), free(p->sel), free(p->dead), free(p->sat);
 }
 
 void soma_dissect_stats_free(soma_dissect_stats *s) {
     if (!s) return;
     for (size_t i = 0; i < s->np; i++) pstat_free(&s->p[i]);
-    free(s->p), free(s->class_n), free(s);
+    free(s->p), free(s->class_n), free(s->y), free(s);
 }
 
 /* Populations: all but the input ones; hidden if a projection leaves them. */
@@ -268,6 +275,14 @@ int soma_dissect_stats_run(const soma_dissect_ctx *x, const soma_dissect_opts *o
         nomem = !p->bsum || !p->bnz || !p->sum || !p->csum || !p->fired || !p->allsteps || !p->hist || !p->top_s ||
                 !p->top_v || !p->top_n || !p->rate || !p->crate || !p->frac || !p->sel || !p->dead || !p->sat;
     }
+    /* per-sample sums for exact AP of graded populations, while they fit */
+    size_t vals_n = 0;
+    for (size_t q = 0; q < s->np; q++) vals_n += s->p[q].N;
+    if (!nomem && vals_n && s->n <= SOMA_DISSECT_GRADED_BYTES / sizeof(float) / vals_n) {
+        s->y = malloc(s->n);
+        nomem = !s->y;
+        for (size_t q = 0; q < s->np && !nomem; q++) nomem = !(s->p[q].vals = malloc(s->n * s->p[q].N * sizeof(float)));
+    }
     read_ctx *rc = calloc(s->np ? s->np : 1, sizeof *rc);
     float *xb = malloc(soma_encode_size(x->d, ds, B) * sizeof *xb);
     size_t *idx = malloc(B * sizeof *idx);
@@ -303,6 +318,7 @@ int soma_dissect_stats_run(const soma_dissect_ctx *x, const soma_dissect_opts *o
             size_t c = ds->y[b0 + b];
             ok += pred[b] == c;
             s->class_n[c]++;
+            if (s->y) s->y[b0 + b] = (uint8_t)c;
         }
         for (size_t q = 0; q < s->np; q++) {
             pstat *p = &s->p[q];
@@ -321,6 +337,7 @@ int soma_dissect_stats_run(const soma_dissect_ctx *x, const soma_dissect_opts *o
                     double r = floor(val + 0.5);
                     size_t bin = r <= 0 ? 0 : r >= (double)T ? T : (size_t)r;
                     hist[i * (T + 1) + bin]++;
+                    if (p->vals) p->vals[(b0 + b) * N + i] = v[i];
                     if (val != 0.0) heap_push(p->top_s + i * k, p->top_v + i * k, &p->top_n[i], k, (uint32_t)(b0 + b), val);
                 }
             }
@@ -331,6 +348,8 @@ int soma_dissect_stats_run(const soma_dissect_ctx *x, const soma_dissect_opts *o
     soma_train_set_hooks(x->tr, NULL);
     s->accuracy = (double)ok / (double)s->n;
     if (!st) finalize(s);
+    for (size_t q = 0; q < s->np && !st; q++) /* spiking populations: the histogram is exact */
+        if (!s->p[q].graded) free(s->p[q].vals), s->p[q].vals = NULL;
 done:
     soma_hooks_free(h);
     free(rc), free(xb), free(idx), free(pred);
@@ -411,10 +430,38 @@ static double ap_hist(const soma_dissect_stats *s, const pstat *p, size_t i, siz
     return ap;
 }
 
+/* A graded neuron's AP from its kept per-sample sums (exact); pos [n] and
+ * sc [n] are scratch. */
+static double ap_vals(const soma_dissect_stats *s, const pstat *p, size_t i, size_t cls, uint8_t *pos, double *sc) {
+    for (size_t b = 0; b < s->n; b++) sc[b] = p->vals[b * p->N + i], pos[b] = s->y[b] == cls;
+    return soma_dissect_average_precision(sc, pos, s->n);
+}
+
+/* AP of every neuron of p for cls into ap [N]: exact from the sums where
+ * kept, else from the histogram. */
+static int ap_pop(const soma_dissect_stats *s, const pstat *p, size_t cls, double *ap) {
+    if (!p->vals) {
+        for (size_t j = 0; j < p->N; j++) ap[j] = ap_hist(s, p, j, cls);
+        return 0;
+    }
+    uint8_t *pos = malloc(s->n);
+    double *sc = malloc(s->n * sizeof *sc);
+    if (!pos || !sc) {
+        free(pos), free(sc);
+        return SOMA_STATUS_NOMEM;
+    }
+    for (size_t j = 0; j < p->N; j++) ap[j] = ap_vals(s, p, j, cls, pos, sc);
+    free(pos), free(sc);
+    return 0;
+}
+
 int soma_dissect_ap(const soma_dissect_stats *s, size_t i, size_t cls, double *ap) {
     if (!s || !ap || i >= s->np || cls >= s->C) return SOMA_STATUS_INVALID;
-    for (size_t j = 0; j < s->p[i].N; j++) ap[j] = ap_hist(s, &s->p[i], j, cls);
-    return 0;
+    return ap_pop(s, &s->p[i], cls, ap);
+}
+
+int soma_dissect_ap_exact(const soma_dissect_stats *s, size_t i) {
+    return s && i < s->np && s->p[i].vals != NULL;
 }
 
 size_t soma_dissect_hidden_count(const soma_dissect_stats *s) {
@@ -491,9 +538,13 @@ int soma_dissect_select_ap(const soma_dissect_stats *s, size_t cls, size_t top, 
     size_t H = soma_dissect_hidden_count(s), h = 0;
     double *score = malloc((H ? H : 1) * sizeof *score);
     if (!score) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "dissect select: out of memory");
-    for (size_t q = 0; q < s->np; q++)
-        for (size_t i = 0; s->p[q].hidden && i < s->p[q].N; i++) score[h++] = ap_hist(s, &s->p[q], i, cls);
-    int st = soma_dissect_select_score(s, score, top, top_pct, per_pop, out, ap, cap, n, err, errlen);
+    int st = 0;
+    for (size_t q = 0; q < s->np && !st; q++)
+        if (s->p[q].hidden) {
+            if ((st = ap_pop(s, &s->p[q], cls, score + h))) soma__errf(err, errlen, st, "dissect select: out of memory");
+            h += s->p[q].N;
+        }
+    if (!st) st = soma_dissect_select_score(s, score, top, top_pct, per_pop, out, ap, cap, n, err, errlen);
     free(score);
     return st;
 }
@@ -625,18 +676,25 @@ int soma_dissect_by_parse(const char *text, int *by, char *err, size_t errlen) {
     if (text && by && !strcmp(text, "attribution")) return *by = SOMA_DISSECT_BY_ATTRIBUTION, 0;
     if (text && by && !strcmp(text, "ig")) return *by = SOMA_DISSECT_BY_IG, 0;
     if (text && by && !strcmp(text, "wina")) return *by = SOMA_DISSECT_BY_WINA, 0;
-    return soma__errf(err, errlen, SOMA_STATUS_INVALID, "--by '%s': expected ap or attribution, or ig or wina (probe, impact are not built yet)",
+    if (text && by && !strcmp(text, "probe")) return *by = SOMA_DISSECT_BY_PROBE, 0;
+    if (text && by && !strcmp(text, "impact")) return *by = SOMA_DISSECT_BY_IMPACT, 0;
+    return soma__errf(err, errlen, SOMA_STATUS_INVALID, "--by '%s': expected ap or attribution, or ig, wina, probe or impact",
                       text ? text : "");
 }
 
 const char *soma_dissect_by_name(int by) {
-    return by == SOMA_DISSECT_BY_ATTRIBUTION ? "attribution" : by == SOMA_DISSECT_BY_IG ? "ig" : by == SOMA_DISSECT_BY_WINA ? "wina" : "ap";
+    return by == SOMA_DISSECT_BY_ATTRIBUTION ? "attribution" : by == SOMA_DISSECT_BY_IG ? "ig" : by == SOMA_DISSECT_BY_WINA ? "wina"
+           : by == SOMA_DISSECT_BY_PROBE ? "probe" : by == SOMA_DISSECT_BY_IMPACT ? "impact" : "ap";
 }
 
 int soma_dissect_select(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_stats *s, int by,
                         size_t cls, size_t top, double top_pct, int per_pop, soma_dissect_neuron *out, double *val,
                         size_t cap, size_t *n, char *err, size_t errlen) {
     if (by == SOMA_DISSECT_BY_AP) return soma_dissect_select_ap(s, cls, top, top_pct, per_pop, out, val, cap, n, err, errlen);
+    if (by == SOMA_DISSECT_BY_PROBE) /* probe.c */
+        return soma_dissect_probe_select(x, o, s, cls, NULL, NAN, top, top_pct, per_pop, out, val, cap, n, NULL, err, errlen);
+    if (by == SOMA_DISSECT_BY_IMPACT) /* impact.c */
+        return soma_dissect_impact_select(x, o, s, cls, NULL, top, top_pct, per_pop, out, val, cap, n, err, errlen);
     if (by != SOMA_DISSECT_BY_ATTRIBUTION && by != SOMA_DISSECT_BY_IG && by != SOMA_DISSECT_BY_WINA)
         return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect select: method %d", by);
     if (!s || !out || !n) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect select: no statistics or output");

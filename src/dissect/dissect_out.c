@@ -239,13 +239,18 @@ int soma_dissect_write_select_by(const soma_dissect_stats *s, const char *model,
     for (size_t j = 0; j < m; j++) snprintf(lab[j], sizeof lab[j], "%zu", set[j].index), names[j] = lab[j];
     char title[96];
     int ig = by == SOMA_DISSECT_BY_IG, wina = by == SOMA_DISSECT_BY_WINA;
-    snprintf(title, sizeof title, ig ? "Integrated gradients (P(class %zu)) of the selected neurons (best %zu)"
+    int probe = by == SOMA_DISSECT_BY_PROBE, impact = by == SOMA_DISSECT_BY_IMPACT;
+    snprintf(title, sizeof title, probe ? "Probe weight z-score for class %zu (best %zu)"
+                                  : impact ? "Class %zu loss increase when ablated alone (best %zu)"
+                                  : ig ? "Integrated gradients (P(class %zu)) of the selected neurons (best %zu)"
                                   : wina ? "WINA score (mean |x| x column norm), class %zu (best %zu)"
                                   : attr ? "Attribution (activation x gradient) for class %zu (best %zu)"
                                          : "AP for class %zu of the selected neurons (best %zu)", cls, m);
-    path_in(path, sizeof path, dir, ig ? "ig.png" : wina ? "wina.png" : attr ? "attribution.png" : "ap.png");
-    const char *series[1] = {ig ? "integrated gradients" : wina ? "|x| x ||W[:,i]||" : attr ? "activation x gradient" : "average precision"};
-    st = soma_plot_bars(path, title, ig ? "IG" : wina ? "WINA" : attr ? "attribution" : "AP", m, names, 1, series, val, err, errlen);
+    path_in(path, sizeof path, dir, probe ? "probe.png" : impact ? "impact.png" : ig ? "ig.png" : wina ? "wina.png" : attr ? "attribution.png" : "ap.png");
+    const char *series[1] = {probe ? "probe z-score" : impact ? "loss increase" : ig ? "integrated gradients" : wina ? "|x| x ||W[:,i]||"
+                             : attr ? "activation x gradient" : "average precision"};
+    st = soma_plot_bars(path, title, probe ? "z" : impact ? "loss increase" : ig ? "IG" : wina ? "WINA" : attr ? "attribution" : "AP", m,
+                        names, 1, series, val, err, errlen);
     free(names), free(lab);
     return st;
 }
@@ -253,7 +258,7 @@ int soma_dissect_write_select_by(const soma_dissect_stats *s, const char *model,
 static void jabl(FILE *f, const soma_dissect_ablation *a) {
     size_t C = a->classes;
     fprintf(f, "{\"neurons\": %zu, \"draws\": %zu, \"selected_by\": ", a->n, a->draws);
-    if (a->by == SOMA_DISSECT_BY_AP || a->by == SOMA_DISSECT_BY_ATTRIBUTION || a->by == SOMA_DISSECT_BY_IG || a->by == SOMA_DISSECT_BY_WINA) jstr(f, soma_dissect_by_name(a->by));
+    if (a->by >= SOMA_DISSECT_BY_AP && a->by <= SOMA_DISSECT_BY_IMPACT) jstr(f, soma_dissect_by_name(a->by));
     else fputs("null", f);
     if (a->by < 0) fprintf(f, ", \"selected_on\": null");
     else if (a->selected_on_train) fprintf(f, ", \"selected_on\": \"train:%zu\"", a->selected_on_train);
