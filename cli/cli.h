@@ -26,6 +26,8 @@ int cli_dissect_prune(int argc, char **argv);
 int cli_dissect_lesion(int argc, char **argv);
 /* soma dissect MODEL sparsify ... (dissect_sparsify.c; argv as cli_dissect's). */
 int cli_dissect_sparsify(int argc, char **argv);
+/* soma dissect MODEL edit ... (dissect_edit.c; argv as cli_dissect's). */
+int cli_dissect_edit(int argc, char **argv);
 /* select|ablate's selection with --by probe's (--z, --l2) and --by impact's
  * (--candidates-pct) options (dissect_probe.c); the check runs at parse
  * time (2 with a message if an option is bad or belongs to another method). */

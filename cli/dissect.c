@@ -18,6 +18,7 @@ static void usage(FILE *f) {
                "       soma dissect MODEL prune --fraction F[,F2,...] [--by rate|wina|attribution] [--finetune N] [common options]\n"
                "       soma dissect FILE.yaml lesion|stimulate ... (a simulated circuit; soma dissect FILE.yaml lesion --help)\n"
                "       soma dissect MODEL sparsify --method wina|teal|topk --sparsity S[,S2,...] [--site FROM->TO ...] (--help)\n"
+               "       soma dissect MODEL edit --neurons POP:I,J,... --group class=K [--goal suppress|enhance] [--epochs N] [--lr X] (--help)\n"
                "common options: [--data DIR] [--out DIR] [--limit N] [--threads N] [--batch N]\n"
                "select, ablate: [--select-on test | train[:N]]  the samples neurons are selected on (default test;\n"
                "                train:N the train split's first N, default 10000): ablation is always measured on the test split\n");
@@ -146,6 +147,7 @@ int cli_dissect(int argc, char **argv) {
     if (argc >= 2 && (!strcmp(argv[1], "lesion") || !strcmp(argv[1], "stimulate"))) /* simulated circuits */
         return cli_dissect_lesion(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "sparsify")) return cli_dissect_sparsify(argc, argv); /* dissect_sparsify.c */
+    if (argc >= 2 && !strcmp(argv[1], "edit")) return cli_dissect_edit(argc, argv); /* dissect_edit.c */
     args a;
     int rc = parse(argc, argv, &a);
     if (rc) return rc == 3 ? 0 : rc;

@@ -650,6 +650,15 @@ const soma_train_opts *soma_train_options(const soma_trainer *tr);
  * soma_train_predict, soma_train_record, soma_train_epoch and
  * soma_train_evaluate. */
 int soma_train_set_hooks(soma_trainer *tr, const soma_hooks *h);
+/* Freezing: which entries of tensor i (soma_train_tensor's order) learn.
+ * mask [rows x cols] (1 learns, 0 frozen); NULL: the whole tensor learns
+ * again. A frozen entry gets a zero gradient after each backward pass (so
+ * soma_train_tensor shows 0 and gradient clipping ignores it) and is
+ * skipped by the optimizer step: its value and its optimizer state
+ * (momentum, Adam's moments) stay exactly as they were, weight decay
+ * included, with SGD, Adam and AdamW alike. Masks stay until changed and
+ * apply to soma_train_apply and soma_train_epoch. */
+int soma_train_set_learn_mask(soma_trainer *tr, size_t i, const uint8_t *mask);
 
 /* ------------------------------------------------------------------- io */
 #define SOMA_MODEL_MAGIC "SOMAMDL\0"
@@ -1760,6 +1769,72 @@ void soma_dissect_sparsify_free(soma_dissect_sparsify *r);
  * method, the dense accuracy as a reference), atomically into dir. */
 int soma_dissect_write_sparsify(const soma_dissect_sparsify *r, const char *model, const char *dir, char *err,
                                 size_t errlen);
+
+/* Editing (docs/dissect.md, "edit"; NeST, MNAFT): fine-tune only chosen
+ * neurons, everything else frozen (soma_train_set_learn_mask), toward a
+ * goal for one class, and measure every class before and after. A
+ * neuron's parameters: its row of each dense weight matrix into its
+ * population, its entry of their biases, its row of the population's
+ * recurrent weights, its entry of each per-neuron learned parameter
+ * (shared ones, convolution kernels and cell weights stay frozen). */
+typedef enum soma_dissect_goal {
+    SOMA_DISSECT_GOAL_SUPPRESS = 0, /* lower class K's accuracy: K's training samples relabelled to another class
+                                       (class (K + 1 + h(seed, i) mod (C - 1)) mod C for sample i; random-label
+                                       unlearning), the others keep theirs */
+    SOMA_DISSECT_GOAL_ENHANCE = 1   /* raise it: the normal loss, K's samples weighted up (each appears `weight`
+                                       times per epoch) */
+} soma_dissect_goal;
+/* "suppress" or "enhance" into *goal (a message naming --goal otherwise). */
+int soma_dissect_goal_parse(const char *text, int *goal, char *err, size_t errlen);
+const char *soma_dissect_goal_name(int goal);
+typedef struct soma_dissect_edit_opts {
+    const soma_dissect_neuron *set; /* [n] the neurons trained: distinct, not input neurons, each with a
+                                       parameter of its own (else SOMA_STATUS_INVALID naming it) */
+    size_t n;
+    size_t cls;                /* the targeted class K */
+    int goal;                  /* soma_dissect_goal */
+    int epochs;                /* passes over the training samples (default 1) */
+    double lr;                 /* learning rate on a constant schedule; 0: the model's (default 0) */
+    size_t weight;             /* enhance: repeats of each class-K sample per epoch (default 4) */
+    const soma_dataset *train; /* the training split */
+    size_t train_limit;        /* its first N samples (0 = all) */
+    uint64_t seed;             /* shuffling and suppress's labels (default 1) */
+    const char *path;          /* NULL, or where the edited model is saved (atomically) */
+    const soma_data_opts *save_data;  /* options saved with it (NULL: x->d, the trainer's) */
+    const soma_train_opts *save_train;
+} soma_dissect_edit_opts;
+void soma_dissect_edit_opts_default(soma_dissect_edit_opts *eo);
+typedef struct soma_dissect_edit_result {
+    size_t classes, cls, neurons;
+    int goal, epochs;
+    double lr;
+    size_t train_samples, target_train_samples; /* training samples used; of class K */
+    double acc_before, acc_after;               /* on x's data set (o->limit samples) */
+    double class_before[SOMA_DISSECT_MAX_CLASSES], class_after[SOMA_DISSECT_MAX_CLASSES]; /* NaN: no sample */
+    double target_before, target_after;         /* class K's */
+    double others_mean_abs_change;              /* mean |after - before| over the other classes present */
+    size_t params_total;                        /* learnable scalars of the net */
+    size_t params_selected;                     /* the set's own (those allowed to learn) */
+    size_t params_changed;                      /* that differ bitwise after the edit (<= params_selected) */
+    size_t params_changed_outside;              /* frozen ones that changed: always 0 on success (checked) */
+    double train_seconds, final_loss;           /* wall time of the training; mean loss of its last epoch */
+} soma_dissect_edit_result;
+/* Train x->net's set on eo->train with a trainer of its own (the
+ * options of x->tr, eo->lr), evaluate on x->ds before and after (o->limit
+ * samples, o->batch), check that nothing frozen moved, save to eo->path.
+ * The net's weights are changed in place (x->tr is synced after). o->progress
+ * gets phases "evaluate" (samples) and "edit" (batches). */
+int soma_dissect_edit_run(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_edit_opts *eo,
+                          soma_dissect_edit_result *r, char *err, size_t errlen);
+/* Freeze everything of tr's net but set[0..n)'s parameters (learn masks on
+ * every tensor); *params (may be NULL) gets their count. */
+int soma_dissect_edit_freeze(soma_trainer *tr, soma_net *net, const soma_dissect_neuron *set, size_t n, size_t *params,
+                             char *err, size_t errlen);
+/* edit: result.json (class, goal, neurons, parameter counts, per-class
+ * accuracy before and after) and edit.png (per-class accuracy bars, before
+ * and after), atomically into the existing dir; net names the neurons. */
+int soma_dissect_write_edit(const soma_dissect_edit_opts *eo, const soma_dissect_edit_result *r, const soma_net *net,
+                            const char *model, const char *dir, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

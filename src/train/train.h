@@ -24,8 +24,11 @@ typedef struct soma__optim {
 } soma__optim;
 int soma__optim_init(soma__optim *st, size_t n);
 void soma__optim_free(soma__optim *st);
-/* One step on p[n] with gradient g[n] at learning rate lr. */
-void soma__optim_step(soma__optim *st, const soma_train_opts *o, float lr, float *p, const float *g, size_t n);
+/* One step on p[n] with gradient g[n] at learning rate lr. learn [n] (may
+ * be NULL: all learn): entries with learn[i] == 0 are skipped, their value
+ * and moments left exactly as they were (soma_train_set_learn_mask). */
+void soma__optim_step(soma__optim *st, const soma_train_opts *o, float lr, float *p, const float *g,
+                      const uint8_t *learn, size_t n);
 
 /* Force the kernel path (soma__conv_path, proj/conv.h) of every convolution
  * layer of a created trainer: tests compare the paths' gradients. */

@@ -160,6 +160,7 @@ struct soma_trainer {
     int ftz_depth;        /* nesting of fp_enter (see there) */
     unsigned ftz_csr;     /* the caller's floating-point mode, restored by the outermost fp_leave */
     float *grad;             /* mirrors net->params */
+    uint8_t *learn;          /* mirrors net->params: 0 = frozen (soma_train_set_learn_mask); NULL: all learn */
     size_t nparams;
     float *I1, *dI1;         /* batch-wide input currents and their gradients */
     uint8_t *parg1;          /* first layer max pooling: positions of I1's maxima */
@@ -476,6 +477,7 @@ void soma_train_free(soma_trainer *tr) {
     free(tr->work);
     free(tr->lay);
     free(tr->grad);
+    free(tr->learn);
     free(tr->I1);
     free(tr->dI1);
     free(tr->parg1);
@@ -1776,6 +1778,9 @@ static int train_grad_run(soma_trainer *tr, const float *x, int tc, const uint8_
         }
     }
     soma__train_mask_grad(tr->net, tr->grad); /* absent synapses of sparse projections: no gradient */
+    if (tr->learn) /* frozen entries: no gradient (clipping's norm and soma_train_tensor see 0) */
+        for (size_t i = 0; i < tr->nparams; i++)
+            if (!tr->learn[i]) tr->grad[i] = 0.0f;
     tr->prof[PROF_REDUCE] += soma__now() - t3;
     return SOMA_STATUS_OK;
 }
@@ -1846,7 +1851,7 @@ static int train_apply_run(soma_trainer *tr) {
         }
     }
     float lr = soma_train_lr(&tr->opt, (int)tr->lr_epoch, tr->lr_batch, tr->lr_nbatches);
-    soma__optim_step(&tr->optim, &tr->opt, lr, net->params, tr->grad, n);
+    soma__optim_step(&tr->optim, &tr->opt, lr, net->params, tr->grad, tr->learn, n);
     /* Learnable neuron parameters stay inside their valid range (projected step). */
     for (size_t l = 0; l < tr->L; l++) {
         soma__pop *p = tr->lay[l].pop;
@@ -1854,7 +1859,9 @@ static int train_apply_run(soma_trainer *tr) {
             if (!p->prm_data[k]) continue;
             size_t cnt = p->learn[k] == SOMA_LEARN_NEURON ? p->size : 1;
             float lo = p->model->params[k].lo, hi = p->model->params[k].hi;
+            const uint8_t *fr = tr->learn ? tr->learn + (p->prm_data[k] - net->params) : NULL;
             for (size_t j = 0; j < cnt; j++) {
+                if (fr && !fr[j]) continue; /* frozen: exactly as it was */
                 float v = p->prm_data[k][j];
                 p->prm_data[k][j] = v < lo ? lo : v > hi ? hi : v;
             }
@@ -2100,5 +2107,23 @@ int soma_train_tensor(soma_trainer *tr, size_t i, soma_tensor *out) {
     int st = soma_net_tensor(tr->net, i, out);
     if (st) return st;
     out->grad = tr->grad + tr->net->tensors[i].offset;
+    return SOMA_STATUS_OK;
+}
+
+int soma_train_set_learn_mask(soma_trainer *tr, size_t i, const uint8_t *mask) {
+    if (!tr) return SOMA_STATUS_INVALID;
+    soma_net *net = tr->net;
+    if (i >= net->ntensors)
+        return fail(tr, SOMA_STATUS_INVALID, "learn mask: tensor %zu; the net has %zu tensors", i, net->ntensors);
+    const soma__tensor *t = &net->tensors[i];
+    size_t n = t->rows * t->cols;
+    if (!tr->learn) {
+        if (!mask) return SOMA_STATUS_OK; /* everything learns already */
+        if (!(tr->learn = malloc(tr->nparams ? tr->nparams : 1)))
+            return fail(tr, SOMA_STATUS_NOMEM, "learn mask: out of memory for %zu entries", tr->nparams);
+        memset(tr->learn, 1, tr->nparams);
+    }
+    uint8_t *l = tr->learn + t->offset;
+    for (size_t j = 0; j < n; j++) l[j] = mask ? mask[j] != 0 : 1;
     return SOMA_STATUS_OK;
 }
