@@ -11,22 +11,10 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/json.h"
 #include "core/file.h"
 #include "soma.h"
 
-/* A number as JSON (null where not finite). */
-static void jnum(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, "%.6g", v);
-    else fputs("null", f);
-}
-static void jarr(FILE *f, const double *v, size_t n) {
-    fputc('[', f);
-    for (size_t i = 0; i < n; i++) {
-        if (i) fputc(',', f);
-        jnum(f, v[i]);
-    }
-    fputc(']', f);
-}
 /* Indices i where flag[i] is set. */
 static void jidx(FILE *f, const uint8_t *flag, size_t n) {
     fputc('[', f);
@@ -35,26 +23,17 @@ static void jidx(FILE *f, const uint8_t *flag, size_t n) {
         if (flag[i]) fprintf(f, first ? "%zu" : ",%zu", i), first = 0;
     fputc(']', f);
 }
-/* A string as JSON (names are plain, but quote and backslash are escaped). */
-static void jstr(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; s && *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        if ((unsigned char)*s >= 0x20) fputc(*s, f);
-    }
-    fputc('"', f);
-}
 
 static void path_in(char *buf, size_t n, const char *dir, const char *name) { snprintf(buf, n, "%s/%s", dir, name); }
 
 static void jhead(FILE *f, const char *command, const char *model, const soma_dissect_info *in) {
     fprintf(f, "{\n  \"command\": ");
-    jstr(f, command);
+    soma__json_str(f, command);
     fprintf(f, ",\n  \"model\": ");
-    jstr(f, model ? model : "");
+    soma__json_str(f, model ? model : "");
     fprintf(f, ",\n  \"samples\": %zu,\n  \"classes\": %zu,\n  \"steps\": %zu,\n  \"pooling\": \"sum\",\n  \"accuracy\": ",
             in->samples, in->classes, in->steps);
-    jnum(f, in->accuracy);
+    soma__json_num(f, in->accuracy);
     fprintf(f, ",\n  \"class_samples\": [");
     for (size_t c = 0; c < in->classes; c++) fprintf(f, c ? ",%zu" : "%zu", in->class_samples[c]);
     fprintf(f, "]");
@@ -75,9 +54,9 @@ static void jset(FILE *f, const soma_dissect_stats *s, const soma_dissect_neuron
     fputc('[', f);
     for (size_t j = 0; j < n; j++) {
         fprintf(f, "%s{\"pop\": ", j ? ", " : "");
-        jstr(f, pop_name_of(s, set[j].pop));
+        soma__json_str(f, pop_name_of(s, set[j].pop));
         fprintf(f, ", \"index\": %zu", set[j].index);
-        if (ap) fprintf(f, ", \"%s\": ", key), jnum(f, ap[j]);
+        if (ap) fprintf(f, ", \"%s\": ", key), soma__json_num(f, ap[j]);
         fputc('}', f);
     }
     fputc(']', f);
@@ -166,22 +145,22 @@ int soma_dissect_write_stats(const soma_dissect_stats *s, const char *model, con
         double mean = 0;
         for (size_t i = 0; i < p.size; i++) mean += p.rate[i];
         fprintf(f, "%s\n    {\"name\": ", q ? "," : "");
-        jstr(f, p.name);
+        soma__json_str(f, p.name);
         fprintf(f, ", \"size\": %zu, \"hidden\": %s, \"graded\": %s, \"mean_rate\": ", p.size, p.hidden ? "true" : "false",
                 p.graded ? "true" : "false");
-        jnum(f, mean / (double)p.size);
+        soma__json_num(f, mean / (double)p.size);
         fprintf(f, ", \"dead_count\": %zu, \"saturated_count\": %zu,\n     \"dead\": ", p.dead_count, p.saturated_count);
         jidx(f, p.dead, p.size);
         fprintf(f, ",\n     \"saturated\": ");
         jidx(f, p.saturated, p.size);
         fprintf(f, ",\n     \"rate\": ");
-        jarr(f, p.rate, p.size);
+        soma__json_arr(f, p.rate, p.size);
         fprintf(f, ",\n     \"fire_fraction\": ");
-        jarr(f, p.fire_frac, p.size);
+        soma__json_arr(f, p.fire_frac, p.size);
         fprintf(f, ",\n     \"class_rate\": [");
-        for (size_t c = 0; c < in.classes; c++) fprintf(f, c ? ",\n       " : "\n       "), jarr(f, p.class_rate + c * p.size, p.size);
+        for (size_t c = 0; c < in.classes; c++) fprintf(f, c ? ",\n       " : "\n       "), soma__json_arr(f, p.class_rate + c * p.size, p.size);
         fprintf(f, "],\n     \"selectivity\": [");
-        for (size_t c = 0; c < in.classes; c++) fprintf(f, c ? ",\n       " : "\n       "), jarr(f, p.selectivity + c * p.size, p.size);
+        for (size_t c = 0; c < in.classes; c++) fprintf(f, c ? ",\n       " : "\n       "), soma__json_arr(f, p.selectivity + c * p.size, p.size);
         fprintf(f, "],\n     \"top_samples\": [");
         for (size_t i = 0; i < p.size; i++) {
             fprintf(f, i ? "," : "");
@@ -190,7 +169,7 @@ int soma_dissect_write_stats(const soma_dissect_stats *s, const char *model, con
             for (size_t k = 0; k < in.topk; k++) {
                 uint32_t smp = p.top_sample[i * in.topk + k];
                 if (smp == UINT32_MAX) break;
-                fprintf(f, first ? "[%u," : ",[%u,", smp), jnum(f, p.top_value[i * in.topk + k]), fputc(']', f);
+                fprintf(f, first ? "[%u," : ",[%u,", smp), soma__json_num(f, p.top_value[i * in.topk + k]), fputc(']', f);
                 first = 0;
             }
             fputc(']', f);
@@ -258,20 +237,20 @@ int soma_dissect_write_select_by(const soma_dissect_stats *s, const char *model,
 static void jabl(FILE *f, const soma_dissect_ablation *a) {
     size_t C = a->classes;
     fprintf(f, "{\"neurons\": %zu, \"draws\": %zu, \"selected_by\": ", a->n, a->draws);
-    if (a->by >= SOMA_DISSECT_BY_AP && a->by <= SOMA_DISSECT_BY_IMPACT) jstr(f, soma_dissect_by_name(a->by));
+    if (a->by >= SOMA_DISSECT_BY_AP && a->by <= SOMA_DISSECT_BY_IMPACT) soma__json_str(f, soma_dissect_by_name(a->by));
     else fputs("null", f);
     if (a->by < 0) fprintf(f, ", \"selected_on\": null");
     else if (a->selected_on_train) fprintf(f, ", \"selected_on\": \"train:%zu\"", a->selected_on_train);
     else fprintf(f, ", \"selected_on\": \"test\"");
     fprintf(f, ", \"accuracy_before\": ");
-    jnum(f, a->acc_before);
-    fprintf(f, ", \"accuracy_after\": "), jnum(f, a->acc_after);
-    fprintf(f, ", \"accuracy_control\": "), jnum(f, a->acc_control);
-    fprintf(f, ", \"accuracy_control_sd\": "), jnum(f, a->acc_control_sd);
-    fprintf(f, ",\n     \"class_before\": "), jarr(f, a->class_before, C);
-    fprintf(f, ",\n     \"class_after\": "), jarr(f, a->class_after, C);
-    fprintf(f, ",\n     \"class_control\": "), jarr(f, a->class_control, C);
-    fprintf(f, ",\n     \"class_control_sd\": "), jarr(f, a->class_control_sd, C);
+    soma__json_num(f, a->acc_before);
+    fprintf(f, ", \"accuracy_after\": "), soma__json_num(f, a->acc_after);
+    fprintf(f, ", \"accuracy_control\": "), soma__json_num(f, a->acc_control);
+    fprintf(f, ", \"accuracy_control_sd\": "), soma__json_num(f, a->acc_control_sd);
+    fprintf(f, ",\n     \"class_before\": "), soma__json_arr(f, a->class_before, C);
+    fprintf(f, ",\n     \"class_after\": "), soma__json_arr(f, a->class_after, C);
+    fprintf(f, ",\n     \"class_control\": "), soma__json_arr(f, a->class_control, C);
+    fprintf(f, ",\n     \"class_control_sd\": "), soma__json_arr(f, a->class_control_sd, C);
 }
 
 int soma_dissect_write_ablate(const soma_dissect_stats *s, const char *model, const soma_dissect_ablation *res,
@@ -288,11 +267,11 @@ int soma_dissect_write_ablate(const soma_dissect_stats *s, const char *model, co
     jhead(f, "ablate", model, &in);
     const char *mode = res[0].mode == SOMA_DISSECT_MODE_ZERO ? "zero" : res[0].mode == SOMA_DISSECT_MODE_MEAN ? "mean" : "scale";
     fprintf(f, ",\n  \"mode\": \"%s\",\n  \"scale\": ", mode);
-    jnum(f, res[0].scale);
+    soma__json_num(f, res[0].scale);
     fprintf(f, ",\n  \"ablations\": [");
     for (size_t k = 0; k < na; k++) {
         fprintf(f, "%s\n    {\"set\": ", k ? "," : "");
-        jstr(f, labels && labels[k] ? labels[k] : "");
+        soma__json_str(f, labels && labels[k] ? labels[k] : "");
         fprintf(f, ", \"result\": ");
         jabl(f, &res[k]);
         fputc('}', f);
@@ -304,13 +283,13 @@ int soma_dissect_write_ablate(const soma_dissect_stats *s, const char *model, co
         fprintf(f, ",\n  \"effect_matrix\": [");
         for (size_t k = 0; k < na; k++) {
             fprintf(f, k ? ",\n    [" : "\n    [");
-            for (size_t j = 0; j < C; j++) fprintf(f, j ? "," : ""), jnum(f, res[k].class_before[j] - res[k].class_after[j]);
+            for (size_t j = 0; j < C; j++) fprintf(f, j ? "," : ""), soma__json_num(f, res[k].class_before[j] - res[k].class_after[j]);
             fprintf(f, "]");
         }
         fprintf(f, "],\n  \"effect_matrix_control\": [");
         for (size_t k = 0; k < na; k++) {
             fprintf(f, k ? ",\n    [" : "\n    [");
-            for (size_t j = 0; j < C; j++) fprintf(f, j ? "," : ""), jnum(f, res[k].class_before[j] - res[k].class_control[j]);
+            for (size_t j = 0; j < C; j++) fprintf(f, j ? "," : ""), soma__json_num(f, res[k].class_before[j] - res[k].class_control[j]);
             fprintf(f, "]");
         }
         fprintf(f, "]");

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/json.h"
 #include "core/file.h"
 #include "soma.h"
 
@@ -326,18 +327,6 @@ done:
     return st;
 }
 
-static void jnum(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, "%.6g", v);
-    else fputs("null", f);
-}
-static void jstr(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; s && *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        if ((unsigned char)*s >= 0x20) fputc(*s, f);
-    }
-    fputc('"', f);
-}
 
 int soma_dissect_write_edit(const soma_dissect_edit_opts *eo, const soma_dissect_edit_result *r, const soma_net *net,
                             const char *model, const char *dir, char *err, size_t errlen) {
@@ -347,10 +336,10 @@ int soma_dissect_write_edit(const soma_dissect_edit_opts *eo, const soma_dissect
     FILE *f = soma__tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
     if (!f) return SOMA_STATUS_IO;
     fprintf(f, "{\n  \"command\": \"edit\",\n  \"model\": ");
-    jstr(f, model ? model : "");
+    soma__json_str(f, model ? model : "");
     fprintf(f, ",\n  \"class\": %zu,\n  \"goal\": \"%s\",\n  \"epochs\": %d,\n  \"lr\": ", r->cls,
             soma_dissect_goal_name(r->goal), r->epochs);
-    jnum(f, r->lr);
+    soma__json_num(f, r->lr);
     fprintf(f, ",\n  \"enhance_weight\": %zu,\n  \"train_samples\": %zu,\n  \"target_train_samples\": %zu,\n",
             eo->goal == SOMA_DISSECT_GOAL_ENHANCE ? (eo->weight ? eo->weight : 1) : 1, r->train_samples,
             r->target_train_samples);
@@ -363,19 +352,19 @@ int soma_dissect_write_edit(const soma_dissect_edit_opts *eo, const soma_dissect
     fprintf(f, "],\n  \"params_total\": %zu,\n  \"params_selected\": %zu,\n  \"params_changed\": %zu,\n"
                "  \"params_changed_outside\": %zu,\n",
             r->params_total, r->params_selected, r->params_changed, r->params_changed_outside);
-    fprintf(f, "  \"accuracy_before\": "), jnum(f, r->acc_before);
-    fprintf(f, ",\n  \"accuracy_after\": "), jnum(f, r->acc_after);
-    fprintf(f, ",\n  \"target_accuracy_before\": "), jnum(f, r->target_before);
-    fprintf(f, ",\n  \"target_accuracy_after\": "), jnum(f, r->target_after);
-    fprintf(f, ",\n  \"others_mean_abs_change\": "), jnum(f, r->others_mean_abs_change);
-    fprintf(f, ",\n  \"train_seconds\": "), jnum(f, r->train_seconds);
-    fprintf(f, ",\n  \"final_loss\": "), jnum(f, r->final_loss);
+    fprintf(f, "  \"accuracy_before\": "), soma__json_num(f, r->acc_before);
+    fprintf(f, ",\n  \"accuracy_after\": "), soma__json_num(f, r->acc_after);
+    fprintf(f, ",\n  \"target_accuracy_before\": "), soma__json_num(f, r->target_before);
+    fprintf(f, ",\n  \"target_accuracy_after\": "), soma__json_num(f, r->target_after);
+    fprintf(f, ",\n  \"others_mean_abs_change\": "), soma__json_num(f, r->others_mean_abs_change);
+    fprintf(f, ",\n  \"train_seconds\": "), soma__json_num(f, r->train_seconds);
+    fprintf(f, ",\n  \"final_loss\": "), soma__json_num(f, r->final_loss);
     fprintf(f, ",\n  \"class_accuracy_before\": [");
-    for (size_t c = 0; c < r->classes; c++) fprintf(f, "%s", c ? ", " : ""), jnum(f, r->class_before[c]);
+    for (size_t c = 0; c < r->classes; c++) fprintf(f, "%s", c ? ", " : ""), soma__json_num(f, r->class_before[c]);
     fprintf(f, "],\n  \"class_accuracy_after\": [");
-    for (size_t c = 0; c < r->classes; c++) fprintf(f, "%s", c ? ", " : ""), jnum(f, r->class_after[c]);
+    for (size_t c = 0; c < r->classes; c++) fprintf(f, "%s", c ? ", " : ""), soma__json_num(f, r->class_after[c]);
     fprintf(f, "],\n  \"edited_model\": ");
-    jstr(f, eo->path ? eo->path : "");
+    soma__json_str(f, eo->path ? eo->path : "");
     fprintf(f, "\n}\n");
     int st = soma__tmp_commit(f, 0, tmp, path, err, errlen);
     if (st) return st;

@@ -19,6 +19,7 @@
 
 #include "analysis/analysis.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/file.h"
 #include "soma.h"
 
@@ -335,26 +336,14 @@ done:
 
 /* ---------------------------------------------------------------- output */
 
-static void jnum(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, "%.6g", v);
-    else fputs("null", f);
-}
-static void jstr(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; s && *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        if ((unsigned char)*s >= 0x20) fputc(*s, f);
-    }
-    fputc('"', f);
-}
 /* "key": {"before": v0, "during": v1, "after": v2} */
 static void jwin(FILE *f, const char *key, const double v[3], const char *sep) {
     fprintf(f, "\"%s\": {\"before\": ", key);
-    jnum(f, v[0]);
+    soma__json_num(f, v[0]);
     fputs(", \"during\": ", f);
-    jnum(f, v[1]);
+    soma__json_num(f, v[1]);
     fputs(", \"after\": ", f);
-    jnum(f, v[2]);
+    soma__json_num(f, v[2]);
     fprintf(f, "}%s", sep);
 }
 
@@ -363,23 +352,23 @@ static int write_json(const soma_dissect_circuit *c, const char *file, const cha
     FILE *f = soma__tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
     if (!f) return SOMA_STATUS_IO;
     fprintf(f, "{\n  \"command\": \"%s\",\n  \"file\": ", c->action == SOMA_DISSECT_LESION ? "lesion" : "stimulate");
-    jstr(f, file ? file : "");
+    soma__json_str(f, file ? file : "");
     fputs(",\n  \"pop\": ", f);
-    jstr(f, c->pop);
+    soma__json_str(f, c->pop);
     fprintf(f, ",\n  \"n\": %zu,\n  \"fraction\": ", c->n);
-    jnum(f, c->fraction > 0 ? c->fraction : NAN);
+    soma__json_num(f, c->fraction > 0 ? c->fraction : NAN);
     fputs(",\n  \"neurons\": [", f);
     for (size_t k = 0; k < c->n; k++) fprintf(f, k ? ",%zu" : "%zu", c->neurons[k]);
     fprintf(f, "],\n  \"seed\": %llu,\n", (unsigned long long)c->seed);
     if (c->action == SOMA_DISSECT_STIMULATE) {
         if (c->rate_hz > 0) {
             fputs("  \"stimulus\": {\"kind\": \"poisson\", \"rate_hz\": ", f);
-            jnum(f, c->rate_hz);
+            soma__json_num(f, c->rate_hz);
             fputs(", \"weight\": ", f);
-            jnum(f, c->weight);
+            soma__json_num(f, c->weight);
         } else {
             fputs("  \"stimulus\": {\"kind\": \"current\", \"current_pa\": ", f);
-            jnum(f, c->current_pa);
+            soma__json_num(f, c->current_pa);
         }
         fputs("},\n", f);
     }
@@ -396,7 +385,7 @@ static int write_json(const soma_dissect_circuit *c, const char *file, const cha
     for (size_t p = 0; p < c->npops; p++) {
         const soma_dissect_circuit_pop *P = &c->pops[p];
         fputs("    ", f);
-        jstr(f, P->name);
+        soma__json_str(f, P->name);
         fprintf(f, ": {\"size\": %zu, \"spikes\": {\"before\": %llu, \"during\": %llu, \"after\": %llu}, ", P->size,
                 (unsigned long long)P->spikes[0], (unsigned long long)P->spikes[1], (unsigned long long)P->spikes[2]);
         jwin(f, "rate_hz", P->rate_hz, ", ");

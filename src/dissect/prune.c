@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/json.h"
 #include "core/file.h"
 #include "soma.h"
 
@@ -633,18 +634,6 @@ done:
 
 /* ------------------------------------------------------------- output */
 
-static void jnum(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, "%.6g", v);
-    else fputs("null", f);
-}
-static void jstr(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; s && *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        if ((unsigned char)*s >= 0x20) fputc(*s, f);
-    }
-    fputc('"', f);
-}
 
 int soma_dissect_write_prune(const soma_dissect_prune_opts *po, const soma_dissect_prune_result *res,
                              const char *model, const char *dir, char *err, size_t errlen) {
@@ -654,26 +643,26 @@ int soma_dissect_write_prune(const soma_dissect_prune_opts *po, const soma_disse
     FILE *f = soma__tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
     if (!f) return SOMA_STATUS_IO;
     fprintf(f, "{\n  \"command\": \"prune\",\n  \"model\": ");
-    jstr(f, model ? model : "");
+    soma__json_str(f, model ? model : "");
     fprintf(f, ",\n  \"by\": \"%s\",\n  \"calibration_samples\": %zu,\n  \"finetune_epochs\": ",
             soma_dissect_score_name(po->score), po->calib);
-    jnum(f, po->finetune);
+    soma__json_num(f, po->finetune);
     fprintf(f, ",\n  \"timing_repeats\": %zu,\n  \"results\": [", po->repeats ? po->repeats : 3);
     for (size_t k = 0; k < po->nfractions; k++) {
         const soma_dissect_prune_result *r = &res[k];
         fprintf(f, "%s\n    {\"fraction\": ", k ? "," : "");
-        jnum(f, r->fraction);
+        soma__json_num(f, r->fraction);
         fprintf(f, ", \"hidden_before\": %zu, \"hidden_after\": %zu, \"params_before\": %zu, \"params_after\": %zu,\n",
                 r->hidden_before, r->hidden_after, r->params_before, r->params_after);
-        fprintf(f, "     \"accuracy_before\": "), jnum(f, r->acc_before);
-        fprintf(f, ", \"accuracy_pruned\": "), jnum(f, r->acc_pruned);
-        fprintf(f, ", \"accuracy_finetuned\": "), jnum(f, r->acc_finetuned);
-        fprintf(f, ",\n     \"samples_per_second_before\": "), jnum(f, r->sps_before);
-        fprintf(f, ", \"samples_per_second_after\": "), jnum(f, r->sps_after);
-        fprintf(f, ", \"speedup\": "), jnum(f, r->sps_before > 0 ? r->sps_after / r->sps_before : NAN);
-        fprintf(f, ", \"finetune_seconds\": "), jnum(f, r->finetune_seconds);
-        fprintf(f, ",\n     \"pruned_model\": "), jstr(f, r->pruned_path);
-        fprintf(f, ", \"finetuned_model\": "), jstr(f, r->finetuned_path);
+        fprintf(f, "     \"accuracy_before\": "), soma__json_num(f, r->acc_before);
+        fprintf(f, ", \"accuracy_pruned\": "), soma__json_num(f, r->acc_pruned);
+        fprintf(f, ", \"accuracy_finetuned\": "), soma__json_num(f, r->acc_finetuned);
+        fprintf(f, ",\n     \"samples_per_second_before\": "), soma__json_num(f, r->sps_before);
+        fprintf(f, ", \"samples_per_second_after\": "), soma__json_num(f, r->sps_after);
+        fprintf(f, ", \"speedup\": "), soma__json_num(f, r->sps_before > 0 ? r->sps_after / r->sps_before : NAN);
+        fprintf(f, ", \"finetune_seconds\": "), soma__json_num(f, r->finetune_seconds);
+        fprintf(f, ",\n     \"pruned_model\": "), soma__json_str(f, r->pruned_path);
+        fprintf(f, ", \"finetuned_model\": "), soma__json_str(f, r->finetuned_path);
         fprintf(f, "}");
     }
     fprintf(f, "\n  ]\n}\n");

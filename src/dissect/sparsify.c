@@ -21,6 +21,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/file.h"
 #include "soma.h"
 
@@ -567,18 +568,6 @@ done:
 
 /* --------------------------------------------------------------- output */
 
-static void jnum(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, "%.6g", v);
-    else fputs("null", f);
-}
-static void jstr(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; s && *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        if ((unsigned char)*s >= 0x20) fputc(*s, f);
-    }
-    fputc('"', f);
-}
 
 int soma_dissect_write_sparsify(const soma_dissect_sparsify *r, const char *model, const char *dir, char *err,
                                 size_t errlen) {
@@ -588,45 +577,45 @@ int soma_dissect_write_sparsify(const soma_dissect_sparsify *r, const char *mode
     FILE *f = soma__tmp_open(path, "w", tmp, sizeof tmp, err, errlen);
     if (!f) return SOMA_STATUS_IO;
     fprintf(f, "{\n  \"command\": \"sparsify\",\n  \"model\": ");
-    jstr(f, model ? model : "");
+    soma__json_str(f, model ? model : "");
     fprintf(f, ",\n  \"samples\": %zu,\n  \"steps\": %zu,\n  \"batch\": %zu,\n  \"threads\": %d,\n  \"repeats\": %zu,\n"
                "  \"calibration_samples\": %zu,\n  \"sites\": [",
             r->samples, r->steps, r->batch, r->threads, r->repeats, r->calib_samples);
     for (size_t i = 0; i < r->nsites; i++) {
         if (i) fputc(',', f);
-        jstr(f, r->sites[i]);
+        soma__json_str(f, r->sites[i]);
     }
     fprintf(f, "],\n  \"dense\": {\"accuracy\": ");
-    jnum(f, r->dense_accuracy);
+    soma__json_num(f, r->dense_accuracy);
     fprintf(f, ", \"sparsity\": ");
-    jnum(f, r->dense_sparsity);
+    soma__json_num(f, r->dense_sparsity);
     fprintf(f, ", \"eval_s\": ");
-    jnum(f, r->dense_eval_s);
+    soma__json_num(f, r->dense_eval_s);
     fprintf(f, "},\n  \"results\": [");
     for (size_t c = 0; c < r->nrows; c++) {
         const soma_dissect_sparsify_row *w = &r->rows[c];
         fprintf(f, "%s\n    {\"method\": \"%s\", \"sparsity\": ", c ? "," : "", soma_sparsify_method_name(w->method));
-        jnum(f, w->sparsity);
+        soma__json_num(f, w->sparsity);
         fprintf(f, ", \"accuracy\": ");
-        jnum(f, w->accuracy);
+        soma__json_num(f, w->accuracy);
         fprintf(f, ", \"accuracy_drop\": ");
-        jnum(f, r->dense_accuracy - w->accuracy);
+        soma__json_num(f, r->dense_accuracy - w->accuracy);
         fprintf(f, ", \"achieved_sparsity\": ");
-        jnum(f, w->achieved);
+        soma__json_num(f, w->achieved);
         fprintf(f, ", \"relative_error\": ");
-        jnum(f, w->rel_error);
+        soma__json_num(f, w->rel_error);
         fprintf(f, ", \"eval_s\": ");
-        jnum(f, w->eval_s);
+        soma__json_num(f, w->eval_s);
         fprintf(f, ", \"speedup\": ");
-        jnum(f, w->speedup);
+        soma__json_num(f, w->speedup);
         fprintf(f, ", \"sparse_path_fraction\": ");
-        jnum(f, w->sparse_path);
+        soma__json_num(f, w->sparse_path);
         if (w->method == SOMA_SPARSIFY_TEAL) {
             size_t q = c % r->nsparsity;
             fprintf(f, ", \"teal_threshold\": [");
             for (size_t i = 0; i < r->nsites; i++) {
                 if (i) fputc(',', f);
-                jnum(f, r->teal_threshold[i * r->nsparsity + q]);
+                soma__json_num(f, r->teal_threshold[i * r->nsparsity + q]);
             }
             fputc(']', f);
         }
