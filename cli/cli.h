@@ -26,6 +26,11 @@ int cli_dissect_prune(int argc, char **argv);
 int cli_dissect_lesion(int argc, char **argv);
 /* soma dissect MODEL sparsify ... (dissect_sparsify.c; argv as cli_dissect's). */
 int cli_dissect_sparsify(int argc, char **argv);
+/* soma dissect MODEL compare MODEL2 (dissect_compare.c; argv as cli_dissect's), and
+ * patch --from-model MODEL2 (the second model loaded there; exit status). */
+int cli_dissect_compare(int argc, char **argv);
+int cli_dissect_patch_from_model(const soma_dissect_ctx *x, const soma_dissect_opts *o, const char *model, const char *site,
+                                 const char *model2, size_t samples, int cls, const char *out);
 
 /* The command line of `soma sim FILE [options]`. */
 typedef struct cli_sim_args {
