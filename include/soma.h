@@ -1699,7 +1699,8 @@ int soma_dissect_write_sparsify(const soma_dissect_sparsify *r, const char *mode
  * (encoding, steps, gain, threshold, tau, delta_off, bin_ms): refused by
  * name otherwise; x2->ds is not read. READ hooks on every non-input
  * `<pop>.spikes` pool each neuron per sample by sum over the T steps (as
- * the statistics pass does); memory is O(batch x neurons). */
+ * the statistics pass does); memory is O(batch x neurons). x2->tr must be
+ * another trainer than x->tr (each holds one hook set). */
 int soma_dissect_compare_check(const soma_dissect_ctx *x, const soma_dissect_ctx *x2, char *err, size_t errlen);
 typedef struct soma_dissect_compare_pop {
     char name[64];

@@ -271,6 +271,7 @@ static void test_refusals(void) {
     b.d.gain = a.d.gain, b.d.encoding = a.d.encoding + 1;
     CHECK(soma_dissect_compare_run(&a.cx, &b.cx, &o, 5, &c, err, sizeof err) == SOMA_STATUS_INVALID && !c);
     CHECK_MSG(strstr(err, "'encoding'"), "encoding: %s", err);
+    CHECK(soma_dissect_compare_run(&a.cx, &a.cx, &o, 5, &c, err, sizeof err) == SOMA_STATUS_INVALID && !c && strstr(err, "trainer"));
     b.d.encoding = a.d.encoding, b.d.readout = a.d.readout + 1, b.d.limit_test = 7; /* these do not change the encoding */
     CHECK(soma_dissect_compare_check(&a.cx, &b.cx, err, sizeof err) == 0);
     model_free(&b);

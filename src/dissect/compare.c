@@ -145,6 +145,8 @@ int soma_dissect_compare_run(const soma_dissect_ctx *x, const soma_dissect_ctx *
     *out = NULL;
     int st = soma_dissect_compare_check(x, x2, err, errlen);
     if (st) return st;
+    if (x->tr == x2->tr) /* each trainer holds one hook set: two are needed */
+        return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect compare: MODEL2 needs a trainer of its own (the same trainer was given twice)");
     const soma_dataset *ds = x->ds;
     if (ds->n == 0) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect compare: the data set is empty");
     if (x->d->steps < 1) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect compare: steps = %d; expected at least 1", x->d->steps);
