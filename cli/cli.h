@@ -36,6 +36,11 @@ int cli_dissect_select_by(const soma_dissect_ctx *x, const soma_dissect_opts *o,
                           size_t cls, size_t top, double top_pct, int per_pop, const char *z, const char *l2,
                           const char *cand, soma_dissect_neuron *out, double *val, size_t cap, size_t *n, char *err,
                           size_t errlen);
+/* soma dissect MODEL compare MODEL2 (dissect_compare.c; argv as cli_dissect's), and
+ * patch --from-model MODEL2 (the second model loaded there; exit status). */
+int cli_dissect_compare(int argc, char **argv);
+int cli_dissect_patch_from_model(const soma_dissect_ctx *x, const soma_dissect_opts *o, const char *model, const char *site,
+                                 const char *model2, size_t samples, int cls, const char *out);
 
 /* The command line of `soma sim FILE [options]`. */
 typedef struct cli_sim_args {

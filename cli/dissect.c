@@ -13,7 +13,8 @@ static void usage(FILE *f) {
                "       soma dissect MODEL ablate POP:I,J,...|class=K|classes [--mode zero|mean|scale:X]\n"
                "                          [--by ap|attribution|ig|wina|probe|impact] [--top N | --top-pct P] [--per-pop] [--draws R] [--seed S]\n"
                "                          [common options]\n"
-               "       soma dissect MODEL patch SITE[:I,J,...] --from-sample J [--samples N | --class K] [common options]\n"
+               "       soma dissect MODEL patch SITE[:I,J,...] --from-sample J|--from-model MODEL2 [--samples N | --class K] [common options]\n"
+               "       soma dissect MODEL compare MODEL2 [--top N] [common options]\n"
                "       soma dissect MODEL path --class K [common options]\n"
                "       soma dissect MODEL prune --fraction F[,F2,...] [--by rate|wina|attribution] [--finetune N] [common options]\n"
                "       soma dissect FILE.yaml lesion|stimulate ... (a simulated circuit; soma dissect FILE.yaml lesion --help)\n"
@@ -32,7 +33,7 @@ static int progress(void *user, const char *phase, size_t done, size_t total) {
 }
 
 typedef struct args {
-    const char *model, *cmd, *set, *data, *out, *by, *group, *mode, *select_on;
+    const char *model, *cmd, *set, *data, *out, *by, *group, *mode, *select_on, *from_model;
     const char *z, *l2, *cand; /* probe's --z, --l2, impact's --candidates-pct (dissect_probe.c) */
     long limit, threads, batch, topk, top, draws, seed;
     long from_sample, samples, cls; /* patch: -1 where not given */
@@ -49,7 +50,8 @@ static int parse(int argc, char **argv, args *a) {
         const char **str = !strcmp(o, "--data") ? &a->data : !strcmp(o, "--out") ? &a->out : !strcmp(o, "--by") ? &a->by
                           : !strcmp(o, "--group") ? &a->group : !strcmp(o, "--mode") ? &a->mode
                           : !strcmp(o, "--select-on") ? &a->select_on : !strcmp(o, "--z") ? &a->z : !strcmp(o, "--l2") ? &a->l2
-                          : !strcmp(o, "--candidates-pct") ? &a->cand : NULL;
+                          : !strcmp(o, "--candidates-pct") ? &a->cand
+                          : !strcmp(o, "--from-model") ? &a->from_model : NULL;
         long *num = !strcmp(o, "--limit") ? &a->limit : !strcmp(o, "--threads") ? &a->threads : !strcmp(o, "--batch") ? &a->batch
                   : !strcmp(o, "--topk") ? &a->topk : !strcmp(o, "--top") ? &a->top : !strcmp(o, "--draws") ? &a->draws
                   : !strcmp(o, "--seed") ? &a->seed : !strcmp(o, "--from-sample") ? &a->from_sample
@@ -85,7 +87,8 @@ static int parse(int argc, char **argv, args *a) {
     if (!strcmp(a->cmd, "path") && a->cls < 0) return fprintf(stderr, "soma dissect path: --class K is needed\n"), 2;
     if (!strcmp(a->cmd, "patch")) {
         if (!a->set) return fprintf(stderr, "soma dissect patch: which site? expected SITE or SITE:I,J,... (e.g. hidden.spikes)\n"), 2;
-        if (a->from_sample < 0) return fprintf(stderr, "soma dissect patch: --from-sample J is needed\n"), 2;
+        if ((a->from_sample < 0) == !a->from_model)
+            return fprintf(stderr, "soma dissect patch: one of --from-sample J and --from-model MODEL2 is needed\n"), 2;
         if (a->samples > 0 && a->cls >= 0) return fprintf(stderr, "soma dissect patch: --samples and --class exclude each other\n"), 2;
     }
     if (a->select_on && strcmp(a->select_on, "test") && strncmp(a->select_on, "train", 5))
@@ -120,9 +123,12 @@ static int class_of(const char *text, size_t classes, size_t *k) {
 
 /* patch: no statistics pass; the library does the three passes and the files. */
 static int cmd_patch(const args *a, const soma_dissect_ctx *x, const soma_dissect_opts *o) {
+    if (a->from_model) /* dissect_compare.c */
+        return cli_dissect_patch_from_model(x, o, a->model, a->set, a->from_model, a->samples > 0 ? (size_t)a->samples : 0,
+                                            a->cls >= 0 ? (int)a->cls : -1, a->out);
     char err[1024];
     soma_dissect_patch_opts po = {a->set, (size_t)a->from_sample, a->samples > 0 ? (size_t)a->samples : 0,
-                                  a->cls >= 0 ? (int)a->cls : -1, NULL, NULL};
+                                  a->cls >= 0 ? (int)a->cls : -1, NULL, NULL, NULL, NULL};
     soma_dissect_patch *p = NULL;
     int st = soma_dissect_patch_run(x, o, &po, &p, err, sizeof err);
     if (st) {
@@ -148,6 +154,7 @@ int cli_dissect(int argc, char **argv) {
         return cli_dissect_lesion(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "sparsify")) return cli_dissect_sparsify(argc, argv); /* dissect_sparsify.c */
     if (argc >= 2 && !strcmp(argv[1], "edit")) return cli_dissect_edit(argc, argv); /* dissect_edit.c */
+    if (argc >= 2 && !strcmp(argv[1], "compare")) return cli_dissect_compare(argc, argv);   /* dissect_compare.c */
     args a;
     int rc = parse(argc, argv, &a);
     if (rc) return rc == 3 ? 0 : rc;

@@ -1307,6 +1307,17 @@ typedef struct soma_dissect_patch_opts {
     int cls;          /* >= 0: targets are samples of this class only; -1: any class */
     soma_hook_fn watch; /* may be NULL: a READ hook on the site during the patched pass (sees the patched values) */
     void *watch_user;
+    /* Patching between two models (--from-model): NULL, or a second model
+     * (its trainer, net and data options; ds unused) that agrees with x's
+     * on what changes the encoding and on the input size, and has the site
+     * with the same size (all refused by name otherwise). Then source is
+     * unused: each target is its own source, run in `from` on the same
+     * encoded input (x's encoding), its site recorded at every step and
+     * written into x's pass; the source output of a target is from's
+     * output sums on it (source_each), flips count toward from's
+     * prediction of that target (pred_source). */
+    const soma_dissect_ctx *from;
+    const char *from_name; /* may be NULL: the second model's name, written into result.json */
 } soma_dissect_patch_opts;
 /* Targets: the first `samples` samples of the data set (within opts.limit)
  * of class cls (any if cls < 0), in order. Arrays are owned by the result. */
@@ -1334,6 +1345,11 @@ typedef struct soma_dissect_patch {
     double flip_fraction;     /* flips / flip_candidates (NaN if none) */
     size_t to_source;         /* targets whose patched prediction is the source's */
     size_t changed;           /* targets whose patched output differs from the clean one */
+    int from_model;           /* 1 with po->from: source, source_label, source_pred and source_out are unused (0) */
+    char from_name[1024];     /* po->from_name */
+    double *source_each;      /* with from: [n][C] from's output sums on each target; NULL otherwise */
+    uint8_t *pred_source;     /* with from: [n] from's predictions; NULL otherwise */
+    double accuracy_source;   /* with from: from's accuracy on the targets; NaN otherwise */
 } soma_dissect_patch;
 /* "SITE" or "SITE:I,J,..." into site (sitelen bytes), its size (values per
  * sample) and the listed indices idx[0..*n) (cap entries; idx NULL: only
@@ -1835,6 +1851,44 @@ int soma_dissect_edit_freeze(soma_trainer *tr, soma_net *net, const soma_dissect
  * and after), atomically into the existing dir; net names the neurons. */
 int soma_dissect_write_edit(const soma_dissect_edit_opts *eo, const soma_dissect_edit_result *r, const soma_net *net,
                             const char *model, const char *dir, char *err, size_t errlen);
+/* Two models on the same inputs (docs/dissect.md, "compare"; Shortcut
+ * neurons' comparative score). x and x2 are two trainers whose nets have
+ * the same populations (by name) with the same sizes; each batch of x's
+ * data set is encoded once as soma_train_evaluate encodes it for x (x's
+ * data options and seed) and fed to both, so both see the same spikes.
+ * x2->d must agree with x->d on every option that changes the encoding
+ * (encoding, steps, gain, threshold, tau, delta_off, bin_ms): refused by
+ * name otherwise; x2->ds is not read. READ hooks on every non-input
+ * `<pop>.spikes` pool each neuron per sample by sum over the T steps (as
+ * the statistics pass does); memory is O(batch x neurons). x2->tr must be
+ * another trainer than x->tr (each holds one hook set). */
+int soma_dissect_compare_check(const soma_dissect_ctx *x, const soma_dissect_ctx *x2, char *err, size_t errlen);
+typedef struct soma_dissect_compare_pop {
+    char name[64];
+    size_t pop, size;    /* index in x's net, neurons */
+    int hidden;          /* 1 if a projection leaves it */
+    double *rms;         /* [size]: sqrt(mean over samples of (v - v2)^2), v / v2 the neuron's pooled value in x / x2 */
+    double mean_rms;     /* mean of rms over the population */
+} soma_dissect_compare_pop;
+typedef struct soma_dissect_compare {
+    size_t samples, steps, npops;
+    double accuracy, accuracy2;     /* of x and of x2 (each with its own readout) on the samples */
+    soma_dissect_compare_pop *pops; /* [npops]: x's non-input populations in net order */
+    size_t ntop;                    /* top neurons over all of them (min(top, neurons)) */
+    soma_dissect_neuron *top;       /* [ntop]: largest rms first; ties to the lower population, then index */
+    double *top_rms;                /* [ntop] */
+} soma_dissect_compare;
+/* top: neurons in the top list (0 = 20). o: limit, batch, progress (phase
+ * "compare"); may be NULL. *out is freed with soma_dissect_compare_free.
+ * Every hook of both trainers is removed when it returns. */
+int soma_dissect_compare_run(const soma_dissect_ctx *x, const soma_dissect_ctx *x2, const soma_dissect_opts *o, size_t top,
+                             soma_dissect_compare **out, char *err, size_t errlen);
+void soma_dissect_compare_free(soma_dissect_compare *c);
+/* compare: result.json (models, accuracies, per population mean rms and
+ * rms per neuron, the top list) and compare.png (per population, the RMS
+ * of its largest-RMS neurons, rank 1 to 20, as bars), atomically into dir. */
+int soma_dissect_write_compare(const soma_dissect_compare *c, const char *model, const char *model2, const char *dir,
+                               char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

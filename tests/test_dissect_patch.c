@@ -92,7 +92,7 @@ static void teardown(fixture *f) {
 }
 
 static soma_dissect_patch *patch(fixture *f, const char *site, size_t J) {
-    soma_dissect_patch_opts po = {site, J, 0, -1, NULL, NULL};
+    soma_dissect_patch_opts po = {site, J, 0, -1, NULL, NULL, NULL, NULL};
     soma_dissect_patch *p = NULL;
     char err[512] = "";
     int st = soma_dissect_patch_run(&f->cx, &f->o, &po, &p, err, sizeof err);
@@ -207,7 +207,7 @@ static void test_subset(fixture *f) {
     size_t J = 4;
     soma_dissect_opts o = f->o;
     o.batch = NS;
-    soma_dissect_patch_opts po = {"h1.spikes:1,4", J, 0, -1, trace_cb, &watched};
+    soma_dissect_patch_opts po = {"h1.spikes:1,4", J, 0, -1, trace_cb, &watched, NULL, NULL};
     soma_dissect_patch *p = NULL;
     char err[512] = "";
     CHECK_MSG(soma_dissect_patch_run(&f->cx, &o, &po, &p, err, sizeof err) == 0, "%s", err);
@@ -239,7 +239,7 @@ static void test_subset(fixture *f) {
 
 /* Targets by class and count; the files; refusals. */
 static void test_targets_files(fixture *f) {
-    soma_dissect_patch_opts po = {"h2.spikes", 1, 3, 2, NULL, NULL};
+    soma_dissect_patch_opts po = {"h2.spikes", 1, 3, 2, NULL, NULL, NULL, NULL};
     soma_dissect_patch *p = NULL;
     char err[512] = "";
     CHECK_MSG(soma_dissect_patch_run(&f->cx, &f->o, &po, &p, err, sizeof err) == 0, "%s", err);
@@ -261,7 +261,7 @@ static void test_targets_files(fixture *f) {
     free(js);
     soma_dissect_patch_free(p);
 
-    po = (soma_dissect_patch_opts){"nope.spikes", 0, 0, -1, NULL, NULL};
+    po = (soma_dissect_patch_opts){"nope.spikes", 0, 0, -1, NULL, NULL, NULL, NULL};
     CHECK(soma_dissect_patch_run(&f->cx, &f->o, &po, &p, err, sizeof err) == SOMA_STATUS_NOTFOUND && !p && strstr(err, "'nope.spikes'"));
     po.site = "h1.spikes:6";
     CHECK(soma_dissect_patch_run(&f->cx, &f->o, &po, &p, err, sizeof err) == SOMA_STATUS_INVALID && strstr(err, "0 to 5"));

@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/json.h"
 #include "core/file.h"
+#include "dissect/twomodel.h"
 #include "soma.h"
 
 /* The stream soma_train_evaluate encodes test samples with (as dissect.c),
@@ -73,6 +75,40 @@ static int out_cb(void *user, const soma_hook_event *ev) {
         double *s = c->sum + b * c->n;
         const float *v = ev->data + r * ev->n;
         for (size_t i = 0; i < c->n; i++) s[i] += v[i];
+    }
+    return 0;
+}
+
+/* Between two models (--from-model): every target is its own source, so
+ * the recorded values are per row, [B][T][n]. */
+typedef struct rows_ctx {
+    float *v;
+    size_t B, T, n;
+    const size_t *idx; /* neurons to patch; NULL: all n */
+    size_t nidx;
+} rows_ctx;
+
+static int rows_rec_cb(void *user, const soma_hook_event *ev) {
+    const rows_ctx *c = user;
+    if (ev->step >= c->T || ev->n != c->n) return 1;
+    for (size_t r = 0; r < ev->batch; r++) {
+        size_t b = ev->row0 + r;
+        if (b < c->B) memcpy(c->v + (b * c->T + ev->step) * c->n, ev->data + r * ev->n, c->n * sizeof *c->v);
+    }
+    return 0;
+}
+
+static int rows_over_cb(void *user, const soma_hook_event *ev) {
+    const rows_ctx *c = user;
+    if (ev->step >= c->T || ev->n != c->n) return 1;
+    for (size_t r = 0; r < ev->batch; r++) {
+        size_t b = ev->row0 + r;
+        if (b >= c->B) continue;
+        const float *src = c->v + (b * c->T + ev->step) * c->n;
+        float *d = ev->data + r * ev->n;
+        if (!c->idx) memcpy(d, src, c->n * sizeof *d);
+        else
+            for (size_t j = 0; j < c->nidx; j++) d[c->idx[j]] = src[c->idx[j]];
     }
     return 0;
 }
@@ -155,6 +191,7 @@ static int run_batch(const soma_dissect_ctx *x, const size_t *idx, size_t B, flo
 
 void soma_dissect_patch_free(soma_dissect_patch *p) {
     if (!p) return;
+    free(p->source_each), free(p->pred_source);
     free(p->neurons), free(p->target), free(p->label), free(p->pred_clean), free(p->pred_patched);
     free(p->clean), free(p->patched), free(p->source_out), free(p->effect);
     free(p);
@@ -176,6 +213,71 @@ static int install(const soma_dissect_ctx *x, const char *site, int kind, soma_h
     return st;
 }
 
+/* --from-model: per batch of targets, encode once (x's encoding), run
+ * from recording the site (its outputs: the sources'), x clean, and x with
+ * the site overridden by from's values of the same rows. */
+static int from_passes(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_patch_opts *po,
+                       soma_dissect_patch *p, size_t T, size_t B, const char *out_site, char *err, size_t errlen) {
+    const soma_dissect_ctx *y = po->from;
+    size_t N = p->n, C = p->outputs, n = p->site_size;
+    float *v = malloc(B * T * n * sizeof *v), *xb = malloc(soma_encode_size(x->d, x->ds, B) * sizeof *xb);
+    double *osum = malloc(B * C * sizeof *osum);
+    uint8_t *pred = malloc(B);
+    int st = 0;
+    if (!v || !xb || !osum || !pred) {
+        st = soma__errf(err, errlen, SOMA_STATUS_NOMEM, "dissect patch: out of memory");
+        goto done;
+    }
+    /* from's output population: the same size, its own name */
+    size_t opop;
+    soma_pop_info opi = {0};
+    char out2[160];
+    if (output_pop(y->net, &opop, &opi) || opi.size != C) {
+        st = soma__errf(err, errlen, SOMA_STATUS_INVALID, "--from-model: its output population has %zu neurons, the model patched's '%s' %zu; expected the same",
+                        opi.size, p->output, C);
+        goto done;
+    }
+    snprintf(out2, sizeof out2, "%s.spikes", opi.name);
+    out_ctx oc = {osum, B, C};
+    rows_ctx rc = {v, B, T, n, p->all ? NULL : p->neurons, p->nneurons};
+    uint64_t seed = soma_train_options(x->tr)->seed;
+    for (size_t b0 = 0; b0 < N; b0 += B) {
+        size_t Bb = b0 + B > N ? N - b0 : B;
+        int tc;
+        if ((st = soma_encode(x->d, x->ds, p->target + b0, Bb, seed, SOMA_EVAL_STREAM, xb, &tc))) {
+            st = soma__errf(err, errlen, st, "dissect patch: cannot encode sample %zu", p->target[b0]);
+            goto done;
+        }
+        oc.B = rc.B = Bb;
+        for (int pass = 0; pass < 3; pass++) { /* from (recorded), clean, patched */
+            const soma_dissect_ctx *cx = pass ? x : y;
+            st = pass == 0   ? install(y, p->site, SOMA_HOOK_READ, rows_rec_cb, &rc, NULL, NULL, out2, &oc, err, errlen)
+                 : pass == 1 ? install(x, NULL, 0, NULL, NULL, NULL, NULL, out_site, &oc, err, errlen)
+                             : install(x, p->site, SOMA_HOOK_OVERRIDE, rows_over_cb, &rc, po->watch, po->watch_user, out_site,
+                                       &oc, err, errlen);
+            if (st) goto done;
+            memset(osum, 0, Bb * C * sizeof *osum);
+            if ((st = soma_train_predict(cx->tr, xb, tc, Bb, pred))) {
+                st = soma__errf(err, errlen, st, "dissect patch: %s forward pass: %s", pass ? "model" : "--from-model",
+                                soma_train_errmsg(cx->tr));
+                goto done;
+            }
+            double *res = pass == 0 ? p->source_each : pass == 1 ? p->clean : p->patched;
+            uint8_t *pr = pass == 0 ? p->pred_source : pass == 1 ? p->pred_clean : p->pred_patched;
+            memcpy(res + b0 * C, osum, Bb * C * sizeof *osum);
+            memcpy(pr + b0, pred, Bb);
+        }
+        if (o && o->progress && o->progress(o->user, "patched", b0 + Bb, N)) {
+            st = soma__errf(err, errlen, SOMA_STATUS_CANCELLED, "dissect patch: cancelled after %zu of %zu samples", b0 + Bb, N);
+            goto done;
+        }
+    }
+done:
+    soma_train_set_hooks(y->tr, NULL);
+    free(v), free(xb), free(osum), free(pred);
+    return st;
+}
+
 /* ------------------------------------------------------------ the run */
 
 int soma_dissect_patch_run(const soma_dissect_ctx *x, const soma_dissect_opts *o, const soma_dissect_patch_opts *po,
@@ -185,9 +287,11 @@ int soma_dissect_patch_run(const soma_dissect_ctx *x, const soma_dissect_opts *o
     if (!x || !x->tr || !x->net || !x->d || !x->ds || !po || !po->site)
         return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect patch: needs a trainer, its net, data options, a data set and a site");
     const soma_dataset *ds = x->ds;
+    int st0;
     if (ds->n == 0) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect patch: the data set is empty");
     if (x->d->steps < 1) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect patch: steps = %d; expected at least 1", x->d->steps);
-    if (po->source >= ds->n)
+    if (po->from && (st0 = soma__dissect_two_check(x, po->from, 0, "--from-model", err, errlen))) return st0;
+    if (!po->from && po->source >= ds->n)
         return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect patch: source sample %zu; the data set has %zu (0 to %zu)",
                           po->source, ds->n, ds->n - 1);
     if (po->cls >= 0 && (size_t)po->cls >= ds->classes)
@@ -213,6 +317,20 @@ int soma_dissect_patch_run(const soma_dissect_ctx *x, const soma_dissect_opts *o
         if ((st = soma_dissect_patch_site_parse(x->net, po->site, p->site, sizeof p->site, &p->site_size, p->neurons, size,
                                                 &p->nneurons, err, errlen)))
             goto fail;
+        if (po->from) { /* the site in the second model, the same size */
+            size_t size2, cnt2;
+            if ((st = soma_dissect_patch_site_parse(po->from->net, po->site, tmp, sizeof tmp, &size2, NULL, 0, &cnt2, err, errlen))) {
+                char why[512];
+                snprintf(why, sizeof why, "%s", err ? err : "");
+                st = soma__errf(err, errlen, st, "--from-model: %s", why);
+                goto fail;
+            }
+            if (size2 != p->site_size) {
+                st = soma__errf(err, errlen, SOMA_STATUS_INVALID, "--from-model: site '%s' has %zu values there, %zu in the model patched; expected the same size",
+                                p->site, size2, p->site_size);
+                goto fail;
+            }
+        }
         p->all = p->nneurons == 0;
         if (p->all) {
             for (size_t i = 0; i < size; i++) p->neurons[i] = i;
@@ -229,7 +347,11 @@ int soma_dissect_patch_run(const soma_dissect_ctx *x, const soma_dissect_opts *o
     snprintf(out_site, sizeof out_site, "%s.spikes", opi.name);
     snprintf(p->output, sizeof p->output, "%s", opi.name);
     size_t C = p->outputs = opi.size, n = p->site_size;
-    p->source = po->source, p->source_label = ds->y[po->source], p->cls = po->cls;
+    p->from_model = po->from != NULL;
+    p->accuracy_source = NAN;
+    if (po->from) snprintf(p->from_name, sizeof p->from_name, "%s", po->from_name ? po->from_name : "");
+    else p->source = po->source, p->source_label = ds->y[po->source];
+    p->cls = po->cls;
     /* the targets */
     for (size_t i = 0; i < lim; i++)
         if ((po->cls < 0 || ds->y[i] == (uint8_t)po->cls) && (!po->samples || p->n < po->samples)) p->n++;
@@ -250,6 +372,15 @@ int soma_dissect_patch_run(const soma_dissect_ctx *x, const soma_dissect_opts *o
     for (size_t i = 0, m = 0; i < lim && m < N; i++)
         if (po->cls < 0 || ds->y[i] == (uint8_t)po->cls) p->target[m] = i, p->label[m] = ds->y[i], m++;
 
+    if (po->from) {
+        p->source_each = malloc(N * C * sizeof *p->source_each), p->pred_source = malloc(N);
+        if (!p->source_each || !p->pred_source) goto nomem;
+        if ((st = from_passes(x, o, po, p, T, B, out_site, err, errlen))) goto fail;
+        size_t right = 0;
+        for (size_t i = 0; i < N; i++) right += p->pred_source[i] == p->label[i];
+        p->accuracy_source = (double)right / (double)N;
+        goto effects;
+    }
     /* 1. the source: record the site at every step */
     out_ctx oc = {osum, 1, C};
     rec_ctx rc = {src, T, n};
@@ -278,20 +409,22 @@ int soma_dissect_patch_run(const soma_dissect_ctx *x, const soma_dissect_opts *o
             }
         }
     }
+effects:
     soma_train_set_hooks(x->tr, NULL);
-    /* 4. the effects */
+    /* 4. the effects (with --from-model each target's own source) */
     double esum = 0;
     size_t ne = 0;
     for (size_t i = 0; i < N; i++) {
-        const double *c = p->clean + i * C, *q = p->patched + i * C, *s = p->source_out;
+        const double *c = p->clean + i * C, *q = p->patched + i * C, *s = p->from_model ? p->source_each + i * C : p->source_out;
+        size_t spred = p->from_model ? p->pred_source[i] : p->source_pred;
         double num = 0, den = 0;
         int moved = 0;
         for (size_t k = 0; k < C; k++) num += (q[k] - c[k]) * (s[k] - c[k]), den += (s[k] - c[k]) * (s[k] - c[k]), moved |= q[k] != c[k];
         p->effect[i] = den > 0 ? num / den : NAN;
         if (den > 0) esum += p->effect[i], ne++;
         p->changed += moved;
-        p->to_source += p->pred_patched[i] == p->source_pred;
-        if (p->pred_clean[i] != p->source_pred) p->flip_candidates++, p->flips += p->pred_patched[i] == p->source_pred;
+        p->to_source += p->pred_patched[i] == spred;
+        if (p->pred_clean[i] != spred) p->flip_candidates++, p->flips += p->pred_patched[i] == spred;
     }
     p->mean_effect = ne ? esum / (double)ne : NAN;
     p->flip_fraction = p->flip_candidates ? (double)p->flips / (double)p->flip_candidates : NAN;
@@ -327,14 +460,6 @@ static void jarr(FILE *f, const double *v, size_t n) {
     for (size_t i = 0; i < n; i++) fputs(i ? "," : "", f), jnum(f, v[i]);
     fputc(']', f);
 }
-static void jstr(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; s && *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        if ((unsigned char)*s >= 0x20) fputc(*s, f);
-    }
-    fputc('"', f);
-}
 
 int soma_dissect_write_patch(const soma_dissect_patch *p, const char *model, const char *dir, char *err, size_t errlen) {
     if (!p || !dir) return soma__errf(err, errlen, SOMA_STATUS_INVALID, "dissect patch: nothing to write");
@@ -344,9 +469,9 @@ int soma_dissect_write_patch(const soma_dissect_patch *p, const char *model, con
     if (!f) return soma__errf(err, errlen, SOMA_STATUS_NOMEM, "dissect patch: out of memory");
     size_t C = p->outputs;
     fprintf(f, "{\n  \"command\": \"patch\",\n  \"model\": ");
-    jstr(f, model ? model : "");
+    soma__json_str(f, model ? model : "");
     fprintf(f, ",\n  \"site\": ");
-    jstr(f, p->site);
+    soma__json_str(f, p->site);
     fprintf(f, ",\n  \"site_size\": %zu,\n  \"neurons\": ", p->site_size);
     if (p->all) fputs("\"all\"", f);
     else {
@@ -355,10 +480,18 @@ int soma_dissect_write_patch(const soma_dissect_patch *p, const char *model, con
         fputc(']', f);
     }
     fprintf(f, ",\n  \"output\": ");
-    jstr(f, p->output);
-    fprintf(f, ",\n  \"output_value\": \"output spikes summed over the steps\",\n  \"source\": {\"sample\": %zu, \"label\": %zu, \"prediction\": %zu, \"output\": ",
-            p->source, p->source_label, p->source_pred);
-    jarr(f, p->source_out, C);
+    soma__json_str(f, p->output);
+    fprintf(f, ",\n  \"output_value\": \"output spikes summed over the steps\",\n  \"source\": ");
+    if (p->from_model) { /* each target is its own source, run in the other model */
+        fprintf(f, "{\"model\": ");
+        soma__json_str(f, p->from_name);
+        fprintf(f, ", \"sample\": \"each target\", \"accuracy\": ");
+        jnum(f, p->accuracy_source);
+    } else {
+        fprintf(f, "{\"sample\": %zu, \"label\": %zu, \"prediction\": %zu, \"output\": ", p->source, p->source_label,
+                p->source_pred);
+        jarr(f, p->source_out, C);
+    }
     fprintf(f, "},\n  \"targets\": %zu,\n  \"class\": ", p->n);
     if (p->cls >= 0) fprintf(f, "%d", p->cls);
     else fputs("null", f);
@@ -374,6 +507,7 @@ int soma_dissect_write_patch(const soma_dissect_patch *p, const char *model, con
         jnum(f, p->effect[i]);
         fprintf(f, ", \"clean\": "), jarr(f, p->clean + i * C, C);
         fprintf(f, ", \"patched\": "), jarr(f, p->patched + i * C, C);
+        if (p->from_model) fprintf(f, ", \"pred_source\": %u, \"source\": ", p->pred_source[i]), jarr(f, p->source_each + i * C, C);
         fputc('}', f);
     }
     fprintf(f, "\n  ]\n}\n");
@@ -394,8 +528,11 @@ int soma_dissect_write_patch(const soma_dissect_patch *p, const char *model, con
     }
     for (size_t i = 0; i < m; i++) snprintf(lab[i], sizeof lab[i], "%zu", p->target[i]), names[i] = lab[i];
     char title[256];
-    snprintf(title, sizeof title, "patching %s from sample %zu: effect per target (1 = source's output, 0 = none)", p->site,
-             p->source);
+    if (p->from_model)
+        snprintf(title, sizeof title, "patching %s from the other model: effect per target (1 = its output, 0 = none)", p->site);
+    else
+        snprintf(title, sizeof title, "patching %s from sample %zu: effect per target (1 = source's output, 0 = none)", p->site,
+                 p->source);
     const char *series[1] = {"effect"};
     snprintf(path, sizeof path, "%s/patch.png", dir);
     st = soma_plot_bars(path, title, "effect", m, names, 1, series, p->effect, err, errlen);
